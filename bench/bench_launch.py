@@ -1,0 +1,93 @@
+"""Median wall time of a hello-world CWL tool, started cold and forked from a warm zygote.
+
+Run from the repository root: ``python bench/bench_launch.py [--runs 10]``. Each run is
+``start`` to ``wait`` through a launcher, with a task directory as the server sets it up.
+The zygote's own warm-up is measured separately and is not part of the warm runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from toolchest_wes.engines.base import Launcher, LaunchSpec  # noqa: E402
+from toolchest_wes.engines.process import SubprocessLauncher, WarmLauncher  # noqa: E402
+
+ENTRY = "toolchest_wes.engines.cwltool_child"
+TOOL = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "baseCommand": "echo",
+    "inputs": {"message": {"type": "string", "inputBinding": {"position": 1}}},
+    "outputs": {"out": "stdout"},
+    "stdout": "out.txt",
+}
+
+
+def one_run(launcher: Launcher, base: Path, n: int) -> float:
+    run_dir = base / f"run-{n}"
+    run_dir.mkdir()
+    (run_dir / "hello.cwl").write_text(json.dumps(TOOL))
+    (run_dir / "params.json").write_text(json.dumps({"message": "hello"}))
+    spec = LaunchSpec(
+        argv=["cwltool", "--outdir", str(run_dir / "out"), "hello.cwl", "params.json"],
+        entry=ENTRY,
+        cwd=run_dir,
+        stdout=run_dir / "stdout",
+        stderr=run_dir / "stderr",
+        env={"TOOLCHEST_WES_CHILD_TASK_DIR": str(run_dir / "tasks")},
+    )
+    started = time.perf_counter()
+    code = launcher.start(spec).wait()
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"run {run_dir} exited {code}:\n{(run_dir / 'stderr').read_text()}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10)
+    runs = parser.parse_args().runs
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
+        base = Path(tmp)
+        cold = SubprocessLauncher()
+        warm = WarmLauncher([ENTRY])
+        try:
+            started = time.perf_counter()
+            warm.start_background()
+            # The first warm run waits for the zygote to be ready.
+            first = one_run(warm, base, -1)
+            warm_up = time.perf_counter() - started
+            cold_times, warm_times = [], []
+            # Interleaved, so that both see the same machine load.
+            for n in range(runs):
+                cold_times.append(one_run(cold, base, 2 * n))
+                warm_times.append(one_run(warm, base, 2 * n + 1))
+        finally:
+            warm.close()
+            cold.close()
+    print(f"zygote start + first warm run: {warm_up * 1000:8.1f} ms (first run {first * 1000:.1f})")
+    for name, times in (("SubprocessLauncher", cold_times), ("WarmLauncher", warm_times)):
+        print(
+            f"{name:<18} median {statistics.median(times) * 1000:8.1f} ms"
+            f"  min {min(times) * 1000:8.1f}  max {max(times) * 1000:8.1f}  (n={len(times)})"
+        )
+    speedup = statistics.median(cold_times) / statistics.median(warm_times)
+    print(f"speed-up (median): {speedup:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+doc: Print a message into hello.txt.
+baseCommand: echo
+stdout: hello.txt
+inputs:
+  message:
+    type: string
+    default: Hello, world
+    inputBinding:
+      position: 1
+outputs:
+  greeting:
+    type: stdout

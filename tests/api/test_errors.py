@@ -1,0 +1,211 @@
+"""Bad input gets a 4xx ErrorResponse that says what to fix, never a 500 or a traceback."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import API, EXAMPLES, Wes, assert_error
+
+HELLO = EXAMPLES / "hello" / "hello.cwl"
+
+
+def post(client: Any, **fields: Any) -> Any:
+    data: dict[str, Any] = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.2",
+        "workflow_url": "hello.cwl",
+        "workflow_params": "{}",
+        "workflow_attachment": [(io.BytesIO(HELLO.read_bytes()), "hello.cwl")],
+    }
+    for key, value in fields.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return client.post(f"{API}/runs", data=data, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragments"),
+    [
+        ({"workflow_params": "{not json"}, ["workflow_params", "not valid JSON"]),
+        ({"workflow_params": "[1, 2]"}, ["workflow_params", "JSON object"]),
+        ({"tags": '{"a": '}, ["tags", "not valid JSON"]),
+        ({"tags": json.dumps({"a": {"b": 1}})}, ["tags['a']", "string"]),
+        ({"workflow_engine_parameters": "nope"}, ["workflow_engine_parameters"]),
+        ({"workflow_type": "WDL"}, ["'WDL'", "CWL (v1.0, v1.1, v1.2)"]),
+        ({"workflow_type": None}, ["workflow_type is missing"]),
+        ({"workflow_type_version": "v9.9"}, ["'v9.9'", "v1.0, v1.1, v1.2"]),
+        ({"workflow_type_version": None}, ["workflow_type_version is missing"]),
+        ({"workflow_url": None}, ["workflow_url is missing"]),
+        ({"workflow_url": "other.cwl"}, ["'other.cwl'", "hello.cwl"]),
+        ({"workflow_url": "file:///etc/passwd"}, ["file://"]),
+        ({"workflow_url": "ftp://example.org/x.cwl"}, ["unsupported scheme"]),
+        ({"workflow_url": "../hello.cwl"}, ["'..'"]),
+        ({"workflow_attachment": None}, ["no workflow_attachment"]),
+        (
+            {"workflow_attachment": [(io.BytesIO(b"x"), "../evil.cwl")]},
+            ["'../evil.cwl'", "'..'"],
+        ),
+        (
+            {"workflow_attachment": [(io.BytesIO(b"x"), "/etc/evil.cwl")]},
+            ["'/etc/evil.cwl'", "absolute"],
+        ),
+        (
+            {
+                "workflow_params": json.dumps(
+                    {"f": {"class": "File", "location": "file:///etc/passwd"}}
+                )
+            },
+            ["workflow_params.f.location", "attach"],
+        ),
+        (
+            {"workflow_params": json.dumps({"f": {"class": "File", "path": "/etc/passwd"}})},
+            ["workflow_params.f.path"],
+        ),
+        (
+            {"workflow_params": json.dumps({"f": [{"class": "File", "path": "../x"}]})},
+            ["workflow_params.f[0].path", "'..'"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--outdir": "/tmp"})},
+            ["'--outdir'", "not allowed"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--basedir": "/"})},
+            ["'--basedir'"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--tmpdir-prefix": "/"})},
+            ["'--tmpdir-prefix'"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--cachedir": "/tmp/c"})},
+            ["'--cachedir'"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--user-space-docker-cmd": "x"})},
+            ["'--user-space-docker-cmd'"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--on-error": "explode"})},
+            ["'--on-error'", "stop, continue"],
+        ),
+        (
+            {"workflow_engine_parameters": json.dumps({"--parallel": "maybe"})},
+            ["'--parallel'", "true"],
+        ),
+        ({"workflow_engine": "toil"}, ["'toil'", "cwltool"]),
+        ({"workflow_engine_version": "0.0.1"}, ["'0.0.1'"]),
+    ],
+)
+def test_bad_submissions_are_400_with_a_useful_message(
+    client: Any, fields: dict[str, Any], fragments: list[str]
+) -> None:
+    assert_error(post(client, **fields), 400, *fragments)
+    listing = client.get(f"{API}/runs").get_json()
+    assert listing["runs"] == [], "a refused request must not create a run"
+
+
+def test_attachment_without_filename_is_400(client: Any) -> None:
+    response = client.post(
+        f"{API}/runs",
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": "https://example.org/x.cwl",
+            "workflow_attachment": [(io.BytesIO(b"x"), "")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+
+
+def test_toil_style_engine_parameters_are_ignored_with_a_note(wes: Wes) -> None:
+    run_id = wes.submit(
+        HELLO,
+        {},
+        engine_params={"--disableCaching": None, "--clean": "always", "--parallel": "true"},
+    )
+    log = wes.log(run_id)
+    notes = "\n".join(log["run_log"]["system_logs"])
+    assert "'--disableCaching'" in notes and "no value" in notes
+    assert "'--clean'" in notes and "not a cwltool option" in notes
+    assert log["request"]["workflow_engine_parameters"] == {
+        "--clean": "always",
+        "--parallel": "true",
+    }
+    wes.wait(run_id)
+    assert "--parallel" in wes.log(run_id)["run_log"]["cmd"]
+
+
+def test_unknown_run_is_404_everywhere(client: Any) -> None:
+    for method, path in [
+        ("get", "/runs/nope"),
+        ("get", "/runs/nope/status"),
+        ("post", "/runs/nope/cancel"),
+        ("get", "/runs/nope/tasks"),
+        ("get", "/runs/nope/tasks/1"),
+        ("get", "/runs/nope/stdout"),
+        ("get", "/runs/nope/stderr"),
+        ("get", "/runs/nope/outputs"),
+        ("get", "/runs/nope/outputs/a.txt"),
+        ("get", "/runs/nope/tasks/1/stdout"),
+    ]:
+        assert_error(getattr(client, method)(f"{API}{path}"), 404, "'nope'")
+
+
+def test_unknown_task_and_output_are_404(wes: Wes) -> None:
+    run_id = wes.submit(HELLO, {})
+    wes.wait(run_id)
+    assert_error(wes.get(f"/runs/{run_id}/tasks/99"), 404, "'99'")
+    assert_error(wes.get(f"/runs/{run_id}/outputs/missing.txt"), 404, "'missing.txt'")
+    assert_error(wes.get(f"/runs/{run_id}/outputs/..%2F..%2Fruns.sqlite"), 404)
+    assert_error(wes.get(f"/runs/{run_id}/outputs?archive=zip&path=nothing"), 404, "'nothing'")
+    assert_error(wes.get(f"/runs/{run_id}/outputs?path=hello.txt"), 400, "archive=zip")
+
+
+def test_unknown_route_and_wrong_method(client: Any) -> None:
+    assert_error(client.get("/nowhere"), 404, "/nowhere", "/ga4gh/wes/v1")
+    assert_error(client.get(f"{API}/nowhere"), 404)
+    response = client.delete(f"{API}/service-info")
+    body = assert_error(response, 405, "DELETE")
+    assert "GET" in body["msg"]
+    assert "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page_size=abc",
+        "page_size=0",
+        "page_size=-3",
+        "page_token=garbage",
+        "state=DONE",
+        "tag=nocolon",
+    ],
+)
+def test_bad_list_parameters(client: Any, query: str) -> None:
+    assert_error(client.get(f"{API}/runs?{query}"), 400)
+
+
+def test_bad_task_page_token(wes: Wes) -> None:
+    run_id = wes.submit(HELLO, {})
+    assert_error(wes.get(f"/runs/{run_id}/tasks?page_token=%%%"), 400, "page_token")
+
+
+def test_unexpected_exception_is_a_500_without_details(make_app: Any) -> None:
+    app = make_app()
+    service = app.app.extensions["toolchest_wes"].service
+
+    def broken() -> None:
+        raise RuntimeError("secret internal detail /var/lib/x")
+
+    service.service_info = broken
+    response = app.app.test_client().get(f"{API}/service-info")
+    body = assert_error(response, 500)
+    assert "secret" not in body["msg"]

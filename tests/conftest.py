@@ -1,0 +1,179 @@
+"""Fixtures shared by every test: clean environment, settings, apps and an HTTP client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolchest_wes.config import Settings
+from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY
+from toolchest_wes.engines.process import WarmLauncher
+from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.server.app import create_app, get_state
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CWL = Path(__file__).resolve().parent / "cwl"
+API = "/ga4gh/wes/v1"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TOOLCHEST_WES_* variable of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("TOOLCHEST_WES_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def warm_launcher() -> Iterator[WarmLauncher]:
+    """One warm cwltool process for the whole session; warming it costs about a second."""
+    launcher = WarmLauncher([CHILD_ENTRY])
+    launcher.start_background()
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with a fresh data directory; keyword arguments override fields."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "container_runtime": "none",
+            "cancel_grace_s": 0.5,
+            "poll_interval_s": 0.05,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_app(
+    make_settings: Callable[..., Settings], warm_launcher: WarmLauncher
+) -> Iterator[Callable[..., Any]]:
+    """Build apps (embedded mode, responses validated against the spec); closed at teardown."""
+    apps: list[Any] = []
+
+    def make(settings: Settings | None = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("launcher", warm_launcher)
+        app = create_app(settings or make_settings(), validate_responses=True, **kwargs)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        get_state(app).close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    """An embedded-mode app."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    """A Flask test client of ``app``."""
+    return app.app.test_client()
+
+
+class Wes:
+    """Small helpers over a test client, so tests read as what they check."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def submit(
+        self,
+        workflow: str | Path,
+        params: dict[str, Any] | None = None,
+        *,
+        attach: dict[str, bytes | Path] | None = None,
+        workflow_url: str | None = None,
+        version: str = "v1.2",
+        tags: dict[str, str] | None = None,
+        engine_params: dict[str, Any] | None = None,
+        expect: int = 200,
+    ) -> Any:
+        """POST /runs with ``workflow`` (a file to attach) and its other files."""
+        files = dict(attach or {})
+        if isinstance(workflow, Path):
+            files.setdefault(workflow.name, workflow)
+            workflow_url = workflow_url or workflow.name
+        data: dict[str, Any] = {
+            "workflow_type": "CWL",
+            "workflow_type_version": version,
+            "workflow_url": workflow_url or str(workflow),
+            "workflow_params": json.dumps(params or {}),
+        }
+        if tags is not None:
+            data["tags"] = json.dumps(tags)
+        if engine_params is not None:
+            data["workflow_engine_parameters"] = json.dumps(engine_params)
+        data["workflow_attachment"] = [
+            (io.BytesIO(v.read_bytes() if isinstance(v, Path) else v), name)
+            for name, v in files.items()
+        ]
+        response = self.client.post(f"{API}/runs", data=data, content_type="multipart/form-data")
+        assert response.status_code == expect, response.get_data(as_text=True)
+        return response.get_json()["run_id"] if expect == 200 else response.get_json()
+
+    def state(self, run_id: str) -> State:
+        response = self.client.get(f"{API}/runs/{run_id}/status")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return State(response.get_json()["state"])
+
+    def wait(
+        self, run_id: str, timeout: float = 60, until: Callable[[State], bool] | None = None
+    ) -> State:
+        """Poll the status until ``until`` (default: terminal) holds."""
+        until = until or (lambda s: s in TERMINAL_STATES)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state(run_id)
+            if until(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} still {state} after {timeout}s")
+            time.sleep(0.02)
+
+    def log(self, run_id: str) -> dict[str, Any]:
+        response = self.client.get(f"{API}/runs/{run_id}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()  # type: ignore[no-any-return]
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        """GET a path under the API (or a full URL), with the body read and the file closed."""
+        response = self.client.get(path if path.startswith("http") else f"{API}{path}", **kwargs)
+        response.get_data()
+        response.close()
+        return response
+
+
+@pytest.fixture
+def wes(client: Any) -> Wes:
+    """Helpers over the test client of an embedded app."""
+    return Wes(client)
+
+
+def assert_error(response: Any, status: int, *fragments: str) -> dict[str, Any]:
+    """The response is an ErrorResponse with this status whose msg names each fragment."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"msg", "status_code"}, body
+    assert body["status_code"] == status
+    assert isinstance(body["msg"], str) and body["msg"]
+    for fragment in fragments:
+        assert fragment in body["msg"], body["msg"]
+    assert "Traceback" not in body["msg"]
+    return body  # type: ignore[no-any-return]

@@ -1,0 +1,293 @@
+"""cwltool_child run for real: forked from a warm zygote, and once as a plain subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toolchest_wes.engines.base import LaunchSpec
+from toolchest_wes.engines.cwltool_child import IGNORE_DOCKER_ENV, TASK_DIR_ENV
+from toolchest_wes.engines.process import SubprocessLauncher, WarmLauncher
+
+ENTRY = "toolchest_wes.engines.cwltool_child"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+ECHO_TO_FILE = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "baseCommand": "echo",
+    "inputs": {"message": {"type": "string", "inputBinding": {"position": 1}}},
+    "outputs": {"out": "stdout"},
+    "stdout": "out.txt",
+}
+
+ECHO = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "baseCommand": "echo",
+    "inputs": {"message": {"type": "string", "inputBinding": {"position": 1}}},
+    "outputs": {},
+}
+
+TWO_STEPS = {
+    "cwlVersion": "v1.2",
+    "class": "Workflow",
+    "inputs": {"message": "string"},
+    "outputs": {"out": {"type": "File", "outputSource": "second/out"}},
+    "steps": {
+        "first": {"in": {"message": "message"}, "out": ["out"], "run": ECHO_TO_FILE},
+        "second": {
+            "in": {"infile": "first/out"},
+            "out": ["out"],
+            "run": {
+                "cwlVersion": "v1.2",
+                "class": "CommandLineTool",
+                "baseCommand": "cat",
+                "inputs": {"infile": {"type": "File", "inputBinding": {"position": 1}}},
+                "outputs": {"out": "stdout"},
+                "stdout": "copy.txt",
+            },
+        },
+    },
+}
+
+WITH_DOCKER = {
+    **ECHO_TO_FILE,
+    "requirements": {"DockerRequirement": {"dockerPull": "debian:stable-slim"}},
+}
+
+FAILING = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "baseCommand": "false",
+    "inputs": {},
+    "outputs": {},
+}
+
+SLEEP = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "baseCommand": ["sleep", "600"],
+    "inputs": {},
+    "outputs": {},
+}
+
+WITH_EXTENSION = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "$namespaces": {"cwltool": "http://commonwl.org/cwltool#"},
+    "requirements": {"cwltool:ShmSize": {"shmSize": "64m"}},
+    "baseCommand": "true",
+    "inputs": {},
+    "outputs": {},
+}
+
+
+@pytest.fixture(scope="module")
+def pythonpath() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        parts = [str(REPO_ROOT)]
+        if os.environ.get("PYTHONPATH"):
+            parts.append(os.environ["PYTHONPATH"])
+        patch.setenv("PYTHONPATH", os.pathsep.join(parts))
+        yield
+
+
+@pytest.fixture(scope="module")
+def launcher(pythonpath) -> Iterator[WarmLauncher]:
+    made = WarmLauncher([ENTRY])
+    made.start_background()
+    yield made
+    made.close()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
+    members = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat_file.parent.name))
+    return members
+
+
+def wait_until(condition, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+class Run:
+    def __init__(self, tmp_path: Path, document: dict, params: dict, *flags: str) -> None:
+        self.dir = tmp_path
+        self.tasks = tmp_path / "tasks"
+        workflow = tmp_path / "workflow.cwl"
+        workflow.write_text(json.dumps(document))
+        job = tmp_path / "params.json"
+        job.write_text(json.dumps(params))
+        outdir = tmp_path / "outputs"
+        self.spec = LaunchSpec(
+            argv=["cwltool", *flags, "--outdir", str(outdir), str(workflow), str(job)],
+            entry=ENTRY,
+            cwd=tmp_path,
+            stdout=tmp_path / "stdout",
+            stderr=tmp_path / "stderr",
+            env={TASK_DIR_ENV: str(self.tasks)},
+        )
+
+    @property
+    def stderr(self) -> str:
+        return (self.dir / "stderr").read_text()
+
+    def outputs(self) -> dict:
+        return json.loads((self.dir / "stdout").read_text())
+
+    def task_lines(self) -> list[dict]:
+        lines = (self.tasks / "tasks.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    def task_log(self, task_id: str, name: str) -> str:
+        return (self.tasks / task_id / name).read_text()
+
+
+def run(launcher, run: Run) -> int | None:
+    return launcher.start(run.spec).wait(120)
+
+
+def test_hello_world(launcher, tmp_path):
+    hello = Run(tmp_path, ECHO_TO_FILE, {"message": "hello"})
+
+    assert run(launcher, hello) == 0, hello.stderr
+
+    out = hello.outputs()["out"]
+    assert out["basename"] == "out.txt"
+    assert Path(out["path"]).read_text() == "hello\n"
+    start, end = hello.task_lines()
+    assert start["id"] == end["id"] == "1"
+    assert start["name"] == "workflow.cwl"
+    assert start["cmd"] == ["echo", "hello"]
+    assert start["start_time"].endswith("Z")
+    assert end["exit_code"] == 0
+    assert end["end_time"].endswith("Z")
+    # The tool's own stdout file, linked into the task's directory.
+    assert hello.task_log("1", "stdout") == "hello\n"
+
+
+def test_uncaptured_stdout_goes_to_the_task_log(launcher, tmp_path):
+    echo = Run(tmp_path, ECHO, {"message": "to the task"})
+
+    assert run(launcher, echo) == 0, echo.stderr
+
+    assert echo.outputs() == {}
+    assert echo.task_log("1", "stdout") == "to the task\n"
+    assert "to the task" not in echo.stderr.splitlines()
+
+
+def test_two_step_workflow_has_two_tasks(launcher, tmp_path):
+    flow = Run(tmp_path, TWO_STEPS, {"message": "piped"})
+
+    assert run(launcher, flow) == 0, flow.stderr
+
+    assert Path(flow.outputs()["out"]["path"]).read_text() == "piped\n"
+    lines = flow.task_lines()
+    starts = [line for line in lines if "start_time" in line]
+    ends = [line for line in lines if "end_time" in line]
+    assert [(s["id"], s["name"]) for s in starts] == [("1", "first"), ("2", "second")]
+    assert sorted((e["id"], e["exit_code"]) for e in ends) == [("1", 0), ("2", 0)]
+    assert flow.task_log("2", "stdout") == "piped\n"
+
+
+def test_docker_requirement_ignored_without_containers(launcher, tmp_path):
+    tool = Run(tmp_path, WITH_DOCKER, {"message": "no docker"}, "--no-container")
+    tool.spec.env[IGNORE_DOCKER_ENV] = "1"
+
+    assert run(launcher, tool) == 0, tool.stderr
+
+    assert Path(tool.outputs()["out"]["path"]).read_text() == "no docker\n"
+    assert tool.stderr.count("DockerRequirement ignored") == 1
+
+
+def test_docker_requirement_rejected_by_default(launcher, tmp_path):
+    tool = Run(tmp_path, WITH_DOCKER, {"message": "no docker"}, "--no-container")
+
+    assert run(launcher, tool) != 0
+    assert "DockerRequirement under 'requirements'" in tool.stderr
+
+
+def test_failing_tool(launcher, tmp_path):
+    tool = Run(tmp_path, FAILING, {})
+
+    assert run(launcher, tool) not in (0, None)
+
+    start, end = tool.task_lines()
+    assert start["cmd"] == ["false"]
+    assert end["exit_code"] == 1
+
+
+def test_enable_ext_installs_the_extension_schemas(launcher, tmp_path):
+    def run_in(name: str, *flags: str) -> int | None:
+        (tmp_path / name).mkdir()
+        return run(launcher, Run(tmp_path / name, WITH_EXTENSION, {}, *flags))
+
+    assert run_in("without") != 0
+    assert run_in("with", "--enable-ext") == 0
+    # The zygote kept the standard schemas for the next child.
+    assert run_in("again") != 0
+
+
+def test_without_task_dir_nothing_is_recorded(launcher, tmp_path):
+    hello = Run(tmp_path, ECHO, {"message": "unrecorded"})
+    del hello.spec.env[TASK_DIR_ENV]
+
+    assert run(launcher, hello) == 0, hello.stderr
+
+    assert not hello.tasks.exists()
+    assert "unrecorded" in hello.stderr.splitlines()
+
+
+def test_launched_again_starts_the_task_log_afresh(launcher, tmp_path):
+    hello = Run(tmp_path, ECHO_TO_FILE, {"message": "first"})
+    assert run(launcher, hello) == 0, hello.stderr
+    (tmp_path / "params.json").write_text(json.dumps({"message": "second"}))
+
+    assert run(launcher, hello) == 0, hello.stderr
+
+    assert [line["id"] for line in hello.task_lines()] == ["1", "1"]
+    assert hello.task_log("1", "stdout") == "second\n"
+
+
+def test_kill_tree_stops_cwltool_and_its_tools(launcher, tmp_path):
+    sleeper = Run(tmp_path, SLEEP, {})
+    handle = launcher.start(sleeper.spec)
+    assert wait_until(lambda: (sleeper.tasks / "tasks.jsonl").exists() and sleeper.task_lines())
+    assert sleeper.task_lines()[0]["cmd"] == ["sleep", "600"]
+
+    handle.kill_tree(5.0)
+
+    # The child answers SIGTERM by killing its whole process group with SIGKILL.
+    assert handle.wait(30) == -signal.SIGKILL
+    assert wait_until(lambda: not group_members(handle.pid))
+
+
+def test_as_a_plain_subprocess(pythonpath, tmp_path):
+    launcher = SubprocessLauncher()
+    hello = Run(tmp_path, ECHO, {"message": "cold"})
+    try:
+        assert run(launcher, hello) == 0, hello.stderr
+    finally:
+        launcher.close()
+
+    assert hello.task_log("1", "stdout") == "cold\n"
+    assert [line["id"] for line in hello.task_lines()] == ["1", "1"]

@@ -1,0 +1,369 @@
+"""What is particular to the SQLite store; the shared behaviour is in tests/contract/."""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import sqlite3
+import threading
+
+import pytest
+
+from toolchest_wes.models import RunRequest, State
+from toolchest_wes.store import store_from_url
+from toolchest_wes.store.base import (
+    InvalidPageTokenError,
+    RunRecord,
+    StoreError,
+    StoreUnavailableError,
+)
+from toolchest_wes.store.embedded_store import (
+    MEMORY,
+    SCHEMA_VERSION,
+    EmbeddedStateStore,
+    _list_sql,
+)
+
+
+def _record(run_id: str, state: State = State.QUEUED, **tags: str) -> RunRecord:
+    request = RunRequest(
+        workflow_url="wf.cwl", workflow_type="CWL", workflow_type_version="v1.2", tags=tags
+    )
+    return RunRecord(run_id=run_id, state=state, request=request, created_at=0.0)
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+def store(db_path):
+    store = EmbeddedStateStore(db_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def memory_store():
+    store = EmbeddedStateStore(MEMORY)
+    yield store
+    store.close()
+
+
+# -- file and connection settings --------------------------------------------------------------
+
+
+def test_constructor_touches_nothing(db_path):
+    store = EmbeddedStateStore(db_path)
+
+    assert not db_path.exists()
+    store.close()
+
+
+def test_first_use_creates_the_file_in_wal_mode(store, db_path):
+    store.ping()
+
+    with store._connection() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (10_000,)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    raw.close()
+
+
+def test_reopening_keeps_the_data(db_path):
+    first = EmbeddedStateStore(db_path)
+    first.create_run(_record("r", tag="x"))
+    first.close()
+
+    second = EmbeddedStateStore(db_path)
+    try:
+        assert second.get_state("r") is State.QUEUED
+        assert [r.run_id for r in second.list_runs(page_size=5, tag=("tag", "x")).runs] == ["r"]
+    finally:
+        second.close()
+
+
+def test_newer_schema_is_refused(db_path):
+    raw = sqlite3.connect(db_path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    store = EmbeddedStateStore(db_path)
+
+    with pytest.raises(StoreError, match="schema version"):
+        store.get_state("r")
+    store.close()
+
+
+def test_unopenable_file_is_unavailable(tmp_path):
+    store = EmbeddedStateStore(tmp_path / "missing-dir" / "state.db")
+
+    with pytest.raises(StoreUnavailableError):
+        store.ping()
+    with pytest.raises(StoreUnavailableError):
+        store.get_state("r")
+    store.close()
+
+
+def test_locked_database_is_unavailable(db_path):
+    store = EmbeddedStateStore(db_path, busy_timeout_s=0.01)
+    store.create_run(_record("r", State.RUNNING))
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailableError, match="locked"):
+            store.transition("r", State.COMPLETE, allowed_from=frozenset({State.RUNNING}))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.transition("r", State.COMPLETE, allowed_from=frozenset({State.RUNNING}))
+    store.close()
+
+
+def test_close_closes_every_threads_connection_and_the_store_reopens(store):
+    store.create_run(_record("r"))
+    thread = threading.Thread(target=store.get_state, args=("r",))
+    thread.start()
+    thread.join()
+    conns = list(store._conns.values())
+    assert len(conns) == 2
+
+    store.close()
+
+    for conn in conns:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
+    assert store.get_state("r") is State.QUEUED
+
+
+def test_connections_of_finished_threads_are_closed(store):
+    for _ in range(5):
+        thread = threading.Thread(target=store.ping)
+        thread.start()
+        thread.join()
+
+    store.ping()
+
+    assert list(store._conns) == [threading.current_thread()]
+
+
+# -- :memory: ----------------------------------------------------------------------------------
+
+
+def test_memory_store_is_shared_between_threads(memory_store):
+    memory_store.create_run(_record("r", State.RUNNING))
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda to: results.append(
+                memory_store.transition("r", to, allowed_from=frozenset({State.RUNNING}))
+            ),
+            args=(to,),
+        )
+        for to in (State.COMPLETE, State.CANCELING) * 4
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results.count(True) == 1
+    assert memory_store.get_state("r") in {State.COMPLETE, State.CANCELING}
+
+
+def test_memory_stores_are_separate(memory_store):
+    other = EmbeddedStateStore(MEMORY)
+    memory_store.create_run(_record("r"))
+
+    assert other.get_run("r") is None
+    other.close()
+
+
+def test_memory_store_starts_empty_after_close(memory_store):
+    memory_store.create_run(_record("r"))
+    memory_store.close()
+
+    assert memory_store.get_run("r") is None
+    memory_store.create_run(_record("r"))
+
+
+# -- page tokens -------------------------------------------------------------------------------
+
+
+def _fill(store: EmbeddedStateStore, n: int) -> None:
+    for i in range(n):
+        store.create_run(_record(f"r{i:02d}"))
+
+
+def test_forged_position_is_rejected(store):
+    _fill(store, 15)
+    token = store.list_runs(page_size=5).next_page_token
+    payload, mac = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged = base64.urlsafe_b64encode(json.dumps({**data, "seq": 3}).encode()).rstrip(b"=")
+
+    with pytest.raises(InvalidPageTokenError):
+        store.list_runs(page_size=5, page_token=f"{forged.decode()}.{mac}")
+
+
+def test_edited_token_is_rejected(store):
+    _fill(store, 15)
+    token = store.list_runs(page_size=5).next_page_token
+    # The last character of the MAC has bits that base64 decoding would drop.
+    positions = {0, len(token) // 2, token.index("."), len(token) - 1}
+    edits = {token[:i] + c + token[i + 1 :] for i in positions for c in "AB."} - {token}
+
+    for edited in edits:
+        with pytest.raises(InvalidPageTokenError):
+            store.list_runs(page_size=5, page_token=edited)
+    for edited in (token + "A", token[:-1], " " + token, token + "="):
+        with pytest.raises(InvalidPageTokenError):
+            store.list_runs(page_size=5, page_token=edited)
+
+
+def test_token_of_another_database_is_rejected(store, tmp_path):
+    other = EmbeddedStateStore(tmp_path / "other.db")
+    _fill(store, 15)
+    _fill(other, 15)
+    token = other.list_runs(page_size=5).next_page_token
+    other.close()
+
+    with pytest.raises(InvalidPageTokenError):
+        store.list_runs(page_size=5, page_token=token)
+
+
+@pytest.mark.parametrize(("by_state", "by_tag"), [(False, False), (True, False), (False, True)])
+def test_listing_is_an_index_walk_without_a_sort(store, by_state, by_tag):
+    store.ping()
+    params = [*(["k", "v"] if by_tag else []), 100, *(["RUNNING"] if by_state else []), 11]
+
+    with store._connection() as conn:
+        plan = " | ".join(
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + _list_sql(by_state=by_state, by_tag=by_tag), params
+            )
+        )
+
+    assert "TEMP B-TREE" not in plan
+    assert "SCAN" not in plan.replace("SCAN r USING INTEGER PRIMARY KEY", "")
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _transition_inherited(store, results):
+    results.put(store.transition("r", State.COMPLETE, allowed_from=frozenset({State.RUNNING})))
+
+
+def test_forked_child_can_use_the_parents_store(store):
+    store.create_run(_record("r", State.RUNNING))
+    assert store.get_state("r") is State.RUNNING  # the parent now holds an open connection
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_transition_inherited, args=(store, results))
+    child.start()
+    try:
+        won = results.get(timeout=60)
+    finally:
+        child.join(timeout=60)
+        results.close()
+        results.join_thread()
+
+    assert (won, child.exitcode) == (True, 0)
+    assert store.get_state("r") is State.COMPLETE
+
+
+def _initialise(path, barrier):
+    barrier.wait()
+    store = EmbeddedStateStore(path)
+    store.create_run(_record(f"r-{multiprocessing.current_process().name}"))
+    store.close()
+
+
+def test_processes_can_create_the_schema_at_the_same_time(db_path):
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4, timeout=60)
+    children = [ctx.Process(target=_initialise, args=(db_path, barrier)) for _ in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=60)
+
+    assert [child.exitcode for child in children] == [0, 0, 0, 0]
+    store = EmbeddedStateStore(db_path)
+    assert sum(store.count_by_state().values()) == 4
+    store.close()
+
+
+# -- store_from_url ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///state.db", "state.db"),
+        ("sqlite:///var/runs/state.db", "var/runs/state.db"),
+        ("sqlite:////var/runs/state.db", "/var/runs/state.db"),
+        ("SQLite:////abs.db", "/abs.db"),
+        ("sqlite://:memory:", MEMORY),
+    ],
+)
+def test_store_from_url(url, path):
+    store = store_from_url(url)
+
+    assert isinstance(store, EmbeddedStateStore)
+    assert store.path == path
+    store.close()
+
+
+def test_store_from_url_memory_works():
+    store = store_from_url("sqlite://:memory:")
+    store.create_run(_record("r"))
+
+    assert store.get_state("r") is State.QUEUED
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///", "sqlite://host/state.db", "sqlite:///s.db?mode=ro", "sqlite:"],
+)
+def test_store_from_url_rejects_malformed_sqlite_urls(url):
+    with pytest.raises(ValueError, match="sqlite"):
+        store_from_url(url)
+
+
+@pytest.mark.parametrize("url", ["redis://user:secret@host:6379/0", "postgres://x", "state.db", ""])
+def test_store_from_url_rejects_other_schemes(url):
+    with pytest.raises(ValueError, match="supported: sqlite") as excinfo:
+        store_from_url(url)
+
+    assert "secret" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"v": 1, "seq": 0},
+        {"v": 1, "seq": -1},
+        {"v": 1, "seq": 2**63},
+        {"v": 1, "seq": "5"},
+        {"v": 1, "seq": True},
+        {"v": 1, "seq": 5.0},
+        {"v": 2, "seq": 5},
+        {"v": True, "seq": 5},
+        {"v": 1, "seq": 5, "state": "RUNNING"},
+        {"seq": 5},
+        [1, 5],
+    ],
+)
+def test_signed_but_malformed_token_is_rejected(store, data):
+    _fill(store, 3)
+    payload = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    with pytest.raises(InvalidPageTokenError):
+        store.list_runs(page_size=5, page_token=f"{payload}.{store._mac(payload)}")

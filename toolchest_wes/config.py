@@ -1,0 +1,117 @@
+"""Settings: the one object every entry point builds and passes down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ContainerRuntime", "Settings", "default_data_dir", "detect_container_runtime"]
+
+
+class ContainerRuntime(StrEnum):
+    """How cwltool runs tools that ask for a container."""
+
+    AUTO = "auto"
+    DOCKER = "docker"
+    PODMAN = "podman"
+    SINGULARITY = "singularity"
+    NONE = "none"
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/toolchest-wes``, or ``~/.local/share/toolchest-wes``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "toolchest-wes"
+
+
+def detect_container_runtime() -> ContainerRuntime:
+    """The first container runtime that can actually run containers here, else ``NONE``.
+
+    A ``docker`` binary alone is not enough: many machines have the client but no engine, so
+    Docker also needs a reachable daemon socket (or ``DOCKER_HOST``).
+    """
+    if shutil.which("docker") and (
+        os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()
+    ):
+        return ContainerRuntime.DOCKER
+    if shutil.which("podman"):
+        return ContainerRuntime.PODMAN
+    if shutil.which("singularity") or shutil.which("apptainer"):
+        return ContainerRuntime.SINGULARITY
+    return ContainerRuntime.NONE
+
+
+class Settings(BaseSettings):
+    """Server settings.
+
+    Precedence: command-line flags, then ``TOOLCHEST_WES_*`` environment variables, then the
+    defaults below. The CLI turns its flags into constructor arguments, so every process (API
+    and workers) reads the same names.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOOLCHEST_WES_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    store_url: str | None = Field(
+        default=None,
+        description="Where run records live; default: sqlite file in data_dir.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients use (behind a proxy); default: taken from each request.",
+    )
+    max_concurrent_runs: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2), ge=1)
+    container_runtime: ContainerRuntime = ContainerRuntime.AUTO
+    allow_no_container: bool = Field(
+        default=True, description="Whether a run may ask for --no-container."
+    )
+    default_engine_parameters: list[str] = Field(
+        default_factory=list, description="cwltool flags added to every run."
+    )
+    warm_engine: bool = Field(
+        default=True,
+        description="Fork engine processes from a warm interpreter that has cwltool loaded.",
+    )
+    cancel_grace_s: float = Field(default=1.0, ge=0)
+    poll_interval_s: float = Field(default=0.2, gt=0)
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    log_level: str = "INFO"
+    threads: int = Field(default=16, ge=1, description="Request threads of the server process.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where run directories live."""
+        return self.data_dir / "runs"
+
+    @property
+    def effective_store_url(self) -> str:
+        """``store_url``, or the SQLite file in ``data_dir``."""
+        return self.store_url or f"sqlite:///{(self.data_dir / 'runs.sqlite').resolve()}"
+
+    @property
+    def effective_container_runtime(self) -> ContainerRuntime:
+        """``container_runtime`` with ``auto`` resolved on this machine."""
+        if self.container_runtime is ContainerRuntime.AUTO:
+            return detect_container_runtime()
+        return self.container_runtime

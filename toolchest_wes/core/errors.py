@@ -1,0 +1,61 @@
+"""Errors that reach the client as a WES ``ErrorResponse``; no HTTP imports here."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequestError",
+    "ForbiddenError",
+    "NotFoundError",
+    "RunNotFoundError",
+    "ServiceUnavailableError",
+    "UnauthorizedError",
+    "WesError",
+]
+
+
+class WesError(Exception):
+    """Base of every error whose message is meant for the client."""
+
+    status_code: int = 500
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
+class BadRequestError(WesError):
+    """The request is malformed; ``msg`` says what to fix."""
+
+    status_code = 400
+
+
+class UnauthorizedError(WesError):
+    """No valid credentials."""
+
+    status_code = 401
+
+
+class ForbiddenError(WesError):
+    """Valid credentials, but the action is not allowed."""
+
+    status_code = 403
+
+
+class NotFoundError(WesError):
+    """Something other than a run was not found (a task, a log, an output file)."""
+
+    status_code = 404
+
+
+class RunNotFoundError(NotFoundError):
+    """No run with this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} not found")
+        self.run_id = run_id
+
+
+class ServiceUnavailableError(WesError):
+    """A backing service (the store) does not answer; the client may retry."""
+
+    status_code = 503

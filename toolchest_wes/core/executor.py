@@ -1,0 +1,271 @@
+"""execute_run: the worker side of a run's life, from QUEUED to a terminal state.
+
+The same function runs in the embedded server's thread pool and (in distributed mode) in a
+Celery task. Every state change is a compare-and-set in the store, so a cancel that arrives at
+any moment, a duplicate delivery or a racing reconcile can never produce two endings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from toolchest_wes.core.states import allowed_from
+from toolchest_wes.core.workspace import RunDir, Workspace
+from toolchest_wes.engines.base import Launcher, PreparedRun, ProcessHandle, WorkflowEngine
+from toolchest_wes.models import State
+from toolchest_wes.store.base import RunRecord, RunUpdate, StateStore, iso_now
+
+__all__ = ["EXIT_INTERNAL_ERROR", "ExecutorDeps", "execute_run", "list_output_files"]
+
+logger = logging.getLogger(__name__)
+
+#: Exit code of an engine wrapper that failed in our own code rather than in the workflow.
+EXIT_INTERNAL_ERROR = 70
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STDERR_TAIL_LINES = 5
+
+
+@dataclass
+class ExecutorDeps:
+    """What ``execute_run`` needs, built once per process by the wiring code."""
+
+    store: StateStore
+    workspace: Workspace
+    engine_for: Callable[[RunRecord], WorkflowEngine]
+    launcher: Launcher
+    poll_interval_s: float = 0.2
+    cancel_grace_s: float = 1.0
+    lease_ttl_s: float = 30.0
+
+
+def execute_run(run_id: str, deps: ExecutorDeps) -> None:
+    """Take the run from QUEUED to a terminal state. Never raises for a run's own failure."""
+    store = deps.store
+    if not store.transition(
+        run_id,
+        State.INITIALIZING,
+        allowed_from=frozenset({State.QUEUED}),
+        update=RunUpdate(start_time=iso_now()),
+    ):
+        _finish_cancel_before_start(store, run_id)
+        return
+    store.touch_lease(run_id, deps.lease_ttl_s)
+    handle: ProcessHandle | None = None
+    try:
+        record = store.get_run(run_id)
+        if record is None:
+            return
+        engine = deps.engine_for(record)
+        run_dir = deps.workspace.run_dir(run_id)
+        prepared = _prepare(record, run_dir)
+        spec = engine.launch_spec(prepared)
+        if not store.transition(
+            run_id,
+            State.RUNNING,
+            allowed_from=frozenset({State.INITIALIZING}),
+            update=RunUpdate(cmd=spec.argv),
+        ):
+            _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}))
+            return
+        handle = deps.launcher.start(spec)
+        logger.info("run started run_id=%s pid=%s", run_id, handle.pid)
+        exit_code, cancelled = _wait(handle, deps, run_id)
+        handle = None
+        if cancelled:
+            _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}), exit_code=exit_code)
+        elif exit_code == 0:
+            _complete(store, engine, prepared, run_dir)
+        else:
+            _failed(store, run_id, run_dir, exit_code)
+    except Exception as exc:
+        logger.exception("run failed in the server run_id=%s", run_id)
+        if handle is not None:
+            handle.kill_tree(deps.cancel_grace_s)
+        _end(
+            store,
+            run_id,
+            State.SYSTEM_ERROR,
+            allowed_from(State.SYSTEM_ERROR),
+            lines=[f"the server failed to run the workflow: {_describe(exc)}"],
+        )
+
+
+def _finish_cancel_before_start(store: StateStore, run_id: str) -> None:
+    """The run was not QUEUED: a cancel (or a duplicate delivery) got there first."""
+    if store.get_state(run_id) is State.CANCELING:
+        _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}))
+
+
+def _prepare(record: RunRecord, run_dir: RunDir) -> PreparedRun:
+    url = record.request.workflow_url
+    if "://" not in url:
+        path, sep, fragment = url.partition("#")
+        url = str(run_dir.attachments / path) + sep + fragment
+    return PreparedRun(
+        run_id=record.run_id,
+        run_dir=run_dir.root,
+        workflow=url,
+        params_file=run_dir.params_file,
+        attachments_dir=run_dir.attachments,
+        outputs_dir=run_dir.outputs,
+        work_dir=run_dir.work,
+        task_dir=run_dir.tasks,
+        stdout_path=run_dir.stdout,
+        stderr_path=run_dir.stderr,
+        engine_args=list(record.engine_args),
+    )
+
+
+def _wait(handle: ProcessHandle, deps: ExecutorDeps, run_id: str) -> tuple[int, bool]:
+    """Wait for the engine, killing it if the run is cancelled. Returns (exit code, cancelled)."""
+    while True:
+        exit_code = handle.wait(deps.poll_interval_s)
+        if exit_code is not None:
+            # A run can be cancelled in the instant its engine exits; the CAS in the
+            # caller decides which ending wins, so only report a cancel we acted on.
+            return exit_code, False
+        deps.store.touch_lease(run_id, deps.lease_ttl_s)
+        if deps.store.get_state(run_id) is State.CANCELING:
+            logger.info("cancelling run_id=%s pid=%s", run_id, handle.pid)
+            handle.kill_tree(deps.cancel_grace_s)
+            code = handle.wait(deps.cancel_grace_s)
+            return (code if code is not None else -int(signal.SIGKILL)), True
+
+
+def _complete(
+    store: StateStore, engine: WorkflowEngine, prepared: PreparedRun, run_dir: RunDir
+) -> None:
+    outputs = engine.collect_outputs(prepared, prepared.stdout_path)
+    files = list_output_files(outputs, run_dir.outputs)
+    _end(
+        store,
+        prepared.run_id,
+        State.COMPLETE,
+        allowed_from(State.COMPLETE),
+        exit_code=0,
+        outputs=outputs,
+        output_files=files,
+    )
+
+
+def _failed(store: StateStore, run_id: str, run_dir: RunDir, exit_code: int) -> None:
+    tail = _stderr_tail(run_dir.stderr)
+    if exit_code == EXIT_INTERNAL_ERROR:
+        state, lines = State.SYSTEM_ERROR, ["the engine wrapper failed inside the server"]
+    elif exit_code < 0:
+        name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else ""
+        state = State.SYSTEM_ERROR
+        lines = [f"the engine was killed by signal {-exit_code} {name}".rstrip()]
+    else:
+        state, lines = State.EXECUTOR_ERROR, [f"the engine exited with status {exit_code}"]
+    if tail:
+        lines.append("last lines of stderr:\n" + "\n".join(tail))
+    _end(store, run_id, state, allowed_from(state), exit_code=exit_code, lines=lines)
+
+
+def _end(
+    store: StateStore,
+    run_id: str,
+    state: State,
+    sources: frozenset[State],
+    *,
+    exit_code: int | None = None,
+    lines: list[str] | None = None,
+    outputs: dict[str, Any] | None = None,
+    output_files: list[dict[str, Any]] | None = None,
+) -> bool:
+    update = RunUpdate(
+        end_time=iso_now(),
+        exit_code=exit_code,
+        outputs=outputs,
+        output_files=output_files,
+        append_system_logs=list(lines or []),
+    )
+    done = store.transition(run_id, state, allowed_from=sources, update=update)
+    if done:
+        logger.info("run ended run_id=%s state=%s exit_code=%s", run_id, state, exit_code)
+    else:
+        logger.info("run already ended, %s not recorded run_id=%s", state, run_id)
+    return done
+
+
+def _stderr_tail(path: Path) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines() if line.strip()]
+    return lines[-_STDERR_TAIL_LINES:]
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason without a traceback or server-internal details beyond the message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def list_output_files(outputs: dict[str, Any], outputs_dir: Path) -> list[dict[str, Any]]:
+    """Every file of a CWL output object under ``outputs_dir``, with size and checksum.
+
+    Files named in the output object (including secondaryFiles and Directory listings) keep
+    cwltool's ``sha1$...`` checksum; other files found under an output Directory get one
+    computed the same way.
+    """
+    root = outputs_dir.resolve()
+    known: dict[str, str | None] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("class") == "File" and isinstance(value.get("location"), str):
+                rel = _relative_to(value["location"], root)
+                if rel is not None:
+                    known.setdefault(rel, value.get("checksum"))
+            for child in value.values():
+                visit(child)
+        elif isinstance(value, list):
+            for child in value:
+                visit(child)
+
+    visit(outputs)
+    files: list[dict[str, Any]] = []
+    if root.is_dir():
+        for dirpath, _dirnames, filenames in os.walk(root):
+            for filename in filenames:
+                full = Path(dirpath) / filename
+                if full.is_symlink():
+                    continue
+                rel = full.relative_to(root).as_posix()
+                checksum = known.get(rel) or _sha1(full)
+                files.append({"path": rel, "size": full.stat().st_size, "checksum": checksum})
+    files.sort(key=lambda f: f["path"])
+    return files
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return "sha1$" + digest.hexdigest()
+
+
+def _relative_to(location: str, root: Path) -> str | None:
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = Path(unquote(parsed.path)).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else None

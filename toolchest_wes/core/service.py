@@ -1,0 +1,432 @@
+"""RunService: the WES operations as domain logic, with no knowledge of HTTP or queues."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlparse
+
+from toolchest_wes import __version__
+from toolchest_wes.core.errors import (
+    BadRequestError,
+    NotFoundError,
+    RunNotFoundError,
+    ServiceUnavailableError,
+)
+from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
+from toolchest_wes.core.workspace import (
+    Attachment,
+    RunDir,
+    Workspace,
+    check_attachment_name,
+    safe_relative_path,
+)
+from toolchest_wes.engines.base import InvalidEngineParameterError, WorkflowEngine
+from toolchest_wes.engines.registry import EngineRegistry, normalise_version
+from toolchest_wes.models import RunRequest, ServiceInfo, State
+from toolchest_wes.runner.base import TaskRunner
+from toolchest_wes.store.base import (
+    InvalidPageTokenError,
+    RunPage,
+    RunRecord,
+    RunUpdate,
+    StateStore,
+    StoreUnavailableError,
+    iso_now,
+)
+
+__all__ = ["Page", "RunService", "RunSubmission", "ServiceConfig"]
+
+logger = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+_URL_SCHEMES = ("http", "https")
+
+
+@dataclass
+class RunSubmission:
+    """A decoded ``POST /runs`` request. JSON fields are already parsed, nothing is checked."""
+
+    workflow_type: str | None = None
+    workflow_type_version: str | None = None
+    workflow_url: str | None = None
+    workflow_params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    workflow_engine_parameters: dict[str, Any] = field(default_factory=dict)
+    workflow_engine: str | None = None
+    workflow_engine_version: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass
+class ServiceConfig:
+    """Service-wide choices that come from settings."""
+
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    auth_instructions_url: str = ""
+    service_id: str = "org.toolchest.wes"
+
+
+@dataclass
+class Page:
+    """Items of one page plus the token of the next (``""`` at the end, as the spec says)."""
+
+    items: list[dict[str, Any]]
+    next_page_token: str
+
+
+class RunService:
+    """Validates, creates, lists, inspects and cancels runs."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        runner: TaskRunner,
+        registry: EngineRegistry,
+        workspace: Workspace,
+        config: ServiceConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.registry = registry
+        self.workspace = workspace
+        self.config = config or ServiceConfig()
+
+    # -- submit ---------------------------------------------------------------------------
+
+    def submit(self, sub: RunSubmission, *, owner: str | None = None) -> str:
+        """Check a submission, stage its files, record it QUEUED and hand it to the runner."""
+        engine = self._engine_for(sub)
+        names = self._attachment_names(sub.attachments)
+        workflow_url = self._check_workflow_url(sub.workflow_url, names)
+        _check_params_locations(sub.workflow_params)
+        try:
+            params = engine.check_parameters(sub.workflow_engine_parameters)
+        except InvalidEngineParameterError as exc:
+            raise BadRequestError(str(exc)) from exc
+        request = RunRequest(
+            workflow_params=sub.workflow_params,
+            workflow_type=engine.workflow_type,
+            workflow_type_version=normalise_version(sub.workflow_type_version or ""),
+            tags=sub.tags,
+            workflow_engine_parameters={
+                k: str(v) for k, v in sub.workflow_engine_parameters.items() if v is not None
+            },
+            workflow_engine=sub.workflow_engine or engine.name,
+            workflow_engine_version=sub.workflow_engine_version,
+            workflow_url=workflow_url,
+        )
+        run_id = str(uuid.uuid4())
+        for attachment, name in zip(sub.attachments, names, strict=True):
+            attachment.name = name
+        self.workspace.stage(run_id, sub.attachments, sub.workflow_params)
+        record = RunRecord(
+            run_id=run_id,
+            state=State.QUEUED,
+            request=request,
+            created_at=time.time(),
+            engine_args=params.args,
+            system_logs=params.notes,
+            owner=owner,
+        )
+        try:
+            self.store.create_run(record)
+        except BaseException:
+            self.workspace.remove(run_id)
+            raise
+        logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
+        try:
+            self.runner.submit(run_id)
+        except Exception as exc:
+            # The run is recorded, so it must end visibly rather than sit QUEUED forever.
+            logger.exception("could not queue run_id=%s", run_id)
+            self.store.transition(
+                run_id,
+                State.SYSTEM_ERROR,
+                allowed_from=frozenset({State.QUEUED}),
+                update=RunUpdate(
+                    end_time=iso_now(),
+                    append_system_logs=[f"the server could not queue the run: {exc}"],
+                ),
+            )
+        return run_id
+
+    def _engine_for(self, sub: RunSubmission) -> WorkflowEngine:
+        supported = "; ".join(f"{t} ({', '.join(v)})" for t, v in self.registry.supported().items())
+        if not sub.workflow_type:
+            raise BadRequestError(f"workflow_type is missing; this server supports {supported}")
+        engine = self.registry.for_type(sub.workflow_type)
+        if engine is None:
+            raise BadRequestError(
+                f"workflow_type {sub.workflow_type!r} is not supported; this server supports "
+                f"{supported}"
+            )
+        if not sub.workflow_type_version:
+            raise BadRequestError(
+                f"workflow_type_version is missing; supported {engine.workflow_type} versions: "
+                f"{', '.join(engine.type_versions)}"
+            )
+        if normalise_version(sub.workflow_type_version) not in engine.type_versions:
+            raise BadRequestError(
+                f"workflow_type_version {sub.workflow_type_version!r} is not supported for "
+                f"{engine.workflow_type}; supported versions: {', '.join(engine.type_versions)}"
+            )
+        if sub.workflow_engine and sub.workflow_engine.strip().lower() != engine.name:
+            raise BadRequestError(
+                f"workflow_engine {sub.workflow_engine!r} is not available for "
+                f"{engine.workflow_type}; this server runs it with {engine.name!r}"
+            )
+        if sub.workflow_engine_version and sub.workflow_engine_version != engine.version():
+            raise BadRequestError(
+                f"workflow_engine_version {sub.workflow_engine_version!r} is not available; "
+                f"this server has {engine.name} {engine.version()}"
+            )
+        return engine
+
+    @staticmethod
+    def _attachment_names(attachments: Sequence[Attachment]) -> list[str]:
+        names = [check_attachment_name(a.name) for a in attachments]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise BadRequestError(f"workflow_attachment {name!r} was sent twice")
+            seen.add(name)
+        return names
+
+    @staticmethod
+    def _check_workflow_url(url: str | None, names: list[str]) -> str:
+        if not url or not url.strip():
+            raise BadRequestError(
+                "workflow_url is missing; give the path of an attached workflow file or an "
+                "http(s) URL"
+            )
+        url = url.strip()
+        scheme = urlparse(url).scheme.lower()
+        if scheme == "file":
+            raise BadRequestError(
+                f"workflow_url {url!r}: file:// URLs are not accepted, as they name files on "
+                "the server; attach the workflow and give its relative path"
+            )
+        if scheme in _URL_SCHEMES:
+            return url
+        if "://" in url:
+            raise BadRequestError(
+                f"workflow_url {url!r} has an unsupported scheme {scheme!r}; use http, https "
+                "or a path relative to the attachments"
+            )
+        path, sep, fragment = url.partition("#")
+        rel = safe_relative_path(path, what="workflow_url")
+        if not names:
+            raise BadRequestError(
+                f"workflow_url {url!r} is a relative path, but no workflow_attachment was "
+                "sent; attach the workflow file or give an http(s) URL"
+            )
+        if rel not in names:
+            raise BadRequestError(
+                f"workflow_url {url!r} names no attached file; attached: "
+                f"{', '.join(sorted(names)[:20])}"
+            )
+        return rel + sep + fragment
+
+    # -- read -----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run's record. Raises ``RunNotFoundError``."""
+        record = self._store_call(self.store.get_run, run_id)
+        if record is None:
+            raise RunNotFoundError(run_id)
+        return record
+
+    def get_state(self, run_id: str) -> State:
+        """The run's state. Raises ``RunNotFoundError``."""
+        state = self._store_call(self.store.get_state, run_id)
+        if state is None:
+            raise RunNotFoundError(run_id)
+        return state
+
+    def list_runs(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        state: str | None = None,
+        tag: str | None = None,
+    ) -> RunPage:
+        """A page of runs, newest first, optionally filtered by state and by ``key:value``."""
+        size = self._page_size(page_size)
+        state_filter: State | None = None
+        if state:
+            try:
+                state_filter = State(state.strip().upper())
+            except ValueError:
+                raise BadRequestError(
+                    f"state {state!r} is not a WES state; use one of {', '.join(State)}"
+                ) from None
+        tag_filter: tuple[str, str] | None = None
+        if tag:
+            key, sep, value = tag.partition(":")
+            if not sep or not key:
+                raise BadRequestError(f"tag {tag!r} must be written key:value")
+            tag_filter = (key, value)
+        try:
+            return self._store_call(
+                lambda: self.store.list_runs(
+                    page_size=size,
+                    page_token=page_token or None,
+                    state=state_filter,
+                    tag=tag_filter,
+                )
+            )
+        except InvalidPageTokenError:
+            raise BadRequestError(
+                f"page_token {page_token!r} is not valid; use the next_page_token of the "
+                "previous page"
+            ) from None
+
+    def _page_size(self, page_size: int | None) -> int:
+        if page_size is None:
+            return self.config.default_page_size
+        if page_size < 1:
+            raise BadRequestError(f"page_size must be at least 1, not {page_size}")
+        return min(page_size, self.config.max_page_size)
+
+    def run_dir(self, run_id: str) -> RunDir:
+        """The directory of an existing run. Raises ``RunNotFoundError``."""
+        self.get_state(run_id)
+        return self.workspace.run_dir(run_id)
+
+    def list_tasks(
+        self, run_id: str, *, page_size: int | None = None, page_token: str | None = None
+    ) -> Page:
+        """A page of the run's tasks in start order."""
+        run_dir = self.run_dir(run_id)
+        size = self._page_size(page_size)
+        start = decode_offset_token(page_token)
+        tasks = read_tasks(run_dir.task_index)
+        items = tasks[start : start + size]
+        more = start + size < len(tasks)
+        return Page(items, encode_offset_token(start + size) if more else "")
+
+    def get_task(self, run_id: str, task_id: str) -> dict[str, Any]:
+        """One task. Raises ``NotFoundError``."""
+        for task in read_tasks(self.run_dir(run_id).task_index):
+            if task["id"] == task_id:
+                return task
+        raise NotFoundError(f"run {run_id!r} has no task {task_id!r}")
+
+    def task_log(self, run_id: str, task_id: str, stream: str) -> Path:
+        """The stdout or stderr file of one task. Raises ``NotFoundError``."""
+        task = self.get_task(run_id, task_id)
+        path = self.workspace.run_dir(run_id).task_log(task["id"], stream)
+        if not path.is_file():
+            raise NotFoundError(f"task {task_id!r} of run {run_id!r} has no {stream}")
+        return path
+
+    def output_path(self, run_id: str, rel: str) -> Path:
+        """An output file or folder of the run. Raises ``NotFoundError``."""
+        return self.run_dir(run_id).output_file(rel)
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    def cancel(self, run_id: str) -> State:
+        """Ask the run to stop; returns the state after the request.
+
+        Idempotent: cancelling a cancelled or finished run changes nothing. A QUEUED run is
+        cancelled on the spot and never starts.
+        """
+        for _ in range(10):
+            state = self.get_state(run_id)
+            if state.is_terminal or state is State.CANCELING:
+                return state
+            if state is State.QUEUED:
+                target = State.CANCELED
+                update = RunUpdate(
+                    end_time=iso_now(), append_system_logs=["cancelled before it started"]
+                )
+            else:
+                target, update = State.CANCELING, None
+            if self.store.transition(
+                run_id, target, allowed_from=frozenset({state}), update=update
+            ):
+                logger.info("cancel requested run_id=%s was=%s now=%s", run_id, state, target)
+                self.runner.cancel(run_id)
+                return target
+        # Ten lost races in a row means the run keeps changing; report where it is now.
+        return self.get_state(run_id)
+
+    # -- service-info ---------------------------------------------------------------------
+
+    def service_info(self) -> ServiceInfo:
+        """What this server runs, and how many runs are in each state."""
+        counts = self._store_call(self.store.count_by_state)
+        engines = self.registry.engines
+        return ServiceInfo(
+            id=self.config.service_id,
+            name="toolchest-wes",
+            type={"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"},
+            description="GA4GH Workflow Execution Service running CWL workflows with cwltool",
+            organization={
+                "name": "toolchest-wes",
+                "url": "https://pypi.org/project/toolchest-wes/",
+            },
+            version=__version__,
+            workflow_type_versions={
+                e.workflow_type: {"workflow_type_version": list(e.type_versions)} for e in engines
+            },
+            supported_wes_versions=["1.0.0", "1.1.0"],
+            supported_filesystem_protocols=["file", "http", "https"],
+            workflow_engine_versions={
+                e.name: {"workflow_engine_version": [e.version()]} for e in engines
+            },
+            default_workflow_engine_parameters=[p for e in engines for p in e.default_parameters()],
+            system_state_counts={s.value: counts.get(s, 0) for s in State},
+            auth_instructions_url=self.config.auth_instructions_url,
+            tags={},
+        )
+
+    def _store_call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return fn(*args, **kwargs)
+        except StoreUnavailableError as exc:
+            raise ServiceUnavailableError(
+                "the run database is not answering; retry in a few seconds"
+            ) from exc
+
+
+def _check_params_locations(params: Any, where: str = "workflow_params") -> None:
+    """Refuse File/Directory inputs that point at the server's own files."""
+    if isinstance(params, list):
+        for i, item in enumerate(params):
+            _check_params_locations(item, f"{where}[{i}]")
+        return
+    if not isinstance(params, dict):
+        return
+    if params.get("class") in ("File", "Directory"):
+        for key in ("location", "path"):
+            value = params.get(key)
+            if not isinstance(value, str):
+                continue
+            scheme = urlparse(value).scheme.lower()
+            if scheme == "file" or value.startswith("/"):
+                raise BadRequestError(
+                    f"{where}.{key} {value!r} names a file on the server; attach the file and "
+                    "refer to it by its relative path"
+                )
+            if scheme in _URL_SCHEMES:
+                continue
+            if "://" in value:
+                raise BadRequestError(
+                    f"{where}.{key} {value!r} has an unsupported scheme; use http, https or a "
+                    "path relative to the attachments"
+                )
+            safe_relative_path(value, what=f"{where}.{key}")
+    for key, value in params.items():
+        _check_params_locations(value, f"{where}.{key}")

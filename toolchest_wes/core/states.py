@@ -1,0 +1,42 @@
+"""The one table of allowed state transitions."""
+
+from __future__ import annotations
+
+from toolchest_wes.models import TERMINAL_STATES, State
+
+__all__ = ["ACTIVE_STATES", "TRANSITIONS", "allowed_from"]
+
+#: Where each state may go next. Terminal states have no entry: the first terminal state wins.
+#: CANCELING may still end COMPLETE or in an error because the engine can finish before the
+#: kill lands; whichever of the two the store records first is final.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset(
+        {State.INITIALIZING, State.CANCELING, State.CANCELED, State.SYSTEM_ERROR}
+    ),
+    State.INITIALIZING: frozenset(
+        {State.RUNNING, State.CANCELING, State.SYSTEM_ERROR, State.EXECUTOR_ERROR}
+    ),
+    State.RUNNING: frozenset(
+        {
+            State.COMPLETE,
+            State.EXECUTOR_ERROR,
+            State.SYSTEM_ERROR,
+            State.CANCELING,
+            State.PREEMPTED,
+        }
+    ),
+    State.CANCELING: frozenset(
+        {State.CANCELED, State.COMPLETE, State.EXECUTOR_ERROR, State.SYSTEM_ERROR}
+    ),
+    State.PAUSED: frozenset({State.RUNNING, State.CANCELING, State.SYSTEM_ERROR}),
+    State.PREEMPTED: frozenset({State.QUEUED, State.CANCELED, State.SYSTEM_ERROR}),
+    State.UNKNOWN: frozenset({State.SYSTEM_ERROR}),
+}
+
+#: Non-terminal states: a run in one of these still owes the user an ending.
+ACTIVE_STATES: frozenset[State] = frozenset(State) - TERMINAL_STATES
+
+
+def allowed_from(to: State) -> frozenset[State]:
+    """Return the states from which a run may move to ``to``."""
+    return frozenset(src for src, targets in TRANSITIONS.items() if to in targets)

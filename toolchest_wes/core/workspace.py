@@ -1,0 +1,185 @@
+"""The run directory: its layout, defined once, and safe staging of attachments.
+
+Layout of ``<runs_dir>/<run_id>/``::
+
+    attachments/    the uploaded files; the engine's working directory
+      .toolchest-wes-params.json   workflow_params, beside the files it refers to by
+                                   relative path (which cwltool resolves from here)
+    outputs/        the engine's output directory (the run's output root)
+    work/           engine scratch space
+    tasks/          per-task logs and tasks.jsonl
+    stdout.log      engine stdout
+    stderr.log      engine stderr
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from toolchest_wes.core.errors import BadRequestError, NotFoundError
+
+__all__ = [
+    "PARAMS_NAME",
+    "Attachment",
+    "RunDir",
+    "Workspace",
+    "check_attachment_name",
+    "safe_relative_path",
+]
+
+#: File name of the stored workflow_params; no attachment may take it.
+PARAMS_NAME = ".toolchest-wes-params.json"
+
+_COPY_CHUNK = 1024 * 1024
+
+
+@dataclass
+class Attachment:
+    """One uploaded file: its relative name and a binary stream of its content."""
+
+    name: str
+    stream: BinaryIO
+
+
+def safe_relative_path(name: str, *, what: str = "attachment name") -> str:
+    """Normalise a client-given relative path, refusing anything that could leave its root.
+
+    Raises:
+        BadRequestError: Absolute paths, ``..`` parts, empty names, NUL bytes, backslashes.
+    """
+    if not name or "\x00" in name:
+        raise BadRequestError(f"{what} {name!r} is empty or contains a NUL byte")
+    if "\\" in name:
+        raise BadRequestError(f"{what} {name!r} contains a backslash; use '/' between folders")
+    path = PurePosixPath(name)
+    if path.is_absolute():
+        raise BadRequestError(f"{what} {name!r} is absolute; use a path relative to the upload")
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise BadRequestError(f"{what} {name!r} contains '..'; paths may not leave the upload")
+    if not parts:
+        raise BadRequestError(f"{what} {name!r} names no file")
+    return "/".join(parts)
+
+
+def check_attachment_name(name: str) -> str:
+    """:func:`safe_relative_path` for an attachment, which also may not replace the params."""
+    clean = safe_relative_path(name)
+    if clean == PARAMS_NAME:
+        raise BadRequestError(f"attachment name {PARAMS_NAME!r} is reserved by the server")
+    return clean
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run's directory."""
+
+    root: Path
+
+    @property
+    def attachments(self) -> Path:
+        """Uploaded files; the engine runs here."""
+        return self.root / "attachments"
+
+    @property
+    def params_file(self) -> Path:
+        """``workflow_params`` as JSON."""
+        return self.attachments / PARAMS_NAME
+
+    @property
+    def outputs(self) -> Path:
+        """The run's output root."""
+        return self.root / "outputs"
+
+    @property
+    def work(self) -> Path:
+        """Engine scratch space."""
+        return self.root / "work"
+
+    @property
+    def tasks(self) -> Path:
+        """Per-task logs."""
+        return self.root / "tasks"
+
+    @property
+    def task_index(self) -> Path:
+        """One JSON line per task event."""
+        return self.tasks / "tasks.jsonl"
+
+    @property
+    def stdout(self) -> Path:
+        """Engine stdout."""
+        return self.root / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        """Engine stderr."""
+        return self.root / "stderr.log"
+
+    def output_file(self, rel: str) -> Path:
+        """An existing path under ``outputs``, refusing anything that resolves outside it."""
+        try:
+            clean = safe_relative_path(rel, what="output path")
+        except BadRequestError:
+            raise NotFoundError(f"no output {rel!r} in this run") from None
+        root = self.outputs.resolve()
+        target = (root / clean).resolve()
+        if not target.is_relative_to(root) or not target.exists():
+            raise NotFoundError(f"no output {rel!r} in this run")
+        return target
+
+    def task_log(self, task_id: str, stream: str) -> Path:
+        """The stdout or stderr file of one task."""
+        clean = safe_relative_path(task_id, what="task id")
+        return self.tasks / clean / stream
+
+
+class Workspace:
+    """Creates, fills and removes run directories under one root."""
+
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = runs_dir
+
+    def run_dir(self, run_id: str) -> RunDir:
+        """Paths of the run ``run_id`` (which need not exist)."""
+        return RunDir(self.runs_dir / run_id)
+
+    def stage(
+        self,
+        run_id: str,
+        attachments: Iterable[Attachment],
+        workflow_params: dict[str, Any],
+    ) -> RunDir:
+        """Create the run directory and write the attachments and params into it.
+
+        Names must already be normalised with :func:`safe_relative_path`. On any failure the
+        partial directory is removed before the error propagates.
+        """
+        run_dir = self.run_dir(run_id)
+        try:
+            for path in (run_dir.attachments, run_dir.outputs, run_dir.work, run_dir.tasks):
+                path.mkdir(parents=True, exist_ok=True)
+            for attachment in attachments:
+                target = run_dir.attachments / attachment.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(attachment.stream, out, _COPY_CHUNK)
+            run_dir.params_file.write_text(json.dumps(workflow_params), encoding="utf-8")
+        except BaseException:
+            self.remove(run_id)
+            raise
+        return run_dir
+
+    def remove(self, run_id: str) -> None:
+        """Delete the run directory, if any."""
+        shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+
+    def ensure_root(self) -> None:
+        """Create the runs directory."""
+        os.makedirs(self.runs_dir, exist_ok=True)

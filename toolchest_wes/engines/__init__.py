@@ -1,0 +1,1 @@
+"""Workflow engines and the one place that starts engine processes."""

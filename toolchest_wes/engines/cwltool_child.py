@@ -1,0 +1,360 @@
+"""Runs cwltool inside this process: the ``entry`` of the cwltool engine's ``LaunchSpec``.
+
+``main(argv)`` is ``cwltool argv``. It calls ``cwltool.main.main`` rather than
+``cwltool.main.run`` (the ``cwltool`` command), so SIGTERM keeps its default action: the
+engine dies at once, and the tools in its process group get the same SIGTERM from
+``kill_tree``. ``run``'s handler can stall for 10 s when the signal lands while the main thread
+waits for a tool (its ``Popen.wait`` holds a lock the handler then waits for). ``warm()``
+prepares a zygote (``toolchest_wes.engines.zygote``): it imports cwltool, loads the CWL
+schemas and runs one tiny tool, so that children forked afterwards start in milliseconds
+instead of seconds.
+
+Two variables of the child's environment add to plain cwltool:
+
+- ``TOOLCHEST_WES_CHILD_TASK_DIR``: record every CommandLineTool execution as a task. Task
+  ``N`` (numbered 1, 2, ... in start order) gets ``N/stdout`` and ``N/stderr`` in that
+  directory, and ``tasks.jsonl`` there gains one line when the task starts (``id``, ``name``,
+  ``cmd``, ``start_time``) and one when it ends (``id``, ``end_time``, ``exit_code``, which
+  is ``null`` if the job could not be started). Each ``main`` call starts the file afresh.
+- ``TOOLCHEST_WES_CHILD_IGNORE_DOCKER=1``: with ``--no-container``, run tools that list a
+  DockerRequirement under ``requirements`` directly instead of rejecting them.
+
+Importing this module has no side effects; ``main`` patches cwltool when it is called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import functools
+import inspect
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "main", "warm"]
+
+logger = logging.getLogger(__name__)
+
+TASK_DIR_ENV = "TOOLCHEST_WES_CHILD_TASK_DIR"
+IGNORE_DOCKER_ENV = "TOOLCHEST_WES_CHILD_IGNORE_DOCKER"
+
+_PATCH_MARK = "_toolchest_wes_patch"
+# The schema versions a run is likely to need; others load on first use, as in cwltool.
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+_WARM_VERSIONS = ("v1.0", "v1.1", "v1.2")
+
+_WARM_WORKFLOW = {
+    "cwlVersion": "v1.2",
+    "class": "Workflow",
+    "inputs": {"message": "string"},
+    "outputs": {"out": {"type": "File", "outputSource": "say/out"}},
+    "steps": {
+        "say": {
+            "in": {"message": "message"},
+            "out": ["out"],
+            "run": {
+                "class": "CommandLineTool",
+                "baseCommand": "echo",
+                "inputs": {"message": {"type": "string", "inputBinding": {"position": 1}}},
+                "outputs": {"out": "stdout"},
+                "stdout": "out.txt",
+            },
+        }
+    },
+}
+
+
+@dataclass
+class _RunState:
+    """What the patched cwltool functions need to know about the current ``main`` call."""
+
+    recorder: _TaskRecorder | None = None
+    ignore_docker: bool = False
+    docker_warned: set[str] = field(default_factory=set)
+
+
+_state = _RunState()
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _TaskRecorder:
+    """Numbers the CWL jobs of one run and logs them to ``tasks.jsonl``."""
+
+    def __init__(self, task_dir: Path) -> None:
+        task_dir.mkdir(parents=True, exist_ok=True)
+        self.task_dir = task_dir
+        # One os.write per line on an O_APPEND descriptor: lines from parallel jobs never
+        # interleave, and readers tailing the file never see a line half written. Truncated
+        # first: a run launched again numbers its tasks from 1 again.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        self._fd = os.open(task_dir / "tasks.jsonl", flags, 0o666)
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def begin(self, name: str, commands: list[str]) -> Path:
+        """Record a task that starts now; returns its directory."""
+        with self._lock:
+            self._count += 1
+            task_id = str(self._count)
+        path = self.task_dir / task_id
+        path.mkdir(exist_ok=True)
+        self._write({"id": task_id, "name": name, "cmd": commands, "start_time": _utc_now()})
+        return path
+
+    def end(self, path: Path, exit_code: int | None) -> None:
+        self._write({"id": path.name, "end_time": _utc_now(), "exit_code": exit_code})
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        os.write(self._fd, json.dumps(record).encode() + b"\n")
+
+
+def _link(source: str | None, target: Path) -> None:
+    """Expose a file the tool wrote as a task log, without copying it."""
+    if source is None:
+        return
+    with contextlib.suppress(OSError):
+        # A file left by an earlier attempt of the run would make os.link fail.
+        target.unlink(missing_ok=True)
+        os.link(source, target)
+
+
+def _recording_job_popen(original: Callable[..., int]) -> Callable[..., int]:
+    """Wrap ``cwltool.job._job_popen``, which starts one CWL job, to record it as a task."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def job_popen(*args: Any, **kwargs: Any) -> int:
+        recorder = _state.recorder
+        if recorder is None:
+            return original(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        arguments = bound.arguments
+        task = recorder.begin(str(arguments.get("name") or ""), list(arguments["commands"]))
+        with contextlib.ExitStack() as files:
+            # Without a stdout:/stderr: in the tool, cwltool sends the tool's output to its
+            # own stderr; the default_* arguments give each task a file of its own instead.
+            if arguments["stdout_path"] is None and arguments.get("default_stdout") is None:
+                arguments["default_stdout"] = files.enter_context(open(task / "stdout", "wb"))
+            if arguments["stderr_path"] is None and arguments.get("default_stderr") is None:
+                arguments["default_stderr"] = files.enter_context(open(task / "stderr", "wb"))
+            exit_code: int | None = None
+            try:
+                exit_code = original(*bound.args, **bound.kwargs)
+                return exit_code
+            finally:
+                _link(arguments["stdout_path"], task / "stdout")
+                _link(arguments["stderr_path"], task / "stderr")
+                recorder.end(task, exit_code)
+
+    setattr(job_popen, _PATCH_MARK, True)
+    return job_popen
+
+
+def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., type]:
+    """Wrap ``CommandLineTool.make_job_runner`` to run DockerRequirement tools directly."""
+
+    @functools.wraps(original)
+    def make_job_runner(self: Any, runtimeContext: Any) -> type:
+        if _state.ignore_docker and not runtimeContext.use_container:
+            _, required = self.get_requirement("DockerRequirement")
+            if required:
+                from cwltool.job import CommandLineJob
+
+                tool_id = str(self.tool.get("id", ""))
+                if tool_id not in _state.docker_warned:
+                    _state.docker_warned.add(tool_id)
+                    # cwltool's logger, so the line lands in the run's stderr in its format.
+                    logging.getLogger("cwltool").warning(
+                        "[tool %s] DockerRequirement ignored: this server runs tools "
+                        "without containers",
+                        tool_id,
+                    )
+                return CommandLineJob
+        return original(self, runtimeContext)
+
+    setattr(make_job_runner, _PATCH_MARK, True)
+    return make_job_runner
+
+
+def _install_patches() -> None:
+    """Patch cwltool once per process; the patches read ``_state`` at call time."""
+    import cwltool.command_line_tool
+    import cwltool.job
+
+    # _job_popen is looked up as a global of cwltool.job each time a job runs.
+    if not getattr(cwltool.job._job_popen, _PATCH_MARK, False):
+        cwltool.job._job_popen = _recording_job_popen(cwltool.job._job_popen)
+    tool_class = cwltool.command_line_tool.CommandLineTool
+    if not getattr(tool_class.make_job_runner, _PATCH_MARK, False):
+        patched = _container_free_job_runner(tool_class.make_job_runner)
+        tool_class.make_job_runner = patched  # type: ignore[method-assign]
+
+
+def _enables_ext(argv: list[str]) -> bool:
+    """Whether cwltool will see ``--enable-ext``, parsing the arguments the way it does."""
+    from cwltool.argparser import arg_parser
+
+    options = [opt for opt in os.environ.get("CWLTOOL_OPTIONS", "").split(" ") if opt]
+    tokens = options + list(argv)
+    # cwltool reports bad arguments itself a moment later; once is enough.
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            args, _ = arg_parser().parse_known_args(tokens)
+        except SystemExit:
+            return "--enable-ext" in tokens
+    return bool(args.enable_ext)
+
+
+def _schema_setup(enable_ext: bool) -> Callable[[], None]:
+    """The ``custom_schema_callback`` for ``cwltool.main.main``.
+
+    Without one, cwltool's ``setup_schema`` empties ``SCHEMA_CACHE`` on every call, and
+    reloading the schemas costs about 0.5 s per run: most of what the warm zygote saves.
+    """
+
+    def setup() -> None:
+        import cwltool.main
+        import cwltool.process
+
+        if enable_ext:
+            # cwltool's own --enable-ext branch, so the extension schemas stay exactly its.
+            cwltool.main.setup_schema(argparse.Namespace(enable_ext=True), None)
+        else:
+            for version in list(cwltool.process.custom_schemas):
+                cwltool.process.use_standard_schema(version)
+
+    return setup
+
+
+def _die_with_group(signum: int, _frame: object) -> None:
+    # The tools cwltool started share this process group; take them all down at once so a
+    # stopped run leaves nothing running.
+    os.killpg(0, signal.SIGKILL)
+
+
+def _bind_lifetime_to_parent() -> None:
+    """End the run's process group on SIGTERM, and when the launching process dies.
+
+    A server killed outright cannot stop its runs; with PR_SET_PDEATHSIG the kernel sends
+    this process SIGTERM when its parent (the zygote or the server) goes, so no orphaned tool
+    keeps running after the server restarts and marks the run SYSTEM_ERROR.
+    """
+    signal.signal(signal.SIGTERM, _die_with_group)
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        _die_with_group(signal.SIGTERM, None)
+
+
+def main(argv: list[str]) -> int:
+    """Run ``cwltool argv`` in this process; returns cwltool's exit code."""
+    import cwltool.main
+
+    if os.getpid() == os.getpgid(0):  # only as the leader of the run's own process group
+        _bind_lifetime_to_parent()
+    _install_patches()
+    task_dir = os.environ.get(TASK_DIR_ENV)
+    recorder = _TaskRecorder(Path(task_dir)) if task_dir else None
+    _state.recorder = recorder
+    _state.ignore_docker = os.environ.get(IGNORE_DOCKER_ENV) == "1"
+    _state.docker_warned = set()
+    try:
+        return int(
+            cwltool.main.main(list(argv), custom_schema_callback=_schema_setup(_enables_ext(argv)))
+        )
+    finally:
+        _state.recorder = None
+        _state.ignore_docker = False
+        if recorder is not None:
+            recorder.close()
+
+
+def warm() -> None:
+    """Import cwltool, load the CWL schemas and run a tiny workflow once, quietly.
+
+    Leaves cwltool's module state as a fresh process would have it, apart from the loaded
+    schemas and imports, so that each forked child behaves like ``cwltool`` started anew.
+    """
+    import cwltool.main
+    import cwltool.process
+    import cwltool.resolver
+    import cwltool.utils
+
+    for version in _WARM_VERSIONS:
+        cwltool.process.get_schema(version)
+
+    registries = list(cwltool.resolver.ga4gh_tool_registries)
+    saved_argv = sys.argv
+    handler = logging.NullHandler()
+    with tempfile.TemporaryDirectory(prefix="toolchest-wes-warm-") as tmp:
+        workflow = Path(tmp, "warm.cwl")
+        workflow.write_text(json.dumps(_WARM_WORKFLOW))
+        job = Path(tmp, "job.json")
+        job.write_text(json.dumps({"message": "warm"}))
+        # cwltool appends basename(argv[0]) to the requests User-Agent once per process;
+        # "cwltool" matches what the children pass, so they do not append it again.
+        sys.argv = ["cwltool"]
+        try:
+            code = cwltool.main.main(
+                [
+                    "--quiet",
+                    "--no-container",
+                    "--outdir",
+                    str(Path(tmp, "out")),
+                    "--tmpdir-prefix",
+                    f"{tmp}/tmp-",
+                    "--tmp-outdir-prefix",
+                    f"{tmp}/outtmp-",
+                    str(workflow),
+                    str(job),
+                ],
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
+                logger_handler=handler,
+                custom_schema_callback=lambda: None,
+            )
+        finally:
+            sys.argv = saved_argv
+            # main() empties the registry list unless --enable-ga4gh-tool-registry is given;
+            # a child given that flag must find cwltool's default list.
+            cwltool.resolver.ga4gh_tool_registries[:] = registries
+            for name in ("cwltool", "salad", "rdflib.term", "galaxy.tool_util.deps"):
+                logging.getLogger(name).removeHandler(handler)
+            cwltool.utils.processes_to_kill.clear()
+            # Job names come from this set; children must name their jobs from scratch.
+            cwltool.process._names.clear()
+            # cwltool's memory monitor leaves cancelled timer threads; the zygote must be
+            # single-threaded again before it forks.
+            for thread in threading.enumerate():
+                if thread is not threading.main_thread():
+                    thread.join(timeout=2.0)
+    if code != 0:
+        raise RuntimeError(f"the warm-up workflow exited with {code}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

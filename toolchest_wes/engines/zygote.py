@@ -1,0 +1,307 @@
+"""The zygote: a warm interpreter that forks engine processes for ``WarmLauncher``.
+
+Run as ``python -m toolchest_wes.engines.zygote FD``, where FD is one end of a Unix stream
+socket. Both sides send newline-delimited JSON objects:
+
+- parent -> zygote, first: ``{"entries": [module, ...]}``. The zygote imports each module,
+  calls its optional ``warm()`` and answers ``{"ready": true, "entries": [imported, ...],
+  "failed": {module: error}, "warnings": [...]}``.
+- parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env"}``. The
+  zygote forks a child that runs ``entry.main(argv[1:])`` in its own session and answers
+  ``{"req": n, "pid": p}``, or ``{"req": n, "error": message, "errno": number}``.
+- zygote -> parent, when a child ends: ``{"pid": p, "status": exit_code}``, where a negative
+  code is the signal that killed it.
+
+End of file on the socket (the parent closed it or died) and SIGTERM both make the zygote
+SIGKILL every child's process group, report and reap them, and exit.
+
+The zygote stays single-threaded: forking a process that has other threads can leave the
+child with locks that nobody will ever release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+from types import FrameType, ModuleType
+from typing import Any, NoReturn
+
+__all__ = ["main"]
+
+# The exit code of a child whose entry raised (EX_SOFTWARE from sysexits.h).
+CHILD_CRASH_EXIT = 70
+
+
+def _noop(signum: int, frame: FrameType | None) -> None:
+    """Installed so the signal is delivered (and written to the wakeup fd), not ignored."""
+
+
+def _exit_code(code: object) -> int:
+    """The process exit code for ``main``'s return value or a ``SystemExit`` code."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    # What the interpreter does for sys.exit("message").
+    print(code, file=sys.stderr)
+    return 1
+
+
+class _Zygote:
+    def __init__(
+        self, sock: socket.socket, modules: dict[str, ModuleType], buffered: bytes = b""
+    ) -> None:
+        self._sock = sock
+        self._modules = modules
+        self._buffer = buffered
+        self._children: set[int] = set()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    def serve(self) -> int:
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, _noop)
+        signal.signal(signal.SIGTERM, _noop)
+        self._handle_lines()
+        stop = False
+        sock_fd = self._sock.fileno()
+        while not stop:
+            readable, _, _ = select.select([sock_fd, self._wake_r], [], [])
+            if self._wake_r in readable:
+                signals = self._drain_wakeup()
+                self._reap()
+                stop = signal.SIGTERM in signals
+            if sock_fd in readable and not stop:
+                stop = not self._receive()
+        self._shutdown()
+        return 0
+
+    def _drain_wakeup(self) -> set[int]:
+        seen: set[int] = set()
+        while True:
+            try:
+                data = os.read(self._wake_r, 512)
+            except BlockingIOError:
+                return seen
+            if not data:
+                return seen
+            seen.update(data)
+
+    def _receive(self) -> bool:
+        """Handle what the parent sent; False at end of file."""
+        try:
+            data = self._sock.recv(65536)
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._buffer += data
+        self._handle_lines()
+        return True
+
+    def _handle_lines(self) -> None:
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(request, dict):
+                self._handle(request)
+
+    def send(self, message: dict[str, Any]) -> None:
+        # If the parent is gone, the next recv sees end of file and shuts down.
+        with contextlib.suppress(OSError):
+            self._sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def _reap(self) -> None:
+        while self._children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._report(pid, status)
+
+    def _report(self, pid: int, status: int) -> None:
+        if pid in self._children:
+            self._children.discard(pid)
+            self.send({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
+
+    def _handle(self, request: dict[str, Any]) -> None:
+        req = request.get("req")
+        try:
+            pid = self._fork(request)
+        except OSError as exc:
+            self.send({"req": req, "error": str(exc), "errno": exc.errno})
+        except Exception as exc:
+            self.send({"req": req, "error": f"{type(exc).__name__}: {exc}"})
+        else:
+            self._children.add(pid)
+            self.send({"req": req, "pid": pid})
+
+    def _fork(self, request: dict[str, Any]) -> int:
+        module = self._modules.get(str(request["entry"]))
+        if module is None:
+            raise OSError(errno.ENOENT, f"entry {request['entry']!r} was not loaded")
+        cwd = str(request["cwd"])
+        if not os.path.isdir(cwd):
+            raise OSError(errno.ENOENT, f"no such directory: {cwd!r}")
+        # As SubprocessLauncher opens them: truncated for a fresh start, appending so that
+        # stdout and stderr may share a file. Opened here rather than in the child so that an
+        # unusable path is an error of the request, as it is for subprocess.Popen.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        out_fd = os.open(str(request["stdout"]), flags, 0o666)
+        try:
+            err_fd = os.open(str(request["stderr"]), flags, 0o666)
+            try:
+                return self._fork_child(module, request, out_fd, err_fd)
+            finally:
+                os.close(err_fd)
+        finally:
+            os.close(out_fd)
+
+    def _fork_child(
+        self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int
+    ) -> int:
+        # Anything still buffered would otherwise be written twice, once by each process.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sync_r, sync_w = os.pipe()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(sync_r)
+            os.close(sync_w)
+            raise
+        if pid == 0:
+            os.close(sync_r)
+            self._run_child(module, request, out_fd, err_fd, sync_w)
+        os.close(sync_w)
+        # The child closes its end once it leads its own group. Waiting for that means a
+        # kill_tree right after start() cannot miss the group.
+        os.read(sync_r, 1)
+        os.close(sync_r)
+        return pid
+
+    def _run_child(
+        self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int, sync_w: int
+    ) -> NoReturn:
+        code = CHILD_CRASH_EXIT
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            # What a fresh interpreter has: KeyboardInterrupt on SIGINT, SIGPIPE ignored.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+            self._sock.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            os.setsid()
+            os.close(sync_w)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
+            for fd in {devnull, out_fd, err_fd} - {0, 1, 2}:
+                os.close(fd)
+            os.chdir(str(request["cwd"]))
+            os.environ.update({str(k): str(v) for k, v in dict(request.get("env", {})).items()})
+            argv = [str(arg) for arg in request["argv"]]
+            sys.argv = list(argv)
+            code = _exit_code(module.main(argv[1:]))
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        except BaseException:
+            traceback.print_exc()
+            code = CHILD_CRASH_EXIT
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+    def _shutdown(self) -> None:
+        for pid in self._children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in list(self._children):
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                self._children.discard(pid)
+                continue
+            self._report(pid, status)
+
+
+def _load(entries: list[str]) -> tuple[dict[str, ModuleType], dict[str, str], list[str]]:
+    modules: dict[str, ModuleType] = {}
+    failed: dict[str, str] = {}
+    warnings: list[str] = []
+    for name in entries:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            failed[name] = traceback.format_exc(limit=-3)
+            continue
+        if not callable(getattr(module, "main", None)):
+            failed[name] = "the module has no main()"
+            continue
+        modules[name] = module
+        warm = getattr(module, "warm", None)
+        if callable(warm):
+            try:
+                warm()
+            except Exception:
+                # A failed warm-up costs speed, not correctness: children redo the work.
+                warnings.append(f"{name}.warm() failed: {traceback.format_exc(limit=-3)}")
+    if threading.active_count() > 1:
+        warnings.append(
+            "threads left after warm-up: "
+            + ", ".join(t.name for t in threading.enumerate() if t is not threading.main_thread())
+        )
+    return modules, failed, warnings
+
+
+def _read_line(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The first line from ``sock`` (empty at end of file) and whatever followed it."""
+    data = b""
+    while b"\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"", b""
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line, rest
+
+
+def main(argv: list[str]) -> int:
+    """Serve fork requests on the socket whose fd is ``argv[0]``; returns the exit code."""
+    # A Ctrl-C in the server's terminal is for the server, which then closes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[0]))
+    hello, rest = _read_line(sock)
+    if not hello:
+        return 0
+    entries = [str(name) for name in json.loads(hello)["entries"]]
+    modules, failed, warnings = _load(entries)
+    zygote = _Zygote(sock, modules, rest)
+    zygote.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
+    return zygote.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,207 @@
+"""Typed models of the WES 1.1 schemas, shared by the server and the client.
+
+Every model tolerates unknown fields (``extra="allow"``) so a client built on them keeps working
+against servers that send more than the spec names. Field names follow the spec exactly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "TERMINAL_STATES",
+    "DefaultWorkflowEngineParameter",
+    "ErrorResponse",
+    "Log",
+    "OutputFile",
+    "OutputListResponse",
+    "RunId",
+    "RunListResponse",
+    "RunLog",
+    "RunRequest",
+    "RunStatus",
+    "RunSummary",
+    "ServiceInfo",
+    "State",
+    "TaskListResponse",
+    "TaskLog",
+]
+
+
+class State(StrEnum):
+    """The 11 run states of WES 1.1.
+
+    A ``StrEnum``, so ``State.COMPLETE == "COMPLETE"`` holds and values serialise as plain strings.
+    """
+
+    UNKNOWN = "UNKNOWN"
+    QUEUED = "QUEUED"
+    INITIALIZING = "INITIALIZING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETE = "COMPLETE"
+    EXECUTOR_ERROR = "EXECUTOR_ERROR"
+    SYSTEM_ERROR = "SYSTEM_ERROR"
+    CANCELED = "CANCELED"
+    CANCELING = "CANCELING"
+    PREEMPTED = "PREEMPTED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the run will not change state again."""
+        return self in TERMINAL_STATES
+
+    @property
+    def is_success(self) -> bool:
+        """True only for COMPLETE."""
+        return self is State.COMPLETE
+
+
+#: States a run never leaves. PREEMPTED is not here: WES 1.1 lets a preempted run be resumed.
+TERMINAL_STATES: frozenset[State] = frozenset(
+    {State.COMPLETE, State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.CANCELED}
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class RunRequest(_Model):
+    """What a client asks to run (spec ``RunRequest``)."""
+
+    workflow_params: dict[str, Any] = Field(default_factory=dict)
+    workflow_type: str
+    workflow_type_version: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    workflow_engine_parameters: dict[str, str] = Field(default_factory=dict)
+    workflow_engine: str | None = None
+    workflow_engine_version: str | None = None
+    workflow_url: str
+
+
+class RunId(_Model):
+    """The id of a run (spec ``RunId``)."""
+
+    run_id: str
+
+
+class RunStatus(_Model):
+    """A run's id and state (spec ``RunStatus``)."""
+
+    run_id: str
+    state: State = State.UNKNOWN
+
+
+class RunSummary(RunStatus):
+    """One item of a run listing (spec ``RunSummary``)."""
+
+    start_time: str | None = None
+    end_time: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RunListResponse(_Model):
+    """One page of runs (spec ``RunListResponse``); ``next_page_token`` is ``""`` at the end."""
+
+    runs: list[RunSummary] = Field(default_factory=list)
+    next_page_token: str = ""
+
+
+class Log(_Model):
+    """Log and timing of a run or a task (spec ``Log``); ``stdout``/``stderr`` are URLs."""
+
+    name: str | None = None
+    cmd: list[str] | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    exit_code: int | None = None
+    system_logs: list[str] | None = None
+
+
+class TaskLog(Log):
+    """One task of a run: a CWL job (spec ``TaskLog``)."""
+
+    id: str
+    name: str  # required here, optional on Log
+    tes_uri: str | None = None
+
+
+class TaskListResponse(_Model):
+    """One page of task logs (spec ``TaskListResponse``)."""
+
+    task_logs: list[TaskLog] = Field(default_factory=list)
+    next_page_token: str = ""
+
+
+class RunLog(_Model):
+    """Everything about one run (spec ``RunLog``)."""
+
+    run_id: str
+    request: RunRequest | None = None
+    state: State = State.UNKNOWN
+    run_log: Log | None = None
+    task_logs_url: str | None = None
+    task_logs: list[TaskLog] | None = None
+    outputs: dict[str, Any] | None = None
+
+
+class DefaultWorkflowEngineParameter(_Model):
+    """An engine parameter and its default (spec ``DefaultWorkflowEngineParameter``)."""
+
+    name: str | None = None
+    type: str | None = None
+    default_value: str | None = None
+
+
+class ServiceInfo(_Model):
+    """What this service supports (spec ``ServiceInfo``, which extends GA4GH ``Service``)."""
+
+    id: str
+    name: str
+    type: dict[str, str]
+    description: str | None = None
+    organization: dict[str, str]
+    contactUrl: str | None = None  # spec field names
+    documentationUrl: str | None = None
+    environment: str | None = None
+    version: str
+    workflow_type_versions: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    supported_wes_versions: list[str] = Field(default_factory=list)
+    supported_filesystem_protocols: list[str] = Field(default_factory=list)
+    workflow_engine_versions: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    default_workflow_engine_parameters: list[DefaultWorkflowEngineParameter] = Field(
+        default_factory=list
+    )
+    system_state_counts: dict[str, int] = Field(default_factory=dict)
+    auth_instructions_url: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ErrorResponse(_Model):
+    """The body of every error (spec ``ErrorResponse``); ``status_code`` equals the HTTP status."""
+
+    msg: str
+    status_code: int
+
+
+class OutputFile(_Model):
+    """One output file of a run (extension ``GET /runs/{run_id}/outputs``)."""
+
+    path: str
+    size: int
+    checksum: str | None = None
+    url: str
+
+
+class OutputListResponse(_Model):
+    """Every output file of a run (extension ``GET /runs/{run_id}/outputs``)."""
+
+    run_id: str
+    files: list[OutputFile] = Field(default_factory=list)
+    total_size: int = 0

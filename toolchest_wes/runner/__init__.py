@@ -1,0 +1,1 @@
+"""Task runners: adapters that get ``execute_run(run_id)`` executed somewhere."""

@@ -1,0 +1,1 @@
+"""The HTTP side: the connexion app, its handlers and its entry points."""

@@ -1,0 +1,176 @@
+"""WesApi: one method per operationId, from request to ``RunService`` call to spec document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flask
+from flask import Response, request
+
+from toolchest_wes.core.errors import BadRequestError, NotFoundError
+from toolchest_wes.core.service import RunService
+from toolchest_wes.server import render
+from toolchest_wes.server.archive import stream_zip
+from toolchest_wes.server.forms import parse_run_request
+from toolchest_wes.server.spec import BASE_PATH
+
+__all__ = ["WesApi"]
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _send(path: Path, mimetype: str) -> Response:
+    """A file with Range and conditional-request support; an empty body if not written yet."""
+    if not path.is_file():
+        return Response(b"", mimetype=mimetype)
+    response = flask.send_file(path, mimetype=mimetype, conditional=True, max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+class WesApi:
+    """The handlers connexion calls; each is a thin adapter over ``RunService``."""
+
+    def __init__(self, service: RunService, *, public_url: str | None = None) -> None:
+        self.service = service
+        self.public_url = public_url
+
+    def _urls(self) -> render.Urls:
+        if self.public_url:
+            return render.Urls(self.public_url + BASE_PATH)
+        return render.Urls(request.url_root.rstrip("/") + BASE_PATH)
+
+    # -- WES 1.1 operations ---------------------------------------------------------------
+
+    def get_service_info(self) -> dict[str, Any]:
+        """Service information. Implements GET /service-info."""
+        return self.service.service_info().model_dump(mode="json", exclude_none=True)
+
+    def list_runs(
+        self,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        state: str | None = None,
+        tag: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of runs, newest first. Implements GET /runs."""
+        page = self.service.list_runs(
+            page_size=page_size, page_token=page_token, state=state, tag=tag
+        )
+        return {
+            "runs": [r.model_dump(mode="json", exclude_none=True) for r in page.runs],
+            "next_page_token": page.next_page_token or "",
+        }
+
+    def run_workflow(self, **_form: Any) -> dict[str, Any]:
+        """Submit a run. Implements POST /runs."""
+        submission = parse_run_request(request.form, request.files)
+        return {"run_id": self.service.submit(submission)}
+
+    def get_run_log(self, run_id: str) -> dict[str, Any]:
+        """Everything about a run. Implements GET /runs/{run_id}."""
+        record = self.service.get_run(run_id)
+        outputs_dir = self.service.workspace.run_dir(run_id).outputs
+        log = render.run_log(record, outputs_dir, self._urls())
+        return log.model_dump(mode="json", exclude_none=True)
+
+    def get_run_status(self, run_id: str) -> dict[str, Any]:
+        """The run's state. Implements GET /runs/{run_id}/status."""
+        return {"run_id": run_id, "state": self.service.get_state(run_id).value}
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run. Implements POST /runs/{run_id}/cancel."""
+        self.service.cancel(run_id)
+        return {"run_id": run_id}
+
+    def list_tasks(
+        self, run_id: str, page_size: int | None = None, page_token: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the run's tasks. Implements GET /runs/{run_id}/tasks."""
+        page = self.service.list_tasks(run_id, page_size=page_size, page_token=page_token)
+        urls = self._urls()
+        return {
+            "task_logs": [
+                render.task_log(run_id, t, urls).model_dump(mode="json", exclude_none=True)
+                for t in page.items
+            ],
+            "next_page_token": page.next_page_token,
+        }
+
+    def get_task(self, run_id: str, task_id: str) -> dict[str, Any]:
+        """One task. Implements GET /runs/{run_id}/tasks/{task_id}."""
+        task = self.service.get_task(run_id, task_id)
+        return render.task_log(run_id, task, self._urls()).model_dump(
+            mode="json", exclude_none=True
+        )
+
+    # -- extensions -----------------------------------------------------------------------
+
+    def get_run_stdout(self, run_id: str) -> Response:
+        """Engine stdout. Implements GET /runs/{run_id}/stdout (extension)."""
+        return _send(self.service.run_dir(run_id).stdout, _TEXT)
+
+    def get_run_stderr(self, run_id: str) -> Response:
+        """Engine stderr. Implements GET /runs/{run_id}/stderr (extension)."""
+        return _send(self.service.run_dir(run_id).stderr, _TEXT)
+
+    def get_task_stdout(self, run_id: str, task_id: str) -> Response:
+        """A task's stdout. Implements GET /runs/{run_id}/tasks/{task_id}/stdout (extension)."""
+        return _send(self.service.task_log(run_id, task_id, "stdout"), _TEXT)
+
+    def get_task_stderr(self, run_id: str, task_id: str) -> Response:
+        """A task's stderr. Implements GET /runs/{run_id}/tasks/{task_id}/stderr (extension)."""
+        return _send(self.service.task_log(run_id, task_id, "stderr"), _TEXT)
+
+    def list_run_outputs(
+        self, run_id: str, archive: str | None = None, path: list[str] | None = None
+    ) -> dict[str, Any] | Response:
+        """Output listing or zip. Implements GET /runs/{run_id}/outputs (extension)."""
+        record = self.service.get_run(run_id)
+        listing = render.output_list(record, self._urls())
+        if archive is None:
+            if path:
+                raise BadRequestError("path= selects outputs for archive=zip; add archive=zip")
+            return listing.model_dump(mode="json", exclude_none=True)
+        members = [f.path for f in listing.files]
+        if path:
+            members = _select(members, path)
+        root = self.service.workspace.run_dir(run_id).outputs
+        return _zip_response(root, members, f"{run_id}-outputs.zip")
+
+    def get_run_output(self, run_id: str, path: str) -> Response:
+        """One output file, or a zip of a folder. Implements GET /runs/{run_id}/outputs/{path}."""
+        target = self.service.output_path(run_id, path)
+        if target.is_dir():
+            root = self.service.workspace.run_dir(run_id).outputs.resolve()
+            members = sorted(
+                p.relative_to(root).as_posix()
+                for p in target.rglob("*")
+                if p.is_file() and not p.is_symlink()
+            )
+            return _zip_response(root, members, f"{target.name}.zip")
+        response = flask.send_file(
+            target, mimetype="application/octet-stream", conditional=True, max_age=0
+        )
+        response.headers["Content-Disposition"] = f'attachment; filename="{target.name}"'
+        return response
+
+
+def _select(members: list[str], wanted: list[str]) -> list[str]:
+    chosen: list[str] = []
+    for item in wanted:
+        prefix = item.strip("/")
+        hits = [m for m in members if m == prefix or m.startswith(prefix + "/")]
+        if not hits:
+            raise NotFoundError(f"no output {item!r} in this run")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+def _zip_response(root: Path, members: list[str], filename: str) -> Response:
+    return Response(
+        stream_zip(root, members),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

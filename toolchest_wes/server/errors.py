@@ -1,0 +1,76 @@
+"""register_error_handlers: every error leaves the server as a WES ``ErrorResponse``."""
+
+from __future__ import annotations
+
+import logging
+
+import connexion
+from connexion.exceptions import ProblemException
+from flask import Response, request
+from werkzeug.exceptions import HTTPException, default_exceptions
+
+from toolchest_wes.core.errors import WesError
+from toolchest_wes.models import ErrorResponse
+
+__all__ = ["error_response", "register_error_handlers"]
+
+logger = logging.getLogger(__name__)
+
+_INTERNAL_MSG = "internal server error; the server log has the details"
+
+
+def error_response(status: int, msg: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON ``{msg, status_code}`` response with ``status_code`` equal to the HTTP status."""
+    body = ErrorResponse(msg=msg, status_code=status).model_dump_json()
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def _wes_error(exc: WesError) -> Response:
+    return error_response(exc.status_code, exc.msg)
+
+
+def _problem(exc: ProblemException) -> Response:
+    status = int(exc.status or 500)
+    if status >= 500:
+        logger.error("request failed: %s: %s", exc.title, exc.detail)
+        return error_response(status, _INTERNAL_MSG)
+    msg = str(exc.detail or exc.title or "bad request")
+    return error_response(status, msg, {k: v for k, v in (exc.headers or {}).items()})
+
+
+def _http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    headers: dict[str, str] = {}
+    if status == 404:
+        msg = (
+            f"no such endpoint: {request.method} {request.path}; the WES API is under /ga4gh/wes/v1"
+        )
+    elif status == 405:
+        allowed = sorted(getattr(exc, "valid_methods", None) or [])
+        headers["Allow"] = ", ".join(allowed)
+        msg = f"method {request.method} is not allowed on {request.path}; use {', '.join(allowed)}"
+    elif status >= 500:
+        logger.error("request failed: %s", exc)
+        msg = _INTERNAL_MSG
+    else:
+        msg = exc.description or exc.name
+    return error_response(status, msg, headers)
+
+
+def _internal(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return _http(exc)
+    logger.exception("unhandled error in %s %s", request.method, request.path)
+    return error_response(500, _INTERNAL_MSG)
+
+
+def register_error_handlers(app: connexion.FlaskApp) -> None:
+    """The one place that maps exceptions to responses; the lookup walks each class's MRO."""
+    app.add_error_handler(WesError, _wes_error)
+    app.add_error_handler(ProblemException, _problem)
+    app.add_error_handler(HTTPException, _http)
+    # connexion registers its problem+json handler for each status code, and Flask prefers a
+    # handler registered for the code over one for the class, so replace them code by code.
+    for code in default_exceptions:
+        app.add_error_handler(code, _http)
+    app.add_error_handler(Exception, _internal)

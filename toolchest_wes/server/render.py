@@ -1,0 +1,117 @@
+"""Turn records into spec documents, with URLs on this server in place of local paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+from toolchest_wes.models import Log, OutputFile, OutputListResponse, RunLog, TaskLog
+from toolchest_wes.store.base import RunRecord
+
+__all__ = ["Urls", "output_list", "rewrite_locations", "run_log", "task_log"]
+
+_SERVER_ONLY_KEYS = ("path", "dirname")
+
+
+class Urls:
+    """URLs of one run's resources under ``base`` (``…/ga4gh/wes/v1``)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def run(self, run_id: str) -> str:
+        """``…/runs/{run_id}``."""
+        return f"{self.base}/runs/{quote(run_id, safe='')}"
+
+    def output(self, run_id: str, rel: str) -> str:
+        """Download URL of one output path."""
+        return f"{self.run(run_id)}/outputs/{quote(rel)}"
+
+    def task(self, run_id: str, task_id: str) -> str:
+        """``…/runs/{run_id}/tasks/{task_id}``."""
+        return f"{self.run(run_id)}/tasks/{quote(task_id, safe='')}"
+
+
+def rewrite_locations(value: Any, outputs_dir: Path, run_id: str, urls: Urls) -> Any:
+    """A copy of a CWL output object with local ``file://`` locations turned into URLs.
+
+    ``path`` and ``dirname``, which would reveal the server's file system, are dropped.
+    """
+    root = outputs_dir.resolve()
+    if isinstance(value, list):
+        return [rewrite_locations(v, outputs_dir, run_id, urls) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {
+        k: rewrite_locations(v, outputs_dir, run_id, urls)
+        for k, v in value.items()
+        if not (k in _SERVER_ONLY_KEYS and value.get("class") in ("File", "Directory"))
+    }
+    location = value.get("location")
+    if value.get("class") in ("File", "Directory") and isinstance(location, str):
+        parsed = urlparse(location)
+        if parsed.scheme == "file":
+            local = Path(unquote(parsed.path)).resolve()
+            if local.is_relative_to(root):
+                out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
+    return out
+
+
+def run_log(record: RunRecord, outputs_dir: Path, urls: Urls) -> RunLog:
+    """The ``RunLog`` of a record."""
+    run_url = urls.run(record.run_id)
+    outputs = (
+        rewrite_locations(record.outputs, outputs_dir, record.run_id, urls)
+        if record.outputs is not None
+        else {}
+    )
+    return RunLog(
+        run_id=record.run_id,
+        request=record.request,
+        state=record.state,
+        run_log=Log(
+            name=record.request.workflow_url,
+            cmd=record.cmd,
+            start_time=record.start_time,
+            end_time=record.end_time,
+            stdout=f"{run_url}/stdout",
+            stderr=f"{run_url}/stderr",
+            exit_code=record.exit_code,
+            system_logs=list(record.system_logs),
+        ),
+        task_logs_url=f"{run_url}/tasks",
+        outputs=outputs,
+    )
+
+
+def task_log(run_id: str, task: dict[str, Any], urls: Urls) -> TaskLog:
+    """A ``TaskLog`` from one entry of the task index."""
+    task_url = urls.task(run_id, task["id"])
+    return TaskLog(
+        id=task["id"],
+        name=task["name"],
+        cmd=task.get("cmd"),
+        start_time=task.get("start_time"),
+        end_time=task.get("end_time"),
+        exit_code=task.get("exit_code"),
+        stdout=f"{task_url}/stdout",
+        stderr=f"{task_url}/stderr",
+        system_logs=[],
+    )
+
+
+def output_list(record: RunRecord, urls: Urls) -> OutputListResponse:
+    """The output listing of a record (empty until the run completes)."""
+    files = [
+        OutputFile(
+            path=f["path"],
+            size=f["size"],
+            checksum=f.get("checksum"),
+            url=urls.output(record.run_id, f["path"]),
+        )
+        for f in record.output_files or []
+    ]
+    return OutputListResponse(
+        run_id=record.run_id, files=files, total_size=sum(f.size for f in files)
+    )

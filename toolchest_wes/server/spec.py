@@ -1,0 +1,74 @@
+"""Load the WES spec and lay the extension document over it."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from typing import Any
+
+import yaml
+
+__all__ = ["BASE_PATH", "EXTENSION_FILE", "WES_FILE", "load_spec"]
+
+WES_FILE = "workflow_execution_service.openapi.yaml"
+EXTENSION_FILE = "toolchest_extensions.openapi.yaml"
+BASE_PATH = "/ga4gh/wes/v1"
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _read(name: str) -> dict[str, Any]:
+    text = resources.files("toolchest_wes.openapi").joinpath(name).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{name} is not an OpenAPI document")
+    return data
+
+
+def _localise_refs(node: Any) -> Any:
+    """Turn ``workflow_execution_service.openapi.yaml#/x`` references into ``#/x``."""
+    if isinstance(node, dict):
+        return {
+            k: (
+                v.split("#", 1)[1].join(("#", ""))
+                if k == "$ref" and isinstance(v, str) and v.startswith(WES_FILE + "#")
+                else _localise_refs(v)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_localise_refs(v) for v in node]
+    return node
+
+
+def load_spec() -> dict[str, Any]:
+    """The WES 1.1.0 document with the toolchest-wes extensions laid over it.
+
+    Raises:
+        ValueError: The extension redefines a WES operation or a component.
+    """
+    spec = _read(WES_FILE)
+    ext = _localise_refs(_read(EXTENSION_FILE))
+    paths: dict[str, Any] = spec["paths"]
+    for path, item in ext.get("paths", {}).items():
+        if path not in paths:
+            paths[path] = copy.deepcopy(item)
+            continue
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            base_op = paths[path].get(method)
+            if base_op is None:
+                paths[path][method] = copy.deepcopy(operation)
+                continue
+            if base_op.get("operationId") != operation.get("operationId"):
+                raise ValueError(f"extension changes the operationId of {method.upper()} {path}")
+            base_op.setdefault("parameters", []).extend(copy.deepcopy(operation["parameters"]))
+    components: dict[str, Any] = spec.setdefault("components", {})
+    for section, entries in ext.get("components", {}).items():
+        target = components.setdefault(section, {})
+        for name, value in entries.items():
+            if name in target:
+                raise ValueError(f"extension redefines components/{section}/{name}")
+            target[name] = value
+    return spec

@@ -1,0 +1,200 @@
+"""The state-store contract: durable run records with atomic state transitions.
+
+Every store (the embedded SQLite store, the Redis store) implements :class:`StateStore` and
+passes the one contract suite in ``tests/contract/test_state_store.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from toolchest_wes.models import RunRequest, RunSummary, State
+
+__all__ = [
+    "InvalidPageTokenError",
+    "RunExistsError",
+    "RunPage",
+    "RunRecord",
+    "RunUpdate",
+    "StateStore",
+    "StoreError",
+    "StoreUnavailableError",
+    "iso_now",
+]
+
+
+def iso_now() -> str:
+    """The current UTC time in the spec's ISO 8601 form, ``%Y-%m-%dT%H:%M:%SZ``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class StoreError(Exception):
+    """Base of the store errors."""
+
+
+class RunExistsError(StoreError):
+    """``create_run`` was given a run id that is already stored."""
+
+
+class InvalidPageTokenError(StoreError, ValueError):
+    """A page token that this store did not issue (or that was altered)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The backing database does not answer."""
+
+
+@dataclass
+class RunRecord:
+    """Everything the server keeps about one run.
+
+    Attributes:
+        run_id: The run's id; also the Celery task id in distributed mode.
+        state: The current state.
+        request: The request as accepted (JSON fields decoded).
+        created_at: Submission time, seconds since the epoch; orders listings.
+        engine_args: Extra engine flags accepted from ``workflow_engine_parameters``.
+        start_time: When the run left QUEUED (ISO 8601).
+        end_time: When the run reached a terminal state (ISO 8601).
+        exit_code: The engine's exit code.
+        cmd: The engine command line.
+        system_logs: Lines the server wants the user to see (why a run failed, what was ignored).
+        outputs: The CWL output object, with ``file://`` locations in the run directory.
+        output_files: One ``{"path", "size", "checksum"}`` per output file, paths relative to
+            the run's output root.
+        owner: The user who submitted the run (``None`` without authentication).
+    """
+
+    run_id: str
+    state: State
+    request: RunRequest
+    created_at: float
+    engine_args: list[str] = field(default_factory=list)
+    start_time: str | None = None
+    end_time: str | None = None
+    exit_code: int | None = None
+    cmd: list[str] | None = None
+    system_logs: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None
+    output_files: list[dict[str, Any]] | None = None
+    owner: str | None = None
+
+    def summary(self) -> RunSummary:
+        """This record as a ``RunSummary`` listing item."""
+        return RunSummary(
+            run_id=self.run_id,
+            state=self.state,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            tags=dict(self.request.tags),
+        )
+
+
+@dataclass
+class RunUpdate:
+    """Fields to change on a record; ``None`` leaves a field as it is.
+
+    ``append_system_logs`` lines are added after the existing ones.
+    """
+
+    start_time: str | None = None
+    end_time: str | None = None
+    exit_code: int | None = None
+    cmd: list[str] | None = None
+    outputs: dict[str, Any] | None = None
+    output_files: list[dict[str, Any]] | None = None
+    append_system_logs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunPage:
+    """One page of a listing, newest first; ``next_page_token`` is ``None`` on the last page."""
+
+    runs: list[RunSummary]
+    next_page_token: str | None
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable run records. All methods are safe to call from several threads at once."""
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run. Raises ``RunExistsError`` if the id is taken."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The whole record, or ``None``."""
+        ...
+
+    def get_state(self, run_id: str) -> State | None:
+        """Only the state (the cheap path behind ``GET /runs/{id}/status``), or ``None``."""
+        ...
+
+    def list_runs(
+        self,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        state: State | None = None,
+        tag: tuple[str, str] | None = None,
+    ) -> RunPage:
+        """Runs newest first, by keyset pagination.
+
+        The token is opaque and encodes the position after the last item returned, so pages
+        stay stable while new runs arrive: a new run never shifts a later page.
+
+        Args:
+            page_size: The most items to return (at least 1).
+            page_token: ``next_page_token`` of the previous page, or ``None`` for the first.
+            state: Only runs in this state.
+            tag: Only runs whose tags have this ``(key, value)``.
+
+        Raises:
+            InvalidPageTokenError: The token was not issued by this store.
+        """
+        ...
+
+    def transition(
+        self,
+        run_id: str,
+        to: State,
+        *,
+        allowed_from: frozenset[State],
+        update: RunUpdate | None = None,
+    ) -> bool:
+        """Atomically move the run to ``to`` if its state is in ``allowed_from``.
+
+        ``update`` is applied in the same atomic step, and only if the transition happens.
+        Returns whether it happened; ``False`` for an unknown run.
+        """
+        ...
+
+    def update_run(self, run_id: str, update: RunUpdate) -> None:
+        """Change fields other than the state."""
+        ...
+
+    def count_by_state(self) -> dict[State, int]:
+        """How many runs are in each state (states with no runs may be missing)."""
+        ...
+
+    def list_active(self) -> list[RunRecord]:
+        """Every run that is not in a terminal state, oldest first."""
+        ...
+
+    def touch_lease(self, run_id: str, ttl_s: float) -> None:
+        """Record that the run's executor is alive for the next ``ttl_s`` seconds."""
+        ...
+
+    def expired_leases(self) -> list[str]:
+        """Ids of active runs (past QUEUED) whose lease has run out."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the store answers."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

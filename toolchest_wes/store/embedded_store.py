@@ -1,0 +1,555 @@
+"""The embedded state store: one SQLite file shared by every process on the machine.
+
+A file rather than an in-process dict because gunicorn runs several worker processes and each
+would see its own dict. The file is in WAL mode, so status polls (readers) never wait for a
+writer. Every write is either one statement or a ``BEGIN IMMEDIATE`` transaction: a writer that
+meets another process's write lock waits out the busy timeout instead of failing with a stale
+snapshot, which is what a deferred read-then-write transaction would do.
+
+Each thread gets its own connection. ``:memory:`` is for unit tests only: every ``:memory:``
+connection is a separate database, so that mode shares one connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from toolchest_wes.core.states import ACTIVE_STATES
+from toolchest_wes.models import RunRequest, RunSummary, State
+from toolchest_wes.store.base import (
+    InvalidPageTokenError,
+    RunExistsError,
+    RunPage,
+    RunRecord,
+    RunUpdate,
+    StoreError,
+    StoreUnavailableError,
+)
+
+__all__ = ["MEMORY", "SCHEMA_VERSION", "EmbeddedStateStore"]
+
+logger = logging.getLogger(__name__)
+
+#: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
+SCHEMA_VERSION = 1
+#: The path that selects a private in-memory database.
+MEMORY = ":memory:"
+
+_BUSY_TIMEOUT_S = 10.0
+_MAX_SEQ = 2**63 - 1
+#: States in which an executor holds the run and must keep its lease fresh.
+_LEASED_STATES = frozenset({State.INITIALIZING, State.RUNNING, State.CANCELING})
+_TOKEN_VERSION = 1
+_TOKEN_MAC_BYTES = 16
+# json_insert() takes at most 127 arguments (SQLITE_MAX_FUNCTION_ARG), two per appended line.
+_LOG_LINES_PER_CALL = 60
+_APPEND_ARGS = ", '$[#]', ?"
+# Primary result codes that mean "the database cannot serve us now", as opposed to a bug in a
+# statement: BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
+_SQLITE_BUSY = 5
+_UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT UNIQUE NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        request TEXT NOT NULL,
+        engine_args TEXT NOT NULL DEFAULT '[]',
+        start_time TEXT,
+        end_time TEXT,
+        exit_code INTEGER,
+        cmd TEXT,
+        system_logs TEXT NOT NULL DEFAULT '[]',
+        outputs TEXT,
+        output_files TEXT,
+        owner TEXT,
+        lease_expires REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_runs_state_seq ON runs (state, seq)",
+    # seq is copied here so that a tag-filtered page is one range scan of the index, already
+    # in listing order, with a rowid lookup per returned run.
+    """CREATE TABLE IF NOT EXISTS run_tags (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS ix_run_tags_key_value_seq ON run_tags (key, value, seq)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+#: RunRecord fields, which are also the column names.
+_RECORD_FIELDS = (
+    "run_id",
+    "state",
+    "request",
+    "created_at",
+    "engine_args",
+    "start_time",
+    "end_time",
+    "exit_code",
+    "cmd",
+    "system_logs",
+    "outputs",
+    "output_files",
+    "owner",
+)
+_RECORD_COLUMNS = ", ".join(_RECORD_FIELDS)
+_JSON_FIELDS = frozenset({"engine_args", "cmd", "system_logs", "outputs", "output_files"})
+
+# Connections a forked child inherited. SQLite says a connection must not be used across
+# fork(), and closing one is a use: it can act on lock state that belongs to the parent. So the
+# child keeps them referenced and never touches them.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class EmbeddedStateStore:
+    """A :class:`~toolchest_wes.store.base.StateStore` on a SQLite file.
+
+    Nothing is opened until the first call; the first connection creates the file and schema.
+    Several instances, in one process or many, may share a file. ``close()`` releases every
+    connection; the store reopens on next use (a ``:memory:`` store then starts empty).
+
+    Page tokens carry an HMAC under a key kept in the database, so a token from another
+    database, or an edited one, raises ``InvalidPageTokenError``. A token holds only a position,
+    not the filters: pass the same ``state`` and ``tag`` with it as with the first page.
+    ``page_token=""`` means the first page, because clients send ``page_token=`` empty.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = _BUSY_TIMEOUT_S) -> None:
+        self._path = os.fspath(path)
+        self._memory = self._path == MEMORY
+        self._busy_timeout_s = busy_timeout_s
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._generation = 0
+        self._conns: dict[threading.Thread, sqlite3.Connection] = {}
+        self._shared: sqlite3.Connection | None = None
+        self._token_key = b""
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStateStore({self._path!r})"
+
+    @property
+    def path(self) -> str:
+        """The database file, or ``":memory:"``."""
+        return self._path
+
+    # -- StateStore --------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a run and its tags in one transaction; ``RunExistsError`` if the id is taken."""
+        with self._connection() as conn, _transaction(conn):
+            cur = conn.execute(
+                f"INSERT INTO runs ({_RECORD_COLUMNS}) "
+                f"VALUES ({', '.join('?' * len(_RECORD_FIELDS))}) ON CONFLICT (run_id) DO NOTHING",
+                _row(record),
+            )
+            if cur.rowcount != 1:
+                raise RunExistsError(f"run {record.run_id} already exists")
+            seq = cur.lastrowid
+            conn.executemany(
+                "INSERT INTO run_tags (run_id, key, value, seq) VALUES (?, ?, ?, ?)",
+                [(record.run_id, key, value, seq) for key, value in record.request.tags.items()],
+            )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The whole record, or ``None``."""
+        with self._connection() as conn:
+            row = conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def get_state(self, run_id: str) -> State | None:
+        """Only the state, or ``None``."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else State(row[0])
+
+    def list_runs(
+        self,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        state: State | None = None,
+        tag: tuple[str, str] | None = None,
+    ) -> RunPage:
+        """Runs newest first; see the class docstring for the token rules."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        params: list[Any] = []
+        if tag is not None:
+            params += tag
+        with self._connection() as conn:
+            params.append(self._decode_token(page_token) if page_token else _MAX_SEQ)
+            if state is not None:
+                params.append(State(state).value)
+            # The extra row only tells whether another page exists.
+            params.append(min(page_size, _MAX_SEQ - 1) + 1)
+            sql = _list_sql(by_state=state is not None, by_tag=tag is not None)
+            rows = conn.execute(sql, params).fetchall()
+            token = self._encode_token(rows[page_size - 1][0]) if len(rows) > page_size else None
+        runs = [
+            RunSummary(
+                run_id=run_id,
+                state=State(run_state),
+                start_time=start_time,
+                end_time=end_time,
+                tags=json.loads(tags) if tags else {},
+            )
+            for _, run_id, run_state, start_time, end_time, tags in rows[:page_size]
+        ]
+        return RunPage(runs=runs, next_page_token=token)
+
+    def transition(
+        self,
+        run_id: str,
+        to: State,
+        *,
+        allowed_from: frozenset[State],
+        update: RunUpdate | None = None,
+    ) -> bool:
+        """Compare-and-set the state in one ``UPDATE``, with ``update`` in the same statement."""
+        if not allowed_from:
+            return False
+        assignments, params = _assignments(update)
+        sources = sorted(State(s).value for s in allowed_from)
+        sql = (
+            f"UPDATE runs SET {', '.join(['state = ?', *assignments])} "
+            f"WHERE run_id = ? AND state IN ({', '.join('?' * len(sources))})"
+        )
+        with self._connection() as conn:
+            changed = conn.execute(sql, [State(to).value, *params, run_id, *sources]).rowcount
+        logger.debug("transition run_id=%s to=%s applied=%s", run_id, to, changed == 1)
+        return bool(changed == 1)
+
+    def update_run(self, run_id: str, update: RunUpdate) -> None:
+        """Change fields other than the state; an unknown run is ignored."""
+        assignments, params = _assignments(update)
+        if not assignments:
+            return
+        with self._connection() as conn:
+            conn.execute(
+                f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?", [*params, run_id]
+            )
+
+    def count_by_state(self) -> dict[State, int]:
+        """How many runs are in each state that has any."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
+        return {State(state): count for state, count in rows}
+
+    def list_active(self) -> list[RunRecord]:
+        """Every run not in a terminal state, oldest (first stored) first."""
+        active = sorted(s.value for s in ACTIVE_STATES)
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM runs "
+                f"WHERE state IN ({', '.join('?' * len(active))}) ORDER BY seq",
+                active,
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def touch_lease(self, run_id: str, ttl_s: float) -> None:
+        """Extend the lease to ``ttl_s`` from now (``ttl_s <= 0`` expires it at once)."""
+        with self._connection() as conn:
+            conn.execute(
+                "UPDATE runs SET lease_expires = ? WHERE run_id = ?", (time.time() + ttl_s, run_id)
+            )
+
+    def expired_leases(self) -> list[str]:
+        """Runs in INITIALIZING, RUNNING or CANCELING whose lease was set and has run out.
+
+        A run that never got a lease is not reported: QUEUED runs have none by design, and a
+        run that started without one predates leases or is in the hands of a caller that
+        does not use them.
+        """
+        leased = sorted(s.value for s in _LEASED_STATES)
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT run_id FROM runs WHERE state IN ({', '.join('?' * len(leased))}) "
+                "AND lease_expires < ? ORDER BY seq",
+                [*leased, time.time()],
+            ).fetchall()
+        return [run_id for (run_id,) in rows]
+
+    def ping(self) -> None:
+        """Run ``SELECT 1``; ``StoreUnavailableError`` on any SQLite error."""
+        try:
+            with self._connection() as conn:
+                conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"state database {self._path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every connection of this store, from all threads.
+
+        Call it when no other thread is using the store; later calls reopen connections.
+        """
+        self._check_fork()
+        with self._lock:
+            self._generation += 1
+            conns = list(self._conns.values())
+            self._conns.clear()
+            if self._shared is not None:
+                conns.append(self._shared)
+                self._shared = None
+        for conn in conns:
+            conn.close()
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        self._check_fork()
+        try:
+            if self._memory:
+                with self._lock:
+                    if self._shared is None:
+                        self._shared = self._open()
+                    yield self._shared
+            else:
+                yield self._thread_connection()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", -1) & 0xFF in _UNAVAILABLE_CODES:
+                raise StoreUnavailableError(f"state database {self._path}: {exc}") from exc
+            raise
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        conn = self._open()
+        with self._lock:
+            # Threads come and go (a gthread pool recycles them); their connections would
+            # otherwise stay open until close().
+            for thread in [t for t in self._conns if not t.is_alive()]:
+                self._conns.pop(thread).close()
+            self._conns[threading.current_thread()] = conn
+            local.conn = conn
+            local.generation = self._generation
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        # check_same_thread=False only so that close() can close other threads' connections;
+        # each connection is otherwise used by its own thread (or under the lock for :memory:).
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            if not self._memory:
+                # NORMAL is crash-safe in WAL mode; a power loss may drop the last commits.
+                conn.execute("PRAGMA synchronous = NORMAL")
+            self._ensure_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        if not self._memory:
+            self._enable_wal(conn)
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            with _transaction(conn):
+                # Read again under the write lock: another process may have just created it.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"state database {self._path} has schema version {version}; "
+                        f"this toolchest-wes supports up to {SCHEMA_VERSION}"
+                    )
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('page_token_key', ?)",
+                        (secrets.token_hex(32),),
+                    )
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    logger.info(
+                        "created state store schema path=%s version=%s", self._path, SCHEMA_VERSION
+                    )
+        (key,) = conn.execute("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()
+        self._token_key = bytes.fromhex(key)
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL takes an exclusive lock without calling the busy
+                # handler, so processes starting together on a new file must retry themselves.
+                if exc.sqlite_errorcode & 0xFF != _SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        if mode != "wal":
+            logger.warning("state database not in WAL mode path=%s mode=%s", self._path, mode)
+
+    def _check_fork(self) -> None:
+        if self._pid == os.getpid():
+            return
+        # A lock held by a parent thread at fork time would never be released here.
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        _INHERITED.extend(self._conns.values())
+        self._conns = {}
+        self._pid = os.getpid()
+        # A :memory: store keeps its connection: the child owns a private copy of that memory.
+
+    # -- page tokens -------------------------------------------------------------------------
+
+    def _encode_token(self, seq: int) -> str:
+        payload = _b64encode(json.dumps({"v": _TOKEN_VERSION, "seq": seq}).encode())
+        return f"{payload}.{self._mac(payload)}"
+
+    def _decode_token(self, token: str) -> int:
+        try:
+            if not token.isascii():
+                raise ValueError("non-ASCII")
+            payload, mac = token.split(".")
+            if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+                raise ValueError("bad MAC")
+            data = json.loads(_b64decode(payload))
+        except (ValueError, binascii.Error) as exc:  # JSONDecodeError is a ValueError
+            raise InvalidPageTokenError("invalid page token") from exc
+        seq = data.get("seq") if isinstance(data, dict) else None
+        # bool is an int subclass; only a plain int in SQLite's range is a position.
+        if (
+            data != {"v": _TOKEN_VERSION, "seq": seq}
+            or type(data["v"]) is not int
+            or type(seq) is not int
+            or not 0 < seq <= _MAX_SEQ
+        ):
+            raise InvalidPageTokenError("invalid page token")
+        return seq
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._token_key, payload.encode(), "sha256").digest()
+        return _b64encode(digest[:_TOKEN_MAC_BYTES])
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _list_sql(*, by_state: bool, by_tag: bool) -> str:
+    columns = (
+        "r.seq, r.run_id, r.state, r.start_time, r.end_time, json_extract(r.request, '$.tags')"
+    )
+    if by_tag:
+        # CROSS JOIN fixes the join order: walk the tag index in seq order, look up each run.
+        # Ordering by t.seq, not the equal r.seq, is what lets the planner skip the sort.
+        sql = (
+            f"SELECT {columns} FROM run_tags AS t CROSS JOIN runs AS r ON r.seq = t.seq "
+            "WHERE t.key = ? AND t.value = ? AND t.seq < ?"
+        )
+        order = "t.seq"
+    else:
+        sql = f"SELECT {columns} FROM runs AS r WHERE r.seq < ?"
+        order = "r.seq"
+    if by_state:
+        sql += " AND r.state = ?"
+    return f"{sql} ORDER BY {order} DESC LIMIT ?"
+
+
+def _assignments(update: RunUpdate | None) -> tuple[list[str], list[Any]]:
+    if update is None:
+        return [], []
+    assignments: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("start_time", update.start_time),
+        ("end_time", update.end_time),
+        ("exit_code", update.exit_code),
+        ("cmd", _dumps_or_none(update.cmd)),
+        ("outputs", _dumps_or_none(update.outputs)),
+        ("output_files", _dumps_or_none(update.output_files)),
+    ):
+        if value is not None:
+            assignments.append(f"{column} = ?")
+            params.append(value)
+    lines = list(update.append_system_logs)
+    if lines:
+        # Appending inside the UPDATE keeps it one atomic statement; '$[#]' is the array end.
+        expr = "system_logs"
+        for start in range(0, len(lines), _LOG_LINES_PER_CALL):
+            chunk = lines[start : start + _LOG_LINES_PER_CALL]
+            expr = f"json_insert({expr}{_APPEND_ARGS * len(chunk)})"
+            params += chunk
+        assignments.append(f"system_logs = {expr}")
+    return assignments, params
+
+
+def _row(record: RunRecord) -> list[Any]:
+    row: list[Any] = []
+    for name in _RECORD_FIELDS:
+        value = getattr(record, name)
+        if name == "state":
+            value = State(value).value
+        elif name == "request":
+            value = _dumps(value.model_dump(mode="json"))
+        elif name in _JSON_FIELDS:
+            value = _dumps_or_none(value)
+        row.append(value)
+    return row
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    fields = dict(zip(_RECORD_FIELDS, row, strict=True))
+    for name in _JSON_FIELDS:
+        fields[name] = _loads_or_none(fields[name])
+    fields["state"] = State(fields["state"])
+    fields["request"] = RunRequest.model_validate_json(fields["request"])
+    return RunRecord(**fields)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _dumps_or_none(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _loads_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
