@@ -209,3 +209,31 @@ def test_unexpected_exception_is_a_500_without_details(make_app: Any) -> None:
     response = app.app.test_client().get(f"{API}/service-info")
     body = assert_error(response, 500)
     assert "secret" not in body["msg"]
+
+
+def test_unknown_and_unnamed_form_fields_are_400(client: Any) -> None:
+    body = assert_error(post(client, surprise="1"), 400, "'surprise'", "workflow_url")
+    assert "POST /runs takes" in body["msg"]
+    response = client.post(
+        f"{API}/runs",
+        data=b'--b\r\nContent-Disposition: form-data; name=""\r\n\r\nx\r\n--b--\r\n',
+        content_type="multipart/form-data; boundary=b",
+    )
+    assert_error(response, 400, "(unnamed)")
+
+
+def test_extra_query_parameters_are_400(client: Any) -> None:
+    assert_error(client.get(f"{API}/runs/x/status?bogus=1"), 400, "bogus")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b'{"workflow_type": "CWL"}', "application/json"), (b"hello", "text/plain"), (b"", "")],
+)
+def test_post_runs_needs_a_form(client: Any, body: bytes, content_type: str) -> None:
+    response = client.post(f"{API}/runs", data=body, content_type=content_type)
+    assert_error(response, 400, "multipart/form-data")
+
+
+def test_page_size_beyond_int64_is_400(client: Any) -> None:
+    assert_error(client.get(f"{API}/runs?page_size=9223372036854775808"), 400, "page_size")

@@ -294,8 +294,8 @@ class RunService:
     def _page_size(self, page_size: int | None) -> int:
         if page_size is None:
             return self.config.default_page_size
-        if page_size < 1:
-            raise BadRequestError(f"page_size must be at least 1, not {page_size}")
+        if not 1 <= page_size < 2**63:
+            raise BadRequestError(f"page_size must be a whole number from 1 up, not {page_size}")
         return min(page_size, self.config.max_page_size)
 
     def run_dir(self, run_id: str) -> RunDir:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import connexion
-from flask import Response
+from flask import Response, request
 
 from toolchest_wes.config import ContainerRuntime, Settings
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
@@ -22,6 +22,7 @@ from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.errors import error_response, register_error_handlers
+from toolchest_wes.server.forms import check_field_names, check_form_request
 from toolchest_wes.server.resolver import WesResolver
 from toolchest_wes.server.spec import BASE_PATH, load_spec
 from toolchest_wes.store import store_from_url
@@ -140,6 +141,7 @@ def create_app(
         validate_responses=validate_responses,
     )
     register_error_handlers(app)
+    app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(store))
     app.app.extensions[_EXTENSION_KEY] = AppState(
         settings, service, store, runner, launcher, owns_launcher
@@ -163,6 +165,12 @@ def _engine_lookup(registry: EngineRegistry) -> Any:
         return engine
 
     return engine_for
+
+
+def _check_run_request_fields() -> None:
+    if request.method == "POST" and request.path == f"{BASE_PATH}/runs":
+        check_form_request(request.mimetype)
+        check_field_names([*request.form.keys(), *request.files.keys()])
 
 
 def _health(store: StateStore) -> Any:

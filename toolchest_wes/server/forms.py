@@ -11,7 +11,24 @@ from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.service import RunSubmission
 from toolchest_wes.core.workspace import Attachment
 
-__all__ = ["parse_run_request"]
+__all__ = ["RUN_REQUEST_FIELDS", "check_field_names", "check_form_request", "parse_run_request"]
+
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+#: The multipart fields of ``POST /runs`` (WES 1.1 ``RunWorkflow``).
+RUN_REQUEST_FIELDS = frozenset(
+    {
+        "workflow_params",
+        "workflow_type",
+        "workflow_type_version",
+        "tags",
+        "workflow_engine",
+        "workflow_engine_version",
+        "workflow_engine_parameters",
+        "workflow_url",
+        "workflow_attachment",
+    }
+)
 
 _TEXT_FIELDS = (
     "workflow_type",
@@ -58,6 +75,28 @@ def _attachment(part: FileStorage) -> Attachment:
             "which may include folders such as lib/tool.cwl"
         )
     return Attachment(name=part.filename, stream=part.stream)  # type: ignore[arg-type]
+
+
+def check_form_request(mimetype: str) -> None:
+    """``POST /runs`` is a form; say so rather than failing on a JSON or text body."""
+    if mimetype not in _FORM_TYPES:
+        raise BadRequestError(
+            f"POST /runs takes a multipart/form-data body, not {mimetype or 'no body'}; send "
+            "each field as a form part (JSON fields as strings) and files as workflow_attachment"
+        )
+
+
+def check_field_names(names: list[str]) -> None:
+    """Refuse form fields that ``POST /runs`` does not define, naming them.
+
+    Runs before connexion's own form validation, which fails on unnamed parts.
+    """
+    unknown = sorted({n if n else "(unnamed)" for n in names} - RUN_REQUEST_FIELDS)
+    if unknown:
+        raise BadRequestError(
+            f"unknown form field(s) {', '.join(repr(u) for u in unknown)}; POST /runs takes "
+            f"{', '.join(sorted(RUN_REQUEST_FIELDS))}"
+        )
 
 
 def parse_run_request(

@@ -63,7 +63,12 @@ def load_spec() -> dict[str, Any]:
                 continue
             if base_op.get("operationId") != operation.get("operationId"):
                 raise ValueError(f"extension changes the operationId of {method.upper()} {path}")
-            base_op.setdefault("parameters", []).extend(copy.deepcopy(operation["parameters"]))
+            base_op.setdefault("parameters", []).extend(
+                copy.deepcopy(operation.get("parameters", []))
+            )
+            responses = base_op.setdefault("responses", {})
+            for code, response in operation.get("responses", {}).items():
+                responses.setdefault(str(code), copy.deepcopy(response))
     components: dict[str, Any] = spec.setdefault("components", {})
     for section, entries in ext.get("components", {}).items():
         target = components.setdefault(section, {})
