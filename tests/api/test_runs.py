@@ -16,6 +16,21 @@ HELLO = EXAMPLES / "hello" / "hello.cwl"
 TWO_STEP = EXAMPLES / "two-step"
 
 
+def run_two_step(wes: Wes) -> str:
+    """Run the two-step example (a workflow, two tools in a subfolder, a File input)."""
+    run_id = wes.submit(
+        TWO_STEP / "count-lines.cwl",
+        {"text": {"class": "File", "path": "fruit.txt"}},
+        attach={
+            "fruit.txt": TWO_STEP / "fruit.txt",
+            "tools/sort.cwl": TWO_STEP / "tools" / "sort.cwl",
+            "tools/count-unique.cwl": TWO_STEP / "tools" / "count-unique.cwl",
+        },
+    )
+    assert wes.wait(run_id) is State.COMPLETE
+    return run_id
+
+
 def test_hello_world_completes_with_outputs_as_urls(wes: Wes) -> None:
     run_id = wes.submit(HELLO, {"message": "hi there"}, tags={"project": "demo"})
     assert wes.wait(run_id) is State.COMPLETE
@@ -62,16 +77,7 @@ def test_lowercase_type_and_bare_version_are_accepted(wes: Wes) -> None:
 
 
 def test_two_step_workflow_with_file_input_and_subfolders(wes: Wes) -> None:
-    run_id = wes.submit(
-        TWO_STEP / "count-lines.cwl",
-        {"text": {"class": "File", "path": "fruit.txt"}},
-        attach={
-            "fruit.txt": TWO_STEP / "fruit.txt",
-            "tools/sort.cwl": TWO_STEP / "tools" / "sort.cwl",
-            "tools/count-unique.cwl": TWO_STEP / "tools" / "count-unique.cwl",
-        },
-    )
-    assert wes.wait(run_id) is State.COMPLETE
+    run_id = run_two_step(wes)
     counts = wes.get(wes.log(run_id)["outputs"]["count"]["location"]).get_data(as_text=True)
     assert counts.split() == ["2", "apple", "1", "fig", "3", "pear"]
 
@@ -115,16 +121,7 @@ def test_engine_logs_are_served_with_range(wes: Wes) -> None:
 
 
 def test_output_listing_single_file_and_zip(wes: Wes) -> None:
-    run_id = wes.submit(
-        TWO_STEP / "count-lines.cwl",
-        {"text": {"class": "File", "path": "fruit.txt"}},
-        attach={
-            "fruit.txt": TWO_STEP / "fruit.txt",
-            "tools/sort.cwl": TWO_STEP / "tools" / "sort.cwl",
-            "tools/count-unique.cwl": TWO_STEP / "tools" / "count-unique.cwl",
-        },
-    )
-    assert wes.wait(run_id) is State.COMPLETE
+    run_id = run_two_step(wes)
     listing = wes.get(f"/runs/{run_id}/outputs").get_json()
     assert listing["run_id"] == run_id
     by_path = {f["path"]: f for f in listing["files"]}
