@@ -171,3 +171,18 @@ def test_swagger_ui_is_served(client) -> None:  # type: ignore[no-untyped-def]
     response = client.get(f"{API}/ui/")
     assert response.status_code == 200
     assert b"swagger" in response.data.lower()
+
+
+def test_wes_client_style_absolute_locations_map_to_attachments(wes: Wes) -> None:
+    """The reference wes-client sends file:// paths of the client's machine."""
+    run_id = wes.submit(
+        TWO_STEP / "count-lines.cwl",
+        {"text": {"class": "File", "location": "file:///home/someone/two-step/fruit.txt"}},
+        attach={
+            "fruit.txt": TWO_STEP / "fruit.txt",
+            "tools/sort.cwl": TWO_STEP / "tools" / "sort.cwl",
+            "tools/count-unique.cwl": TWO_STEP / "tools" / "count-unique.cwl",
+        },
+    )
+    assert wes.wait(run_id) is State.COMPLETE
+    assert wes.log(run_id)["outputs"]["count"]["size"] > 0

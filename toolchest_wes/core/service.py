@@ -18,6 +18,7 @@ from toolchest_wes.core.errors import (
     RunNotFoundError,
     ServiceUnavailableError,
 )
+from toolchest_wes.core.params import localise_params
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
 from toolchest_wes.core.workspace import (
     Attachment,
@@ -107,7 +108,7 @@ class RunService:
         engine = self._engine_for(sub)
         names = self._attachment_names(sub.attachments)
         workflow_url = self._check_workflow_url(sub.workflow_url, names)
-        _check_params_locations(sub.workflow_params)
+        staged_params = localise_params(sub.workflow_params, names)
         try:
             params = engine.check_parameters(sub.workflow_engine_parameters)
         except InvalidEngineParameterError as exc:
@@ -127,7 +128,7 @@ class RunService:
         run_id = str(uuid.uuid4())
         for attachment, name in zip(sub.attachments, names, strict=True):
             attachment.name = name
-        self.workspace.stage(run_id, sub.attachments, sub.workflow_params)
+        self.workspace.stage(run_id, sub.attachments, staged_params)
         record = RunRecord(
             run_id=run_id,
             state=State.QUEUED,
@@ -399,34 +400,3 @@ class RunService:
             raise ServiceUnavailableError(
                 "the run database is not answering; retry in a few seconds"
             ) from exc
-
-
-def _check_params_locations(params: Any, where: str = "workflow_params") -> None:
-    """Refuse File/Directory inputs that point at the server's own files."""
-    if isinstance(params, list):
-        for i, item in enumerate(params):
-            _check_params_locations(item, f"{where}[{i}]")
-        return
-    if not isinstance(params, dict):
-        return
-    if params.get("class") in ("File", "Directory"):
-        for key in ("location", "path"):
-            value = params.get(key)
-            if not isinstance(value, str):
-                continue
-            scheme = urlparse(value).scheme.lower()
-            if scheme == "file" or value.startswith("/"):
-                raise BadRequestError(
-                    f"{where}.{key} {value!r} names a file on the server; attach the file and "
-                    "refer to it by its relative path"
-                )
-            if scheme in _URL_SCHEMES:
-                continue
-            if "://" in value:
-                raise BadRequestError(
-                    f"{where}.{key} {value!r} has an unsupported scheme; use http, https or a "
-                    "path relative to the attachments"
-                )
-            safe_relative_path(value, what=f"{where}.{key}")
-    for key, value in params.items():
-        _check_params_locations(value, f"{where}.{key}")
