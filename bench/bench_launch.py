@@ -20,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from toolchest_wes.engines.base import Launcher, LaunchSpec  # noqa: E402
-from toolchest_wes.engines.process import SubprocessLauncher, WarmLauncher  # noqa: E402
+from toolchest_wes.engines.process import SubprocessLauncher  # noqa: E402
+from toolchest_wes.engines.warm_launcher import WarmLauncher  # noqa: E402
 
 ENTRY = "toolchest_wes.engines.cwltool_child"
 TOOL = {

@@ -14,7 +14,7 @@ import pytest
 
 from toolchest_wes.config import Settings
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY
-from toolchest_wes.engines.process import WarmLauncher
+from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.models import TERMINAL_STATES, State
 from toolchest_wes.server.app import create_app, get_state
 

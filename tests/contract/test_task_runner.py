@@ -23,8 +23,8 @@ from toolchest_wes.core.service import RunService, RunSubmission
 from toolchest_wes.core.tasks import read_tasks
 from toolchest_wes.core.workspace import Attachment, Workspace
 from toolchest_wes.engines.cwltool_engine import CwltoolEngine
-from toolchest_wes.engines.process import WarmLauncher
 from toolchest_wes.engines.registry import EngineRegistry
+from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.models import State
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner

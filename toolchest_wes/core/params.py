@@ -15,9 +15,10 @@ from urllib.parse import unquote, urlparse
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.workspace import safe_relative_path
 
-__all__ = ["localise_params"]
+__all__ = ["REMOTE_SCHEMES", "localise_params"]
 
-_URL_SCHEMES = ("http", "https")
+#: URL schemes the engine fetches by itself; every other input must be attached.
+REMOTE_SCHEMES = ("http", "https")
 _LOCATION_KEYS = ("location", "path")
 
 
@@ -53,7 +54,7 @@ def _visit(value: Any, where: str, names: set[str], folders: set[str]) -> Any:
 
 def _localise(ref: str, where: str, known: set[str]) -> str:
     scheme = urlparse(ref).scheme.lower()
-    if scheme in _URL_SCHEMES or ref.startswith("_:"):
+    if scheme in REMOTE_SCHEMES or ref.startswith("_:"):
         return ref
     if scheme == "file" or ref.startswith("/"):
         path = unquote(urlparse(ref).path) if scheme == "file" else ref

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlparse
 
 from toolchest_wes import __version__
 from toolchest_wes.core.errors import (
@@ -18,16 +17,19 @@ from toolchest_wes.core.errors import (
     RunNotFoundError,
     ServiceUnavailableError,
 )
-from toolchest_wes.core.params import localise_params
+from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
+from toolchest_wes.core.submission import (
+    RunSubmission,
+    attachment_names,
+    check_workflow_url,
+    resolve_engine,
+)
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
 from toolchest_wes.core.workspace import (
-    Attachment,
     RunDir,
     Workspace,
-    check_attachment_name,
-    safe_relative_path,
 )
-from toolchest_wes.engines.base import InvalidEngineParameterError, WorkflowEngine
+from toolchest_wes.engines.base import InvalidEngineParameterError
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
 from toolchest_wes.models import RunRequest, ServiceInfo, State
 from toolchest_wes.runner.base import TaskRunner
@@ -47,23 +49,6 @@ logger = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-_URL_SCHEMES = ("http", "https")
-
-
-@dataclass
-class RunSubmission:
-    """A decoded ``POST /runs`` request. JSON fields are already parsed, nothing is checked."""
-
-    workflow_type: str | None = None
-    workflow_type_version: str | None = None
-    workflow_url: str | None = None
-    workflow_params: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    workflow_engine_parameters: dict[str, Any] = field(default_factory=dict)
-    workflow_engine: str | None = None
-    workflow_engine_version: str | None = None
-    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass
@@ -105,9 +90,9 @@ class RunService:
 
     def submit(self, sub: RunSubmission, *, owner: str | None = None) -> str:
         """Check a submission, stage its files, record it QUEUED and hand it to the runner."""
-        engine = self._engine_for(sub)
-        names = self._attachment_names(sub.attachments)
-        workflow_url = self._check_workflow_url(sub.workflow_url, names)
+        engine = resolve_engine(self.registry, sub)
+        names = attachment_names(sub.attachments)
+        workflow_url = check_workflow_url(sub.workflow_url, names)
         staged_params = localise_params(sub.workflow_params, names)
         try:
             params = engine.check_parameters(sub.workflow_engine_parameters)
@@ -159,83 +144,6 @@ class RunService:
                 ),
             )
         return run_id
-
-    def _engine_for(self, sub: RunSubmission) -> WorkflowEngine:
-        supported = "; ".join(f"{t} ({', '.join(v)})" for t, v in self.registry.supported().items())
-        if not sub.workflow_type:
-            raise BadRequestError(f"workflow_type is missing; this server supports {supported}")
-        engine = self.registry.for_type(sub.workflow_type)
-        if engine is None:
-            raise BadRequestError(
-                f"workflow_type {sub.workflow_type!r} is not supported; this server supports "
-                f"{supported}"
-            )
-        if not sub.workflow_type_version:
-            raise BadRequestError(
-                f"workflow_type_version is missing; supported {engine.workflow_type} versions: "
-                f"{', '.join(engine.type_versions)}"
-            )
-        if normalise_version(sub.workflow_type_version) not in engine.type_versions:
-            raise BadRequestError(
-                f"workflow_type_version {sub.workflow_type_version!r} is not supported for "
-                f"{engine.workflow_type}; supported versions: {', '.join(engine.type_versions)}"
-            )
-        if sub.workflow_engine and sub.workflow_engine.strip().lower() != engine.name:
-            raise BadRequestError(
-                f"workflow_engine {sub.workflow_engine!r} is not available for "
-                f"{engine.workflow_type}; this server runs it with {engine.name!r}"
-            )
-        if sub.workflow_engine_version and sub.workflow_engine_version != engine.version():
-            raise BadRequestError(
-                f"workflow_engine_version {sub.workflow_engine_version!r} is not available; "
-                f"this server has {engine.name} {engine.version()}"
-            )
-        return engine
-
-    @staticmethod
-    def _attachment_names(attachments: Sequence[Attachment]) -> list[str]:
-        names = [check_attachment_name(a.name) for a in attachments]
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise BadRequestError(f"workflow_attachment {name!r} was sent twice")
-            seen.add(name)
-        return names
-
-    @staticmethod
-    def _check_workflow_url(url: str | None, names: list[str]) -> str:
-        if not url or not url.strip():
-            raise BadRequestError(
-                "workflow_url is missing; give the path of an attached workflow file or an "
-                "http(s) URL"
-            )
-        url = url.strip()
-        scheme = urlparse(url).scheme.lower()
-        if scheme == "file":
-            raise BadRequestError(
-                f"workflow_url {url!r}: file:// URLs are not accepted, as they name files on "
-                "the server; attach the workflow and give its relative path"
-            )
-        if scheme in _URL_SCHEMES:
-            return url
-        if "://" in url:
-            raise BadRequestError(
-                f"workflow_url {url!r} has an unsupported scheme {scheme!r}; use http, https "
-                "or a path relative to the attachments"
-            )
-        path, sep, fragment = url.partition("#")
-        rel = safe_relative_path(path, what="workflow_url")
-        if not names:
-            raise BadRequestError(
-                f"workflow_url {url!r} is a relative path, but no workflow_attachment was "
-                "sent; attach the workflow file or give an http(s) URL"
-            )
-        if rel not in names:
-            raise BadRequestError(
-                f"workflow_url {url!r} names no attached file; attached: "
-                f"{', '.join(sorted(names)[:20])}"
-            )
-        return rel + sep + fragment
 
     # -- read -----------------------------------------------------------------------------
 
@@ -358,7 +266,10 @@ class RunService:
                 run_id, target, allowed_from=frozenset({state}), update=update
             ):
                 logger.info("cancel requested run_id=%s was=%s now=%s", run_id, state, target)
-                self.runner.cancel(run_id)
+                if target is State.CANCELED:
+                    # Only a queued run needs the runner: a started one watches its state
+                    # and stops itself on CANCELING.
+                    self.runner.cancel(run_id)
                 return target
         # Ten lost races in a row means the run keeps changing; report where it is now.
         return self.get_state(run_id)
@@ -383,7 +294,8 @@ class RunService:
                 e.workflow_type: {"workflow_type_version": list(e.type_versions)} for e in engines
             },
             supported_wes_versions=["1.0.0", "1.1.0"],
-            supported_filesystem_protocols=["file", "http", "https"],
+            # Inputs are attachments or URLs the engine fetches; no server path is accepted.
+            supported_filesystem_protocols=list(REMOTE_SCHEMES),
             workflow_engine_versions={
                 e.name: {"workflow_engine_version": [e.version()]} for e in engines
             },

@@ -1,40 +1,33 @@
-"""Starting engine processes: plain subprocesses, or forks of a warm zygote.
+"""Starting engine processes, and the process-group plumbing that every launcher shares.
 
 This is the only module of the server that calls ``subprocess``, ``os.fork`` (through the
-zygote it starts) or ``os.killpg``. Every engine process leads its own session and process
-group, so cancelling a run signals the engine together with every tool it started.
+zygote that ``spawn_python`` starts for ``WarmLauncher``) or ``os.killpg``. Every engine
+process leads its own session and process group, so cancelling a run signals the engine
+together with every tool it started.
 
-``SubprocessLauncher`` execs each process from scratch. ``WarmLauncher`` keeps a zygote
-(``toolchest_wes.engines.zygote``): a helper interpreter that imported the entry modules and
-warmed them once, and that forks a child per run. A fresh cwltool process spends about 2 s
-importing and loading schemas before it runs anything; a forked child skips all of that.
+``SubprocessLauncher`` execs each process from scratch. ``WarmLauncher``
+(``toolchest_wes.engines.warm_launcher``) forks them from a warm zygote; it reaches
+processes only through ``spawn_python``, ``kill_group`` and ``signal_group`` here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import itertools
-import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from toolchest_wes.engines.base import Launcher, LaunchSpec, ProcessHandle
+from toolchest_wes.engines.base import LaunchSpec, ProcessHandle
 
-__all__ = ["ProcessLostError", "SubprocessLauncher", "WarmLauncher"]
+__all__ = ["ProcessLostError", "SubprocessLauncher"]
 
 logger = logging.getLogger(__name__)
-
-_ZYGOTE_MODULE = "toolchest_wes.engines.zygote"
 
 # How long kill_tree waits for the exit report after SIGKILL. SIGKILL cannot be caught, so
 # only a process stuck in the kernel (or an unresponsive zygote) takes longer; the handle's
@@ -42,13 +35,6 @@ _ZYGOTE_MODULE = "toolchest_wes.engines.zygote"
 _REAP_TIMEOUT_S = 10.0
 # Poll interval while the rest of a group winds down after its leader exited.
 _GROUP_POLL_S = 0.02
-# Fork requests are answered right after the fork, so a zygote silent for this long is stuck.
-_REQUEST_TIMEOUT_S = 30.0
-# A dead zygote is replaced at most this often, so a zygote that keeps crashing costs one
-# interpreter start per interval instead of one per run.
-_RESTART_INTERVAL_S = 30.0
-# How long close() lets the zygote kill and reap its children before it is killed itself.
-_CLOSE_TIMEOUT_S = 10.0
 
 
 class ProcessLostError(RuntimeError):
@@ -59,7 +45,7 @@ class ProcessLostError(RuntimeError):
     """
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
     """Send ``sig`` to a process group; False if the group no longer exists."""
     try:
         os.killpg(pgid, sig)
@@ -77,7 +63,7 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
-def _kill_group(pgid: int, grace_s: float, wait: Callable[[float | None], int | None]) -> None:
+def kill_group(pgid: int, grace_s: float, wait: Callable[[float | None], int | None]) -> None:
     """SIGTERM a process group, SIGKILL what is left after ``grace_s``, then reap the leader.
 
     ``wait`` is the leader's ``ProcessHandle.wait``. The grace period covers the whole group:
@@ -88,14 +74,14 @@ def _kill_group(pgid: int, grace_s: float, wait: Callable[[float | None], int | 
     none of our processes is left in it, so signalling the group stays safe in practice.
     """
     deadline = time.monotonic() + max(grace_s, 0.0)
-    _signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     try:
         if wait(max(grace_s, 0.0)) is not None:
             while _group_exists(pgid) and time.monotonic() < deadline:
                 time.sleep(_GROUP_POLL_S)
     except ProcessLostError:
         pass
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     with contextlib.suppress(ProcessLostError):
         wait(_REAP_TIMEOUT_S)
 
@@ -110,27 +96,59 @@ def _open_log(path: os.PathLike[str] | str) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
-class _PopenHandle:
-    """A process started by ``SubprocessLauncher``."""
+class ChildProcess:
+    """A process this module started; ``wait`` and ``kill`` without ``subprocess`` types."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], on_exit: Callable[[_PopenHandle], None]):
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
-        self._on_exit = on_exit
 
     @property
     def pid(self) -> int:
         return self._proc.pid
 
     def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, or ``None`` if the process is still running after ``timeout``."""
         try:
-            code = self._proc.wait(timeout)
+            return self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        self._on_exit(self)
+
+    def kill(self) -> None:
+        """SIGKILL this process alone, not its group; nothing happens once it was reaped."""
+        self._proc.kill()
+
+
+def spawn_python(module: str, args: Sequence[str], *, pass_fds: Sequence[int]) -> ChildProcess:
+    """Start ``python -m module args`` with this interpreter, as a new session.
+
+    The child inherits ``pass_fds`` and this process's stderr and environment; its stdin and
+    stdout are ``/dev/null``.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        pass_fds=tuple(pass_fds),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return ChildProcess(proc)
+
+
+class _PopenHandle(ChildProcess):
+    """A process started by ``SubprocessLauncher``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], on_exit: Callable[[_PopenHandle], None]):
+        super().__init__(proc)
+        self._on_exit = on_exit
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        code = super().wait(timeout)
+        if code is not None:
+            self._on_exit(self)
         return code
 
     def kill_tree(self, grace_s: float) -> None:
-        _kill_group(self.pid, grace_s, self.wait)
+        kill_group(self.pid, grace_s, self.wait)
 
     def __repr__(self) -> str:
         return f"<_PopenHandle pid={self.pid}>"
@@ -177,327 +195,9 @@ class SubprocessLauncher:
         with self._lock:
             running = list(self._running)
         for handle in running:
-            _signal_group(handle.pid, signal.SIGKILL)
+            signal_group(handle.pid, signal.SIGKILL)
             handle.wait(_REAP_TIMEOUT_S)
 
     def _forget(self, handle: _PopenHandle) -> None:
         with self._lock:
             self._running.discard(handle)
-
-
-class _WarmHandle:
-    """A process forked by the zygote; its exit arrives through the zygote's socket."""
-
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
-        self._done = threading.Event()
-        self._code: int | None = None
-        self._lost = False
-
-    @property
-    def pid(self) -> int:
-        return self._pid
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        if not self._done.wait(timeout):
-            return None
-        if self._lost:
-            raise ProcessLostError(f"the zygote died before process {self._pid} was reported")
-        return self._code
-
-    def kill_tree(self, grace_s: float) -> None:
-        _kill_group(self._pid, grace_s, self.wait)
-
-    def _finish(self, code: int) -> None:
-        self._code = code
-        self._done.set()
-
-    def _lose(self) -> None:
-        self._lost = True
-        self._done.set()
-
-    def __repr__(self) -> str:
-        return f"<_WarmHandle pid={self._pid}>"
-
-
-class _ZygoteLostError(Exception):
-    """The zygote died, or stopped answering, before it answered a request."""
-
-
-@dataclass
-class _Request:
-    done: threading.Event = field(default_factory=threading.Event)
-    reply: dict[str, Any] | None = None
-    handle: _WarmHandle | None = None
-
-
-class _Zygote:
-    """One zygote process and the thread that reads its socket."""
-
-    def __init__(self, entries: Sequence[str]) -> None:
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            # Its own session keeps a Ctrl-C meant for the server away from the zygote: it
-            # must outlive the server's last request so it can kill its children on EOF.
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", _ZYGOTE_MODULE, str(child_sock.fileno())],
-                pass_fds=(child_sock.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except BaseException:
-            parent_sock.close()
-            raise
-        finally:
-            child_sock.close()
-        self.started_at = time.monotonic()
-        self.entries: frozenset[str] = frozenset()
-        self.dead = False
-        self._sock = parent_sock
-        self._send_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._closing = False
-        self._req_ids = itertools.count(1)
-        self._requests: dict[int, _Request] = {}
-        self._children: dict[int, _WarmHandle] = {}
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"zygote-reader-{self._proc.pid}", daemon=True
-        )
-        self._reader.start()
-        # If this fails, the reader sees the same end of file and marks the zygote dead.
-        with contextlib.suppress(OSError):
-            self._send({"entries": list(entries)})
-        logger.info("zygote starting pid=%s entries=%s", self._proc.pid, list(entries))
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def wait_ready(self, timeout: float | None) -> bool:
-        return self._ready.wait(timeout) and not self.dead
-
-    def spawn(self, spec: LaunchSpec) -> _WarmHandle:
-        """Have the zygote fork ``spec``. Raises ``OSError`` or ``_ZygoteLostError``."""
-        request = _Request()
-        with self._lock:
-            if self.dead:
-                raise _ZygoteLostError("the zygote is gone")
-            req = next(self._req_ids)
-            self._requests[req] = request
-        message = {
-            "req": req,
-            "entry": spec.entry,
-            "argv": list(spec.argv),
-            "cwd": str(spec.cwd),
-            "stdout": str(spec.stdout),
-            "stderr": str(spec.stderr),
-            "env": dict(spec.env),
-        }
-        try:
-            self._send(message)
-        except OSError as exc:
-            with self._lock:
-                self._requests.pop(req, None)
-            raise _ZygoteLostError(f"cannot reach the zygote: {exc}") from exc
-        if not request.done.wait(_REQUEST_TIMEOUT_S):
-            # Killing it rules out a late fork of a run that the caller starts elsewhere.
-            logger.error("zygote did not answer a fork request pid=%s; killing it", self.pid)
-            self._proc.kill()
-            raise _ZygoteLostError("the zygote did not answer")
-        reply = request.reply
-        if reply is None:
-            raise _ZygoteLostError("the zygote died before answering")
-        if request.handle is None:
-            raise OSError(reply.get("errno") or errno.EIO, str(reply.get("error")))
-        return request.handle
-
-    def close(self) -> None:
-        """Tell the zygote to kill its children and exit, and wait until it did."""
-        self._closing = True
-        # Half-closing lets the zygote still report how its children ended.
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
-        try:
-            self._proc.wait(_CLOSE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            logger.warning("zygote did not exit pid=%s; killing it", self.pid)
-            self._proc.kill()
-            self._proc.wait()
-        self._reader.join(_CLOSE_TIMEOUT_S)
-        self._sock.close()
-
-    def _send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode() + b"\n"
-        with self._send_lock:
-            self._sock.sendall(data)
-
-    def _read_loop(self) -> None:
-        try:
-            with self._sock.makefile("rb") as stream:
-                for line in stream:
-                    self._dispatch(line)
-        except OSError as exc:
-            logger.debug("zygote socket error pid=%s error=%s", self.pid, exc)
-        except Exception:
-            logger.exception("zygote reader failed pid=%s", self.pid)
-        finally:
-            self._on_eof()
-
-    def _dispatch(self, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-            if not isinstance(message, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            logger.warning("zygote sent an unreadable message pid=%s line=%r", self.pid, line)
-            return
-        if "req" in message:
-            with self._lock:
-                request = self._requests.pop(int(message["req"]), None)
-                if request is not None and "pid" in message:
-                    # Registered here, not by the caller of spawn(): the exit report may
-                    # follow before that thread wakes up.
-                    request.handle = _WarmHandle(int(message["pid"]))
-                    self._children[request.handle.pid] = request.handle
-            if request is not None:
-                request.reply = message
-                request.done.set()
-        elif "status" in message:
-            with self._lock:
-                handle = self._children.pop(int(message["pid"]), None)
-            if handle is not None:
-                handle._finish(int(message["status"]))
-        elif "ready" in message:
-            self.entries = frozenset(message.get("entries", ()))
-            for entry, error in dict(message.get("failed", {})).items():
-                logger.warning("zygote cannot run entry=%s error=%s", entry, error)
-            for warning in message.get("warnings", ()):
-                logger.warning("zygote warm-up pid=%s: %s", self.pid, warning)
-            logger.info("zygote ready pid=%s entries=%s", self.pid, sorted(self.entries))
-            self._ready.set()
-
-    def _on_eof(self) -> None:
-        with self._lock:
-            self.dead = True
-            requests = list(self._requests.values())
-            self._requests.clear()
-            orphans = list(self._children.values())
-            self._children.clear()
-        self._ready.set()
-        for request in requests:
-            request.done.set()
-        for handle in orphans:
-            # Nobody can report these processes' exit any more; killing them makes their
-            # fate certain instead of letting an untracked run go on writing.
-            _signal_group(handle.pid, signal.SIGKILL)
-        if self._closing:
-            logger.info("zygote closed pid=%s", self.pid)
-        else:
-            # End of file comes a moment before the exit; wait for it to log the cause.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(_CLOSE_TIMEOUT_S)
-            logger.warning(
-                "zygote died pid=%s exit=%s lost_processes=%s",
-                self.pid,
-                self._proc.returncode,
-                [h.pid for h in orphans],
-            )
-        for handle in orphans:
-            handle._lose()
-
-
-class WarmLauncher:
-    """Runs ``entries`` modules in children forked from a warm zygote.
-
-    Specs for other entries, or for plain argv, go to ``fallback``. When the zygote cannot
-    be started, is not ready in time or dies, ``start`` logs a warning and uses ``fallback``
-    too, and a dead zygote is replaced on a later ``start``. The constructor does no I/O;
-    call ``start_background`` at server startup so the first run finds the zygote warm.
-
-    The zygote gets this process's environment as it is when the zygote starts, plus each
-    spec's ``env``. Create the launcher in the process that uses it: a copy inherited
-    through ``fork`` would share the zygote's socket.
-    """
-
-    def __init__(
-        self,
-        entries: Sequence[str],
-        *,
-        fallback: Launcher | None = None,
-        ready_timeout_s: float = 60.0,
-    ) -> None:
-        self._entries = frozenset(entries)
-        self._owns_fallback = fallback is None
-        self._fallback: Launcher = SubprocessLauncher() if fallback is None else fallback
-        self._ready_timeout_s = ready_timeout_s
-        self._lock = threading.Lock()
-        self._zygote: _Zygote | None = None
-        self._last_spawn: float | None = None
-        self._closed = False
-
-    def start_background(self) -> None:
-        """Start the zygote without waiting for it to warm up."""
-        with self._lock:
-            self._current_zygote()
-
-    def start(self, spec: LaunchSpec) -> ProcessHandle:
-        """Start ``spec``, forked from the zygote when its entry is one of ``entries``."""
-        if self._closed:
-            raise RuntimeError("launcher is closed")
-        if spec.entry is None or spec.entry not in self._entries:
-            return self._fallback.start(spec)
-        zygote = self._ready_zygote()
-        if zygote is not None and spec.entry in zygote.entries:
-            try:
-                return zygote.spawn(spec)
-            except _ZygoteLostError as exc:
-                logger.warning("zygote lost; running without it entry=%s error=%s", spec.entry, exc)
-        return self._fallback.start(spec)
-
-    def close(self) -> None:
-        """Stop the zygote, which kills its running children first."""
-        with self._lock:
-            self._closed = True
-            zygote, self._zygote = self._zygote, None
-        if zygote is not None:
-            zygote.close()
-        if self._owns_fallback:
-            self._fallback.close()
-
-    @property
-    def zygote_pid(self) -> int | None:
-        """The pid of the current zygote process, if one was started."""
-        zygote = self._zygote
-        return None if zygote is None else zygote.pid
-
-    def _ready_zygote(self) -> _Zygote | None:
-        with self._lock:
-            zygote = self._current_zygote()
-        if zygote is None:
-            return None
-        if not zygote.wait_ready(self._ready_timeout_s):
-            logger.warning("zygote not ready pid=%s; running without it", zygote.pid)
-            return None
-        return zygote
-
-    def _current_zygote(self) -> _Zygote | None:
-        """The zygote to use, started if needed; call with ``_lock`` held."""
-        if self._closed:
-            return None
-        zygote = self._zygote
-        if zygote is not None and not zygote.dead:
-            return zygote
-        now = time.monotonic()
-        if self._last_spawn is not None and now - self._last_spawn < _RESTART_INTERVAL_S:
-            return None
-        self._last_spawn = now
-        if zygote is not None:
-            zygote.close()
-        try:
-            self._zygote = _Zygote(sorted(self._entries))
-        except OSError as exc:
-            logger.warning("cannot start the zygote error=%s", exc)
-            self._zygote = None
-        return self._zygote

@@ -16,8 +16,9 @@ from toolchest_wes.core.service import RunService, ServiceConfig
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY, CwltoolEngine
-from toolchest_wes.engines.process import SubprocessLauncher, WarmLauncher
+from toolchest_wes.engines.process import SubprocessLauncher
 from toolchest_wes.engines.registry import EngineRegistry
+from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi

@@ -8,7 +8,7 @@ from typing import Any
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from toolchest_wes.core.errors import BadRequestError
-from toolchest_wes.core.service import RunSubmission
+from toolchest_wes.core.submission import RunSubmission
 from toolchest_wes.core.workspace import Attachment
 
 __all__ = ["RUN_REQUEST_FIELDS", "check_field_names", "check_form_request", "parse_run_request"]

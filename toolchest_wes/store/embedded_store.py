@@ -12,13 +12,9 @@ connection is a separate database, so that mode shares one connection behind a l
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -28,14 +24,24 @@ from pathlib import Path
 from typing import Any
 
 from toolchest_wes.core.states import ACTIVE_STATES
-from toolchest_wes.models import RunRequest, RunSummary, State
+from toolchest_wes.models import RunSummary, State
+from toolchest_wes.store import _page_token
+from toolchest_wes.store._sqlite_schema import (
+    RECORD_COLUMNS,
+    RECORD_FIELDS,
+    SCHEMA_VERSION,
+    dumps_or_none,
+    enable_wal,
+    ensure_schema,
+    from_row,
+    to_row,
+    transaction,
+)
 from toolchest_wes.store.base import (
-    InvalidPageTokenError,
     RunExistsError,
     RunPage,
     RunRecord,
     RunUpdate,
-    StoreError,
     StoreUnavailableError,
 )
 
@@ -43,75 +49,19 @@ __all__ = ["MEMORY", "SCHEMA_VERSION", "EmbeddedStateStore"]
 
 logger = logging.getLogger(__name__)
 
-#: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
-SCHEMA_VERSION = 1
 #: The path that selects a private in-memory database.
 MEMORY = ":memory:"
 
 _BUSY_TIMEOUT_S = 10.0
-_MAX_SEQ = 2**63 - 1
+_MAX_SEQ = _page_token.MAX_SEQ
 #: States in which an executor holds the run and must keep its lease fresh.
 _LEASED_STATES = frozenset({State.INITIALIZING, State.RUNNING, State.CANCELING})
-_TOKEN_VERSION = 1
-_TOKEN_MAC_BYTES = 16
 # json_insert() takes at most 127 arguments (SQLITE_MAX_FUNCTION_ARG), two per appended line.
 _LOG_LINES_PER_CALL = 60
 _APPEND_ARGS = ", '$[#]', ?"
 # Primary result codes that mean "the database cannot serve us now", as opposed to a bug in a
 # statement: BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
-_SQLITE_BUSY = 5
 _UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS runs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id TEXT UNIQUE NOT NULL,
-        state TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        request TEXT NOT NULL,
-        engine_args TEXT NOT NULL DEFAULT '[]',
-        start_time TEXT,
-        end_time TEXT,
-        exit_code INTEGER,
-        cmd TEXT,
-        system_logs TEXT NOT NULL DEFAULT '[]',
-        outputs TEXT,
-        output_files TEXT,
-        owner TEXT,
-        lease_expires REAL
-    )""",
-    "CREATE INDEX IF NOT EXISTS ix_runs_state_seq ON runs (state, seq)",
-    # seq is copied here so that a tag-filtered page is one range scan of the index, already
-    # in listing order, with a rowid lookup per returned run.
-    """CREATE TABLE IF NOT EXISTS run_tags (
-        run_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        PRIMARY KEY (run_id, key)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS ix_run_tags_key_value_seq ON run_tags (key, value, seq)",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
-
-#: RunRecord fields, which are also the column names.
-_RECORD_FIELDS = (
-    "run_id",
-    "state",
-    "request",
-    "created_at",
-    "engine_args",
-    "start_time",
-    "end_time",
-    "exit_code",
-    "cmd",
-    "system_logs",
-    "outputs",
-    "output_files",
-    "owner",
-)
-_RECORD_COLUMNS = ", ".join(_RECORD_FIELDS)
-_JSON_FIELDS = frozenset({"engine_args", "cmd", "system_logs", "outputs", "output_files"})
 
 # Connections a forked child inherited. SQLite says a connection must not be used across
 # fork(), and closing one is a use: it can act on lock state that belongs to the parent. So the
@@ -156,11 +106,11 @@ class EmbeddedStateStore:
 
     def create_run(self, record: RunRecord) -> None:
         """Store a run and its tags in one transaction; ``RunExistsError`` if the id is taken."""
-        with self._connection() as conn, _transaction(conn):
+        with self._connection() as conn, transaction(conn):
             cur = conn.execute(
-                f"INSERT INTO runs ({_RECORD_COLUMNS}) "
-                f"VALUES ({', '.join('?' * len(_RECORD_FIELDS))}) ON CONFLICT (run_id) DO NOTHING",
-                _row(record),
+                f"INSERT INTO runs ({RECORD_COLUMNS}) "
+                f"VALUES ({', '.join('?' * len(RECORD_FIELDS))}) ON CONFLICT (run_id) DO NOTHING",
+                to_row(record),
             )
             if cur.rowcount != 1:
                 raise RunExistsError(f"run {record.run_id} already exists")
@@ -174,9 +124,9 @@ class EmbeddedStateStore:
         """The whole record, or ``None``."""
         with self._connection() as conn:
             row = conn.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+                f"SELECT {RECORD_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else from_row(row)
 
     def get_state(self, run_id: str) -> State | None:
         """Only the state, or ``None``."""
@@ -199,14 +149,18 @@ class EmbeddedStateStore:
         if tag is not None:
             params += tag
         with self._connection() as conn:
-            params.append(self._decode_token(page_token) if page_token else _MAX_SEQ)
+            params.append(
+                _page_token.decode(self._token_key, page_token) if page_token else _MAX_SEQ
+            )
             if state is not None:
                 params.append(State(state).value)
             # The extra row only tells whether another page exists.
             params.append(min(page_size, _MAX_SEQ - 1) + 1)
             sql = _list_sql(by_state=state is not None, by_tag=tag is not None)
             rows = conn.execute(sql, params).fetchall()
-            token = self._encode_token(rows[page_size - 1][0]) if len(rows) > page_size else None
+            token: str | None = None
+            if len(rows) > page_size:
+                token = _page_token.encode(self._token_key, rows[page_size - 1][0])
         runs = [
             RunSummary(
                 run_id=run_id,
@@ -262,11 +216,11 @@ class EmbeddedStateStore:
         active = sorted(s.value for s in ACTIVE_STATES)
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM runs "
+                f"SELECT {RECORD_COLUMNS} FROM runs "
                 f"WHERE state IN ({', '.join('?' * len(active))}) ORDER BY seq",
                 active,
             ).fetchall()
-        return [_record(row) for row in rows]
+        return [from_row(row) for row in rows]
 
     def touch_lease(self, run_id: str, ttl_s: float) -> None:
         """Extend the lease to ``ttl_s`` from now (``ttl_s <= 0`` expires it at once)."""
@@ -362,52 +316,12 @@ class EmbeddedStateStore:
             if not self._memory:
                 # NORMAL is crash-safe in WAL mode; a power loss may drop the last commits.
                 conn.execute("PRAGMA synchronous = NORMAL")
-            self._ensure_schema(conn)
+                enable_wal(conn, self._path, self._busy_timeout_s)
+            self._token_key = ensure_schema(conn, self._path)
         except BaseException:
             conn.close()
             raise
         return conn
-
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        if not self._memory:
-            self._enable_wal(conn)
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            with _transaction(conn):
-                # Read again under the write lock: another process may have just created it.
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"state database {self._path} has schema version {version}; "
-                        f"this toolchest-wes supports up to {SCHEMA_VERSION}"
-                    )
-                if version < SCHEMA_VERSION:
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('page_token_key', ?)",
-                        (secrets.token_hex(32),),
-                    )
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    logger.info(
-                        "created state store schema path=%s version=%s", self._path, SCHEMA_VERSION
-                    )
-        (key,) = conn.execute("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()
-        self._token_key = bytes.fromhex(key)
-
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + self._busy_timeout_s
-        while True:
-            try:
-                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                break
-            except sqlite3.OperationalError as exc:
-                # Switching a new file to WAL takes an exclusive lock without calling the busy
-                # handler, so processes starting together on a new file must retry themselves.
-                if exc.sqlite_errorcode & 0xFF != _SQLITE_BUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-        if mode != "wal":
-            logger.warning("state database not in WAL mode path=%s mode=%s", self._path, mode)
 
     def _check_fork(self) -> None:
         if self._pid == os.getpid():
@@ -422,46 +336,9 @@ class EmbeddedStateStore:
 
     # -- page tokens -------------------------------------------------------------------------
 
-    def _encode_token(self, seq: int) -> str:
-        payload = _b64encode(json.dumps({"v": _TOKEN_VERSION, "seq": seq}).encode())
-        return f"{payload}.{self._mac(payload)}"
-
-    def _decode_token(self, token: str) -> int:
-        try:
-            if not token.isascii():
-                raise ValueError("non-ASCII")
-            payload, mac = token.split(".")
-            if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
-                raise ValueError("bad MAC")
-            data = json.loads(_b64decode(payload))
-        except (ValueError, binascii.Error) as exc:  # JSONDecodeError is a ValueError
-            raise InvalidPageTokenError("invalid page token") from exc
-        seq = data.get("seq") if isinstance(data, dict) else None
-        # bool is an int subclass; only a plain int in SQLite's range is a position.
-        if (
-            data != {"v": _TOKEN_VERSION, "seq": seq}
-            or type(data["v"]) is not int
-            or type(seq) is not int
-            or not 0 < seq <= _MAX_SEQ
-        ):
-            raise InvalidPageTokenError("invalid page token")
-        return seq
-
     def _mac(self, payload: str) -> str:
-        digest = hmac.new(self._token_key, payload.encode(), "sha256").digest()
-        return _b64encode(digest[:_TOKEN_MAC_BYTES])
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        """The MAC that makes ``payload`` a token of this database (tests forge with it)."""
+        return _page_token.sign(self._token_key, payload)
 
 
 def _list_sql(*, by_state: bool, by_tag: bool) -> str:
@@ -493,9 +370,9 @@ def _assignments(update: RunUpdate | None) -> tuple[list[str], list[Any]]:
         ("start_time", update.start_time),
         ("end_time", update.end_time),
         ("exit_code", update.exit_code),
-        ("cmd", _dumps_or_none(update.cmd)),
-        ("outputs", _dumps_or_none(update.outputs)),
-        ("output_files", _dumps_or_none(update.output_files)),
+        ("cmd", dumps_or_none(update.cmd)),
+        ("outputs", dumps_or_none(update.outputs)),
+        ("output_files", dumps_or_none(update.output_files)),
     ):
         if value is not None:
             assignments.append(f"{column} = ?")
@@ -510,46 +387,3 @@ def _assignments(update: RunUpdate | None) -> tuple[list[str], list[Any]]:
             params += chunk
         assignments.append(f"system_logs = {expr}")
     return assignments, params
-
-
-def _row(record: RunRecord) -> list[Any]:
-    row: list[Any] = []
-    for name in _RECORD_FIELDS:
-        value = getattr(record, name)
-        if name == "state":
-            value = State(value).value
-        elif name == "request":
-            value = _dumps(value.model_dump(mode="json"))
-        elif name in _JSON_FIELDS:
-            value = _dumps_or_none(value)
-        row.append(value)
-    return row
-
-
-def _record(row: tuple[Any, ...]) -> RunRecord:
-    fields = dict(zip(_RECORD_FIELDS, row, strict=True))
-    for name in _JSON_FIELDS:
-        fields[name] = _loads_or_none(fields[name])
-    fields["state"] = State(fields["state"])
-    fields["request"] = RunRequest.model_validate_json(fields["request"])
-    return RunRecord(**fields)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _dumps_or_none(value: Any) -> str | None:
-    return None if value is None else _dumps(value)
-
-
-def _loads_or_none(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

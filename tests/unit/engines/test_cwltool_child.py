@@ -13,7 +13,8 @@ import pytest
 
 from toolchest_wes.engines.base import LaunchSpec
 from toolchest_wes.engines.cwltool_child import IGNORE_DOCKER_ENV, TASK_DIR_ENV
-from toolchest_wes.engines.process import SubprocessLauncher, WarmLauncher
+from toolchest_wes.engines.process import SubprocessLauncher
+from toolchest_wes.engines.warm_launcher import WarmLauncher
 
 ENTRY = "toolchest_wes.engines.cwltool_child"
 REPO_ROOT = Path(__file__).resolve().parents[3]

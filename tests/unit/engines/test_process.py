@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from toolchest_wes.engines import process
+from toolchest_wes.engines import warm_launcher
 from toolchest_wes.engines.base import Launcher, LaunchSpec, ProcessHandle
-from toolchest_wes.engines.process import ProcessLostError, SubprocessLauncher, WarmLauncher
+from toolchest_wes.engines.process import ProcessLostError, SubprocessLauncher
+from toolchest_wes.engines.warm_launcher import WarmLauncher
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
@@ -293,7 +294,7 @@ def test_warm_unimportable_entry_falls_back(tmp_path, caplog):
     spec = make_spec(tmp_path)
     spec.entry = "_no_such_entry"
     try:
-        with caplog.at_level(logging.WARNING, logger=process.__name__):
+        with caplog.at_level(logging.WARNING, logger=warm_launcher.__name__):
             code = launcher.start(spec).wait(30)
     finally:
         launcher.close()
@@ -304,12 +305,12 @@ def test_warm_unimportable_entry_falls_back(tmp_path, caplog):
 
 
 def test_zygote_death_loses_processes_then_falls_back(warm, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(process, "_RESTART_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(warm_launcher, "_RESTART_INTERVAL_S", 3600.0)
     handle = warm.start(make_spec(tmp_path, "sleep", "600"))
     zygote_pid = warm.zygote_pid
     assert zygote_pid is not None
 
-    with caplog.at_level(logging.WARNING, logger=process.__name__):
+    with caplog.at_level(logging.WARNING, logger=warm_launcher.__name__):
         os.kill(zygote_pid, signal.SIGKILL)
         with pytest.raises(ProcessLostError):
             handle.wait(30)
@@ -323,7 +324,7 @@ def test_zygote_death_loses_processes_then_falls_back(warm, tmp_path, monkeypatc
 
 
 def test_zygote_is_replaced_after_death(warm, tmp_path, monkeypatch):
-    monkeypatch.setattr(process, "_RESTART_INTERVAL_S", 0.0)
+    monkeypatch.setattr(warm_launcher, "_RESTART_INTERVAL_S", 0.0)
     assert warm.start(make_spec(tmp_path, "exit", "0")).wait(30) == 0
     first = warm.zygote_pid
     assert first is not None

@@ -1,0 +1,111 @@
+"""What a ``POST /runs`` carries, and the checks it must pass before anything is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from toolchest_wes.core.errors import BadRequestError
+from toolchest_wes.core.params import REMOTE_SCHEMES
+from toolchest_wes.core.workspace import Attachment, check_attachment_name, safe_relative_path
+from toolchest_wes.engines.base import WorkflowEngine
+from toolchest_wes.engines.registry import EngineRegistry, normalise_version
+
+__all__ = ["RunSubmission", "attachment_names", "check_workflow_url", "resolve_engine"]
+
+
+@dataclass
+class RunSubmission:
+    """A decoded ``POST /runs`` request. JSON fields are already parsed, nothing is checked."""
+
+    workflow_type: str | None = None
+    workflow_type_version: str | None = None
+    workflow_url: str | None = None
+    workflow_params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    workflow_engine_parameters: dict[str, Any] = field(default_factory=dict)
+    workflow_engine: str | None = None
+    workflow_engine_version: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> WorkflowEngine:
+    """The engine for the submission's type, version and engine fields; 400 otherwise."""
+    supported = "; ".join(f"{t} ({', '.join(v)})" for t, v in registry.supported().items())
+    if not sub.workflow_type:
+        raise BadRequestError(f"workflow_type is missing; this server supports {supported}")
+    engine = registry.for_type(sub.workflow_type)
+    if engine is None:
+        raise BadRequestError(
+            f"workflow_type {sub.workflow_type!r} is not supported; this server supports "
+            f"{supported}"
+        )
+    if not sub.workflow_type_version:
+        raise BadRequestError(
+            f"workflow_type_version is missing; supported {engine.workflow_type} versions: "
+            f"{', '.join(engine.type_versions)}"
+        )
+    if normalise_version(sub.workflow_type_version) not in engine.type_versions:
+        raise BadRequestError(
+            f"workflow_type_version {sub.workflow_type_version!r} is not supported for "
+            f"{engine.workflow_type}; supported versions: {', '.join(engine.type_versions)}"
+        )
+    if sub.workflow_engine and sub.workflow_engine.strip().lower() != engine.name:
+        raise BadRequestError(
+            f"workflow_engine {sub.workflow_engine!r} is not available for "
+            f"{engine.workflow_type}; this server runs it with {engine.name!r}"
+        )
+    if sub.workflow_engine_version and sub.workflow_engine_version != engine.version():
+        raise BadRequestError(
+            f"workflow_engine_version {sub.workflow_engine_version!r} is not available; "
+            f"this server has {engine.name} {engine.version()}"
+        )
+    return engine
+
+
+def attachment_names(attachments: Sequence[Attachment]) -> list[str]:
+    """The attachments' names, normalised; unsafe or repeated names are a 400."""
+    names = [check_attachment_name(a.name) for a in attachments]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BadRequestError(f"workflow_attachment {name!r} was sent twice")
+        seen.add(name)
+    return names
+
+
+def check_workflow_url(url: str | None, names: list[str]) -> str:
+    """An http(s) URL, or the normalised path of an attachment (with any #fragment)."""
+    if not url or not url.strip():
+        raise BadRequestError(
+            "workflow_url is missing; give the path of an attached workflow file or an http(s) URL"
+        )
+    url = url.strip()
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "file":
+        raise BadRequestError(
+            f"workflow_url {url!r}: file:// URLs are not accepted, as they name files on "
+            "the server; attach the workflow and give its relative path"
+        )
+    if scheme in REMOTE_SCHEMES:
+        return url
+    if "://" in url:
+        raise BadRequestError(
+            f"workflow_url {url!r} has an unsupported scheme {scheme!r}; use http, https "
+            "or a path relative to the attachments"
+        )
+    path, sep, fragment = url.partition("#")
+    rel = safe_relative_path(path, what="workflow_url")
+    if not names:
+        raise BadRequestError(
+            f"workflow_url {url!r} is a relative path, but no workflow_attachment was "
+            "sent; attach the workflow file or give an http(s) URL"
+        )
+    if rel not in names:
+        raise BadRequestError(
+            f"workflow_url {url!r} names no attached file; attached: "
+            f"{', '.join(sorted(names)[:20])}"
+        )
+    return rel + sep + fragment

@@ -1,0 +1,185 @@
+"""The embedded store's SQLite schema: tables, creation and upgrade, and row mapping.
+
+``ensure_schema`` brings a new connection's database to ``SCHEMA_VERSION`` (kept in
+``PRAGMA user_version``) and returns the page-token key stored with it. ``to_row`` and
+``from_row`` map a ``RunRecord`` to the ``runs`` columns in ``RECORD_FIELDS`` order and back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from toolchest_wes.models import RunRequest, State
+from toolchest_wes.store import _page_token
+from toolchest_wes.store.base import RunRecord, StoreError
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "RECORD_FIELDS",
+    "SCHEMA_VERSION",
+    "dumps_or_none",
+    "enable_wal",
+    "ensure_schema",
+    "from_row",
+    "to_row",
+    "transaction",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
+SCHEMA_VERSION = 1
+
+_SQLITE_BUSY = 5
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT UNIQUE NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        request TEXT NOT NULL,
+        engine_args TEXT NOT NULL DEFAULT '[]',
+        start_time TEXT,
+        end_time TEXT,
+        exit_code INTEGER,
+        cmd TEXT,
+        system_logs TEXT NOT NULL DEFAULT '[]',
+        outputs TEXT,
+        output_files TEXT,
+        owner TEXT,
+        lease_expires REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_runs_state_seq ON runs (state, seq)",
+    # seq is copied here so that a tag-filtered page is one range scan of the index, already
+    # in listing order, with a rowid lookup per returned run.
+    """CREATE TABLE IF NOT EXISTS run_tags (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS ix_run_tags_key_value_seq ON run_tags (key, value, seq)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+#: RunRecord fields, which are also the column names.
+RECORD_FIELDS = (
+    "run_id",
+    "state",
+    "request",
+    "created_at",
+    "engine_args",
+    "start_time",
+    "end_time",
+    "exit_code",
+    "cmd",
+    "system_logs",
+    "outputs",
+    "output_files",
+    "owner",
+)
+RECORD_COLUMNS = ", ".join(RECORD_FIELDS)
+_JSON_FIELDS = frozenset({"engine_args", "cmd", "system_logs", "outputs", "output_files"})
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A ``BEGIN IMMEDIATE`` transaction, committed unless the block raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def enable_wal(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> None:
+    """Switch the database file to WAL mode, retrying while another process holds it."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            break
+        except sqlite3.OperationalError as exc:
+            # Switching a new file to WAL takes an exclusive lock without calling the busy
+            # handler, so processes starting together on a new file must retry themselves.
+            if exc.sqlite_errorcode & 0xFF != _SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+    if mode != "wal":
+        logger.warning("state database not in WAL mode path=%s mode=%s", path, mode)
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> bytes:
+    """Create the schema if ``conn``'s database has none; return its page-token key.
+
+    ``StoreError`` if the database has a newer schema than this code knows.
+    """
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        with transaction(conn):
+            # Read again under the write lock: another process may have just created it.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"state database {path} has schema version {version}; "
+                    f"this toolchest-wes supports up to {SCHEMA_VERSION}"
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('page_token_key', ?)",
+                    (_page_token.new_key(),),
+                )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                logger.info("created state store schema path=%s version=%s", path, SCHEMA_VERSION)
+    (key,) = conn.execute("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()
+    return bytes.fromhex(key)
+
+
+def to_row(record: RunRecord) -> list[Any]:
+    """``record``'s column values, in ``RECORD_FIELDS`` order."""
+    row: list[Any] = []
+    for name in RECORD_FIELDS:
+        value = getattr(record, name)
+        if name == "state":
+            value = State(value).value
+        elif name == "request":
+            value = _dumps(value.model_dump(mode="json"))
+        elif name in _JSON_FIELDS:
+            value = dumps_or_none(value)
+        row.append(value)
+    return row
+
+
+def from_row(row: tuple[Any, ...]) -> RunRecord:
+    """The record whose ``RECORD_FIELDS`` columns are ``row``."""
+    fields = dict(zip(RECORD_FIELDS, row, strict=True))
+    for name in _JSON_FIELDS:
+        fields[name] = _loads_or_none(fields[name])
+    fields["state"] = State(fields["state"])
+    fields["request"] = RunRequest.model_validate_json(fields["request"])
+    return RunRecord(**fields)
+
+
+def dumps_or_none(value: Any) -> str | None:
+    """Compact JSON for a JSON column, or ``None`` (SQL NULL) for ``None``."""
+    return None if value is None else _dumps(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
