@@ -16,11 +16,11 @@ HELLO = EXAMPLES / "hello" / "hello.cwl"
 TWO_STEP = EXAMPLES / "two-step"
 
 
-def run_two_step(wes: Wes) -> str:
+def run_two_step(wes: Wes, text: dict[str, str] | None = None) -> str:
     """Run the two-step example (a workflow, two tools in a subfolder, a File input)."""
     run_id = wes.submit(
         TWO_STEP / "count-lines.cwl",
-        {"text": {"class": "File", "path": "fruit.txt"}},
+        {"text": text or {"class": "File", "path": "fruit.txt"}},
         attach={
             "fruit.txt": TWO_STEP / "fruit.txt",
             "tools/sort.cwl": TWO_STEP / "tools" / "sort.cwl",
@@ -175,14 +175,7 @@ def test_swagger_ui_is_served(client) -> None:  # type: ignore[no-untyped-def]
 
 def test_wes_client_style_absolute_locations_map_to_attachments(wes: Wes) -> None:
     """The reference wes-client sends file:// paths of the client's machine."""
-    run_id = wes.submit(
-        TWO_STEP / "count-lines.cwl",
-        {"text": {"class": "File", "location": "file:///home/someone/two-step/fruit.txt"}},
-        attach={
-            "fruit.txt": TWO_STEP / "fruit.txt",
-            "tools/sort.cwl": TWO_STEP / "tools" / "sort.cwl",
-            "tools/count-unique.cwl": TWO_STEP / "tools" / "count-unique.cwl",
-        },
+    run_id = run_two_step(
+        wes, {"class": "File", "location": "file:///home/someone/two-step/fruit.txt"}
     )
-    assert wes.wait(run_id) is State.COMPLETE
     assert wes.log(run_id)["outputs"]["count"]["size"] > 0
