@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 
 from toolchest_wes.config import Settings
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.models import TERMINAL_STATES, State
 from toolchest_wes.server.app import create_app, get_state
+from toolchest_wes.worker.app import make_celery
+
+pytest_plugins = ["tests.redis_server"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CWL = Path(__file__).resolve().parent / "cwl"
@@ -40,9 +46,28 @@ def warm_launcher() -> Iterator[WarmLauncher]:
     launcher.close()
 
 
+MODES = ["embedded", "distributed"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    """Both modes run the same API tests: SQLite and a local pool, or Redis and Celery.
+
+    A test that is about one mode only narrows this with
+    ``@pytest.mark.parametrize("mode", ["embedded"], indirect=True)``.
+    """
+    return str(request.param)
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings with a fresh data directory; keyword arguments override fields."""
+def make_settings(
+    tmp_path: Path, mode: str, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
+    """Settings for ``mode`` with a fresh data directory; keyword arguments override fields."""
+    distributed: dict[str, Any] = {}
+    if mode == "distributed":
+        server = request.getfixturevalue("redis_server")
+        distributed = {"redis_url": server.url, "redis_prefix": f"test-{uuid.uuid4().hex[:12]}"}
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -50,6 +75,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "container_runtime": "none",
             "cancel_grace_s": 0.5,
             "poll_interval_s": 0.05,
+            **distributed,
         }
         values.update(overrides)
         return Settings(**values)
@@ -61,18 +87,39 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def make_app(
     make_settings: Callable[..., Settings], warm_launcher: WarmLauncher
 ) -> Iterator[Callable[..., Any]]:
-    """Build apps (embedded mode, responses validated against the spec); closed at teardown."""
+    """Build apps with responses validated against the spec; closed at teardown.
+
+    In distributed mode each app gets a real Celery worker, running in this process on
+    threads, consuming from the real Redis broker.
+    """
     apps: list[Any] = []
+    with contextlib.ExitStack() as stack:
 
-    def make(settings: Settings | None = None, **kwargs: Any) -> Any:
-        kwargs.setdefault("launcher", warm_launcher)
-        app = create_app(settings or make_settings(), validate_responses=True, **kwargs)
-        apps.append(app)
-        return app
+        def make(settings: Settings | None = None, **kwargs: Any) -> Any:
+            settings = settings or make_settings()
+            kwargs.setdefault("launcher", warm_launcher)
+            if settings.distributed:
+                celery_app = make_celery(
+                    settings, launcher=kwargs.pop("launcher"), engines=kwargs.get("engines")
+                )
+                context = celery_app.conf.toolchest_wes_context
+                stack.callback(context.close)
+                stack.enter_context(
+                    start_worker(
+                        celery_app,
+                        pool="threads",
+                        concurrency=settings.max_concurrent_runs,
+                        perform_ping_check=False,
+                        shutdown_timeout=30,
+                    )
+                )
+            app = create_app(settings, validate_responses=True, **kwargs)
+            apps.append(app)
+            return app
 
-    yield make
-    for app in apps:
-        get_state(app).close()
+        yield make
+        for app in apps:
+            get_state(app).close()
 
 
 @pytest.fixture

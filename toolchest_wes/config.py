@@ -59,10 +59,43 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Distributed mode: Redis for run records and as the Celery broker and result "
+            "backend. Unset: embedded mode (SQLite and a local run pool)."
+        ),
+    )
+    redis_prefix: str = Field(default="toolchest-wes", min_length=1)
     store_url: str | None = Field(
         default=None,
-        description="Where run records live; default: sqlite file in data_dir.",
+        description="Where run records live; default: Redis in distributed mode, else SQLite.",
     )
+    broker_url: str | None = Field(default=None, description="Celery broker; default: redis_url.")
+    workers: int = Field(default=2, ge=1, description="API processes in distributed mode.")
+    concurrency: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 2),
+        ge=1,
+        description="Runs one Celery worker process executes at once.",
+    )
+    visibility_timeout_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description=(
+            "How long Redis keeps a delivered but unacknowledged run message before another "
+            "worker may take it; longer than the longest run."
+        ),
+    )
+    lease_ttl_s: float = Field(
+        default=30.0, gt=0, description="A running run without a heartbeat for this long is lost."
+    )
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    queue_lost_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A QUEUED run whose message is missing from the queue this long is lost.",
+    )
+    log_json: bool = Field(default=False, description="Log one JSON object per line.")
     public_url: str | None = Field(
         default=None,
         description="Base URL clients use (behind a proxy); default: taken from each request.",
@@ -105,9 +138,23 @@ class Settings(BaseSettings):
         return self.data_dir / "runs"
 
     @property
+    def distributed(self) -> bool:
+        """Whether runs go to Celery workers (``redis_url`` set) rather than a local pool."""
+        return self.redis_url is not None
+
+    @property
     def effective_store_url(self) -> str:
-        """``store_url``, or the SQLite file in ``data_dir``."""
-        return self.store_url or f"sqlite:///{(self.data_dir / 'runs.sqlite').resolve()}"
+        """``store_url``; else Redis in distributed mode, else the SQLite file in ``data_dir``."""
+        if self.store_url:
+            return self.store_url
+        if self.redis_url:
+            return self.redis_url
+        return f"sqlite:///{(self.data_dir / 'runs.sqlite').resolve()}"
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        """``broker_url``, or ``redis_url``."""
+        return self.broker_url or self.redis_url
 
     @property
     def effective_container_runtime(self) -> ContainerRuntime:

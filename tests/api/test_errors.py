@@ -24,6 +24,9 @@ def post(client: Any, **fields: Any) -> Any:
     for key, value in fields.items():
         if value is None:
             data.pop(key, None)
+        elif key == "workflow_attachment":
+            # Fresh streams per request: the test client closes what it sends.
+            data[key] = [(io.BytesIO(content), name) for content, name in value]
         else:
             data[key] = value
     return client.post(f"{API}/runs", data=data, content_type="multipart/form-data")
@@ -48,11 +51,11 @@ def post(client: Any, **fields: Any) -> Any:
         ({"workflow_url": "../hello.cwl"}, ["'..'"]),
         ({"workflow_attachment": None}, ["no workflow_attachment"]),
         (
-            {"workflow_attachment": [(io.BytesIO(b"x"), "../evil.cwl")]},
+            {"workflow_attachment": [(b"x", "../evil.cwl")]},
             ["'../evil.cwl'", "'..'"],
         ),
         (
-            {"workflow_attachment": [(io.BytesIO(b"x"), "/etc/evil.cwl")]},
+            {"workflow_attachment": [(b"x", "/etc/evil.cwl")]},
             ["'/etc/evil.cwl'", "absolute"],
         ),
         (

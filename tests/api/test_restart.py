@@ -13,7 +13,11 @@ from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import RunRecord
 
-pytestmark = pytest.mark.integration
+# Restart recovery is the embedded server's; distributed mode relies on leases instead.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("mode", ["embedded"], indirect=True),
+]
 
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord, StateStore
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
+from toolchest_wes.store.redis_store import RedisStateStore
 
 StoreOpener = Callable[[], StateStore]
 
@@ -27,8 +29,18 @@ def _embedded(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
     return lambda: EmbeddedStateStore(path)
 
 
+def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
+    # The session server (tests/redis_server.py, a plugin of tests/conftest.py); a fresh
+    # prefix stands in for an empty database.
+    server = request.getfixturevalue("redis_server")
+    server.start()
+    prefix = f"contract-{uuid.uuid4().hex[:12]}"
+    return lambda: RedisStateStore(server.url, prefix=prefix)
+
+
 STORE_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreOpener]] = {
     "embedded": _embedded,
+    "redis": _redis,
 }
 
 

@@ -1,9 +1,12 @@
-"""The ``toolchest-wes`` command."""
+"""The ``toolchest-wes`` command: ``serve``, ``worker`` and ``reconcile``."""
 
 from __future__ import annotations
 
+import json
+import logging.config
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ from toolchest_wes.config import ContainerRuntime, Settings
 
 __all__ = ["cli"]
 
+_Command = Callable[..., Any]
+
 
 @click.group()
 @click.version_option(__version__, prog_name="toolchest-wes")
@@ -22,55 +27,155 @@ def cli() -> None:
     """toolchest-wes: a GA4GH WES 1.1 server that runs CWL workflows."""
 
 
-@cli.command()
-@click.option("--host", help="Address to listen on.  [default: 127.0.0.1]")
-@click.option("--port", type=int, help="Port to listen on.  [default: 8080]")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where run records and run directories are kept.  [default: ~/.local/share/toolchest-wes]",
-)
-@click.option("--max-concurrent-runs", type=int, help="Runs executed at once.")
-@click.option(
-    "--container-runtime",
-    type=click.Choice([c.value for c in ContainerRuntime]),
-    help="How tools with a DockerRequirement run.  [default: auto]",
-)
-@click.option("--public-url", help="Base URL clients reach this server at, behind a proxy.")
-@click.option("--threads", type=int, help="Request threads.  [default: 16]")
-@click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]")
-def serve(**flags: Any) -> None:
-    """Start the WES server (embedded mode: SQLite store and a local run pool).
+def _common_options(command: _Command) -> _Command:
+    """Options that the API and the workers must agree on."""
+    options = [
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Run records (embedded mode) and run directories; shared by the API and the "
+            "workers in distributed mode.  [default: ~/.local/share/toolchest-wes]",
+        ),
+        click.option(
+            "--redis",
+            "redis_url",
+            help="redis://host:port/db: distributed mode, with run records in Redis and runs "
+            "on Celery workers.",
+        ),
+        click.option("--redis-prefix", help="Prefix of every Redis key.  [default: toolchest-wes]"),
+        click.option(
+            "--container-runtime",
+            type=click.Choice([c.value for c in ContainerRuntime]),
+            help="How tools with a DockerRequirement run.  [default: auto]",
+        ),
+        click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
+        click.option(
+            "--log-json", is_flag=True, default=None, help="Log one JSON object per line."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
-    Every option can also be set as an environment variable: TOOLCHEST_WES_ and the option
-    name in capitals, such as TOOLCHEST_WES_PORT=9000. Options win over the environment.
-    """
+
+def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
+    """Settings from flags over the environment, and the environment that carries them on."""
     given = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
         raise click.UsageError(_validation_message(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # gunicorn workers build their own Settings from the environment, so the flags travel
-    # there; the same names work for anyone who starts gunicorn directly.
+    # gunicorn and celery processes build their own Settings from the environment, so the
+    # flags travel there; the same names work for anyone who starts those directly.
     env = dict(os.environ)
     for key, value in given.items():
         env[f"TOOLCHEST_WES_{key.upper()}"] = str(value)
     env["TOOLCHEST_WES_DATA_DIR"] = str(settings.data_dir.resolve())
+    return settings, env
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on.  [default: 127.0.0.1]")
+@click.option("--port", type=int, help="Port to listen on.  [default: 8080]")
+@click.option("--workers", type=int, help="API processes (distributed mode only).  [default: 2]")
+@click.option("--max-concurrent-runs", type=int, help="Runs executed at once (embedded mode).")
+@click.option("--public-url", help="Base URL clients reach this server at, behind a proxy.")
+@click.option("--threads", type=int, help="Request threads per process.  [default: 16]")
+@_common_options
+def serve(**flags: Any) -> None:
+    """Start the WES API server under gunicorn.
+
+    Without --redis this is the embedded mode: run records in a SQLite file in the data
+    directory and runs executed by a pool inside the server. With --redis, runs go to Celery
+    workers started with `toolchest-wes worker`.
+
+    Every option can also be set as an environment variable: TOOLCHEST_WES_ and the option
+    name in capitals, such as TOOLCHEST_WES_PORT=9000 (--redis is TOOLCHEST_WES_REDIS_URL).
+    Options win over the environment.
+    """
+    settings, env = _settings(flags)
+    mode = f"distributed, {settings.workers} processes" if settings.distributed else "embedded"
     click.echo(
-        f"toolchest-wes {__version__}: http://{settings.host}:{settings.port}/ga4gh/wes/v1 "
+        f"toolchest-wes {__version__} ({mode}): "
+        f"http://{settings.host}:{settings.port}/ga4gh/wes/v1 "
         f"(data in {settings.data_dir.resolve()})",
         err=True,
     )
-    argv = [
-        sys.executable,
-        "-m",
+    _exec(
+        env,
         "gunicorn",
         "-c",
         "python:toolchest_wes.server.gunicorn_conf",
         "toolchest_wes.server.wsgi:app",
-    ]
-    os.execve(sys.executable, argv, env)
+    )
+
+
+@cli.command()
+@click.option("--concurrency", type=int, help="Runs this worker executes at once.  [default: CPUs]")
+@click.option("--hostname", "-n", help="Celery node name.  [default: toolchest-wes@<host>]")
+@_common_options
+def worker(hostname: str | None, **flags: Any) -> None:
+    """Start a Celery worker that executes runs (distributed mode).
+
+    Needs --redis (or TOOLCHEST_WES_REDIS_URL) and the same --data-dir as the API, on a
+    shared file system.
+    """
+    settings, env = _settings(flags)
+    if not settings.distributed:
+        raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
+    # Threads, not prefork: the executor only waits on the engine process, and one warm
+    # engine process per worker serves every thread.
+    _exec(
+        env,
+        "celery",
+        "-A",
+        "toolchest_wes.worker.main",
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(settings.concurrency),
+        "--hostname",
+        hostname or "toolchest-wes@%h",
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    )
+
+
+@cli.command()
+@_common_options
+def reconcile(**flags: Any) -> None:
+    """End lost runs once, now: expired leases and QUEUED runs whose message is gone."""
+    settings, _env = _settings(flags)
+    from toolchest_wes.logconfig import build_logging_config
+
+    logging.config.dictConfig(build_logging_config(settings))
+    if not settings.distributed:
+        raise click.UsageError(
+            "reconcile is for distributed mode (--redis); the embedded server reconciles "
+            "when it starts"
+        )
+    import redis
+
+    from toolchest_wes.worker.app import WorkerContext
+    from toolchest_wes.worker.reconciler import Reconciler
+
+    context = WorkerContext(settings)
+    assert settings.redis_url is not None
+    reconciler = Reconciler(
+        settings, context.store(), redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    )
+    report = reconciler.run_once(force=True)
+    assert report is not None
+    click.echo(json.dumps({"failed": report.failed, "cancelled": report.cancelled}))
+
+
+def _exec(env: dict[str, str], module: str, *args: str) -> None:
+    """Replace this process with ``python -m module args`` (signals then go straight to it)."""
+    os.execve(sys.executable, [sys.executable, "-m", module, *args], env)
 
 
 def _validation_message(exc: ValidationError) -> str:

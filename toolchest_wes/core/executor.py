@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,13 +129,19 @@ def _prepare(record: RunRecord, run_dir: RunDir) -> PreparedRun:
 
 def _wait(handle: ProcessHandle, deps: ExecutorDeps, run_id: str) -> tuple[int, bool]:
     """Wait for the engine, killing it if the run is cancelled. Returns (exit code, cancelled)."""
+    # Renew the lease a few times per TTL: often enough that a slow store round trip never
+    # lets it lapse, rarely enough to cost nothing next to the state poll.
+    renew_every = deps.lease_ttl_s / 4
+    renewed = time.monotonic()
     while True:
         exit_code = handle.wait(deps.poll_interval_s)
         if exit_code is not None:
             # A run can be cancelled in the instant its engine exits; the CAS in the
             # caller decides which ending wins, so only report a cancel we acted on.
             return exit_code, False
-        deps.store.touch_lease(run_id, deps.lease_ttl_s)
+        if time.monotonic() - renewed >= renew_every:
+            deps.store.touch_lease(run_id, deps.lease_ttl_s)
+            renewed = time.monotonic()
         if deps.store.get_state(run_id) is State.CANCELING:
             logger.info("cancelling run_id=%s pid=%s", run_id, handle.pid)
             handle.kill_tree(deps.cancel_grace_s)

@@ -9,17 +9,14 @@ from typing import Any
 import connexion
 from flask import Response, request
 
-from toolchest_wes.config import ContainerRuntime, Settings
-from toolchest_wes.core.executor import ExecutorDeps, execute_run
+from toolchest_wes.config import Settings
+from toolchest_wes.core.executor import execute_run
 from toolchest_wes.core.reconcile import recover_after_restart
 from toolchest_wes.core.service import RunService, ServiceConfig
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
-from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY, CwltoolEngine
-from toolchest_wes.engines.process import SubprocessLauncher
-from toolchest_wes.engines.registry import EngineRegistry
-from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.runner.base import TaskRunner
+from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.errors import error_response, register_error_handlers
@@ -27,7 +24,9 @@ from toolchest_wes.server.forms import check_field_names, check_form_request
 from toolchest_wes.server.resolver import WesResolver
 from toolchest_wes.server.spec import BASE_PATH, load_spec
 from toolchest_wes.store import store_from_url
-from toolchest_wes.store.base import RunRecord, StateStore, StoreError
+from toolchest_wes.store.base import StateStore, StoreError
+from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.worker.celery_config import new_celery_app
 
 __all__ = ["AppState", "create_app", "get_state"]
 
@@ -61,18 +60,6 @@ def get_state(app: connexion.FlaskApp) -> AppState:
     return state
 
 
-def build_engine(settings: Settings) -> CwltoolEngine:
-    """The cwltool engine configured by settings."""
-    runtime = settings.effective_container_runtime
-    engine = CwltoolEngine(
-        container_runtime=runtime.value if runtime is not ContainerRuntime.AUTO else "none",
-        allow_no_container=settings.allow_no_container,
-        default_args=tuple(settings.default_engine_parameters),
-    )
-    engine.warm()
-    return engine
-
-
 def create_app(
     settings: Settings,
     *,
@@ -84,13 +71,15 @@ def create_app(
 ) -> connexion.FlaskApp:
     """The WES app.
 
-    With no ``runner``, this is the embedded mode: a local thread pool executes runs in this
+    Embedded mode (no ``settings.redis_url``): a local thread pool executes runs in this
     process, so runs that were active when the process last stopped are reconciled now.
+    Distributed mode: runs go to Celery workers through the broker, and the workers'
+    reconcile loop ends runs whose worker is gone.
 
     Args:
         settings: Everything configurable.
         store: Run records; default from ``settings.effective_store_url``.
-        runner: Where runs execute; default a ``LocalTaskRunner`` in this process.
+        runner: Where runs execute; default from the mode.
         engines: Workflow engines; default cwltool configured by ``settings``.
         launcher: Starts engine processes in embedded mode; default from settings. The
             caller keeps ownership of a launcher it passes.
@@ -98,23 +87,19 @@ def create_app(
     """
     workspace = Workspace(settings.runs_dir)
     workspace.ensure_root()
-    store = store or store_from_url(settings.effective_store_url)
-    registry = EngineRegistry(engines or [build_engine(settings)])
+    store = store or store_from_url(settings.effective_store_url, prefix=settings.redis_prefix)
+    registry = build_registry(settings, engines)
     owns_launcher = launcher is None
-    embedded = runner is None
-    if runner is None:
-        launcher = launcher or _make_launcher(settings)
-        deps = ExecutorDeps(
-            store=store,
-            workspace=workspace,
-            engine_for=_engine_lookup(registry),
-            launcher=launcher,
-            poll_interval_s=settings.poll_interval_s,
-            cancel_grace_s=settings.cancel_grace_s,
-        )
+    local = runner is None and not settings.distributed
+    if runner is None and settings.distributed:
+        runner = CeleryTaskRunner(new_celery_app(settings))
+    elif runner is None:
+        launcher = launcher or build_launcher(settings)
+        deps = build_executor_deps(settings, store, registry, launcher)
         runner = LocalTaskRunner(
             lambda run_id: execute_run(run_id, deps), workers=settings.max_concurrent_runs
         )
+    assert runner is not None
     service = RunService(
         store,
         runner,
@@ -124,15 +109,8 @@ def create_app(
             default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
         ),
     )
-    if embedded:
-        report = recover_after_restart(store, runner.submit, reason="the server restarted")
-        if report.requeued or report.failed or report.cancelled:
-            logger.warning(
-                "reconciled runs after restart requeued=%d failed=%d cancelled=%d",
-                len(report.requeued),
-                len(report.failed),
-                len(report.cancelled),
-            )
+    if local:
+        _recover(store, runner)
     app = connexion.FlaskApp(__name__, options={"swagger_ui": True})
     app.add_api(
         load_spec(),
@@ -150,22 +128,15 @@ def create_app(
     return app
 
 
-def _make_launcher(settings: Settings) -> Launcher:
-    if not settings.warm_engine:
-        return SubprocessLauncher()
-    launcher = WarmLauncher([CHILD_ENTRY])
-    launcher.start_background()
-    return launcher
-
-
-def _engine_lookup(registry: EngineRegistry) -> Any:
-    def engine_for(record: RunRecord) -> WorkflowEngine:
-        engine = registry.for_type(record.request.workflow_type)
-        if engine is None:
-            raise LookupError(f"no engine for workflow_type {record.request.workflow_type!r}")
-        return engine
-
-    return engine_for
+def _recover(store: StateStore, runner: TaskRunner) -> None:
+    report = recover_after_restart(store, runner.submit, reason="the server restarted")
+    if report.requeued or report.failed or report.cancelled:
+        logger.warning(
+            "reconciled runs after restart requeued=%d failed=%d cancelled=%d",
+            len(report.requeued),
+            len(report.failed),
+            len(report.cancelled),
+        )
 
 
 def _check_run_request_fields() -> None:

@@ -4,7 +4,8 @@ Use: ``gunicorn -c python:toolchest_wes.server.gunicorn_conf toolchest_wes.serve
 
 The embedded mode runs one worker process: its run pool and engine processes live in that
 process, and the SQLite store with startup reconcile assumes a single owner of active runs.
-Concurrency comes from threads (the ``gthread`` worker).
+Distributed mode runs ``workers`` processes, which share nothing but Redis and the data
+directory. Concurrency within a process comes from threads (the ``gthread`` worker).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _bind(host: str, port: int) -> str:
 
 
 bind = [_bind(_settings.host, _settings.port)]
-workers = 1
+workers = _settings.workers if _settings.distributed else 1
 worker_class = "gthread"
 threads = _settings.threads
 # Uploads and zip downloads can be large and slow; the gthread worker keeps serving other

@@ -1,0 +1,202 @@
+"""How ``list_runs(page_size=10)`` on the Redis store scales with the number of stored runs.
+
+The listing walks a sorted set from the token's position, so a page should cost the same with
+100 or 100,000 runs stored (target: ratio <= 1.5), for the first page and one deep in the
+listing, with or without a state or tag filter. The script starts its own ``redis-server`` on a
+free loopback port, fills two prefixes on it (pipelined calls of the store's create script),
+times the listings on both with calls interleaved so that both see the same machine load, and
+prints the medians side by side with their ratio (large / small).
+
+    python bench/bench_redis_store.py [--small 100] [--large 100000] [--repeat 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from toolchest_wes.models import RunRequest, State
+from toolchest_wes.store._redis_schema import flatten, to_hash
+from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.redis_store import RedisStateStore
+
+PAGE_SIZE = 10
+FILL_BATCH = 2000
+#: One run in ten is RUNNING, the rest COMPLETE; one in five has project=p0, one in seven u0.
+FILTERS: dict[str, dict[str, Any]] = {
+    "no filter": {},
+    "state=RUNNING": {"state": State.RUNNING},
+    "state=COMPLETE": {"state": State.COMPLETE},
+    "tag project=p0": {"tag": ("project", "p0")},
+    "state=RUNNING + tag user=u0": {"state": State.RUNNING, "tag": ("user", "u0")},
+}
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free loopback port; yields its URL."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SystemExit("redis-server is not on PATH")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--dir", tmp, "--daemonize", "no"]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                        conn.sendall(b"PING\r\n")
+                        if conn.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def fill(url: str, count: int) -> RedisStateStore:
+    """A store under a fresh prefix holding ``count`` runs.
+
+    Sends the store's own create script, ``FILL_BATCH`` calls per pipeline, so the keys and
+    indexes are exactly what ``create_run`` writes, in a fraction of the round trips.
+    """
+    store = RedisStateStore(url, prefix=f"bench-{count}")
+    client = store._client
+    now = time.time()
+    for start in range(0, count, FILL_BATCH):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(start + FILL_BATCH, count)):
+            state = State.RUNNING if i % 10 == 0 else State.COMPLETE
+            tags = {"project": f"p{i % 5}", "user": f"u{i % 7}"}
+            record = RunRecord(
+                run_id=f"run-{i:08d}",
+                state=state,
+                request=RunRequest(
+                    workflow_url="https://example.org/workflows/hello.cwl",
+                    workflow_type="CWL",
+                    workflow_type_version="v1.2",
+                    workflow_params={"message": f"hello {i}", "threads": 4},
+                    tags=tags,
+                ),
+                created_at=now + i,
+                start_time="2024-01-01T00:00:00Z",
+                end_time=None if state is State.RUNNING else "2024-01-01T00:01:00Z",
+                cmd=["cwltool", "hello.cwl", "job.json"],
+                system_logs=["started"],
+            )
+            keys = [
+                store._run_key(record.run_id),
+                store._key("seq"),
+                store._key("counts"),
+                store._key("runs"),
+                store._state_key(state.value),
+                *(store._tag_key(k, v) for k, v in tags.items()),
+            ]
+            args = [record.run_id, state.value, *flatten(to_hash(record))]
+            store._create(keys=keys, args=args, client=pipe)
+        pipe.execute()
+    assert sum(store.count_by_state().values()) == count
+    return store
+
+
+def middle_token(store: RedisStateStore, **filters: Any) -> str | None:
+    """The token of the page halfway down the listing."""
+    tokens: list[str] = []
+    token = None
+    while True:
+        token = store.list_runs(page_size=PAGE_SIZE, page_token=token, **filters).next_page_token
+        if token is None:
+            break
+        tokens.append(token)
+    return tokens[len(tokens) // 2] if tokens else None
+
+
+def interleaved_medians(calls: Sequence[Callable[[], object]], repeat: int) -> tuple[float, float]:
+    """Median microseconds of each call, alternating between the two after a warm-up."""
+    for _ in range(min(50, repeat)):
+        for call in calls:
+            call()
+    samples: tuple[list[int], list[int]] = ([], [])
+    for _ in range(repeat):
+        for call, times in zip(calls, samples, strict=True):
+            start = time.perf_counter_ns()
+            call()
+            times.append(time.perf_counter_ns() - start)
+    small, large = (statistics.median(times) / 1000 for times in samples)
+    return small, large
+
+
+def measure(
+    stores: tuple[RedisStateStore, RedisStateStore], repeat: int
+) -> dict[str, tuple[float, float] | None]:
+    """Median microseconds of each listing on both stores; ``None`` where a page is missing."""
+    results: dict[str, tuple[float, float] | None] = {}
+    for name, filters in FILTERS.items():
+        first = tuple(partial(s.list_runs, page_size=PAGE_SIZE, **filters) for s in stores)
+        results[f"{name}, first page"] = interleaved_medians(first, repeat)
+        tokens = [middle_token(s, **filters) for s in stores]
+        if None in tokens:
+            # The small store has a single page of these, so there is no middle page to time.
+            results[f"{name}, middle page"] = None
+            continue
+        middle = tuple(
+            partial(s.list_runs, page_size=PAGE_SIZE, page_token=t, **filters)
+            for s, t in zip(stores, tokens, strict=True)
+        )
+        results[f"{name}, middle page"] = interleaved_medians(middle, repeat)
+    gets = tuple(partial(s.get_state, "run-00000042") for s in stores)
+    results["get_state (reference)"] = interleaved_medians(gets, repeat)
+    return results
+
+
+def main() -> None:
+    """Start Redis, fill both prefixes, time the listings and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args()
+
+    with redis_server() as url:
+        start = time.perf_counter()
+        stores = (fill(url, args.small), fill(url, args.large))
+        print(f"filled {args.small:,} + {args.large:,} runs in {time.perf_counter() - start:.1f} s")
+        try:
+            results = measure(stores, args.repeat)
+        finally:
+            for store in stores:
+                store.close()
+
+    width = max(len(name) for name in results)
+    small_col, large_col = f"{args.small:,} runs", f"{args.large:,} runs"
+    print(f"list_runs(page_size={PAGE_SIZE}), median of {args.repeat} calls, microseconds")
+    print(f"{'':{width}}  {small_col:>12}  {large_col:>14}  {'ratio':>6}")
+    for name, pair in results.items():
+        if pair is None:
+            print(f"{name:{width}}  {'-':>12}  {'-':>14}  {'-':>6}")
+        else:
+            small_us, large_us = pair
+            print(f"{name:{width}}  {small_us:12.1f}  {large_us:14.1f}  {large_us / small_us:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

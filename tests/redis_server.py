@@ -1,0 +1,148 @@
+"""A real ``redis-server`` for the tests: session fixture ``redis_server``, per-test ``redis_url``.
+
+The server listens on a free loopback port with persistence off (``--save "" --appendonly
+no``) and its own working directory, and is terminated at the end of the session with its
+directory removed. ``stop()`` and ``start()`` restart it on the same port, for fault tests.
+Tests share the one server and keep apart by key prefix.
+
+Without ``redis-server`` on PATH the Redis tests are skipped, loudly; with ``CI`` or
+``TOOLCHEST_WES_REQUIRE_REDIS`` set they fail instead, so CI never passes by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+__all__ = ["RedisServer", "redis_server", "redis_url"]
+
+# Read at import (collection time), because the autouse _clean_env fixture deletes every
+# TOOLCHEST_WES_* variable before a function-scoped fixture asks for the server.
+_REQUIRE_REDIS = bool(os.environ.get("CI") or os.environ.get("TOOLCHEST_WES_REQUIRE_REDIS"))
+_START_TIMEOUT_S = 20.0
+_STOP_TIMEOUT_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One ``redis-server`` process on a fixed loopback port; restartable."""
+
+    def __init__(self, executable: str, directory: Path) -> None:
+        self.executable = executable
+        self.directory = directory
+        self.port = _free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start the server (on the same port as before) and wait until it answers PING."""
+        if self.running:
+            return
+        log = self.directory / "redis.log"
+        self._proc = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(log),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not _answers_ping(self.port):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL) and wait for it to exit."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(_STOP_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` for the whole session (see the module docstring)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        message = "redis-server is not on PATH: every Redis-backed test is SKIPPED"
+        if _REQUIRE_REDIS:
+            pytest.fail(f"{message} (not allowed: CI or TOOLCHEST_WES_REQUIRE_REDIS is set)")
+        pytest.skip(f"{message}; install redis-server to run them")
+    directory = Path(tempfile.mkdtemp(prefix="toolchest-wes-redis-"))
+    server = RedisServer(executable, directory)
+    try:
+        # The free port may be taken between choosing it and binding it; choose again.
+        for attempt in range(3):
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                server.port = _free_port()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, restarted first if a test left it stopped. No key prefix."""
+    redis_server.start()
+    return redis_server.url

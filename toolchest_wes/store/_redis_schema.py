@@ -1,0 +1,96 @@
+"""The Redis store's record layout: a ``RunRecord`` as the fields of its hash, and back.
+
+``to_hash`` and ``from_hash`` map a record to the ``p:run:<run_id>`` hash and back: JSON for
+structured values, and no field at all for a value that is ``None``. ``update_args`` encodes a
+``RunUpdate`` as the tail of ``ARGV`` that the transition and update scripts take.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from toolchest_wes.models import RunRequest, State
+from toolchest_wes.store.base import RunRecord, RunUpdate
+
+__all__ = ["dumps", "flatten", "from_hash", "to_hash", "update_args"]
+
+
+def to_hash(record: RunRecord) -> dict[str, str]:
+    """The hash fields of ``record``, without ``seq`` (the create script assigns it)."""
+    fields = {
+        "state": State(record.state).value,
+        "request": dumps(record.request.model_dump(mode="json")),
+        # Tags never change after creation; a copy lets a listing skip parsing the request.
+        "tags": dumps(record.request.tags),
+        "created_at": repr(float(record.created_at)),
+        "engine_args": dumps(record.engine_args),
+        "system_logs": dumps(record.system_logs),
+    }
+    optional = {
+        "start_time": record.start_time,
+        "end_time": record.end_time,
+        "exit_code": None if record.exit_code is None else str(record.exit_code),
+        "cmd": dumps_or_none(record.cmd),
+        "outputs": dumps_or_none(record.outputs),
+        "output_files": dumps_or_none(record.output_files),
+        "owner": record.owner,
+    }
+    fields.update({name: value for name, value in optional.items() if value is not None})
+    return fields
+
+
+def from_hash(run_id: str, fields: dict[str, str]) -> RunRecord:
+    """The record of run ``run_id`` whose hash holds ``fields``."""
+    exit_code = fields.get("exit_code")
+    return RunRecord(
+        run_id=run_id,
+        state=State(fields["state"]),
+        request=RunRequest.model_validate_json(fields["request"]),
+        created_at=float(fields["created_at"]),
+        engine_args=json.loads(fields.get("engine_args", "[]")),
+        start_time=fields.get("start_time"),
+        end_time=fields.get("end_time"),
+        exit_code=None if exit_code is None else int(exit_code),
+        cmd=loads_or_none(fields.get("cmd")),
+        system_logs=json.loads(fields.get("system_logs", "[]")),
+        outputs=loads_or_none(fields.get("outputs")),
+        output_files=loads_or_none(fields.get("output_files")),
+        owner=fields.get("owner"),
+    )
+
+
+def update_args(update: RunUpdate | None) -> list[str | int]:
+    """``update`` as the scripts take it: pair count, field/value pairs, lines to append."""
+    if update is None:
+        return [0]
+    pairs = {
+        "start_time": update.start_time,
+        "end_time": update.end_time,
+        "exit_code": None if update.exit_code is None else str(update.exit_code),
+        "cmd": dumps_or_none(update.cmd),
+        "outputs": dumps_or_none(update.outputs),
+        "output_files": dumps_or_none(update.output_files),
+    }
+    present = {name: value for name, value in pairs.items() if value is not None}
+    return [len(present), *flatten(present), *update.append_system_logs]
+
+
+def flatten(fields: dict[str, str]) -> list[str]:
+    """``{"a": "1", "b": "2"}`` as ``["a", "1", "b", "2"]``, the form HSET takes."""
+    return [item for pair in fields.items() for item in pair]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, with non-ASCII text as raw UTF-8."""
+    # Raw UTF-8 rather than \u escapes: the scripts' cjson re-encodes system_logs, and it
+    # passes UTF-8 through unchanged.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps_or_none(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def loads_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,204 @@
+"""The Lua scripts of the Redis store; each runs atomically in one round trip.
+
+Keys known before a script runs are passed in ``KEYS``. The per-state index of a run's
+*current* state is known only inside the script, so scripts that move a run between state
+indexes build those names from a key prefix passed in ``ARGV``. That is fine on one Redis
+server (or a primary with replicas), but not on Redis Cluster, which this store does not
+support.
+
+An update, as the transition and update scripts take it, is the tail of ``ARGV`` from some
+index ``i``: ``ARGV[i]`` is the number ``n`` of field/value pairs to set, the next ``2n``
+arguments are those pairs, and every argument after them is a system log line to append.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CREATE", "EXPIRED_LEASES", "PAGE", "TOUCH_LEASE", "TRANSITION", "UPDATE"]
+
+_APPLY_UPDATE = """
+local function apply_update(key, i)
+  local n = tonumber(ARGV[i])
+  if n > 0 then
+    redis.call('HSET', key, unpack(ARGV, i + 1, i + 2 * n))
+  end
+  local first = i + 2 * n + 1
+  if first <= #ARGV then
+    local logs = cjson.decode(redis.call('HGET', key, 'system_logs') or '[]')
+    for j = first, #ARGV do
+      logs[#logs + 1] = ARGV[j]
+    end
+    redis.call('HSET', key, 'system_logs', cjson.encode(logs))
+  end
+end
+"""
+
+_NOW_MS = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+#: KEYS: run hash, seq counter, counts hash, then every ZSET the run joins (all runs, its
+#: state, its tags). ARGV: run id, state, then the hash's field/value pairs.
+#: Returns the new seq, or 0 if the run exists.
+CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'seq', seq, unpack(ARGV, 3))
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], seq, ARGV[1])
+end
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+return seq
+"""
+
+#: KEYS: run hash, counts hash, leases ZSET, lease key. ARGV: state-index key prefix, run id,
+#: new state, "1" if the new state is terminal, the number of allowed source states, those
+#: states, then the update. Returns 1 if the run moved, else 0.
+TRANSITION = (
+    _APPLY_UPDATE
+    + """
+local current = redis.call('HMGET', KEYS[1], 'state', 'seq')
+local state, seq = current[1], current[2]
+if not state then
+  return 0
+end
+local n = tonumber(ARGV[5])
+local allowed = false
+for j = 6, 5 + n do
+  if ARGV[j] == state then
+    allowed = true
+    break
+  end
+end
+if not allowed then
+  return 0
+end
+local to = ARGV[3]
+redis.call('HSET', KEYS[1], 'state', to)
+redis.call('ZREM', ARGV[1] .. state, ARGV[2])
+redis.call('ZADD', ARGV[1] .. to, seq, ARGV[2])
+-- A state that no run is in leaves the counts hash, as GROUP BY would leave it out.
+if redis.call('HINCRBY', KEYS[2], state, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], state)
+end
+redis.call('HINCRBY', KEYS[2], to, 1)
+if ARGV[4] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('DEL', KEYS[4])
+end
+apply_update(KEYS[1], 6 + n)
+return 1
+"""
+)
+
+#: KEYS: run hash. ARGV: the update. Returns 1, or 0 for an unknown run (left uncreated).
+UPDATE = (
+    _APPLY_UPDATE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+apply_update(KEYS[1], 1)
+return 1
+"""
+)
+
+#: KEYS: run hash, lease key, leases ZSET. ARGV: run id, TTL in ms, the terminal states.
+#: Times come from the Redis server's clock, the one clock every API and worker host shares.
+#: A terminal run gets no lease: it would never leave the leases ZSET.
+TOUCH_LEASE = (
+    _NOW_MS
+    + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  return 0
+end
+for i = 3, #ARGV do
+  if ARGV[i] == state then
+    return 0
+  end
+end
+local ttl = tonumber(ARGV[2])
+local expires = now_ms() + ttl
+if ttl > 0 then
+  redis.call('SET', KEYS[2], string.format('%d', expires), 'PX', ARGV[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('ZADD', KEYS[3], string.format('%d', expires), ARGV[1])
+return 1
+"""
+)
+
+#: KEYS: leases ZSET. ARGV: run-hash key prefix, then the leased states.
+#: Returns run id, seq pairs of runs in a leased state whose lease expired before now.
+EXPIRED_LEASES = (
+    _NOW_MS
+    + """
+local leased = {}
+for i = 2, #ARGV do
+  leased[ARGV[i]] = true
+end
+local out = {}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('(%d', now_ms()))
+for _, id in ipairs(ids) do
+  local run = redis.call('HMGET', ARGV[1] .. id, 'state', 'seq')
+  if run[1] and leased[run[1]] then
+    out[#out + 1] = id
+    out[#out + 1] = run[2]
+  end
+end
+return out
+"""
+)
+
+#: Part of a listing, newest first. KEYS: the ZSET to walk, and optionally a second ZSET each
+#: returned run must also be in. ARGV: run-hash key prefix, the upper score bound ("+inf" or
+#: "(seq"), how many entries to walk at most, how many runs to return at most.
+#: The walk reads slices that start at the number of runs wanted and double, so a page of an
+#: unfiltered index is one ZREVRANGEBYSCORE, and a sparse intersection reads about as many
+#: entries as it has to look at. Returns {1 if the walked ZSET ran out, else 0; score of the
+#: last entry looked at; flat run summaries}, a summary being run id, seq, state, start_time,
+#: end_time, tags JSON.
+PAGE = """
+local budget = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local bound = ARGV[2]
+local walked, found, ran_out = 0, 0, 0
+local last = false
+local out = {}
+local slice = want
+while found < want and walked < budget do
+  local n = math.min(slice, budget - walked)
+  local entries = redis.call('ZREVRANGEBYSCORE', KEYS[1], bound, '-inf', 'WITHSCORES',
+    'LIMIT', 0, string.format('%d', n))
+  for i = 1, #entries, 2 do
+    if found >= want then
+      break
+    end
+    local id = entries[i]
+    last = entries[i + 1]
+    walked = walked + 1
+    if not KEYS[2] or redis.call('ZSCORE', KEYS[2], id) then
+      local f = redis.call('HMGET', ARGV[1] .. id, 'state', 'start_time', 'end_time', 'tags')
+      out[#out + 1] = id
+      out[#out + 1] = last
+      for j = 1, 4 do
+        out[#out + 1] = f[j]
+      end
+      found = found + 1
+    end
+  end
+  if #entries < 2 * n then
+    ran_out = 1
+    break
+  end
+  bound = '(' .. last
+  slice = slice * 2
+end
+return {ran_out, last, out}
+"""

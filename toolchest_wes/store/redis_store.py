@@ -1,0 +1,375 @@
+"""The Redis state store: one hash per run, sorted-set indexes, transitions in Lua.
+
+Every write that touches more than one key is a Lua script (``_redis_scripts``), so it is
+atomic and costs one round trip; reads of a single key are plain commands. Key layout, all
+under the prefix ``p`` (default ``toolchest-wes``):
+
+========================== ====== ==============================================================
+``p:run:<run_id>``         HASH   the record: state, request, tags, created_at, engine_args,
+                                  start_time, end_time, exit_code, cmd, system_logs, outputs,
+                                  output_files, owner, seq (JSON for structured values; a field
+                                  that is ``None`` is absent)
+``p:seq``                  STRING the last ``seq`` handed out (``INCR``); listings order by it
+``p:runs``                 ZSET   every run id, scored by seq
+``p:state:<STATE>``        ZSET   the runs in that state, scored by seq
+``p:tag:<json [k, v]>``    ZSET   the runs tagged ``k=v``, scored by seq; JSON keeps any key
+                                  and value apart unambiguously
+``p:counts``               HASH   state -> number of runs, kept by the scripts (no scans)
+``p:leases``               ZSET   run ids scored by lease expiry (ms, Redis server clock)
+``p:lease:<run_id>``       STRING present while the lease is fresh (``PX`` TTL)
+``p:token-key``            STRING the page-token HMAC key (hex), created once with ``SET NX``
+========================== ====== ==============================================================
+
+Listing semantics match the embedded store: newest first by ``seq``, keyset pagination with
+the same signed tokens (``_page_token``), ``""`` meaning the first page. A page is one script
+call that walks the index from the token's position, so it costs O(page size) however many
+runs are stored. With both ``state`` and ``tag`` the smaller of the two sets is walked and each
+entry checked against the other, which costs O(entries walked), up to the size of that smaller
+set when few runs match both; one script call walks at most ``_SCAN_SLICE`` entries, so that
+it never blocks the server for long, and a sparse walk takes several calls.
+
+Not for Redis Cluster: the transition script derives index key names from the run's current
+state, which is known only inside the script.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.retry import Retry
+
+from toolchest_wes.models import TERMINAL_STATES, RunSummary, State
+from toolchest_wes.store import _page_token, _redis_scripts
+from toolchest_wes.store._redis_schema import dumps, flatten, from_hash, to_hash, update_args
+from toolchest_wes.store.base import (
+    RunExistsError,
+    RunPage,
+    RunRecord,
+    RunUpdate,
+    StoreUnavailableError,
+)
+
+__all__ = ["DEFAULT_PREFIX", "RedisStateStore"]
+
+logger = logging.getLogger(__name__)
+
+#: The key prefix when none is given.
+DEFAULT_PREFIX = "toolchest-wes"
+
+_ACTIVE_STATES = sorted(s.value for s in frozenset(State) - TERMINAL_STATES)
+_TERMINAL_STATES = sorted(s.value for s in TERMINAL_STATES)
+#: States in which an executor holds the run and must keep its lease fresh (as in SQLite).
+_LEASED_STATES = sorted(s.value for s in (State.INITIALIZING, State.RUNNING, State.CANCELING))
+#: Index entries one script call of a state-and-tag listing walks at most.
+_SCAN_SLICE = 1000
+_SUMMARY_WIDTH = 6
+# Errors that mean "Redis cannot serve us now" rather than a bug in a command: no connection
+# (including LOADING after a restart), a timeout, a replica that a failover has not promoted
+# yet, and a server out of memory.
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError, OutOfMemoryError)
+
+
+class RedisStateStore:
+    """A :class:`~toolchest_wes.store.base.StateStore` on Redis (see the module docstring).
+
+    The constructor does no network I/O; redis-py connects on first use and reconnects after
+    ``close()`` or a server restart. Several instances (processes, hosts) may share one prefix.
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://...``; also names the
+            server in error messages (without credentials) when ``client`` is given.
+        prefix: Every key starts with ``prefix + ":"``.
+        client: A client to use instead of one made from ``url``; it must have
+            ``decode_responses=True``, and ``close()`` leaves it open (the caller owns it).
+        socket_timeout_s: Connect and read timeout of the client made from ``url``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        client: redis.Redis | None = None,
+        socket_timeout_s: float = 5.0,
+    ) -> None:
+        if not prefix:
+            raise ValueError("the Redis key prefix must not be empty")
+        self._where = _describe(url)
+        self._owns_client = client is None
+        if client is None:
+            # No retries: a command that timed out may have run, and running a create or a
+            # transition twice would report a run we created as taken, or a won race as lost.
+            # The pool already replaces connections a server restart broke before using them.
+            client = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
+        elif not client.get_encoder().decode_responses:
+            raise ValueError("RedisStateStore needs a client with decode_responses=True")
+        # Responses are str, not bytes (decode_responses=True); the casts below rely on it.
+        self._client = client
+        self._prefix = prefix
+        self._token_key: bytes | None = None
+        self._create = client.register_script(_redis_scripts.CREATE)
+        self._transition = client.register_script(_redis_scripts.TRANSITION)
+        self._update = client.register_script(_redis_scripts.UPDATE)
+        self._touch_lease = client.register_script(_redis_scripts.TOUCH_LEASE)
+        self._expired_leases = client.register_script(_redis_scripts.EXPIRED_LEASES)
+        self._page = client.register_script(_redis_scripts.PAGE)
+
+    def __repr__(self) -> str:
+        return f"RedisStateStore({self._where!r}, prefix={self._prefix!r})"
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix."""
+        return self._prefix
+
+    # -- StateStore --------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a run and index it in one script; ``RunExistsError`` if the id is taken."""
+        state = State(record.state).value
+        keys = [
+            self._run_key(record.run_id),
+            self._key("seq"),
+            self._key("counts"),
+            self._key("runs"),
+            self._state_key(state),
+            *(self._tag_key(k, v) for k, v in record.request.tags.items()),
+        ]
+        args = [record.run_id, state, *flatten(to_hash(record))]
+        with self._errors():
+            seq = self._create(keys=keys, args=args)
+        if not seq:
+            raise RunExistsError(f"run {record.run_id} already exists")
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The whole record (one ``HGETALL``), or ``None``."""
+        with self._errors():
+            fields = cast("dict[str, str]", self._client.hgetall(self._run_key(run_id)))
+        return from_hash(run_id, fields) if fields else None
+
+    def get_state(self, run_id: str) -> State | None:
+        """Only the state (one ``HGET``), or ``None``."""
+        with self._errors():
+            state = cast("str | None", self._client.hget(self._run_key(run_id), "state"))
+        return None if state is None else State(state)
+
+    def list_runs(
+        self,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        state: State | None = None,
+        tag: tuple[str, str] | None = None,
+    ) -> RunPage:
+        """Runs newest first; a token holds only a position, so repeat the filters with it."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        # The extra run only tells whether another page exists. No ZSET holds 2**32 members,
+        # and up to 2**53 the count stays exact as a Lua number.
+        want = min(page_size, 2**53 - 1) + 1
+        indexes = [self._state_key(State(state).value)] if state is not None else []
+        if tag is not None:
+            indexes.append(self._tag_key(*tag))
+        with self._errors():
+            bound = "+inf"
+            if page_token:
+                bound = f"({_page_token.decode(self._page_token_key(), page_token)}"
+            if len(indexes) == 2:
+                rows = self._walk_both(indexes, bound, want)
+            else:
+                walked = indexes or [self._key("runs")]
+                rows = self._page(keys=walked, args=[self._key("run:"), bound, want, want])[2]
+            token: str | None = None
+            if len(rows) > page_size * _SUMMARY_WIDTH:
+                last_seq = int(rows[(page_size - 1) * _SUMMARY_WIDTH + 1])
+                token = _page_token.encode(self._page_token_key(), last_seq)
+        runs = [
+            RunSummary(
+                run_id=run_id,
+                state=State(run_state),
+                start_time=start_time,
+                end_time=end_time,
+                tags=json.loads(tags) if tags else {},
+            )
+            for run_id, _, run_state, start_time, end_time, tags in _groups(
+                rows[: page_size * _SUMMARY_WIDTH], _SUMMARY_WIDTH
+            )
+        ]
+        return RunPage(runs=runs, next_page_token=token)
+
+    def transition(
+        self,
+        run_id: str,
+        to: State,
+        *,
+        allowed_from: frozenset[State],
+        update: RunUpdate | None = None,
+    ) -> bool:
+        """Compare-and-set the state, move the indexes and apply ``update`` in one script."""
+        if not allowed_from:
+            return False
+        to = State(to)
+        sources = sorted(State(s).value for s in allowed_from)
+        keys = [
+            self._run_key(run_id),
+            self._key("counts"),
+            self._key("leases"),
+            self._key("lease", run_id),
+        ]
+        args = [
+            self._key("state:"),
+            run_id,
+            to.value,
+            "1" if to.is_terminal else "0",
+            len(sources),
+            *sources,
+            *update_args(update),
+        ]
+        with self._errors():
+            applied: bool = self._transition(keys=keys, args=args) == 1
+        logger.debug("transition run_id=%s to=%s applied=%s", run_id, to, applied)
+        return applied
+
+    def update_run(self, run_id: str, update: RunUpdate) -> None:
+        """Change fields other than the state; an unknown run is ignored."""
+        args = update_args(update)
+        if args == [0]:
+            return
+        with self._errors():
+            self._update(keys=[self._run_key(run_id)], args=args)
+
+    def count_by_state(self) -> dict[State, int]:
+        """How many runs are in each state that has any: one ``HGETALL`` of the counts hash."""
+        with self._errors():
+            counts = cast("dict[str, str]", self._client.hgetall(self._key("counts")))
+        return {State(state): int(n) for state, n in counts.items() if int(n) > 0}
+
+    def list_active(self) -> list[RunRecord]:
+        """Every run not in a terminal state, oldest (first stored) first.
+
+        The non-terminal state indexes are read in one ``MULTI``, the records in one pipeline;
+        a run that ended in between is left out.
+        """
+        with self._errors():
+            pipe = self._client.pipeline(transaction=True)
+            for state in _ACTIVE_STATES:
+                pipe.zrange(self._state_key(state), 0, -1, withscores=True)
+            entries = sorted(
+                (float(seq), run_id) for index in pipe.execute() for run_id, seq in index
+            )
+            pipe = self._client.pipeline(transaction=False)
+            for _, run_id in entries:
+                pipe.hgetall(self._run_key(run_id))
+            hashes = pipe.execute()
+        records = [
+            from_hash(run_id, fields)
+            for (_, run_id), fields in zip(entries, hashes, strict=True)
+            if fields
+        ]
+        return [record for record in records if not record.state.is_terminal]
+
+    def touch_lease(self, run_id: str, ttl_s: float) -> None:
+        """Extend the lease to ``ttl_s`` from now (``ttl_s <= 0`` expires it at once)."""
+        keys = [self._run_key(run_id), self._key("lease", run_id), self._key("leases")]
+        with self._errors():
+            self._touch_lease(keys=keys, args=[run_id, round(ttl_s * 1000), *_TERMINAL_STATES])
+
+    def expired_leases(self) -> list[str]:
+        """Runs in INITIALIZING, RUNNING or CANCELING whose lease was set and has run out.
+
+        Ordered by seq, as in the embedded store. Costs O(expired entries of ``p:leases``):
+        the transition script drops a run from it when the run ends.
+        """
+        with self._errors():
+            flat = self._expired_leases(
+                keys=[self._key("leases")], args=[self._key("run:"), *_LEASED_STATES]
+            )
+        return [run_id for run_id, _ in sorted(_groups(flat, 2), key=lambda p: int(p[1]))]
+
+    def ping(self) -> None:
+        """Send ``PING``; ``StoreUnavailableError`` unless Redis answers."""
+        with self._errors():
+            self._client.ping()
+
+    def close(self) -> None:
+        """Disconnect the pool of a client this store made; later calls reconnect."""
+        if self._owns_client:
+            self._client.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"Redis state store at {self._where}: {exc}") from exc
+
+    def _walk_both(self, indexes: list[str], bound: str, want: int) -> list[Any]:
+        """Runs in both ZSETs below ``bound``, newest first: walk the smaller, check the other."""
+        pipe = self._client.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zcard(index)
+        sizes = pipe.execute()
+        walked, other = indexes if sizes[0] <= sizes[1] else indexes[::-1]
+        budget = max(want, _SCAN_SLICE)
+        rows: list[Any] = []
+        while True:
+            ran_out, last, found = self._page(
+                keys=[walked, other],
+                args=[self._key("run:"), bound, budget, want - len(rows) // _SUMMARY_WIDTH],
+            )
+            rows += found
+            if ran_out or len(rows) >= want * _SUMMARY_WIDTH:
+                return rows
+            bound = f"({last}"
+
+    def _page_token_key(self) -> bytes:
+        if self._token_key is None:
+            key = self._key("token-key")
+            pipe = self._client.pipeline(transaction=True)
+            pipe.set(key, _page_token.new_key(), nx=True)
+            pipe.get(key)
+            self._token_key = bytes.fromhex(pipe.execute()[1])
+        return self._token_key
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._prefix, *parts))
+
+    def _run_key(self, run_id: str) -> str:
+        return self._key("run", run_id)
+
+    def _state_key(self, state: str) -> str:
+        return self._key("state", state)
+
+    def _tag_key(self, key: str, value: str) -> str:
+        return self._key("tag", dumps([key, value]))
+
+
+def _describe(url: str) -> str:
+    """``url`` without credentials, query or fragment, for messages and ``repr``."""
+    try:
+        parts = urlsplit(url)
+        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host or ''}{port}{parts.path}"
+    except ValueError:
+        return "redis"
+
+
+def _groups(flat: Sequence[Any], width: int) -> Iterator[tuple[Any, ...]]:
+    return zip(*[iter(flat)] * width, strict=True)

@@ -1,0 +1,127 @@
+"""make_celery: the worker's Celery app with the one task, ``toolchest_wes.execute_run``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from toolchest_wes.config import Settings
+from toolchest_wes.core.executor import ExecutorDeps, execute_run
+from toolchest_wes.engines.base import Launcher, WorkflowEngine
+from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK
+from toolchest_wes.store import store_from_url
+from toolchest_wes.store.base import StateStore
+from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.worker.celery_config import new_celery_app
+from toolchest_wes.worker.reconciler import Reconciler
+
+__all__ = ["WorkerContext", "make_celery"]
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerContext:
+    """The executor's dependencies and the reconciler of one worker process, built lazily.
+
+    Built on first use rather than at import, so that ``celery -A`` can import the app
+    without touching Redis or starting the warm engine process.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        launcher: Launcher | None = None,
+        engines: list[WorkflowEngine] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engines = engines
+        self._launcher = launcher
+        self._owns_launcher = launcher is None
+        self._store: StateStore | None = None
+        self._deps: ExecutorDeps | None = None
+        self._reconciler: Reconciler | None = None
+        self._lock = threading.Lock()
+
+    def store(self) -> StateStore:
+        """The run store (opened once per process)."""
+        with self._lock:
+            if self._store is None:
+                self._store = store_from_url(
+                    self.settings.effective_store_url, prefix=self.settings.redis_prefix
+                )
+            return self._store
+
+    def deps(self) -> ExecutorDeps:
+        """The executor's dependencies (built once per process)."""
+        store = self.store()
+        with self._lock:
+            if self._deps is None:
+                registry = build_registry(self.settings, self._engines)
+                launcher = self._launcher or build_launcher(self.settings)
+                self._launcher = launcher
+                self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+                self._deps = build_executor_deps(self.settings, store, registry, launcher)
+            return self._deps
+
+    def start_reconciler(self) -> Reconciler:
+        """Start this process's reconcile loop (idempotent)."""
+        deps = self.deps()
+        with self._lock:
+            if self._reconciler is None:
+                assert self.settings.redis_url is not None
+                client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5)
+                self._reconciler = Reconciler(self.settings, deps.store, client)
+                self._reconciler.start()
+            return self._reconciler
+
+    def close(self) -> None:
+        """Stop the reconciler and the engine launcher."""
+        if self._reconciler is not None:
+            self._reconciler.stop()
+        if self._launcher is not None and self._owns_launcher:
+            self._launcher.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def make_celery(
+    settings: Settings,
+    *,
+    launcher: Launcher | None = None,
+    engines: list[WorkflowEngine] | None = None,
+) -> Celery:
+    """The worker's Celery app: broker settings plus the task that calls ``execute_run``.
+
+    Args:
+        settings: The same settings the API reads.
+        launcher: Starts engine processes; default a warm launcher made in this process.
+        engines: Workflow engines; default cwltool configured by ``settings``.
+    """
+    app = new_celery_app(settings)
+    context = WorkerContext(settings, launcher=launcher, engines=engines)
+    app.conf.toolchest_wes_context = context
+
+    # shared=False: each app (one per test, in tests) keeps its own task, bound to its context.
+    @app.task(name=EXECUTE_RUN_TASK, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
+    def execute(run_id: str) -> None:
+        # The task is only the transport; the run's whole lifecycle lives in core.
+        execute_run(run_id, context.deps())
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            context.start_reconciler()
+
+    def on_shutdown(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            context.close()
+
+    # weak=False: the handlers are closures that nothing else keeps alive.
+    worker_ready.connect(on_ready, weak=False)
+    worker_shutdown.connect(on_shutdown, weak=False)
+    return app
