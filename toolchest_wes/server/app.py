@@ -27,6 +27,7 @@ from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
 from toolchest_wes.worker.celery_config import new_celery_app
+from toolchest_wes.worker.reconciler import Reconciler, start_reconciler
 
 __all__ = ["AppState", "create_app", "get_state"]
 
@@ -45,9 +46,12 @@ class AppState:
     runner: TaskRunner
     launcher: Launcher | None
     owns_launcher: bool = True
+    reconciler: Reconciler | None = None
 
     def close(self) -> None:
-        """Stop the runner, the engine launcher (if this app made it) and the store."""
+        """Stop the reconciler, the runner, the engine launcher (if this app made it), the store."""
+        if self.reconciler is not None:
+            self.reconciler.stop()
         self.runner.close()
         if self.launcher is not None and self.owns_launcher:
             self.launcher.close()
@@ -109,8 +113,12 @@ def create_app(
             default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
         ),
     )
+    reconciler: Reconciler | None = None
     if local:
         _recover(store, runner)
+    elif settings.distributed:
+        # The API runs the reconcile loop too, so lost runs end even when no worker is left.
+        reconciler = start_reconciler(settings, store)
     app = connexion.FlaskApp(__name__, options={"swagger_ui": True})
     app.add_api(
         load_spec(),
@@ -123,7 +131,7 @@ def create_app(
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(store))
     app.app.extensions[_EXTENSION_KEY] = AppState(
-        settings, service, store, runner, launcher, owns_launcher
+        settings, service, store, runner, launcher, owns_launcher, reconciler
     )
     return app
 

@@ -6,7 +6,6 @@ import logging
 import threading
 from typing import Any
 
-import redis
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
@@ -18,7 +17,7 @@ from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
 from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
 from toolchest_wes.worker.celery_config import new_celery_app
-from toolchest_wes.worker.reconciler import Reconciler
+from toolchest_wes.worker.reconciler import Reconciler, start_reconciler
 
 __all__ = ["WorkerContext", "make_celery"]
 
@@ -74,10 +73,7 @@ class WorkerContext:
         deps = self.deps()
         with self._lock:
             if self._reconciler is None:
-                assert self.settings.redis_url is not None
-                client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5)
-                self._reconciler = Reconciler(self.settings, deps.store, client)
-                self._reconciler.start()
+                self._reconciler = start_reconciler(self.settings, deps.store)
             return self._reconciler
 
     def close(self) -> None:

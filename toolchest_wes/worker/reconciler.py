@@ -21,7 +21,7 @@ from toolchest_wes.core.reconcile import ReconcileReport, end_lost_runs
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.worker.celery_config import queue_name
 
-__all__ = ["QueueProbe", "Reconciler"]
+__all__ = ["QueueProbe", "Reconciler", "start_reconciler"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,11 @@ class Reconciler:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the loop after the current pass."""
+        """Stop the loop after the current pass and close the Redis connection."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.client.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_interval_s):
@@ -133,3 +134,13 @@ class Reconciler:
                     len(report.failed),
                     len(report.cancelled),
                 )
+
+
+def start_reconciler(settings: Settings, store: StateStore) -> Reconciler:
+    """A started reconcile loop on the settings' Redis."""
+    if settings.redis_url is None:
+        raise ValueError("the reconcile loop needs redis_url")
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    reconciler = Reconciler(settings, store, client)
+    reconciler.start()
+    return reconciler
