@@ -8,16 +8,20 @@ cancelled queued run never starts.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 
 from tests.conftest import CWL, EXAMPLES
+from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.core.service import RunService, RunSubmission
 from toolchest_wes.core.tasks import read_tasks
@@ -27,8 +31,12 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.models import State
 from toolchest_wes.runner.base import TaskRunner
+from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
+from toolchest_wes.store import store_from_url
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
+from toolchest_wes.worker.app import make_celery
+from toolchest_wes.worker.celery_config import new_celery_app
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +65,9 @@ class RunnerEnv:
         return state
 
 
-def _local(tmp_path: Path, launcher: WarmLauncher, workers: int) -> tuple[RunnerEnv, Any]:
+def _local(
+    request: pytest.FixtureRequest, tmp_path: Path, launcher: WarmLauncher, workers: int
+) -> tuple[RunnerEnv, Any]:
     store = EmbeddedStateStore(tmp_path / "runs.sqlite")
     workspace = Workspace(tmp_path / "runs")
     registry = EngineRegistry([CwltoolEngine()])
@@ -79,7 +89,39 @@ def _local(tmp_path: Path, launcher: WarmLauncher, workers: int) -> tuple[Runner
     return env, close
 
 
-RUNNER_BACKENDS = {"local": _local}
+def _celery(
+    request: pytest.FixtureRequest, tmp_path: Path, launcher: WarmLauncher, workers: int
+) -> tuple[RunnerEnv, Any]:
+    """A real Celery worker (threads, in this process) on the session's real Redis."""
+    server = request.getfixturevalue("redis_server")
+    settings = Settings(
+        data_dir=tmp_path,
+        redis_url=server.url,
+        redis_prefix=f"contract-{uuid.uuid4().hex[:10]}",
+        container_runtime="none",
+        poll_interval_s=0.05,
+        cancel_grace_s=0.5,
+    )
+    store = store_from_url(settings.effective_store_url, prefix=settings.redis_prefix)
+    worker_app = make_celery(settings, launcher=launcher)
+    stack = contextlib.ExitStack()
+    stack.callback(worker_app.conf.toolchest_wes_context.close)
+    stack.enter_context(
+        start_worker(worker_app, pool="threads", concurrency=workers, perform_ping_check=False)
+    )
+    runner = CeleryTaskRunner(new_celery_app(settings))
+    registry = EngineRegistry([CwltoolEngine()])
+    env = RunnerEnv(RunService(store, runner, registry, Workspace(settings.runs_dir)), runner)
+
+    def close() -> None:
+        stack.close()
+        runner.close()
+        store.close()
+
+    return env, close
+
+
+RUNNER_BACKENDS = {"local": _local, "celery": _celery}
 
 
 @pytest.fixture(params=sorted(RUNNER_BACKENDS))
@@ -90,7 +132,7 @@ def make_env(
 
     def make(workers: int = 2) -> RunnerEnv:
         env, close = RUNNER_BACKENDS[request.param](
-            tmp_path / str(len(closers)), warm_launcher, workers
+            request, tmp_path / str(len(closers)), warm_launcher, workers
         )
         closers.append(close)
         return env
