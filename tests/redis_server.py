@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +114,7 @@ class RedisServer:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real ``redis-server`` for the whole session (see the module docstring)."""
     executable = shutil.which("redis-server")
     if executable is None:
@@ -123,7 +122,8 @@ def redis_server() -> Iterator[RedisServer]:
         if _REQUIRE_REDIS:
             pytest.fail(f"{message} (not allowed: CI or TOOLCHEST_WES_REQUIRE_REDIS is set)")
         pytest.skip(f"{message}; install redis-server to run them")
-    directory = Path(tempfile.mkdtemp(prefix="toolchest-wes-redis-"))
+    # Under pytest's base temp, which pytest prunes, in case a killed session leaves it behind.
+    directory = tmp_path_factory.mktemp("redis-server")
     server = RedisServer(executable, directory)
     try:
         # The free port may be taken between choosing it and binding it; choose again.

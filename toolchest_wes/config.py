@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         default=True,
         description="Fork engine processes from a warm interpreter that has cwltool loaded.",
     )
+    engine_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness of engine processes: workflows yield the CPU to the server.",
+    )
     cancel_grace_s: float = Field(default=1.0, ge=0)
     poll_interval_s: float = Field(default=0.2, gt=0)
     default_page_size: int = Field(default=50, ge=1)

@@ -24,6 +24,7 @@ def build_engine(settings: Settings) -> CwltoolEngine:
         container_runtime=runtime.value if runtime is not ContainerRuntime.AUTO else "none",
         allow_no_container=settings.allow_no_container,
         default_args=tuple(settings.default_engine_parameters),
+        nice=settings.engine_nice,
     )
     engine.warm()
     return engine

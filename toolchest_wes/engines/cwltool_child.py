@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 TASK_DIR_ENV = "TOOLCHEST_WES_CHILD_TASK_DIR"
 IGNORE_DOCKER_ENV = "TOOLCHEST_WES_CHILD_IGNORE_DOCKER"
+NICE_ENV = "TOOLCHEST_WES_CHILD_NICE"
 
 _PATCH_MARK = "_toolchest_wes_patch"
 # The schema versions a run is likely to need; others load on first use, as in cwltool.
@@ -276,6 +277,9 @@ def main(argv: list[str]) -> int:
 
     if os.getpid() == os.getpgid(0):  # only as the leader of the run's own process group
         _bind_lifetime_to_parent()
+        # Workflows yield the CPU to the API and the workers' bookkeeping, so a busy machine
+        # keeps answering requests; the tools inherit the niceness.
+        os.nice(int(os.environ.get(NICE_ENV, "0")))
     _install_patches()
     task_dir = os.environ.get(TASK_DIR_ENV)
     recorder = _TaskRecorder(Path(task_dir)) if task_dir else None

@@ -78,11 +78,13 @@ class CwltoolEngine:
             resolved from ``auto``).
         allow_no_container: Whether a run may ask for ``--no-container``.
         default_args: cwltool flags added to every run.
+        nice: Niceness increment of the engine process and its tools.
     """
 
     container_runtime: str = "none"
     allow_no_container: bool = True
     default_args: tuple[str, ...] = ()
+    nice: int = 0
     name: str = "cwltool"
     workflow_type: str = "CWL"
     type_versions: tuple[str, ...] = ("v1.0", "v1.1", "v1.2")
@@ -184,7 +186,10 @@ class CwltoolEngine:
             run.workflow,
             str(run.params_file),
         ]
-        env = {"TOOLCHEST_WES_CHILD_TASK_DIR": str(run.task_dir)}
+        env = {
+            "TOOLCHEST_WES_CHILD_TASK_DIR": str(run.task_dir),
+            "TOOLCHEST_WES_CHILD_NICE": str(self.nice),
+        }
         if "--no-container" in argv:
             env["TOOLCHEST_WES_CHILD_IGNORE_DOCKER"] = "1"
         return LaunchSpec(

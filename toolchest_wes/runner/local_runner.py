@@ -51,6 +51,13 @@ class LocalTaskRunner:
         self.start()
         self._queue.put(run_id)
 
+    def queue_length(self) -> int:
+        """Runs waiting for a free thread (approximate, as ``Queue.qsize`` is).
+
+        Runs cancelled while waiting count until a thread takes and skips them.
+        """
+        return self._queue.qsize()
+
     def cancel(self, run_id: str) -> None:
         """Skip the run if it is still waiting in the queue."""
         with self._lock:

@@ -21,6 +21,7 @@ from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.errors import error_response, register_error_handlers
 from toolchest_wes.server.forms import check_field_names, check_form_request
+from toolchest_wes.server.metrics import install_metrics
 from toolchest_wes.server.resolver import WesResolver
 from toolchest_wes.server.spec import BASE_PATH, load_spec
 from toolchest_wes.store import store_from_url
@@ -128,6 +129,14 @@ def create_app(
         validate_responses=validate_responses,
     )
     register_error_handlers(app)
+    # Before the request-field check, so the requests it rejects are timed too. The queue is
+    # Celery's list in Redis or the local pool's; a runner passed in may keep its own to itself.
+    local_queue = runner.queue_length if isinstance(runner, LocalTaskRunner) else None
+    install_metrics(
+        app,
+        count_by_state=store.count_by_state,
+        queue_length=reconciler.probe.length if reconciler else local_queue,
+    )
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(store))
     app.app.extensions[_EXTENSION_KEY] = AppState(

@@ -6,10 +6,18 @@ The embedded mode runs one worker process: its run pool and engine processes liv
 process, and the SQLite store with startup reconcile assumes a single owner of active runs.
 Distributed mode runs ``workers`` processes, which share nothing but Redis and the data
 directory. Concurrency within a process comes from threads (the ``gthread`` worker).
+
+The workers of one server add up their Prometheus metrics through files in one directory,
+``PROMETHEUS_MULTIPROC_DIR`` (see ``toolchest_wes.server.metrics``), which the hooks below
+prepare in the arbiter and clean up after the workers.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from toolchest_wes.config import Settings
@@ -36,6 +44,47 @@ proc_name = "toolchest-wes"
 # gunicorn's control socket lives at one fixed path per user, which two servers on one
 # machine would fight over; nothing here uses it.
 control_socket_disable = True
+
+_METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
+# The directory on_starting made, removed on exit; one the operator named is left in place.
+_own_metrics_dir: str | None = None
+
+
+def on_starting(server: Any) -> None:
+    """Give the workers an empty metrics directory in the environment they inherit.
+
+    A hook rather than module code, so importing this module (as tests do) has no effects.
+    prometheus_client reads the variable when a worker first imports it, after this has run;
+    preloading the app (``--preload``) would import it before, in the arbiter.
+    """
+    global _own_metrics_dir
+    named = os.environ.get(_METRICS_DIR_VAR)
+    if named is None:
+        _own_metrics_dir = tempfile.mkdtemp(prefix="toolchest-wes-metrics-")
+        os.environ[_METRICS_DIR_VAR] = _own_metrics_dir
+        return
+    # Files left by an earlier server would be added to this one's counts. Only the metric
+    # files go, in case the variable names a directory that holds anything else.
+    path = Path(named)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges; its counters stay in the sums, as counters must."""
+    # Imported here, not at the top, so that the arbiter never imports prometheus_client
+    # before on_starting has set the variable it reads at import.
+    from prometheus_client import multiprocess
+
+    if os.environ.get(_METRICS_DIR_VAR):
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory on_starting made."""
+    if _own_metrics_dir is not None:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

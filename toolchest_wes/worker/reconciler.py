@@ -33,7 +33,10 @@ _UNACKED_KEY = "unacked"
 
 
 class QueueProbe:
-    """Which task ids have a message waiting in the queue or delivered but unacknowledged."""
+    """The run queue in Redis: how long it is, and which task ids have a message in it.
+
+    A message counts as in it while waiting or delivered but unacknowledged.
+    """
 
     def __init__(self, client: redis.Redis, queue: str) -> None:
         self.client = client
@@ -52,6 +55,13 @@ class QueueProbe:
                 continue
             ids.update(_message_id(json.dumps(message)))
         return ids
+
+    def length(self) -> int:
+        """Messages waiting for a worker across the priority lists; delivered ones excluded."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.keys:
+            pipe.llen(key)
+        return sum(int(n) for n in pipe.execute())
 
 
 def _message_id(raw: bytes | str) -> list[str]:
