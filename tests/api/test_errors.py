@@ -240,3 +240,22 @@ def test_post_runs_needs_a_form(client: Any, body: bytes, content_type: str) -> 
 
 def test_page_size_beyond_int64_is_400(client: Any) -> None:
     assert_error(client.get(f"{API}/runs?page_size=9223372036854775808"), 400, "page_size")
+
+
+def test_status_fast_view_matches_the_spec(wes: Wes) -> None:
+    """GetRunStatus bypasses connexion's per-request chain; its answers must not change."""
+    from jsonschema import validate
+
+    from toolchest_wes.server.spec import load_spec
+
+    schema = load_spec()["components"]["schemas"]["RunStatus"]
+    run_id = wes.submit(HELLO, {})
+    response = wes.get(f"/runs/{run_id}/status")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    validate(
+        response.get_json(),
+        {**schema, "properties": {**schema["properties"], "state": {"type": "string"}}},
+    )
+    assert_error(wes.get("/runs/nope/status"), 404, "'nope'")
+    assert_error(wes.get(f"/runs/{run_id}/status?x=1"), 400, "x")

@@ -20,6 +20,7 @@ from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.errors import error_response, register_error_handlers
+from toolchest_wes.server.fastpath import install_fast_views
 from toolchest_wes.server.forms import check_field_names, check_form_request
 from toolchest_wes.server.metrics import install_metrics
 from toolchest_wes.server.resolver import WesResolver
@@ -92,7 +93,11 @@ def create_app(
     """
     workspace = Workspace(settings.runs_dir)
     workspace.ensure_root()
-    store = store or store_from_url(settings.effective_store_url, prefix=settings.redis_prefix)
+    # API processes keep run states in memory, refreshed by the store's change feed, so
+    # status polls cost no round trip (a no-op for SQLite).
+    store = store or store_from_url(
+        settings.effective_store_url, prefix=settings.redis_prefix, cache_states=True
+    )
     registry = build_registry(settings, engines)
     owns_launcher = launcher is None
     local = runner is None and not settings.distributed
@@ -121,13 +126,16 @@ def create_app(
         # The API runs the reconcile loop too, so lost runs end even when no worker is left.
         reconciler = start_reconciler(settings, store)
     app = connexion.FlaskApp(__name__, options={"swagger_ui": True})
+    spec = load_spec()
+    handlers = WesApi(service, public_url=settings.public_url)
     app.add_api(
-        load_spec(),
+        spec,
         base_path=BASE_PATH,
-        resolver=WesResolver(WesApi(service, public_url=settings.public_url)),
+        resolver=WesResolver(handlers),
         strict_validation=True,
         validate_responses=validate_responses,
     )
+    install_fast_views(app, handlers, spec)
     register_error_handlers(app)
     # Before the request-field check, so the requests it rejects are timed too. The queue is
     # Celery's list in Redis or the local pool's; a runner passed in may keep its own to itself.

@@ -59,7 +59,7 @@ def on_starting(server: Any) -> None:
     """
     global _own_metrics_dir
     named = os.environ.get(_METRICS_DIR_VAR)
-    if named is None:
+    if not named:
         _own_metrics_dir = tempfile.mkdtemp(prefix="toolchest-wes-metrics-")
         os.environ[_METRICS_DIR_VAR] = _own_metrics_dir
         return

@@ -9,6 +9,7 @@ an app made in-process) this process sees every request, and a registry per app 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -124,21 +125,29 @@ def install_metrics(
 
 def _check_multiprocess_values() -> None:
     # prometheus_client chooses where metric values live once, when it is first imported.
-    if not getattr(values.ValueClass, "_multiprocess", False):
+    # A release without this private flag skips the check rather than refusing to start.
+    if not getattr(values.ValueClass, "_multiprocess", True):
         raise RuntimeError(
             f"{MULTIPROC_DIR_VAR} was set after prometheus_client was imported; set it in the "
             "environment the process starts with (gunicorn_conf does this for its workers)"
         )
 
 
-def _operations_by_endpoint(app: connexion.FlaskApp) -> dict[str | None, str]:
-    """Flask endpoint -> operationId, for every route of a spec operation."""
-    spec_ids = {
+@functools.cache
+def _spec_operation_ids() -> frozenset[str]:
+    # Cached because the spec never changes and parsing it takes tens of milliseconds, which
+    # every app made in a test run would pay again.
+    return frozenset(
         operation["operationId"]
         for item in load_spec()["paths"].values()
         for operation in item.values()
         if isinstance(operation, dict) and "operationId" in operation
-    }
+    )
+
+
+def _operations_by_endpoint(app: connexion.FlaskApp) -> dict[str | None, str]:
+    """Flask endpoint -> operationId, for every route of a spec operation."""
+    spec_ids = _spec_operation_ids()
     # connexion 2 names an operation's endpoint "<blueprint>.<operationId>" (dots in the id
     # would become underscores; the WES ids have none).
     by_endpoint: dict[str | None, str] = {}

@@ -19,8 +19,11 @@ __all__ = ["store_from_url"]
 
 logger = logging.getLogger(__name__)
 
+#: Opens a store given the text after "://", the key prefix and whether to cache states.
+_Factory = Callable[[str, str | None, bool], StateStore]
 
-def _sqlite_store(rest: str, prefix: str | None) -> StateStore:
+
+def _sqlite_store(rest: str, prefix: str | None, cache_states: bool) -> StateStore:
     from toolchest_wes.store.embedded_store import MEMORY, EmbeddedStateStore
 
     if rest == MEMORY:
@@ -35,8 +38,8 @@ def _sqlite_store(rest: str, prefix: str | None) -> StateStore:
     return EmbeddedStateStore(rest[1:])
 
 
-def _redis_store(scheme: str) -> Callable[[str, str | None], StateStore]:
-    def open_(rest: str, prefix: str | None) -> StateStore:
+def _redis_store(scheme: str) -> _Factory:
+    def open_(rest: str, prefix: str | None, cache_states: bool) -> StateStore:
         from redis.connection import parse_url
 
         from toolchest_wes.store.redis_store import DEFAULT_PREFIX, RedisStateStore
@@ -53,21 +56,25 @@ def _redis_store(scheme: str) -> Callable[[str, str | None], StateStore]:
                 "the Redis key prefix is not a URL parameter; pass prefix= "
                 "(TOOLCHEST_WES_REDIS_PREFIX)"
             )
-        return RedisStateStore(url, prefix=DEFAULT_PREFIX if prefix is None else prefix)
+        return RedisStateStore(
+            url, prefix=DEFAULT_PREFIX if prefix is None else prefix, cache_states=cache_states
+        )
 
     return open_
 
 
 #: URL scheme -> (factory given the text after "://" and the key prefix, the URL forms to
 #: name in errors).
-_SCHEMES: dict[str, tuple[Callable[[str, str | None], StateStore], str]] = {
+_SCHEMES: dict[str, tuple[_Factory, str]] = {
     "sqlite": (_sqlite_store, "sqlite:///path.db, sqlite://:memory:"),
     "redis": (_redis_store("redis"), "redis://[:password@]host[:port][/db]"),
     "rediss": (_redis_store("rediss"), "rediss://... (TLS)"),
 }
 
 
-def store_from_url(url: str, *, prefix: str | None = None) -> StateStore:
+def store_from_url(
+    url: str, *, prefix: str | None = None, cache_states: bool = False
+) -> StateStore:
     """Open the state store that ``url`` names.
 
     Args:
@@ -75,6 +82,8 @@ def store_from_url(url: str, *, prefix: str | None = None) -> StateStore:
             ``sqlite://:memory:`` (a private database, for tests), or
             ``redis://[[user]:password@]host[:port][/db]`` (``rediss://`` for TLS).
         prefix: The Redis key prefix (default ``toolchest-wes``); ignored by SQLite stores.
+        cache_states: Keep run states in this process, refreshed by the store's change feed
+            (Redis only; for API processes that answer status polls).
 
     Raises:
         ValueError: The scheme is not supported, the URL is malformed, or the prefix is
@@ -88,6 +97,6 @@ def store_from_url(url: str, *, prefix: str | None = None) -> StateStore:
         named = f"scheme {scheme!r}" if scheme else "a URL without a scheme"
         raise ValueError(f"unsupported state store URL: {named}; supported: {supported}")
     factory, _ = entry
-    store = factory(rest, prefix)
+    store = factory(rest, prefix, cache_states)
     logger.debug("opened state store scheme=%s store=%r", scheme, store)
     return store

@@ -55,9 +55,10 @@ redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 return seq
 """
 
-#: KEYS: run hash, counts hash, leases ZSET, lease key. ARGV: state-index key prefix, run id,
-#: new state, "1" if the new state is terminal, the number of allowed source states, those
-#: states, then the update. Returns 1 if the run moved, else 0.
+#: KEYS: run hash, counts hash, leases ZSET, lease key, change channel. ARGV: state-index key
+#: prefix, run id, new state, "1" if the new state is terminal, the number of allowed source
+#: states, those states, then the update. Returns the run's new state version (1 or more) if
+#: it moved, else 0, and publishes "<run id> <version> <state>" on the change channel.
 TRANSITION = (
     _APPLY_UPDATE
     + """
@@ -91,7 +92,9 @@ if ARGV[4] == '1' then
   redis.call('DEL', KEYS[4])
 end
 apply_update(KEYS[1], 6 + n)
-return 1
+local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('PUBLISH', KEYS[5], ARGV[2] .. ' ' .. version .. ' ' .. to)
+return version
 """
 )
 

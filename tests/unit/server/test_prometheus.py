@@ -7,6 +7,7 @@ multi-process mode, so the other tests keep their per-app registries.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from multiprocessing.connection import Connection
@@ -38,7 +39,7 @@ def worker(directory: str, requests: int, conn: Connection) -> None:
     """A gunicorn worker: serve ``requests`` requests, then send what its /metrics says."""
     os.environ[MULTIPROC_DIR_VAR] = directory
     # What importing prometheus_client picks when the variable is set, as it is in a worker.
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     client = bare_app().app.test_client()
     for _ in range(requests):
         assert client.get("/nowhere").status_code == 404
@@ -110,6 +111,8 @@ def test_a_failing_source_drops_only_its_gauge(caplog: pytest.LogCaptureFixture)
     def broken() -> dict[State, int]:
         raise OSError("the store is down")
 
+    # Earlier tests (Celery's worker) may have raised the root logger's level.
+    caplog.set_level(logging.WARNING, logger="toolchest_wes.server.metrics")
     client = bare_app(count_by_state=broken).app.test_client()
 
     text = client.get("/metrics").get_data(as_text=True)

@@ -194,7 +194,7 @@ def test_writes_are_one_round_trip(recording):
     store.list_runs(page_size=5)
     store.list_runs(page_size=5, state=State.COMPLETE)
 
-    assert client.commands == ["EVALSHA"] * 5 + ["HGET"] + ["EVALSHA"] * 2
+    assert client.commands == ["EVALSHA"] * 5 + ["HMGET"] + ["EVALSHA"] * 2
     assert store.get_run("r").system_logs == ["a", "b", "c"]
 
 
