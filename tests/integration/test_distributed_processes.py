@@ -41,8 +41,11 @@ class Topology:
                 # Short enough that a killed worker's run is reconciled quickly here.
                 "TOOLCHEST_WES_LEASE_TTL_S": "4",
                 "TOOLCHEST_WES_RECONCILE_INTERVAL_S": "1",
+                # Under the test's folder: a SIGKILLed API cannot clean its metrics files.
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             }
         )
+        (tmp_path / "metrics").mkdir()
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
 

@@ -37,6 +37,10 @@ class Server:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
+        # Metrics files go under the test's folder: a SIGKILLed server cannot clean up.
+        metrics = self.data_dir.parent / f"metrics-{self.port}"
+        metrics.mkdir(parents=True, exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [
