@@ -418,6 +418,8 @@ def main() -> None:
                 print(bench_throughput(url), flush=True)
             if "status" in wanted:
                 print(bench_status(cluster, url), flush=True)
+            if "pause" in wanted:
+                time.sleep(30)
             if "submit" in wanted:
                 print(bench_submit(url), flush=True)
             if "listing" in wanted:

@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         le=19,
         description="Niceness of engine processes: workflows yield the CPU to the server.",
     )
+    worker_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="Niceness of `toolchest-wes worker` processes: they yield to the API.",
+    )
     cancel_grace_s: float = Field(default=1.0, ge=0)
     poll_interval_s: float = Field(default=0.2, gt=0)
     default_page_size: int = Field(default=50, ge=1)

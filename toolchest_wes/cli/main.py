@@ -124,6 +124,9 @@ def worker(hostname: str | None, **flags: Any) -> None:
     settings, env = _settings(flags)
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
+    # A worker's bookkeeping yields the CPU to API processes on the same machine, as its
+    # engine processes do (they add engine_nice on top).
+    os.nice(settings.worker_nice)
     # Threads, not prefork: the executor only waits on the engine process, and one warm
     # engine process per worker serves every thread.
     _exec(

@@ -59,6 +59,9 @@ class ServiceConfig:
     max_page_size: int = 1000
     auth_instructions_url: str = ""
     service_id: str = "org.toolchest.wes"
+    #: Engine versions the executing workers report (distributed mode); ``None``: this
+    #: process executes runs itself, so its own engines' versions are the truth.
+    worker_engine_versions: Callable[[], dict[str, list[str]]] | None = None
 
 
 @dataclass
@@ -296,14 +299,24 @@ class RunService:
             supported_wes_versions=["1.0.0", "1.1.0"],
             # Inputs are attachments or URLs the engine fetches; no server path is accepted.
             supported_filesystem_protocols=list(REMOTE_SCHEMES),
-            workflow_engine_versions={
-                e.name: {"workflow_engine_version": [e.version()]} for e in engines
-            },
+            workflow_engine_versions=self._engine_versions(),
             default_workflow_engine_parameters=[p for e in engines for p in e.default_parameters()],
             system_state_counts={s.value: counts.get(s, 0) for s in State},
             auth_instructions_url=self.config.auth_instructions_url,
             tags={},
         )
+
+    def _engine_versions(self) -> dict[str, dict[str, list[str]]]:
+        local = {e.name: [e.version()] for e in self.registry.engines}
+        reported: dict[str, list[str]] = {}
+        if self.config.worker_engine_versions is not None:
+            try:
+                reported = self.config.worker_engine_versions()
+            except Exception:  # the versions are informative; never fail service-info on them
+                logger.warning("could not read the workers' engine versions", exc_info=True)
+        # Before any worker has reported, fall back to the versions installed here.
+        versions = {name: reported.get(name) or found for name, found in local.items()}
+        return {name: {"workflow_engine_version": found} for name, found in versions.items()}
 
     def _store_call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:

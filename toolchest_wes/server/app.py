@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import connexion
+import redis
 from flask import Response, request
 
 from toolchest_wes.config import Settings
@@ -28,6 +30,7 @@ from toolchest_wes.server.spec import BASE_PATH, load_spec
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.worker.announce import WorkerAnnouncer
 from toolchest_wes.worker.celery_config import new_celery_app
 from toolchest_wes.worker.reconciler import Reconciler, start_reconciler
 
@@ -116,7 +119,9 @@ def create_app(
         registry,
         workspace,
         ServiceConfig(
-            default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            worker_engine_versions=_worker_engine_versions(settings),
         ),
     )
     reconciler: Reconciler | None = None
@@ -151,6 +156,17 @@ def create_app(
         settings, service, store, runner, launcher, owns_launcher, reconciler
     )
     return app
+
+
+def _worker_engine_versions(settings: Settings) -> Callable[[], dict[str, list[str]]] | None:
+    if not settings.distributed or settings.redis_url is None:
+        return None
+    announcer = WorkerAnnouncer(
+        redis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True),
+        settings.redis_prefix,
+        stale_after_s=3 * settings.reconcile_interval_s,
+    )
+    return announcer.engine_versions
 
 
 def _recover(store: StateStore, runner: TaskRunner) -> None:

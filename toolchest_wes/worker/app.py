@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
@@ -16,6 +20,7 @@ from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
 from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.worker.announce import WorkerAnnouncer
 from toolchest_wes.worker.celery_config import new_celery_app
 from toolchest_wes.worker.reconciler import Reconciler, start_reconciler
 
@@ -73,8 +78,22 @@ class WorkerContext:
         deps = self.deps()
         with self._lock:
             if self._reconciler is None:
-                self._reconciler = start_reconciler(self.settings, deps.store)
+                self._reconciler = start_reconciler(
+                    self.settings, deps.store, on_tick=self._announcer(deps)
+                )
             return self._reconciler
+
+    def _announcer(self, deps: ExecutorDeps) -> Callable[[], None]:
+        assert self.settings.redis_url is not None
+        announcer = WorkerAnnouncer(
+            redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, decode_responses=True),
+            self.settings.redis_prefix,
+            stale_after_s=3 * self.settings.reconcile_interval_s,
+        )
+        registry = build_registry(self.settings, self._engines)
+        engines = {e.name: e.version() for e in registry.engines}
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        return lambda: announcer.announce(name, engines)
 
     def close(self) -> None:
         """Stop the reconciler and the engine launcher."""

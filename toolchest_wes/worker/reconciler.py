@@ -93,6 +93,8 @@ class Reconciler:
         self._token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Called every interval before the pass (workers announce themselves here).
+        self.on_tick: Callable[[], None] | None = None
 
     def run_once(self, *, force: bool = False) -> ReconcileReport | None:
         """One pass, if this instance wins the lock (or ``force``); ``None`` if it did not."""
@@ -132,6 +134,11 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_interval_s):
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except redis.RedisError:
+                    logger.warning("reconcile tick hook failed", exc_info=True)
             try:
                 report = self.run_once()
             except (redis.RedisError, StoreError):
@@ -146,11 +153,16 @@ class Reconciler:
                 )
 
 
-def start_reconciler(settings: Settings, store: StateStore) -> Reconciler:
-    """A started reconcile loop on the settings' Redis."""
+def start_reconciler(
+    settings: Settings, store: StateStore, *, on_tick: Callable[[], None] | None = None
+) -> Reconciler:
+    """A started reconcile loop on the settings' Redis; ``on_tick`` runs every interval."""
     if settings.redis_url is None:
         raise ValueError("the reconcile loop needs redis_url")
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
     reconciler = Reconciler(settings, store, client)
+    reconciler.on_tick = on_tick
+    if on_tick is not None:
+        on_tick()  # announce at once rather than after the first interval
     reconciler.start()
     return reconciler
