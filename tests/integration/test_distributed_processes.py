@@ -4,7 +4,6 @@ workers, and two Celery workers, all started with the commands the README gives.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, CWL, EXAMPLES
-from tests.integration.test_server_process import free_port, sleeping, wait
+from tests.integration.test_server_process import free_port, sleeping, submit, wait
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -86,19 +85,7 @@ class Topology:
                 proc.wait(10)
 
     def submit(self, workflow: Path, params: dict[str, object]) -> str:
-        response = httpx.post(
-            f"{self.url}{API}/runs",
-            data={
-                "workflow_type": "CWL",
-                "workflow_type_version": "v1.2",
-                "workflow_url": workflow.name,
-                "workflow_params": json.dumps(params),
-            },
-            files=[("workflow_attachment", (workflow.name, workflow.read_bytes()))],
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        return str(response.json()["run_id"])
+        return submit(self.url, workflow, params)
 
     def log(self, run_id: str) -> dict[str, object]:
         return httpx.get(f"{self.url}{API}/runs/{run_id}", timeout=10).json()  # type: ignore[no-any-return]
