@@ -21,16 +21,20 @@ from urllib.parse import unquote, urlparse
 
 from toolchest_wes.core.states import allowed_from
 from toolchest_wes.core.workspace import RunDir, Workspace
-from toolchest_wes.engines.base import Launcher, PreparedRun, ProcessHandle, WorkflowEngine
+from toolchest_wes.engines.base import (
+    EXIT_INTERNAL_ERROR,
+    Launcher,
+    PreparedRun,
+    ProcessHandle,
+    WorkflowEngine,
+)
 from toolchest_wes.models import State
 from toolchest_wes.store.base import RunRecord, RunUpdate, StateStore, iso_now
 
-__all__ = ["EXIT_INTERNAL_ERROR", "ExecutorDeps", "execute_run", "list_output_files"]
+__all__ = ["ExecutorDeps", "execute_run", "list_output_files"]
 
 logger = logging.getLogger(__name__)
 
-#: Exit code of an engine wrapper that failed in our own code rather than in the workflow.
-EXIT_INTERNAL_ERROR = 70
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STDERR_TAIL_LINES = 5

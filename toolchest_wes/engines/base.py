@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = [
+    "EXIT_INTERNAL_ERROR",
     "EngineParameters",
     "InvalidEngineParameterError",
     "LaunchSpec",
@@ -17,6 +18,11 @@ __all__ = [
     "ProcessHandle",
     "WorkflowEngine",
 ]
+
+
+#: Exit code of an engine process that failed in our own code rather than in the workflow
+#: (EX_SOFTWARE from sysexits.h); the executor maps it to SYSTEM_ERROR.
+EXIT_INTERNAL_ERROR = 70
 
 
 class InvalidEngineParameterError(ValueError):

@@ -35,10 +35,12 @@ import traceback
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
+from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR
+
 __all__ = ["main"]
 
-# The exit code of a child whose entry raised (EX_SOFTWARE from sysexits.h).
-CHILD_CRASH_EXIT = 70
+# A child whose entry raised exits with this code.
+CHILD_CRASH_EXIT = EXIT_INTERNAL_ERROR
 
 
 def _noop(signum: int, frame: FrameType | None) -> None:
