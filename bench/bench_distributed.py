@@ -273,7 +273,7 @@ def wrk(url: str, seconds: int = 10) -> float:
     return float(match.group(1))
 
 
-def bench_status(cluster: Cluster, url: str, rounds: int = 3) -> str:
+def bench_status(cluster: Cluster, url: str, rounds: int = 5) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
         run_id = submit(client)
         wait_all(client, [run_id])

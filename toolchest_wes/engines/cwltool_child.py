@@ -271,15 +271,28 @@ def _bind_lifetime_to_parent() -> None:
         _die_with_group(signal.SIGTERM, None)
 
 
+def _lower_priority(nice: int) -> None:
+    """Make the run yield the CPU to the API and the workers' bookkeeping.
+
+    The tools inherit it. With the kernel's autogroup scheduling (the default on desktop and
+    many server kernels) a new session gets a CPU share equal to every other session's, so
+    each run's session would weigh as much as the whole API, whatever its nice value;
+    the session's own weight is lowered too, through /proc/self/autogroup.
+    """
+    if nice <= 0:
+        return
+    os.nice(nice)
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(nice))
+
+
 def main(argv: list[str]) -> int:
     """Run ``cwltool argv`` in this process; returns cwltool's exit code."""
     import cwltool.main
 
     if os.getpid() == os.getpgid(0):  # only as the leader of the run's own process group
         _bind_lifetime_to_parent()
-        # Workflows yield the CPU to the API and the workers' bookkeeping, so a busy machine
-        # keeps answering requests; the tools inherit the niceness.
-        os.nice(int(os.environ.get(NICE_ENV, "0")))
+        _lower_priority(int(os.environ.get(NICE_ENV, "0")))
     _install_patches()
     task_dir = os.environ.get(TASK_DIR_ENV)
     recorder = _TaskRecorder(Path(task_dir)) if task_dir else None
