@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -39,17 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from _common import API, ROOT, free_port, submit_hello
 
-ROOT = Path(__file__).resolve().parent.parent
-HELLO = ROOT / "examples" / "hello" / "hello.cwl"
-API = "/ga4gh/wes/v1"
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -166,21 +157,6 @@ class Cluster:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def submit(client: httpx.Client, message: str = "bench") -> str:
-    response = client.post(
-        f"{API}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": "hello.cwl",
-            "workflow_params": json.dumps({"message": message}),
-        },
-        files=[("workflow_attachment", ("hello.cwl", HELLO.read_bytes()))],
-    )
-    response.raise_for_status()
-    return str(response.json()["run_id"])
-
-
 def wait_all(client: httpx.Client, run_ids: list[str], timeout: float = 600) -> dict[str, str]:
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
@@ -206,7 +182,7 @@ def bench_latency(url: str, runs: int = 30) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
         for i in range(runs + 5):
             start = time.perf_counter()
-            run_id = submit(client)
+            run_id = submit_hello(client)
             while True:
                 state = client.get(f"{API}/runs/{run_id}/status").json()["state"]
                 if state in TERMINAL:
@@ -231,7 +207,7 @@ def bench_throughput(url: str, rate: float = 20.0, seconds: float = 30.0) -> str
 
         def one(i: int) -> None:
             with httpx.Client(base_url=url, timeout=30) as c:
-                run_id = submit(c, f"t{i}")
+                run_id = submit_hello(c, f"t{i}")
             with lock:
                 run_ids.append(run_id)
 
@@ -275,7 +251,7 @@ def wrk(url: str, seconds: int = 10) -> float:
 
 def bench_status(cluster: Cluster, url: str, rounds: int = 5) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
-        run_id = submit(client)
+        run_id = submit_hello(client)
         wait_all(client, [run_id])
     port = free_port()
     bare = cluster.spawn(
@@ -317,7 +293,7 @@ def bench_submit(url: str, clients: int = 8, seconds: float = 10.0) -> str:
         with httpx.Client(base_url=url, timeout=30) as client:
             while time.perf_counter() < stop:
                 try:
-                    run_id = submit(client)
+                    run_id = submit_hello(client)
                 except httpx.HTTPError:
                     with lock:
                         failures += 1

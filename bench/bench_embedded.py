@@ -11,10 +11,8 @@ Usage: python bench/bench_embedded.py [--runs 30] [--list-requests 400]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,20 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from _common import API, free_port, submit_hello
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import RunRecord
-
-ROOT = Path(__file__).resolve().parent.parent
-HELLO = ROOT / "examples" / "hello" / "hello.cwl"
-API = "/ga4gh/wes/v1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -78,21 +67,6 @@ def server(data_dir: Path) -> Iterator[str]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-
-
-def submit_hello(client: httpx.Client) -> str:
-    response = client.post(
-        f"{API}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": "hello.cwl",
-            "workflow_params": json.dumps({"message": "bench"}),
-        },
-        files=[("workflow_attachment", ("hello.cwl", HELLO.read_bytes()))],
-    )
-    response.raise_for_status()
-    return str(response.json()["run_id"])
 
 
 def latency(url: str, runs: int) -> list[float]:

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from _common import middle_token
+
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store._redis_schema import flatten, to_hash
 from toolchest_wes.store.base import RunRecord
@@ -118,18 +120,6 @@ def fill(url: str, count: int) -> RedisStateStore:
     return store
 
 
-def middle_token(store: RedisStateStore, **filters: Any) -> str | None:
-    """The token of the page halfway down the listing."""
-    tokens: list[str] = []
-    token = None
-    while True:
-        token = store.list_runs(page_size=PAGE_SIZE, page_token=token, **filters).next_page_token
-        if token is None:
-            break
-        tokens.append(token)
-    return tokens[len(tokens) // 2] if tokens else None
-
-
 def interleaved_medians(calls: Sequence[Callable[[], object]], repeat: int) -> tuple[float, float]:
     """Median microseconds of each call, alternating between the two after a warm-up."""
     for _ in range(min(50, repeat)):
@@ -153,7 +143,7 @@ def measure(
     for name, filters in FILTERS.items():
         first = tuple(partial(s.list_runs, page_size=PAGE_SIZE, **filters) for s in stores)
         results[f"{name}, first page"] = interleaved_medians(first, repeat)
-        tokens = [middle_token(s, **filters) for s in stores]
+        tokens = [middle_token(s, PAGE_SIZE, **filters) for s in stores]
         if None in tokens:
             # The small store has a single page of these, so there is no middle page to time.
             results[f"{name}, middle page"] = None

@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _common import middle_token
+
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
@@ -58,18 +60,6 @@ def fill(path: Path, count: int) -> EmbeddedStateStore:
     return store
 
 
-def middle_token(store: EmbeddedStateStore, **filters: Any) -> str | None:
-    """The token of the page halfway down the listing."""
-    tokens: list[str] = []
-    token = None
-    while True:
-        token = store.list_runs(page_size=PAGE_SIZE, page_token=token, **filters).next_page_token
-        if token is None:
-            break
-        tokens.append(token)
-    return tokens[len(tokens) // 2] if tokens else None
-
-
 def median_us(call: Callable[[], object], repeat: int) -> float:
     """Median wall time of ``call`` in microseconds, after a short warm-up."""
     for _ in range(min(50, repeat)):
@@ -88,7 +78,7 @@ def measure(store: EmbeddedStateStore, repeat: int) -> dict[str, float | None]:
     for name, filters in FILTERS.items():
         first = partial(store.list_runs, page_size=PAGE_SIZE, **filters)
         results[f"{name}, first page"] = median_us(first, repeat)
-        token = middle_token(store, **filters)
+        token = middle_token(store, PAGE_SIZE, **filters)
         middle = partial(store.list_runs, page_size=PAGE_SIZE, page_token=token, **filters)
         results[f"{name}, middle page"] = None if token is None else median_us(middle, repeat)
     results["get_state (reference)"] = median_us(partial(store.get_state, "run-00000042"), repeat)

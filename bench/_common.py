@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmark scripts (run them as ``python bench/<script>.py``)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from toolchest_wes.store.base import StateStore
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "examples" / "hello" / "hello.cwl"
+API = "/ga4gh/wes/v1"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def submit_hello(client: httpx.Client, message: str = "bench") -> str:
+    """POST the hello-world example; returns the run id."""
+    response = client.post(
+        f"{API}/runs",
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": "hello.cwl",
+            "workflow_params": json.dumps({"message": message}),
+        },
+        files=[("workflow_attachment", ("hello.cwl", HELLO.read_bytes()))],
+    )
+    response.raise_for_status()
+    return str(response.json()["run_id"])
+
+
+def middle_token(store: StateStore, page_size: int, **filters: Any) -> str | None:
+    """The token of the page halfway down a store's listing."""
+    tokens: list[str] = []
+    token = None
+    while True:
+        token = store.list_runs(page_size=page_size, page_token=token, **filters).next_page_token
+        if token is None:
+            break
+        tokens.append(token)
+    return tokens[len(tokens) // 2] if tokens else None
