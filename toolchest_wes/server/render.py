@@ -38,13 +38,16 @@ def rewrite_locations(value: Any, outputs_dir: Path, run_id: str, urls: Urls) ->
 
     ``path`` and ``dirname``, which would reveal the server's file system, are dropped.
     """
-    root = outputs_dir.resolve()
+    return _rewrite(value, outputs_dir.resolve(), run_id, urls)
+
+
+def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
     if isinstance(value, list):
-        return [rewrite_locations(v, outputs_dir, run_id, urls) for v in value]
+        return [_rewrite(v, root, run_id, urls) for v in value]
     if not isinstance(value, dict):
         return value
     out = {
-        k: rewrite_locations(v, outputs_dir, run_id, urls)
+        k: _rewrite(v, root, run_id, urls)
         for k, v in value.items()
         if not (k in _SERVER_ONLY_KEYS and value.get("class") in ("File", "Directory"))
     }

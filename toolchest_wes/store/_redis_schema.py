@@ -27,17 +27,23 @@ def to_hash(record: RunRecord) -> dict[str, str]:
         "engine_args": dumps(record.engine_args),
         "system_logs": dumps(record.system_logs),
     }
-    optional = {
-        "start_time": record.start_time,
-        "end_time": record.end_time,
-        "exit_code": None if record.exit_code is None else str(record.exit_code),
-        "cmd": dumps_or_none(record.cmd),
-        "outputs": dumps_or_none(record.outputs),
-        "output_files": dumps_or_none(record.output_files),
-        "owner": record.owner,
-    }
-    fields.update({name: value for name, value in optional.items() if value is not None})
+    fields.update(_optional_fields(record))
+    if record.owner is not None:
+        fields["owner"] = record.owner
     return fields
+
+
+def _optional_fields(source: RunRecord | RunUpdate) -> dict[str, str]:
+    """The fields a record and an update share, encoded; ``None`` values are left out."""
+    encoded = {
+        "start_time": source.start_time,
+        "end_time": source.end_time,
+        "exit_code": None if source.exit_code is None else str(source.exit_code),
+        "cmd": dumps_or_none(source.cmd),
+        "outputs": dumps_or_none(source.outputs),
+        "output_files": dumps_or_none(source.output_files),
+    }
+    return {name: value for name, value in encoded.items() if value is not None}
 
 
 def from_hash(run_id: str, fields: dict[str, str]) -> RunRecord:
@@ -64,15 +70,7 @@ def update_args(update: RunUpdate | None) -> list[str | int]:
     """``update`` as the scripts take it: pair count, field/value pairs, lines to append."""
     if update is None:
         return [0]
-    pairs = {
-        "start_time": update.start_time,
-        "end_time": update.end_time,
-        "exit_code": None if update.exit_code is None else str(update.exit_code),
-        "cmd": dumps_or_none(update.cmd),
-        "outputs": dumps_or_none(update.outputs),
-        "output_files": dumps_or_none(update.output_files),
-    }
-    present = {name: value for name, value in pairs.items() if value is not None}
+    present = _optional_fields(update)
     return [len(present), *flatten(present), *update.append_system_logs]
 
 

@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutdown
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
+from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
@@ -48,6 +49,7 @@ class WorkerContext:
         self._launcher = launcher
         self._owns_launcher = launcher is None
         self._store: StateStore | None = None
+        self._registry: EngineRegistry | None = None
         self._deps: ExecutorDeps | None = None
         self._reconciler: Reconciler | None = None
         self._lock = threading.Lock()
@@ -66,7 +68,7 @@ class WorkerContext:
         store = self.store()
         with self._lock:
             if self._deps is None:
-                registry = build_registry(self.settings, self._engines)
+                registry = self._registry = build_registry(self.settings, self._engines)
                 launcher = self._launcher or build_launcher(self.settings)
                 self._launcher = launcher
                 self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -79,19 +81,19 @@ class WorkerContext:
         with self._lock:
             if self._reconciler is None:
                 self._reconciler = start_reconciler(
-                    self.settings, deps.store, on_tick=self._announcer(deps)
+                    self.settings, deps.store, on_tick=self._announcer()
                 )
             return self._reconciler
 
-    def _announcer(self, deps: ExecutorDeps) -> Callable[[], None]:
+    def _announcer(self) -> Callable[[], None]:
         assert self.settings.redis_url is not None
         announcer = WorkerAnnouncer(
             redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, decode_responses=True),
             self.settings.redis_prefix,
             stale_after_s=3 * self.settings.reconcile_interval_s,
         )
-        registry = build_registry(self.settings, self._engines)
-        engines = {e.name: e.version() for e in registry.engines}
+        assert self._registry is not None  # built by deps()
+        engines = {e.name: e.version() for e in self._registry.engines}
         name = f"{socket.gethostname()}:{os.getpid()}"
         return lambda: announcer.announce(name, engines)
 
