@@ -7,9 +7,9 @@ against servers that send more than the spec names. Field names follow the spec 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "TERMINAL_STATES",
@@ -26,6 +26,7 @@ __all__ = [
     "RunSummary",
     "ServiceInfo",
     "State",
+    "StateField",
     "TaskListResponse",
     "TaskLog",
 ]
@@ -66,6 +67,19 @@ TERMINAL_STATES: frozenset[State] = frozenset(
 )
 
 
+def _lenient_state(value: Any) -> Any:
+    """Read a state a newer or non-conforming server sends that this version does not know as
+    UNKNOWN, instead of failing the whole document."""
+    if isinstance(value, str) and value not in State.__members__:
+        upper = value.strip().upper()
+        return upper if upper in State.__members__ else State.UNKNOWN
+    return value
+
+
+#: A ``State`` field of a document received from a server: unknown values read as UNKNOWN.
+StateField = Annotated[State, BeforeValidator(_lenient_state)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -93,7 +107,7 @@ class RunStatus(_Model):
     """A run's id and state (spec ``RunStatus``)."""
 
     run_id: str
-    state: State = State.UNKNOWN
+    state: StateField = State.UNKNOWN
 
 
 class RunSummary(RunStatus):
@@ -127,8 +141,9 @@ class Log(_Model):
 class TaskLog(Log):
     """One task of a run: a CWL job (spec ``TaskLog``)."""
 
-    id: str
-    name: str  # required here, optional on Log
+    # Required by WES 1.1; WES 1.0 servers send task logs without an id.
+    id: str = ""
+    name: str = ""  # required here, optional on Log
     tes_uri: str | None = None
 
 
@@ -144,11 +159,13 @@ class RunLog(_Model):
 
     run_id: str
     request: RunRequest | None = None
-    state: State = State.UNKNOWN
+    state: StateField = State.UNKNOWN
     run_log: Log | None = None
     task_logs_url: str | None = None
     task_logs: list[TaskLog] | None = None
     outputs: dict[str, Any] | None = None
+    #: Extension: when the server accepted the run (``run_log.start_time`` is when it started).
+    submitted_time: str | None = None
 
 
 class DefaultWorkflowEngineParameter(_Model):
@@ -162,19 +179,23 @@ class DefaultWorkflowEngineParameter(_Model):
 class ServiceInfo(_Model):
     """What this service supports (spec ``ServiceInfo``, which extends GA4GH ``Service``)."""
 
-    id: str
-    name: str
-    type: dict[str, str]
+    # The GA4GH Service fields are required by WES 1.1; defaults let the client read WES 1.0
+    # servers, which send none of them. This server always sends them.
+    id: str = ""
+    name: str = ""
+    type: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
-    organization: dict[str, str]
+    organization: dict[str, str] = Field(default_factory=dict)
     contactUrl: str | None = None  # spec field names
     documentationUrl: str | None = None
     environment: str | None = None
-    version: str
+    version: str = ""
     workflow_type_versions: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     supported_wes_versions: list[str] = Field(default_factory=list)
     supported_filesystem_protocols: list[str] = Field(default_factory=list)
-    workflow_engine_versions: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    # {engine: {"workflow_engine_version": [...]}} in WES 1.1; WES 1.0 servers send
+    # {engine: "version"}.
+    workflow_engine_versions: dict[str, Any] = Field(default_factory=dict)
     default_workflow_engine_parameters: list[DefaultWorkflowEngineParameter] = Field(
         default_factory=list
     )

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from toolchest_wes.models import Log, OutputFile, OutputListResponse, RunLog, TaskLog
-from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.base import RunRecord, iso_time
 
 __all__ = ["Urls", "output_list", "rewrite_locations", "run_log", "task_log"]
 
@@ -85,6 +85,8 @@ def run_log(record: RunRecord, outputs_dir: Path, urls: Urls) -> RunLog:
         ),
         task_logs_url=f"{run_url}/tasks",
         outputs=outputs,
+        # Extension: when the run was accepted (start_time is when it left QUEUED).
+        submitted_time=iso_time(record.created_at),
     )
 
 

@@ -22,12 +22,18 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "iso_now",
+    "iso_time",
 ]
 
 
 def iso_now() -> str:
     """The current UTC time in the spec's ISO 8601 form, ``%Y-%m-%dT%H:%M:%SZ``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return iso_time(time.time())
+
+
+def iso_time(seconds: float) -> str:
+    """A time in seconds since the epoch in the spec's ISO 8601 form."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 class StoreError(Exception):

@@ -1,0 +1,85 @@
+"""A Python client for GA4GH WES 1.0 and 1.1 servers, best with toolchest-wes.
+
+Example:
+    >>> from toolchest_wes.client import WesClient
+    >>> with WesClient("http://127.0.0.1:8080") as wes:
+    ...     run = wes.submit("examples/hello/hello.cwl", "examples/hello/hello.json")
+    ...     run.wait(timeout=600)
+    ...     print(run.outputs())
+    ...     run.download("results/")
+
+Importing this package loads no server code (no flask, celery, redis or cwltool).
+"""
+
+from toolchest_wes.client._async import AsyncRun, AsyncWesClient
+from toolchest_wes.client._sync import WesClient
+from toolchest_wes.client.exceptions import (
+    BadRequestError,
+    ConflictError,
+    DownloadError,
+    ForbiddenError,
+    GoneError,
+    InputFileError,
+    NotFoundError,
+    RateLimitedError,
+    RunFailed,
+    RunNotFoundError,
+    ServerError,
+    TransportError,
+    UnauthorizedError,
+    UnexpectedResponseError,
+    WaitTimeout,
+    WesApiError,
+    WesClientError,
+)
+from toolchest_wes.client.group import AsyncRunGroup, RunGroup
+from toolchest_wes.client.journal import Journal, JournalEntry
+from toolchest_wes.client.run import Run
+from toolchest_wes.client.tables import Outputs, format_runs, print_runs
+from toolchest_wes.models import (
+    OutputFile,
+    RunLog,
+    RunStatus,
+    RunSummary,
+    ServiceInfo,
+    State,
+    TaskLog,
+)
+
+__all__ = [
+    "AsyncRun",
+    "AsyncRunGroup",
+    "AsyncWesClient",
+    "BadRequestError",
+    "ConflictError",
+    "DownloadError",
+    "ForbiddenError",
+    "GoneError",
+    "InputFileError",
+    "Journal",
+    "JournalEntry",
+    "NotFoundError",
+    "OutputFile",
+    "Outputs",
+    "RateLimitedError",
+    "Run",
+    "RunFailed",
+    "RunGroup",
+    "RunLog",
+    "RunNotFoundError",
+    "RunStatus",
+    "RunSummary",
+    "ServerError",
+    "ServiceInfo",
+    "State",
+    "TaskLog",
+    "TransportError",
+    "UnauthorizedError",
+    "UnexpectedResponseError",
+    "WaitTimeout",
+    "WesApiError",
+    "WesClient",
+    "WesClientError",
+    "format_runs",
+    "print_runs",
+]

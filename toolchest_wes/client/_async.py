@@ -1,0 +1,435 @@
+"""``AsyncWesClient`` and ``AsyncRun``: the ``asyncio`` twins of ``WesClient`` and ``Run``.
+
+The operations themselves (retries, paging, waiting) are the generators in ``_core``; this
+module only drives them with ``await``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from toolchest_wes.client import _config
+from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
+from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
+from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep, api_error
+from toolchest_wes.client._listing import RunFilter
+from toolchest_wes.client._submit import prepare_submission
+from toolchest_wes.client.exceptions import DownloadError, TransportError
+from toolchest_wes.client.journal import Journal
+from toolchest_wes.client.run import FOLLOW_INTERVAL, Stream
+from toolchest_wes.client.tables import Outputs
+from toolchest_wes.models import (
+    OutputListResponse,
+    RunLog,
+    RunStatus,
+    RunSummary,
+    ServiceInfo,
+    State,
+    TaskLog,
+)
+
+__all__ = ["AsyncRun", "AsyncWesClient"]
+
+T = TypeVar("T")
+
+
+class AsyncWesClient:
+    """``WesClient`` for ``asyncio``: the same arguments and method names, awaitable.
+
+    Example:
+        >>> async with AsyncWesClient("http://127.0.0.1:8080") as wes:
+        ...     run = await wes.submit("hello.cwl", {"name": "world"})
+        ...     log = await run.wait()
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        http: httpx.AsyncClient | None = None,
+        journal: Journal | bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        url, token = _config.resolve(url, token)
+        self._core = Core(url, token, RetryPolicy(retries=retries), headers)
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        self.journal: Journal | None = (
+            Journal() if journal is True else (journal if isinstance(journal, Journal) else None)
+        )
+
+    @property
+    def url(self) -> str:
+        """The API root, ``…/ga4gh/wes/v1``."""
+        return self._core.base
+
+    async def aclose(self) -> None:
+        """Close the connection pool (not an ``http=`` client given by the caller)."""
+        if self._own_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncWesClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncWesClient({self.url!r})"
+
+    async def _drive(self, op: Op[T]) -> T:
+        try:
+            effect = next(op)
+            while True:
+                if isinstance(effect, Send):
+                    outcome: httpx.Response | httpx.RequestError
+                    try:
+                        outcome = await self.http.send(effect.request)
+                    except httpx.RequestError as error:
+                        outcome = error
+                    effect = op.send(outcome)
+                elif isinstance(effect, Sleep):
+                    await asyncio.sleep(effect.seconds)
+                    effect = op.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    # -- WES operations (see WesClient for the documentation) -----------------------------
+
+    async def get_service_info(self) -> ServiceInfo:
+        """What the server runs. Implements GET /service-info."""
+        return await self._drive(self._core.get_service_info())
+
+    async def list_runs(
+        self,
+        *,
+        state: State | str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[RunSummary]:
+        """Every run, newest first, paging as the iteration goes. Implements GET /runs."""
+        run_filter = RunFilter.of(state, tags)
+        pager = Pager()
+        count = 0
+        while not pager.done and (limit is None or count < limit):
+            runs, token = await self._drive(
+                self._core.list_runs_page(
+                    page_size, pager.token, run_filter.server_state, run_filter.server_tag
+                )
+            )
+            pager.advance(token)
+            for run in runs:
+                tags_ = None
+                if run_filter.needs_tags(run):
+                    log = await self.get_run_log(run.run_id)
+                    tags_ = dict(log.request.tags) if log.request else {}
+                if not run_filter.matches(run, tags_):
+                    continue
+                yield run
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    async def run_workflow(
+        self,
+        workflow_url: str,
+        workflow_params: Mapping[str, Any] | None = None,
+        *,
+        workflow_type: str = "CWL",
+        workflow_type_version: str = "v1.2",
+        tags: Mapping[str, str] | None = None,
+        workflow_engine_parameters: Mapping[str, Any] | None = None,
+        workflow_engine: str | None = None,
+        workflow_engine_version: str | None = None,
+        workflow_attachment: Sequence[tuple[str, str | Path]] = (),
+    ) -> str:
+        """Send one POST /runs exactly as given, without retries. Implements POST /runs."""
+        fields = encode_fields(
+            workflow_url,
+            workflow_params or {},
+            workflow_type=workflow_type,
+            workflow_type_version=workflow_type_version,
+            tags=tags or {},
+            engine_params=workflow_engine_parameters,
+            engine=workflow_engine,
+            engine_version=workflow_engine_version,
+        )
+        files = [(name, Path(path)) for name, path in workflow_attachment]
+        return await self._drive(self._core.run_workflow(Submission(fields, files)))
+
+    async def get_run_log(self, run_id: str) -> RunLog:
+        """Everything about a run. Implements GET /runs/{run_id}."""
+        return await self._drive(self._core.get_run_log(run_id))
+
+    async def get_run_status(self, run_id: str) -> RunStatus:
+        """A run's state. Implements GET /runs/{run_id}/status."""
+        return await self._drive(self._core.get_run_status(run_id))
+
+    async def cancel_run(self, run_id: str) -> str:
+        """Ask the server to stop a run. Implements POST /runs/{run_id}/cancel."""
+        return await self._drive(self._core.cancel_run(run_id))
+
+    async def list_tasks(
+        self, run_id: str, *, page_size: int | None = None
+    ) -> AsyncIterator[TaskLog]:
+        """Every task of a run, paging as needed. Implements GET /runs/{run_id}/tasks."""
+        pager = Pager()
+        while not pager.done:
+            page = await self._drive(self._core.list_tasks_page(run_id, page_size, pager.token))
+            pager.advance(page.next_page_token)
+            for task in page.task_logs:
+                yield task
+
+    async def get_task(self, run_id: str, task_id: str) -> TaskLog:
+        """One task of a run. Implements GET /runs/{run_id}/tasks/{task_id}."""
+        return await self._drive(self._core.get_task(run_id, task_id))
+
+    async def list_run_outputs(self, run_id: str) -> OutputListResponse:
+        """A run's output files with sizes and checksums."""
+        return await self._drive(self._core.list_run_outputs(run_id))
+
+    async def delete_run(self, run_id: str) -> str:
+        """Remove a finished run's record and files (toolchest-wes extension)."""
+        return await self._drive(self._core.delete_run(run_id))
+
+    # -- conveniences ---------------------------------------------------------------------
+
+    async def submit(
+        self,
+        workflow: str | Path,
+        inputs: Mapping[str, Any] | str | Path | None = None,
+        **options: Any,
+    ) -> AsyncRun:
+        """Submit a run and return at once; the options are those of ``WesClient.submit``."""
+        submission = prepare_submission(workflow, inputs, **options)
+        tags = dict(options.get("tags") or {})
+        if self.journal:
+            self.journal.record_submit(submission.request_id, self.url, str(workflow), tags)
+        run_id = await self._drive(self._core.submit(submission))
+        if self.journal:
+            self.journal.record_run(submission.request_id, self.url, run_id)
+        return AsyncRun(self, run_id)
+
+    async def run(
+        self,
+        workflow: str | Path,
+        inputs: Mapping[str, Any] | str | Path | None = None,
+        *,
+        timeout: float | None = None,
+        download: str | Path | None = None,
+        **options: Any,
+    ) -> AsyncRun:
+        """Submit, wait and optionally download; see ``WesClient.run``."""
+        run = await self.submit(workflow, inputs, **options)
+        await run.wait(timeout=timeout)
+        if download is not None:
+            await run.download(download)
+        return run
+
+    async def get_run(self, run_id: str) -> AsyncRun:
+        """A handle on an existing run, after checking that the server has it."""
+        await self.get_run_status(run_id)
+        return AsyncRun(self, run_id)
+
+    async def wait_for_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        initial_interval: float = 1.0,
+        raise_on_failure: bool = True,
+    ) -> RunLog:
+        """Poll until the run ends; see ``Run.wait``."""
+        policy = WaitPolicy(initial=initial_interval)
+        return await self._drive(self._core.wait(run_id, timeout, policy, raise_on_failure))
+
+    async def runs(
+        self,
+        last_n: int = 10,
+        *,
+        state: State | str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[RunLog]:
+        """The newest ``last_n`` runs (in ``state``, with ``tags``) with their RunLogs."""
+        ids = [s.run_id async for s in self.list_runs(state=state, tags=tags, limit=last_n)]
+        return list(await asyncio.gather(*(self.get_run_log(i) for i in ids)))
+
+
+class AsyncRun:
+    """``Run`` for ``asyncio``: the same methods, awaitable."""
+
+    def __init__(self, client: AsyncWesClient, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    @classmethod
+    def from_id(
+        cls,
+        run_id: str,
+        client: AsyncWesClient | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> AsyncRun:
+        """A handle on a run submitted earlier, without contacting the server."""
+        return cls(client or AsyncWesClient(url, token), run_id)
+
+    def __repr__(self) -> str:
+        return f"AsyncRun({self.run_id!r}, url={self.client.url!r})"
+
+    async def status(self) -> State:
+        """The run's current state."""
+        return (await self.client.get_run_status(self.run_id)).state
+
+    async def wait(
+        self,
+        timeout: float | None = None,
+        initial_interval: float = 1.0,
+        *,
+        max_interval: float = 30.0,
+        raise_on_failure: bool = True,
+    ) -> RunLog:
+        """Wait until the run ends, with backoff; see ``Run.wait``."""
+        policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
+        core = self.client._core
+        return await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
+
+    async def cancel(self) -> None:
+        """Ask the server to stop the run."""
+        await self.client.cancel_run(self.run_id)
+
+    async def delete(self) -> None:
+        """Remove the finished run's record and files (toolchest-wes extension)."""
+        await self.client.delete_run(self.run_id)
+
+    async def log(self) -> RunLog:
+        """Everything the server says about the run."""
+        return await self.client.get_run_log(self.run_id)
+
+    async def tasks(self) -> list[TaskLog]:
+        """Every task of the run."""
+        return [task async for task in self.client.list_tasks(self.run_id)]
+
+    async def logs(self, stream: Stream = "stderr", *, task: str | None = None) -> str:
+        """The run's (or one task's) stdout or stderr as it is now; see ``follow_logs``."""
+        url = await self._log_url(stream, task)
+        if not url.startswith(("http://", "https://")):
+            return url
+        data = await self.client._drive(self.client._core.read_from(url, 0))
+        return data.decode("utf-8", "replace")
+
+    async def follow_logs(
+        self, stream: Stream = "stderr", *, task: str | None = None
+    ) -> AsyncIterator[str]:
+        """New log text as it is written, until the run ends (HTTP Range reads)."""
+        url = await self._log_url(stream, task)
+        if not url.startswith(("http://", "https://")):
+            yield url
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        offset = 0
+        interval = FOLLOW_INTERVAL[0]
+        while True:
+            state = await self.status()
+            data = await self.client._drive(self.client._core.read_from(url, offset))
+            if data:
+                offset += len(data)
+                interval = FOLLOW_INTERVAL[0]
+                yield decoder.decode(data)
+            elif state.is_terminal or state is State.PREEMPTED:
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
+                return
+            else:
+                await asyncio.sleep(interval)
+                interval = min(FOLLOW_INTERVAL[1], interval * 1.5)
+
+    async def _log_url(self, stream: Stream, task: str | None) -> str:
+        if task is None:
+            log = (await self.log()).run_log
+        else:
+            found = [t for t in await self.tasks() if task in (t.id, t.name)]
+            log = found[0] if found else await self.client.get_task(self.run_id, task)
+        url = getattr(log, stream, None) if log else None
+        return url or ""
+
+    async def outputs(self, include: Sequence[str] | None = None) -> Outputs:
+        """The run's output files with path, size and checksum."""
+        listing = await self.client.list_run_outputs(self.run_id)
+        return Outputs(select_outputs(listing.files, include))
+
+    async def download(
+        self,
+        dest: str | Path = ".",
+        include: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> list[Path]:
+        """Download output files into ``dest``, resuming and checking them; see ``Run.download``."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        files = await self.outputs(include)
+        written = []
+        with Progress(files.total_size, progress, desc=self.run_id[:8]) as bar:
+            for entry in files:
+                sink = FileSink(entry, target_path(dest, entry.path), bar)
+                if sink.done:
+                    bar.update(entry.size)
+                else:
+                    await self._fetch(entry.url, sink)
+                written.append(sink.path)
+        return written
+
+    async def _fetch(self, url: str, sink: FileSink) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise DownloadError(f"{sink.entry.path}: the server gave no download URL ({url})")
+        core = self.client._core
+        for attempt in range(core.policy.retries + 1):
+            request = core.build("GET", url, headers=sink.range_headers())
+            try:
+                response = await self.client.http.send(request, stream=True)
+                try:
+                    if response.status_code >= 400 and response.status_code != 416:
+                        await response.aread()
+                        raise api_error(response)
+                    if sink.start(response):
+                        async for chunk in response.aiter_bytes():
+                            sink.write(chunk)
+                finally:
+                    await response.aclose()
+                    sink.close()
+            except httpx.RequestError as error:
+                if attempt >= core.policy.retries:
+                    raise TransportError(f"downloading {sink.entry.path}: {error}") from error
+                await asyncio.sleep(core.policy.delay(attempt))
+                continue
+            sink.finish()
+            return
+
+    @contextlib.asynccontextmanager
+    async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRun]:
+        """Cancel the run if the block is left by cancellation, Ctrl-C or an exception."""
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.cancel())
+            raise

@@ -1,0 +1,495 @@
+"""The WES operations as sans-I/O generators (see ``_http``), shared by both clients."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from toolchest_wes import __version__
+from toolchest_wes.client import exceptions as exc
+from toolchest_wes.client._http import (
+    Op,
+    RetryPolicy,
+    Send,
+    Sleep,
+    api_error,
+    api_url,
+    decode,
+    request,
+)
+from toolchest_wes.models import (
+    OutputFile,
+    OutputListResponse,
+    RunId,
+    RunLog,
+    RunStatus,
+    RunSummary,
+    ServiceInfo,
+    State,
+    TaskListResponse,
+    TaskLog,
+)
+
+__all__ = ["REQUEST_ID_TAG", "Core", "Pager", "Submission", "WaitPolicy"]
+
+#: The tag every submission carries, so a retried submit can find the run its first try made.
+REQUEST_ID_TAG = "client_request_id"
+
+#: How many of the newest runs a retried submit looks through for its request id.
+LOOKUP_DEPTH = 200
+
+#: Bytes of stderr that ``RunFailed`` carries.
+STDERR_TAIL_BYTES = 4000
+
+
+@dataclass
+class Submission:
+    """The form fields and files of one POST /runs."""
+
+    fields: dict[str, str]
+    files: list[tuple[str, Path]] = field(default_factory=list)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How a wait polls: from ``initial`` seconds, times ``factor`` up to ``maximum``.
+
+    The interval goes back to ``initial`` whenever the state changes, so a run that moves is
+    watched closely and one that sits still is asked rarely.
+    """
+
+    initial: float = 1.0
+    factor: float = 1.5
+    maximum: float = 30.0
+
+    def next(self, interval: float, changed: bool) -> float:
+        """The interval after one poll."""
+        return self.initial if changed else min(self.maximum, interval * self.factor)
+
+
+class Pager:
+    """Walks a paged listing: follows ``next_page_token`` until it is empty.
+
+    A short page does not end the listing (servers may return fewer than ``page_size``); a
+    token seen twice does, since a server that repeats itself would loop forever.
+    """
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.done = False
+        self._seen: set[str] = set()
+
+    def advance(self, next_token: str | None) -> None:
+        """Record the token of the page just read."""
+        if not next_token or next_token in self._seen:
+            self.done = True
+            return
+        self._seen.add(next_token)
+        self.token = next_token
+
+
+class Core:
+    """Builds requests for one server and decodes its answers."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        policy: RetryPolicy,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base = api_url(url)
+        self.token = token
+        self.policy = policy
+        self.headers = {"User-Agent": f"toolchest-wes/{__version__}", **(headers or {})}
+        parts = urlsplit(self.base)
+        self._origin = (parts.scheme, parts.netloc)
+
+    # -- building -------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """An absolute URL for ``path`` (under the API root) or a URL the server gave."""
+        if "://" in path:
+            return path
+        return self.base + path
+
+    def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = dict(self.headers)
+        parts = urlsplit(url)
+        # Credentials go only to the server they are for, never to a URL on another host
+        # that a server put in a RunLog.
+        if self.token and (parts.scheme, parts.netloc) == self._origin:
+            headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    def build(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Request:
+        """An ``httpx.Request`` with the client's headers and, for this server, its token."""
+        url = self.url(path)
+        return httpx.Request(
+            method, url, params=params, headers=self._headers(url, headers), **kwargs
+        )
+
+    def get(
+        self, path: str, *, run_url: bool = False, accept: frozenset[int] = frozenset(), **kw: Any
+    ) -> Op[httpx.Response]:
+        """GET with retries."""
+        return request(
+            lambda: self.build("GET", path, **kw),
+            self.policy,
+            retry=True,
+            run_url=run_url,
+            accept=accept,
+        )
+
+    # -- WES operations -------------------------------------------------------------------
+
+    def get_service_info(self) -> Op[ServiceInfo]:
+        """GET /service-info."""
+        return decode((yield from self.get("/service-info")), ServiceInfo)
+
+    def list_runs_page(
+        self, page_size: int | None, page_token: str | None, state: str | None, tag: str | None
+    ) -> Op[tuple[list[RunSummary], str]]:
+        """GET /runs: one page, from ``runs`` or the ``workflows`` key older servers send."""
+        params = _params(page_size=page_size, page_token=page_token, state=state, tag=tag)
+        response = yield from self.get("/runs", params=params)
+        data = _json_object(response)
+        items = data.get("runs")
+        if items is None:
+            items = data.get("workflows", [])
+        if not isinstance(items, list):
+            raise exc.UnexpectedResponseError(f"GET /runs answered a non-list of runs: {items!r}")
+        runs = [RunSummary.model_validate(item) for item in items if isinstance(item, dict)]
+        return runs, str(data.get("next_page_token") or "")
+
+    def run_workflow(self, submission: Submission) -> Op[str]:
+        """POST /runs once, without retries; returns the run id."""
+        with ExitStack() as stack:
+            response = yield Send(self._submit_request(submission, stack))
+        if isinstance(response, httpx.RequestError):
+            raise exc.TransportError(f"POST {self.base}/runs failed: {response}") from response
+        if response.status_code >= 400:
+            raise api_error(response)
+        return decode(response, RunId).run_id
+
+    def submit(self, submission: Submission) -> Op[str]:
+        """POST /runs, retried without ever creating a second run.
+
+        Before sending again after an ambiguous failure (the connection broke, the answer
+        timed out, 502/503/504/429), the runs are searched for the submission's request id:
+        if the first try created a run, that run is the answer.
+        """
+        attempt = 0
+        unsure = False  # an earlier try may have created the run
+        while True:
+            if unsure:
+                try:
+                    found = yield from self.find_request(submission.request_id)
+                except (exc.TransportError, exc.ServerError) as lookup_error:
+                    # Sending again without knowing could make a second run: wait instead.
+                    attempt = yield from self._pause(attempt, lookup_error, None)
+                    continue
+                if found:
+                    return found
+            with ExitStack() as stack:
+                outcome = yield Send(self._submit_request(submission, stack))
+            if isinstance(outcome, httpx.Response) and not _retryable(outcome):
+                if outcome.status_code >= 400:
+                    raise api_error(outcome)
+                return decode(outcome, RunId).run_id
+            # A refused connection never reached the server; anything else may have.
+            unsure = unsure or not isinstance(outcome, httpx.ConnectError)
+            response = outcome if isinstance(outcome, httpx.Response) else None
+            failed = outcome if isinstance(outcome, httpx.RequestError) else None
+            attempt = yield from self._pause(attempt, failed, response)
+
+    def _pause(
+        self, attempt: int, error: Exception | None, response: httpx.Response | None
+    ) -> Op[int]:
+        """Sleep before try ``attempt + 1``, or raise when the tries are used up."""
+        if attempt >= self.policy.retries:
+            if response is not None:
+                raise api_error(response)
+            if isinstance(error, exc.WesClientError):
+                raise error
+            raise exc.TransportError(
+                f"POST {self.base}/runs failed after {attempt + 1} tries: {error}"
+            ) from error
+        yield Sleep(self.policy.delay(attempt, response))
+        return attempt + 1
+
+    def find_request(self, request_id: str) -> Op[str | None]:
+        """The run a submission with this request id created, if any (newest runs first)."""
+        tag = f"{REQUEST_ID_TAG}:{request_id}"
+        pager = Pager()
+        seen = 0
+        while not pager.done and seen < LOOKUP_DEPTH:
+            runs, next_token = yield from self.list_runs_page(100, pager.token, None, tag)
+            for run in runs:
+                seen += 1
+                if run.tags.get(REQUEST_ID_TAG) == request_id:
+                    return run.run_id
+            pager.advance(next_token)
+        return None
+
+    def _submit_request(self, submission: Submission, stack: ExitStack) -> httpx.Request:
+        files: list[tuple[str, tuple[str, IO[bytes], str]]] = []
+        for name, path in submission.files:
+            try:
+                handle = stack.enter_context(path.open("rb"))
+            except OSError as error:
+                raise exc.InputFileError(f"cannot read attachment {path}: {error}") from error
+            files.append(("workflow_attachment", (name, handle, "application/octet-stream")))
+        # Without files httpx sends the fields form-urlencoded, which servers built on
+        # Flask/connexion read the same way as multipart.
+        return self.build("POST", "/runs", data=submission.fields, files=files or None)
+
+    def get_run_log(self, run_id: str) -> Op[RunLog]:
+        """GET /runs/{run_id}."""
+        response = yield from self.get(f"/runs/{_q(run_id)}", run_url=True)
+        return decode(response, RunLog)
+
+    def get_run_status(self, run_id: str) -> Op[RunStatus]:
+        """GET /runs/{run_id}/status."""
+        response = yield from self.get(f"/runs/{_q(run_id)}/status", run_url=True)
+        return decode(response, RunStatus)
+
+    def cancel_run(self, run_id: str) -> Op[str]:
+        """POST /runs/{run_id}/cancel (safe to repeat, so retried)."""
+        response = yield from request(
+            lambda: self.build("POST", f"/runs/{_q(run_id)}/cancel"),
+            self.policy,
+            retry=True,
+            run_url=True,
+        )
+        return decode(response, RunId).run_id
+
+    def delete_run(self, run_id: str) -> Op[str]:
+        """DELETE /runs/{run_id} (a toolchest-wes extension)."""
+        response = yield from request(
+            lambda: self.build("DELETE", f"/runs/{_q(run_id)}"),
+            self.policy,
+            retry=True,
+            run_url=True,
+        )
+        return decode(response, RunId).run_id
+
+    def list_tasks_page(
+        self, run_id: str, page_size: int | None, page_token: str | None
+    ) -> Op[TaskListResponse]:
+        """GET /runs/{run_id}/tasks; a WES 1.0 server has no such path, so its RunLog serves."""
+        try:
+            response = yield from self.get(
+                f"/runs/{_q(run_id)}/tasks",
+                params=_params(page_size=page_size, page_token=page_token),
+            )
+        except exc.NotFoundError:
+            log = yield from self.get_run_log(run_id)
+            return TaskListResponse(task_logs=list(log.task_logs or []))
+        return decode(response, TaskListResponse)
+
+    def get_task(self, run_id: str, task_id: str) -> Op[TaskLog]:
+        """GET /runs/{run_id}/tasks/{task_id}."""
+        response = yield from self.get(f"/runs/{_q(run_id)}/tasks/{_q(task_id)}")
+        return decode(response, TaskLog)
+
+    def list_run_outputs(self, run_id: str) -> Op[OutputListResponse]:
+        """GET /runs/{run_id}/outputs (extension), or the File entries of the RunLog's outputs
+        on servers without it."""
+        try:
+            response = yield from self.get(f"/runs/{_q(run_id)}/outputs", run_url=True)
+        except (exc.NotFoundError, exc.BadRequestError) as error:
+            if isinstance(error, exc.RunNotFoundError) and _is_run_missing(error):
+                raise
+            log = yield from self.get_run_log(run_id)
+            files = list(outputs_from_cwl(log.outputs or {}))
+            return OutputListResponse(
+                run_id=run_id, files=files, total_size=sum(f.size for f in files)
+            )
+        return decode(response, OutputListResponse)
+
+    # -- helpers over several requests ----------------------------------------------------
+
+    def read_from(self, url: str, offset: int) -> Op[bytes]:
+        """The bytes of ``url`` after ``offset``, by a Range request when the server does them."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        response = yield from self.get(url, headers=headers, accept=frozenset({416}))
+        if response.status_code == 416:
+            return b""
+        if response.status_code == 206:
+            return response.content
+        return response.content[offset:]
+
+    def stderr_tail(self, log: RunLog) -> Op[str]:
+        """The last part of a run's stderr, or ``""`` when it cannot be read."""
+        url = log.run_log.stderr if log.run_log else None
+        if not url or not url.startswith(("http://", "https://")):
+            return ""
+        try:
+            data = yield from self.get(url)
+        except exc.WesClientError:
+            return ""
+        text = data.content[-STDERR_TAIL_BYTES:].decode("utf-8", "replace")
+        return text
+
+    def wait(
+        self, run_id: str, timeout: float | None, policy: WaitPolicy, raise_on_failure: bool
+    ) -> Op[RunLog]:
+        """Poll the status until the run ends; return its RunLog, or raise ``RunFailed``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = policy.initial
+        last: State | None = None
+        while True:
+            state = (yield from self.get_run_status(run_id)).state
+            if state.is_terminal or state is State.PREEMPTED:
+                log = yield from self.get_run_log(run_id)
+                if raise_on_failure and not state.is_success:
+                    raise (yield from self.failure(log, state))
+                return log
+            interval = policy.next(interval, changed=last is not None and state != last)
+            last = state
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise exc.WaitTimeout(
+                        f"run {run_id} is still {state} after {timeout:g} s", run_id, state
+                    )
+                yield Sleep(min(interval, left))
+            else:
+                yield Sleep(interval)
+
+    def failure(self, log: RunLog, state: State) -> Op[exc.RunFailed]:
+        """The ``RunFailed`` for a run that ended in ``state``."""
+        tail = yield from self.stderr_tail(log)
+        lines = tail.splitlines()[-20:]
+        return exc.RunFailed(
+            log.run_id,
+            state,
+            exit_code=log.run_log.exit_code if log.run_log else None,
+            system_logs=log.run_log.system_logs if log.run_log else None,
+            stderr_tail="\n".join(lines),
+        )
+
+
+def _retryable(response: httpx.Response) -> bool:
+    return response.status_code in (429, 502, 503, 504)
+
+
+def _is_run_missing(error: exc.RunNotFoundError) -> bool:
+    # This server answers 404 "run 'x' not found" for a missing run; a server without the
+    # outputs extension answers 404 for the path instead.
+    return "not found" in error.msg and "run" in error.msg.lower()
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None and v != ""}
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise exc.UnexpectedResponseError(
+            f"{response.request.url} answered a body that is not JSON"
+        ) from error
+    if not isinstance(data, dict):
+        raise exc.UnexpectedResponseError(f"{response.request.url} answered {data!r}")
+    return data
+
+
+def outputs_from_cwl(outputs: Mapping[str, Any]) -> Iterator[OutputFile]:
+    """The File entries of a CWL output object, as output listing entries."""
+    for key, value in outputs.items():
+        yield from _files(value, key)
+
+
+def _files(value: Any, prefix: str) -> Iterable[OutputFile]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _files(item, prefix)
+    elif isinstance(value, dict):
+        if value.get("class") == "File" and isinstance(value.get("location"), str):
+            location = value["location"]
+            name = value.get("basename") or location.rstrip("/").rsplit("/", 1)[-1]
+            yield OutputFile(
+                path=str(name),
+                size=int(value.get("size") or 0),
+                checksum=value.get("checksum"),
+                url=location,
+            )
+            for secondary in value.get("secondaryFiles") or []:
+                yield from _files(secondary, prefix)
+        elif value.get("class") == "Directory":
+            for item in value.get("listing") or []:
+                yield from _files(item, prefix)
+        else:
+            for item in value.values():
+                yield from _files(item, prefix)
+
+
+def encode_fields(
+    workflow_url: str,
+    params: Mapping[str, Any],
+    *,
+    workflow_type: str,
+    workflow_type_version: str,
+    tags: Mapping[str, str],
+    engine_params: Mapping[str, Any] | None,
+    engine: str | None = None,
+    engine_version: str | None = None,
+) -> dict[str, str]:
+    """The string form fields of a RunRequest, JSON fields encoded as WES expects."""
+    fields = {
+        "workflow_url": workflow_url,
+        "workflow_type": workflow_type,
+        "workflow_type_version": workflow_type_version,
+        "workflow_params": json.dumps(dict(params)),
+        "tags": json.dumps(dict(tags)),
+    }
+    if engine_params:
+        fields["workflow_engine_parameters"] = json.dumps(dict(engine_params))
+    if engine:
+        fields["workflow_engine"] = engine
+    if engine_version:
+        fields["workflow_engine_version"] = engine_version
+    return fields
+
+
+def cwl_version(workflow: Path | None, default: str = "v1.2") -> str:
+    """The ``cwlVersion`` a local CWL document declares, for ``workflow_type_version``."""
+    if workflow is None or not workflow.is_file():
+        return default
+    try:
+        with workflow.open(encoding="utf-8") as handle:
+            for line in handle:
+                stripped = line.strip().strip('"').strip("'")
+                if stripped.startswith(("cwlVersion:", '"cwlVersion":', "cwlVersion")):
+                    value = stripped.split(":", 1)[1].strip().strip(",").strip().strip("'\"")
+                    if value:
+                        return value
+    except (OSError, UnicodeDecodeError):
+        pass
+    return default

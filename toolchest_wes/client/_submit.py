@@ -1,0 +1,63 @@
+"""Turning a local workflow and its inputs into a submission, for both clients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from toolchest_wes.client._core import REQUEST_ID_TAG, Submission, cwl_version, encode_fields
+from toolchest_wes.client._deps import bundle_workflow
+from toolchest_wes.client.exceptions import InputFileError
+
+__all__ = ["prepare_submission"]
+
+
+def prepare_submission(
+    workflow: str | Path,
+    inputs: Mapping[str, Any] | str | Path | None,
+    *,
+    attachments: Sequence[str | Path] = (),
+    tags: Mapping[str, str] | None = None,
+    engine_params: Mapping[str, Any] | None = None,
+    workflow_type: str = "CWL",
+    workflow_type_version: str | None = None,
+    engine: str | None = None,
+    engine_version: str | None = None,
+) -> Submission:
+    """The form fields and files for POST /runs, with a fresh request id tag.
+
+    Local files that the workflow and its inputs reference are attached with paths relative
+    to their common folder, and the inputs are rewritten to name them so.
+    """
+    bundle = bundle_workflow(workflow, inputs, attachments=attachments)
+    for name, path in bundle.attachments:
+        if not path.is_file():
+            raise InputFileError(f"cannot attach {name}: {path} is not a readable file")
+    version = workflow_type_version or cwl_version(_local_path(workflow))
+    submission = Submission(fields={}, files=list(bundle.attachments))
+    all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    all_tags[REQUEST_ID_TAG] = submission.request_id
+    submission.fields = encode_fields(
+        bundle.workflow_url,
+        bundle.workflow_params,
+        workflow_type=workflow_type,
+        workflow_type_version=version,
+        tags=all_tags,
+        engine_params=engine_params,
+        engine=engine,
+        engine_version=engine_version,
+    )
+    return submission
+
+
+def _local_path(workflow: str | Path) -> Path | None:
+    if isinstance(workflow, Path):
+        return workflow
+    parts = urlsplit(workflow)
+    if parts.scheme in ("http", "https"):
+        return None
+    if parts.scheme == "file":
+        return Path(parts.path)
+    return Path(workflow.split("#", 1)[0])

@@ -1,0 +1,424 @@
+"""``WesClient``: the blocking client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from toolchest_wes.client import _config
+from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
+from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep
+from toolchest_wes.client._listing import RunFilter
+from toolchest_wes.client._submit import prepare_submission
+from toolchest_wes.client.journal import Journal
+from toolchest_wes.client.run import Run
+from toolchest_wes.models import (
+    OutputListResponse,
+    RunLog,
+    RunStatus,
+    RunSummary,
+    ServiceInfo,
+    State,
+    TaskLog,
+)
+
+__all__ = ["WesClient"]
+
+T = TypeVar("T")
+
+
+class WesClient:
+    """A client for any GA4GH WES 1.0 or 1.1 server.
+
+    Methods named after the spec's operationIds (``list_runs``, ``run_workflow``,
+    ``get_run_log``, ``get_run_status``, ``cancel_run``, ``list_tasks``, ``get_task``,
+    ``get_service_info``) do one operation each; ``submit``, ``run``, ``get_run`` and ``runs``
+    are the conveniences on top. GETs and cancels are retried on connection errors and on
+    429/502/503/504 (honouring ``Retry-After``); a submit is retried only in a way that can
+    never create a second run.
+
+    Args:
+        url: The server, such as ``http://127.0.0.1:8080`` (``/ga4gh/wes/v1`` is added when
+            missing). Defaults to ``TOOLCHEST_WES_URL``, then the config file, then
+            ``http://127.0.0.1:8080``.
+        token: A bearer token. Defaults to ``TOOLCHEST_WES_TOKEN``, then the config file.
+        timeout: Seconds to wait for the server on each request.
+        retries: How many times a request is sent again after a retryable failure.
+        http: An ``httpx.Client`` to send with (tests, proxies, custom TLS); the caller
+            closes it.
+        journal: Where submissions are recorded; ``False`` records nothing.
+
+    Example:
+        >>> with WesClient("http://127.0.0.1:8080") as wes:
+        ...     run = wes.submit("examples/hello/hello.cwl", "examples/hello/hello.json")
+        ...     run.wait().state
+        <State.COMPLETE: 'COMPLETE'>
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        http: httpx.Client | None = None,
+        journal: Journal | bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        url, token = _config.resolve(url, token)
+        self._core = Core(url, token, RetryPolicy(retries=retries), headers)
+        self._own_http = http is None
+        self.http = http or httpx.Client(timeout=timeout, follow_redirects=True)
+        self.journal: Journal | None = (
+            Journal() if journal is True else (journal if isinstance(journal, Journal) else None)
+        )
+
+    @property
+    def url(self) -> str:
+        """The API root, ``…/ga4gh/wes/v1``."""
+        return self._core.base
+
+    def close(self) -> None:
+        """Close the connection pool (not an ``http=`` client given by the caller)."""
+        if self._own_http:
+            self.http.close()
+
+    def __enter__(self) -> WesClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"WesClient({self.url!r})"
+
+    def _drive(self, op: Op[T]) -> T:
+        """Run an operation with blocking I/O."""
+        try:
+            effect = next(op)
+            while True:
+                if isinstance(effect, Send):
+                    outcome: httpx.Response | httpx.RequestError
+                    try:
+                        outcome = self.http.send(effect.request)
+                    except httpx.RequestError as error:
+                        outcome = error
+                    effect = op.send(outcome)
+                elif isinstance(effect, Sleep):
+                    time.sleep(effect.seconds)
+                    effect = op.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    # -- WES operations -------------------------------------------------------------------
+
+    def get_service_info(self) -> ServiceInfo:
+        """What the server runs. Implements GET /service-info.
+
+        Raises:
+            TransportError: The server could not be reached.
+            WesApiError: The server answered with an error.
+        """
+        return self._drive(self._core.get_service_info())
+
+    def list_runs(
+        self,
+        *,
+        state: State | str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[RunSummary]:
+        """Every run, newest first, fetching pages as the iteration goes. Implements GET /runs.
+
+        Filters go to the server when it supports them and are applied here as well, so
+        they work with any server.
+
+        Args:
+            state: Only runs in this state.
+            tags: Only runs carrying all these tags.
+            limit: Stop after this many runs.
+            page_size: Runs per request (the server's default if not given).
+
+        Example:
+            >>> failed = list(wes.list_runs(state="EXECUTOR_ERROR", limit=10))
+        """
+        run_filter = RunFilter.of(state, tags)
+        pager = Pager()
+        count = 0
+        while not pager.done and (limit is None or count < limit):
+            runs, token = self._drive(
+                self._core.list_runs_page(
+                    page_size, pager.token, run_filter.server_state, run_filter.server_tag
+                )
+            )
+            pager.advance(token)
+            for run in runs:
+                tags = self._tags_of(run.run_id) if run_filter.needs_tags(run) else None
+                if not run_filter.matches(run, tags):
+                    continue
+                yield run
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    def _tags_of(self, run_id: str) -> dict[str, str]:
+        # WES 1.0 listings carry no tags; the RunLog's request has them.
+        log = self.get_run_log(run_id)
+        return dict(log.request.tags) if log.request else {}
+
+    def run_workflow(
+        self,
+        workflow_url: str,
+        workflow_params: Mapping[str, Any] | None = None,
+        *,
+        workflow_type: str = "CWL",
+        workflow_type_version: str = "v1.2",
+        tags: Mapping[str, str] | None = None,
+        workflow_engine_parameters: Mapping[str, Any] | None = None,
+        workflow_engine: str | None = None,
+        workflow_engine_version: str | None = None,
+        workflow_attachment: Sequence[tuple[str, str | Path]] = (),
+    ) -> str:
+        """Send one POST /runs exactly as given, without retries. Implements POST /runs.
+
+        ``submit`` is the easier way: it finds the files to attach and retries safely.
+
+        Args:
+            workflow_url: The workflow, relative to the attachments or a URL.
+            workflow_params: The inputs.
+            workflow_type: ``CWL``.
+            workflow_type_version: Such as ``v1.2``.
+            tags: Tags to keep with the run.
+            workflow_engine_parameters: Engine options.
+            workflow_engine: Engine name, if the server offers several.
+            workflow_engine_version: Engine version.
+            workflow_attachment: ``(name, local path)`` pairs.
+
+        Returns:
+            The run id.
+        """
+        fields = encode_fields(
+            workflow_url,
+            workflow_params or {},
+            workflow_type=workflow_type,
+            workflow_type_version=workflow_type_version,
+            tags=tags or {},
+            engine_params=workflow_engine_parameters,
+            engine=workflow_engine,
+            engine_version=workflow_engine_version,
+        )
+        files = [(name, Path(path)) for name, path in workflow_attachment]
+        return self._drive(self._core.run_workflow(Submission(fields, files)))
+
+    def get_run_log(self, run_id: str) -> RunLog:
+        """Everything about a run. Implements GET /runs/{run_id}.
+
+        Raises:
+            RunNotFoundError: The server has no such run.
+        """
+        return self._drive(self._core.get_run_log(run_id))
+
+    def get_run_status(self, run_id: str) -> RunStatus:
+        """A run's state. Implements GET /runs/{run_id}/status.
+
+        Raises:
+            RunNotFoundError: The server has no such run.
+        """
+        return self._drive(self._core.get_run_status(run_id))
+
+    def cancel_run(self, run_id: str) -> str:
+        """Ask the server to stop a run. Implements POST /runs/{run_id}/cancel.
+
+        Returns:
+            The run id.
+        """
+        return self._drive(self._core.cancel_run(run_id))
+
+    def list_tasks(self, run_id: str, *, page_size: int | None = None) -> Iterator[TaskLog]:
+        """Every task of a run, fetching pages as needed. Implements GET /runs/{run_id}/tasks.
+
+        On a WES 1.0 server, which has no task endpoint, the RunLog's ``task_logs``.
+        """
+        pager = Pager()
+        while not pager.done:
+            page = self._drive(self._core.list_tasks_page(run_id, page_size, pager.token))
+            pager.advance(page.next_page_token)
+            yield from page.task_logs
+
+    def get_task(self, run_id: str, task_id: str) -> TaskLog:
+        """One task of a run. Implements GET /runs/{run_id}/tasks/{task_id}."""
+        return self._drive(self._core.get_task(run_id, task_id))
+
+    def list_run_outputs(self, run_id: str) -> OutputListResponse:
+        """A run's output files with sizes and checksums.
+
+        Uses this server's ``GET /runs/{run_id}/outputs``; on other servers, the File
+        entries of the RunLog's ``outputs``.
+        """
+        return self._drive(self._core.list_run_outputs(run_id))
+
+    def delete_run(self, run_id: str) -> str:
+        """Remove a finished run's record and files (toolchest-wes ``DELETE /runs/{run_id}``).
+
+        Raises:
+            ConflictError: The run is still active; cancel it first.
+        """
+        return self._drive(self._core.delete_run(run_id))
+
+    # -- conveniences ---------------------------------------------------------------------
+
+    def submit(
+        self,
+        workflow: str | Path,
+        inputs: Mapping[str, Any] | str | Path | None = None,
+        *,
+        attachments: Sequence[str | Path] = (),
+        tags: Mapping[str, str] | None = None,
+        engine_params: Mapping[str, Any] | None = None,
+        workflow_type: str = "CWL",
+        workflow_type_version: str | None = None,
+        engine: str | None = None,
+        engine_version: str | None = None,
+    ) -> Run:
+        """Submit a run and return at once, without waiting for it.
+
+        The local files the workflow and its inputs reference (``run:`` steps, ``$import``,
+        ``$include``, File and Directory inputs, ``secondaryFiles``) are attached with paths
+        relative to their common folder. The submission is written to the journal before it
+        is sent, and a retry after a lost answer never creates a second run.
+
+        Args:
+            workflow: A local CWL file or an http(s) URL.
+            inputs: The inputs as a mapping, or a YAML/JSON job file.
+            attachments: More files or folders to attach.
+            tags: Tags to keep with the run.
+            engine_params: ``workflow_engine_parameters``, such as ``{"--parallel": "true"}``.
+            workflow_type: ``CWL``.
+            workflow_type_version: Read from the workflow's ``cwlVersion`` when not given.
+            engine: ``workflow_engine``.
+            engine_version: ``workflow_engine_version``.
+
+        Returns:
+            A handle on the new run.
+
+        Raises:
+            InputFileError: A referenced local file does not exist.
+            BadRequestError: The server refused the request; ``msg`` says why.
+
+        Example:
+            >>> run = wes.submit("hello.cwl", {"name": "world"}, tags={"project": "demo"})
+            >>> run.run_id
+            '3f0c…'
+        """
+        submission = prepare_submission(
+            workflow,
+            inputs,
+            attachments=attachments,
+            tags=tags,
+            engine_params=engine_params,
+            workflow_type=workflow_type,
+            workflow_type_version=workflow_type_version,
+            engine=engine,
+            engine_version=engine_version,
+        )
+        if self.journal:
+            self.journal.record_submit(
+                submission.request_id, self.url, str(workflow), dict(tags or {})
+            )
+        run_id = self._drive(self._core.submit(submission))
+        if self.journal:
+            self.journal.record_run(submission.request_id, self.url, run_id)
+        return Run(self, run_id)
+
+    def run(
+        self,
+        workflow: str | Path,
+        inputs: Mapping[str, Any] | str | Path | None = None,
+        *,
+        timeout: float | None = None,
+        download: str | Path | None = None,
+        **submit_options: Any,
+    ) -> Run:
+        """Submit, wait for the run to finish and, with ``download``, fetch its outputs.
+
+        Returns:
+            The finished run.
+
+        Raises:
+            RunFailed: The run ended in a state other than COMPLETE.
+            WaitTimeout: ``timeout`` seconds passed first (the run goes on).
+        """
+        run = self.submit(workflow, inputs, **submit_options)
+        run.wait(timeout=timeout)
+        if download is not None:
+            run.download(download)
+        return run
+
+    def get_run(self, run_id: str) -> Run:
+        """A handle on an existing run, after checking that the server has it.
+
+        Raises:
+            RunNotFoundError: The server has no such run.
+        """
+        self.get_run_status(run_id)
+        return Run(self, run_id)
+
+    def wait_for_run(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        initial_interval: float = 1.0,
+        raise_on_failure: bool = True,
+    ) -> RunLog:
+        """Poll until the run ends; see ``Run.wait``."""
+        return self._drive(
+            self._core.wait(run_id, timeout, WaitPolicy(initial=initial_interval), raise_on_failure)
+        )
+
+    def runs(
+        self,
+        last_n: int = 10,
+        *,
+        state: State | str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[RunLog]:
+        """The newest ``last_n`` runs (in ``state``, with ``tags``) with their full RunLogs.
+
+        Example:
+            >>> print_runs(wes.runs(10, state="EXECUTOR_ERROR"))
+        """
+        summaries = list(self.list_runs(state=state, tags=tags, limit=last_n))
+        return [self.get_run_log(s.run_id) for s in summaries]
+
+    def recover(self) -> list[Run]:
+        """Find the runs of journal entries whose answer never arrived, and record them."""
+        found: list[Run] = []
+        if not self.journal:
+            return found
+        for entry in self.journal.pending(self.url):
+            run_id = self._drive(self._core.find_request(entry.request_id))
+            if run_id:
+                self.journal.record_run(entry.request_id, self.url, run_id)
+                found.append(Run(self, run_id))
+        return found
+
+    # -- used by Run ----------------------------------------------------------------------
+
+    def _read_from(self, url: str, offset: int) -> bytes:
+        return self._drive(self._core.read_from(url, offset))
+
+    def _failure(self, log: RunLog) -> Exception:
+        return self._drive(self._core.failure(log, log.state))

@@ -1,0 +1,184 @@
+"""Exceptions raised by the WES client.
+
+Every exception the client raises on purpose derives from :class:`WesClientError`::
+
+    WesClientError
+    ├── TransportError            the server could not be reached or did not answer in time
+    │                             (wraps httpx.RequestError); never means the run failed
+    ├── WesApiError               the server answered with an error status (status_code, msg)
+    │   ├── BadRequestError       400: the request was malformed; msg says what to fix
+    │   ├── UnauthorizedError     401: no valid credentials (give a token)
+    │   ├── ForbiddenError        403: the credentials do not allow this
+    │   ├── NotFoundError         404: no such task, log or output file
+    │   │   └── RunNotFoundError  404 on a run's own URL: no such run (or not yours)
+    │   ├── ConflictError         409: the run is in a state that does not allow this
+    │   ├── GoneError             410: the outputs have expired and were removed
+    │   ├── RateLimitedError      429: too many requests or active runs (retry_after seconds)
+    │   └── ServerError           5xx: the server failed
+    ├── UnexpectedResponseError   the body matches neither the success schema nor ErrorResponse
+    ├── InputFileError            a local file that the workflow or its inputs name is missing
+    ├── RunFailed                 a run ended in a state other than COMPLETE
+    ├── WaitTimeout               a wait ran out of time before the run(s) finished
+    └── DownloadError             a downloaded file's size or checksum does not match
+
+A transport error or a server error is never a run failure: the run may still be executing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolchest_wes.models import State
+
+__all__ = [
+    "BadRequestError",
+    "ConflictError",
+    "DownloadError",
+    "ForbiddenError",
+    "GoneError",
+    "InputFileError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RunFailed",
+    "RunNotFoundError",
+    "ServerError",
+    "TransportError",
+    "UnauthorizedError",
+    "UnexpectedResponseError",
+    "WaitTimeout",
+    "WesApiError",
+    "WesClientError",
+]
+
+
+class WesClientError(Exception):
+    """Base of every error the client raises."""
+
+
+class TransportError(WesClientError):
+    """The request did not get an answer: connection refused or reset, DNS, or a timeout."""
+
+
+class WesApiError(WesClientError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: The HTTP status.
+        msg: The server's message (``ErrorResponse.msg``), or the body's start if it sent no
+            ErrorResponse.
+    """
+
+    def __init__(self, status_code: int, msg: str) -> None:
+        super().__init__(f"{status_code}: {msg}")
+        self.status_code = status_code
+        self.msg = msg
+
+
+class BadRequestError(WesApiError):
+    """400: the request was malformed; ``msg`` says what to fix."""
+
+
+class UnauthorizedError(WesApiError):
+    """401: no valid credentials; pass a token (``token=`` or ``TOOLCHEST_WES_TOKEN``)."""
+
+
+class ForbiddenError(WesApiError):
+    """403: the credentials are valid but do not allow this."""
+
+
+class NotFoundError(WesApiError):
+    """404: no such task, log or output file."""
+
+
+class RunNotFoundError(NotFoundError):
+    """404 on a run's own URL: the server has no such run (or it belongs to someone else)."""
+
+
+class ConflictError(WesApiError):
+    """409: the run's state does not allow this (delete an active run, for example)."""
+
+
+class GoneError(WesApiError):
+    """410: the run's outputs were removed after the server's retention period."""
+
+
+class RateLimitedError(WesApiError):
+    """429: too many requests or active runs.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(self, status_code: int, msg: str, retry_after: float | None = None) -> None:
+        super().__init__(status_code, msg)
+        self.retry_after = retry_after
+
+
+class ServerError(WesApiError):
+    """5xx: the server failed; the request may be retried later."""
+
+
+class UnexpectedResponseError(WesClientError):
+    """The server's answer matches neither the expected schema nor ``ErrorResponse``."""
+
+
+class InputFileError(WesClientError, FileNotFoundError):
+    """A local file named by the workflow or its inputs does not exist or cannot be read."""
+
+
+class RunFailed(WesClientError):
+    """A run ended in a state other than COMPLETE.
+
+    Attributes:
+        run_id: The run.
+        state: Its final state (EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED).
+        exit_code: The engine's exit code, if the server reported one.
+        system_logs: The server's own log lines about the run (why it failed).
+        stderr_tail: The last lines of the engine's standard error.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        state: State,
+        *,
+        exit_code: int | None = None,
+        system_logs: list[str] | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        self.run_id = run_id
+        self.state = state
+        self.exit_code = exit_code
+        self.system_logs = list(system_logs or [])
+        self.stderr_tail = stderr_tail
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"run {self.run_id} ended {self.state}"]
+        if self.exit_code is not None:
+            parts.append(f"exit code {self.exit_code}")
+        text = ", ".join(parts)
+        if self.system_logs:
+            text += "\n" + "\n".join(self.system_logs[-5:])
+        if self.stderr_tail:
+            text += "\n--- stderr (last lines) ---\n" + self.stderr_tail
+        return text
+
+
+class WaitTimeout(WesClientError, TimeoutError):
+    """A wait ran out of time; the run itself goes on (cancel it if you no longer want it).
+
+    Attributes:
+        run_id: The run waited for (``None`` for a group).
+        state: The state last seen (``None`` for a group).
+    """
+
+    def __init__(self, msg: str, run_id: str | None = None, state: State | None = None) -> None:
+        super().__init__(msg)
+        self.run_id = run_id
+        self.state = state
+
+
+class DownloadError(WesClientError):
+    """A downloaded file does not match the size or checksum the server listed."""

@@ -1,0 +1,320 @@
+"""``Run``: a handle on one run of a WES server."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
+
+import httpx
+
+from toolchest_wes.client._core import WaitPolicy
+from toolchest_wes.client._download import (
+    FileSink,
+    Progress,
+    select_outputs,
+    target_path,
+    zip_name,
+)
+from toolchest_wes.client._http import api_error
+from toolchest_wes.client.exceptions import DownloadError, TransportError
+from toolchest_wes.client.tables import Outputs
+from toolchest_wes.models import RunLog, State, TaskLog
+
+if TYPE_CHECKING:
+    from toolchest_wes.client._sync import WesClient
+
+__all__ = ["Run", "Stream"]
+
+Stream = Literal["stdout", "stderr"]
+
+#: How often a followed log is read while nothing new arrives (seconds, from, to).
+FOLLOW_INTERVAL = (0.5, 5.0)
+
+
+class Run:
+    """One run on a WES server: its id plus the client that reaches it.
+
+    Get one from ``WesClient.submit``, ``WesClient.get_run`` or :meth:`from_id`.
+
+    Example:
+        >>> run = wes.submit("hello.cwl", {"name": "world"})
+        >>> with run.cancel_on_interrupt():
+        ...     run.wait(timeout=600)
+        >>> print(run.outputs())
+        >>> run.download("results/")
+    """
+
+    def __init__(self, client: WesClient, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    @classmethod
+    def from_id(
+        cls,
+        run_id: str,
+        client: WesClient | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> Run:
+        """A handle on a run submitted earlier, without contacting the server.
+
+        Args:
+            run_id: The run's id.
+            client: The client to use; one is made from ``url`` and ``token`` (or the
+                environment and config file) when not given.
+        """
+        if client is None:
+            from toolchest_wes.client._sync import WesClient
+
+            client = WesClient(url, token)
+        return cls(client, run_id)
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r}, url={self.client.url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Run):
+            return NotImplemented
+        return (self.run_id, self.client.url) == (other.run_id, other.client.url)
+
+    def __hash__(self) -> int:
+        return hash((self.run_id, self.client.url))
+
+    def status(self) -> State:
+        """The run's current state (GET /runs/{run_id}/status)."""
+        return self.client.get_run_status(self.run_id).state
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        initial_interval: float = 1.0,
+        *,
+        max_interval: float = 30.0,
+        raise_on_failure: bool = True,
+    ) -> RunLog:
+        """Wait until the run ends, polling with backoff.
+
+        The poll interval starts at ``initial_interval``, grows by half each poll up to
+        ``max_interval``, and starts over whenever the state changes. PREEMPTED also ends the
+        wait.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits as long as it takes.
+            initial_interval: The first poll interval, in seconds.
+            max_interval: The longest poll interval, in seconds.
+            raise_on_failure: Raise ``RunFailed`` unless the run ends COMPLETE.
+
+        Returns:
+            The finished run's RunLog.
+
+        Raises:
+            WaitTimeout: ``timeout`` passed first; the run goes on.
+            RunFailed: The run ended EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED;
+                it carries the state, exit code, system logs and the tail of stderr.
+        """
+        policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
+        return self.client._drive(
+            self.client._core.wait(self.run_id, timeout, policy, raise_on_failure)
+        )
+
+    def cancel(self) -> None:
+        """Ask the server to stop the run (POST /runs/{run_id}/cancel)."""
+        self.client.cancel_run(self.run_id)
+
+    def delete(self) -> None:
+        """Remove the finished run's record and files (toolchest-wes extension)."""
+        self.client.delete_run(self.run_id)
+
+    def log(self) -> RunLog:
+        """Everything the server says about the run (GET /runs/{run_id})."""
+        return self.client.get_run_log(self.run_id)
+
+    def tasks(self) -> list[TaskLog]:
+        """Every task of the run, in the server's order."""
+        return list(self.client.list_tasks(self.run_id))
+
+    @overload
+    def logs(
+        self, stream: Stream = ..., follow: Literal[False] = ..., *, task: str | None = ...
+    ) -> str: ...
+
+    @overload
+    def logs(
+        self, stream: Stream = ..., follow: Literal[True] = ..., *, task: str | None = ...
+    ) -> Iterator[str]: ...
+
+    def logs(
+        self, stream: Stream = "stderr", follow: bool = False, *, task: str | None = None
+    ) -> str | Iterator[str]:
+        """The run's (or one task's) stdout or stderr.
+
+        Args:
+            stream: ``"stderr"`` (cwltool's log) or ``"stdout"``.
+            follow: Return an iterator of new text as it is written, until the run ends;
+                it asks only for the bytes it does not have yet (HTTP Range).
+            task: A task id (or name): that task's stream instead of the run's.
+
+        Example:
+            >>> for text in run.logs(follow=True):
+            ...     print(text, end="")
+        """
+        url = self._log_url(stream, task)
+        if follow:
+            return self._follow(url)
+        if not url.startswith(("http://", "https://")):
+            return url  # servers that put the log text itself in the RunLog
+        return self.client._read_from(url, 0).decode("utf-8", "replace")
+
+    def _log_url(self, stream: Stream, task: str | None) -> str:
+        if task is None:
+            log = self.log().run_log
+        else:
+            log = next(
+                (t for t in self.tasks() if task in (t.id, t.name)), None
+            ) or self.client.get_task(self.run_id, task)
+        url = getattr(log, stream, None) if log else None
+        return url or ""
+
+    def _follow(self, url: str) -> Iterator[str]:
+        if not url.startswith(("http://", "https://")):
+            yield url
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        offset = 0
+        interval = FOLLOW_INTERVAL[0]
+        while True:
+            # Read after seeing the end, so the last bytes written are never missed.
+            state = self.status()
+            ended = state.is_terminal or state is State.PREEMPTED
+            data = self.client._read_from(url, offset)
+            if data:
+                offset += len(data)
+                interval = FOLLOW_INTERVAL[0]
+                yield decoder.decode(data)
+            elif ended:
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
+                return
+            else:
+                time.sleep(interval)
+                interval = min(FOLLOW_INTERVAL[1], interval * 1.5)
+
+    def outputs(self, include: Sequence[str] | None = None) -> Outputs:
+        """The run's output files with path, size and checksum; ``print()`` shows a table.
+
+        Args:
+            include: Globs on the path or file name; all files without any.
+        """
+        listing = self.client.list_run_outputs(self.run_id)
+        return Outputs(select_outputs(listing.files, include))
+
+    def download(
+        self,
+        dest: str | Path = ".",
+        include: Sequence[str] | None = None,
+        *,
+        archive: bool = False,
+        progress: bool | None = None,
+    ) -> list[Path]:
+        """Download output files into ``dest``, keeping their relative paths.
+
+        Files already there with the right size and checksum are skipped; a ``.part`` file
+        left by an interrupted download is resumed with an HTTP Range request. Every file is
+        checked against the listed size and checksum.
+
+        Args:
+            dest: The folder to write into (made if missing).
+            include: Globs on the path or file name; all files without any.
+            archive: Fetch one zip of the (selected) outputs instead (this server only).
+            progress: Show a progress bar; by default only when stderr is a terminal.
+
+        Returns:
+            The files written (or found complete).
+
+        Raises:
+            DownloadError: A file's size or checksum does not match.
+            GoneError: The server removed the outputs after its retention period.
+        """
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        files = self.outputs(include)
+        if archive:
+            return [self._download_zip(dest, [f.path for f in files] if include else None)]
+        written = []
+        with Progress(files.total_size, progress, desc=self.run_id[:8]) as bar:
+            for entry in files:
+                sink = FileSink(entry, target_path(dest, entry.path), bar)
+                if sink.done:
+                    bar.update(entry.size)
+                else:
+                    self._fetch(entry.url, sink)
+                written.append(sink.path)
+        return written
+
+    def _fetch(self, url: str, sink: FileSink) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise DownloadError(f"{sink.entry.path}: the server gave no download URL ({url})")
+        core = self.client._core
+        for attempt in range(core.policy.retries + 1):
+            request = core.build("GET", url, headers=sink.range_headers())
+            try:
+                response = self.client.http.send(request, stream=True)
+                try:
+                    if response.status_code >= 400 and response.status_code != 416:
+                        response.read()
+                        raise api_error(response)
+                    if sink.start(response):
+                        for chunk in response.iter_bytes():
+                            sink.write(chunk)
+                finally:
+                    response.close()
+                    sink.close()
+            except httpx.RequestError as error:
+                if attempt >= core.policy.retries:
+                    raise TransportError(f"downloading {sink.entry.path}: {error}") from error
+                time.sleep(core.policy.delay(attempt))
+                continue
+            sink.finish()
+            return
+
+    def _download_zip(self, dest: Path, paths: list[str] | None) -> Path:
+        target = dest / zip_name(self.run_id)
+        params: dict[str, object] = {"archive": "zip"}
+        if paths:
+            params["path"] = paths
+        core = self.client._core
+        request = core.build("GET", f"/runs/{self.run_id}/outputs", params=params)
+        part = target.with_name(target.name + ".part")
+        response = self.client.http.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise api_error(response, run_url=True)
+            with part.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+        finally:
+            response.close()
+        part.replace(target)
+        return target
+
+    @contextlib.contextmanager
+    def cancel_on_interrupt(self) -> Iterator[Run]:
+        """Cancel the run if the block is left by Ctrl-C or an exception.
+
+        Example:
+            >>> with run.cancel_on_interrupt():
+            ...     run.wait()
+        """
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.cancel()
+            raise
