@@ -12,6 +12,7 @@ Importing this package loads no server code (no flask, celery, redis or cwltool)
 """
 
 from toolchest_wes.client._async import AsyncRun, AsyncWesClient
+from toolchest_wes.client._deps import BundleError
 from toolchest_wes.client._sync import WesClient
 from toolchest_wes.client.exceptions import (
     BadRequestError,
@@ -51,6 +52,7 @@ __all__ = [
     "AsyncRunGroup",
     "AsyncWesClient",
     "BadRequestError",
+    "BundleError",
     "ConflictError",
     "DownloadError",
     "ForbiddenError",

@@ -20,9 +20,9 @@ from toolchest_wes.client import _config
 from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
 from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep, api_error
-from toolchest_wes.client._listing import RunFilter
+from toolchest_wes.client._listing import RunFilter, log_from_summary
 from toolchest_wes.client._submit import prepare_submission
-from toolchest_wes.client.exceptions import DownloadError, TransportError
+from toolchest_wes.client.exceptions import DownloadError, TransportError, WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.run import FOLLOW_INTERVAL, Stream
 from toolchest_wes.client.tables import Outputs
@@ -57,12 +57,13 @@ class AsyncWesClient:
         *,
         timeout: float = 30.0,
         retries: int = 5,
+        retry_backoff: float = 0.5,
         http: httpx.AsyncClient | None = None,
         journal: Journal | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         url, token = _config.resolve(url, token)
-        self._core = Core(url, token, RetryPolicy(retries=retries), headers)
+        self._core = Core(url, token, RetryPolicy(retries, retry_backoff), headers)
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         self.journal: Journal | None = (
@@ -268,8 +269,14 @@ class AsyncWesClient:
         tags: Mapping[str, str] | None = None,
     ) -> list[RunLog]:
         """The newest ``last_n`` runs (in ``state``, with ``tags``) with their RunLogs."""
-        ids = [s.run_id async for s in self.list_runs(state=state, tags=tags, limit=last_n)]
-        return list(await asyncio.gather(*(self.get_run_log(i) for i in ids)))
+        found = [s async for s in self.list_runs(state=state, tags=tags, limit=last_n)]
+        return list(await asyncio.gather(*(self._log_or_summary(s) for s in found)))
+
+    async def _log_or_summary(self, summary: RunSummary) -> RunLog:
+        try:
+            return await self.get_run_log(summary.run_id)
+        except WesApiError:
+            return log_from_summary(summary)
 
 
 class AsyncRun:

@@ -246,8 +246,18 @@ class Core:
             runs, next_token = yield from self.list_runs_page(100, pager.token, None, tag)
             for run in runs:
                 seen += 1
-                if run.tags.get(REQUEST_ID_TAG) == request_id:
+                tags = run.tags
+                if "tags" not in run.model_fields_set:
+                    # WES 1.0 listings carry no tags; the RunLog's request has them.
+                    try:
+                        log = yield from self.get_run_log(run.run_id)
+                    except exc.WesApiError:
+                        continue
+                    tags = log.request.tags if log.request else {}
+                if tags.get(REQUEST_ID_TAG) == request_id:
                     return run.run_id
+                if seen >= LOOKUP_DEPTH:
+                    break
             pager.advance(next_token)
         return None
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from toolchest_wes.models import RunSummary, State
+from toolchest_wes.models import Log, RunLog, RunSummary, State
 
-__all__ = ["RunFilter"]
+__all__ = ["RunFilter", "log_from_summary"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,12 @@ class RunFilter:
             return False
         have = run.tags if tags is None else tags
         return all(have.get(k) == v for k, v in self.tags.items())
+
+
+def log_from_summary(summary: RunSummary) -> RunLog:
+    """A RunLog holding what a listing item says, for a run whose RunLog cannot be read."""
+    return RunLog(
+        run_id=summary.run_id,
+        state=summary.state,
+        run_log=Log(start_time=summary.start_time, end_time=summary.end_time),
+    )

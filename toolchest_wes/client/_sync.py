@@ -13,8 +13,9 @@ import httpx
 from toolchest_wes.client import _config
 from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep
-from toolchest_wes.client._listing import RunFilter
+from toolchest_wes.client._listing import RunFilter, log_from_summary
 from toolchest_wes.client._submit import prepare_submission
+from toolchest_wes.client.exceptions import WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.run import Run
 from toolchest_wes.models import (
@@ -49,6 +50,7 @@ class WesClient:
         token: A bearer token. Defaults to ``TOOLCHEST_WES_TOKEN``, then the config file.
         timeout: Seconds to wait for the server on each request.
         retries: How many times a request is sent again after a retryable failure.
+        retry_backoff: The first pause before a retry, in seconds; it doubles each time.
         http: An ``httpx.Client`` to send with (tests, proxies, custom TLS); the caller
             closes it.
         journal: Where submissions are recorded; ``False`` records nothing.
@@ -67,12 +69,13 @@ class WesClient:
         *,
         timeout: float = 30.0,
         retries: int = 5,
+        retry_backoff: float = 0.5,
         http: httpx.Client | None = None,
         journal: Journal | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         url, token = _config.resolve(url, token)
-        self._core = Core(url, token, RetryPolicy(retries=retries), headers)
+        self._core = Core(url, token, RetryPolicy(retries, retry_backoff), headers)
         self._own_http = http is None
         self.http = http or httpx.Client(timeout=timeout, follow_redirects=True)
         self.journal: Journal | None = (
@@ -400,8 +403,14 @@ class WesClient:
         Example:
             >>> print_runs(wes.runs(10, state="EXECUTOR_ERROR"))
         """
-        summaries = list(self.list_runs(state=state, tags=tags, limit=last_n))
-        return [self.get_run_log(s.run_id) for s in summaries]
+        logs = []
+        for summary in self.list_runs(state=state, tags=tags, limit=last_n):
+            try:
+                logs.append(self.get_run_log(summary.run_id))
+            except WesApiError:
+                # A run whose RunLog the server cannot give still belongs in the table.
+                logs.append(log_from_summary(summary))
+        return logs
 
     def recover(self) -> list[Run]:
         """Find the runs of journal entries whose answer never arrived, and record them."""

@@ -1,0 +1,284 @@
+"""Error mapping, retries and submit idempotency, over httpx.MockTransport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from toolchest_wes.client import (
+    AsyncWesClient,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    NotFoundError,
+    RateLimitedError,
+    RunNotFoundError,
+    ServerError,
+    State,
+    TransportError,
+    UnauthorizedError,
+    UnexpectedResponseError,
+    WesApiError,
+    WesClient,
+)
+from toolchest_wes.client._core import REQUEST_ID_TAG
+
+Handler = Callable[[httpx.Request], httpx.Response]
+URL = "http://wes.test"
+
+
+def client(handler: Handler, **kwargs: Any) -> WesClient:
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    kwargs.setdefault("retry_backoff", 0.001)
+    return WesClient(URL, http=http, journal=False, **kwargs)
+
+
+def error(status: int, msg: str = "nope", **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"msg": msg, "status_code": status}, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, BadRequestError),
+        (401, UnauthorizedError),
+        (403, ForbiddenError),
+        (409, ConflictError),
+        (410, GoneError),
+        (500, ServerError),
+        (418, WesApiError),
+    ],
+)
+def test_error_statuses_map_to_exceptions(status: int, kind: type[Exception]) -> None:
+    wes = client(lambda r: error(status, "what to fix"))
+    with pytest.raises(kind) as info:
+        wes.get_service_info()
+    assert isinstance(info.value, WesApiError)
+    assert info.value.status_code == status and info.value.msg == "what to fix"
+
+
+def test_404_on_a_run_is_run_not_found_and_elsewhere_not_found() -> None:
+    wes = client(lambda r: error(404, "run 'x' not found"))
+    with pytest.raises(RunNotFoundError):
+        wes.get_run_status("x")
+    with pytest.raises(NotFoundError) as info:
+        wes.get_task("x", "t")
+    assert not isinstance(info.value, RunNotFoundError)
+
+
+def test_error_without_error_response_keeps_the_body() -> None:
+    wes = client(lambda r: httpx.Response(502, text="<html>bad gateway</html>"), retries=0)
+    with pytest.raises(ServerError, match="bad gateway"):
+        wes.get_service_info()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", json.dumps({"run_id": 5, "state": ["x"]}).encode()],
+)
+def test_malformed_bodies_raise_unexpected_response(body: bytes) -> None:
+    wes = client(lambda r: httpx.Response(200, content=body))
+    with pytest.raises(UnexpectedResponseError):
+        wes.get_run_status("r")
+
+
+def test_unknown_fields_and_states_are_tolerated() -> None:
+    body = {"run_id": "r", "state": "SOMETHING_NEW", "extra": {"x": 1}}
+    wes = client(lambda r: httpx.Response(200, json=body))
+    status = wes.get_run_status("r")
+    assert status.state is State.UNKNOWN
+
+
+def test_get_retries_503_429_and_connection_errors() -> None:
+    answers: list[Any] = [
+        httpx.ConnectError("refused"),
+        error(503, "busy"),
+        error(429, "slow down", **{"Retry-After": "0"}),
+        httpx.Response(200, json={"run_id": "r", "state": "RUNNING"}),
+    ]
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    assert client(handler).get_run_status("r").state is State.RUNNING
+    assert len(seen) == 4
+
+
+def test_retries_give_up_with_the_last_error() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(TransportError, match="connection refused"):
+        client(refuse, retries=2).get_service_info()
+    wes = client(lambda r: error(429, "later", **{"Retry-After": "0"}), retries=1)
+    with pytest.raises(RateLimitedError) as info:
+        list(wes.list_tasks("r"))
+    assert info.value.retry_after == 0
+
+
+def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    answers = [error(503, "busy", **{"Retry-After": "7"}), httpx.Response(200, json={})]
+    wes = client(lambda r: answers.pop(0))
+    wes.get_service_info()
+    assert slept == [7.0]
+
+
+def test_the_token_goes_only_to_its_own_server() -> None:
+    seen: dict[str, str | None] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[request.url.host] = request.headers.get("Authorization")
+        return httpx.Response(200, content=b"log")
+
+    wes = client(handler, token="s3cret")
+    wes._read_from(f"{URL}/ga4gh/wes/v1/runs/r/stderr", 0)
+    wes._read_from("http://elsewhere.test/log", 0)
+    assert seen == {"wes.test": "Bearer s3cret", "elsewhere.test": None}
+
+
+class FlakyServer:
+    """Creates a run on POST, but the answer can be lost on the way back."""
+
+    def __init__(self, lose: list[str]) -> None:
+        self.lose = lose  # for each POST: "timeout", "refuse", "503" or "ok"
+        self.runs: dict[str, dict[str, str]] = {}
+        self.posts = 0
+        self.lookups_fail = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            what = self.lose[self.posts]
+            self.posts += 1
+            if what == "refuse":
+                raise httpx.ConnectError("refused")
+            if what == "503":
+                return error(503, "overloaded")
+            run_id = f"run{len(self.runs)}"
+            tags = json.loads(_form_field(request, "tags"))
+            self.runs[run_id] = tags
+            if what == "timeout":
+                raise httpx.ReadTimeout("timed out")
+            return httpx.Response(200, json={"run_id": run_id})
+        if self.lookups_fail:
+            self.lookups_fail -= 1
+            raise httpx.ConnectError("refused")
+        tag = request.url.params.get("tag", "")
+        key, _, value = tag.partition(":")
+        runs = [
+            {"run_id": r, "state": "QUEUED", "tags": t}
+            for r, t in self.runs.items()
+            if not tag or t.get(key) == value
+        ]
+        return httpx.Response(200, json={"runs": runs, "next_page_token": ""})
+
+
+def _form_field(request: httpx.Request, name: str) -> str:
+    body = request.read().decode()
+    if "Content-Disposition" not in body:
+        from urllib.parse import parse_qs
+
+        return parse_qs(body)[name][0]
+    part = body.split(f'name="{name}"', 1)[1]
+    return part.split("\r\n\r\n", 1)[1].split("\r\n--", 1)[0]
+
+
+@pytest.fixture
+def hello(tmp_path: Path) -> Path:
+    path = tmp_path / "hello.cwl"
+    path.write_text("cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: echo\n")
+    return path
+
+
+def test_submit_after_a_lost_answer_finds_the_run_instead_of_posting_again(hello: Path) -> None:
+    server = FlakyServer(["timeout", "ok"])
+    run = client(server).submit(hello)
+    assert server.posts == 1 and list(server.runs) == [run.run_id]
+    assert REQUEST_ID_TAG in server.runs[run.run_id]
+
+
+def test_submit_resends_after_a_refused_connection_or_503(hello: Path) -> None:
+    server = FlakyServer(["refuse", "503", "ok"])
+    run = client(server).submit(hello)
+    assert server.posts == 3 and list(server.runs) == [run.run_id]
+
+
+def test_submit_never_resends_while_the_lookup_fails(hello: Path) -> None:
+    server = FlakyServer(["timeout", "ok"])
+    server.lookups_fail = 2
+    run = client(server).submit(hello)
+    assert server.posts == 1 and run.run_id == "run0"
+
+
+def test_submit_gives_up_without_a_second_run(hello: Path) -> None:
+    server = FlakyServer(["timeout"] * 10)
+    server.runs = {}
+
+    def no_lookup(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            raise httpx.ConnectError("refused")
+        return server(request)
+
+    with pytest.raises(TransportError):
+        client(no_lookup, retries=2).submit(hello)
+    assert server.posts == 1
+
+
+def test_a_bad_request_on_submit_is_not_retried(hello: Path) -> None:
+    posts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        return error(400, "workflow_type_version 'v9' is not supported")
+
+    with pytest.raises(BadRequestError, match="v9"):
+        client(handler).submit(hello)
+    assert len(posts) == 1
+
+
+def test_listing_reads_the_workflows_key_and_goes_past_short_pages() -> None:
+    pages = {
+        "": {"workflows": [{"run_id": "a", "state": "COMPLETE"}], "next_page_token": "t1"},
+        "t1": {"workflows": [], "next_page_token": "t2"},
+        "t2": {"workflows": [{"run_id": "b", "state": "QUEUED"}], "next_page_token": ""},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params.get("page_token", "")])
+
+    assert [r.run_id for r in client(handler).list_runs(page_size=5)] == ["a", "b"]
+
+
+def test_listing_stops_when_a_server_repeats_its_token() -> None:
+    body = {"runs": [{"run_id": "a", "state": "COMPLETE"}], "next_page_token": "same"}
+    runs = list(client(lambda r: httpx.Response(200, json=body)).list_runs())
+    assert [r.run_id for r in runs] == ["a", "a"]
+
+
+def test_async_client_maps_errors_and_retries() -> None:
+    import asyncio
+
+    answers = [error(503, "busy"), httpx.Response(200, json={"run_id": "r", "state": "QUEUED"})]
+
+    async def main() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: answers.pop(0)))
+        async with AsyncWesClient(URL, http=http, journal=False, retry_backoff=0.001) as wes:
+            assert (await wes.get_run_status("r")).state is State.QUEUED
+            answers.append(error(404, "run 'r' not found"))
+            with pytest.raises(RunNotFoundError):
+                await wes.get_run_log("r")
+        await http.aclose()
+
+    asyncio.run(main())
