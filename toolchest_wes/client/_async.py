@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import httpx
 
-from toolchest_wes.client import _config
 from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
 from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep, api_error
@@ -24,7 +23,7 @@ from toolchest_wes.client._listing import RunFilter, log_from_summary
 from toolchest_wes.client._submit import prepare_submission
 from toolchest_wes.client.exceptions import DownloadError, TransportError, WesApiError
 from toolchest_wes.client.journal import Journal
-from toolchest_wes.client.run import FOLLOW_INTERVAL, Stream
+from toolchest_wes.client.run import FOLLOW_INTERVAL, RunHandle, Stream
 from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import (
     OutputListResponse,
@@ -62,13 +61,10 @@ class AsyncWesClient:
         journal: Journal | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        url, token = _config.resolve(url, token)
-        self._core = Core(url, token, RetryPolicy(retries, retry_backoff), headers)
+        self._core = Core.configured(url, token, RetryPolicy(retries, retry_backoff), headers)
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
-        self.journal: Journal | None = (
-            Journal() if journal is True else (journal if isinstance(journal, Journal) else None)
-        )
+        self.journal = Journal.choose(journal)
 
     @property
     def url(self) -> str:
@@ -279,12 +275,8 @@ class AsyncWesClient:
             return log_from_summary(summary)
 
 
-class AsyncRun:
+class AsyncRun(RunHandle[AsyncWesClient]):
     """``Run`` for ``asyncio``: the same methods, awaitable."""
-
-    def __init__(self, client: AsyncWesClient, run_id: str) -> None:
-        self.client = client
-        self.run_id = run_id
 
     @classmethod
     def from_id(
@@ -297,9 +289,6 @@ class AsyncRun:
     ) -> AsyncRun:
         """A handle on a run submitted earlier, without contacting the server."""
         return cls(client or AsyncWesClient(url, token), run_id)
-
-    def __repr__(self) -> str:
-        return f"AsyncRun({self.run_id!r}, url={self.client.url!r})"
 
     async def status(self) -> State:
         """The run's current state."""

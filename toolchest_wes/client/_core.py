@@ -16,6 +16,7 @@ import httpx
 
 from toolchest_wes import __version__
 from toolchest_wes.client import exceptions as exc
+from toolchest_wes.client._config import resolve
 from toolchest_wes.client._http import (
     Op,
     RetryPolicy,
@@ -114,6 +115,17 @@ class Core:
         self.headers = {"User-Agent": f"toolchest-wes/{__version__}", **(headers or {})}
         parts = urlsplit(self.base)
         self._origin = (parts.scheme, parts.netloc)
+
+    @classmethod
+    def configured(
+        cls,
+        url: str | None,
+        token: str | None,
+        policy: RetryPolicy,
+        headers: Mapping[str, str] | None = None,
+    ) -> Core:
+        """A core for ``url`` and ``token``, or those of the environment or config file."""
+        return cls(*resolve(url, token), policy, headers)
 
     # -- building -------------------------------------------------------------------------
 
@@ -285,21 +297,15 @@ class Core:
 
     def cancel_run(self, run_id: str) -> Op[str]:
         """POST /runs/{run_id}/cancel (safe to repeat, so retried)."""
-        response = yield from request(
-            lambda: self.build("POST", f"/runs/{_q(run_id)}/cancel"),
-            self.policy,
-            retry=True,
-            run_url=True,
-        )
-        return decode(response, RunId).run_id
+        return self._run_action("POST", f"/runs/{_q(run_id)}/cancel")
 
     def delete_run(self, run_id: str) -> Op[str]:
-        """DELETE /runs/{run_id} (a toolchest-wes extension)."""
+        """DELETE /runs/{run_id} (a toolchest-wes extension; safe to repeat, so retried)."""
+        return self._run_action("DELETE", f"/runs/{_q(run_id)}")
+
+    def _run_action(self, method: str, path: str) -> Op[str]:
         response = yield from request(
-            lambda: self.build("DELETE", f"/runs/{_q(run_id)}"),
-            self.policy,
-            retry=True,
-            run_url=True,
+            lambda: self.build(method, path), self.policy, retry=True, run_url=True
         )
         return decode(response, RunId).run_id
 

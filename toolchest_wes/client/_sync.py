@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import httpx
 
-from toolchest_wes.client import _config
 from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep
 from toolchest_wes.client._listing import RunFilter, log_from_summary
@@ -74,13 +73,10 @@ class WesClient:
         journal: Journal | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        url, token = _config.resolve(url, token)
-        self._core = Core(url, token, RetryPolicy(retries, retry_backoff), headers)
+        self._core = Core.configured(url, token, RetryPolicy(retries, retry_backoff), headers)
         self._own_http = http is None
         self.http = http or httpx.Client(timeout=timeout, follow_redirects=True)
-        self.journal: Journal | None = (
-            Journal() if journal is True else (journal if isinstance(journal, Journal) else None)
-        )
+        self.journal = Journal.choose(journal)
 
     @property
     def url(self) -> str:

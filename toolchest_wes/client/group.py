@@ -7,16 +7,19 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from toolchest_wes.client._core import WaitPolicy
 from toolchest_wes.client.exceptions import WaitTimeout
+from toolchest_wes.client.run import RunHandle
 from toolchest_wes.models import RunLog, State
 
 if TYPE_CHECKING:
     from toolchest_wes.client._async import AsyncRun, AsyncWesClient
     from toolchest_wes.client._sync import WesClient
     from toolchest_wes.client.run import Run
+
+R = TypeVar("R", bound=RunHandle[Any])
 
 __all__ = ["AsyncRunGroup", "RunGroup"]
 
@@ -64,13 +67,6 @@ class _Poller:
         return pause
 
 
-def _save(path: str | Path, url: str, run_ids: list[str]) -> None:
-    Path(path).write_text(
-        json.dumps({"format": _FORMAT, "url": url, "run_ids": run_ids}, indent=2) + "\n",
-        encoding="utf-8",
-    )
-
-
 def _load(path: str | Path) -> dict[str, Any]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
@@ -78,7 +74,35 @@ def _load(path: str | Path) -> dict[str, Any]:
     return data
 
 
-class RunGroup:
+class _Group(Generic[R]):
+    """Runs of one kind, in a fixed order."""
+
+    def __init__(self, runs: Iterable[R]) -> None:
+        self.runs = list(runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.runs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.runs)} runs)"
+
+    def save(self, path: str | Path) -> None:
+        """Write the server URL and run ids to ``path`` (JSON; no token is written)."""
+        urls = {run.client.url for run in self.runs}
+        if len(urls) > 1:
+            raise ValueError("a saved group holds runs of one server")
+        data = {
+            "format": _FORMAT,
+            "url": urls.pop() if urls else "",
+            "run_ids": [run.run_id for run in self.runs],
+        }
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+class RunGroup(_Group["Run"]):
     """Several runs, waited for and collected together (ChemCloud's ``FutureOutput``).
 
     Example:
@@ -87,18 +111,6 @@ class RunGroup:
         >>> for run in group.as_completed(timeout=3600):
         ...     print(run.run_id, run.status())
     """
-
-    def __init__(self, runs: Iterable[Run]) -> None:
-        self.runs = list(runs)
-
-    def __len__(self) -> int:
-        return len(self.runs)
-
-    def __iter__(self) -> Iterator[Run]:
-        return iter(self.runs)
-
-    def __repr__(self) -> str:
-        return f"RunGroup({len(self.runs)} runs)"
 
     @property
     def statuses(self) -> dict[str, State]:
@@ -145,13 +157,6 @@ class RunGroup:
             if not _ended(run.status()):
                 run.cancel()
 
-    def save(self, path: str | Path) -> None:
-        """Write the server URL and run ids to ``path`` (JSON; no token is written)."""
-        urls = {run.client.url for run in self.runs}
-        if len(urls) > 1:
-            raise ValueError("a saved group holds runs of one server")
-        _save(path, urls.pop() if urls else "", [run.run_id for run in self.runs])
-
     @classmethod
     def open(
         cls, path: str | Path, client: WesClient | None = None, *, token: str | None = None
@@ -165,17 +170,8 @@ class RunGroup:
         return cls(Run(client, run_id) for run_id in data["run_ids"])
 
 
-class AsyncRunGroup:
+class AsyncRunGroup(_Group["AsyncRun"]):
     """The ``asyncio`` twin of :class:`RunGroup`, over ``AsyncRun``s."""
-
-    def __init__(self, runs: Iterable[AsyncRun]) -> None:
-        self.runs = list(runs)
-
-    def __len__(self) -> int:
-        return len(self.runs)
-
-    def __iter__(self) -> Iterator[AsyncRun]:
-        return iter(self.runs)
 
     async def statuses(self) -> dict[str, State]:
         """Each run's current state, by run id (polled concurrently)."""
@@ -214,13 +210,6 @@ class AsyncRunGroup:
         for run_id, state in (await self.statuses()).items():
             if not _ended(state):
                 await next(r for r in self.runs if r.run_id == run_id).cancel()
-
-    def save(self, path: str | Path) -> None:
-        """Write the server URL and run ids to ``path`` (JSON; no token is written)."""
-        urls = {run.client.url for run in self.runs}
-        if len(urls) > 1:
-            raise ValueError("a saved group holds runs of one server")
-        _save(path, urls.pop() if urls else "", [run.run_id for run in self.runs])
 
     @classmethod
     def open(

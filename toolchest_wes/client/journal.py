@@ -61,6 +61,13 @@ class Journal:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
 
+    @classmethod
+    def choose(cls, journal: Journal | bool) -> Journal | None:
+        """A client's ``journal=`` argument: ``True`` for the default file, ``False`` for none."""
+        if isinstance(journal, Journal):
+            return journal
+        return cls() if journal else None
+
     def record_submit(
         self, request_id: str, server: str, workflow: str, tags: dict[str, str]
     ) -> None:

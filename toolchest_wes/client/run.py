@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 import httpx
 
@@ -27,7 +27,7 @@ from toolchest_wes.models import RunLog, State, TaskLog
 if TYPE_CHECKING:
     from toolchest_wes.client._sync import WesClient
 
-__all__ = ["Run", "Stream"]
+__all__ = ["Run", "RunHandle", "Stream"]
 
 Stream = Literal["stdout", "stderr"]
 
@@ -35,7 +35,35 @@ Stream = Literal["stdout", "stderr"]
 FOLLOW_INTERVAL = (0.5, 5.0)
 
 
-class Run:
+class _HasUrl(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+C = TypeVar("C", bound=_HasUrl)
+
+
+class RunHandle(Generic[C]):
+    """A run id and the client that reaches its server; equal when both are."""
+
+    def __init__(self, client: C, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.run_id!r}, url={self.client.url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunHandle):
+            return NotImplemented
+        other_handle: RunHandle[Any] = other
+        return (self.run_id, self.client.url) == (other_handle.run_id, other_handle.client.url)
+
+    def __hash__(self) -> int:
+        return hash((self.run_id, self.client.url))
+
+
+class Run(RunHandle["WesClient"]):
     """One run on a WES server: its id plus the client that reaches it.
 
     Get one from ``WesClient.submit``, ``WesClient.get_run`` or :meth:`from_id`.
@@ -47,10 +75,6 @@ class Run:
         >>> print(run.outputs())
         >>> run.download("results/")
     """
-
-    def __init__(self, client: WesClient, run_id: str) -> None:
-        self.client = client
-        self.run_id = run_id
 
     @classmethod
     def from_id(
@@ -73,17 +97,6 @@ class Run:
 
             client = WesClient(url, token)
         return cls(client, run_id)
-
-    def __repr__(self) -> str:
-        return f"Run({self.run_id!r}, url={self.client.url!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Run):
-            return NotImplemented
-        return (self.run_id, self.client.url) == (other.run_id, other.client.url)
-
-    def __hash__(self) -> int:
-        return hash((self.run_id, self.client.url))
 
     def status(self) -> State:
         """The run's current state (GET /runs/{run_id}/status)."""
