@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from toolchest_wes import __version__
+from toolchest_wes.cli.client_commands import register as register_client_commands
 from toolchest_wes.config import ContainerRuntime, Settings
 
 __all__ = ["cli"]
@@ -174,6 +175,9 @@ def reconcile(**flags: Any) -> None:
     report = reconciler.run_once(force=True)
     assert report is not None
     click.echo(json.dumps({"failed": report.failed, "cancelled": report.cancelled}))
+
+
+register_client_commands(cli)
 
 
 def _exec(env: dict[str, str], module: str, *args: str) -> None:

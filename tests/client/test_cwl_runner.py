@@ -1,0 +1,210 @@
+"""``toolchest-wes cwl-runner`` against a real server: the cwl-runner interface over WES."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from toolchest_wes.cli.cwl_runner import localize
+from toolchest_wes.cli.main import cli
+from toolchest_wes.client import Journal
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CWL = Path(__file__).resolve().parents[1] / "cwl"
+HELLO = EXAMPLES / "hello" / "hello.cwl"
+HELLO_JOB = EXAMPLES / "hello" / "hello.json"
+TWO_STEP = EXAMPLES / "two-step" / "count-lines.cwl"
+TWO_STEP_JOB = EXAMPLES / "two-step" / "count-lines.json"
+
+
+def cwl_runner(live: Any, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["cwl-runner", "--wes", live.url, *args], catch_exceptions=False)
+
+
+def local_file(entry: dict[str, Any], outdir: Path) -> Path:
+    """The local copy an output File names, checked to be in ``outdir``."""
+    assert entry["class"] == "File"
+    assert entry["location"].startswith("file://")
+    path = Path(entry["path"])
+    assert Path(entry["location"][len("file://") :]) == path
+    assert path.parent == outdir.resolve()
+    assert path.is_file() and path.stat().st_size == entry["size"]
+    return path
+
+
+def test_hello_prints_the_output_object_with_local_files(
+    live: Any, journal: Journal, tmp_path: Path
+) -> None:
+    outdir = tmp_path / "out"
+    result = cwl_runner(live, f"--outdir={outdir}", "--quiet", str(HELLO), str(HELLO_JOB))
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert set(output) == {"greeting"}
+    greeting = output["greeting"]
+    assert greeting["basename"] == "hello.txt" and greeting["checksum"].startswith("sha1$")
+    path = local_file(greeting, outdir)
+    assert path.read_text() == "Hello from toolchest-wes\n"
+    assert "INFO" not in result.stderr  # --quiet: no engine log
+
+
+def test_two_step_with_the_log_on_stderr(live: Any, journal: Journal, tmp_path: Path) -> None:
+    outdir = tmp_path / "out"
+    result = cwl_runner(live, "--outdir", str(outdir), str(TWO_STEP), str(TWO_STEP_JOB))
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert local_file(output["sorted"], outdir).read_text().split() == [
+        "apple",
+        "apple",
+        "fig",
+        "pear",
+        "pear",
+        "pear",
+    ]
+    counts = local_file(output["count"], outdir).read_text().split()
+    assert counts == ["2", "apple", "1", "fig", "3", "pear"]
+    assert "Final process status is success" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_file_urls_and_cwltool_flags_are_accepted(
+    live: Any, journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cwl_runner(
+        live,
+        "--debug",
+        "--basedir",
+        str(tmp_path),
+        "--quiet",
+        HELLO.as_uri(),
+        HELLO_JOB.as_uri(),
+    )
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert local_file(output["greeting"], tmp_path).name == "hello.txt"  # --outdir: the cwd
+
+
+def test_failing_workflow_exits_non_zero_with_the_reason(
+    live: Any, journal: Journal, tmp_path: Path
+) -> None:
+    result = cwl_runner(live, "--quiet", f"--outdir={tmp_path}", str(CWL / "fail.cwl"))
+    assert result.exit_code == 1  # cwltool's permanent failure
+    assert result.stdout == ""
+    assert "EXECUTOR_ERROR" in result.stderr and "something went wrong" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_usage_errors(live: Any, journal: Journal, tmp_path: Path) -> None:
+    assert cwl_runner(live).exit_code == 2
+    assert cwl_runner(live, "a.cwl", "b.yml", "c.yml").exit_code == 2
+    missing = cwl_runner(live, str(tmp_path / "missing.cwl"))
+    assert missing.exit_code == 2 and "missing.cwl" in missing.stderr
+
+
+def test_localize_maps_files_directories_and_secondary_files(tmp_path: Path) -> None:
+    base = "http://wes/ga4gh/wes/v1/runs/r1/outputs/"
+    (tmp_path / "a.txt").write_text("a")
+    outputs = {
+        "file": {
+            "class": "File",
+            "location": base + "a.txt",
+            "basename": "a.txt",
+            "size": 1,
+            "secondaryFiles": [{"class": "File", "location": base + "a.txt.idx"}],
+        },
+        "dir": {
+            "class": "Directory",
+            "location": base + "d%20ir",
+            "listing": [{"class": "File", "location": base + "d%20ir/b.txt"}],
+        },
+        "elsewhere": {"class": "File", "location": "s3://bucket/x"},
+        "number": 3,
+    }
+    local = {base + "a.txt": tmp_path / "a.txt", base: tmp_path}
+    result = localize(outputs, local)
+    assert result["file"]["location"] == (tmp_path / "a.txt").as_uri()
+    assert result["file"]["path"] == str(tmp_path / "a.txt")
+    assert result["file"]["basename"] == "a.txt" and result["file"]["size"] == 1
+    assert result["file"]["secondaryFiles"][0]["path"] == str(tmp_path / "a.txt.idx")
+    assert result["dir"]["path"] == str(tmp_path / "d ir") and (tmp_path / "d ir").is_dir()
+    assert result["dir"]["listing"][0]["path"] == str(tmp_path / "d ir" / "b.txt")
+    assert result["elsewhere"] == {"class": "File", "location": "s3://bucket/x"}
+    assert result["number"] == 3
+    escaping = localize({"class": "File", "location": base + "../x"}, local)
+    assert "path" not in escaping
+
+
+CONFORMANCE = """\
+- id: hello
+  doc: One tool, one output file
+  tool: {hello}
+  job: {hello_job}
+  output:
+    greeting:
+      class: File
+      basename: hello.txt
+      checksum: sha1${hello_sha1}
+      size: 25
+      location: hello.txt
+  tags: [command_line_tool]
+- id: two_step
+  doc: A workflow of two steps with an input file
+  tool: {two_step}
+  job: {two_step_job}
+  output:
+    sorted:
+      class: File
+      basename: sorted.txt
+      size: 31
+      location: sorted.txt
+    count:
+      class: File
+      basename: counts.txt
+      size: 39
+      location: counts.txt
+  tags: [workflow]
+- id: failing
+  doc: A tool that fails makes the runner exit non-zero
+  tool: {fail}
+  should_fail: true
+  tags: [command_line_tool]
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_cwltest_drives_the_runner(live: Any, journal: Journal, tmp_path: Path) -> None:
+    cwltest = shutil.which("cwltest", path=str(Path(sys.executable).parent))
+    if cwltest is None:
+        pytest.skip("cwltest is not installed")
+    runner = Path(sys.executable).parent / "toolchest-wes"
+    tests = tmp_path / "conformance.yml"
+    tests.write_text(
+        CONFORMANCE.format(
+            hello=HELLO,
+            hello_job=HELLO_JOB,
+            hello_sha1=hashlib.sha1(b"Hello from toolchest-wes\n").hexdigest(),
+            two_step=TWO_STEP,
+            two_step_job=TWO_STEP_JOB,
+            fail=CWL / "fail.cwl",
+        )
+    )
+    # cwltest runs TOOL ARGS --outdir=DIR --quiet WORKFLOW JOB for each test.
+    command = [cwltest, "--test", str(tests), "--tool", str(runner), "--"]
+    done = subprocess.run(
+        [*command, "cwl-runner", "--wes", live.url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Test [3/3]" in done.stderr and "All tests passed" in done.stderr

@@ -1,0 +1,380 @@
+"""The client commands of ``toolchest-wes``: submit, watch, inspect and fetch runs on any WES
+server, through the SDK in ``toolchest_wes.client``.
+
+Every command takes ``--url``/``--wes``, ``--token`` and ``--json``; a RUN argument is a run id,
+``@last`` (the newest run this machine submitted to the server) or ``@last~N``. Exit codes are
+in :class:`toolchest_wes.cli._output.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from toolchest_wes.cli._common import (
+    Session,
+    client_command,
+    detach_on_interrupt,
+    parse_pairs,
+    stop,
+)
+from toolchest_wes.cli._output import EXIT_CODES_HELP, echo_json, exit_code_for_state, warn
+from toolchest_wes.client import Run, RunFailed, format_runs
+from toolchest_wes.client.run import Stream
+from toolchest_wes.client.tables import duration, format_table
+from toolchest_wes.models import RunLog, State
+
+__all__ = ["COMMANDS", "register"]
+
+RUN_HELP = "RUN is a run id, @last (the newest run submitted from here) or @last~N."
+
+
+@click.command()
+@click.argument("workflow")
+@click.argument("job", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the run (repeat).")
+@click.option(
+    "--engine-param",
+    "engine_params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A workflow_engine_parameters entry, such as --engine-param=--parallel=true.",
+)
+@click.option(
+    "--attach",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Another file or folder to attach (repeat).",
+)
+@click.option("--engine", help="workflow_engine, when the server offers several.")
+@click.option("--wait", is_flag=True, help="Wait until the run ends; exit with its outcome.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="With --wait: wait at most this.")
+@click.option(
+    "--download",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Wait, then download the outputs into DIR.",
+)
+@click.option("--cancel-on-interrupt", is_flag=True, help="Ctrl-C while waiting cancels the run.")
+@client_command
+def submit(
+    session: Session,
+    workflow: str,
+    job: Path | None,
+    tags: tuple[str, ...],
+    engine_params: tuple[str, ...],
+    attach: tuple[Path, ...],
+    engine: str | None,
+    wait: bool,
+    timeout: float | None,
+    download: Path | None,
+    cancel_on_interrupt: bool,
+) -> None:
+    """Submit WORKFLOW (a local CWL file or a URL) with the inputs in JOB (YAML or JSON).
+
+    The local files the workflow and its inputs name are attached. Prints the run id on
+    stdout, so RUN=$(toolchest-wes submit wf.cwl job.yml) works.
+    """
+    run = session.client.submit(
+        workflow,
+        job,
+        attachments=attach,
+        tags=parse_pairs(tags, "--tag"),
+        engine_params=parse_pairs(engine_params, "--engine-param") or None,
+        engine=engine,
+    )
+    if not (wait or download):
+        if session.as_json:
+            echo_json({"run_id": run.run_id})
+        else:
+            click.echo(run.run_id)
+        return
+    if not session.as_json:
+        click.echo(run.run_id)
+    with detach_on_interrupt(run, cancel_on_interrupt):
+        warn(f"waiting for run {run.run_id} (Ctrl-C {_ctrl_c(cancel_on_interrupt)})")
+        _finish(session, run, timeout, on_stdout=session.as_json)
+        if download is not None:
+            written = run.download(download)
+            warn(f"downloaded {len(written)} file(s) into {download}")
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@client_command
+def status(session: Session, run_ref: str) -> None:
+    """Print the state of RUN.
+
+    Exits 0 whatever the state; `wait` exits with the run's outcome.
+    """
+    run = session.run(run_ref)
+    state = run.client.get_run_status(run.run_id)
+    if session.as_json:
+        echo_json(state)
+    else:
+        click.echo(state.state)
+
+
+@click.command("wait")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Wait at most this long.")
+@click.option("--cancel-on-interrupt", is_flag=True, help="Ctrl-C cancels the run.")
+@client_command
+def wait_command(
+    session: Session, run_ref: str, timeout: float | None, cancel_on_interrupt: bool
+) -> None:
+    """Wait until RUN ends; print its final state and exit with its outcome."""
+    run = session.run(run_ref)
+    with detach_on_interrupt(run, cancel_on_interrupt):
+        warn(f"waiting for run {run.run_id} (Ctrl-C {_ctrl_c(cancel_on_interrupt)})")
+        _finish(session, run, timeout, on_stdout=True)
+
+
+def _ctrl_c(cancel_on_interrupt: bool) -> str:
+    return "cancels the run" if cancel_on_interrupt else "detaches, the run goes on"
+
+
+def _finish(session: Session, run: Run, timeout: float | None, *, on_stdout: bool) -> RunLog:
+    """Wait for ``run`` and report how it ended; exit with its code unless COMPLETE.
+
+    With ``on_stdout`` the final state (or the RunLog, with ``--json``) goes to stdout, else a
+    line goes to stderr. A failure's reason and stderr tail always go to stderr.
+    """
+    try:
+        log = run.wait(timeout=timeout)
+    except RunFailed as failed:
+        warn(f"error: {failed}")
+        if on_stdout:
+            _print_final(session, run.log())
+        stop(exit_code_for_state(failed.state))
+    if on_stdout:
+        _print_final(session, log)
+    else:
+        warn(f"run {run.run_id} {log.state}")
+    return log
+
+
+def _print_final(session: Session, log: RunLog) -> None:
+    if session.as_json:
+        echo_json(log)
+    else:
+        click.echo(log.state)
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@client_command
+def cancel(session: Session, run_ref: str) -> None:
+    """Ask the server to cancel RUN (it ends CANCELED)."""
+    run = session.run(run_ref)
+    run_id = run.client.cancel_run(run.run_id)
+    if session.as_json:
+        echo_json({"run_id": run_id})
+    else:
+        click.echo(f"cancel requested for run {run_id}")
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option(
+    "--stream",
+    type=click.Choice(["stderr", "stdout"]),
+    default="stderr",
+    show_default=True,
+    help="Which log: the engine's stderr (its log) or its stdout.",
+)
+@click.option("--stdout", "stdout_flag", is_flag=True, help="Same as --stream stdout.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new text until the run ends.")
+@click.option("--task", metavar="TASK", help="A task id or name: that task's log.")
+@client_command
+def logs(
+    session: Session, run_ref: str, stream: str, stdout_flag: bool, follow: bool, task: str | None
+) -> None:
+    """Print the log of RUN (or of one of its tasks)."""
+    run = session.run(run_ref)
+    which: Stream = "stdout" if stdout_flag or stream == "stdout" else "stderr"
+    if not follow:
+        text = run.logs(which, task=task)
+        if session.as_json:
+            echo_json({"run_id": run.run_id, "stream": which, "task": task, "text": text})
+        else:
+            click.echo(text, nl=False)
+        return
+    with detach_on_interrupt(run):
+        for chunk in run.logs(which, follow=True, task=task):
+            if session.as_json:  # one JSON object per line as the text arrives
+                click.echo(json.dumps({"run_id": run.run_id, "stream": which, "text": chunk}))
+            else:
+                click.echo(chunk, nl=False)
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@client_command
+def tasks(session: Session, run_ref: str) -> None:
+    """List the tasks (CWL steps and jobs) of RUN."""
+    run = session.run(run_ref)
+    found = run.tasks()
+    if session.as_json:
+        echo_json(found)
+        return
+    rows = [
+        [
+            t.id,
+            t.name,
+            "-" if t.exit_code is None else str(t.exit_code),
+            _short(t.start_time),
+            duration(t.start_time, t.end_time),
+        ]
+        for t in found
+    ]
+    click.echo(format_table(["TASK ID", "NAME", "EXIT", "STARTED", "DURATION"], rows))
+
+
+def _short(stamp: str | None) -> str:
+    return stamp[:19].replace("T", " ") if stamp else "-"
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only matching files (repeat).")
+@client_command
+def outputs(session: Session, run_ref: str, include: tuple[str, ...]) -> None:
+    """List the output files of RUN with their sizes and checksums."""
+    run = session.run(run_ref)
+    files = run.outputs(include or None)
+    if session.as_json:
+        echo_json({"run_id": run.run_id, "files": list(files), "total_size": files.total_size})
+    else:
+        click.echo(str(files))
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.argument("dest", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--include", multiple=True, metavar="GLOB", help="Only matching files (repeat).")
+@click.option("--archive", is_flag=True, help="Fetch one zip of the outputs instead.")
+@client_command
+def download(
+    session: Session, run_ref: str, dest: str, include: tuple[str, ...], archive: bool
+) -> None:
+    """Download the outputs of RUN into DEST (default: here), keeping their paths.
+
+    Complete files are skipped and partial ones resumed, so running it again after an
+    interruption finishes the job. Prints each file written.
+    """
+    run = session.run(run_ref)
+    with detach_on_interrupt(run):
+        written = run.download(dest, include or None, archive=archive)
+    if session.as_json:
+        echo_json({"run_id": run.run_id, "files": [str(p) for p in written]})
+    else:
+        for path in written:
+            click.echo(str(path))
+
+
+@click.command("list")
+@click.option("--last", "last_n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in State], case_sensitive=False),
+    help="Only runs in this state.",
+)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag.")
+@client_command
+def list_command(session: Session, last_n: int, state: str | None, tags: tuple[str, ...]) -> None:
+    """List the newest runs on the server, newest first."""
+    runs = session.client.runs(last_n, state=state, tags=parse_pairs(tags, "--tag"))
+    if session.as_json:
+        echo_json(runs)
+    else:
+        click.echo(format_runs(runs))
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@client_command
+def info(session: Session, run_ref: str) -> None:
+    """Show RUN: state, times, exit code, system logs, outputs (--json: the whole RunLog)."""
+    log = session.run(run_ref).log()
+    if session.as_json:
+        echo_json(log)
+        return
+    details = log.run_log
+    request = log.request
+    rows = [
+        ("run", log.run_id),
+        ("state", str(log.state)),
+        ("workflow", request.workflow_url if request else "-"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in request.tags.items()) if request else ""),
+        ("submitted", _short(log.submitted_time)),
+        ("started", _short(details.start_time if details else None)),
+        ("ended", _short(details.end_time if details else None)),
+        ("duration", duration(details.start_time, details.end_time) if details else "-"),
+        ("exit code", str(details.exit_code) if details and details.exit_code is not None else "-"),
+        ("outputs", str(len(log.outputs or {}))),
+        ("stderr", (details.stderr if details else None) or "-"),
+    ]
+    click.echo(_fields(rows))
+    for line in (details.system_logs if details else None) or []:
+        click.echo(f"system log: {line}")
+
+
+@click.command("service-info")
+@client_command
+def service_info(session: Session) -> None:
+    """Show what the server runs: versions, workflow types, engines, run counts."""
+    service = session.client.get_service_info()
+    if session.as_json:
+        echo_json(service)
+        return
+    types = "; ".join(
+        f"{name} {', '.join(v.get('workflow_type_version', []))}"
+        for name, v in service.workflow_type_versions.items()
+    )
+    engines = ", ".join(service.workflow_engine_versions) or "-"
+    counts = ", ".join(f"{k}={v}" for k, v in service.system_state_counts.items() if v) or "-"
+    rows = [
+        ("server", session.client.url),
+        ("name", f"{service.name} {service.version}".strip() or "-"),
+        ("wes versions", ", ".join(service.supported_wes_versions) or "-"),
+        ("workflow types", types or "-"),
+        ("engines", engines),
+        ("runs", counts),
+    ]
+    click.echo(_fields(rows))
+
+
+def _fields(rows: Sequence[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in rows) + 1
+    return "\n".join(f"{name + ':':<{width}} {value}".rstrip() for name, value in rows)
+
+
+COMMANDS = [
+    submit,
+    status,
+    wait_command,
+    cancel,
+    logs,
+    tasks,
+    outputs,
+    download,
+    list_command,
+    info,
+    service_info,
+]
+
+
+def register(group: click.Group) -> None:
+    """Add the client commands and cwl-runner to ``group``, and the exit codes to its help."""
+    from toolchest_wes.cli.cwl_runner import cwl_runner
+
+    for command in [*COMMANDS, cwl_runner]:
+        takes_run = any(p.name == "run_ref" for p in command.params)
+        if command.help and takes_run and RUN_HELP not in command.help:
+            command.help += f"\n\n{RUN_HELP}"
+        group.add_command(command)
+    group.epilog = EXIT_CODES_HELP
