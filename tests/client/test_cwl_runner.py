@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from toolchest_wes.cli.cwl_runner import localize
 from toolchest_wes.cli.main import cli
-from toolchest_wes.client import Journal
+from toolchest_wes.client import Journal, State, WesClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CWL = Path(__file__).resolve().parents[1] / "cwl"
@@ -208,3 +210,28 @@ def test_cwltest_drives_the_runner(live: Any, journal: Journal, tmp_path: Path) 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Test [3/3]" in done.stderr and "All tests passed" in done.stderr
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_ctrl_c_cancels_the_run(
+    live: Any, journal: Journal, tmp_path: Path, signum: int, code: int
+) -> None:
+    command = [sys.executable, "-m", "toolchest_wes.cli.main", "cwl-runner", "--wes", live.url]
+    process = subprocess.Popen(
+        [*command, "--quiet", f"--outdir={tmp_path}", str(CWL / "sleep.cwl")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # "toolchest-wes: run ID on URL": the run exists
+    run_id = first.split()[2]
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, first + stderr
+    assert stdout == "" and f"cancel requested for run {run_id}" in stderr
+    with WesClient(live.url, journal=journal) as wes:
+        log = wes.wait_for_run(run_id, timeout=60, initial_interval=0.05, raise_on_failure=False)
+    assert log.state is State.CANCELED

@@ -51,7 +51,9 @@ RUN_HELP = "RUN is a run id, @last (the newest run submitted from here) or @last
 )
 @click.option("--engine", help="workflow_engine, when the server offers several.")
 @click.option("--wait", is_flag=True, help="Wait until the run ends; exit with its outcome.")
-@click.option("--timeout", type=float, metavar="SECONDS", help="With --wait: wait at most this.")
+@click.option(
+    "--timeout", type=float, metavar="SECONDS", help="Wait at most this long (implies --wait)."
+)
 @click.option(
     "--download",
     type=click.Path(file_okay=False, path_type=Path),
@@ -86,7 +88,7 @@ def submit(
         engine_params=parse_pairs(engine_params, "--engine-param") or None,
         engine=engine,
     )
-    if not (wait or download):
+    if not (wait or download or timeout is not None):
         if session.as_json:
             echo_json({"run_id": run.run_id})
         else:

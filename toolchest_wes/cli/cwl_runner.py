@@ -44,6 +44,13 @@ MAX_ENGINE_EXIT = 125
 #: How often the run's state is polled: from, to (seconds).
 POLL = (0.25, 5.0)
 
+#: The exit code after SIGTERM (128 + the signal number, as shells report it).
+TERMINATED = 128 + signal.SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (cwltest's timeout, a batch system) ends the wait the way Ctrl-C does."""
+
 
 def _ignored(command: Any) -> Any:
     for name in IGNORED_WITH_VALUE:
@@ -84,7 +91,7 @@ def cwl_runner(
     0 on success, the engine's exit code (1 for a permanent failure, 33 for an unsupported
     requirement) when the workflow failed, otherwise those of the other client commands.
     Other cwltool flags (--debug, --parallel, --basedir X ...) are accepted and ignored.
-    Ctrl-C or SIGTERM cancels the run.
+    Ctrl-C or SIGTERM cancels the run (exit 130 or 143).
     """
     positional = [a for a in args if not a.startswith("-")]
     if not positional or len(positional) > 2:
@@ -100,10 +107,10 @@ def cwl_runner(
         log = _wait(run, timeout, quiet)
         result = localize(log.outputs or {}, _download(run, outdir))
         click.echo(json.dumps(result, indent=2))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if run is not None:
             _cancel(run)
-        stop(ExitCode.INTERRUPTED)
+        stop(TERMINATED if isinstance(interrupt, _Terminated) else ExitCode.INTERRUPTED)
     except WesClientError as error:
         if run is not None and isinstance(error, TimeoutError):
             _cancel(run)
@@ -114,7 +121,7 @@ def cwl_runner(
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def _local(ref: str) -> str:
