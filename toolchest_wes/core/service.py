@@ -251,9 +251,7 @@ class RunService:
         more = start + size < len(tasks)
         return Page(items, encode_offset_token(start + size) if more else "")
 
-    def get_task(
-        self, run_id: str, task_id: str, *, caller: Caller = ANONYMOUS
-    ) -> dict[str, Any]:
+    def get_task(self, run_id: str, task_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         """One task. Raises ``NotFoundError``."""
         for task in read_tasks(self.run_dir(run_id, caller=caller).task_index):
             if task["id"] == task_id:

@@ -26,8 +26,9 @@ the same signed tokens (``_page_token``), ``""`` meaning the first page. A page 
 call that walks the index from the token's position, so it costs O(page size) however many
 runs are stored. With two or more of ``state``, ``tag`` and ``owner`` the smallest set is
 walked and each entry checked against the others, which costs O(entries walked), up to the
-size of that smallest set when few runs match all; one script call walks at most ``_SCAN_SLICE`` entries, so that
-it never blocks the server for long, and a sparse walk takes several calls.
+size of that smallest set when few runs match all; one script call walks at most
+``_SCAN_SLICE`` entries, so that it never blocks the server for long, and a sparse walk takes
+several calls.
 
 Not for Redis Cluster: the transition script derives index key names from the run's current
 state, which is known only inside the script.
