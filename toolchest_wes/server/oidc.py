@@ -209,9 +209,7 @@ class OidcVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise InvalidTokenError(
-                "the bearer token is neither an API token of this server nor a JWT"
-            ) from None
+            raise InvalidTokenError("the bearer token is not a JWT") from None
         alg = header.get("alg")
         if alg not in ALGORITHMS:
             raise InvalidTokenError(
