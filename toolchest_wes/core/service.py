@@ -50,9 +50,9 @@ __all__ = ["Page", "RunService", "RunSubmission", "ServiceConfig"]
 logger = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
+_T = TypeVar("_T")
 #: Run owners one process remembers; the oldest entry goes first when it is full.
 _OWNER_CACHE_SIZE = 100_000
-_T = TypeVar("_T")
 
 
 @dataclass

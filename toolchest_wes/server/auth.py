@@ -45,9 +45,10 @@ PUBLIC_PATHS = frozenset(
     {f"{BASE_PATH}/service-info", "/health", "/metrics", f"{BASE_PATH}/openapi.json"}
 )
 #: Path prefixes answered without a token (the Swagger UI and its assets).
-PUBLIC_PREFIXES = (f"{BASE_PATH}/ui",)
+PUBLIC_PREFIXES = (f"{BASE_PATH}/ui/",)
 REALM = "toolchest-wes"
 
+_UI = f"{BASE_PATH}/ui"  # redirects to the UI
 _CALLER_KEY = "toolchest_wes_caller"
 _AUTH_ON_KEY = "TOOLCHEST_WES_AUTH_ON"
 
@@ -175,7 +176,7 @@ def install_auth(app_flask: Flask, authenticator: Authenticator | None) -> None:
 
     def check() -> Response | None:
         path = request.path
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or path == _UI:
             return None
         header = request.headers.get("Authorization", "")
         if not header:
