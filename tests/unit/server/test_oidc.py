@@ -195,3 +195,23 @@ def test_token_without_kid_uses_the_only_key(tmp_path):
     assert verifier(path).verify(token).user == "solo"
     with pytest.raises(InvalidTokenError, match="no key id"):
         verifier(Provider().write_jwks(tmp_path / "two.json")).verify(token)
+
+
+class _NoKeys:
+    def key(self, kid):
+        raise InvalidTokenError("keys were asked for")
+
+
+def test_a_verified_token_is_remembered_until_it_expires(provider, jwks_file):
+    check = verifier(jwks_file)
+    fresh = provider.token("alice")
+    # Past exp but inside the clock-skew leeway: valid, yet never remembered.
+    ending = provider.token("bob", exp=int(time.time()) - 10)
+    assert check.verify(fresh).user == "alice"
+    assert check.verify(ending).user == "bob"
+
+    check.jwks = _NoKeys()
+
+    assert check.verify(fresh).user == "alice"
+    with pytest.raises(InvalidTokenError, match="keys were asked for"):
+        check.verify(ending)
