@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ContainerRuntime", "Settings", "default_data_dir", "detect_container_runtime"]
+__all__ = [
+    "AuthMode",
+    "ContainerRuntime",
+    "Settings",
+    "default_data_dir",
+    "detect_container_runtime",
+    "is_loopback",
+]
 
 
 class ContainerRuntime(StrEnum):
@@ -21,6 +29,25 @@ class ContainerRuntime(StrEnum):
     PODMAN = "podman"
     SINGULARITY = "singularity"
     NONE = "none"
+
+
+class AuthMode(StrEnum):
+    """How the API authenticates requests."""
+
+    TOKENS = "tokens"
+    OIDC = "oidc"
+    OFF = "off"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def default_data_dir() -> Path:
@@ -130,6 +157,38 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1000, ge=1)
     log_level: str = "INFO"
     threads: int = Field(default=16, ge=1, description="Request threads of the server process.")
+    auth: AuthMode | None = Field(
+        default=None,
+        description=(
+            "tokens, oidc or off; default: off on a loopback host, tokens on any other "
+            "(see effective_auth)."
+        ),
+    )
+    admin_users: str = Field(
+        default="",
+        description="Comma-separated users who see and may cancel every run.",
+    )
+    oidc_issuer: str | None = Field(default=None, description="Required `iss` of OIDC tokens.")
+    oidc_audience: str | None = Field(default=None, description="Required `aud` of OIDC tokens.")
+    oidc_jwks: str | None = Field(
+        default=None, description="The issuer's JWKS: an http(s) URL or a file path."
+    )
+    oidc_user_claim: str = Field(default="sub", min_length=1)
+    oidc_admin_claim: str | None = Field(
+        default=None,
+        description=(
+            "A claim (dots reach into objects, as in realm_access.roles) that makes a user "
+            "an admin when it is, or contains, oidc_admin_value."
+        ),
+    )
+    oidc_admin_value: str = Field(default="wes-admin", min_length=1)
+    auth_instructions_url: str = Field(
+        default="https://pypi.org/project/toolchest-wes/",
+        description=(
+            "Where users learn how to get a token; served in service-info. The default, the "
+            "project page, shows the README and its Security section."
+        ),
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -138,6 +197,35 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> Settings:
+        if self.effective_auth is AuthMode.OIDC:
+            missing = [
+                f"--{name.replace('_', '-')}"
+                for name in ("oidc_issuer", "oidc_audience", "oidc_jwks")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"--auth oidc needs {', '.join(missing)}")
+        return self
+
+    @property
+    def effective_auth(self) -> AuthMode:
+        """``auth``; unset: ``off`` on a loopback host, ``tokens`` on any other."""
+        if self.auth is not None:
+            return self.auth
+        return AuthMode.OFF if is_loopback(self.host) else AuthMode.TOKENS
+
+    @property
+    def admin_user_names(self) -> frozenset[str]:
+        """``admin_users`` as a set of names."""
+        return frozenset(u.strip() for u in self.admin_users.split(",") if u.strip())
+
+    @property
+    def tokens_file(self) -> Path:
+        """The API token file (``--auth tokens``)."""
+        return self.data_dir / "tokens.json"
 
     @field_validator("public_url")
     @classmethod

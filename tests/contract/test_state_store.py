@@ -522,3 +522,54 @@ def test_processes_racing_a_transition_have_one_winner(open_store, make_record):
         canceled, completed = outcome["CANCELED"][i], outcome["COMPLETE"][i]
         assert canceled != completed, run_id
         assert store.get_state(run_id) is (State.CANCELED if canceled else State.COMPLETE)
+
+
+# -- owners ------------------------------------------------------------------------------------
+
+
+def test_get_owner(store, make_record):
+    store.create_run(make_record("mine", owner="alice"))
+    store.create_run(make_record("nobody's"))
+
+    assert store.get_owner("mine") == "alice"
+    assert store.get_owner("nobody's") is None
+    assert store.get_owner("missing") is None
+
+
+def test_owner_filter_pages(store, make_record):
+    alice = []
+    for i in range(35):
+        owner = "alice" if i % 3 == 0 else ("bob" if i % 3 == 1 else None)
+        record = make_record(owner=owner)
+        store.create_run(record)
+        if owner == "alice":
+            alice.append(record.run_id)
+
+    pages = _all_pages(store, owner="alice")
+
+    assert [len(p) for p in pages] == [10, 2]
+    assert [i for p in pages for i in p] == alice[::-1]
+    assert _all_pages(store, owner="carol") == [[]]
+    assert len([i for p in _all_pages(store) for i in p]) == 35
+
+
+def test_owner_state_and_tag_filters_combine(store, make_record):
+    wanted, alice_running = [], []
+    for i in range(48):
+        state = State.RUNNING if i % 2 else State.QUEUED
+        tags = {"project": "a" if i % 4 < 2 else "b"}
+        owner = "alice" if i % 3 else "bob"
+        record = make_record(state=state, tags=tags, owner=owner)
+        store.create_run(record)
+        if owner == "alice" and state is State.RUNNING:
+            alice_running.append(record.run_id)
+            if tags["project"] == "a":
+                wanted.append(record.run_id)
+
+    both = _all_pages(store, state=State.RUNNING, owner="alice")
+    three = _all_pages(store, state=State.RUNNING, tag=("project", "a"), owner="alice")
+
+    assert [i for p in both for i in p] == alice_running[::-1]
+    assert [len(p) for p in both] == [10, 6]
+    assert [i for p in three for i in p] == wanted[::-1]
+    assert _all_pages(store, tag=("project", "a"), owner="carol") == [[]]

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from toolchest_wes import __version__
 from toolchest_wes.cli.client_commands import register as register_client_commands
-from toolchest_wes.config import ContainerRuntime, Settings
+from toolchest_wes.cli.token_commands import token
+from toolchest_wes.config import AuthMode, ContainerRuntime, Settings
 
 __all__ = ["cli"]
 
@@ -83,6 +84,20 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
 @click.option("--max-concurrent-runs", type=int, help="Runs executed at once (embedded mode).")
 @click.option("--public-url", help="Base URL clients reach this server at, behind a proxy.")
 @click.option("--threads", type=int, help="Request threads per process.  [default: 16]")
+@click.option(
+    "--auth",
+    type=click.Choice([m.value for m in AuthMode]),
+    help="Bearer-token authentication.  [default: off on a loopback --host, else tokens]",
+)
+@click.option("--admin-users", help="Comma-separated users who see and may cancel every run.")
+@click.option("--oidc-issuer", help="--auth oidc: the required issuer (iss).")
+@click.option("--oidc-audience", help="--auth oidc: the required audience (aud).")
+@click.option("--oidc-jwks", help="--auth oidc: the issuer's JWKS, an https URL or a file.")
+@click.option("--oidc-user-claim", help="--auth oidc: the claim naming the user.  [default: sub]")
+@click.option("--oidc-admin-claim", help="--auth oidc: a claim that can make a user an admin.")
+@click.option(
+    "--oidc-admin-value", help="--auth oidc: the admin claim's admin value.  [default: wes-admin]"
+)
 @_common_options
 def serve(**flags: Any) -> None:
     """Start the WES API server under gunicorn.
@@ -96,9 +111,15 @@ def serve(**flags: Any) -> None:
     Options win over the environment.
     """
     settings, env = _settings(flags)
+    from toolchest_wes.server.auth import check_auth_config
+
+    try:
+        check_auth_config(settings)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     mode = f"distributed, {settings.workers} processes" if settings.distributed else "embedded"
     click.echo(
-        f"toolchest-wes {__version__} ({mode}): "
+        f"toolchest-wes {__version__} ({mode}, auth {settings.effective_auth}): "
         f"http://{settings.host}:{settings.port}/ga4gh/wes/v1 "
         f"(data in {settings.data_dir.resolve()})",
         err=True,
@@ -191,6 +212,9 @@ def _validation_message(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "settings"
         parts.append(f"--{where.replace('_', '-')}: {error['msg']}")
     return "; ".join(parts)
+
+
+cli.add_command(token)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BadRequestError",
     "ForbiddenError",
+    "InvalidTokenError",
     "NotFoundError",
     "RunNotFoundError",
     "ServiceUnavailableError",
@@ -59,3 +60,7 @@ class ServiceUnavailableError(WesError):
     """A backing service (the store) does not answer; the client may retry."""
 
     status_code = 503
+
+
+class InvalidTokenError(UnauthorizedError):
+    """A bearer token was given but is not valid (unknown, expired, not for this server)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from toolchest_wes import __version__
+from toolchest_wes.core.caller import ANONYMOUS, Caller
 from toolchest_wes.core.errors import (
     BadRequestError,
     NotFoundError,
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+#: Run owners one process remembers; the oldest entry goes first when it is full.
+_OWNER_CACHE_SIZE = 100_000
 
 
 @dataclass
@@ -88,11 +92,19 @@ class RunService:
         self.registry = registry
         self.workspace = workspace
         self.config = config or ServiceConfig()
+        self._owners: dict[str, str] = {}
+        self._owners_lock = threading.Lock()
 
     # -- submit ---------------------------------------------------------------------------
 
-    def submit(self, sub: RunSubmission, *, owner: str | None = None) -> str:
-        """Check a submission, stage its files, record it QUEUED and hand it to the runner."""
+    def submit(
+        self, sub: RunSubmission, *, owner: str | None = None, caller: Caller = ANONYMOUS
+    ) -> str:
+        """Check a submission, stage its files, record it QUEUED and hand it to the runner.
+
+        The run belongs to ``owner``, or else to ``caller`` (no one when authentication is off).
+        """
+        owner = owner if owner is not None else caller.user
         engine = resolve_engine(self.registry, sub)
         names = attachment_names(sub.attachments)
         workflow_url = check_workflow_url(sub.workflow_url, names)
@@ -150,15 +162,17 @@ class RunService:
 
     # -- read -----------------------------------------------------------------------------
 
-    def get_run(self, run_id: str) -> RunRecord:
+    def get_run(self, run_id: str, *, caller: Caller = ANONYMOUS) -> RunRecord:
         """The run's record. Raises ``RunNotFoundError``."""
+        self._check_owned(run_id, caller)
         record = self._store_call(self.store.get_run, run_id)
         if record is None:
             raise RunNotFoundError(run_id)
         return record
 
-    def get_state(self, run_id: str) -> State:
+    def get_state(self, run_id: str, *, caller: Caller = ANONYMOUS) -> State:
         """The run's state. Raises ``RunNotFoundError``."""
+        self._check_owned(run_id, caller)
         state = self._store_call(self.store.get_state, run_id)
         if state is None:
             raise RunNotFoundError(run_id)
@@ -171,8 +185,12 @@ class RunService:
         page_token: str | None = None,
         state: str | None = None,
         tag: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> RunPage:
-        """A page of runs, newest first, optionally filtered by state and by ``key:value``."""
+        """A page of runs, newest first, optionally filtered by state and by ``key:value``.
+
+        Only the caller's own runs, unless the caller sees all (an admin, or no authentication).
+        """
         size = self._page_size(page_size)
         state_filter: State | None = None
         if state:
@@ -195,6 +213,7 @@ class RunService:
                     page_token=page_token or None,
                     state=state_filter,
                     tag=tag_filter,
+                    owner=None if caller.sees_all else caller.user,
                 )
             )
         except InvalidPageTokenError:
@@ -210,16 +229,21 @@ class RunService:
             raise BadRequestError(f"page_size must be a whole number from 1 up, not {page_size}")
         return min(page_size, self.config.max_page_size)
 
-    def run_dir(self, run_id: str) -> RunDir:
+    def run_dir(self, run_id: str, *, caller: Caller = ANONYMOUS) -> RunDir:
         """The directory of an existing run. Raises ``RunNotFoundError``."""
-        self.get_state(run_id)
+        self.get_state(run_id, caller=caller)
         return self.workspace.run_dir(run_id)
 
     def list_tasks(
-        self, run_id: str, *, page_size: int | None = None, page_token: str | None = None
+        self,
+        run_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Page:
         """A page of the run's tasks in start order."""
-        run_dir = self.run_dir(run_id)
+        run_dir = self.run_dir(run_id, caller=caller)
         size = self._page_size(page_size)
         start = decode_offset_token(page_token)
         tasks = read_tasks(run_dir.task_index)
@@ -227,33 +251,36 @@ class RunService:
         more = start + size < len(tasks)
         return Page(items, encode_offset_token(start + size) if more else "")
 
-    def get_task(self, run_id: str, task_id: str) -> dict[str, Any]:
+    def get_task(self, run_id: str, task_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         """One task. Raises ``NotFoundError``."""
-        for task in read_tasks(self.run_dir(run_id).task_index):
+        for task in read_tasks(self.run_dir(run_id, caller=caller).task_index):
             if task["id"] == task_id:
                 return task
         raise NotFoundError(f"run {run_id!r} has no task {task_id!r}")
 
-    def task_log(self, run_id: str, task_id: str, stream: str) -> Path:
+    def task_log(
+        self, run_id: str, task_id: str, stream: str, *, caller: Caller = ANONYMOUS
+    ) -> Path:
         """The stdout or stderr file of one task. Raises ``NotFoundError``."""
-        task = self.get_task(run_id, task_id)
+        task = self.get_task(run_id, task_id, caller=caller)
         path = self.workspace.run_dir(run_id).task_log(task["id"], stream)
         if not path.is_file():
             raise NotFoundError(f"task {task_id!r} of run {run_id!r} has no {stream}")
         return path
 
-    def output_path(self, run_id: str, rel: str) -> Path:
+    def output_path(self, run_id: str, rel: str, *, caller: Caller = ANONYMOUS) -> Path:
         """An output file or folder of the run. Raises ``NotFoundError``."""
-        return self.run_dir(run_id).output_file(rel)
+        return self.run_dir(run_id, caller=caller).output_file(rel)
 
     # -- cancel ---------------------------------------------------------------------------
 
-    def cancel(self, run_id: str) -> State:
+    def cancel(self, run_id: str, *, caller: Caller = ANONYMOUS) -> State:
         """Ask the run to stop; returns the state after the request.
 
         Idempotent: cancelling a cancelled or finished run changes nothing. A QUEUED run is
         cancelled on the spot and never starts.
         """
+        self._check_owned(run_id, caller)
         for _ in range(10):
             state = self.get_state(run_id)
             if state.is_terminal or state is State.CANCELING:
@@ -325,3 +352,32 @@ class RunService:
             raise ServiceUnavailableError(
                 "the run database is not answering; retry in a few seconds"
             ) from exc
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def _check_owned(self, run_id: str, caller: Caller) -> None:
+        """Raise ``RunNotFoundError`` unless ``caller`` may see run ``run_id``.
+
+        The one gate of every per-run operation. Someone else's run answers exactly like a
+        missing one, so run ids of other users cannot be probed. A caller who sees all
+        passes without a store call; the operation itself then finds out whether the run
+        exists.
+        """
+        if caller.sees_all:
+            return
+        if self._owner_of(run_id) != caller.user:
+            raise RunNotFoundError(run_id)
+
+    def _owner_of(self, run_id: str) -> str | None:
+        # A run's owner never changes, so the answer is cached for the life of the process;
+        # status polls then cost no more with authentication than without. Only found runs
+        # are cached: a missing id may be created later (never, with uuid4, but cheap).
+        owner = self._owners.get(run_id)
+        if owner is None:
+            owner = self._store_call(self.store.get_owner, run_id)
+            if owner is not None:
+                with self._owners_lock:
+                    if len(self._owners) >= _OWNER_CACHE_SIZE:
+                        self._owners.pop(next(iter(self._owners)))
+                    self._owners[run_id] = owner
+        return owner

@@ -12,6 +12,7 @@ from toolchest_wes.core.errors import BadRequestError, NotFoundError
 from toolchest_wes.core.service import RunService
 from toolchest_wes.server import render
 from toolchest_wes.server.archive import stream_zip
+from toolchest_wes.server.auth import current_caller
 from toolchest_wes.server.forms import parse_run_request
 from toolchest_wes.server.spec import BASE_PATH
 
@@ -56,7 +57,11 @@ class WesApi:
     ) -> dict[str, Any]:
         """A page of runs, newest first. Implements GET /runs."""
         page = self.service.list_runs(
-            page_size=page_size, page_token=page_token, state=state, tag=tag
+            page_size=page_size,
+            page_token=page_token,
+            state=state,
+            tag=tag,
+            caller=current_caller(),
         )
         return {
             "runs": [r.model_dump(mode="json", exclude_none=True) for r in page.runs],
@@ -66,29 +71,32 @@ class WesApi:
     def run_workflow(self, **_form: Any) -> dict[str, Any]:
         """Submit a run. Implements POST /runs."""
         submission = parse_run_request(request.form, request.files)
-        return {"run_id": self.service.submit(submission)}
+        return {"run_id": self.service.submit(submission, caller=current_caller())}
 
     def get_run_log(self, run_id: str) -> dict[str, Any]:
         """Everything about a run. Implements GET /runs/{run_id}."""
-        record = self.service.get_run(run_id)
+        record = self.service.get_run(run_id, caller=current_caller())
         outputs_dir = self.service.workspace.run_dir(run_id).outputs
         log = render.run_log(record, outputs_dir, self._urls())
         return log.model_dump(mode="json", exclude_none=True)
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """The run's state. Implements GET /runs/{run_id}/status."""
-        return {"run_id": run_id, "state": self.service.get_state(run_id).value}
+        state = self.service.get_state(run_id, caller=current_caller())
+        return {"run_id": run_id, "state": state.value}
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Cancel a run. Implements POST /runs/{run_id}/cancel."""
-        self.service.cancel(run_id)
+        self.service.cancel(run_id, caller=current_caller())
         return {"run_id": run_id}
 
     def list_tasks(
         self, run_id: str, page_size: int | None = None, page_token: str | None = None
     ) -> dict[str, Any]:
         """A page of the run's tasks. Implements GET /runs/{run_id}/tasks."""
-        page = self.service.list_tasks(run_id, page_size=page_size, page_token=page_token)
+        page = self.service.list_tasks(
+            run_id, page_size=page_size, page_token=page_token, caller=current_caller()
+        )
         urls = self._urls()
         return {
             "task_logs": [
@@ -100,7 +108,7 @@ class WesApi:
 
     def get_task(self, run_id: str, task_id: str) -> dict[str, Any]:
         """One task. Implements GET /runs/{run_id}/tasks/{task_id}."""
-        task = self.service.get_task(run_id, task_id)
+        task = self.service.get_task(run_id, task_id, caller=current_caller())
         return render.task_log(run_id, task, self._urls()).model_dump(
             mode="json", exclude_none=True
         )
@@ -109,25 +117,27 @@ class WesApi:
 
     def get_run_stdout(self, run_id: str) -> Response:
         """Engine stdout. Implements GET /runs/{run_id}/stdout (extension)."""
-        return _send(self.service.run_dir(run_id).stdout, _TEXT)
+        return _send(self.service.run_dir(run_id, caller=current_caller()).stdout, _TEXT)
 
     def get_run_stderr(self, run_id: str) -> Response:
         """Engine stderr. Implements GET /runs/{run_id}/stderr (extension)."""
-        return _send(self.service.run_dir(run_id).stderr, _TEXT)
+        return _send(self.service.run_dir(run_id, caller=current_caller()).stderr, _TEXT)
 
     def get_task_stdout(self, run_id: str, task_id: str) -> Response:
         """A task's stdout. Implements GET /runs/{run_id}/tasks/{task_id}/stdout (extension)."""
-        return _send(self.service.task_log(run_id, task_id, "stdout"), _TEXT)
+        path = self.service.task_log(run_id, task_id, "stdout", caller=current_caller())
+        return _send(path, _TEXT)
 
     def get_task_stderr(self, run_id: str, task_id: str) -> Response:
         """A task's stderr. Implements GET /runs/{run_id}/tasks/{task_id}/stderr (extension)."""
-        return _send(self.service.task_log(run_id, task_id, "stderr"), _TEXT)
+        path = self.service.task_log(run_id, task_id, "stderr", caller=current_caller())
+        return _send(path, _TEXT)
 
     def list_run_outputs(
         self, run_id: str, archive: str | None = None, path: list[str] | None = None
     ) -> dict[str, Any] | Response:
         """Output listing or zip. Implements GET /runs/{run_id}/outputs (extension)."""
-        record = self.service.get_run(run_id)
+        record = self.service.get_run(run_id, caller=current_caller())
         listing = render.output_list(record, self._urls())
         if archive is None:
             if path:
@@ -141,7 +151,7 @@ class WesApi:
 
     def get_run_output(self, run_id: str, path: str) -> Response:
         """One output file, or a zip of a folder. Implements GET /runs/{run_id}/outputs/{path}."""
-        target = self.service.output_path(run_id, path)
+        target = self.service.output_path(run_id, path, caller=current_caller())
         if target.is_dir():
             root = self.service.workspace.run_dir(run_id).outputs.resolve()
             members = sorted(

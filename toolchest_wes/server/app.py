@@ -21,6 +21,7 @@ from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi
+from toolchest_wes.server.auth import build_authenticator, install_auth
 from toolchest_wes.server.errors import error_response, register_error_handlers
 from toolchest_wes.server.fastpath import install_fast_views
 from toolchest_wes.server.forms import check_field_names, check_form_request
@@ -94,6 +95,8 @@ def create_app(
             caller keeps ownership of a launcher it passes.
         validate_responses: Check every response against the spec (tests switch it on).
     """
+    # First, so that a configuration that cannot work fails before anything starts.
+    authenticator = build_authenticator(settings)
     workspace = Workspace(settings.runs_dir)
     workspace.ensure_root()
     # API processes keep run states in memory, refreshed by the store's change feed, so
@@ -122,6 +125,7 @@ def create_app(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
             worker_engine_versions=_worker_engine_versions(settings),
+            auth_instructions_url=settings.auth_instructions_url,
         ),
     )
     reconciler: Reconciler | None = None
@@ -150,6 +154,7 @@ def create_app(
         count_by_state=store.count_by_state,
         queue_length=reconciler.probe.length if reconciler else local_queue,
     )
+    install_auth(app.app, authenticator)
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(store))
     app.app.extensions[_EXTENSION_KEY] = AppState(

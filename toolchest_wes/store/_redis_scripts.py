@@ -159,7 +159,7 @@ return out
 """
 )
 
-#: Part of a listing, newest first. KEYS: the ZSET to walk, and optionally a second ZSET each
+#: Part of a listing, newest first. KEYS: the ZSET to walk, and optionally more ZSETs each
 #: returned run must also be in. ARGV: run-hash key prefix, the upper score bound ("+inf" or
 #: "(seq"), how many entries to walk at most, how many runs to return at most.
 #: The walk reads slices that start at the number of runs wanted and double, so a page of an
@@ -186,7 +186,14 @@ while found < want and walked < budget do
     local id = entries[i]
     last = entries[i + 1]
     walked = walked + 1
-    if not KEYS[2] or redis.call('ZSCORE', KEYS[2], id) then
+    local member = true
+    for k = 2, #KEYS do
+      if not redis.call('ZSCORE', KEYS[k], id) then
+        member = false
+        break
+      end
+    end
+    if member then
       local f = redis.call('HMGET', ARGV[1] .. id, 'state', 'start_time', 'end_time', 'tags')
       out[#out + 1] = id
       out[#out + 1] = last

@@ -34,7 +34,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 adds ix_runs_owner_seq. Every statement below is IF NOT EXISTS, so bringing an
+# older database up to date is running them all again.
 
 _SQLITE_BUSY = 5
 
@@ -68,6 +70,8 @@ _SCHEMA = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS ix_run_tags_key_value_seq ON run_tags (key, value, seq)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # A user's listing is one range scan of this index, however many users there are.
+    "CREATE INDEX IF NOT EXISTS ix_runs_owner_seq ON runs (owner, seq)",
 )
 
 #: RunRecord fields, which are also the column names.

@@ -145,6 +145,7 @@ class StateStore(Protocol):
         page_token: str | None = None,
         state: State | None = None,
         tag: tuple[str, str] | None = None,
+        owner: str | None = None,
     ) -> RunPage:
         """Runs newest first, by keyset pagination.
 
@@ -156,6 +157,7 @@ class StateStore(Protocol):
             page_token: ``next_page_token`` of the previous page, or ``None`` for the first.
             state: Only runs in this state.
             tag: Only runs whose tags have this ``(key, value)``.
+            owner: Only runs of this user (``None``: everyone's).
 
         Raises:
             InvalidPageTokenError: The token was not issued by this store.
@@ -203,4 +205,8 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def get_owner(self, run_id: str) -> str | None:
+        """The user who owns the run; ``None`` for an unknown run or a run without owner."""
         ...

@@ -141,6 +141,7 @@ class EmbeddedStateStore:
         page_token: str | None = None,
         state: State | None = None,
         tag: tuple[str, str] | None = None,
+        owner: str | None = None,
     ) -> RunPage:
         """Runs newest first; see the class docstring for the token rules."""
         if page_size < 1:
@@ -154,9 +155,13 @@ class EmbeddedStateStore:
             )
             if state is not None:
                 params.append(State(state).value)
+            if owner is not None:
+                params.append(owner)
             # The extra row only tells whether another page exists.
             params.append(min(page_size, _MAX_SEQ - 1) + 1)
-            sql = _list_sql(by_state=state is not None, by_tag=tag is not None)
+            sql = _list_sql(
+                by_state=state is not None, by_tag=tag is not None, by_owner=owner is not None
+            )
             rows = conn.execute(sql, params).fetchall()
             token: str | None = None
             if len(rows) > page_size:
@@ -269,6 +274,12 @@ class EmbeddedStateStore:
         for conn in conns:
             conn.close()
 
+    def get_owner(self, run_id: str) -> str | None:
+        """The run's owner, or ``None`` (unknown run, or a run without owner)."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
     # -- connections -------------------------------------------------------------------------
 
     @contextmanager
@@ -341,7 +352,7 @@ class EmbeddedStateStore:
         return _page_token.sign(self._token_key, payload)
 
 
-def _list_sql(*, by_state: bool, by_tag: bool) -> str:
+def _list_sql(*, by_state: bool, by_tag: bool, by_owner: bool = False) -> str:
     columns = (
         "r.seq, r.run_id, r.state, r.start_time, r.end_time, json_extract(r.request, '$.tags')"
     )
@@ -358,6 +369,8 @@ def _list_sql(*, by_state: bool, by_tag: bool) -> str:
         order = "r.seq"
     if by_state:
         sql += " AND r.state = ?"
+    if by_owner:
+        sql += " AND r.owner = ?"
     return f"{sql} ORDER BY {order} DESC LIMIT ?"
 
 

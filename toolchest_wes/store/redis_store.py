@@ -14,6 +14,7 @@ under the prefix ``p`` (default ``toolchest-wes``):
 ``p:state:<STATE>``        ZSET   the runs in that state, scored by seq
 ``p:tag:<json [k, v]>``    ZSET   the runs tagged ``k=v``, scored by seq; JSON keeps any key
                                   and value apart unambiguously
+``p:owner:<user>``         ZSET   the runs of one user, scored by seq (runs with an owner only)
 ``p:counts``               HASH   state -> number of runs, kept by the scripts (no scans)
 ``p:leases``               ZSET   run ids scored by lease expiry (ms, Redis server clock)
 ``p:lease:<run_id>``       STRING present while the lease is fresh (``PX`` TTL)
@@ -23,10 +24,11 @@ under the prefix ``p`` (default ``toolchest-wes``):
 Listing semantics match the embedded store: newest first by ``seq``, keyset pagination with
 the same signed tokens (``_page_token``), ``""`` meaning the first page. A page is one script
 call that walks the index from the token's position, so it costs O(page size) however many
-runs are stored. With both ``state`` and ``tag`` the smaller of the two sets is walked and each
-entry checked against the other, which costs O(entries walked), up to the size of that smaller
-set when few runs match both; one script call walks at most ``_SCAN_SLICE`` entries, so that
-it never blocks the server for long, and a sparse walk takes several calls.
+runs are stored. With two or more of ``state``, ``tag`` and ``owner`` the smallest set is
+walked and each entry checked against the others, which costs O(entries walked), up to the
+size of that smallest set when few runs match all; one script call walks at most
+``_SCAN_SLICE`` entries, so that it never blocks the server for long, and a sparse walk takes
+several calls.
 
 Not for Redis Cluster: the transition script derives index key names from the run's current
 state, which is known only inside the script.
@@ -159,6 +161,7 @@ class RedisStateStore:
             self._key("runs"),
             self._state_key(state),
             *(self._tag_key(k, v) for k, v in record.request.tags.items()),
+            *([self._owner_key(record.owner)] if record.owner is not None else []),
         ]
         args = [record.run_id, state, *flatten(to_hash(record))]
         with self._errors():
@@ -196,6 +199,7 @@ class RedisStateStore:
         page_token: str | None = None,
         state: State | None = None,
         tag: tuple[str, str] | None = None,
+        owner: str | None = None,
     ) -> RunPage:
         """Runs newest first; a token holds only a position, so repeat the filters with it."""
         if page_size < 1:
@@ -206,11 +210,13 @@ class RedisStateStore:
         indexes = [self._state_key(State(state).value)] if state is not None else []
         if tag is not None:
             indexes.append(self._tag_key(*tag))
+        if owner is not None:
+            indexes.append(self._owner_key(owner))
         with self._errors():
             bound = "+inf"
             if page_token:
                 bound = f"({_page_token.decode(self._page_token_key(), page_token)}"
-            if len(indexes) == 2:
+            if len(indexes) >= 2:
                 rows = self._walk_both(indexes, bound, want)
             else:
                 walked = indexes or [self._key("runs")]
@@ -347,17 +353,17 @@ class RedisStateStore:
             raise StoreUnavailableError(f"Redis state store at {self._where}: {exc}") from exc
 
     def _walk_both(self, indexes: list[str], bound: str, want: int) -> list[Any]:
-        """Runs in both ZSETs below ``bound``, newest first: walk the smaller, check the other."""
+        """Runs in all ZSETs below ``bound``, newest first: walk the smallest, check the others."""
         pipe = self._client.pipeline(transaction=False)
         for index in indexes:
             pipe.zcard(index)
         sizes = pipe.execute()
-        walked, other = indexes if sizes[0] <= sizes[1] else indexes[::-1]
+        ordered = [index for _, index in sorted(zip(sizes, indexes, strict=True))]
         budget = max(want, _SCAN_SLICE)
         rows: list[Any] = []
         while True:
             ran_out, last, found = self._page(
-                keys=[walked, other],
+                keys=ordered,
                 args=[self._key("run:"), bound, budget, want - len(rows) // _SUMMARY_WIDTH],
             )
             rows += found
@@ -385,6 +391,14 @@ class RedisStateStore:
 
     def _tag_key(self, key: str, value: str) -> str:
         return self._key("tag", dumps([key, value]))
+
+    def get_owner(self, run_id: str) -> str | None:
+        """The run's owner (one ``HGET``), or ``None`` (unknown run, or no owner)."""
+        with self._errors():
+            return cast("str | None", self._client.hget(self._run_key(run_id), "owner"))
+
+    def _owner_key(self, owner: str) -> str:
+        return self._key("owner", owner)
 
 
 def _describe(url: str) -> str:

@@ -367,3 +367,44 @@ def test_signed_but_malformed_token_is_rejected(store, data):
 
     with pytest.raises(InvalidPageTokenError):
         store.list_runs(page_size=5, page_token=f"{payload}.{store._mac(payload)}")
+
+
+# -- owners ------------------------------------------------------------------------------------
+
+
+def test_owner_listing_is_an_index_walk_without_a_sort(store):
+    store.ping()
+
+    with store._connection() as conn:
+        plan = " | ".join(
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + _list_sql(by_state=False, by_tag=False, by_owner=True),
+                [100, "alice", 11],
+            )
+        )
+
+    assert "ix_runs_owner_seq" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_version_1_database_gains_the_owner_index(db_path):
+    store = EmbeddedStateStore(db_path)
+    store.create_run(_record("old"))
+    store.close()
+    raw = sqlite3.connect(db_path)
+    raw.execute("DROP INDEX ix_runs_owner_seq")
+    raw.execute("PRAGMA user_version = 1")
+    raw.close()
+
+    store = EmbeddedStateStore(db_path)
+    try:
+        assert store.get_state("old") is State.QUEUED
+        assert store.get_owner("old") is None
+        with store._connection() as conn:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert "ix_runs_owner_seq" in names
+        assert version == SCHEMA_VERSION == 2
+    finally:
+        store.close()
