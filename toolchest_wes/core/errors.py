@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequestError",
+    "ConflictError",
     "ForbiddenError",
+    "GoneError",
     "NotFoundError",
     "RunNotFoundError",
     "ServiceUnavailableError",
@@ -59,3 +61,15 @@ class ServiceUnavailableError(WesError):
     """A backing service (the store) does not answer; the client may retry."""
 
     status_code = 503
+
+
+class ConflictError(WesError):
+    """The run's state does not allow the action now (such as deleting an active run)."""
+
+    status_code = 409
+
+
+class GoneError(WesError):
+    """The resource existed but was removed on purpose (outputs past their retention)."""
+
+    status_code = 410

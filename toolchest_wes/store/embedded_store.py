@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchest_wes.core.states import ACTIVE_STATES
-from toolchest_wes.models import RunSummary, State
+from toolchest_wes.models import TERMINAL_STATES, RunSummary, State
 from toolchest_wes.store import _page_token
 from toolchest_wes.store._sqlite_schema import (
     RECORD_COLUMNS,
@@ -43,6 +43,7 @@ from toolchest_wes.store.base import (
     RunRecord,
     RunUpdate,
     StoreUnavailableError,
+    iso_time,
 )
 
 __all__ = ["MEMORY", "SCHEMA_VERSION", "EmbeddedStateStore"]
@@ -339,6 +340,45 @@ class EmbeddedStateStore:
     def _mac(self, payload: str) -> str:
         """The MAC that makes ``payload`` a token of this database (tests forge with it)."""
         return _page_token.sign(self._token_key, payload)
+
+    # -- retention and deletion --------------------------------------------------------------
+
+    def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
+        """Terminal runs that ended before ``now - ended_before_s`` with outputs still kept.
+
+        One range scan of the partial index on ``end_time``; ISO 8601 times in one format
+        sort as text in time order.
+        """
+        cutoff = iso_time(time.time() - ended_before_s)
+        terminal = sorted(s.value for s in TERMINAL_STATES)
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT run_id FROM runs WHERE outputs_removed_at IS NULL AND end_time < ? "
+                f"AND state IN ({', '.join('?' * len(terminal))}) ORDER BY end_time LIMIT ?",
+                [cutoff, *terminal, max(0, limit)],
+            ).fetchall()
+        return [run_id for (run_id,) in rows]
+
+    def mark_outputs_removed(self, run_id: str, removed_at: str) -> bool:
+        """Set ``outputs_removed_at``, which also takes the run out of the sweep's index."""
+        with self._connection() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET outputs_removed_at = ? WHERE run_id = ?", (removed_at, run_id)
+            ).rowcount
+        return bool(changed == 1)
+
+    def delete_run(self, run_id: str) -> State | None:
+        """Delete the run and its tags in one transaction, if its state is terminal."""
+        with self._connection() as conn, transaction(conn):
+            row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            state = State(row[0])
+            if state.is_terminal:
+                conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, state.is_terminal)
+        return state
 
 
 def _list_sql(*, by_state: bool, by_tag: bool) -> str:

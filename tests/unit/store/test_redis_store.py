@@ -97,6 +97,10 @@ def test_every_key_is_under_the_prefix(redis_url):
     store.update_run("r2", RunUpdate(append_system_logs=["x"]))
     store.list_runs(page_size=5, page_token=store.list_runs(page_size=5).next_page_token)
     store.expired_leases()
+    store.transition("r3", State.COMPLETE, allowed_from=ENDING)
+    store.outputs_due(3600, limit=10)
+    store.mark_outputs_removed("r3", "2024-01-01T00:00:00Z")
+    store.delete_run("r3")
 
     keys = set(raw.scan_iter(match="*"))
 
@@ -113,8 +117,10 @@ def test_every_key_is_under_the_prefix(redis_url):
         'p:tag:["user","u0"]',
         'p:tag:["user","u1"]',
         "p:token-key",
+        "p:outputs-kept",
+        "p:outputs-kept-indexed",
     }
-    assert raw.hget("p:run:r3", "seq") == "4"
+    assert raw.hget("p:run:r4", "seq") == "5"
     assert raw.zrange("p:runs", 0, 2, withscores=True) == [("r0", 1.0), ("r1", 2.0), ("r2", 3.0)]
     raw.flushdb()
     store.close()
