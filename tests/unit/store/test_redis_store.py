@@ -461,3 +461,51 @@ def test_store_from_url_lists_the_redis_forms():
         store_from_url("postgres://user:secret@host/db")
 
     assert "secret" not in str(excinfo.value)
+
+
+# -- retention and deletion ----------------------------------------------------------------------
+
+
+def test_state_caches_forget_a_deleted_run(redis_url, prefix):
+    writer = RedisStateStore(redis_url, prefix=prefix)
+    reader = RedisStateStore(redis_url, prefix=prefix, cache_states=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not reader._cache.live:
+            assert time.monotonic() < deadline, "state feed never came up"
+            time.sleep(0.01)
+        writer.create_run(_record("r", State.RUNNING))
+        writer.transition("r", State.COMPLETE, allowed_from=ENDING)
+        assert reader.get_state("r") is State.COMPLETE
+
+        assert writer.delete_run("r") is State.COMPLETE
+
+        # The feed delivers the deletion asynchronously; until then the cache may still
+        # answer, and after it the state must come from Redis, where the run is gone.
+        while reader.get_state("r") is not None:
+            assert time.monotonic() < deadline, "a deleted run kept its cached state"
+            time.sleep(0.01)
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_runs_that_ended_before_the_index_existed_are_indexed_once(store, raw, redis_url, prefix):
+    for run_id in ("a", "b", "c"):
+        store.create_run(_record(run_id, State.RUNNING))
+        store.transition(
+            run_id,
+            State.COMPLETE,
+            allowed_from=ENDING,
+            update=RunUpdate(end_time="2020-01-01T00:00:00Z"),
+        )
+    store.mark_outputs_removed("c", "2021-01-01T00:00:00Z")
+    # As a database written before the index existed.
+    raw.delete(f"{prefix}:outputs-kept")
+    fresh = RedisStateStore(redis_url, prefix=prefix)
+
+    try:
+        assert sorted(fresh.outputs_due(86400, limit=10)) == ["a", "b"]
+        assert raw.get(f"{prefix}:outputs-kept-indexed") == "1"
+    finally:
+        fresh.close()
