@@ -244,9 +244,9 @@ return 1
 #: KEYS: run hash, counts hash, all-runs ZSET, outputs-kept ZSET, leases ZSET, lease key,
 #: change channel, then the run's tag ZSETs. ARGV: state-index key prefix, run id, the
 #: deletion marker of the change feed, then the terminal states.
-#: Deletes the run and every index entry only if its state is terminal. Returns the state it
-#: found (deleted if terminal), or nil for an unknown run. Publishes "<run id> <version>
-#: <marker>" so every process's state cache forgets the run.
+#: Deletes the run and every index entry only if its state is terminal. Returns {the state it
+#: found, the deletion's version (0 if not deleted)}, or nil for an unknown run. Publishes
+#: "<run id> <version> <marker>" so every process's state cache forgets the run.
 DELETE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -260,7 +260,7 @@ for i = 4, #ARGV do
   end
 end
 if not terminal then
-  return state
+  return {state, 0}
 end
 local id = ARGV[2]
 redis.call('ZREM', KEYS[3], id)
@@ -277,5 +277,5 @@ end
 local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', KEYS[7], id .. ' ' .. version .. ' ' .. ARGV[3])
-return state
+return {state, version}
 """

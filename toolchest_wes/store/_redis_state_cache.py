@@ -84,8 +84,11 @@ class StateCache:
         entry = self._entries.get(run_id)
         return entry[1] if entry is not None else None
 
-    def offer(self, run_id: str, version: int, state: State) -> None:
-        """Remember a state read at ``version`` unless a newer one is already known."""
+    def offer(self, run_id: str, version: int, state: State | None) -> None:
+        """Remember a state read at ``version`` unless a newer one is already known.
+
+        ``None`` records that the run was deleted at ``version``.
+        """
         if not self._live:
             return
         with self._lock:

@@ -391,8 +391,14 @@ class RedisStateStore:
         args = [self._key("state:"), run_id, DELETED, *_TERMINAL_STATES]
         with self._errors():
             found = self._delete(keys=keys, args=args)
-        logger.debug("delete run_id=%s state=%s", run_id, found)
-        return None if found is None else State(found)
+        if found is None:
+            return None
+        state, version = State(found[0]), int(found[1])
+        if version and self._cache is not None:
+            # This process answers 404 at once, without waiting for its own feed message.
+            self._cache.offer(run_id, version, None)
+        logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, bool(version))
+        return state
 
     def _index_kept_outputs(self) -> None:
         """Add runs that ended before ``p:outputs-kept`` existed to it, once per database."""
