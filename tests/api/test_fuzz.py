@@ -23,7 +23,7 @@ from toolchest_wes.models import State
 pytestmark = pytest.mark.integration
 
 #: Examples per operation; enough to reach every parameter's edge cases in seconds.
-MAX_EXAMPLES = int(os.environ.get("TOOLCHEST_WES_TEST_FUZZ_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("TOOLCHEST_WES_TEST_FUZZ_EXAMPLES", "20"))
 
 
 def seed_runs(wes: Wes) -> list[dict[str, str]]:

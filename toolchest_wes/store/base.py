@@ -211,9 +211,10 @@ class StateStore(Protocol):
     def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
         """Runs whose outputs the retention sweep should remove now, oldest ending first.
 
-        These are terminal runs that ended more than ``ended_before_s`` seconds ago (by the
-        store's clock) and whose outputs are not marked removed. Costs O(runs returned), not
-        O(runs stored): each store keeps an index of the runs whose outputs are still kept.
+        These are runs that reached a terminal state through :meth:`transition` more than
+        ``ended_before_s`` seconds ago (by the store's clock) and whose outputs are not marked
+        removed. Costs O(runs returned), not O(runs stored): each store keeps an index of the
+        runs whose outputs are still kept.
         """
         ...
 
