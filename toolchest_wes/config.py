@@ -189,6 +189,17 @@ class Settings(BaseSettings):
             "project page, shows the README and its Security section."
         ),
     )
+    retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description=(
+            "Days a finished run keeps its outputs, work files and attachments; 0 keeps them "
+            "forever. The run record and its logs are always kept."
+        ),
+    )
+    retention_sweep_interval_s: float = Field(
+        default=300.0, gt=0, description="How often expired outputs are removed."
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -231,6 +242,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def retention_s(self) -> float | None:
+        """The retention period in seconds, or ``None`` for forever (``retention_days=0``)."""
+        return self.retention_days * 86400 if self.retention_days > 0 else None
 
     @property
     def runs_dir(self) -> Path:

@@ -226,3 +226,7 @@ class OutputListResponse(_Model):
     run_id: str
     files: list[OutputFile] = Field(default_factory=list)
     total_size: int = 0
+    #: When the outputs are (or were) removed by the retention policy, ISO 8601 UTC.
+    outputs_expire_at: str | None = None
+    #: Whether they were; the listing is then empty and downloads answer 410.
+    outputs_expired: bool = False

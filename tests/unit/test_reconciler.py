@@ -87,3 +87,42 @@ def test_only_one_instance_acts_per_interval(setup) -> None:  # type: ignore[no-
         assert other.run_once() is None
     finally:
         other.client.close()
+
+
+def _ended_run(store: RedisStateStore, settings: Settings, run_id: str) -> None:
+    store.create_run(RunRecord(run_id=run_id, state=State.RUNNING, request=REQUEST, created_at=0))
+    store.transition(run_id, State.COMPLETE, allowed_from=frozenset({State.RUNNING}))
+    (settings.runs_dir / run_id / "outputs").mkdir(parents=True)
+
+
+def test_one_sweep_per_interval_across_reconcilers(setup, redis_server) -> None:  # type: ignore[no-untyped-def]
+    settings, store, _ = setup
+    settings = settings.model_copy(
+        update={"retention_days": 1e-9, "retention_sweep_interval_s": 3600}
+    )
+    first = Reconciler(settings, store, redis.Redis.from_url(redis_server.url))
+    second = Reconciler(settings, store, redis.Redis.from_url(redis_server.url))
+    try:
+        _ended_run(store, settings, "a")
+        deadline = time.monotonic() + 10
+        while store.outputs_due(settings.retention_s or 0, limit=1) != ["a"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+        assert first.sweep_once() == ["a"]
+        _ended_run(store, settings, "b")
+        assert second.sweep_once() is None  # the first holds the lock for the interval
+        assert second.sweep_once(force=True) == ["b"]
+        assert not (settings.runs_dir / "a" / "outputs").exists()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_no_sweep_when_outputs_are_kept_forever(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, store, _ = setup
+    client = redis.Redis.from_url(settings.redis_url or "")
+    forever = Reconciler(settings.model_copy(update={"retention_days": 0}), store, client)
+
+    assert forever.sweep_once(force=True) is None
+    forever.stop()

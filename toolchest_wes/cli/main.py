@@ -1,4 +1,4 @@
-"""The ``toolchest-wes`` command: ``serve``, ``worker`` and ``reconcile``."""
+"""The ``toolchest-wes`` command: ``serve``, ``worker``, ``reconcile`` and ``sweep``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def _common_options(command: _Command) -> _Command:
             "--container-runtime",
             type=click.Choice([c.value for c in ContainerRuntime]),
             help="How tools with a DockerRequirement run.  [default: auto]",
+        ),
+        click.option(
+            "--retention-days",
+            type=float,
+            help="Days a finished run keeps its outputs; 0 keeps them forever.  [default: 7]",
         ),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
@@ -198,7 +203,26 @@ def reconcile(**flags: Any) -> None:
     click.echo(json.dumps({"failed": report.failed, "cancelled": report.cancelled}))
 
 
-register_client_commands(cli)
+@cli.command()
+@_common_options
+def sweep(**flags: Any) -> None:
+    """Remove expired outputs once, now (the server also does it every few minutes)."""
+    settings, _env = _settings(flags)
+    from toolchest_wes.logconfig import build_logging_config
+
+    logging.config.dictConfig(build_logging_config(settings))
+    from toolchest_wes.core.retention import sweep_outputs
+    from toolchest_wes.core.workspace import Workspace
+    from toolchest_wes.store import store_from_url
+
+    removed: list[str] = []
+    if settings.retention_s is not None:
+        store = store_from_url(settings.effective_store_url, prefix=settings.redis_prefix)
+        try:
+            removed = sweep_outputs(store, Workspace(settings.runs_dir), settings.retention_s)
+        finally:
+            store.close()
+    click.echo(json.dumps({"removed": removed}))
 
 
 def _exec(env: dict[str, str], module: str, *args: str) -> None:
@@ -215,6 +239,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 cli.add_command(token)
+register_client_commands(cli)
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequestError",
+    "ConflictError",
     "ForbiddenError",
+    "GoneError",
     "InvalidTokenError",
     "NotFoundError",
     "RunNotFoundError",
@@ -64,3 +66,15 @@ class ServiceUnavailableError(WesError):
 
 class InvalidTokenError(UnauthorizedError):
     """A bearer token was given but is not valid (unknown, expired, not for this server)."""
+
+
+class ConflictError(WesError):
+    """The run's state does not allow the action now (such as deleting an active run)."""
+
+    status_code = 409
+
+
+class GoneError(WesError):
+    """The resource existed but was removed on purpose (outputs past their retention)."""
+
+    status_code = 410

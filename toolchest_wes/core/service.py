@@ -15,11 +15,14 @@ from toolchest_wes import __version__
 from toolchest_wes.core.caller import ANONYMOUS, Caller
 from toolchest_wes.core.errors import (
     BadRequestError,
+    ConflictError,
+    GoneError,
     NotFoundError,
     RunNotFoundError,
     ServiceUnavailableError,
 )
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
+from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
 from toolchest_wes.core.submission import (
     RunSubmission,
     attachment_names,
@@ -66,6 +69,8 @@ class ServiceConfig:
     #: Engine versions the executing workers report (distributed mode); ``None``: this
     #: process executes runs itself, so its own engines' versions are the truth.
     worker_engine_versions: Callable[[], dict[str, list[str]]] | None = None
+    #: How long a finished run's outputs are kept, in seconds; ``None``: forever.
+    retention_s: float | None = None
 
 
 @dataclass
@@ -269,8 +274,24 @@ class RunService:
         return path
 
     def output_path(self, run_id: str, rel: str, *, caller: Caller = ANONYMOUS) -> Path:
-        """An output file or folder of the run. Raises ``NotFoundError``."""
-        return self.run_dir(run_id, caller=caller).output_file(rel)
+        """An output file or folder of the run. Raises ``NotFoundError``, ``GoneError``."""
+        self.check_outputs_kept(self.get_run(run_id, caller=caller))
+        return self.workspace.run_dir(run_id).output_file(rel)
+
+    def outputs_expiry(self, record: RunRecord) -> OutputsExpiry:
+        """When the run's outputs expire under the retention period, and whether they have."""
+        return outputs_expiry(record, self.config.retention_s, time.time())
+
+    def check_outputs_kept(self, record: RunRecord) -> None:
+        """Raise ``GoneError`` if the run's outputs were removed after the retention period."""
+        expiry = self.outputs_expiry(record)
+        if expiry.expired:
+            period = describe_period(self.config.retention_s)
+            raise GoneError(
+                f"the outputs of run {record.run_id} were removed after the retention period "
+                f"({period} after the run ended) on {expiry.expire_at}; the run record and its "
+                "logs are kept"
+            )
 
     # -- cancel ---------------------------------------------------------------------------
 
@@ -303,6 +324,38 @@ class RunService:
                 return target
         # Ten lost races in a row means the run keeps changing; report where it is now.
         return self.get_state(run_id)
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def delete(self, run_id: str, *, caller: Caller = ANONYMOUS) -> None:
+        """Remove a finished run: its whole directory, then its record.
+
+        The one entry point for deleting a run, so a check of who may delete belongs here.
+        The store deletes the record only if the run is still terminal, which it is for good
+        once it got there. A file that cannot be removed is logged, not reported: the run is
+        gone for the user either way.
+
+        Raises:
+            RunNotFoundError: No such run.
+            ConflictError: The run is still active; cancel it first.
+        """
+        record = self.get_run(run_id, caller=caller)
+        self._check_deletable(record.run_id, record.state)
+        errors = self.workspace.remove_run_dir(run_id)
+        if errors:
+            logger.warning("could not remove every file of run_id=%s errors=%s", run_id, errors[:5])
+        found = self._store_call(self.store.delete_run, run_id)
+        if found is None:
+            raise RunNotFoundError(run_id)
+        self._check_deletable(run_id, found)
+        logger.info("run deleted run_id=%s state=%s", run_id, found)
+
+    @staticmethod
+    def _check_deletable(run_id: str, state: State) -> None:
+        if not state.is_terminal:
+            raise ConflictError(
+                f"run {run_id} is {state}; cancel it first (POST /runs/{run_id}/cancel)"
+            )
 
     # -- service-info ---------------------------------------------------------------------
 

@@ -77,7 +77,8 @@ class WesApi:
         """Everything about a run. Implements GET /runs/{run_id}."""
         record = self.service.get_run(run_id, caller=current_caller())
         outputs_dir = self.service.workspace.run_dir(run_id).outputs
-        log = render.run_log(record, outputs_dir, self._urls())
+        expiry = self.service.outputs_expiry(record)
+        log = render.run_log(record, outputs_dir, self._urls(), expiry=expiry)
         return log.model_dump(mode="json", exclude_none=True)
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
@@ -138,11 +139,13 @@ class WesApi:
     ) -> dict[str, Any] | Response:
         """Output listing or zip. Implements GET /runs/{run_id}/outputs (extension)."""
         record = self.service.get_run(run_id, caller=current_caller())
-        listing = render.output_list(record, self._urls())
+        expiry = self.service.outputs_expiry(record)
+        listing = render.output_list(record, self._urls(), expiry=expiry)
         if archive is None:
             if path:
                 raise BadRequestError("path= selects outputs for archive=zip; add archive=zip")
             return listing.model_dump(mode="json", exclude_none=True)
+        self.service.check_outputs_kept(record)
         members = [f.path for f in listing.files]
         if path:
             members = _select(members, path)
@@ -165,6 +168,11 @@ class WesApi:
         )
         response.headers["Content-Disposition"] = f'attachment; filename="{target.name}"'
         return response
+
+    def delete_run(self, run_id: str) -> dict[str, Any]:
+        """Delete a finished run. Implements DELETE /runs/{run_id} (extension)."""
+        self.service.delete(run_id, caller=current_caller())
+        return {"run_id": run_id}
 
 
 def _select(members: list[str], wanted: list[str]) -> list[str]:

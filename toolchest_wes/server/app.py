@@ -14,6 +14,7 @@ from flask import Response, request
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import execute_run
 from toolchest_wes.core.reconcile import recover_after_restart
+from toolchest_wes.core.retention import SweepLoop, sweep_outputs
 from toolchest_wes.core.service import RunService, ServiceConfig
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
@@ -53,9 +54,12 @@ class AppState:
     launcher: Launcher | None
     owns_launcher: bool = True
     reconciler: Reconciler | None = None
+    sweeper: SweepLoop | None = None
 
     def close(self) -> None:
         """Stop the reconciler, the runner, the engine launcher (if this app made it), the store."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self.reconciler is not None:
             self.reconciler.stop()
         self.runner.close()
@@ -126,6 +130,7 @@ def create_app(
             max_page_size=settings.max_page_size,
             worker_engine_versions=_worker_engine_versions(settings),
             auth_instructions_url=settings.auth_instructions_url,
+            retention_s=settings.retention_s,
         ),
     )
     reconciler: Reconciler | None = None
@@ -160,6 +165,14 @@ def create_app(
     app.app.extensions[_EXTENSION_KEY] = AppState(
         settings, service, store, runner, launcher, owns_launcher, reconciler
     )
+    if local and settings.retention_s is not None:
+        # Distributed mode sweeps from the reconcile loop, under a lock of its own.
+        period = settings.retention_s
+        sweeper = SweepLoop(
+            lambda: sweep_outputs(store, workspace, period), settings.retention_sweep_interval_s
+        )
+        get_state(app).sweeper = sweeper
+        sweeper.start()
     return app
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
+from toolchest_wes.core.retention import OutputsExpiry
 from toolchest_wes.models import Log, OutputFile, OutputListResponse, RunLog, TaskLog
 from toolchest_wes.store.base import RunRecord, iso_time
 
@@ -61,15 +62,21 @@ def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
     return out
 
 
-def run_log(record: RunRecord, outputs_dir: Path, urls: Urls) -> RunLog:
-    """The ``RunLog`` of a record."""
+def run_log(
+    record: RunRecord, outputs_dir: Path, urls: Urls, *, expiry: OutputsExpiry | None = None
+) -> RunLog:
+    """The ``RunLog`` of a record, with ``outputs_expire_at``/``outputs_expired`` if given."""
     run_url = urls.run(record.run_id)
     outputs = (
         rewrite_locations(record.outputs, outputs_dir, record.run_id, urls)
         if record.outputs is not None
         else {}
     )
+    extra: dict[str, Any] = {}
+    if expiry is not None:
+        extra = {"outputs_expire_at": expiry.expire_at, "outputs_expired": expiry.expired}
     return RunLog(
+        **extra,
         run_id=record.run_id,
         request=record.request,
         state=record.state,
@@ -106,8 +113,11 @@ def task_log(run_id: str, task: dict[str, Any], urls: Urls) -> TaskLog:
     )
 
 
-def output_list(record: RunRecord, urls: Urls) -> OutputListResponse:
-    """The output listing of a record (empty until the run completes)."""
+def output_list(
+    record: RunRecord, urls: Urls, *, expiry: OutputsExpiry | None = None
+) -> OutputListResponse:
+    """The output listing of a record (empty until the run completes, and once expired)."""
+    expired = expiry is not None and expiry.expired
     files = [
         OutputFile(
             path=f["path"],
@@ -115,8 +125,12 @@ def output_list(record: RunRecord, urls: Urls) -> OutputListResponse:
             checksum=f.get("checksum"),
             url=urls.output(record.run_id, f["path"]),
         )
-        for f in record.output_files or []
+        for f in ([] if expired else record.output_files or [])
     ]
     return OutputListResponse(
-        run_id=record.run_id, files=files, total_size=sum(f.size for f in files)
+        run_id=record.run_id,
+        files=files,
+        total_size=sum(f.size for f in files),
+        outputs_expire_at=expiry.expire_at if expiry else None,
+        outputs_expired=expired,
     )

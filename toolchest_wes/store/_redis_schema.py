@@ -30,6 +30,8 @@ def to_hash(record: RunRecord) -> dict[str, str]:
     fields.update(_optional_fields(record))
     if record.owner is not None:
         fields["owner"] = record.owner
+    if record.outputs_removed_at is not None:
+        fields["outputs_removed_at"] = record.outputs_removed_at
     return fields
 
 
@@ -63,6 +65,7 @@ def from_hash(run_id: str, fields: dict[str, str]) -> RunRecord:
         outputs=loads_or_none(fields.get("outputs")),
         output_files=loads_or_none(fields.get("output_files")),
         owner=fields.get("owner"),
+        outputs_removed_at=fields.get("outputs_removed_at"),
     )
 
 

@@ -13,7 +13,17 @@ arguments are those pairs, and every argument after them is a system log line to
 
 from __future__ import annotations
 
-__all__ = ["CREATE", "EXPIRED_LEASES", "PAGE", "TOUCH_LEASE", "TRANSITION", "UPDATE"]
+__all__ = [
+    "CREATE",
+    "DELETE",
+    "EXPIRED_LEASES",
+    "MARK_OUTPUTS_REMOVED",
+    "OUTPUTS_DUE",
+    "PAGE",
+    "TOUCH_LEASE",
+    "TRANSITION",
+    "UPDATE",
+]
 
 _APPLY_UPDATE = """
 local function apply_update(key, i)
@@ -55,12 +65,14 @@ redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 return seq
 """
 
-#: KEYS: run hash, counts hash, leases ZSET, lease key, change channel. ARGV: state-index key
-#: prefix, run id, new state, "1" if the new state is terminal, the number of allowed source
-#: states, those states, then the update. Returns the run's new state version (1 or more) if
-#: it moved, else 0, and publishes "<run id> <version> <state>" on the change channel.
+#: KEYS: run hash, counts hash, leases ZSET, lease key, change channel, outputs-kept ZSET.
+#: ARGV: state-index key prefix, run id, new state, "1" if the new state is terminal, the
+#: number of allowed source states, those states, then the update. Returns the run's new state
+#: version (1 or more) if it moved, else 0, and publishes "<run id> <version> <state>" on the
+#: change channel. A run that ends joins the outputs-kept ZSET, scored by its end (ms).
 TRANSITION = (
     _APPLY_UPDATE
+    + _NOW_MS
     + """
 local current = redis.call('HMGET', KEYS[1], 'state', 'seq')
 local state, seq = current[1], current[2]
@@ -90,6 +102,7 @@ redis.call('HINCRBY', KEYS[2], to, 1)
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('DEL', KEYS[4])
+  redis.call('ZADD', KEYS[6], string.format('%d', now_ms()), ARGV[2])
 end
 apply_update(KEYS[1], 6 + n)
 local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
@@ -211,4 +224,65 @@ while found < want and walked < budget do
   slice = slice * 2
 end
 return {ran_out, last, out}
+"""
+
+#: KEYS: outputs-kept ZSET. ARGV: age in ms, most ids to return.
+#: Returns the ids of runs that ended more than that age ago (Redis server clock), oldest first.
+OUTPUTS_DUE = (
+    _NOW_MS
+    + """
+local cutoff = now_ms() - tonumber(ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('(%d', cutoff),
+  'LIMIT', 0, ARGV[2])
+"""
+)
+
+#: KEYS: run hash, outputs-kept ZSET. ARGV: run id, removal time (ISO 8601).
+#: Returns 1, or 0 for an unknown run (whose stray index entry is dropped all the same).
+MARK_OUTPUTS_REMOVED = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'outputs_removed_at', ARGV[2])
+return 1
+"""
+
+#: KEYS: run hash, counts hash, all-runs ZSET, outputs-kept ZSET, leases ZSET, lease key,
+#: change channel, then the run's tag ZSETs. ARGV: state-index key prefix, run id, the
+#: deletion marker of the change feed, then the terminal states.
+#: Deletes the run and every index entry only if its state is terminal. Returns {the state it
+#: found, the deletion's version (0 if not deleted)}, or nil for an unknown run. Publishes
+#: "<run id> <version> <marker>" so every process's state cache forgets the run.
+DELETE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  return false
+end
+local terminal = false
+for i = 4, #ARGV do
+  if ARGV[i] == state then
+    terminal = true
+    break
+  end
+end
+if not terminal then
+  return {state, 0}
+end
+local id = ARGV[2]
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZREM', ARGV[1] .. state, id)
+redis.call('ZREM', KEYS[4], id)
+redis.call('ZREM', KEYS[5], id)
+redis.call('DEL', KEYS[6])
+for i = 8, #KEYS do
+  redis.call('ZREM', KEYS[i], id)
+end
+if redis.call('HINCRBY', KEYS[2], state, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], state)
+end
+local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[7], id .. ' ' .. version .. ' ' .. ARGV[3])
+return {state, version}
 """

@@ -24,11 +24,14 @@ import redis
 
 from toolchest_wes.models import State
 
-__all__ = ["StateCache"]
+__all__ = ["DELETED", "StateCache"]
 
 logger = logging.getLogger(__name__)
 
 _RETRY_S = 1.0
+
+#: What the change feed carries in place of a state when a run is deleted.
+DELETED = "DELETED"
 
 
 class StateCache:
@@ -46,7 +49,9 @@ class StateCache:
         self._connect = connect
         self._channel = channel
         self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[int, State]] = OrderedDict()
+        # A deleted run keeps an entry with no state, so that an older read cannot put back
+        # the state it had; get() then answers "unknown" and the store reads Redis.
+        self._entries: OrderedDict[str, tuple[int, State | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._live = False
         self._stop = threading.Event()
@@ -79,8 +84,11 @@ class StateCache:
         entry = self._entries.get(run_id)
         return entry[1] if entry is not None else None
 
-    def offer(self, run_id: str, version: int, state: State) -> None:
-        """Remember a state read at ``version`` unless a newer one is already known."""
+    def offer(self, run_id: str, version: int, state: State | None) -> None:
+        """Remember a state read at ``version`` unless a newer one is already known.
+
+        ``None`` records that the run was deleted at ``version``.
+        """
         if not self._live:
             return
         with self._lock:
@@ -88,7 +96,7 @@ class StateCache:
             if current is None or current[0] < version:
                 self._put(run_id, version, state)
 
-    def _put(self, run_id: str, version: int, state: State) -> None:
+    def _put(self, run_id: str, version: int, state: State | None) -> None:
         self._entries[run_id] = (version, state)
         self._entries.move_to_end(run_id)
         while len(self._entries) > self._capacity:
@@ -130,7 +138,7 @@ class StateCache:
         text = data.decode() if isinstance(data, bytes) else str(data)
         try:
             run_id, version, state = text.split(" ")
-            parsed = (int(version), State(state))
+            parsed = (int(version), None if state == DELETED else State(state))
         except ValueError:
             logger.warning("ignoring malformed state-feed message %r", text)
             return

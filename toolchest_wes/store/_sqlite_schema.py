@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
 SCHEMA_VERSION = 2
-# Version 2 adds ix_runs_owner_seq. Every statement below is IF NOT EXISTS, so bringing an
-# older database up to date is running them all again.
+# Version 2 adds ix_runs_owner_seq (in _SCHEMA: its statements are IF NOT EXISTS and run again
+# on every upgrade) and the outputs_removed_at column with its index (in _MIGRATIONS).
 
 _SQLITE_BUSY = 5
 
@@ -74,6 +74,18 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ix_runs_owner_seq ON runs (owner, seq)",
 )
 
+#: Statements that bring a database from the version before each key to that version. A new
+#: database gets ``_SCHEMA`` (version 1) and then every migration, so both paths meet.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE runs ADD COLUMN outputs_removed_at TEXT",
+        # Only runs whose outputs are still kept, by end time: what the retention sweep
+        # reads. A run leaves it when its outputs are removed, so the index stays small.
+        "CREATE INDEX IF NOT EXISTS ix_runs_outputs_kept ON runs (end_time) "
+        "WHERE outputs_removed_at IS NULL",
+    ),
+}
+
 #: RunRecord fields, which are also the column names.
 RECORD_FIELDS = (
     "run_id",
@@ -89,6 +101,7 @@ RECORD_FIELDS = (
     "outputs",
     "output_files",
     "owner",
+    "outputs_removed_at",
 )
 RECORD_COLUMNS = ", ".join(RECORD_FIELDS)
 _JSON_FIELDS = frozenset({"engine_args", "cmd", "system_logs", "outputs", "output_files"})
@@ -141,12 +154,20 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> bytes:
             if version < SCHEMA_VERSION:
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[target]:
+                        conn.execute(statement)
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('page_token_key', ?)",
                     (_page_token.new_key(),),
                 )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                logger.info("created state store schema path=%s version=%s", path, SCHEMA_VERSION)
+                logger.info(
+                    "state store schema ready path=%s from_version=%s version=%s",
+                    path,
+                    version,
+                    SCHEMA_VERSION,
+                )
     (key,) = conn.execute("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()
     return bytes.fromhex(key)
 

@@ -31,9 +31,9 @@ def iso_now() -> str:
     return iso_time(time.time())
 
 
-def iso_time(seconds: float) -> str:
-    """A time in seconds since the epoch in the spec's ISO 8601 form."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+def iso_time(epoch_s: float) -> str:
+    """``epoch_s`` (seconds since the epoch) in the form of :func:`iso_now`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
 class StoreError(Exception):
@@ -71,6 +71,8 @@ class RunRecord:
         output_files: One ``{"path", "size", "checksum"}`` per output file, paths relative to
             the run's output root.
         owner: The user who submitted the run (``None`` without authentication).
+        outputs_removed_at: When the retention sweep removed the run's outputs, work files
+            and attachments (ISO 8601); ``None`` while they are kept.
     """
 
     run_id: str
@@ -86,6 +88,7 @@ class RunRecord:
     outputs: dict[str, Any] | None = None
     output_files: list[dict[str, Any]] | None = None
     owner: str | None = None
+    outputs_removed_at: str | None = None
 
     def summary(self) -> RunSummary:
         """This record as a ``RunSummary`` listing item."""
@@ -209,4 +212,29 @@ class StateStore(Protocol):
 
     def get_owner(self, run_id: str) -> str | None:
         """The user who owns the run; ``None`` for an unknown run or a run without owner."""
+
+    def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
+        """Runs whose outputs the retention sweep should remove now, oldest ending first.
+
+        These are runs that reached a terminal state through :meth:`transition` more than
+        ``ended_before_s`` seconds ago (by the store's clock) and whose outputs are not marked
+        removed. Costs O(runs returned), not O(runs stored): each store keeps an index of the
+        runs whose outputs are still kept.
+        """
+        ...
+
+    def mark_outputs_removed(self, run_id: str, removed_at: str) -> bool:
+        """Record that the run's outputs were removed at ``removed_at`` (ISO 8601).
+
+        The run leaves the index behind :meth:`outputs_due`. ``False`` for an unknown run.
+        """
+        ...
+
+    def delete_run(self, run_id: str) -> State | None:
+        """Delete a finished run's record, atomically, only if its state is terminal.
+
+        The record leaves every listing, filter and count. Returns the run's state when the
+        call ran: a terminal state means the run was deleted; an active state means nothing
+        changed; ``None`` means there is no such run.
+        """
         ...

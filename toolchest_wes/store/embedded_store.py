@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchest_wes.core.states import ACTIVE_STATES
-from toolchest_wes.models import RunSummary, State
+from toolchest_wes.models import TERMINAL_STATES, RunSummary, State
 from toolchest_wes.store import _page_token
 from toolchest_wes.store._sqlite_schema import (
     RECORD_COLUMNS,
@@ -43,6 +43,7 @@ from toolchest_wes.store.base import (
     RunRecord,
     RunUpdate,
     StoreUnavailableError,
+    iso_time,
 )
 
 __all__ = ["MEMORY", "SCHEMA_VERSION", "EmbeddedStateStore"]
@@ -62,6 +63,13 @@ _APPEND_ARGS = ", '$[#]', ?"
 # Primary result codes that mean "the database cannot serve us now", as opposed to a bug in a
 # statement: BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
 _UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+# The unary + keeps the planner off the state index: the walk must be the partial index on
+# end_time, in order, whatever the statistics say.
+_OUTPUTS_DUE_SQL = (
+    "SELECT run_id FROM runs WHERE outputs_removed_at IS NULL AND end_time < ? "
+    f"AND +state IN ({', '.join(repr(s.value) for s in sorted(TERMINAL_STATES))}) "
+    "ORDER BY end_time LIMIT ?"
+)
 
 # Connections a forked child inherited. SQLite says a connection must not be used across
 # fork(), and closing one is a use: it can act on lock state that belongs to the parent. So the
@@ -350,6 +358,40 @@ class EmbeddedStateStore:
     def _mac(self, payload: str) -> str:
         """The MAC that makes ``payload`` a token of this database (tests forge with it)."""
         return _page_token.sign(self._token_key, payload)
+
+    # -- retention and deletion --------------------------------------------------------------
+
+    def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
+        """Terminal runs that ended before ``now - ended_before_s`` with outputs still kept.
+
+        One range scan of the partial index on ``end_time``; ISO 8601 times in one format
+        sort as text in time order.
+        """
+        cutoff = iso_time(time.time() - ended_before_s)
+        with self._connection() as conn:
+            rows = conn.execute(_OUTPUTS_DUE_SQL, [cutoff, max(0, limit)]).fetchall()
+        return [run_id for (run_id,) in rows]
+
+    def mark_outputs_removed(self, run_id: str, removed_at: str) -> bool:
+        """Set ``outputs_removed_at``, which also takes the run out of the sweep's index."""
+        with self._connection() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET outputs_removed_at = ? WHERE run_id = ?", (removed_at, run_id)
+            ).rowcount
+        return bool(changed == 1)
+
+    def delete_run(self, run_id: str) -> State | None:
+        """Delete the run and its tags in one transaction, if its state is terminal."""
+        with self._connection() as conn, transaction(conn):
+            row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            state = State(row[0])
+            if state.is_terminal:
+                conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, state.is_terminal)
+        return state
 
 
 def _list_sql(*, by_state: bool, by_tag: bool, by_owner: bool = False) -> str:

@@ -19,6 +19,10 @@ under the prefix ``p`` (default ``toolchest-wes``):
 ``p:leases``               ZSET   run ids scored by lease expiry (ms, Redis server clock)
 ``p:lease:<run_id>``       STRING present while the lease is fresh (``PX`` TTL)
 ``p:token-key``            STRING the page-token HMAC key (hex), created once with ``SET NX``
+``p:outputs-kept``         ZSET   terminal runs whose outputs are still kept, scored by end
+                                  time (ms, Redis server clock): the retention sweep's index
+``p:outputs-kept-indexed`` STRING set once the runs that ended before that index existed
+                                  were added to it
 ========================== ====== ==============================================================
 
 Listing semantics match the embedded store: newest first by ``seq``, keyset pagination with
@@ -36,8 +40,10 @@ state, which is known only inside the script.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -51,7 +57,7 @@ from redis.retry import Retry
 from toolchest_wes.models import TERMINAL_STATES, RunSummary, State
 from toolchest_wes.store import _page_token, _redis_scripts
 from toolchest_wes.store._redis_schema import dumps, flatten, from_hash, to_hash, update_args
-from toolchest_wes.store._redis_state_cache import StateCache
+from toolchest_wes.store._redis_state_cache import DELETED, StateCache
 from toolchest_wes.store.base import (
     RunExistsError,
     RunPage,
@@ -131,6 +137,10 @@ class RedisStateStore:
         self._touch_lease = client.register_script(_redis_scripts.TOUCH_LEASE)
         self._expired_leases = client.register_script(_redis_scripts.EXPIRED_LEASES)
         self._page = client.register_script(_redis_scripts.PAGE)
+        self._outputs_due = client.register_script(_redis_scripts.OUTPUTS_DUE)
+        self._mark_outputs_removed = client.register_script(_redis_scripts.MARK_OUTPUTS_REMOVED)
+        self._delete = client.register_script(_redis_scripts.DELETE)
+        self._kept_indexed = False
         self._cache: StateCache | None = None
         if cache_states:
             self._cache = StateCache(
@@ -258,6 +268,7 @@ class RedisStateStore:
             self._key("leases"),
             self._key("lease", run_id),
             self._key("events"),
+            self._key("outputs-kept"),
         ]
         args = [
             self._key("state:"),
@@ -343,6 +354,81 @@ class RedisStateStore:
         if self._owns_client:
             self._client.close()
 
+    def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
+        """Runs that ended more than ``ended_before_s`` ago (Redis clock) with outputs kept.
+
+        One ``ZRANGEBYSCORE`` of ``p:outputs-kept``, which the transition script fills as runs
+        end and :meth:`mark_outputs_removed` empties.
+        """
+        if limit < 1:
+            return []
+        with self._errors():
+            self._index_kept_outputs()
+            ids = self._outputs_due(
+                keys=[self._key("outputs-kept")], args=[round(ended_before_s * 1000), limit]
+            )
+        return [str(run_id) for run_id in ids]
+
+    def mark_outputs_removed(self, run_id: str, removed_at: str) -> bool:
+        """Set ``outputs_removed_at`` and drop the run from ``p:outputs-kept``, in one script."""
+        keys = [self._run_key(run_id), self._key("outputs-kept")]
+        with self._errors():
+            return bool(self._mark_outputs_removed(keys=keys, args=[run_id, removed_at]))
+
+    def delete_run(self, run_id: str) -> State | None:
+        """Delete the run's hash and index entries in one script, if its state is terminal.
+
+        The change feed carries the deletion, so every process's state cache forgets the run.
+        """
+        record = self.get_run(run_id)
+        if record is None:
+            return None
+        keys = [
+            self._run_key(run_id),
+            self._key("counts"),
+            self._key("runs"),
+            self._key("outputs-kept"),
+            self._key("leases"),
+            self._key("lease", run_id),
+            self._key("events"),
+            # Tags and owner never change after creation, so the record read above names
+            # every index the run is in.
+            *(self._tag_key(k, v) for k, v in record.request.tags.items()),
+            *([self._owner_key(record.owner)] if record.owner else []),
+        ]
+        args = [self._key("state:"), run_id, DELETED, *_TERMINAL_STATES]
+        with self._errors():
+            found = self._delete(keys=keys, args=args)
+        if found is None:
+            return None
+        state, version = State(found[0]), int(found[1])
+        if version and self._cache is not None:
+            # This process answers 404 at once, without waiting for its own feed message.
+            self._cache.offer(run_id, version, None)
+        logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, bool(version))
+        return state
+
+    def _index_kept_outputs(self) -> None:
+        """Add runs that ended before ``p:outputs-kept`` existed to it, once per database."""
+        if self._kept_indexed:
+            return
+        if self._client.set(self._key("outputs-kept-indexed"), "1", nx=True):
+            pipe = self._client.pipeline(transaction=False)
+            for state in _TERMINAL_STATES:
+                pipe.zrange(self._state_key(state), 0, -1)
+            ids = [run_id for index in pipe.execute() for run_id in index]
+            pipe = self._client.pipeline(transaction=False)
+            for run_id in ids:
+                pipe.hmget(self._run_key(run_id), "end_time", "created_at", "outputs_removed_at")
+            scores: dict[str, float] = {}
+            for run_id, (end_time, created_at, removed) in zip(ids, pipe.execute(), strict=True):
+                if removed is None and created_at is not None:
+                    scores[run_id] = _epoch_ms(end_time, float(created_at))
+            if scores:
+                self._client.zadd(self._key("outputs-kept"), scores, nx=True)
+            logger.info("indexed kept outputs of runs=%d prefix=%s", len(scores), self._prefix)
+        self._kept_indexed = True
+
     # -- helpers -----------------------------------------------------------------------------
 
     @contextmanager
@@ -410,6 +496,14 @@ def _describe(url: str) -> str:
         return f"{parts.scheme}://{host or ''}{port}{parts.path}"
     except ValueError:
         return "redis"
+
+
+def _epoch_ms(iso: str | None, fallback_s: float) -> float:
+    """Milliseconds since the epoch of an ISO 8601 end time, else of ``fallback_s``."""
+    try:
+        return calendar.timegm(time.strptime(iso or "", "%Y-%m-%dT%H:%M:%SZ")) * 1000.0
+    except ValueError:
+        return fallback_s * 1000.0
 
 
 def _groups(flat: Sequence[Any], width: int) -> Iterator[tuple[Any, ...]]:

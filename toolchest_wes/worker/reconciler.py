@@ -2,7 +2,8 @@
 
 Each pass takes a short lock in Redis (``SET NX PX``) so that however many workers run, one
 pass happens per interval across the deployment. The lock is never released early: it
-expires, which also spaces the passes.
+expires, which also spaces the passes. The retention sweep runs from the same loop under a
+lock of its own, which spaces sweeps by ``retention_sweep_interval_s``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import redis
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.reconcile import ReconcileReport, end_lost_runs
+from toolchest_wes.core.retention import sweep_outputs
+from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.worker.celery_config import queue_name
 
@@ -90,6 +93,8 @@ class Reconciler:
         self.probe = QueueProbe(client, queue_name(settings))
         self.clock = clock
         self._lock_key = f"{settings.redis_prefix}:reconcile-lock"
+        self._sweep_lock_key = f"{settings.redis_prefix}:retention-lock"
+        self.workspace = Workspace(settings.runs_dir)
         self._token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,6 +120,22 @@ class Reconciler:
             queued_grace_s=self.settings.queue_lost_after_s,
             now=self.clock(),
         )
+
+    def sweep_once(self, *, force: bool = False) -> list[str] | None:
+        """Remove expired outputs, if this instance wins the sweep lock (or ``force``).
+
+        Returns the ids of the runs swept, or ``None`` if another instance holds the lock or
+        outputs are kept forever.
+        """
+        period = self.settings.retention_s
+        if period is None:
+            return None
+        interval_ms = max(1, int(self.settings.retention_sweep_interval_s * 1000))
+        if not force and not self.client.set(
+            self._sweep_lock_key, self._token, nx=True, px=interval_ms
+        ):
+            return None
+        return sweep_outputs(self.store, self.workspace, period)
 
     def start(self) -> None:
         """Run passes every ``reconcile_interval_s`` on a daemon thread."""
@@ -151,6 +172,10 @@ class Reconciler:
                     len(report.failed),
                     len(report.cancelled),
                 )
+            try:
+                self.sweep_once()
+            except (redis.RedisError, StoreError, OSError):
+                logger.warning("retention sweep failed; retrying next interval", exc_info=True)
 
 
 def start_reconciler(

@@ -19,6 +19,7 @@ from toolchest_wes.store.base import (
     StoreUnavailableError,
 )
 from toolchest_wes.store.embedded_store import (
+    _OUTPUTS_DUE_SQL,
     MEMORY,
     SCHEMA_VERSION,
     EmbeddedStateStore,
@@ -388,23 +389,53 @@ def test_owner_listing_is_an_index_walk_without_a_sort(store):
     assert "TEMP B-TREE" not in plan
 
 
-def test_version_1_database_gains_the_owner_index(db_path):
-    store = EmbeddedStateStore(db_path)
-    store.create_run(_record("old"))
-    store.close()
+# -- retention -----------------------------------------------------------------------------------
+
+_V1_RUNS = """CREATE TABLE runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT UNIQUE NOT NULL, state TEXT NOT NULL,
+    created_at REAL NOT NULL, request TEXT NOT NULL, engine_args TEXT NOT NULL DEFAULT '[]',
+    start_time TEXT, end_time TEXT, exit_code INTEGER, cmd TEXT,
+    system_logs TEXT NOT NULL DEFAULT '[]', outputs TEXT, output_files TEXT, owner TEXT,
+    lease_expires REAL)"""
+
+
+def test_a_version_1_database_is_upgraded(db_path):
     raw = sqlite3.connect(db_path)
-    raw.execute("DROP INDEX ix_runs_owner_seq")
+    raw.execute(_V1_RUNS)
+    raw.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    raw.execute("INSERT INTO meta VALUES ('page_token_key', '00ff')")
+    request = _record("x").request.model_dump_json()
+    raw.execute(
+        "INSERT INTO runs (run_id, state, created_at, request, end_time) VALUES (?, ?, ?, ?, ?)",
+        ("old", "COMPLETE", 0.0, request, "2020-01-01T00:00:00Z"),
+    )
     raw.execute("PRAGMA user_version = 1")
+    raw.commit()
     raw.close()
 
     store = EmbeddedStateStore(db_path)
     try:
-        assert store.get_state("old") is State.QUEUED
         assert store.get_owner("old") is None
         with store._connection() as conn:
             names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
         assert "ix_runs_owner_seq" in names
-        assert version == SCHEMA_VERSION == 2
+        assert store.get_run("old").outputs_removed_at is None
+        assert store.outputs_due(86400, limit=10) == ["old"]
+        assert store.mark_outputs_removed("old", "2024-01-01T00:00:00Z")
+        assert store.get_run("old").outputs_removed_at == "2024-01-01T00:00:00Z"
+        assert store.outputs_due(86400, limit=10) == []
     finally:
         store.close()
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_due_runs_are_a_walk_of_the_partial_index(store):
+    store.ping()
+    with store._connection() as conn:
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN {_OUTPUTS_DUE_SQL}", ["2030-01-01T00:00:00Z", 10]
+        ).fetchall()
+    details = " ".join(row[-1] for row in plan)
+    assert "ix_runs_outputs_kept" in details
+    assert "TEMP B-TREE" not in details

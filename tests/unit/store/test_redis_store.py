@@ -97,6 +97,10 @@ def test_every_key_is_under_the_prefix(redis_url):
     store.update_run("r2", RunUpdate(append_system_logs=["x"]))
     store.list_runs(page_size=5, page_token=store.list_runs(page_size=5).next_page_token)
     store.expired_leases()
+    store.transition("r3", State.COMPLETE, allowed_from=ENDING)
+    store.outputs_due(3600, limit=10)
+    store.mark_outputs_removed("r3", "2024-01-01T00:00:00Z")
+    store.delete_run("r3")
 
     keys = set(raw.scan_iter(match="*"))
 
@@ -113,8 +117,10 @@ def test_every_key_is_under_the_prefix(redis_url):
         'p:tag:["user","u0"]',
         'p:tag:["user","u1"]',
         "p:token-key",
+        "p:outputs-kept",
+        "p:outputs-kept-indexed",
     }
-    assert raw.hget("p:run:r3", "seq") == "4"
+    assert raw.hget("p:run:r4", "seq") == "5"
     assert raw.zrange("p:runs", 0, 2, withscores=True) == [("r0", 1.0), ("r1", 2.0), ("r2", 3.0)]
     raw.flushdb()
     store.close()
@@ -455,3 +461,51 @@ def test_store_from_url_lists_the_redis_forms():
         store_from_url("postgres://user:secret@host/db")
 
     assert "secret" not in str(excinfo.value)
+
+
+# -- retention and deletion ----------------------------------------------------------------------
+
+
+def test_state_caches_forget_a_deleted_run(redis_url, prefix):
+    writer = RedisStateStore(redis_url, prefix=prefix)
+    reader = RedisStateStore(redis_url, prefix=prefix, cache_states=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not reader._cache.live:
+            assert time.monotonic() < deadline, "state feed never came up"
+            time.sleep(0.01)
+        writer.create_run(_record("r", State.RUNNING))
+        writer.transition("r", State.COMPLETE, allowed_from=ENDING)
+        assert reader.get_state("r") is State.COMPLETE
+
+        assert writer.delete_run("r") is State.COMPLETE
+
+        # The feed delivers the deletion asynchronously; until then the cache may still
+        # answer, and after it the state must come from Redis, where the run is gone.
+        while reader.get_state("r") is not None:
+            assert time.monotonic() < deadline, "a deleted run kept its cached state"
+            time.sleep(0.01)
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_runs_that_ended_before_the_index_existed_are_indexed_once(store, raw, redis_url, prefix):
+    for run_id in ("a", "b", "c"):
+        store.create_run(_record(run_id, State.RUNNING))
+        store.transition(
+            run_id,
+            State.COMPLETE,
+            allowed_from=ENDING,
+            update=RunUpdate(end_time="2020-01-01T00:00:00Z"),
+        )
+    store.mark_outputs_removed("c", "2021-01-01T00:00:00Z")
+    # As a database written before the index existed.
+    raw.delete(f"{prefix}:outputs-kept")
+    fresh = RedisStateStore(redis_url, prefix=prefix)
+
+    try:
+        assert sorted(fresh.outputs_due(86400, limit=10)) == ["a", "b"]
+        assert raw.get(f"{prefix}:outputs-kept-indexed") == "1"
+    finally:
+        fresh.close()
