@@ -26,7 +26,8 @@ _Command = Callable[..., Any]
 @click.group()
 @click.version_option(__version__, prog_name="toolchest-wes")
 def cli() -> None:
-    """toolchest-wes: a GA4GH WES 1.1 server that runs CWL workflows."""
+    """toolchest-wes: a GA4GH WES 1.1 server that runs CWL workflows, and a client for any WES
+    server (submit, status, wait, logs, outputs, download, list, cwl-runner)."""
 
 
 def _common_options(command: _Command) -> _Command:

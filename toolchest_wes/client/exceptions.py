@@ -161,7 +161,9 @@ class RunFailed(WesClientError):
         text = ", ".join(parts)
         if self.system_logs:
             text += "\n" + "\n".join(self.system_logs[-5:])
-        if self.stderr_tail:
+        # This server already quotes the end of stderr in its system logs; others may not.
+        last_line = self.stderr_tail.strip().rsplit("\n", 1)[-1]
+        if last_line and not any(last_line in line for line in self.system_logs):
             text += "\n--- stderr (last lines) ---\n" + self.stderr_tail
         return text
 
