@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BadRequestError",
     "ForbiddenError",
+    "InsufficientStorageError",
     "NotFoundError",
     "RunNotFoundError",
     "ServiceUnavailableError",
@@ -59,3 +60,9 @@ class ServiceUnavailableError(WesError):
     """A backing service (the store) does not answer; the client may retry."""
 
     status_code = 503
+
+
+class InsufficientStorageError(WesError):
+    """The server has no room left to store what the request needs (a full disk or quota)."""
+
+    status_code = 507

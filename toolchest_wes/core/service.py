@@ -8,14 +8,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from toolchest_wes import __version__
 from toolchest_wes.core.errors import (
     BadRequestError,
     NotFoundError,
     RunNotFoundError,
-    ServiceUnavailableError,
 )
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.submission import (
@@ -39,16 +38,12 @@ from toolchest_wes.store.base import (
     RunRecord,
     RunUpdate,
     StateStore,
-    StoreUnavailableError,
     iso_now,
 )
 
 __all__ = ["Page", "RunService", "RunSubmission", "ServiceConfig"]
 
 logger = logging.getLogger(__name__)
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -152,14 +147,14 @@ class RunService:
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run's record. Raises ``RunNotFoundError``."""
-        record = self._store_call(self.store.get_run, run_id)
+        record = self.store.get_run(run_id)
         if record is None:
             raise RunNotFoundError(run_id)
         return record
 
     def get_state(self, run_id: str) -> State:
         """The run's state. Raises ``RunNotFoundError``."""
-        state = self._store_call(self.store.get_state, run_id)
+        state = self.store.get_state(run_id)
         if state is None:
             raise RunNotFoundError(run_id)
         return state
@@ -189,13 +184,8 @@ class RunService:
                 raise BadRequestError(f"tag {tag!r} must be written key:value")
             tag_filter = (key, value)
         try:
-            return self._store_call(
-                lambda: self.store.list_runs(
-                    page_size=size,
-                    page_token=page_token or None,
-                    state=state_filter,
-                    tag=tag_filter,
-                )
+            return self.store.list_runs(
+                page_size=size, page_token=page_token or None, state=state_filter, tag=tag_filter
             )
         except InvalidPageTokenError:
             raise BadRequestError(
@@ -281,7 +271,7 @@ class RunService:
 
     def service_info(self) -> ServiceInfo:
         """What this server runs, and how many runs are in each state."""
-        counts = self._store_call(self.store.count_by_state)
+        counts = self.store.count_by_state()
         engines = self.registry.engines
         return ServiceInfo(
             id=self.config.service_id,
@@ -317,11 +307,3 @@ class RunService:
         # Before any worker has reported, fall back to the versions installed here.
         versions = {name: reported.get(name) or found for name, found in local.items()}
         return {name: {"workflow_engine_version": found} for name, found in versions.items()}
-
-    def _store_call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return fn(*args, **kwargs)
-        except StoreUnavailableError as exc:
-            raise ServiceUnavailableError(
-                "the run database is not answering; retry in a few seconds"
-            ) from exc

@@ -19,6 +19,7 @@ import redis
 from toolchest_wes.config import Settings
 from toolchest_wes.core.reconcile import ReconcileReport, end_lost_runs
 from toolchest_wes.store.base import StateStore, StoreError
+from toolchest_wes.store.redis_store import connect
 from toolchest_wes.worker.celery_config import queue_name
 
 __all__ = ["QueueProbe", "Reconciler", "start_reconciler"]
@@ -159,7 +160,7 @@ def start_reconciler(
     """A started reconcile loop on the settings' Redis; ``on_tick`` runs every interval."""
     if settings.redis_url is None:
         raise ValueError("the reconcile loop needs redis_url")
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = connect(settings.redis_url)
     reconciler = Reconciler(settings, store, client)
     reconciler.on_tick = on_tick
     if on_tick is not None:
