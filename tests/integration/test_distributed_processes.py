@@ -59,7 +59,9 @@ def test_cancel_reaches_a_run_on_another_machine(topology: Topology) -> None:
     assert not sleeping(seconds)
 
 
-def test_killed_worker_run_ends_system_error(topology: Topology) -> None:
+def test_sigkilled_worker_run_ends_system_error_within_60s(topology: Topology) -> None:
+    """A worker SIGKILLed mid-run: its run ends SYSTEM_ERROR (lease expired), not requeued,
+    within 60 s, and the run's tool dies with it."""
     seconds = 800 + os.getpid() % 1000
     run_id = topology.submit(CWL / "sleep.cwl", {"seconds": seconds})
     wait(topology.url, run_id, {"RUNNING"})

@@ -9,6 +9,7 @@ test, so they are bounded waits that fail when exceeded.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import time
@@ -278,6 +279,8 @@ def test_full_work_disk_ends_the_run_system_error_and_server_keeps_serving(
         assert httpx.get(f"{topo.url}{API}/runs/{filler}", timeout=5).status_code == 200
         assert httpx.get(f"{topo.url}/health", timeout=5).status_code == 200
 
+        # The operator frees space (the failed run's files too): submissions run again.
         hog.unlink()
+        shutil.rmtree(small_disk / "runs" / filler)
         after = topo.submit(HELLO, {"message": "room again"})
         assert wait(topo.url, after, TERMINAL) == "COMPLETE"
