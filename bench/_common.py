@@ -23,18 +23,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def submit_hello(client: httpx.Client, message: str = "bench") -> str:
-    """POST the hello-world example; returns the run id."""
-    response = client.post(
+def post_hello(
+    client: httpx.Client, message: str = "bench", tags: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST the hello-world example, with ``tags`` if given; the response, whatever it is."""
+    data = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.2",
+        "workflow_url": "hello.cwl",
+        "workflow_params": json.dumps({"message": message}),
+    }
+    if tags:
+        data["tags"] = json.dumps(tags)
+    return client.post(
         f"{API}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": "hello.cwl",
-            "workflow_params": json.dumps({"message": message}),
-        },
+        data=data,
         files=[("workflow_attachment", ("hello.cwl", HELLO.read_bytes()))],
     )
+
+
+def submit_hello(client: httpx.Client, message: str = "bench") -> str:
+    """POST the hello-world example; returns the run id."""
+    response = post_hello(client, message)
     response.raise_for_status()
     return str(response.json()["run_id"])
 

@@ -27,11 +27,16 @@ __all__ = [
     "TERMINAL",
     "Server",
     "Topology",
+    "clean_env",
     "free_port",
     "kill_group",
+    "list_all",
+    "run_log",
     "sleeping",
+    "spawn",
     "submit",
     "wait",
+    "wait_healthy",
 ]
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
