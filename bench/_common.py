@@ -49,6 +49,20 @@ def submit_hello(client: httpx.Client, message: str = "bench") -> str:
     return str(response.json()["run_id"])
 
 
+def list_all_runs(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every run of GET /runs, following next_page_token to the end."""
+    runs: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        response = client.get(f"{API}/runs", params={"page_size": 1000, "page_token": token})
+        response.raise_for_status()
+        page = response.json()
+        runs += page["runs"]
+        token = page["next_page_token"]
+        if not token:
+            return runs
+
+
 def middle_token(store: StateStore, page_size: int, **filters: Any) -> str | None:
     """The token of the page halfway down a store's listing."""
     tokens: list[str] = []

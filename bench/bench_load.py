@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from _common import API, post_hello
+from _common import list_all_runs, post_hello
 from bench_distributed import TERMINAL, Cluster
 
 TAG_BATCH = "load-batch"
@@ -77,25 +77,11 @@ def submit_all(url: str, batch: str, submissions: int, clients: int) -> list[Ans
             client.close()
 
 
-def list_runs(client: httpx.Client) -> list[dict[str, object]]:
-    """Every run of GET /runs, following next_page_token to the end."""
-    runs: list[dict[str, object]] = []
-    token = ""
-    while True:
-        response = client.get(f"{API}/runs", params={"page_size": 1000, "page_token": token})
-        response.raise_for_status()
-        page = response.json()
-        runs += page["runs"]
-        token = page["next_page_token"]
-        if not token:
-            return runs
-
-
 def wait_terminal(client: httpx.Client, timeout: float) -> list[dict[str, object]]:
     """The full listing once every run is terminal, or as it is when ``timeout`` runs out."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = list_runs(client)
+        runs = list_all_runs(client)
         if all(r["state"] in TERMINAL for r in runs) or time.monotonic() > deadline:
             return runs
         time.sleep(1)
