@@ -23,20 +23,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def submit_hello(client: httpx.Client, message: str = "bench") -> str:
-    """POST the hello-world example; returns the run id."""
-    response = client.post(
+def post_hello(
+    client: httpx.Client, message: str = "bench", tags: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST the hello-world example, with ``tags`` if given; the response, whatever it is."""
+    data = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.2",
+        "workflow_url": "hello.cwl",
+        "workflow_params": json.dumps({"message": message}),
+    }
+    if tags:
+        data["tags"] = json.dumps(tags)
+    return client.post(
         f"{API}/runs",
-        data={
-            "workflow_type": "CWL",
-            "workflow_type_version": "v1.2",
-            "workflow_url": "hello.cwl",
-            "workflow_params": json.dumps({"message": message}),
-        },
+        data=data,
         files=[("workflow_attachment", ("hello.cwl", HELLO.read_bytes()))],
     )
+
+
+def submit_hello(client: httpx.Client, message: str = "bench") -> str:
+    """POST the hello-world example; returns the run id."""
+    response = post_hello(client, message)
     response.raise_for_status()
     return str(response.json()["run_id"])
+
+
+def list_all_runs(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every run of GET /runs, following next_page_token to the end."""
+    runs: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        response = client.get(f"{API}/runs", params={"page_size": 1000, "page_token": token})
+        response.raise_for_status()
+        page = response.json()
+        runs += page["runs"]
+        token = page["next_page_token"]
+        if not token:
+            return runs
 
 
 def middle_token(store: StateStore, page_size: int, **filters: Any) -> str | None:

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, free_port, submit_hello
+from _common import API, ROOT, free_port, list_all_runs, submit_hello
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
@@ -309,14 +309,7 @@ def bench_submit(url: str, clients: int = 8, seconds: float = 10.0) -> str:
         t.join()
     elapsed = time.perf_counter() - start
     with httpx.Client(base_url=url, timeout=60) as client:
-        listed: set[str] = set()
-        token = ""
-        while True:
-            page = client.get(f"{API}/runs", params={"page_size": 1000, "page_token": token}).json()
-            listed.update(r["run_id"] for r in page["runs"])
-            token = page["next_page_token"]
-            if not token:
-                break
+        listed = {r["run_id"] for r in list_all_runs(client)}
         states = wait_all(client, run_ids, timeout=900)
     missing = len(set(run_ids) - listed)
     unfinished = sum(1 for s in states.values() if s not in TERMINAL)

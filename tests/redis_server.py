@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -21,12 +22,23 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "redis_server", "redis_url"]
+__all__ = [
+    "AOF_ALWAYS",
+    "NO_PERSISTENCE",
+    "RedisServer",
+    "redis_server",
+    "redis_url",
+    "start_redis_server",
+]
 
 # Read at import (collection time), because the autouse _clean_env fixture deletes every
 # TOOLCHEST_WES_* variable before a function-scoped fixture asks for the server.
 _REQUIRE_REDIS = bool(os.environ.get("CI") or os.environ.get("TOOLCHEST_WES_REQUIRE_REDIS"))
 _START_TIMEOUT_S = 20.0
+#: The session server's options: nothing written to disk.
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+#: Every write in the append-only file before Redis acknowledges it, for restart tests.
+AOF_ALWAYS = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
 _STOP_TIMEOUT_S = 10.0
 
 
@@ -48,9 +60,12 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """One ``redis-server`` process on a fixed loopback port; restartable."""
 
-    def __init__(self, executable: str, directory: Path) -> None:
+    def __init__(
+        self, executable: str, directory: Path, persistence: tuple[str, ...] = NO_PERSISTENCE
+    ) -> None:
         self.executable = executable
         self.directory = directory
+        self.persistence = persistence
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -76,10 +91,7 @@ class RedisServer:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
+                *self.persistence,
                 "--dir",
                 str(self.directory),
                 "--daemonize",
@@ -99,13 +111,19 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
             time.sleep(0.02)
 
-    def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL) and wait for it to exit."""
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the server (SIGSTOP and SIGCONT freeze and thaw it)."""
+        if self._proc is not None:
+            self._proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server with ``sig`` (SIGKILL after 10 s) and wait for it to exit."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         if proc.poll() is None:
-            proc.terminate()
+            proc.send_signal(sig)
+            proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
             try:
                 proc.wait(_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -126,19 +144,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     directory = tmp_path_factory.mktemp("redis-server")
     server = RedisServer(executable, directory)
     try:
-        # The free port may be taken between choosing it and binding it; choose again.
-        for attempt in range(3):
-            try:
-                server.start()
-                break
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-                server.port = _free_port()
+        start_redis_server(server)
         yield server
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def start_redis_server(server: RedisServer) -> None:
+    """Start ``server`` on a free port, choosing another if the first is taken meanwhile."""
+    for attempt in range(3):
+        try:
+            server.start()
+            return
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            server.port = _free_port()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import API, EXAMPLES, Wes, assert_error
+from toolchest_wes.store.base import StoreUnavailableError
 
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 
@@ -259,3 +260,36 @@ def test_status_fast_view_matches_the_spec(wes: Wes) -> None:
     )
     assert_error(wes.get("/runs/nope/status"), 404, "'nope'")
     assert_error(wes.get(f"/runs/{run_id}/status?x=1"), 400, "x")
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_a_store_that_does_not_answer_is_503_on_every_operation(make_app: Any) -> None:
+    app = make_app()
+    client = app.app.test_client()
+    wes = Wes(client)
+    run_id = wes.submit(HELLO, {})
+    wes.wait(run_id)
+    store = app.app.extensions["toolchest_wes"].store
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError("state database /srv/secret/runs.sqlite: database is locked")
+
+    for name in ("create_run", "get_run", "get_state", "list_runs", "count_by_state", "ping"):
+        setattr(store, name, down)
+    responses = [
+        client.get(f"{API}/runs"),
+        client.get(f"{API}/runs/{run_id}"),
+        client.get(f"{API}/runs/{run_id}/status"),
+        client.post(f"{API}/runs/{run_id}/cancel"),
+        client.get(f"{API}/runs/{run_id}/tasks"),
+        client.get(f"{API}/service-info"),
+        client.get("/health"),
+        post(client),
+    ]
+    for response in responses:
+        body = assert_error(response, 503, "not answering")
+        assert "secret" not in body["msg"]
+        assert response.headers["Retry-After"] == "5"
+    # The refused submission left no run directory behind.
+    runs_dir = app.app.extensions["toolchest_wes"].settings.runs_dir
+    assert [p.name for p in runs_dir.iterdir()] == [run_id]

@@ -189,16 +189,13 @@ def reconcile(**flags: Any) -> None:
             "reconcile is for distributed mode (--redis); the embedded server reconciles "
             "when it starts"
         )
-    import redis
-
+    from toolchest_wes.store.redis_store import connect
     from toolchest_wes.worker.app import WorkerContext
     from toolchest_wes.worker.reconciler import Reconciler
 
     context = WorkerContext(settings)
     assert settings.redis_url is not None
-    reconciler = Reconciler(
-        settings, context.store(), redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    )
+    reconciler = Reconciler(settings, context.store(), connect(settings.redis_url))
     report = reconciler.run_once(force=True)
     assert report is not None
     click.echo(json.dumps({"failed": report.failed, "cancelled": report.cancelled}))

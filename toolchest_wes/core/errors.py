@@ -7,6 +7,7 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "GoneError",
+    "InsufficientStorageError",
     "InvalidTokenError",
     "NotFoundError",
     "RunNotFoundError",
@@ -78,3 +79,9 @@ class GoneError(WesError):
     """The resource existed but was removed on purpose (outputs past their retention)."""
 
     status_code = 410
+
+
+class InsufficientStorageError(WesError):
+    """The server has no room left to store what the request needs (a full disk or quota)."""
+
+    status_code = 507

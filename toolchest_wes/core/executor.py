@@ -7,6 +7,7 @@ any moment, a duplicate delivery or a racing reconcile can never produce two end
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -29,7 +30,13 @@ from toolchest_wes.engines.base import (
     WorkflowEngine,
 )
 from toolchest_wes.models import State
-from toolchest_wes.store.base import RunRecord, RunUpdate, StateStore, iso_now
+from toolchest_wes.store.base import (
+    RunRecord,
+    RunUpdate,
+    StateStore,
+    StoreUnavailableError,
+    iso_now,
+)
 
 __all__ = ["ExecutorDeps", "execute_run", "list_output_files"]
 
@@ -38,6 +45,13 @@ logger = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STDERR_TAIL_LINES = 5
+#: What a process prints when a write fails because the disk (or the user's quota) is full.
+_DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+#: How long a run that ended waits for an unreachable store to record its end. A restarting
+#: Redis or a locked SQLite file is back well within it; past it the run is left to the
+#: reconcile loop, which ends it once its lease expires.
+_STORE_PATIENCE_S = 60.0
+_STORE_RETRY_S = 0.5
 
 
 @dataclass
@@ -143,10 +157,18 @@ def _wait(handle: ProcessHandle, deps: ExecutorDeps, run_id: str) -> tuple[int, 
             # A run can be cancelled in the instant its engine exits; the CAS in the
             # caller decides which ending wins, so only report a cancel we acted on.
             return exit_code, False
-        if time.monotonic() - renewed >= renew_every:
-            deps.store.touch_lease(run_id, deps.lease_ttl_s)
-            renewed = time.monotonic()
-        if deps.store.get_state(run_id) is State.CANCELING:
+        try:
+            if time.monotonic() - renewed >= renew_every:
+                deps.store.touch_lease(run_id, deps.lease_ttl_s)
+                renewed = time.monotonic()
+            cancelling = deps.store.get_state(run_id) is State.CANCELING
+        except StoreUnavailableError as exc:
+            # The store is restarting or out of reach: the engine keeps running, and the
+            # lease is renewed once the store is back. If that takes longer than the lease,
+            # the reconcile loop ends the run as lost, and the final CAS below finds it ended.
+            logger.warning("store unavailable while running run_id=%s: %s", run_id, exc)
+            continue
+        if cancelling:
             logger.info("cancelling run_id=%s pid=%s", run_id, handle.pid)
             handle.kill_tree(deps.cancel_grace_s)
             code = handle.wait(deps.cancel_grace_s)
@@ -170,8 +192,18 @@ def _complete(
 
 
 def _failed(store: StateStore, run_id: str, run_dir: RunDir, exit_code: int) -> None:
-    tail = _stderr_tail(run_dir.stderr)
-    if exit_code == EXIT_INTERNAL_ERROR:
+    text = _tail_lines(run_dir.stderr)
+    tail = text[-_STDERR_TAIL_LINES:]
+    if exit_code > 0 and _disk_full(text, run_dir):
+        # The server's disk failed, not the workflow: the same run succeeds once there is
+        # room, so this is a system error, told apart by the errno the engine or a tool hit.
+        state = State.SYSTEM_ERROR
+        lines = [
+            f"no space left on device: the work directory {run_dir.root.parent} is full "
+            "(the server's disk, not the workflow, failed; the run can succeed once space "
+            "is freed)"
+        ]
+    elif exit_code == EXIT_INTERNAL_ERROR:
         state, lines = State.SYSTEM_ERROR, ["the engine wrapper failed inside the server"]
     elif exit_code < 0:
         name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else ""
@@ -202,7 +234,18 @@ def _end(
         output_files=output_files,
         append_system_logs=list(lines or []),
     )
-    done = store.transition(run_id, state, allowed_from=sources, update=update)
+    deadline = time.monotonic() + _STORE_PATIENCE_S
+    while True:
+        try:
+            # A retried transition that had already been applied fails its compare-and-set,
+            # so retrying can never record a second ending.
+            done = store.transition(run_id, state, allowed_from=sources, update=update)
+            break
+        except StoreUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("store unavailable, retrying the end of run_id=%s: %s", run_id, exc)
+            time.sleep(_STORE_RETRY_S)
     if done:
         logger.info("run ended run_id=%s state=%s exit_code=%s", run_id, state, exit_code)
     else:
@@ -210,7 +253,8 @@ def _end(
     return done
 
 
-def _stderr_tail(path: Path) -> list[str]:
+def _tail_lines(path: Path) -> list[str]:
+    """The non-blank lines of the file's last 8 KiB, without colour codes."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -218,8 +262,18 @@ def _stderr_tail(path: Path) -> list[str]:
             text = fh.read().decode("utf-8", "replace")
     except OSError:
         return []
-    lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines() if line.strip()]
-    return lines[-_STDERR_TAIL_LINES:]
+    return [_ANSI.sub("", line).rstrip() for line in text.splitlines() if line.strip()]
+
+
+def _disk_full(engine_stderr: list[str], run_dir: RunDir) -> bool:
+    """Whether the engine, or a tool in its own stderr, reported a full disk or quota."""
+    tools = (_tail_lines(path) for path in run_dir.tasks.glob("*/stderr"))
+    return any(
+        marker in line
+        for lines in (engine_stderr, *tools)
+        for line in lines
+        for marker in _DISK_FULL
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from toolchest_wes import __version__
 from toolchest_wes.core.caller import ANONYMOUS, Caller
@@ -19,7 +19,6 @@ from toolchest_wes.core.errors import (
     GoneError,
     NotFoundError,
     RunNotFoundError,
-    ServiceUnavailableError,
 )
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
@@ -44,7 +43,6 @@ from toolchest_wes.store.base import (
     RunRecord,
     RunUpdate,
     StateStore,
-    StoreUnavailableError,
     iso_now,
 )
 
@@ -52,8 +50,6 @@ __all__ = ["Page", "RunService", "RunSubmission", "ServiceConfig"]
 
 logger = logging.getLogger(__name__)
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 #: Run owners one process remembers; the oldest entry goes first when it is full.
 _OWNER_CACHE_SIZE = 100_000
 
@@ -170,7 +166,7 @@ class RunService:
     def get_run(self, run_id: str, *, caller: Caller = ANONYMOUS) -> RunRecord:
         """The run's record. Raises ``RunNotFoundError``."""
         self._check_owned(run_id, caller)
-        record = self._store_call(self.store.get_run, run_id)
+        record = self.store.get_run(run_id)
         if record is None:
             raise RunNotFoundError(run_id)
         return record
@@ -178,7 +174,7 @@ class RunService:
     def get_state(self, run_id: str, *, caller: Caller = ANONYMOUS) -> State:
         """The run's state. Raises ``RunNotFoundError``."""
         self._check_owned(run_id, caller)
-        state = self._store_call(self.store.get_state, run_id)
+        state = self.store.get_state(run_id)
         if state is None:
             raise RunNotFoundError(run_id)
         return state
@@ -212,14 +208,12 @@ class RunService:
                 raise BadRequestError(f"tag {tag!r} must be written key:value")
             tag_filter = (key, value)
         try:
-            return self._store_call(
-                lambda: self.store.list_runs(
-                    page_size=size,
-                    page_token=page_token or None,
-                    state=state_filter,
-                    tag=tag_filter,
-                    owner=None if caller.sees_all else caller.user,
-                )
+            return self.store.list_runs(
+                page_size=size,
+                page_token=page_token or None,
+                state=state_filter,
+                tag=tag_filter,
+                owner=None if caller.sees_all else caller.user,
             )
         except InvalidPageTokenError:
             raise BadRequestError(
@@ -344,7 +338,7 @@ class RunService:
         errors = self.workspace.remove_run_dir(run_id)
         if errors:
             logger.warning("could not remove every file of run_id=%s errors=%s", run_id, errors[:5])
-        found = self._store_call(self.store.delete_run, run_id)
+        found = self.store.delete_run(run_id)
         if found is None:
             raise RunNotFoundError(run_id)
         self._check_deletable(run_id, found)
@@ -361,7 +355,7 @@ class RunService:
 
     def service_info(self) -> ServiceInfo:
         """What this server runs, and how many runs are in each state."""
-        counts = self._store_call(self.store.count_by_state)
+        counts = self.store.count_by_state()
         engines = self.registry.engines
         return ServiceInfo(
             id=self.config.service_id,
@@ -398,14 +392,6 @@ class RunService:
         versions = {name: reported.get(name) or found for name, found in local.items()}
         return {name: {"workflow_engine_version": found} for name, found in versions.items()}
 
-    def _store_call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return fn(*args, **kwargs)
-        except StoreUnavailableError as exc:
-            raise ServiceUnavailableError(
-                "the run database is not answering; retry in a few seconds"
-            ) from exc
-
     # -- ownership ------------------------------------------------------------------------
 
     def _check_owned(self, run_id: str, caller: Caller) -> None:
@@ -427,7 +413,7 @@ class RunService:
         # are cached: a missing id may be created later (never, with uuid4, but cheap).
         owner = self._owners.get(run_id)
         if owner is None:
-            owner = self._store_call(self.store.get_owner, run_id)
+            owner = self.store.get_owner(run_id)
             if owner is not None:
                 with self._owners_lock:
                     if len(self._owners) >= _OWNER_CACHE_SIZE:

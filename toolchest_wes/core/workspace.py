@@ -14,6 +14,7 @@ Layout of ``<runs_dir>/<run_id>/``::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from toolchest_wes.core.errors import BadRequestError, NotFoundError
+from toolchest_wes.core.errors import BadRequestError, InsufficientStorageError, NotFoundError
 
 __all__ = [
     "PARAMS_NAME",
@@ -161,6 +162,9 @@ class Workspace:
 
         Names must already be normalised with :func:`safe_relative_path`. On any failure the
         partial directory is removed before the error propagates.
+
+        Raises:
+            InsufficientStorageError: The disk (or quota) of the runs directory is full.
         """
         run_dir = self.run_dir(run_id)
         try:
@@ -172,8 +176,14 @@ class Workspace:
                 with open(target, "wb") as out:
                     shutil.copyfileobj(attachment.stream, out, _COPY_CHUNK)
             run_dir.params_file.write_text(json.dumps(workflow_params), encoding="utf-8")
-        except BaseException:
+        except BaseException as exc:
             self.remove(run_id)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorageError(
+                    "the server has no space left to store this run's files "
+                    f"({exc.strerror}); retry later, or ask its operator to free space in "
+                    "the work directory"
+                ) from exc
             raise
         return run_dir
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -64,17 +65,25 @@ class LocalTaskRunner:
             self._cancelled.add(run_id)
 
     def close(self) -> None:
-        """Stop the threads once the runs they are executing return."""
+        """Stop the threads once the runs they are executing return; start no other run.
+
+        Runs still waiting are dropped: they stay QUEUED in the store, and the next server
+        start queues them again. Executing them now would race the shutdown of the engine
+        launcher and end them as system errors.
+        """
         with self._lock:
             self._closed = True
             threads = list(self._threads)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
         for _ in threads:
             self._queue.put(_STOP)
 
     def _work(self) -> None:
         while True:
             item = self._queue.get()
-            if item is _STOP:
+            if item is _STOP or self._closed:
                 return
             run_id = str(item)
             with self._lock:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import connexion
-import redis
 from flask import Response, request
 
 from toolchest_wes.config import Settings
@@ -23,7 +22,7 @@ from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.auth import build_authenticator, install_auth
-from toolchest_wes.server.errors import error_response, register_error_handlers
+from toolchest_wes.server.errors import RETRY_AFTER_S, error_response, register_error_handlers
 from toolchest_wes.server.fastpath import install_fast_views
 from toolchest_wes.server.forms import check_field_names, check_form_request
 from toolchest_wes.server.metrics import install_metrics
@@ -179,8 +178,10 @@ def create_app(
 def _worker_engine_versions(settings: Settings) -> Callable[[], dict[str, list[str]]] | None:
     if not settings.distributed or settings.redis_url is None:
         return None
+    from toolchest_wes.store.redis_store import connect
+
     announcer = WorkerAnnouncer(
-        redis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True),
+        connect(settings.redis_url, decode_responses=True),
         settings.redis_prefix,
         stale_after_s=3 * settings.reconcile_interval_s,
     )
@@ -209,7 +210,8 @@ def _health(store: StateStore) -> Any:
         try:
             store.ping()
         except StoreError:
-            return error_response(503, "the run database is not answering")
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            return error_response(503, "the run database is not answering", retry)
         return {"status": "ok"}
 
     return health

@@ -11,12 +11,16 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 
 from toolchest_wes.core.errors import WesError
 from toolchest_wes.models import ErrorResponse
+from toolchest_wes.store.base import StoreUnavailableError
 
-__all__ = ["error_response", "register_error_handlers"]
+__all__ = ["RETRY_AFTER_S", "error_response", "register_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
 _INTERNAL_MSG = "internal server error; the server log has the details"
+_UNAVAILABLE_MSG = "the run database is not answering; retry in a few seconds"
+#: Seconds a client is told to wait before retrying a 503 (the header ``Retry-After``).
+RETRY_AFTER_S = 5
 
 
 def error_response(status: int, msg: str, headers: dict[str, str] | None = None) -> Response:
@@ -26,7 +30,15 @@ def error_response(status: int, msg: str, headers: dict[str, str] | None = None)
 
 
 def _wes_error(exc: WesError) -> Response:
-    return error_response(exc.status_code, exc.msg)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status_code == 503 else None
+    return error_response(exc.status_code, exc.msg, headers)
+
+
+def _store_unavailable(exc: StoreUnavailableError) -> Response:
+    # Any operation may find the store gone (a read, a submit, a cancel's transition); the
+    # details, such as the database's address, go to the log only.
+    logger.warning("%s %s: %s", request.method, request.path, exc)
+    return error_response(503, _UNAVAILABLE_MSG, {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _problem(exc: ProblemException) -> Response:
@@ -67,6 +79,7 @@ def _internal(exc: Exception) -> Response:
 def register_error_handlers(app: connexion.FlaskApp) -> None:
     """The one place that maps exceptions to responses; the lookup walks each class's MRO."""
     app.add_error_handler(WesError, _wes_error)
+    app.add_error_handler(StoreUnavailableError, _store_unavailable)
     app.add_error_handler(ProblemException, _problem)
     app.add_error_handler(HTTPException, _http)
     # connexion registers its problem+json handler for each status code, and Flask prefers a

@@ -66,12 +66,30 @@ from toolchest_wes.store.base import (
     StoreUnavailableError,
 )
 
-__all__ = ["DEFAULT_PREFIX", "RedisStateStore"]
+__all__ = ["DEFAULT_PREFIX", "REDIS_TIMEOUT_S", "RedisStateStore", "connect"]
 
 logger = logging.getLogger(__name__)
 
 #: The key prefix when none is given.
 DEFAULT_PREFIX = "toolchest-wes"
+#: Connect and read timeout of every Redis connection of the server, so that a Redis that
+#: hangs (frozen, or a network that drops packets) costs a request at most this long before
+#: it answers 503, well within what an HTTP client waits. Each command here is small (one
+#: run, one page); a ``socket_timeout`` in the URL's query string overrides it.
+REDIS_TIMEOUT_S = 2.0
+
+
+def connect(url: str, *, decode_responses: bool = False, **options: Any) -> redis.Redis:
+    """A client for ``url`` with the server's timeouts and no retries (see the store).
+
+    Options in the URL's query string win over these defaults, as in redis-py.
+    """
+    timeout = options.setdefault("socket_timeout", REDIS_TIMEOUT_S)
+    options.setdefault("socket_connect_timeout", timeout or REDIS_TIMEOUT_S)
+    return redis.Redis.from_url(
+        url, decode_responses=decode_responses, retry=Retry(NoBackoff(), 0), **options
+    )
+
 
 _ACTIVE_STATES = sorted(s.value for s in frozenset(State) - TERMINAL_STATES)
 _TERMINAL_STATES = sorted(s.value for s in TERMINAL_STATES)
@@ -98,7 +116,7 @@ class RedisStateStore:
         prefix: Every key starts with ``prefix + ":"``.
         client: A client to use instead of one made from ``url``; it must have
             ``decode_responses=True``, and ``close()`` leaves it open (the caller owns it).
-        socket_timeout_s: Connect and read timeout of the client made from ``url``.
+        socket_timeout_s: Connect and read timeout of the clients made from ``url``.
     """
 
     def __init__(
@@ -107,7 +125,7 @@ class RedisStateStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         client: redis.Redis | None = None,
-        socket_timeout_s: float = 5.0,
+        socket_timeout_s: float = REDIS_TIMEOUT_S,
         cache_states: bool = False,
     ) -> None:
         if not prefix:
@@ -118,13 +136,7 @@ class RedisStateStore:
             # No retries: a command that timed out may have run, and running a create or a
             # transition twice would report a run we created as taken, or a won race as lost.
             # The pool already replaces connections a server restart broke before using them.
-            client = redis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=socket_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-            )
+            client = connect(url, decode_responses=True, socket_timeout=socket_timeout_s)
         elif not client.get_encoder().decode_responses:
             raise ValueError("RedisStateStore needs a client with decode_responses=True")
         # Responses are str, not bytes (decode_responses=True); the casts below rely on it.
@@ -144,8 +156,12 @@ class RedisStateStore:
         self._cache: StateCache | None = None
         if cache_states:
             self._cache = StateCache(
-                lambda: redis.Redis.from_url(
-                    url, socket_connect_timeout=socket_timeout_s, health_check_interval=5
+                # No read timeout: the subscriber waits for messages on this connection.
+                lambda: connect(
+                    url,
+                    socket_timeout=None,
+                    socket_connect_timeout=socket_timeout_s,
+                    health_check_interval=5,
                 ),
                 self._key("events"),
             )

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
@@ -20,6 +19,7 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
+from toolchest_wes.store.redis_store import connect
 from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
 from toolchest_wes.worker.announce import WorkerAnnouncer
 from toolchest_wes.worker.celery_config import new_celery_app
@@ -88,7 +88,7 @@ class WorkerContext:
     def _announcer(self) -> Callable[[], None]:
         assert self.settings.redis_url is not None
         announcer = WorkerAnnouncer(
-            redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, decode_responses=True),
+            connect(self.settings.redis_url, decode_responses=True),
             self.settings.redis_prefix,
             stale_after_s=3 * self.settings.reconcile_interval_s,
         )

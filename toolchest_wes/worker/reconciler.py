@@ -22,6 +22,7 @@ from toolchest_wes.core.reconcile import ReconcileReport, end_lost_runs
 from toolchest_wes.core.retention import sweep_outputs
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.store.base import StateStore, StoreError
+from toolchest_wes.store.redis_store import connect
 from toolchest_wes.worker.celery_config import queue_name
 
 __all__ = ["QueueProbe", "Reconciler", "start_reconciler"]
@@ -184,7 +185,7 @@ def start_reconciler(
     """A started reconcile loop on the settings' Redis; ``on_tick`` runs every interval."""
     if settings.redis_url is None:
         raise ValueError("the reconcile loop needs redis_url")
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = connect(settings.redis_url)
     reconciler = Reconciler(settings, store, client)
     reconciler.on_tick = on_tick
     if on_tick is not None:

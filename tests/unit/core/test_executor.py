@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from toolchest_wes.core import executor
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR, LaunchSpec
 from toolchest_wes.engines.cwltool_engine import CwltoolEngine
 from toolchest_wes.models import RunRequest, State
-from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.base import RunRecord, StoreUnavailableError
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
 
@@ -125,4 +126,92 @@ def test_a_run_that_is_not_queued_is_left_alone(tmp_path: Path) -> None:
     )
     execute_run("r", deps)  # a duplicate delivery of a run cancelled while queued
     assert store.get_state("r") is State.CANCELED
+    store.close()
+
+
+@pytest.mark.parametrize("where", ["engine", "tool"])
+def test_a_full_disk_is_a_system_error_naming_the_work_directory(
+    tmp_path: Path, where: str
+) -> None:
+    class ToolHitsFullDisk(FakeLauncher):
+        def start(self, spec: LaunchSpec) -> FakeHandle:
+            task = tmp_path / "r" / "tasks" / "1"
+            task.mkdir(parents=True)
+            (task / "stderr").write_text(
+                "head: error writing 'standard output': No space left on device\n"
+            )
+            return super().start(spec)
+
+    if where == "engine":
+        launcher = FakeLauncher(
+            1, stderr="ERROR Unhandled error:\n  [Errno 28] No space left on device\n"
+        )
+    else:
+        launcher = ToolHitsFullDisk(1, stderr="WARNING [job fill.cwl] completed permanentFail\n")
+    record = run(tmp_path, launcher)
+    assert record.state is State.SYSTEM_ERROR
+    assert any(
+        "no space left on device" in line and str(tmp_path) in line for line in record.system_logs
+    ), record.system_logs
+
+
+class FlakyStore:
+    """The run's store, failing every call for a while as a restarting Redis does."""
+
+    def __init__(self, store: EmbeddedStateStore, failing_calls: int) -> None:
+        self.store = store
+        self.failing_calls = failing_calls
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+        if name not in ("get_state", "touch_lease", "transition"):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.failing_calls > 0:
+                self.failing_calls -= 1
+                raise StoreUnavailableError("Redis state store: connection refused")
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_a_store_outage_while_running_does_not_end_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor, "_STORE_RETRY_S", 0.01)
+    store = EmbeddedStateStore(":memory:")
+    workspace = Workspace(tmp_path)
+    workspace.stage("r", [], {})
+    request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
+    store.create_run(RunRecord("r", State.QUEUED, request, created_at=time.time()))
+
+    class SlowHandle(FakeHandle):
+        polls = 0
+
+        def wait(self, timeout: float | None = None) -> int | None:
+            self.polls += 1
+            if self.polls == 6:  # the engine is running when the store goes away
+                flaky.failing_calls = 8
+            return 1 if self.polls > 6 else None
+
+    class Launcher(FakeLauncher):
+        def start(self, spec: LaunchSpec) -> FakeHandle:
+            spec.stderr.write_text("failed in the workflow\n")
+            return SlowHandle(None)
+
+    flaky = FlakyStore(store, 0)
+    deps = ExecutorDeps(
+        store=flaky,  # type: ignore[arg-type]
+        workspace=workspace,
+        engine_for=lambda record: CwltoolEngine(),
+        launcher=Launcher(None),
+        poll_interval_s=0.01,
+        lease_ttl_s=0.04,
+    )
+    execute_run("r", deps)
+    # The polls and the final transition failed for a while; the run still ends as the
+    # engine did (the workflow failed), recorded once the store answered again.
+    assert flaky.failing_calls == 0
+    assert store.get_state("r") is State.EXECUTOR_ERROR
     store.close()

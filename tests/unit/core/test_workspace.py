@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import errno
 import io
+import os
 from pathlib import Path
 
 import pytest
 
-from toolchest_wes.core.errors import BadRequestError, NotFoundError
+from toolchest_wes.core.errors import BadRequestError, InsufficientStorageError, NotFoundError
 from toolchest_wes.core.workspace import (
     PARAMS_NAME,
     Attachment,
@@ -47,14 +49,27 @@ def test_stage_writes_files_and_params(tmp_path: Path) -> None:
         assert folder.is_dir()
 
 
-def test_stage_failure_removes_the_partial_directory(tmp_path: Path) -> None:
+def _failing_stream(err: int) -> io.BytesIO:
     class Broken(io.BytesIO):
         def read(self, *args: object) -> bytes:
-            raise OSError(28, "No space left on device")
+            raise OSError(err, os.strerror(err))
 
+    return Broken()
+
+
+def test_stage_failure_removes_the_partial_directory(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
-    with pytest.raises(OSError, match="No space"):
-        ws.stage("r1", [Attachment("a", Broken())], {})
+    with pytest.raises(OSError, match="Input/output error"):
+        ws.stage("r1", [Attachment("a", _failing_stream(errno.EIO))], {})
+    assert not (tmp_path / "r1").exists()
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_insufficient_storage(tmp_path: Path, err: int) -> None:
+    ws = Workspace(tmp_path)
+    with pytest.raises(InsufficientStorageError, match="no space left") as excinfo:
+        ws.stage("r1", [Attachment("a", _failing_stream(err))], {})
+    assert excinfo.value.status_code == 507
     assert not (tmp_path / "r1").exists()
 
 

@@ -6,6 +6,7 @@ of tests/conftest.py).
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 import uuid
@@ -22,7 +23,7 @@ from toolchest_wes.store.base import (
     StoreUnavailableError,
 )
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
-from toolchest_wes.store.redis_store import RedisStateStore
+from toolchest_wes.store.redis_store import REDIS_TIMEOUT_S, RedisStateStore, connect
 
 ENDING = frozenset({State.RUNNING, State.CANCELING})
 # A database of the session server that only the tests which look at every key use.
@@ -509,3 +510,27 @@ def test_runs_that_ended_before_the_index_existed_are_indexed_once(store, raw, r
         assert raw.get(f"{prefix}:outputs-kept-indexed") == "1"
     finally:
         fresh.close()
+
+
+def test_clients_time_out_soon_and_never_retry():
+    # A frozen Redis must cost a request at most REDIS_TIMEOUT_S, not redis-py's 5 s per try.
+    kwargs = connect("redis://127.0.0.1:6379/0").connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == REDIS_TIMEOUT_S
+    assert REDIS_TIMEOUT_S < 2.5
+    assert kwargs["retry"].get_retries() == 0
+    # The URL's own options win, as in redis-py.
+    tuned = connect("redis://127.0.0.1:6379/0?socket_timeout=7").connection_pool.connection_kwargs
+    assert tuned["socket_timeout"] == 7
+
+
+def test_frozen_server_is_unavailable_within_the_timeout(redis_server):
+    store = RedisStateStore(redis_server.url, prefix=f"frozen-{uuid.uuid4().hex[:8]}")
+    store.ping()
+    redis_server.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(StoreUnavailableError):
+            store.get_state("r")
+    finally:
+        redis_server.send_signal(signal.SIGCONT)
+    store.ping()
+    store.close()
