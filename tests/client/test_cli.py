@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.processes import free_port
 from toolchest_wes.cli._common import make_client
 from toolchest_wes.cli._output import ExitCode, exit_code_for_error, exit_code_for_state
 from toolchest_wes.cli.main import cli
@@ -71,12 +71,6 @@ def submit(tw: Invoke, *args: str) -> str:
     run_id = ok(tw("submit", *args)).stdout.strip()
     assert run_id and "\n" not in run_id
     return run_id
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the main flow, in both modes -------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import free_port
 from toolchest_wes.client import RunFailed, State, WesClient, format_runs
 from toolchest_wes.client._core import Core
 from toolchest_wes.client._http import RetryPolicy
@@ -51,19 +51,13 @@ def _wes_server() -> Path:
     return server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def wes_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``wes-server --backend=wes_service.cwl_runner`` on a free port, running our cwltool."""
     server = _wes_server()
     cwltool = shutil.which("cwltool") or str(Path(sys.executable).parent / "cwltool")
     workdir = tmp_path_factory.mktemp("wes-service")
-    port = _free_port()
+    port = free_port()
     log = (workdir / "server.log").open("wb")
     proc = subprocess.Popen(
         [

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, EXAMPLES
-from tests.integration.test_server_process import free_port
+from tests.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
