@@ -204,3 +204,7 @@ class StateStore(Protocol):
     def get_owner(self, run_id: str) -> str | None:
         """The user who owns the run; ``None`` for an unknown run or a run without owner."""
         ...
+
+    def count_active(self, owner: str | None = None) -> int:
+        """How many runs are not in a terminal state: ``owner``'s, or everyone's for ``None``."""
+        ...
