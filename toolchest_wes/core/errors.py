@@ -7,8 +7,10 @@ __all__ = [
     "ForbiddenError",
     "InvalidTokenError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "RunNotFoundError",
     "ServiceUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "WesError",
 ]
@@ -64,3 +66,19 @@ class ServiceUnavailableError(WesError):
 
 class InvalidTokenError(UnauthorizedError):
     """A bearer token was given but is not valid (unknown, expired, not for this server)."""
+
+
+class PayloadTooLargeError(WesError):
+    """The request is larger than a configured limit; ``msg`` names the limit."""
+
+    status_code = 413
+
+
+class TooManyRequestsError(WesError):
+    """A per-user limit is reached for now; the client may retry after ``retry_after_s``."""
+
+    status_code = 429
+
+    def __init__(self, msg: str, *, retry_after_s: int) -> None:
+        super().__init__(msg)
+        self.retry_after_s = max(1, retry_after_s)

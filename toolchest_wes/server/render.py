@@ -56,8 +56,11 @@ def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
         parsed = urlparse(location)
         if parsed.scheme == "file":
             local = Path(unquote(parsed.path)).resolve()
-            if local.is_relative_to(root):
-                out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
+            if not local.is_relative_to(root):
+                # A symbolic link the workflow made to a file elsewhere on the server: the
+                # user gets neither its content, nor its path, size or checksum.
+                return None
+            out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
     return out
 
 
