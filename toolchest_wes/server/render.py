@@ -43,7 +43,9 @@ def rewrite_locations(value: Any, outputs_dir: Path, run_id: str, urls: Urls) ->
 
 def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
     if isinstance(value, list):
-        return [_rewrite(v, root, run_id, urls) for v in value]
+        rewritten = ((v, _rewrite(v, root, run_id, urls)) for v in value)
+        # A File or Directory left out (see below) leaves no hole in a listing.
+        return [new for old, new in rewritten if new is not None or old is None]
     if not isinstance(value, dict):
         return value
     out = {
