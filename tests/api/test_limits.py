@@ -18,7 +18,10 @@ import pytest
 from tests.api.test_auth import Bearer
 from tests.conftest import API, CWL, EXAMPLES, Wes, assert_error
 from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.runner.celery_runner import CeleryTaskRunner
+from toolchest_wes.server.app import create_app, get_state
 from toolchest_wes.server.tokens import TokenFile
+from toolchest_wes.worker.celery_config import new_celery_app
 
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 SLEEP = CWL / "sleep.cwl"
@@ -168,7 +171,7 @@ def test_active_run_limit_is_429_with_retry_after(make_app, make_settings):
                 workflow_attachment=[(io.BytesIO(SLEEP.read_bytes()), "sleep.cwl")],
             ),
         )
-        assert_error(response, 429, "2 runs", "limit is 2", "max_active_runs_per_user")
+        assert_error(response, 429, "2 unfinished runs", "limit is 2", "max_active_runs_per_user")
         assert int(response.headers["Retry-After"]) >= 1
         assert len(wes.client.get(f"{API}/runs").get_json()["runs"]) == 2
 
@@ -198,7 +201,7 @@ def test_active_run_limit_counts_each_user_apart(users):
     runs = {"alice": [alice.submit(SLEEP, {"seconds": 600})], "bob": []}
     try:
         body = alice.submit(SLEEP, {"seconds": 600}, expect=429)
-        assert "you have 1 runs" in body["msg"] and "limit is 1" in body["msg"]
+        assert "you have 1 unfinished run," in body["msg"] and "limit is 1" in body["msg"]
         runs["bob"].append(bob.submit(SLEEP, {"seconds": 600}))
     finally:
         _cancel_all(alice, runs["alice"])
@@ -236,12 +239,31 @@ def test_submit_rate_counts_each_user_apart(users):
     assert bob.wait(runs[1]) is State.COMPLETE
 
 
+@pytest.fixture
+def second_api():
+    """Another API app on the same settings: a second gunicorn process of one server.
+
+    It shares the first app's Redis and Celery queue, so it needs no worker of its own.
+    """
+    apps = []
+
+    def make(settings):
+        runner = CeleryTaskRunner(new_celery_app(settings))
+        app = create_app(settings, runner=runner, validate_responses=True)
+        apps.append(app)
+        return Wes(app.app.test_client())
+
+    yield make
+    for app in apps:
+        get_state(app).close()
+
+
 @pytest.mark.parametrize("mode", ["distributed"], indirect=True)
-def test_submit_rate_is_shared_by_api_processes(make_app, make_settings):
+def test_submit_rate_is_shared_by_api_processes(make_app, make_settings, second_api):
     """Two apps on one Redis stand for two gunicorn processes: they count one bucket."""
     settings = make_settings(submit_rate=1, submit_burst=1, max_active_runs_per_user=1)
     first = Wes(make_app(settings).app.test_client())
-    second = Wes(make_app(settings).app.test_client())
+    second = second_api(settings)
     run_id = first.submit(HELLO, {})
 
     body = second.submit(HELLO, {}, expect=429)
@@ -251,14 +273,14 @@ def test_submit_rate_is_shared_by_api_processes(make_app, make_settings):
 
 
 @pytest.mark.parametrize("mode", ["distributed"], indirect=True)
-def test_active_run_limit_is_shared_by_api_processes(make_app, make_settings):
+def test_active_run_limit_is_shared_by_api_processes(make_app, make_settings, second_api):
     settings = make_settings(max_active_runs_per_user=1)
     first = Wes(make_app(settings).app.test_client())
-    second = Wes(make_app(settings).app.test_client())
+    second = second_api(settings)
     runs = [first.submit(SLEEP, {"seconds": 600})]
     try:
         body = second.submit(SLEEP, {"seconds": 600}, expect=429)
-        assert "the server has 1 runs" in body["msg"]
+        assert "the server has 1 unfinished run," in body["msg"]
     finally:
         _cancel_all(first, runs)
 

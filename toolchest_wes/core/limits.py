@@ -132,10 +132,11 @@ class SubmitLimits:
         """``TooManyRequestsError`` if ``active`` runs leave no room for another one."""
         if self.max_active_runs and active >= self.max_active_runs:
             who = "you have" if user is not None else "the server has"
+            runs = "run" if active == 1 else "runs"
             raise TooManyRequestsError(
-                f"{who} {active} runs that have not finished, and the limit is "
-                f"{self.max_active_runs} per user (max_active_runs_per_user); wait for some "
-                "to finish or cancel some, then submit again",
+                f"{who} {active} unfinished {runs}, and the limit is {self.max_active_runs} "
+                "per user (max_active_runs_per_user); wait for some to finish or cancel some, "
+                "then submit again",
                 retry_after_s=ACTIVE_RETRY_AFTER_S,
             )
 

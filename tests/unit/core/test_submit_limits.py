@@ -59,7 +59,7 @@ def test_check_active_names_the_count_and_the_limit():
         limits.check_active("alice", 3)
 
     assert info.value.status_code == 429 and info.value.retry_after_s >= 1
-    assert "you have 3 runs" in info.value.msg and "limit is 3" in info.value.msg
+    assert "you have 3 unfinished runs," in info.value.msg and "limit is 3" in info.value.msg
     SubmitLimits(max_active_runs=0).check_active("alice", 10**6)
 
 
