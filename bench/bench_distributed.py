@@ -68,6 +68,9 @@ class Cluster:
                 "TOOLCHEST_WES_DATA_DIR": str(tmp / "shared"),
                 "TOOLCHEST_WES_LOG_LEVEL": "WARNING",
                 "TOOLCHEST_WES_CONTAINER_RUNTIME": "none",
+                # The benchmark submits far faster than one user may by default.
+                "TOOLCHEST_WES_SUBMIT_RATE": "0",
+                "TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER": "0",
             }
         )
 

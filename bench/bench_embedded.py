@@ -36,6 +36,9 @@ def server(data_dir: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
     env["TOOLCHEST_WES_LOG_LEVEL"] = "WARNING"
+    # The benchmark submits far faster than one user may by default.
+    env["TOOLCHEST_WES_SUBMIT_RATE"] = "0"
+    env["TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER"] = "0"
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -20,6 +20,9 @@ __all__ = [
     "is_loopback",
 ]
 
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
 
 class ContainerRuntime(StrEnum):
     """How cwltool runs tools that ask for a container."""
@@ -200,6 +203,54 @@ class Settings(BaseSettings):
     retention_sweep_interval_s: float = Field(
         default=300.0, gt=0, description="How often expired outputs are removed."
     )
+    max_request_bytes: int = Field(
+        default=GIB,
+        ge=1024,
+        description="Largest request body; a larger POST /runs answers 413.",
+    )
+    max_attachments: int = Field(
+        default=1000, ge=1, description="Most workflow_attachment files in one POST /runs."
+    )
+    max_attachment_bytes: int = Field(
+        default=GIB, ge=1, description="Most bytes of all attachments of one POST /runs together."
+    )
+    max_params_bytes: int = Field(
+        default=MIB,
+        ge=1024,
+        description="Largest workflow_params JSON text (and any other text field).",
+    )
+    max_active_runs_per_user: int = Field(
+        default=100,
+        ge=0,
+        description=(
+            "Runs one user may have that are not finished yet (QUEUED to CANCELING); more "
+            "submissions answer 429. 0: no limit."
+        ),
+    )
+    submit_rate: float = Field(
+        default=60.0,
+        ge=0,
+        description="Submissions one user may make per minute, on average; 0: no limit.",
+    )
+    submit_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Submissions one user may make at once before submit_rate applies.",
+    )
+    allow_private_workflow_urls: bool = Field(
+        default=False,
+        description=(
+            "Accept http(s) workflow_url hosts on loopback, link-local, private and other "
+            "non-public addresses."
+        ),
+    )
+    workflow_url_allowed_hosts: str = Field(
+        default="",
+        description=(
+            "Comma-separated host names and networks (CIDR) a workflow_url may name even "
+            "though they are not public, such as git.internal,10.1.0.0/16."
+        ),
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -208,6 +259,14 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("workflow_url_allowed_hosts")
+    @classmethod
+    def _check_allowed_networks(cls, value: str) -> str:
+        for entry in (e.strip().strip("[]") for e in value.split(",")):
+            if "/" in entry or ":" in entry or (entry and entry.replace(".", "").isdigit()):
+                ipaddress.ip_network(entry, strict=False)  # ValueError names the entry
+        return value
 
     @model_validator(mode="after")
     def _check_oidc(self) -> Settings:

@@ -80,8 +80,13 @@ def test_invalid_cwl_is_executor_error_with_the_reason(wes: Wes) -> None:
     assert "Nope" in wes.get(f"/runs/{run_id}/stderr").get_data(as_text=True)
 
 
-def test_http_workflow_url_is_passed_to_the_engine(wes: Wes) -> None:
-    """Nothing listens on this port, so cwltool fails to fetch: an executor error, not a 400."""
+def test_http_workflow_url_is_passed_to_the_engine(make_app: Any, make_settings: Any) -> None:
+    """Nothing listens on this port, so cwltool fails to fetch: an executor error, not a 400.
+
+    Loopback URLs are refused unless allowed (test_limits.py), so this server allows them.
+    """
+    app = make_app(make_settings(workflow_url_allowed_hosts="127.0.0.1"))
+    wes = Wes(app.app.test_client())
     run_id = wes.submit("http://127.0.0.1:9/hello.cwl", {})
     assert wes.wait(run_id) is State.EXECUTOR_ERROR
     assert wes.log(run_id)["request"]["workflow_url"] == "http://127.0.0.1:9/hello.cwl"

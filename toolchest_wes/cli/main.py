@@ -104,6 +104,31 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
 @click.option(
     "--oidc-admin-value", help="--auth oidc: the admin claim's admin value.  [default: wes-admin]"
 )
+@click.option(
+    "--max-request-bytes", type=int, help="Largest POST /runs body.  [default: 1073741824 (1 GiB)]"
+)
+@click.option(
+    "--max-active-runs-per-user",
+    type=int,
+    help="Unfinished runs one user may have; 0: no limit.  [default: 100]",
+)
+@click.option(
+    "--submit-rate",
+    type=float,
+    help="Submissions per minute per user, after a burst of --submit-burst; 0: no limit.  "
+    "[default: 60]",
+)
+@click.option("--submit-burst", type=int, help="See --submit-rate.  [default: 20]")
+@click.option(
+    "--allow-private-workflow-urls",
+    is_flag=True,
+    default=None,
+    help="Fetch http(s) URLs on loopback, link-local and private addresses too.",
+)
+@click.option(
+    "--workflow-url-allowed-hosts",
+    help="Comma-separated hosts and networks (CIDR) that URLs may name although not public.",
+)
 @_common_options
 def serve(**flags: Any) -> None:
     """Start the WES API server under gunicorn.

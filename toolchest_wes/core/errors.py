@@ -10,8 +10,10 @@ __all__ = [
     "InsufficientStorageError",
     "InvalidTokenError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "RunNotFoundError",
     "ServiceUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "WesError",
 ]
@@ -85,3 +87,19 @@ class InsufficientStorageError(WesError):
     """The server has no room left to store what the request needs (a full disk or quota)."""
 
     status_code = 507
+
+
+class PayloadTooLargeError(WesError):
+    """The request is larger than a configured limit; ``msg`` names the limit."""
+
+    status_code = 413
+
+
+class TooManyRequestsError(WesError):
+    """A per-user limit is reached for now; the client may retry after ``retry_after_s``."""
+
+    status_code = 429
+
+    def __init__(self, msg: str, *, retry_after_s: int) -> None:
+        super().__init__(msg)
+        self.retry_after_s = max(1, retry_after_s)

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from toolchest_wes.core.errors import (
     NotFoundError,
     RunNotFoundError,
 )
+from toolchest_wes.core.limits import SubmitLimits
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
 from toolchest_wes.core.submission import (
@@ -29,6 +30,7 @@ from toolchest_wes.core.submission import (
     resolve_engine,
 )
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
+from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.core.workspace import (
     RunDir,
     Workspace,
@@ -67,6 +69,10 @@ class ServiceConfig:
     worker_engine_versions: Callable[[], dict[str, list[str]]] | None = None
     #: How long a finished run's outputs are kept, in seconds; ``None``: forever.
     retention_s: float | None = None
+    #: The hosts http(s) URLs of a submission may name.
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    #: Per-user submit rate and unfinished-run cap (none by default).
+    limits: SubmitLimits = field(default_factory=SubmitLimits)
 
 
 @dataclass
@@ -106,9 +112,14 @@ class RunService:
         The run belongs to ``owner``, or else to ``caller`` (no one when authentication is off).
         """
         owner = owner if owner is not None else caller.user
+        limits = self.config.limits
+        limits.check_rate(owner)
         engine = resolve_engine(self.registry, sub)
         names = attachment_names(sub.attachments)
         workflow_url = check_workflow_url(sub.workflow_url, names)
+        if "://" in workflow_url:
+            self.config.url_policy.check(workflow_url)
+        self.config.url_policy.check_params(sub.workflow_params)
         staged_params = localise_params(sub.workflow_params, names)
         try:
             params = engine.check_parameters(sub.workflow_engine_parameters)
@@ -129,6 +140,8 @@ class RunService:
         run_id = str(uuid.uuid4())
         for attachment, name in zip(sub.attachments, names, strict=True):
             attachment.name = name
+        # Checked before staging too, so that a user at the limit costs no copying.
+        self._check_active(owner)
         self.workspace.stage(run_id, sub.attachments, staged_params)
         record = RunRecord(
             run_id=run_id,
@@ -140,8 +153,13 @@ class RunService:
             owner=owner,
         )
         try:
-            self.store.create_run(record)
+            # Under the user's lock, so that concurrent submissions (in any API process)
+            # cannot all pass the check and overshoot the limit together.
+            with limits.hold(owner):
+                self._check_active(owner)
+                self.store.create_run(record)
         except BaseException:
+            # A StoreUnavailableError goes on to the server's one 503 handler.
             self.workspace.remove(run_id)
             raise
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
@@ -160,6 +178,11 @@ class RunService:
                 ),
             )
         return run_id
+
+    def _check_active(self, owner: str | None) -> None:
+        if self.config.limits.max_active_runs:
+            active = self.store.count_active(owner)
+            self.config.limits.check_active(owner, active)
 
     # -- read -----------------------------------------------------------------------------
 

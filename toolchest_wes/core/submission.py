@@ -9,7 +9,12 @@ from urllib.parse import urlparse
 
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.params import REMOTE_SCHEMES
-from toolchest_wes.core.workspace import Attachment, check_attachment_name, safe_relative_path
+from toolchest_wes.core.workspace import (
+    PARAMS_NAME,
+    Attachment,
+    check_attachment_name,
+    safe_relative_path,
+)
 from toolchest_wes.engines.base import WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
 
@@ -73,6 +78,12 @@ def attachment_names(attachments: Sequence[Attachment]) -> list[str]:
         if name in seen:
             raise BadRequestError(f"workflow_attachment {name!r} was sent twice")
         seen.add(name)
+    folders = {name.rsplit("/", i)[0] for name in names for i in range(1, name.count("/") + 1)}
+    for name in sorted(seen & folders | {PARAMS_NAME} & folders):
+        raise BadRequestError(
+            f"workflow_attachment {name!r} is both a file and the folder of another "
+            "attachment; rename one of them"
+        )
     return names
 
 

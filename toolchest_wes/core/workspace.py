@@ -142,6 +142,20 @@ class RunDir:
         return self.tasks / clean / stream
 
 
+def _write_new(target: Path, root: Path, stream: BinaryIO) -> None:
+    """Write a new file at ``target``, never through a symbolic link or over a file.
+
+    The run directory is new and its names are checked, so neither can happen today; this
+    keeps it so if a directory were ever reused or shared.
+    """
+    if not target.parent.resolve().is_relative_to(root):
+        raise BadRequestError(f"attachment {target.name!r} would leave the run directory")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_BINARY", 0)
+    fd = os.open(target, flags, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(stream, out, _COPY_CHUNK)
+
+
 class Workspace:
     """Creates, fills and removes run directories under one root."""
 
@@ -170,11 +184,11 @@ class Workspace:
         try:
             for path in (run_dir.attachments, run_dir.outputs, run_dir.work, run_dir.tasks):
                 path.mkdir(parents=True, exist_ok=True)
+            root = run_dir.attachments.resolve()
             for attachment in attachments:
                 target = run_dir.attachments / attachment.name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(attachment.stream, out, _COPY_CHUNK)
+                _write_new(target, root, attachment.stream)
             run_dir.params_file.write_text(json.dumps(workflow_params), encoding="utf-8")
         except BaseException as exc:
             self.remove(run_id)

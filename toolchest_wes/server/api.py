@@ -14,6 +14,7 @@ from toolchest_wes.server import render
 from toolchest_wes.server.archive import stream_zip
 from toolchest_wes.server.auth import current_caller
 from toolchest_wes.server.forms import parse_run_request
+from toolchest_wes.server.limits import RequestLimits, check_form_sizes
 from toolchest_wes.server.spec import BASE_PATH
 
 __all__ = ["WesApi"]
@@ -33,9 +34,16 @@ def _send(path: Path, mimetype: str) -> Response:
 class WesApi:
     """The handlers connexion calls; each is a thin adapter over ``RunService``."""
 
-    def __init__(self, service: RunService, *, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        service: RunService,
+        *,
+        public_url: str | None = None,
+        limits: RequestLimits | None = None,
+    ) -> None:
         self.service = service
         self.public_url = public_url
+        self.limits = limits
 
     def _urls(self) -> render.Urls:
         if self.public_url:
@@ -70,6 +78,8 @@ class WesApi:
 
     def run_workflow(self, **_form: Any) -> dict[str, Any]:
         """Submit a run. Implements POST /runs."""
+        if self.limits is not None:
+            check_form_sizes(request.form, request.files, self.limits)
         submission = parse_run_request(request.form, request.files)
         return {"run_id": self.service.submit(submission, caller=current_caller())}
 

@@ -25,6 +25,12 @@ from toolchest_wes.server.auth import build_authenticator, install_auth
 from toolchest_wes.server.errors import RETRY_AFTER_S, error_response, register_error_handlers
 from toolchest_wes.server.fastpath import install_fast_views
 from toolchest_wes.server.forms import check_field_names, check_form_request
+from toolchest_wes.server.limits import (
+    RequestLimits,
+    build_submit_limits,
+    build_url_policy,
+    install_request_limits,
+)
 from toolchest_wes.server.metrics import install_metrics
 from toolchest_wes.server.resolver import WesResolver
 from toolchest_wes.server.spec import BASE_PATH, load_spec
@@ -130,6 +136,8 @@ def create_app(
             worker_engine_versions=_worker_engine_versions(settings),
             auth_instructions_url=settings.auth_instructions_url,
             retention_s=settings.retention_s,
+            url_policy=build_url_policy(settings),
+            limits=build_submit_limits(settings),
         ),
     )
     reconciler: Reconciler | None = None
@@ -140,7 +148,9 @@ def create_app(
         reconciler = start_reconciler(settings, store)
     app = connexion.FlaskApp(__name__, options={"swagger_ui": True})
     spec = load_spec()
-    handlers = WesApi(service, public_url=settings.public_url)
+    request_limits = RequestLimits.from_settings(settings)
+    install_request_limits(app.app, request_limits)
+    handlers = WesApi(service, public_url=settings.public_url, limits=request_limits)
     app.add_api(
         spec,
         base_path=BASE_PATH,

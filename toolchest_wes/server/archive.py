@@ -33,12 +33,20 @@ class _Sink(io.RawIOBase):
 def stream_zip(root: Path, members: Iterable[str]) -> Iterator[bytes]:
     """Yield a zip of ``root/member`` for each relative path, in pieces of about 1 MiB.
 
+    Symbolic links, and members whose real path is outside ``root``, are left out.
+
     Because the sink cannot seek, zipfile writes sizes in data descriptors after each file,
     which every unzip tool reads.
     """
     sink = _Sink()
+    real_root = root.resolve()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for member in members:
+            path = root / member
+            # Members come from the output listing, which has no symbolic links; this keeps
+            # a link made since then from adding a file from outside the output folder.
+            if path.is_symlink() or not path.resolve().is_relative_to(real_root):
+                continue
             info = zipfile.ZipInfo.from_file(root / member, arcname=member)
             info.compress_type = zipfile.ZIP_DEFLATED
             with open(root / member, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:

@@ -9,8 +9,9 @@ from connexion.exceptions import ProblemException
 from flask import Response, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from toolchest_wes.core.errors import WesError
+from toolchest_wes.core.errors import TooManyRequestsError, WesError
 from toolchest_wes.models import ErrorResponse
+from toolchest_wes.server.limits import too_large_message
 from toolchest_wes.store.base import StoreUnavailableError
 
 __all__ = ["RETRY_AFTER_S", "error_response", "register_error_handlers"]
@@ -30,6 +31,8 @@ def error_response(status: int, msg: str, headers: dict[str, str] | None = None)
 
 
 def _wes_error(exc: WesError) -> Response:
+    if isinstance(exc, TooManyRequestsError):
+        return error_response(exc.status_code, exc.msg, {"Retry-After": str(exc.retry_after_s)})
     headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status_code == 503 else None
     return error_response(exc.status_code, exc.msg, headers)
 
@@ -61,6 +64,8 @@ def _http(exc: HTTPException) -> Response:
         allowed = sorted(getattr(exc, "valid_methods", None) or [])
         headers["Allow"] = ", ".join(allowed)
         msg = f"method {request.method} is not allowed on {request.path}; use {', '.join(allowed)}"
+    elif status == 413:
+        msg = too_large_message()
     elif status >= 500:
         logger.error("request failed: %s", exc)
         msg = _INTERNAL_MSG

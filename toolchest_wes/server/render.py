@@ -44,7 +44,9 @@ def rewrite_locations(value: Any, outputs_dir: Path, run_id: str, urls: Urls) ->
 
 def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
     if isinstance(value, list):
-        return [_rewrite(v, root, run_id, urls) for v in value]
+        rewritten = ((v, _rewrite(v, root, run_id, urls)) for v in value)
+        # A File or Directory left out (see below) leaves no hole in a listing.
+        return [new for old, new in rewritten if new is not None or old is None]
     if not isinstance(value, dict):
         return value
     out = {
@@ -57,8 +59,11 @@ def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
         parsed = urlparse(location)
         if parsed.scheme == "file":
             local = Path(unquote(parsed.path)).resolve()
-            if local.is_relative_to(root):
-                out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
+            if not local.is_relative_to(root):
+                # A symbolic link the workflow made to a file elsewhere on the server: the
+                # user gets neither its content, nor its path, size or checksum.
+                return None
+            out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
     return out
 
 

@@ -238,3 +238,7 @@ class StateStore(Protocol):
         changed; ``None`` means there is no such run.
         """
         ...
+
+    def count_active(self, owner: str | None = None) -> int:
+        """How many runs are not in a terminal state: ``owner``'s, or everyone's for ``None``."""
+        ...

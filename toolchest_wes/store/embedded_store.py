@@ -288,6 +288,24 @@ class EmbeddedStateStore:
             row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else row[0]
 
+    def count_active(self, owner: str | None = None) -> int:
+        """Unfinished runs of ``owner`` (everyone's for ``None``): one count on the state index.
+
+        The state index, not the owner one: active runs are few, a user's runs may be many.
+        """
+        active = sorted(s.value for s in ACTIVE_STATES)
+        sql = (
+            "SELECT COUNT(*) FROM runs INDEXED BY ix_runs_state_seq "
+            f"WHERE state IN ({', '.join('?' * len(active))})"
+        )
+        params: list[Any] = list(active)
+        if owner is not None:
+            sql += " AND owner = ?"
+            params.append(owner)
+        with self._connection() as conn:
+            (count,) = conn.execute(sql, params).fetchone()
+        return int(count)
+
     # -- connections -------------------------------------------------------------------------
 
     @contextmanager

@@ -502,6 +502,22 @@ class RedisStateStore:
     def _owner_key(self, owner: str) -> str:
         return self._key("owner", owner)
 
+    def count_active(self, owner: str | None = None) -> int:
+        """Unfinished runs of ``owner`` (everyone's for ``None``), in one ``MULTI``.
+
+        Everyone's is the per-state counts; a user's is ``ZINTERCARD`` (Redis 7) of each
+        unfinished state's index with the user's, which walks the smaller set: the state
+        index, as unfinished runs are few.
+        """
+        with self._errors():
+            if owner is None:
+                counts = self._client.hmget(self._key("counts"), _ACTIVE_STATES)
+                return sum(int(n or 0) for n in counts)
+            pipe = self._client.pipeline(transaction=True)
+            for state in _ACTIVE_STATES:
+                pipe.zintercard(2, [self._state_key(state), self._owner_key(owner)])
+            return sum(int(n) for n in pipe.execute())
+
 
 def _describe(url: str) -> str:
     """``url`` without credentials, query or fragment, for messages and ``repr``."""

@@ -1,0 +1,154 @@
+"""Per-user submission limits: a submit rate and a cap on runs that are not finished yet.
+
+Both count per user; with authentication off every request belongs to one anonymous user,
+so the limits apply to the server as a whole. Where the counts live is an adapter choice:
+in this process for the embedded server (one API process), in Redis for distributed mode
+(``store/redis_limits.py``), so that every API process sees the same counts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from toolchest_wes.core.errors import TooManyRequestsError
+
+__all__ = [
+    "ANONYMOUS_KEY",
+    "LocalUserLocks",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "SubmitLimits",
+    "UserLocks",
+]
+
+#: The key the limits count under when authentication is off.
+ANONYMOUS_KEY = "-"
+#: Retry-After of an active-run refusal: runs end at no predictable time, so a fixed pause.
+ACTIVE_RETRY_AFTER_S = 30
+
+
+class RateLimiter(Protocol):
+    """A token bucket per key: ``rate_per_s`` tokens come back each second, up to ``burst``."""
+
+    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+        """Take one token for ``key``: 0 if taken, else the seconds until one is available."""
+        ...
+
+
+class UserLocks(Protocol):
+    """Mutual exclusion per key, across every process that counts the same runs."""
+
+    def hold(self, key: str) -> AbstractContextManager[None]:
+        """A context that holds ``key``'s lock."""
+        ...
+
+
+class MemoryRateLimiter:
+    """Token buckets in this process: right when one process serves the API (embedded)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+        """Take one token for ``key``: 0 if taken, else the seconds until one is available."""
+        with self._lock:
+            now = self._clock()
+            tokens, stamp = self._buckets.get(key, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - stamp) * rate_per_s)
+            wait = 0.0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / rate_per_s
+            self._buckets[key] = (tokens, now)
+            if len(self._buckets) > 100_000:
+                self._forget_full(now, rate_per_s, burst)
+            return wait
+
+    def _forget_full(self, now: float, rate_per_s: float, burst: int) -> None:
+        # A bucket that has refilled is the same as no bucket, so it can go.
+        refill_s = burst / rate_per_s
+        for key, (_tokens, stamp) in list(self._buckets.items()):
+            if now - stamp >= refill_s:
+                del self._buckets[key]
+
+
+class LocalUserLocks:
+    """Locks per key in this process (embedded mode has one API process)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Hold ``key``'s lock for the block."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+
+@dataclass
+class SubmitLimits:
+    """The per-user limits of ``POST /runs``.
+
+    Attributes:
+        max_active_runs: Unfinished runs one user may have; 0 for no limit.
+        rate_per_minute: Submissions one user may make per minute; 0 for no limit.
+        burst: Submissions one user may make at once before the rate applies.
+        rate_limiter: Where the submit rate is counted.
+        locks: Serialise one user's count-and-create, so that concurrent submissions
+            cannot all pass the active-run check.
+    """
+
+    max_active_runs: int = 0
+    rate_per_minute: float = 0.0
+    burst: int = 1
+    rate_limiter: RateLimiter | None = None
+    locks: UserLocks | None = None
+
+    def check_rate(self, user: str | None) -> None:
+        """Count one submission; ``TooManyRequestsError`` if the user is over the rate."""
+        if self.rate_per_minute <= 0 or self.rate_limiter is None:
+            return
+        wait = self.rate_limiter.acquire(_key(user), self.rate_per_minute / 60.0, self.burst)
+        if wait > 0:
+            raise TooManyRequestsError(
+                f"too many submissions: this server accepts {self.rate_per_minute:g} per "
+                f"minute per user (bursts of {self.burst}); retry in {math.ceil(wait)} s",
+                retry_after_s=math.ceil(wait),
+            )
+
+    def check_active(self, user: str | None, active: int) -> None:
+        """``TooManyRequestsError`` if ``active`` runs leave no room for another one."""
+        if self.max_active_runs and active >= self.max_active_runs:
+            who = "you have" if user is not None else "the server has"
+            runs = "run" if active == 1 else "runs"
+            raise TooManyRequestsError(
+                f"{who} {active} unfinished {runs}, and the limit is {self.max_active_runs} "
+                "per user (max_active_runs_per_user); wait for some to finish or cancel some, "
+                "then submit again",
+                retry_after_s=ACTIVE_RETRY_AFTER_S,
+            )
+
+    @contextmanager
+    def hold(self, user: str | None) -> Iterator[None]:
+        """Hold the user's submit lock when there is an active-run limit to keep."""
+        if not self.max_active_runs or self.locks is None:
+            yield
+            return
+        with self.locks.hold(_key(user)):
+            yield
+
+
+def _key(user: str | None) -> str:
+    return ANONYMOUS_KEY if user is None else f"u:{user}"
