@@ -96,7 +96,10 @@ def test_embedded_restart_requeues_queued_runs_and_ends_executing_ones(tmp_path:
         states = wait_all(server.url, [executing, *queued])
         assert states == {executing: "SYSTEM_ERROR", **dict.fromkeys(queued, "COMPLETE")}
         system_logs = run_log(server.url, executing)["run_log"]["system_logs"]  # type: ignore[index]
-        assert any("server restarted" in line for line in system_logs)
+        # Either the stopping server recorded the engine it killed, or the starting server
+        # found the run still RUNNING; both say why the run ended.
+        reasons = ("server restarted", "killed by signal")
+        assert any(r in line for line in system_logs for r in reasons), system_logs
     finally:
         if server.proc is not None:
             server.kill(signal.SIGTERM)
