@@ -102,6 +102,9 @@ def make_app(
                 celery_app = make_celery(
                     settings, launcher=kwargs.pop("launcher"), engines=kwargs.get("engines")
                 )
+                # The worker notices it should stop between two waits on the queue (1 s by
+                # default); shorter waits make each test's teardown that much shorter.
+                celery_app.conf.broker_transport_options["polling_interval"] = 0.2
                 context = celery_app.conf.toolchest_wes_context
                 stack.callback(context.close)
                 stack.enter_context(

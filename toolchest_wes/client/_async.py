@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
+from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy
 from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep, api_error
 from toolchest_wes.client._listing import RunFilter, log_from_summary
-from toolchest_wes.client._submit import prepare_submission
+from toolchest_wes.client._submit import encode_fields, prepare_submission
 from toolchest_wes.client.exceptions import DownloadError, TransportError, WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.run import FOLLOW_INTERVAL, RunHandle, Stream

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 from toolchest_wes import __version__
 from toolchest_wes.client import exceptions as exc
 from toolchest_wes.client._config import resolve
+from toolchest_wes.client._download import outputs_from_cwl
 from toolchest_wes.client._http import (
     Op,
     RetryPolicy,
@@ -28,7 +28,6 @@ from toolchest_wes.client._http import (
     request,
 )
 from toolchest_wes.models import (
-    OutputFile,
     OutputListResponse,
     RunId,
     RunLog,
@@ -434,78 +433,3 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise exc.UnexpectedResponseError(f"{response.request.url} answered {data!r}")
     return data
-
-
-def outputs_from_cwl(outputs: Mapping[str, Any]) -> Iterator[OutputFile]:
-    """The File entries of a CWL output object, as output listing entries."""
-    for key, value in outputs.items():
-        yield from _files(value, key)
-
-
-def _files(value: Any, prefix: str) -> Iterable[OutputFile]:
-    if isinstance(value, list):
-        for item in value:
-            yield from _files(item, prefix)
-    elif isinstance(value, dict):
-        if value.get("class") == "File" and isinstance(value.get("location"), str):
-            location = value["location"]
-            name = value.get("basename") or location.rstrip("/").rsplit("/", 1)[-1]
-            yield OutputFile(
-                path=str(name),
-                size=int(value.get("size") or 0),
-                checksum=value.get("checksum"),
-                url=location,
-            )
-            for secondary in value.get("secondaryFiles") or []:
-                yield from _files(secondary, prefix)
-        elif value.get("class") == "Directory":
-            for item in value.get("listing") or []:
-                yield from _files(item, prefix)
-        else:
-            for item in value.values():
-                yield from _files(item, prefix)
-
-
-def encode_fields(
-    workflow_url: str,
-    params: Mapping[str, Any],
-    *,
-    workflow_type: str,
-    workflow_type_version: str,
-    tags: Mapping[str, str],
-    engine_params: Mapping[str, Any] | None,
-    engine: str | None = None,
-    engine_version: str | None = None,
-) -> dict[str, str]:
-    """The string form fields of a RunRequest, JSON fields encoded as WES expects."""
-    fields = {
-        "workflow_url": workflow_url,
-        "workflow_type": workflow_type,
-        "workflow_type_version": workflow_type_version,
-        "workflow_params": json.dumps(dict(params)),
-        "tags": json.dumps(dict(tags)),
-    }
-    if engine_params:
-        fields["workflow_engine_parameters"] = json.dumps(dict(engine_params))
-    if engine:
-        fields["workflow_engine"] = engine
-    if engine_version:
-        fields["workflow_engine_version"] = engine_version
-    return fields
-
-
-def cwl_version(workflow: Path | None, default: str = "v1.2") -> str:
-    """The ``cwlVersion`` a local CWL document declares, for ``workflow_type_version``."""
-    if workflow is None or not workflow.is_file():
-        return default
-    try:
-        with workflow.open(encoding="utf-8") as handle:
-            for line in handle:
-                stripped = line.strip().strip('"').strip("'")
-                if stripped.startswith(("cwlVersion:", '"cwlVersion":', "cwlVersion")):
-                    value = stripped.split(":", 1)[1].strip().strip(",").strip().strip("'\"")
-                    if value:
-                        return value
-    except (OSError, UnicodeDecodeError):
-        pass
-    return default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, Any
@@ -15,7 +15,7 @@ import httpx
 from toolchest_wes.client.exceptions import DownloadError
 from toolchest_wes.models import OutputFile
 
-__all__ = ["FileSink", "Progress", "select_outputs", "target_path"]
+__all__ = ["FileSink", "Progress", "outputs_from_cwl", "select_outputs", "target_path"]
 
 CHUNK = 1 << 16
 
@@ -179,3 +179,33 @@ class FileSink:
 def zip_name(run_id: str) -> str:
     """The file name of a run's outputs archive."""
     return f"{run_id}-outputs.zip"
+
+
+def outputs_from_cwl(outputs: Mapping[str, Any]) -> Iterator[OutputFile]:
+    """The File entries of a CWL output object, as output listing entries."""
+    for key, value in outputs.items():
+        yield from _files(value, key)
+
+
+def _files(value: Any, prefix: str) -> Iterable[OutputFile]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _files(item, prefix)
+    elif isinstance(value, dict):
+        if value.get("class") == "File" and isinstance(value.get("location"), str):
+            location = value["location"]
+            name = value.get("basename") or location.rstrip("/").rsplit("/", 1)[-1]
+            yield OutputFile(
+                path=str(name),
+                size=int(value.get("size") or 0),
+                checksum=value.get("checksum"),
+                url=location,
+            )
+            for secondary in value.get("secondaryFiles") or []:
+                yield from _files(secondary, prefix)
+        elif value.get("class") == "Directory":
+            for item in value.get("listing") or []:
+                yield from _files(item, prefix)
+        else:
+            for item in value.values():
+                yield from _files(item, prefix)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolchest_wes.client._core import REQUEST_ID_TAG, Submission, cwl_version, encode_fields
+from toolchest_wes.client._core import REQUEST_ID_TAG, Submission
 from toolchest_wes.client._deps import bundle_workflow
 from toolchest_wes.client.exceptions import InputFileError
 
-__all__ = ["prepare_submission"]
+__all__ = ["cwl_version", "encode_fields", "prepare_submission"]
 
 
 def prepare_submission(
@@ -61,3 +62,48 @@ def _local_path(workflow: str | Path) -> Path | None:
     if parts.scheme == "file":
         return Path(parts.path)
     return Path(workflow.split("#", 1)[0])
+
+
+def encode_fields(
+    workflow_url: str,
+    params: Mapping[str, Any],
+    *,
+    workflow_type: str,
+    workflow_type_version: str,
+    tags: Mapping[str, str],
+    engine_params: Mapping[str, Any] | None,
+    engine: str | None = None,
+    engine_version: str | None = None,
+) -> dict[str, str]:
+    """The string form fields of a RunRequest, JSON fields encoded as WES expects."""
+    fields = {
+        "workflow_url": workflow_url,
+        "workflow_type": workflow_type,
+        "workflow_type_version": workflow_type_version,
+        "workflow_params": json.dumps(dict(params)),
+        "tags": json.dumps(dict(tags)),
+    }
+    if engine_params:
+        fields["workflow_engine_parameters"] = json.dumps(dict(engine_params))
+    if engine:
+        fields["workflow_engine"] = engine
+    if engine_version:
+        fields["workflow_engine_version"] = engine_version
+    return fields
+
+
+def cwl_version(workflow: Path | None, default: str = "v1.2") -> str:
+    """The ``cwlVersion`` a local CWL document declares, for ``workflow_type_version``."""
+    if workflow is None or not workflow.is_file():
+        return default
+    try:
+        with workflow.open(encoding="utf-8") as handle:
+            for line in handle:
+                stripped = line.strip().strip('"').strip("'")
+                if stripped.startswith(("cwlVersion:", '"cwlVersion":', "cwlVersion")):
+                    value = stripped.split(":", 1)[1].strip().strip(",").strip().strip("'\"")
+                    if value:
+                        return value
+    except (OSError, UnicodeDecodeError):
+        pass
+    return default

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy, encode_fields
+from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep
 from toolchest_wes.client._listing import RunFilter, log_from_summary
-from toolchest_wes.client._submit import prepare_submission
+from toolchest_wes.client._submit import encode_fields, prepare_submission
 from toolchest_wes.client.exceptions import WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.run import Run

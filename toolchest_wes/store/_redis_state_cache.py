@@ -29,6 +29,8 @@ __all__ = ["DELETED", "StateCache"]
 logger = logging.getLogger(__name__)
 
 _RETRY_S = 1.0
+#: How long one wait for a message lasts; it bounds how long stopping the feed takes.
+_POLL_S = 0.25
 
 #: What the change feed carries in place of a state when a run is deleted.
 DELETED = "DELETED"
@@ -116,7 +118,7 @@ class StateCache:
                 pubsub = client.pubsub()  # type: ignore[no-untyped-call]
                 pubsub.subscribe(self._channel)
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=_POLL_S)
                     if message is not None:
                         self._handle(message)
             except redis.RedisError:
