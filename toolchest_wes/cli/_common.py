@@ -21,6 +21,7 @@ from toolchest_wes.client import Journal, Run, WesClient, WesClientError
 __all__ = [
     "LAST",
     "Session",
+    "cancel_quietly",
     "client_command",
     "detach_on_interrupt",
     "parse_pairs",
@@ -173,10 +174,15 @@ def detach_on_interrupt(run: Run, cancel: bool = False) -> Iterator[None]:
             stop(ExitCode.INTERRUPTED)
         # Only Ctrl-C cancels: a timeout or a failed wait leaves the run as it is, which
         # is why Run.cancel_on_interrupt (which also cancels on any exception) is not used.
-        try:
-            run.cancel()
-        except WesClientError as error:
-            warn(f"interrupted; cancelling run {run.run_id} failed: {error}")
-        else:
-            warn(f"interrupted; cancel requested for run {run.run_id}")
+        cancel_quietly(run, "interrupted; ")
         stop(ExitCode.INTERRUPTED)
+
+
+def cancel_quietly(run: Run, prefix: str = "") -> None:
+    """Ask for the run to be cancelled and say on stderr whether that worked; never raises."""
+    try:
+        run.cancel()
+    except WesClientError as error:
+        warn(f"{prefix}cancelling run {run.run_id} failed: {error}")
+    else:
+        warn(f"{prefix}cancel requested for run {run.run_id}")

@@ -20,7 +20,14 @@ from urllib.parse import quote, unquote, urlsplit
 
 import click
 
-from toolchest_wes.cli._common import fail, make_client, parse_pairs, server_options, stop
+from toolchest_wes.cli._common import (
+    cancel_quietly,
+    fail,
+    make_client,
+    parse_pairs,
+    server_options,
+    stop,
+)
 from toolchest_wes.cli._output import ExitCode, exit_code_for_state, warn
 from toolchest_wes.client import Run, RunFailed, WesClientError
 from toolchest_wes.models import OutputFile, RunLog, State
@@ -109,11 +116,11 @@ def cwl_runner(
         click.echo(json.dumps(result, indent=2))
     except KeyboardInterrupt as interrupt:
         if run is not None:
-            _cancel(run)
+            cancel_quietly(run, "toolchest-wes: ")
         stop(TERMINATED if isinstance(interrupt, _Terminated) else ExitCode.INTERRUPTED)
     except WesClientError as error:
         if run is not None and isinstance(error, TimeoutError):
-            _cancel(run)
+            cancel_quietly(run, "toolchest-wes: ")
         fail(error, client.url)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -168,15 +175,6 @@ def _failure_code(failed: RunFailed) -> int:
     if failed.state is State.EXECUTOR_ERROR and 0 < engine_code <= MAX_ENGINE_EXIT:
         return engine_code
     return code
-
-
-def _cancel(run: Run) -> None:
-    try:
-        run.cancel()
-    except WesClientError as error:
-        warn(f"toolchest-wes: cancelling run {run.run_id} failed: {error}")
-    else:
-        warn(f"toolchest-wes: cancel requested for run {run.run_id}")
 
 
 def _download(run: Run, outdir: Path) -> dict[str, Path]:
