@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CWL, EXAMPLES
 from toolchest_wes.client import (
     AsyncRun,
     AsyncRunGroup,
@@ -17,8 +18,6 @@ from toolchest_wes.client import (
     WaitTimeout,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CWL = Path(__file__).resolve().parents[1] / "cwl"
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 HELLO_JOB = EXAMPLES / "hello" / "hello.json"
 

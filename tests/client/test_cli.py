@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import CWL, EXAMPLES
 from tests.processes import free_port
 from toolchest_wes.cli._common import make_client
 from toolchest_wes.cli._output import ExitCode, exit_code_for_error, exit_code_for_state
@@ -39,8 +40,6 @@ from toolchest_wes.client import (
     WesClient,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CWL = Path(__file__).resolve().parents[1] / "cwl"
 HELLO = str(EXAMPLES / "hello" / "hello.cwl")
 HELLO_JOB = str(EXAMPLES / "hello" / "hello.json")
 TWO_STEP = str(EXAMPLES / "two-step" / "count-lines.cwl")

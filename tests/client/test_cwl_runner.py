@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import CWL, EXAMPLES
 from toolchest_wes.cli.cwl_runner import localize
 from toolchest_wes.cli.main import cli
 from toolchest_wes.client import Journal, State, WesClient
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CWL = Path(__file__).resolve().parents[1] / "cwl"
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 HELLO_JOB = EXAMPLES / "hello" / "hello.json"
 TWO_STEP = EXAMPLES / "two-step" / "count-lines.cwl"

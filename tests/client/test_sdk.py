@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CWL, EXAMPLES
 from toolchest_wes.client import (
     Outputs,
     Run,
@@ -20,8 +21,6 @@ from toolchest_wes.client import (
 )
 from toolchest_wes.client._core import REQUEST_ID_TAG
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CWL = Path(__file__).resolve().parents[1] / "cwl"
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 HELLO_JOB = EXAMPLES / "hello" / "hello.json"
 TWO_STEP = EXAMPLES / "two-step" / "count-lines.cwl"

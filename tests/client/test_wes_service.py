@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import CWL, EXAMPLES
 from tests.processes import free_port
 from toolchest_wes.client import RunFailed, State, WesClient, format_runs
 from toolchest_wes.client._core import Core
@@ -25,8 +26,6 @@ from toolchest_wes.client._http import RetryPolicy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CWL = Path(__file__).resolve().parents[1] / "cwl"
 INTEROP = Path(
     os.environ.get("INTEROP_DIR") or Path(tempfile.gettempdir()) / "toolchest-wes-interop"
 )

@@ -18,6 +18,7 @@ from toolchest_wes.client import exceptions as exc
 from toolchest_wes.client._config import resolve
 from toolchest_wes.client._download import outputs_from_cwl
 from toolchest_wes.client._http import (
+    RETRY_STATUSES,
     Op,
     RetryPolicy,
     Send,
@@ -223,7 +224,7 @@ class Core:
                     return found
             with ExitStack() as stack:
                 outcome = yield Send(self._submit_request(submission, stack))
-            if isinstance(outcome, httpx.Response) and not _retryable(outcome):
+            if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
                 if outcome.status_code >= 400:
                     raise api_error(outcome)
                 return decode(outcome, RunId).run_id
@@ -331,10 +332,10 @@ class Core:
         """GET /runs/{run_id}/outputs (extension), or the File entries of the RunLog's outputs
         on servers without it."""
         try:
-            response = yield from self.get(f"/runs/{_q(run_id)}/outputs", run_url=True)
-        except (exc.NotFoundError, exc.BadRequestError) as error:
-            if isinstance(error, exc.RunNotFoundError) and _is_run_missing(error):
-                raise
+            response = yield from self.get(f"/runs/{_q(run_id)}/outputs")
+        except (exc.NotFoundError, exc.BadRequestError):
+            # No such path on this server, or no such run: the RunLog tells which, raising
+            # RunNotFoundError for a run that does not exist.
             log = yield from self.get_run_log(run_id)
             files = list(outputs_from_cwl(log.outputs or {}))
             return OutputListResponse(
@@ -403,16 +404,6 @@ class Core:
             system_logs=log.run_log.system_logs if log.run_log else None,
             stderr_tail="\n".join(lines),
         )
-
-
-def _retryable(response: httpx.Response) -> bool:
-    return response.status_code in (429, 502, 503, 504)
-
-
-def _is_run_missing(error: exc.RunNotFoundError) -> bool:
-    # This server answers 404 "run 'x' not found" for a missing run; a server without the
-    # outputs extension answers 404 for the path instead.
-    return "not found" in error.msg and "run" in error.msg.lower()
 
 
 def _q(value: str) -> str:

@@ -116,10 +116,7 @@ def check_auth_config(settings: Settings) -> None:
     """
     mode = settings.effective_auth
     if mode is AuthMode.TOKENS:
-        try:
-            TokenFile(settings.tokens_file).entries()
-        except TokenFileError as exc:
-            raise ValueError(str(exc)) from exc
+        _read_tokens(TokenFile(settings.tokens_file))
     elif mode is AuthMode.OIDC and settings.oidc_jwks:
         from toolchest_wes.server.oidc import JwksSource
 
@@ -150,11 +147,7 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
     if mode is AuthMode.OIDC:
         return _OidcAuthenticator(settings)
     tokens = TokenFile(settings.tokens_file)
-    try:
-        entries = tokens.entries()
-    except TokenFileError as exc:
-        raise ValueError(str(exc)) from exc
-    if not entries:
+    if not _read_tokens(tokens):
         logger.warning(
             "no API tokens yet; create one with: toolchest-wes token create USER --data-dir %s",
             settings.data_dir,
@@ -162,6 +155,14 @@ def build_authenticator(settings: Settings) -> Authenticator | None:
     elif settings.tokens_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         logger.warning("the token file is readable by others path=%s", settings.tokens_file)
     return TokenAuthenticator(tokens, settings.admin_user_names)
+
+
+def _read_tokens(tokens: TokenFile) -> int:
+    """How many tokens the file holds; ``ValueError`` saying what to fix if it is unreadable."""
+    try:
+        return len(tokens.entries())
+    except TokenFileError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def install_auth(app_flask: Flask, authenticator: Authenticator | None) -> None:
