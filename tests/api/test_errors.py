@@ -76,20 +76,8 @@ def post(client: Any, **fields: Any) -> Any:
             ["workflow_params.f[0].path", "'..'"],
         ),
         (
-            {"workflow_engine_parameters": json.dumps({"--outdir": "/tmp"})},
-            ["'--outdir'", "not allowed"],
-        ),
-        (
-            {"workflow_engine_parameters": json.dumps({"--basedir": "/"})},
-            ["'--basedir'"],
-        ),
-        (
-            {"workflow_engine_parameters": json.dumps({"--tmpdir-prefix": "/"})},
-            ["'--tmpdir-prefix'"],
-        ),
-        (
-            {"workflow_engine_parameters": json.dumps({"--cachedir": "/tmp/c"})},
-            ["'--cachedir'"],
+            {"workflow_engine_parameters": json.dumps({"--overrides": "/tmp/o.yml"})},
+            ["'--overrides'", "not allowed"],
         ),
         (
             {"workflow_engine_parameters": json.dumps({"--user-space-docker-cmd": "x"})},
@@ -133,18 +121,46 @@ def test_toil_style_engine_parameters_are_ignored_with_a_note(wes: Wes) -> None:
     run_id = wes.submit(
         HELLO,
         {},
-        engine_params={"--disableCaching": None, "--clean": "always", "--parallel": "true"},
+        engine_params={
+            "--disableCaching": None,
+            "--clean": "always",
+            "--parallel": "true",
+            # cwltest hands the runner a folder of its own machine; toil-wes-cwl-runner
+            # forwards it.
+            "--outdir": "/home/someone/cwltest/out",
+            "--quiet": None,
+        },
     )
     log = wes.log(run_id)
     notes = "\n".join(log["run_log"]["system_logs"])
     assert "'--disableCaching'" in notes and "no value" in notes
     assert "'--clean'" in notes and "not a cwltool option" in notes
+    assert "'--outdir'" in notes and "client's machine" in notes
     assert log["request"]["workflow_engine_parameters"] == {
         "--clean": "always",
         "--parallel": "true",
+        "--outdir": "/home/someone/cwltest/out",
     }
-    wes.wait(run_id)
-    assert "--parallel" in wes.log(run_id)["run_log"]["cmd"]
+    assert wes.wait(run_id) == "COMPLETE"
+    cmd = wes.log(run_id)["run_log"]["cmd"]
+    assert "--parallel" in cmd and "/home/someone/cwltest/out" not in cmd
+
+
+def test_a_file_sent_twice_with_the_same_bytes_is_stored_once(wes: Wes, client: Any) -> None:
+    hello = HELLO.read_bytes()
+    response = post(client, workflow_attachment=[(hello, "hello.cwl"), (hello, "./hello.cwl")])
+    assert response.status_code == 200, response.get_json()
+    run_id = response.get_json()["run_id"]
+    assert wes.wait(run_id) == "COMPLETE"
+
+
+def test_a_file_sent_twice_with_different_bytes_is_400(client: Any) -> None:
+    hello = HELLO.read_bytes()
+    response = post(
+        client,
+        workflow_attachment=[(hello, "hello.cwl"), (b"x", "lib/a.txt"), (b"y", "lib/a.txt")],
+    )
+    assert_error(response, 400, "'lib/a.txt'", "different contents")
 
 
 def test_unknown_run_is_404_everywhere(client: Any) -> None:

@@ -25,9 +25,9 @@ from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
 from toolchest_wes.core.submission import (
     RunSubmission,
-    attachment_names,
     check_workflow_url,
     resolve_engine,
+    unique_attachments,
 )
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
 from toolchest_wes.core.urls import UrlPolicy
@@ -115,7 +115,8 @@ class RunService:
         limits = self.config.limits
         limits.check_rate(owner)
         engine = resolve_engine(self.registry, sub)
-        names = attachment_names(sub.attachments)
+        sub.attachments = unique_attachments(sub.attachments)
+        names = [a.name for a in sub.attachments]
         workflow_url = check_workflow_url(sub.workflow_url, names)
         if "://" in workflow_url:
             self.config.url_policy.check(workflow_url)
@@ -138,8 +139,6 @@ class RunService:
             workflow_url=workflow_url,
         )
         run_id = str(uuid.uuid4())
-        for attachment, name in zip(sub.attachments, names, strict=True):
-            attachment.name = name
         # Checked before staging too, so that a user at the limit costs no copying.
         self._check_active(owner)
         self.workspace.stage(run_id, sub.attachments, staged_params)

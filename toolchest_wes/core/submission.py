@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from toolchest_wes.core.errors import BadRequestError
@@ -18,7 +19,10 @@ from toolchest_wes.core.workspace import (
 from toolchest_wes.engines.base import WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
 
-__all__ = ["RunSubmission", "attachment_names", "check_workflow_url", "resolve_engine"]
+__all__ = ["RunSubmission", "check_workflow_url", "resolve_engine", "unique_attachments"]
+
+#: Bytes read at a time when comparing repeated attachments.
+_HASH_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -70,21 +74,44 @@ def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> WorkflowEngi
     return engine
 
 
-def attachment_names(attachments: Sequence[Attachment]) -> list[str]:
-    """The attachments' names, normalised; unsafe or repeated names are a 400."""
-    names = [check_attachment_name(a.name) for a in attachments]
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise BadRequestError(f"workflow_attachment {name!r} was sent twice")
-        seen.add(name)
+def unique_attachments(attachments: Sequence[Attachment]) -> list[Attachment]:
+    """The attachments with normalised names, each name once.
+
+    Clients may send one file several times, when both the workflow and its inputs name it
+    (``toil-wes-cwl-runner`` does): parts with the same name and the same bytes are kept once.
+
+    Raises:
+        BadRequestError: An unsafe name; one name sent with different contents; a name that
+            is both a file and the folder of another attachment.
+    """
+    by_name: dict[str, list[Attachment]] = {}
+    for attachment in attachments:
+        attachment.name = check_attachment_name(attachment.name)
+        by_name.setdefault(attachment.name, []).append(attachment)
+    for name, parts in by_name.items():
+        if len(parts) > 1 and len({_digest(p.stream) for p in parts}) > 1:
+            raise BadRequestError(
+                f"workflow_attachment {name!r} was sent {len(parts)} times with different "
+                "contents; send each file once, or give the files different names"
+            )
+    names = set(by_name)
     folders = {name.rsplit("/", i)[0] for name in names for i in range(1, name.count("/") + 1)}
-    for name in sorted(seen & folders | {PARAMS_NAME} & folders):
+    for name in sorted(names & folders | {PARAMS_NAME} & folders):
         raise BadRequestError(
             f"workflow_attachment {name!r} is both a file and the folder of another "
             "attachment; rename one of them"
         )
-    return names
+    return [parts[0] for parts in by_name.values()]
+
+
+def _digest(stream: BinaryIO) -> bytes:
+    """SHA-256 of a stream's content, leaving the stream at its start for staging."""
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(_HASH_CHUNK):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.digest()
 
 
 def check_workflow_url(url: str | None, names: list[str]) -> str:

@@ -17,7 +17,7 @@ from toolchest_wes.engines.base import (
 )
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
-__all__ = ["ALLOWED_FLAGS", "CONTAINER_ARGS", "CwltoolEngine"]
+__all__ = ["ALLOWED_FLAGS", "CLIENT_PATH_FLAGS", "CONTAINER_ARGS", "CwltoolEngine"]
 
 #: The module that runs cwltool inside a (possibly pre-warmed) engine process.
 CHILD_ENTRY = "toolchest_wes.engines.cwltool_child"
@@ -45,6 +45,20 @@ ALLOWED_FLAGS: dict[str, tuple[str, ...] | type[float] | None] = {
     "--on-error": ("stop", "continue"),
     "--eval-timeout": float,
 }
+
+#: cwltool flags whose value is a path on the client's machine, which means nothing here.
+#: cwl-runner front ends forward them (cwltest hands ``--outdir`` to the runner it drives);
+#: the server picks its own folders for every run, so they are ignored with a note.
+CLIENT_PATH_FLAGS = frozenset(
+    {
+        "--outdir",
+        "--basedir",
+        "--tmpdir-prefix",
+        "--tmp-outdir-prefix",
+        "--cachedir",
+        "--log-dir",
+    }
+)
 
 #: cwltool flags that select the container runtime, by the server's ``container_runtime``.
 CONTAINER_ARGS: dict[str, list[str]] = {
@@ -108,8 +122,9 @@ class CwltoolEngine:
     def check_parameters(self, params: dict[str, Any]) -> EngineParameters:
         """Turn ``workflow_engine_parameters`` into cwltool flags, by the allow-list.
 
-        Keys may be written with or without the leading ``--``. Null values, and flags that
-        cwltool does not know (such as Toil's ``--clean``), are ignored with a note. A cwltool
+        Keys may be written with or without the leading ``--``. Null values, flags that name
+        folders on the client's machine (:data:`CLIENT_PATH_FLAGS`) and flags that cwltool
+        does not know (such as Toil's ``--clean``) are ignored with a note. Any other cwltool
         flag outside the allow-list is refused.
         """
         result = EngineParameters()
@@ -117,6 +132,12 @@ class CwltoolEngine:
             flag = key if key.startswith("-") else f"--{key}"
             if value is None:
                 result.notes.append(f"ignored workflow_engine_parameters {key!r}: no value")
+                continue
+            if flag in CLIENT_PATH_FLAGS:
+                result.notes.append(
+                    f"ignored workflow_engine_parameters {key!r}: it names a folder on the "
+                    "client's machine; the server chooses each run's folders"
+                )
                 continue
             if flag not in ALLOWED_FLAGS:
                 if flag in _cwltool_flags():

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from toolchest_wes.core.errors import BadRequestError
-from toolchest_wes.core.submission import attachment_names
+from toolchest_wes.core.submission import unique_attachments
 from toolchest_wes.core.workspace import Attachment, Workspace
 
 
@@ -46,4 +46,4 @@ def test_stage_does_not_write_into_a_linked_folder(tmp_path):
 )
 def test_a_name_that_is_also_a_folder_is_refused(names):
     with pytest.raises(BadRequestError, match="both a file and the folder"):
-        attachment_names([Attachment(n, io.BytesIO(b"")) for n in names])
+        unique_attachments([Attachment(n, io.BytesIO(b"")) for n in names])

@@ -38,12 +38,17 @@ def test_unknown_and_null_flags_are_ignored_with_notes() -> None:
 
 @pytest.mark.parametrize(
     "flag",
+    ["--outdir", "--basedir", "--tmpdir-prefix", "--tmp-outdir-prefix", "--cachedir", "log-dir"],
+)
+def test_flags_naming_client_folders_are_ignored_with_a_note(flag: str) -> None:
+    params = CwltoolEngine().check_parameters({flag: "/home/me/out", "--quiet": None})
+    assert params.args == []
+    assert any(flag in note and "client's machine" in note for note in params.notes)
+
+
+@pytest.mark.parametrize(
+    "flag",
     [
-        "--outdir",
-        "--basedir",
-        "--tmpdir-prefix",
-        "--tmp-outdir-prefix",
-        "--cachedir",
         "--user-space-docker-cmd",
         "--singularity",
         "--podman",
