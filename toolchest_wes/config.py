@@ -23,6 +23,10 @@ __all__ = [
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
+#: Per-user limits of a server with authentication (without it, there are none by default).
+DEFAULT_MAX_ACTIVE_RUNS_PER_USER = 100
+DEFAULT_SUBMIT_RATE = 60.0
+
 
 class ContainerRuntime(StrEnum):
     """How cwltool runs tools that ask for a container."""
@@ -219,18 +223,22 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest workflow_params JSON text (and any other text field).",
     )
-    max_active_runs_per_user: int = Field(
-        default=100,
+    max_active_runs_per_user: int | None = Field(
+        default=None,
         ge=0,
         description=(
             "Runs one user may have that are not finished yet (QUEUED to CANCELING); more "
-            "submissions answer 429. 0: no limit."
+            "submissions answer 429. 0: no limit. Unset: 100 with authentication, no limit "
+            "without (see effective_max_active_runs_per_user)."
         ),
     )
-    submit_rate: float = Field(
-        default=60.0,
+    submit_rate: float | None = Field(
+        default=None,
         ge=0,
-        description="Submissions one user may make per minute, on average; 0: no limit.",
+        description=(
+            "Submissions one user may make per minute, on average; 0: no limit. Unset: 60 "
+            "with authentication, no limit without (see effective_submit_rate)."
+        ),
     )
     submit_burst: int = Field(
         default=20,
@@ -286,6 +294,24 @@ class Settings(BaseSettings):
         if self.auth is not None:
             return self.auth
         return AuthMode.OFF if is_loopback(self.host) else AuthMode.TOKENS
+
+    @property
+    def effective_max_active_runs_per_user(self) -> int:
+        """``max_active_runs_per_user``; unset: 100 with authentication, 0 (none) without.
+
+        Without authentication every request is one anonymous user, so a per-user cap would
+        throttle the whole server, and a personal server's only user most of all.
+        """
+        if self.max_active_runs_per_user is not None:
+            return self.max_active_runs_per_user
+        return 0 if self.effective_auth is AuthMode.OFF else DEFAULT_MAX_ACTIVE_RUNS_PER_USER
+
+    @property
+    def effective_submit_rate(self) -> float:
+        """``submit_rate``; unset: 60 a minute with authentication, 0 (none) without."""
+        if self.submit_rate is not None:
+            return self.submit_rate
+        return 0.0 if self.effective_auth is AuthMode.OFF else DEFAULT_SUBMIT_RATE
 
     @property
     def admin_user_names(self) -> frozenset[str]:

@@ -121,7 +121,9 @@ def test_retries_give_up_with_the_last_error() -> None:
 
     with pytest.raises(TransportError, match="connection refused"):
         client(refuse, retries=2).get_service_info()
-    wes = client(lambda r: error(429, "later", **{"Retry-After": "0"}), retries=1)
+    wes = client(
+        lambda r: error(429, "later", **{"Retry-After": "0"}), retries=1, rate_limit_wait=0
+    )
     with pytest.raises(RateLimitedError) as info:
         list(wes.list_tasks("r"))
     assert info.value.retry_after == 0
@@ -166,6 +168,8 @@ class FlakyServer:
                 raise httpx.ConnectError("refused")
             if what == "503":
                 return error(503, "overloaded")
+            if what == "429":
+                return error(429, "too many submissions", **{"Retry-After": "2"})
             run_id = f"run{len(self.runs)}"
             tags = json.loads(_form_field(request, "tags"))
             self.runs[run_id] = tags
@@ -213,6 +217,43 @@ def test_submit_resends_after_a_refused_connection_or_503(hello: Path) -> None:
     server = FlakyServer(["refuse", "503", "ok"])
     run = client(server).submit(hello)
     assert server.posts == 3 and list(server.runs) == [run.run_id]
+
+
+def test_submit_waits_out_429s_beyond_its_retries_without_a_lookup(
+    hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    server = FlakyServer(["429"] * 8 + ["ok"])
+    server.lookups_fail = 100  # a lookup would fail the test: a 429 stored nothing
+    run = client(server, retries=1).submit(hello)
+    assert server.posts == 9 and list(server.runs) == [run.run_id]
+    assert slept == [2.0] * 8
+
+
+def test_429s_are_waited_out_only_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    calls = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return error(429, "later", **{"Retry-After": "2"})
+
+    with pytest.raises(RateLimitedError):
+        client(busy, retries=0, rate_limit_wait=5).get_service_info()
+    assert slept == [2.0, 2.0] and len(calls) == 3
+
+
+def test_a_server_that_always_says_now_is_not_asked_in_a_busy_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    wes = client(lambda r: error(429, "now", **{"Retry-After": "0"}), retries=0, rate_limit_wait=3)
+    with pytest.raises(RateLimitedError):
+        wes.get_service_info()
+    assert len(slept) == 3
 
 
 def test_submit_never_resends_while_the_lookup_fails(hello: Path) -> None:

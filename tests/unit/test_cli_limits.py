@@ -42,3 +42,16 @@ def test_serve_refuses_a_bad_network(tmp_path):
 
     assert result.exit_code == 2
     assert "--workflow-url-allowed-hosts" in result.output and "10.0.0.0/40" in result.output
+
+
+def test_per_user_limits_default_to_none_without_authentication(tmp_path, monkeypatch):
+    for key in ("AUTH", "HOST", "SUBMIT_RATE", "MAX_ACTIVE_RUNS_PER_USER"):
+        monkeypatch.delenv(f"TOOLCHEST_WES_{key}", raising=False)
+    personal = Settings(data_dir=tmp_path)
+    assert personal.effective_submit_rate == 0 and personal.effective_max_active_runs_per_user == 0
+    shared = Settings(data_dir=tmp_path, auth="tokens")
+    assert shared.effective_submit_rate == 60 and shared.effective_max_active_runs_per_user == 100
+    on_all_addresses = Settings(data_dir=tmp_path, host="0.0.0.0")
+    assert on_all_addresses.effective_submit_rate == 60
+    chosen = Settings(data_dir=tmp_path, submit_rate=5, max_active_runs_per_user=2)
+    assert chosen.effective_submit_rate == 5 and chosen.effective_max_active_runs_per_user == 2

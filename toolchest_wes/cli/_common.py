@@ -79,7 +79,8 @@ def server_options(command: _Callback) -> _Callback:
         type=click.IntRange(min=0),
         default=5,
         show_default=True,
-        help="Times a request is sent again after a connection error or a 429/502/503/504.",
+        help="Times a request is sent again after a connection error or a 429/502/503/504 "
+        "(a 429 that says when to come back is waited out for up to 10 minutes on top).",
     )(command)
     command = click.option(
         "--token",
@@ -120,10 +121,19 @@ def client_command(command: _Callback) -> _Callback:
     return wrapper
 
 
-def make_client(url: str | None, token: str | None, retries: int = 5) -> WesClient:
-    """The SDK client: flags first, then the environment, then the config file."""
+def make_client(
+    url: str | None,
+    token: str | None,
+    retries: int = 5,
+    rate_limit_wait: float | None = None,
+) -> WesClient:
+    """The SDK client: flags first, then the environment, then the config file.
+
+    ``rate_limit_wait``: how long a request may wait out 429 answers (``Retry-After``);
+    ``None``: the client's default.
+    """
     try:
-        return WesClient(url, token, retries=retries)
+        return WesClient(url, token, retries=retries, rate_limit_wait=rate_limit_wait)
     except ValueError as error:  # an unreadable config file
         raise click.UsageError(str(error)) from None
 

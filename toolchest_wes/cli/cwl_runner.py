@@ -105,7 +105,8 @@ def cwl_runner(
         raise click.UsageError("give WORKFLOW and at most one JOB file")
     workflow = _local(positional[0])
     job = Path(_local(positional[1])) if len(positional) == 2 else None
-    client = make_client(url, token, retries)
+    # A busy server's 429s are waited out, but never past the run's own time limit.
+    client = make_client(url, token, retries, rate_limit_wait=timeout)
     run: Run | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

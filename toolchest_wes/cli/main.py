@@ -110,13 +110,14 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
 @click.option(
     "--max-active-runs-per-user",
     type=int,
-    help="Unfinished runs one user may have; 0: no limit.  [default: 100]",
+    help="Unfinished runs one user may have; 0: no limit.  [default: 100 with --auth "
+    "tokens or oidc, none with --auth off]",
 )
 @click.option(
     "--submit-rate",
     type=float,
     help="Submissions per minute per user, after a burst of --submit-burst; 0: no limit.  "
-    "[default: 60]",
+    "[default: 60 with --auth tokens or oidc, none with --auth off]",
 )
 @click.option("--submit-burst", type=int, help="See --submit-rate.  [default: 20]")
 @click.option(

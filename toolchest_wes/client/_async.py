@@ -18,7 +18,13 @@ import httpx
 
 from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy
 from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
-from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep, api_error
+from toolchest_wes.client._http import (
+    Op,
+    RetryPolicy,
+    Send,
+    Sleep,
+    api_error,
+)
 from toolchest_wes.client._listing import RunFilter, log_from_summary
 from toolchest_wes.client._submit import encode_fields, prepare_submission
 from toolchest_wes.client.exceptions import DownloadError, TransportError, WesApiError
@@ -57,11 +63,17 @@ class AsyncWesClient:
         timeout: float = 30.0,
         retries: int = 5,
         retry_backoff: float = 0.5,
+        rate_limit_wait: float | None = None,
         http: httpx.AsyncClient | None = None,
         journal: Journal | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._core = Core.configured(url, token, RetryPolicy(retries, retry_backoff), headers)
+        self._core = Core.configured(
+            url,
+            token,
+            RetryPolicy(retries, retry_backoff, rate_limit_wait=rate_limit_wait),
+            headers,
+        )
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         self.journal = Journal.choose(journal)

@@ -207,10 +207,12 @@ class Core:
         """POST /runs, retried without ever creating a second run.
 
         Before sending again after an ambiguous failure (the connection broke, the answer
-        timed out, 502/503/504/429), the runs are searched for the submission's request id:
-        if the first try created a run, that run is the answer.
+        timed out, 502/503/504), the runs are searched for the submission's request id: if
+        the first try created a run, that run is the answer. A 429 stored nothing, so it is
+        simply sent again when ``Retry-After`` says (see ``RateLimitBudget``).
         """
         attempt = 0
+        budget = self.policy.rate_limit_budget()
         unsure = False  # an earlier try may have created the run
         while True:
             if unsure:
@@ -228,6 +230,14 @@ class Core:
                 if outcome.status_code >= 400:
                     raise api_error(outcome)
                 return decode(outcome, RunId).run_id
+            if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+                # Refused before anything was stored: sending again can make no second run.
+                pause = budget.pause_for(outcome)
+                if pause is not None:
+                    yield Sleep(pause)
+                    continue
+                attempt = yield from self._pause(attempt, None, outcome)
+                continue
             # A refused connection never reached the server; anything else may have.
             unsure = unsure or not isinstance(outcome, httpx.ConnectError)
             response = outcome if isinstance(outcome, httpx.Response) else None

@@ -23,7 +23,9 @@ from toolchest_wes.client import exceptions as exc
 
 __all__ = [
     "API_PATH",
+    "DEFAULT_RATE_LIMIT_WAIT",
     "Op",
+    "RateLimitBudget",
     "RetryPolicy",
     "Send",
     "Sleep",
@@ -38,6 +40,9 @@ API_PATH = "/ga4gh/wes/v1"
 
 #: Statuses after which a request may succeed if sent again.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+#: Seconds one request may spend in all waiting out 429 answers that say when to come back.
+DEFAULT_RATE_LIMIT_WAIT = 600.0
 
 #: The longest Retry-After the client honours; a server asking for more is asked again sooner.
 MAX_RETRY_AFTER_S = 300.0
@@ -84,11 +89,20 @@ class RetryPolicy:
         retries: How many times a request is sent again at most.
         backoff: The first pause, in seconds; it doubles with each retry (with jitter).
         max_backoff: The longest pause, in seconds.
+        rate_limit_wait: Seconds one request may spend in all waiting out 429 answers that
+            carry ``Retry-After``; those waits do not count against ``retries``. ``None``:
+            ``DEFAULT_RATE_LIMIT_WAIT``.
     """
 
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 30.0
+    rate_limit_wait: float | None = None
+
+    def rate_limit_budget(self) -> RateLimitBudget:
+        """A fresh budget of ``rate_limit_wait`` seconds, for one request."""
+        seconds = DEFAULT_RATE_LIMIT_WAIT if self.rate_limit_wait is None else self.rate_limit_wait
+        return RateLimitBudget(seconds, self.backoff)
 
     def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         """The pause before retry number ``attempt + 1``; honours ``Retry-After``."""
@@ -99,6 +113,37 @@ class RetryPolicy:
         base = min(self.max_backoff, self.backoff * 2**attempt)
         # Jitter, so that many clients that failed together do not retry together.
         return float(base * (0.5 + random.random() / 2))
+
+
+@dataclass
+class RateLimitBudget:
+    """What is left of the time one request may spend waiting out 429 answers.
+
+    A server that says when to come back (429 with ``Retry-After``) is obeyed without using
+    up ``RetryPolicy.retries``, so a burst of submissions waits its turn instead of failing.
+    """
+
+    left: float
+    min_pause: float
+
+    def pause_for(self, response: httpx.Response) -> float | None:
+        """The pause a 429 with ``Retry-After`` asks for, if it fits in the budget.
+
+        ``None``: not such an answer, or the budget is spent.
+        """
+        if response.status_code != 429:
+            return None
+        asked = retry_after(response)
+        if asked is None:
+            return None
+        # A server that keeps saying "now" (Retry-After: 0) must not make a busy loop: every
+        # wait lasts at least the backoff and costs at least a second of the budget.
+        pause = max(min(asked, MAX_RETRY_AFTER_S), self.min_pause)
+        cost = max(pause, 1.0)
+        if cost > self.left:
+            return None
+        self.left -= cost
+        return pause
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -198,8 +243,13 @@ def request(
         The response, with a success status or one of ``accept``.
     """
     attempt = 0
+    budget = policy.rate_limit_budget()
     while True:
         outcome: Outcome = yield Send(build())
+        pause = budget.pause_for(outcome) if retry and isinstance(outcome, httpx.Response) else None
+        if pause is not None:
+            yield Sleep(pause)
+            continue
         if isinstance(outcome, httpx.RequestError):
             if not retry or attempt >= policy.retries:
                 raise exc.TransportError(_describe(outcome)) from outcome

@@ -40,7 +40,8 @@ class WesClient:
     ``get_service_info``) do one operation each; ``submit``, ``run``, ``get_run`` and ``runs``
     are the conveniences on top. GETs and cancels are retried on connection errors and on
     429/502/503/504 (honouring ``Retry-After``); a submit is retried only in a way that can
-    never create a second run.
+    never create a second run. A 429 with ``Retry-After`` is waited out as the server asks,
+    for up to ``rate_limit_wait`` seconds.
 
     Args:
         url: The server, such as ``http://127.0.0.1:8080`` (``/ga4gh/wes/v1`` is added when
@@ -50,6 +51,9 @@ class WesClient:
         timeout: Seconds to wait for the server on each request.
         retries: How many times a request is sent again after a retryable failure.
         retry_backoff: The first pause before a retry, in seconds; it doubles each time.
+        rate_limit_wait: Seconds a request may spend in all waiting out 429 answers as their
+            ``Retry-After`` asks, on top of ``retries`` (a submit is then safe to send again:
+            the server stored nothing). ``None``: 600.
         http: An ``httpx.Client`` to send with (tests, proxies, custom TLS); the caller
             closes it.
         journal: Where submissions are recorded; ``False`` records nothing.
@@ -69,11 +73,17 @@ class WesClient:
         timeout: float = 30.0,
         retries: int = 5,
         retry_backoff: float = 0.5,
+        rate_limit_wait: float | None = None,
         http: httpx.Client | None = None,
         journal: Journal | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._core = Core.configured(url, token, RetryPolicy(retries, retry_backoff), headers)
+        self._core = Core.configured(
+            url,
+            token,
+            RetryPolicy(retries, retry_backoff, rate_limit_wait=rate_limit_wait),
+            headers,
+        )
         self._own_http = http is None
         self.http = http or httpx.Client(timeout=timeout, follow_redirects=True)
         self.journal = Journal.choose(journal)

@@ -154,8 +154,8 @@ def build_submit_limits(settings: Settings) -> SubmitLimits:
     else:
         rate_limiter, locks = MemoryRateLimiter(), LocalUserLocks()
     return SubmitLimits(
-        max_active_runs=settings.max_active_runs_per_user,
-        rate_per_minute=settings.submit_rate,
+        max_active_runs=settings.effective_max_active_runs_per_user,
+        rate_per_minute=settings.effective_submit_rate,
         burst=settings.submit_burst,
         rate_limiter=rate_limiter,
         locks=locks,
