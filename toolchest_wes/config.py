@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "AuthMode",
     "ContainerRuntime",
+    "OutputLocations",
     "Settings",
     "default_data_dir",
     "detect_container_runtime",
@@ -44,6 +45,16 @@ class AuthMode(StrEnum):
     TOKENS = "tokens"
     OIDC = "oidc"
     OFF = "off"
+
+
+class OutputLocations(StrEnum):
+    """What the ``location`` of an output File or Directory in a RunLog is."""
+
+    #: A download URL on this server: works for every client, anywhere.
+    URL = "url"
+    #: A ``file://`` URL and ``path`` in the run's outputs folder: for clients that see the
+    #: server's file system at the same path (one host, a cluster's shared storage).
+    FILE = "file"
 
 
 def is_loopback(host: str) -> bool:
@@ -136,6 +147,13 @@ class Settings(BaseSettings):
     )
     max_concurrent_runs: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2), ge=1)
     container_runtime: ContainerRuntime = ContainerRuntime.AUTO
+    output_locations: OutputLocations = Field(
+        default=OutputLocations.URL,
+        description=(
+            "url: outputs in a RunLog are download URLs; file: file:// locations and paths "
+            "in the run's outputs folder, for clients that share the server's file system."
+        ),
+    )
     allow_no_container: bool = Field(
         default=True, description="Whether a run may ask for --no-container."
     )

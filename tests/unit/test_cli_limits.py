@@ -18,6 +18,7 @@ def test_serve_passes_the_limit_options_on(tmp_path, monkeypatch):
         "--submit-burst=4",
         "--allow-private-workflow-urls",
         "--workflow-url-allowed-hosts=git.internal,10.0.0.0/8",
+        "--output-locations=file",
     ]
 
     result = CliRunner().invoke(main.cli, ["serve", "--data-dir", str(tmp_path), *flags])
@@ -32,6 +33,7 @@ def test_serve_passes_the_limit_options_on(tmp_path, monkeypatch):
     assert settings.submit_rate == 0.5 and settings.submit_burst == 4
     assert settings.allow_private_workflow_urls is True
     assert settings.workflow_url_allowed_hosts == "git.internal,10.0.0.0/8"
+    assert settings.output_locations == "file"
 
 
 def test_serve_refuses_a_bad_network(tmp_path):

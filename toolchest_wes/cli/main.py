@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from toolchest_wes import __version__
 from toolchest_wes.cli.client_commands import register as register_client_commands
 from toolchest_wes.cli.token_commands import token
-from toolchest_wes.config import AuthMode, ContainerRuntime, Settings
+from toolchest_wes.config import AuthMode, ContainerRuntime, OutputLocations, Settings
 
 __all__ = ["cli"]
 
@@ -94,6 +94,12 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     "--auth",
     type=click.Choice([m.value for m in AuthMode]),
     help="Bearer-token authentication.  [default: off on a loopback --host, else tokens]",
+)
+@click.option(
+    "--output-locations",
+    type=click.Choice([o.value for o in OutputLocations]),
+    help="Outputs in a RunLog as download URLs, or as file:// locations and paths for "
+    "clients that share this server's file system.  [default: url]",
 )
 @click.option("--admin-users", help="Comma-separated users who see and may cancel every run.")
 @click.option("--oidc-issuer", help="--auth oidc: the required issuer (iss).")

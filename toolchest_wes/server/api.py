@@ -8,6 +8,7 @@ from typing import Any
 import flask
 from flask import Response, request
 
+from toolchest_wes.config import OutputLocations
 from toolchest_wes.core.errors import BadRequestError, NotFoundError
 from toolchest_wes.core.service import RunService
 from toolchest_wes.server import render
@@ -40,10 +41,12 @@ class WesApi:
         *,
         public_url: str | None = None,
         limits: RequestLimits | None = None,
+        output_locations: OutputLocations = OutputLocations.URL,
     ) -> None:
         self.service = service
         self.public_url = public_url
         self.limits = limits
+        self.output_locations = output_locations
 
     def _urls(self) -> render.Urls:
         if self.public_url:
@@ -88,7 +91,9 @@ class WesApi:
         record = self.service.get_run(run_id, caller=current_caller())
         outputs_dir = self.service.workspace.run_dir(run_id).outputs
         expiry = self.service.outputs_expiry(record)
-        log = render.run_log(record, outputs_dir, self._urls(), expiry=expiry)
+        log = render.run_log(
+            record, outputs_dir, self._urls(), expiry=expiry, locations=self.output_locations
+        )
         return log.model_dump(mode="json", exclude_none=True)
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:

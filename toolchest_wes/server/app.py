@@ -150,7 +150,12 @@ def create_app(
     spec = load_spec()
     request_limits = RequestLimits.from_settings(settings)
     install_request_limits(app.app, request_limits)
-    handlers = WesApi(service, public_url=settings.public_url, limits=request_limits)
+    handlers = WesApi(
+        service,
+        public_url=settings.public_url,
+        limits=request_limits,
+        output_locations=settings.output_locations,
+    )
     app.add_api(
         spec,
         base_path=BASE_PATH,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
+from toolchest_wes.config import OutputLocations
 from toolchest_wes.core.retention import OutputsExpiry
 from toolchest_wes.models import Log, OutputFile, OutputListResponse, RunLog, TaskLog
 from toolchest_wes.store.base import RunRecord, iso_time
@@ -34,23 +35,33 @@ class Urls:
         return f"{self.run(run_id)}/tasks/{quote(task_id, safe='')}"
 
 
-def rewrite_locations(value: Any, outputs_dir: Path, run_id: str, urls: Urls) -> Any:
-    """A copy of a CWL output object with local ``file://`` locations turned into URLs.
+def rewrite_locations(
+    value: Any,
+    outputs_dir: Path,
+    run_id: str,
+    urls: Urls,
+    locations: OutputLocations = OutputLocations.URL,
+) -> Any:
+    """A copy of a CWL output object whose File and Directory locations clients can use.
 
-    ``path`` and ``dirname``, which would reveal the server's file system, are dropped.
+    With ``url`` (the default) each local ``file://`` location becomes a download URL, and
+    ``path`` and ``dirname``, which would reveal the server's file system, are dropped. With
+    ``file`` each becomes the ``file://`` URL and ``path`` of the output in the run's outputs
+    folder, for clients that share the server's file system. Either way, a File or Directory
+    that leads out of the outputs folder (a link to elsewhere on the server) is left out.
     """
-    return _rewrite(value, outputs_dir.resolve(), run_id, urls)
+    return _rewrite(value, outputs_dir.resolve(), run_id, urls, locations)
 
 
-def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
+def _rewrite(value: Any, root: Path, run_id: str, urls: Urls, locations: OutputLocations) -> Any:
     if isinstance(value, list):
-        rewritten = ((v, _rewrite(v, root, run_id, urls)) for v in value)
+        rewritten = ((v, _rewrite(v, root, run_id, urls, locations)) for v in value)
         # A File or Directory left out (see below) leaves no hole in a listing.
         return [new for old, new in rewritten if new is not None or old is None]
     if not isinstance(value, dict):
         return value
     out = {
-        k: _rewrite(v, root, run_id, urls)
+        k: _rewrite(v, root, run_id, urls, locations)
         for k, v in value.items()
         if not (k in _SERVER_ONLY_KEYS and value.get("class") in ("File", "Directory"))
     }
@@ -63,17 +74,29 @@ def _rewrite(value: Any, root: Path, run_id: str, urls: Urls) -> Any:
                 # A symbolic link the workflow made to a file elsewhere on the server: the
                 # user gets neither its content, nor its path, size or checksum.
                 return None
-            out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
+            if locations is OutputLocations.FILE:
+                out["location"] = local.as_uri()
+                out["path"] = str(local)
+            else:
+                out["location"] = urls.output(run_id, local.relative_to(root).as_posix())
     return out
 
 
 def run_log(
-    record: RunRecord, outputs_dir: Path, urls: Urls, *, expiry: OutputsExpiry | None = None
+    record: RunRecord,
+    outputs_dir: Path,
+    urls: Urls,
+    *,
+    expiry: OutputsExpiry | None = None,
+    locations: OutputLocations = OutputLocations.URL,
 ) -> RunLog:
-    """The ``RunLog`` of a record, with ``outputs_expire_at``/``outputs_expired`` if given."""
+    """The ``RunLog`` of a record, with ``outputs_expire_at``/``outputs_expired`` if given.
+
+    ``locations`` says what the outputs' locations are (see :func:`rewrite_locations`).
+    """
     run_url = urls.run(record.run_id)
     outputs = (
-        rewrite_locations(record.outputs, outputs_dir, record.run_id, urls)
+        rewrite_locations(record.outputs, outputs_dir, record.run_id, urls, locations)
         if record.outputs is not None
         else {}
     )
