@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -34,15 +35,15 @@ PROTECTED = [
 ]
 
 
-class Bearer:
-    """A test client that sends ``Authorization: Bearer <token>`` with every request."""
+class _Header:
+    """A test client that sends one ``Authorization`` header with every request."""
 
-    def __init__(self, client: Any, token: str) -> None:
+    def __init__(self, client: Any, authorization: str) -> None:
         self.client = client
-        self.token = token
+        self.authorization = authorization
 
     def _headers(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {self.token}"}
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": self.authorization}
         return kwargs
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -53,6 +54,14 @@ class Bearer:
 
     def open(self, path: str, **kwargs: Any) -> Any:
         return self.client.open(path, **self._headers(kwargs))
+
+
+class Bearer(_Header):
+    """A test client that sends ``Authorization: Bearer <token>`` with every request."""
+
+    def __init__(self, client: Any, token: str) -> None:
+        super().__init__(client, f"Bearer {token}")
+        self.token = token
 
 
 @pytest.fixture
@@ -88,7 +97,11 @@ def test_bad_credentials_say_why_without_echoing_them(token_app):
     client, _ = token_app
     for header, error, fragment in [
         ("Bearer tcwes_0000_made-up", "invalid_token", "unknown or revoked"),
-        ("Basic YWxpY2U6c2VjcmV0", "invalid_request", "must be 'Bearer <token>'"),
+        # alice:secret, Basic with an unknown token as the password
+        ("Basic YWxpY2U6c2VjcmV0", "invalid_token", "unknown or revoked"),
+        ("Basic bm8tY29sb24=", "invalid_request", "must be 'Bearer <token>'"),
+        ("Basic !!!", "invalid_request", "must be 'Bearer <token>'"),
+        ("Digest abc", "invalid_request", "must be 'Bearer <token>'"),
         ("Bearer ", "invalid_request", "must be 'Bearer <token>'"),
     ]:
         response = client.get(f"{API}/runs", headers={"Authorization": header})
@@ -99,6 +112,17 @@ def test_bad_credentials_say_why_without_echoing_them(token_app):
         secret = header.partition(" ")[2]
         if secret:
             assert secret not in body["msg"] and secret not in challenge
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_basic_auth_with_the_token_as_password_works(token_app):
+    """toil-wes-cwl-runner can only send TOIL_WES_USER and TOIL_WES_PASSWORD, as Basic."""
+    client, users = token_app
+    basic = base64.b64encode(f"anyone:{users['alice'].client.token}".encode()).decode()
+    as_alice = Wes(_Header(client, f"Basic {basic}"))
+    run_id = as_alice.submit(HELLO, {})
+    assert users["alice"].get(f"/runs/{run_id}/status").status_code == 200
+    assert users["bob"].get(f"/runs/{run_id}/status").status_code == 404
 
 
 @pytest.mark.parametrize("mode", ["embedded"], indirect=True)

@@ -15,6 +15,8 @@ the Swagger UI and ``openapi.json``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import stat
 from typing import Protocol
@@ -184,11 +186,12 @@ def install_auth(app_flask: Flask, authenticator: Authenticator | None) -> None:
             return _challenge(
                 "this endpoint needs a bearer token: send 'Authorization: Bearer <token>'"
             )
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _token_of(header)
+        if not token:
             return _challenge(
-                "the Authorization header must be 'Bearer <token>'", error="invalid_request"
+                "the Authorization header must be 'Bearer <token>' (or Basic with the token "
+                "as the password)",
+                error="invalid_request",
             )
         try:
             setattr(g, _CALLER_KEY, authenticator.authenticate(token))
@@ -197,6 +200,28 @@ def install_auth(app_flask: Flask, authenticator: Authenticator | None) -> None:
         return None
 
     app_flask.before_request(check)
+
+
+def _token_of(header: str) -> str | None:
+    """The token of an ``Authorization`` header: ``Bearer <token>``, or HTTP Basic with the
+    token as the password.
+
+    Basic is there for clients that can send nothing else: ``toil-wes-cwl-runner`` sends
+    ``TOIL_WES_USER`` and ``TOIL_WES_PASSWORD`` that way. The user name is not checked; the
+    token alone says who the caller is.
+    """
+    scheme, _, credentials = header.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, sep, password = decoded.partition(":")
+    return password if sep and password else None
 
 
 def current_caller() -> Caller:
