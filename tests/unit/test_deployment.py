@@ -1,8 +1,10 @@
 """docker-compose.yml and the Dockerfile, checked without a Docker engine.
 
 Every command they run must name an entry point, module or attribute that exists, so the
-files cannot drift from the code. The image installs the wheel that its build stage builds.
-The same topology runs as real processes in tests/integration/test_distributed_processes.py.
+files cannot drift from the code. The image installs the wheel its build stage builds;
+tests/integration/test_wheel_contents.py builds the sdist from what that stage copies, and
+tests/integration/test_wheel_install.py runs the wheel. The same topology runs as real
+processes in tests/integration/test_distributed_processes.py.
 """
 
 from __future__ import annotations
