@@ -3,8 +3,9 @@
 Every command they run must name an entry point, module or attribute that exists, so the
 files cannot drift from the code. The image installs the wheel its build stage builds;
 tests/integration/test_wheel_contents.py builds the sdist from what that stage copies, and
-tests/integration/test_wheel_install.py runs the wheel. The same topology runs as real
-processes in tests/integration/test_distributed_processes.py.
+tests/integration/test_wheel_install.py runs the wheel. `docker compose config` (or
+`docker-compose config`) checks the compose file where one of them is installed. The same
+topology runs as real processes in tests/integration/test_distributed_processes.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -129,6 +132,45 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
     for stage in stages():
         for name in copied_sources(stage):
             assert name not in ignored, f".dockerignore hides {name}, which the Dockerfile copies"
+
+
+def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
+    """``docker compose config`` (or the older ``docker-compose``) accepts the file."""
+    command = compose_command()
+    if command is None:
+        pytest.skip(
+            "neither `docker compose` (the Compose plugin) nor `docker-compose` is installed"
+        )
+    result = subprocess.run(
+        [
+            *command,
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def compose_command() -> list[str] | None:
+    """The Compose v2 plugin as ``docker compose``, else the standalone ``docker-compose``."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, timeout=30, check=False
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone is not None else None
 
 
 def test_root_gunicorn_conf_reads_the_package_settings() -> None:
