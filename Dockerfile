@@ -1,4 +1,14 @@
 # One image for the API and the workers of toolchest-wes.
+
+# The wheel is built as for PyPI, sdist first and the wheel from the sdist, and the image
+# installs that wheel: what runs here is what a user installs, not the source tree.
+FROM python:3.11-slim AS build
+RUN pip install --no-cache-dir "build>=1.2"
+WORKDIR /src
+COPY pyproject.toml README.md LICENSE ./
+COPY toolchest_wes ./toolchest_wes
+RUN python -m build --outdir /dist .
+
 FROM python:3.11-slim
 
 # Node.js runs the JavaScript of CWL InlineJavascriptRequirement.
@@ -9,11 +19,14 @@ RUN apt-get update \
 RUN useradd --create-home --uid 10001 wes \
     && mkdir /data && chown wes /data
 
+COPY --from=build /dist /tmp/dist
+RUN pip install --no-cache-dir /tmp/dist/toolchest_wes-*.whl \
+    && rm -rf /tmp/dist
+
+# gunicorn reads ./gunicorn.conf.py, so `gunicorn toolchest_wes.server.wsgi:app` started by
+# hand in /app takes its settings from the TOOLCHEST_WES_* variables too.
 WORKDIR /app
-COPY pyproject.toml README.md LICENSE gunicorn.conf.py ./
-COPY openapi ./openapi
-COPY toolchest_wes ./toolchest_wes
-RUN pip install --no-cache-dir .
+COPY gunicorn.conf.py ./
 
 USER wes
 ENV TOOLCHEST_WES_DATA_DIR=/data \

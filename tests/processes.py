@@ -55,12 +55,24 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
 
 
-def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """``python -m toolchest_wes.cli.main args`` in a new session, output appended to a log."""
+def spawn(
+    args: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    program: list[str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """``program args`` in a new session, output appended to a log.
+
+    ``program`` defaults to ``python -m toolchest_wes.cli.main`` of this interpreter; an
+    installed ``toolchest-wes`` script can stand in for it.
+    """
+    command = program or [sys.executable, "-m", "toolchest_wes.cli.main"]
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "toolchest_wes.cli.main", *args],
+            [*command, *args],
             env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,8 +1,11 @@
 """docker-compose.yml and the Dockerfile, checked without a Docker engine.
 
 Every command they run must name an entry point, module or attribute that exists, so the
-files cannot drift from the code. The same topology runs as real processes in
-tests/integration/test_distributed_processes.py.
+files cannot drift from the code. The image installs the wheel its build stage builds;
+tests/integration/test_wheel_contents.py builds the sdist from what that stage copies, and
+tests/integration/test_wheel_install.py runs the wheel. `docker compose config` (or
+`docker-compose config`) checks the compose file where one of them is installed. The same
+topology runs as real processes in tests/integration/test_distributed_processes.py.
 """
 
 from __future__ import annotations
@@ -10,19 +13,25 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import shutil
+import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 import yaml
 
+from tests.dockerfile import build_stage, copied_sources, stages
 from toolchest_wes.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
 
 
 def check_command(argv: list[str]) -> None:
@@ -74,16 +83,94 @@ def test_compose_commands_name_real_entry_points(service: str) -> None:
 
 
 def test_dockerfile_is_slim_non_root_and_runs_a_real_command() -> None:
-    text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
-    user = re.search(r"^USER (\S+)", text, re.M)
-    assert user and user.group(1) not in ("root", "0")
-    cmd = re.search(r"^CMD (\[.*\])", text, re.M)
-    assert cmd
-    check_command(yaml.safe_load(cmd.group(1)))
-    for copied in re.findall(r"^COPY (.+) \S+$", text, re.M):
-        for name in shlex.split(copied):
+    final = stages()[-1]
+    assert re.fullmatch(r"python:3\.\d+-slim", final.base)
+    (user,) = final.args_of("USER")
+    assert user not in ("root", "0")
+    (cmd,) = final.args_of("CMD")
+    check_command(yaml.safe_load(cmd))
+    for stage in stages():
+        for name in copied_sources(stage):
             assert (ROOT / name).exists(), f"Dockerfile copies missing {name}"
+
+
+def test_dockerfile_builds_the_wheel_in_its_own_stage() -> None:
+    """The build stage copies what the sdist is built from, and builds sdist and wheel."""
+    build = build_stage(stages())
+    assert re.fullmatch(r"python:3\.\d+-slim", build.base)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    packages = {
+        name.split(".")[0]
+        for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    needed = {"pyproject.toml", project["readme"], *project["license-files"], *packages}
+    assert needed <= set(copied_sources(build))
+    assert any(re.search(r"python -m build\b", run) for run in build.args_of("RUN"))
+
+
+def test_dockerfile_installs_the_built_wheel_not_the_source() -> None:
+    all_stages = stages()
+    final = all_stages[-1]
+    name = build_stage(all_stages).name
+    (copy,) = [args for args in final.args_of("COPY") if args.startswith(f"--from={name} ")]
+    destination = shlex.split(copy)[-1]
+    (install,) = [run for run in final.args_of("RUN") if "pip install" in run]
+    assert re.search(rf"pip install .*{re.escape(destination)}/\S+\.whl", install), install
+    assert not {"toolchest_wes", "pyproject.toml"} & set(copied_sources(final)), (
+        "the final stage installs the wheel only; the source stays in the build stage"
+    )
+
+
+def test_dockerignore_keeps_what_the_build_copies() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv"} <= ignored, "the build context would carry them"
+    for stage in stages():
+        for name in copied_sources(stage):
+            assert name not in ignored, f".dockerignore hides {name}, which the Dockerfile copies"
+
+
+def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
+    """``docker compose config`` (or the older ``docker-compose``) accepts the file."""
+    command = compose_command()
+    if command is None:
+        pytest.skip(
+            "neither `docker compose` (the Compose plugin) nor `docker-compose` is installed"
+        )
+    result = subprocess.run(
+        [
+            *command,
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def compose_command() -> list[str] | None:
+    """The Compose v2 plugin as ``docker compose``, else the standalone ``docker-compose``."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, timeout=30, check=False
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone is not None else None
 
 
 def test_root_gunicorn_conf_reads_the_package_settings() -> None:
