@@ -8,13 +8,14 @@ import shutil
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "AuthMode",
     "ContainerRuntime",
     "OutputLocations",
+    "SandboxMode",
     "Settings",
     "default_data_dir",
     "detect_container_runtime",
@@ -55,6 +56,15 @@ class OutputLocations(StrEnum):
     #: A ``file://`` URL and ``path`` in the run's outputs folder: for clients that see the
     #: server's file system at the same path (one host, a cluster's shared storage).
     FILE = "file"
+
+
+class SandboxMode(StrEnum):
+    """What confines the processes of a run."""
+
+    #: Each run's engine in namespaces of its own, each tool in bubblewrap.
+    BWRAP = "bwrap"
+    #: Runs have the server's rights.
+    NONE = "none"
 
 
 def is_loopback(host: str) -> bool:
@@ -278,6 +288,38 @@ class Settings(BaseSettings):
         ),
     )
 
+    sandbox: SandboxMode | None = Field(
+        default=None,
+        description=(
+            "bwrap: every run in a sandbox of its own; none: runs have the server's rights. "
+            "Unset: bwrap when authentication is on and bwrap works here, else none (see "
+            "effective_sandbox)."
+        ),
+    )
+    sandbox_allow_network: bool = Field(
+        default=True,
+        description="Give the network to sandboxed tools that ask for it (NetworkAccess).",
+    )
+    sandbox_max_processes: int = Field(
+        default=1024, ge=0, description="Processes of one sandboxed tool at once; 0: no limit."
+    )
+    sandbox_max_file_bytes: int = Field(
+        default=64 * GIB, ge=0, description="Largest file a sandboxed tool writes; 0: no limit."
+    )
+    sandbox_max_memory_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Address space of each sandboxed tool process; 0: no limit.",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Password of Redis, when the URL has none (TOOLCHEST_WES_REDIS_PASSWORD).",
+    )
+    redis_password_file: Path | None = Field(
+        default=None,
+        description="A file whose first line is the Redis password (Docker and k8s secrets).",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -381,3 +423,49 @@ class Settings(BaseSettings):
         if self.container_runtime is ContainerRuntime.AUTO:
             return detect_container_runtime()
         return self.container_runtime
+
+    @model_validator(mode="after")
+    def _apply_redis_password(self) -> Settings:
+        # The password comes from the environment or a file, never from a command line
+        # where every user of the host could read it; redis-py, kombu and Celery all take
+        # it from the URL, so it goes there, once, for every URL that names Redis.
+        password = self.redis_password.get_secret_value() if self.redis_password else None
+        if self.redis_password_file is not None:
+            try:
+                lines = self.redis_password_file.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ValueError(f"cannot read the Redis password file: {exc}") from exc
+            password = lines[0].strip() if lines else ""
+        if password:
+            from toolchest_wes.redis_auth import with_password
+
+            self.redis_url = with_password(self.redis_url, password)
+            self.store_url = with_password(self.store_url, password)
+            self.broker_url = with_password(self.broker_url, password)
+        return self
+
+    @property
+    def sandbox_uid(self) -> int | None:
+        """The uid runs take: nobody's when the server is root; ``None`` keeps the server's."""
+        from toolchest_wes.engines.sandbox import NOBODY
+
+        return NOBODY if os.geteuid() == 0 else None
+
+    @property
+    def effective_sandbox(self) -> SandboxMode:
+        """``sandbox``; unset: ``bwrap`` with authentication when bwrap works here, else ``none``.
+
+        Without authentication every run belongs to one anonymous user, so a sandbox
+        would keep runs apart from no one but the server itself.
+        """
+        if self.sandbox is not None:
+            return self.sandbox
+        if self.effective_auth is AuthMode.OFF:
+            return SandboxMode.NONE
+        return SandboxMode.BWRAP if self.sandbox_problem() is None else SandboxMode.NONE
+
+    def sandbox_problem(self) -> str | None:
+        """Why the bwrap sandbox cannot work on this machine, or ``None`` if it can."""
+        from toolchest_wes.engines.sandbox import bwrap_problem
+
+        return bwrap_problem(self.sandbox_uid)

@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from toolchest_wes import __version__
 from toolchest_wes.cli.client_commands import register as register_client_commands
 from toolchest_wes.cli.token_commands import token
-from toolchest_wes.config import AuthMode, ContainerRuntime, OutputLocations, Settings
+from toolchest_wes.config import (
+    AuthMode,
+    ContainerRuntime,
+    OutputLocations,
+    SandboxMode,
+    Settings,
+)
 
 __all__ = ["cli"]
 
@@ -55,6 +61,19 @@ def _common_options(command: _Command) -> _Command:
             "--retention-days",
             type=float,
             help="Days a finished run keeps its outputs; 0 keeps them forever.  [default: 7]",
+        ),
+        click.option(
+            "--sandbox",
+            type=click.Choice([m.value for m in SandboxMode]),
+            help="bwrap: each run in a sandbox of its own (bubblewrap); none: runs have the "
+            "server's rights.  [default: bwrap with --auth tokens or oidc when bwrap works "
+            "here, else none]",
+        ),
+        click.option(
+            "--sandbox-allow-network/--sandbox-deny-network",
+            default=None,
+            help="Whether sandboxed tools that ask for the network (CWL NetworkAccess) get "
+            "it.  [default: allow]",
         ),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
@@ -155,9 +174,11 @@ def serve(**flags: Any) -> None:
         check_auth_config(settings)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    sandbox = _check_sandbox(settings)
     mode = f"distributed, {settings.workers} processes" if settings.distributed else "embedded"
     click.echo(
-        f"toolchest-wes {__version__} ({mode}, auth {settings.effective_auth}): "
+        f"toolchest-wes {__version__} ({mode}, auth {settings.effective_auth}, "
+        f"sandbox {sandbox}): "
         f"http://{settings.host}:{settings.port}/ga4gh/wes/v1 "
         f"(data in {settings.data_dir.resolve()})",
         err=True,
@@ -184,6 +205,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
     settings, env = _settings(flags)
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
+    _check_sandbox(settings)
     # A worker's bookkeeping yields the CPU to API processes on the same machine, as its
     # engine processes do (they add engine_nice on top).
     os.nice(settings.worker_nice)
@@ -253,6 +275,16 @@ def sweep(**flags: Any) -> None:
         finally:
             store.close()
     click.echo(json.dumps({"removed": removed}))
+
+
+def _check_sandbox(settings: Settings) -> SandboxMode:
+    """The runs' sandbox; a sandbox asked for that cannot work stops the command here."""
+    from toolchest_wes.wiring import SandboxUnavailableError, check_sandbox
+
+    try:
+        return check_sandbox(settings)
+    except SandboxUnavailableError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _exec(env: dict[str, str], module: str, *args: str) -> None:

@@ -73,6 +73,8 @@ class ServiceConfig:
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
     #: Per-user submit rate and unfinished-run cap (none by default).
     limits: SubmitLimits = field(default_factory=SubmitLimits)
+    #: Extension fields of service-info, by name (what a run can reach, for one).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -400,6 +402,7 @@ class RunService:
             system_state_counts={s.value: counts.get(s, 0) for s in State},
             auth_instructions_url=self.config.auth_instructions_url,
             tags={},
+            **self.config.extensions,
         )
 
     def _engine_versions(self) -> dict[str, dict[str, list[str]]]:

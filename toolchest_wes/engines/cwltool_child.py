@@ -18,6 +18,13 @@ Two variables of the child's environment add to plain cwltool:
   is ``null`` if the job could not be started). Each ``main`` call starts the file afresh.
 - ``TOOLCHEST_WES_CHILD_IGNORE_DOCKER=1``: with ``--no-container``, run tools that list a
   DockerRequirement under ``requirements`` directly instead of rejecting them.
+- ``TOOLCHEST_WES_CHILD_SANDBOX``: a ``SandboxPolicy`` as JSON
+  (``toolchest_wes.engines.sandbox``). The process confines itself to it before cwltool
+  starts (``toolchest_wes.engines.engine_jail``), and every tool that runs without a
+  container, and the JavaScript engine of CWL expressions, runs in bwrap under it.
+
+Whatever the policy, the server's settings and credentials are removed from the
+environment first, so neither tools nor expressions can inherit them.
 
 Importing this module has no side effects; ``main`` patches cwltool when it is called.
 """
@@ -42,6 +49,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR
+from toolchest_wes.engines.engine_jail import JailError, enter_jail, scrub_environment
+from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy, bwrap_argv, is_secret_env
 
 __all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "main", "warm"]
 
@@ -84,9 +95,13 @@ class _RunState:
     recorder: _TaskRecorder | None = None
     ignore_docker: bool = False
     docker_warned: set[str] = field(default_factory=set)
+    sandbox: SandboxPolicy | None = None
 
 
 _state = _RunState()
+# The plain (container-free) job that the current thread is running, for _job_popen; jobs of
+# --parallel runs each run in a thread of their own.
+_current_job = threading.local()
 
 
 def _utc_now() -> str:
@@ -129,7 +144,9 @@ class _TaskRecorder:
 
 def _link(source: str | None, target: Path) -> None:
     """Expose a file the tool wrote as a task log, without copying it."""
-    if source is None:
+    if source is None or os.path.islink(source):
+        # A tool may have swapped its log for a link; the server, which serves task logs,
+        # must never be led by one to a file outside the run.
         return
     with contextlib.suppress(OSError):
         # A file left by an earlier attempt of the run would make os.link fail.
@@ -169,6 +186,90 @@ def _recording_job_popen(original: Callable[..., int]) -> Callable[..., int]:
     return job_popen
 
 
+def _input_paths(job: Any) -> list[str]:
+    """The files and folders a job reads, where the engine staged them."""
+    paths: list[str] = []
+    for mapper in (getattr(job, "pathmapper", None), getattr(job, "generatemapper", None)):
+        if mapper is None:
+            continue
+        for _key, entry in mapper.items():
+            if entry.type in ("File", "Directory") and not entry.resolved.startswith("_:"):
+                paths.append(entry.resolved)
+    return paths
+
+
+def _sandboxed_job_popen(original: Callable[..., int]) -> Callable[..., int]:
+    """Wrap ``cwltool.job._job_popen`` to start container-free jobs inside bwrap."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def job_popen(*args: Any, **kwargs: Any) -> int:
+        policy = _state.sandbox
+        job = getattr(_current_job, "job", None)
+        if policy is None or job is None:
+            return original(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        arguments = bound.arguments
+        arguments["commands"] = bwrap_argv(
+            policy,
+            list(arguments["commands"]),
+            cwd=str(arguments["cwd"]),
+            network=bool(getattr(job, "networkaccess", False)),
+            inputs=_input_paths(job),
+        )
+        env = dict(arguments["env"])
+        arguments["env"] = {k: v for k, v in env.items() if not is_secret_env(k)}
+        return original(*bound.args, **bound.kwargs)
+
+    setattr(job_popen, _PATCH_MARK, True)
+    return job_popen
+
+
+def _marking_job_run(original: Callable[..., None]) -> Callable[..., None]:
+    """Wrap ``CommandLineJob.run`` so ``_job_popen`` knows which plain job it starts.
+
+    Container jobs have a ``run`` of their own and never pass here: their container is
+    their confinement, and bwrap would keep them from their container runtime.
+    """
+
+    @functools.wraps(original)
+    def run(self: Any, *args: Any, **kwargs: Any) -> None:
+        _current_job.job = self
+        try:
+            original(self, *args, **kwargs)
+        finally:
+            _current_job.job = None
+
+    setattr(run, _PATCH_MARK, True)
+    return run
+
+
+class _SandboxedSubprocess:
+    """``subprocess`` as the JavaScript engine sees it: node starts inside bwrap."""
+
+    _NODE = frozenset({"node", "nodejs"})
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def _wrap(self, args: Any) -> Any:
+        policy = _state.sandbox
+        if policy is None or not isinstance(args, list) or not args:
+            return args
+        if os.path.basename(str(args[0])) not in self._NODE:
+            return args
+        return bwrap_argv(policy, [str(a) for a in args], cwd="/tmp")
+
+    def Popen(self, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        return self._real.Popen(self._wrap(args), *rest, **kwargs)
+
+    def check_output(self, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        return self._real.check_output(self._wrap(args), *rest, **kwargs)
+
+
 def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., type]:
     """Wrap ``CommandLineTool.make_job_runner`` to run DockerRequirement tools directly."""
 
@@ -197,12 +298,22 @@ def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., t
 
 def _install_patches() -> None:
     """Patch cwltool once per process; the patches read ``_state`` at call time."""
+    import cwl_utils.sandboxjs
     import cwltool.command_line_tool
     import cwltool.job
 
-    # _job_popen is looked up as a global of cwltool.job each time a job runs.
+    # _job_popen is looked up as a global of cwltool.job each time a job runs. The task is
+    # recorded with the tool's own command line, outside the sandbox's.
     if not getattr(cwltool.job._job_popen, _PATCH_MARK, False):
-        cwltool.job._job_popen = _recording_job_popen(cwltool.job._job_popen)
+        sandboxed = _sandboxed_job_popen(cwltool.job._job_popen)
+        cwltool.job._job_popen = _recording_job_popen(sandboxed)
+    job_class = cwltool.job.CommandLineJob
+    if not getattr(job_class.run, _PATCH_MARK, False):
+        job_class.run = _marking_job_run(job_class.run)  # type: ignore[method-assign]
+    # The JavaScript engine starts node through its module's own name for subprocess.
+    real = getattr(cwl_utils.sandboxjs, "subprocess")  # noqa: B009 (not exported)
+    if not isinstance(real, _SandboxedSubprocess):
+        setattr(cwl_utils.sandboxjs, "subprocess", _SandboxedSubprocess(real))  # noqa: B010
     tool_class = cwltool.command_line_tool.CommandLineTool
     if not getattr(tool_class.make_job_runner, _PATCH_MARK, False):
         patched = _container_free_job_runner(tool_class.make_job_runner)
@@ -290,15 +401,30 @@ def main(argv: list[str]) -> int:
     """Run ``cwltool argv`` in this process; returns cwltool's exit code."""
     import cwltool.main
 
-    if os.getpid() == os.getpgid(0):  # only as the leader of the run's own process group
-        _bind_lifetime_to_parent()
-        _lower_priority(int(os.environ.get(NICE_ENV, "0")))
-    _install_patches()
     task_dir = os.environ.get(TASK_DIR_ENV)
+    ignore_docker = os.environ.get(IGNORE_DOCKER_ENV) == "1"
+    nice = int(os.environ.get(NICE_ENV, "0"))
+    policy_text = os.environ.get(SANDBOX_ENV)
+    scrub_environment()
+    leader = os.getpid() == os.getpgid(0)  # only as the leader of the run's own group
+    if leader:
+        _lower_priority(nice)
+    policy = SandboxPolicy.from_json(policy_text) if policy_text else None
+    if policy is not None:
+        try:
+            enter_jail(policy)
+        except JailError as exc:
+            print(f"toolchest-wes: the run's sandbox failed: {exc}", file=sys.stderr)
+            return EXIT_INTERNAL_ERROR
+    if leader:
+        # After the jail: a change of uid clears the parent-death signal.
+        _bind_lifetime_to_parent()
+    _install_patches()
     recorder = _TaskRecorder(Path(task_dir)) if task_dir else None
     _state.recorder = recorder
-    _state.ignore_docker = os.environ.get(IGNORE_DOCKER_ENV) == "1"
+    _state.ignore_docker = ignore_docker
     _state.docker_warned = set()
+    _state.sandbox = policy
     try:
         return int(
             cwltool.main.main(list(argv), custom_schema_callback=_schema_setup(_enables_ext(argv)))
@@ -306,6 +432,7 @@ def main(argv: list[str]) -> int:
     finally:
         _state.recorder = None
         _state.ignore_docker = False
+        _state.sandbox = None
         if recorder is not None:
             recorder.close()
 

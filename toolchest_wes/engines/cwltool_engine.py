@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +17,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = ["ALLOWED_FLAGS", "CLIENT_PATH_FLAGS", "CONTAINER_ARGS", "CwltoolEngine"]
@@ -93,12 +96,15 @@ class CwltoolEngine:
         allow_no_container: Whether a run may ask for ``--no-container``.
         default_args: cwltool flags added to every run.
         nice: Niceness increment of the engine process and its tools.
+        sandbox: The sandbox of every run, its ``run_dir`` filled in per run; ``None``:
+            runs have the server's rights.
     """
 
     container_runtime: str = "none"
     allow_no_container: bool = True
     default_args: tuple[str, ...] = ()
     nice: int = 0
+    sandbox: SandboxPolicy | None = None
     name: str = "cwltool"
     workflow_type: str = "CWL"
     type_versions: tuple[str, ...] = ("v1.0", "v1.1", "v1.2")
@@ -213,6 +219,9 @@ class CwltoolEngine:
         }
         if "--no-container" in argv:
             env["TOOLCHEST_WES_CHILD_IGNORE_DOCKER"] = "1"
+        if self.sandbox is not None:
+            policy = dataclasses.replace(self.sandbox, run_dir=os.path.realpath(run.run_dir))
+            env[SANDBOX_ENV] = policy.to_json()
         return LaunchSpec(
             argv=argv,
             entry=CHILD_ENTRY,

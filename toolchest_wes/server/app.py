@@ -36,7 +36,13 @@ from toolchest_wes.server.resolver import WesResolver
 from toolchest_wes.server.spec import BASE_PATH, load_spec
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore, StoreError
-from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.wiring import (
+    build_executor_deps,
+    build_launcher,
+    build_registry,
+    check_sandbox,
+    describe_sandbox,
+)
 from toolchest_wes.worker.announce import WorkerAnnouncer
 from toolchest_wes.worker.celery_config import new_celery_app
 from toolchest_wes.worker.reconciler import Reconciler, start_reconciler
@@ -106,6 +112,7 @@ def create_app(
     """
     # First, so that a configuration that cannot work fails before anything starts.
     authenticator = build_authenticator(settings)
+    sandbox = check_sandbox(settings)
     workspace = Workspace(settings.runs_dir)
     workspace.ensure_root()
     # API processes keep run states in memory, refreshed by the store's change feed, so
@@ -138,6 +145,7 @@ def create_app(
             retention_s=settings.retention_s,
             url_policy=build_url_policy(settings),
             limits=build_submit_limits(settings),
+            extensions={"toolchest_wes_sandbox": describe_sandbox(settings, sandbox)},
         ),
     )
     reconciler: Reconciler | None = None

@@ -1,0 +1,288 @@
+"""The run sandbox: what a run's processes may reach, and the bwrap command that enforces it.
+
+A :class:`SandboxPolicy` travels from the server to the engine process of each run as JSON in
+the ``TOOLCHEST_WES_CHILD_SANDBOX`` variable. The engine process confines itself first
+(``toolchest_wes.engines.engine_jail``), then starts every tool, and the JavaScript engine of
+CWL expressions, behind :func:`bwrap_argv`. In the tool's sandbox:
+
+- the system is read-only, ``/tmp`` is the run's own, ``/run`` (sockets) is empty;
+- the data folder is an empty tmpfs with only this run's ``work`` (writable) and
+  ``attachments`` (read-only) folders put back: other runs, the run database, the token file
+  and the run's own logs are out of sight;
+- the files the policy hides (a database or password file outside the data folder, the
+  server user's home) are empty;
+- new user, PID, IPC and UTS namespaces, and a network namespace with only a loopback
+  device unless the tool asks for the network (CWL ``NetworkAccess``) and the operator
+  allows it;
+- limits on processes, file size and address space, set inside the new user namespace so
+  that each run counts only its own processes.
+
+This module only builds command lines and checks that bwrap works; it runs nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "NOBODY",
+    "SANDBOX_ENV",
+    "SandboxPolicy",
+    "bwrap_argv",
+    "bwrap_problem",
+    "is_secret_env",
+    "python_paths",
+]
+
+#: The variable that carries the policy to the engine process, as JSON.
+SANDBOX_ENV = "TOOLCHEST_WES_CHILD_SANDBOX"
+#: The uid and gid runs take when the server runs as root.
+NOBODY = 65534
+
+_PROBE_TIMEOUT_S = 20.0
+# Variables that configure the server or carry credentials; no run process may inherit them.
+_SECRET_PREFIXES = ("TOOLCHEST_WES_", "REDIS", "CELERY", "AWS_", "AZURE_", "GOOGLE_", "OIDC")
+_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE_KEY", "API_KEY")
+_SECRET_NAMES = frozenset({"PROMETHEUS_MULTIPROC_DIR", "DATABASE_URL", "SSH_AUTH_SOCK"})
+
+
+def is_secret_env(name: str) -> bool:
+    """Whether an environment variable is the server's business only (settings, secrets)."""
+    upper = name.upper()
+    return (
+        upper.startswith(_SECRET_PREFIXES)
+        or any(word in upper for word in _SECRET_WORDS)
+        or upper in _SECRET_NAMES
+    )
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """What the processes of one run may reach.
+
+    Attributes:
+        run_dir: The run's folder; its ``work`` folder is the only one tools may write.
+        data_dir: The server's data folder, masked but for ``run_dir``.
+        hide: Further files and folders that must look empty (the run database or a
+            password file kept outside the data folder, the server user's home).
+        keep: Folders under a hidden one that must stay readable (the Python installation
+            the engine runs from, when it lives in a hidden home).
+        allow_network: Whether a tool that asks for ``NetworkAccess`` gets the network.
+        uid: The unprivileged uid (and gid) the run takes; ``None`` keeps the server's,
+            which is then not root.
+        extra_groups: Supplementary groups the engine keeps (the Docker socket's group
+            when tools run in Docker containers).
+        max_processes: Processes (and threads) of one tool's sandbox at once; 0: no limit.
+        max_file_bytes: Largest file a tool may write; 0: no limit.
+        max_memory_bytes: Address space of each tool process; 0: no limit.
+    """
+
+    run_dir: str
+    data_dir: str
+    hide: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    allow_network: bool = False
+    uid: int | None = None
+    extra_groups: tuple[int, ...] = ()
+    max_processes: int = 0
+    max_file_bytes: int = 0
+    max_memory_bytes: int = 0
+    bwrap: str = "bwrap"
+    prlimit: str = "prlimit"
+    #: Only for the record in service-info; not read by the engine.
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def work_dir(self) -> str:
+        """The run's scratch folder: tools' working and output folders live here."""
+        return os.path.join(self.run_dir, "work")
+
+    @property
+    def attachments_dir(self) -> str:
+        """The run's inputs, readable by tools."""
+        return os.path.join(self.run_dir, "attachments")
+
+    @property
+    def tmp_dir(self) -> str:
+        """The folder that becomes the run's ``/tmp``, on disk rather than in memory."""
+        return os.path.join(self.run_dir, "work", ".tmp")
+
+    def to_json(self) -> str:
+        """The policy as the engine process receives it."""
+        data = asdict(self)
+        data.pop("notes")
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxPolicy:
+        """The policy from :meth:`to_json`'s text."""
+        data = json.loads(text)
+        for key in ("hide", "keep", "extra_groups"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(**data)
+
+
+def python_paths() -> tuple[str, ...]:
+    """The folders this interpreter loads code from; the engine must keep seeing them."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    return tuple(sorted(os.path.realpath(p) for p in paths))
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _limits(policy: SandboxPolicy) -> list[str]:
+    # prlimit runs inside the sandbox: the process limit is counted per user namespace,
+    # so set there it bounds this tool alone, not every run that shares the uid.
+    limits = [
+        f"--{name}={value}"
+        for name, value in (
+            ("nproc", policy.max_processes),
+            ("fsize", policy.max_file_bytes),
+            ("as", policy.max_memory_bytes),
+        )
+        if value > 0
+    ]
+    return [policy.prlimit, *limits, "--"] if limits else []
+
+
+def _namespaces(bwrap: str, *, network: bool) -> list[str]:
+    """The part of every sandbox that does not depend on the run."""
+    argv = [
+        bwrap,
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        # No terminal is shared, so a tool cannot push input into the server's (TIOCSTI).
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/run",
+    ]
+    if not network:
+        argv.append("--unshare-net")
+    elif os.path.isdir("/run/systemd/resolve"):
+        # /etc/resolv.conf often points here; without it a tool with the network has no DNS.
+        argv += ["--ro-bind", "/run/systemd/resolve", "/run/systemd/resolve"]
+    return argv
+
+
+def bwrap_argv(
+    policy: SandboxPolicy,
+    command: Sequence[str],
+    *,
+    cwd: str,
+    network: bool = False,
+    inputs: Sequence[str] = (),
+) -> list[str]:
+    """``command`` wrapped in bwrap under ``policy``.
+
+    Args:
+        policy: The run's policy.
+        command: The tool's command line.
+        cwd: Its working directory, inside the run's ``work`` folder.
+        network: Whether the tool asked for the network; it gets it only if the policy
+            allows it too.
+        inputs: Input files or folders outside the run's folder (downloaded inputs in the
+            run's ``/tmp``, for instance), bound read-only at the same path.
+    """
+    argv = _namespaces(policy.bwrap, network=network and policy.allow_network)
+    # /tmp first: the data folder, or a kept folder, may live under it.
+    argv += ["--bind", policy.tmp_dir, "/tmp"]
+    for path in policy.hide:
+        if _within(path, "/tmp"):
+            continue
+        if os.path.isdir(path):
+            argv += ["--tmpfs", path]
+        elif os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
+    hidden = [p for p in policy.hide if os.path.isdir(p)]
+    for path in policy.keep:
+        if any(_within(path, folder) for folder in hidden):
+            argv += ["--ro-bind-try", path, path]
+    argv += ["--tmpfs", policy.data_dir]
+    argv += ["--ro-bind", policy.attachments_dir, policy.attachments_dir]
+    argv += ["--bind", policy.work_dir, policy.work_dir]
+    run_dir = policy.run_dir.rstrip("/") + "/"
+    for path in inputs:
+        if not path.startswith(run_dir) and os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--chdir", cwd, "--", *_limits(policy), *command]
+    return argv
+
+
+@functools.cache
+def bwrap_problem(uid: int | None = None) -> str | None:
+    """Why the sandbox cannot work on this machine, or ``None`` if it can.
+
+    Runs a tiny sandbox the way runs use it: as ``uid`` when given (the server is root),
+    with new user, PID and network namespaces, ``/proc`` and the limits.
+    """
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bwrap is not installed (Debian and Ubuntu: apt-get install bubblewrap)"
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return "prlimit is not installed (Debian and Ubuntu: apt-get install util-linux)"
+    argv = [
+        *_namespaces(bwrap, network=False),
+        "--tmpfs",
+        "/tmp",
+        "--chdir",
+        "/",
+        "--",
+        prlimit,
+        "--nproc=64",
+        "--",
+        "true",
+    ]
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_PROBE_TIMEOUT_S,
+            user=uid,
+            group=uid,
+            extra_groups=[] if uid is not None else None,
+            cwd="/",
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bwrap could not be started: {exc}"
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        who = f" as uid {uid}" if uid is not None else ""
+        return (
+            f"bwrap cannot create a sandbox{who}: {detail[-1] if detail else done.returncode} "
+            "(unprivileged user namespaces must be allowed: sysctl "
+            "kernel.unprivileged_userns_clone=1, and in a container a seccomp profile that "
+            "permits them)"
+        )
+    return None
+
+
+def server_home() -> Path | None:
+    """The home folder of the server's user, if it has one."""
+    home = os.environ.get("HOME")
+    return Path(home) if home and home != "/" else None

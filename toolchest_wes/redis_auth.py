@@ -1,0 +1,38 @@
+"""Putting a Redis password into a Redis URL, for the clients that read it only from there."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit, urlunsplit
+
+__all__ = ["mask_password", "with_password"]
+
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+def with_password(url: str | None, password: str) -> str | None:
+    """``url`` with ``password``, unless it is not a Redis URL or already carries one."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in _REDIS_SCHEMES or parts.password is not None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(
+        (parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment)
+    )
