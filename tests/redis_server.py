@@ -1,7 +1,8 @@
 """A real ``redis-server`` for the tests: session fixture ``redis_server``, per-test ``redis_url``.
 
 The server listens on a free loopback port with persistence off (``--save "" --appendonly
-no``) and its own working directory, and is terminated at the end of the session with its
+no``), a password (``--requirepass``, carried in ``url``, as deployments must have one) and its
+own working directory, and is terminated at the end of the session with its
 directory removed. ``stop()`` and ``start()`` restart it on the same port, for fault tests.
 Tests share the one server and keep apart by key prefix.
 
@@ -12,6 +13,7 @@ Without ``redis-server`` on PATH the Redis tests are skipped, loudly; with ``CI`
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -48,11 +50,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, password: str) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            reply = b""
+            while reply.count(b"\r\n") < 2:
+                chunk = sock.recv(64)
+                if not chunk:
+                    return False
+                reply += chunk
+            return reply == b"+OK\r\n+PONG\r\n"
     except OSError:
         return False
 
@@ -66,12 +74,18 @@ class RedisServer:
         self.executable = executable
         self.directory = directory
         self.persistence = persistence
+        self.password = secrets.token_hex(16)
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
+        """``redis://:<password>@127.0.0.1:<port>/0``."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def url_without_password(self) -> str:
+        """``redis://127.0.0.1:<port>/0``, for the password to come from elsewhere."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -91,6 +105,8 @@ class RedisServer:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
+                "--requirepass",
+                self.password,
                 *self.persistence,
                 "--dir",
                 str(self.directory),
@@ -104,7 +120,7 @@ class RedisServer:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while not _answers_ping(self.port):
+        while not _answers_ping(self.port, self.password):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

@@ -222,6 +222,9 @@ def bwrap_argv(
     argv += ["--tmpfs", policy.data_dir]
     argv += ["--ro-bind", policy.attachments_dir, policy.attachments_dir]
     argv += ["--bind", policy.work_dir, policy.work_dir]
+    # The masks read-only too, so that no write outside the work folder seems to succeed.
+    for path in [*(p for p in hidden if not _within(p, "/tmp")), policy.data_dir]:
+        argv += ["--remount-ro", path]
     run_dir = policy.run_dir.rstrip("/") + "/"
     for path in inputs:
         if not path.startswith(run_dir) and os.path.exists(path):
