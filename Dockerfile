@@ -11,9 +11,11 @@ RUN python -m build --outdir /dist .
 
 FROM python:3.11-slim
 
-# Node.js runs the JavaScript of CWL InlineJavascriptRequirement.
+# Node.js runs the JavaScript of CWL InlineJavascriptRequirement; bubblewrap sandboxes runs
+# (it needs unprivileged user namespaces, which Docker's default seccomp profile refuses:
+# see the README's Security section).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nodejs \
+    && apt-get install -y --no-install-recommends nodejs bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 wes \

@@ -77,6 +77,21 @@ def test_compose_has_the_services_and_the_shared_volume() -> None:
         assert env["TOOLCHEST_WES_DATA_DIR"] == "/data"
 
 
+def test_compose_redis_needs_a_password_that_no_command_line_carries() -> None:
+    services = compose()["services"]
+    redis = services["redis"]["command"]
+    assert "--aclfile" in redis
+    for name in ("api", "worker"):
+        service = services[name]
+        assert service["environment"]["TOOLCHEST_WES_REDIS_PASSWORD_FILE"].startswith(
+            "/run/secrets/"
+        )
+        assert "redis_password" in service["secrets"]
+    for service in services.values():
+        command = " ".join(service.get("command", []))
+        assert "requirepass" not in command and "--pass" not in command
+
+
 @pytest.mark.parametrize("service", ["api", "worker"])
 def test_compose_commands_name_real_entry_points(service: str) -> None:
     check_command(compose()["services"][service]["command"])
