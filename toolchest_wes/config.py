@@ -301,10 +301,12 @@ class Settings(BaseSettings):
         description="Give the network to sandboxed tools that ask for it (NetworkAccess).",
     )
     sandbox_max_processes: int = Field(
-        default=1024, ge=0, description="Processes of one sandboxed tool at once; 0: no limit."
+        default=1024,
+        ge=0,
+        description="Processes and threads of one sandboxed run at once; 0: no limit.",
     )
     sandbox_max_file_bytes: int = Field(
-        default=64 * GIB, ge=0, description="Largest file a sandboxed tool writes; 0: no limit."
+        default=64 * GIB, ge=0, description="Largest file a sandboxed run writes; 0: no limit."
     )
     sandbox_max_memory_bytes: int = Field(
         default=0,

@@ -3,11 +3,12 @@
 The tools of a run run in bwrap (``toolchest_wes.engines.sandbox``), but the engine (cwltool)
 reads the documents and files a workflow names, with whatever rights it has: a workflow
 could ``$include`` the token file or stage another run's outputs as an input. So the engine
-process, forked from the warm zygote or started afresh, first takes a mount namespace of
-its own in which the data folder holds only its run's folder and the policy's hidden paths
-are empty, and gives ``/tmp`` a folder of the run. When the server runs as root it then
+process, forked from the warm zygote or started afresh, confines itself first: in a mount
+namespace of its own, the data folder holds only its run's folder, the policy's hidden paths
+are empty and ``/tmp`` is a folder of the run. As root it makes those mounts itself, then
 becomes the policy's unprivileged uid (the run's folder is handed to that uid first);
-otherwise a user namespace provides the mount rights, and a second one drops them again.
+otherwise a user namespace gives it the right to mount, and a second one takes it away
+again. Either way the run ends up in a user namespace of its own, where its limits apply.
 
 Nothing here touches the parent: the namespaces belong to this process and its children.
 The engine keeps the network, which it needs to fetch http(s) inputs; its tools do not.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -31,6 +33,7 @@ _MS_NODEV = 0x4
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
+_PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -107,6 +110,70 @@ def _bind_back(libc: ctypes.CDLL, fd: int, target: str) -> None:
     _mount(libc, f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
 
 
+def _drop_root(libc: ctypes.CDLL, policy: SandboxPolicy) -> tuple[int, int]:
+    """As root, become the policy's uid, keeping only the policy's supplementary groups."""
+    uid = gid = policy.uid if policy.uid is not None else 0
+    os.setgroups(list(policy.extra_groups))
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    # A change of uid makes the process undumpable, which leaves its /proc files to root,
+    # and its own uid_map (written next) with them. Its tools live in PID namespaces of
+    # their own, where they cannot see it to trace it.
+    _check(libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
+    return uid, gid
+
+
+def _set_limits(policy: SandboxPolicy) -> None:
+    """Limit the run: every process it starts inherits these.
+
+    Set inside the run's own user namespace: the kernel then counts, against the process
+    limit, the processes of this run (engine, node, tools) and of no other run.
+    """
+    for limit, value in (
+        (resource.RLIMIT_NPROC, policy.max_processes),
+        (resource.RLIMIT_FSIZE, policy.max_file_bytes),
+    ):
+        if value > 0:
+            resource.setrlimit(limit, (value, value))
+
+
+def _mask(libc: ctypes.CDLL, policy: SandboxPolicy) -> None:
+    """In a new mount namespace: hide the data folder but for the run, and what the policy
+    hides; give the run a /tmp of its own."""
+    cwd = os.getcwd()
+    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+    hidden_dirs = [p for p in policy.hide if os.path.isdir(p)] + [policy.data_dir, "/tmp"]
+    # Opened in this namespace (a bind needs a source in the caller's namespace) and before
+    # the masks go up, which would hide their paths.
+    keeps = [(os.open(p, os.O_PATH), p) for p in policy.keep if _under(p, hidden_dirs)]
+    run_fd = os.open(policy.run_dir, os.O_PATH)
+    tmp_fd = os.open(policy.tmp_dir, os.O_PATH)
+    try:
+        # /tmp first: the data folder, or a kept folder, may live under it.
+        _mount(libc, f"/proc/self/fd/{tmp_fd}", "/tmp", None, _MS_BIND)
+        for path in policy.hide:
+            if os.path.isdir(path):
+                _mount(libc, "tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV)
+            elif os.path.exists(path):
+                _mount(libc, "/dev/null", path, None, _MS_BIND)
+        for fd, path in keeps:
+            _bind_back(libc, fd, path)
+        os.makedirs(policy.data_dir, exist_ok=True)
+        _mount(libc, "tmpfs", policy.data_dir, "tmpfs", _MS_NOSUID | _MS_NODEV)
+        _bind_back(libc, run_fd, policy.run_dir)
+    finally:
+        for fd in (run_fd, tmp_fd, *(fd for fd, _ in keeps)):
+            os.close(fd)
+    # The old working directory sits below the masks, where ".." would lead to the real
+    # data folder; entered again by name, it is the run's bound copy.
+    os.chdir(cwd)
+    # The server's home is hidden; whatever wants a home (caches) gets the run's /tmp.
+    os.environ["HOME"] = "/tmp"
+    os.environ.pop("TMPDIR", None)
+    # Whatever the engine starts can never gain rights through a setuid program.
+    _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
+
+
 def enter_jail(policy: SandboxPolicy) -> None:
     """Confine this process (and all it starts) to the view ``policy`` describes.
 
@@ -114,55 +181,26 @@ def enter_jail(policy: SandboxPolicy) -> None:
         JailError: A namespace, mount or uid change failed.
     """
     libc = _libc()
-    uid, gid = os.getuid(), os.getgid()
-    cwd = os.getcwd()
     Path(policy.tmp_dir).mkdir(parents=True, exist_ok=True)
-    drop_to = policy.uid if uid == 0 else None
-    if drop_to is not None:
-        _chown_tree(policy.run_dir, drop_to, drop_to)
     try:
-        if uid == 0:
+        if os.getuid() == 0:
+            if policy.uid is not None:
+                _chown_tree(policy.run_dir, policy.uid, policy.uid)
+            # Masked as root, which can reach every kept folder; the mounts then belong to
+            # the host's user namespace, out of reach of the uid the run becomes.
             _check(libc.unshare(_CLONE_NEWNS), "unshare")
+            _mask(libc, policy)
+            uid, gid = _drop_root(libc, policy)
+            _own_user_namespace(libc, uid, gid)
+            _set_limits(policy)
         else:
+            uid, gid = os.getuid(), os.getgid()
             _own_user_namespace(libc, uid, gid, _CLONE_NEWNS)
-        _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
-        hidden_dirs = [p for p in policy.hide if os.path.isdir(p)] + [policy.data_dir, "/tmp"]
-        # Opened in this namespace (a bind needs a source in the caller's namespace) and
-        # before the masks go up, which would hide their paths.
-        keeps = [(os.open(p, os.O_PATH), p) for p in policy.keep if _under(p, hidden_dirs)]
-        run_fd = os.open(policy.run_dir, os.O_PATH)
-        tmp_fd = os.open(policy.tmp_dir, os.O_PATH)
-        try:
-            # /tmp first: the data folder, or a kept folder, may live under it.
-            _mount(libc, f"/proc/self/fd/{tmp_fd}", "/tmp", None, _MS_BIND)
-            for path in policy.hide:
-                if os.path.isdir(path):
-                    _mount(libc, "tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV)
-                elif os.path.exists(path):
-                    _mount(libc, "/dev/null", path, None, _MS_BIND)
-            for fd, path in keeps:
-                _bind_back(libc, fd, path)
-            os.makedirs(policy.data_dir, exist_ok=True)
-            _mount(libc, "tmpfs", policy.data_dir, "tmpfs", _MS_NOSUID | _MS_NODEV)
-            _bind_back(libc, run_fd, policy.run_dir)
-        finally:
-            for fd in (run_fd, tmp_fd, *(fd for fd, _ in keeps)):
-                os.close(fd)
-        # The old working directory sits below the masks, where ".." would lead to the
-        # real data folder; entered again by name, it is the run's bound copy.
-        os.chdir(cwd)
-        # The server's home is hidden; whatever wants a home (caches) gets the run's /tmp.
-        os.environ["HOME"] = "/tmp"
-        os.environ.pop("TMPDIR", None)
-        # Whatever the engine starts can never gain rights through a setuid program.
-        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
-        if drop_to is not None:
-            os.setgroups(list(policy.extra_groups))
-            os.setgid(drop_to)
-            os.setuid(drop_to)
-        elif uid != 0:
+            _mask(libc, policy)
+            _set_limits(policy)
             # The rights over the new mounts belong to the first user namespace; from a
-            # second one, nothing this process runs can take the masks down again.
+            # second one, nothing this process runs can take the masks down again. Its
+            # limits were recorded for the first, which counts the whole run.
             _own_user_namespace(libc, uid, gid)
     except OSError as exc:
         if isinstance(exc, JailError):

@@ -14,8 +14,8 @@ CWL expressions, behind :func:`bwrap_argv`. In the tool's sandbox:
 - new user, PID, IPC and UTS namespaces, and a network namespace with only a loopback
   device unless the tool asks for the network (CWL ``NetworkAccess``) and the operator
   allows it;
-- limits on processes, file size and address space, set inside the new user namespace so
-  that each run counts only its own processes.
+- limits on processes and file size, inherited from the engine, which sets them where the
+  kernel counts only the run's own processes, and on each tool's address space.
 
 This module only builds command lines and checks that bwrap works; it runs nothing else.
 """
@@ -80,8 +80,9 @@ class SandboxPolicy:
             which is then not root.
         extra_groups: Supplementary groups the engine keeps (the Docker socket's group
             when tools run in Docker containers).
-        max_processes: Processes (and threads) of one tool's sandbox at once; 0: no limit.
-        max_file_bytes: Largest file a tool may write; 0: no limit.
+        max_processes: Processes (and threads) of the whole run at once, engine and tools;
+            0: no limit.
+        max_file_bytes: Largest file the run may write; 0: no limit.
         max_memory_bytes: Address space of each tool process; 0: no limit.
     """
 
@@ -142,18 +143,12 @@ def _within(path: str, folder: str) -> bool:
 
 
 def _limits(policy: SandboxPolicy) -> list[str]:
-    # prlimit runs inside the sandbox: the process limit is counted per user namespace,
-    # so set there it bounds this tool alone, not every run that shares the uid.
-    limits = [
-        f"--{name}={value}"
-        for name, value in (
-            ("nproc", policy.max_processes),
-            ("fsize", policy.max_file_bytes),
-            ("as", policy.max_memory_bytes),
-        )
-        if value > 0
-    ]
-    return [policy.prlimit, *limits, "--"] if limits else []
+    # The process and file-size limits are the engine's, inherited (engine_jail sets them
+    # where they count the whole run); only the address space, which would cramp the
+    # engine's own interpreter, is set for the tool alone, at the cost of one more exec.
+    if policy.max_memory_bytes <= 0:
+        return []
+    return [policy.prlimit, f"--as={policy.max_memory_bytes}", "--"]
 
 
 def _namespaces(bwrap: str, *, network: bool) -> list[str]:
@@ -252,9 +247,6 @@ def bwrap_problem(uid: int | None = None) -> str | None:
         "/tmp",
         "--chdir",
         "/",
-        "--",
-        prlimit,
-        "--nproc=64",
         "--",
         "true",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -59,11 +60,13 @@ def test_network_needs_the_tool_to_ask_and_the_operator_to_allow(
     assert ("--unshare-net" not in argv) == has_network
 
 
-def test_limits_are_set_inside_the_sandbox(tmp_path: Path) -> None:
-    p = policy(tmp_path, max_processes=10, max_file_bytes=2048, max_memory_bytes=0)
-    argv = bwrap_argv(p, ["true"], cwd=p.work_dir)
-    tail = argv[argv.index("--") + 1 :]
-    assert tail == [p.prlimit, "--nproc=10", "--fsize=2048", "--", "true"]
+def test_only_the_address_space_limit_is_set_per_tool(tmp_path: Path) -> None:
+    # The process and file-size limits come from the engine (see engine_jail).
+    p = policy(tmp_path, max_processes=10, max_file_bytes=2048)
+    assert bwrap_argv(p, ["true"], cwd=p.work_dir)[-2:] == ["--", "true"]
+    limited = dataclasses.replace(p, max_memory_bytes=4096)
+    tail = bwrap_argv(limited, ["true"], cwd=p.work_dir)[-5:]
+    assert tail == ["--", p.prlimit, "--as=4096", "--", "true"]
 
 
 def test_hidden_paths_and_outside_inputs(tmp_path: Path) -> None:
