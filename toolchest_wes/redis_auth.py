@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["mask_password", "with_password"]
+__all__ = ["with_password"]
 
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
@@ -24,15 +24,3 @@ def with_password(url: str | None, password: str) -> str | None:
     user = quote(parts.username or "", safe="")
     netloc = f"{user}:{quote(password, safe='')}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def mask_password(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(
-        (parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment)
-    )

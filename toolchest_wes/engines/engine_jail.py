@@ -52,6 +52,10 @@ def scrub_environment(environ: MutableMapping[str, str] | None = None) -> list[s
     removed = [name for name in env if is_secret_env(name)]
     for name in removed:
         del env[name]
+    if environ is None:
+        # os.environb is a mapping of its own; the names must go from it too.
+        for name in removed:
+            os.environb.pop(name.encode(), None)
     return removed
 
 

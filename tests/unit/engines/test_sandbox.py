@@ -11,7 +11,7 @@ import pytest
 from toolchest_wes.config import AuthMode, SandboxMode, Settings
 from toolchest_wes.engines.engine_jail import scrub_environment
 from toolchest_wes.engines.sandbox import SandboxPolicy, bwrap_argv, is_secret_env
-from toolchest_wes.redis_auth import mask_password, with_password
+from toolchest_wes.redis_auth import with_password
 
 
 def policy(tmp_path: Path, **overrides: object) -> SandboxPolicy:
@@ -116,10 +116,6 @@ def test_secret_variables_never_reach_a_run() -> None:
 )
 def test_redis_password_goes_into_redis_urls_only(url: str | None, expected: str | None) -> None:
     assert with_password(url, "p@ss") == expected
-
-
-def test_masked_urls_keep_no_password() -> None:
-    assert mask_password("redis://:pw@h:1/0") == "redis://:***@h:1/0"
 
 
 def test_settings_read_the_redis_password_from_a_file(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -29,13 +28,14 @@ from tests.processes import (
     wait_healthy,
 )
 from tests.redis_server import RedisServer
-from toolchest_wes.engines.sandbox import NOBODY, bwrap_problem
+from tests.sandbox_support import SANDBOX_UID as UID
+from tests.sandbox_support import require_sandbox
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-UID = NOBODY if os.geteuid() == 0 else None
-if bwrap_problem(UID) is not None:
-    pytestmark.append(pytest.mark.skip(reason=f"no sandbox here: {bwrap_problem(UID)}"))
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.usefixtures(require_sandbox.__name__),
+]
 
 #: Processes one sandboxed tool may have; the fork bomb below must stop at this.
 MAX_PROCESSES = 48

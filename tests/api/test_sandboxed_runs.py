@@ -14,13 +14,10 @@ import pytest
 
 from tests.api.test_cancel import processes_with
 from tests.conftest import API, CWL, EXAMPLES, Wes
-from toolchest_wes.engines.sandbox import NOBODY, bwrap_problem
+from tests.sandbox_support import require_sandbox
 from toolchest_wes.models import State
 
-UID = NOBODY if os.geteuid() == 0 else None
-pytestmark = pytest.mark.skipif(
-    bwrap_problem(UID) is not None, reason=f"no sandbox here: {bwrap_problem(UID)}"
-)
+pytestmark = pytest.mark.usefixtures(require_sandbox.__name__)
 
 MAX_PROCESSES = 48
 
