@@ -14,7 +14,8 @@ import pytest
 
 from tests.api.test_cancel import processes_with
 from tests.conftest import API, CWL, EXAMPLES, Wes
-from tests.sandbox_support import require_sandbox
+from tests.sandbox_support import SANDBOX_UID, require_sandbox
+from toolchest_wes.engines.process import SubprocessLauncher
 from toolchest_wes.models import State
 
 pytestmark = pytest.mark.usefixtures(require_sandbox.__name__)
@@ -59,6 +60,23 @@ def test_runs_and_tasks_work_in_the_sandbox(sandboxed: Wes) -> None:
     (task,) = sandboxed.get(f"/runs/{run_id}/tasks").get_json()["task_logs"]
     # The task shows the tool's own command line, not the sandbox's.
     assert task["cmd"][0] == "echo" and "bwrap" not in " ".join(task["cmd"])
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_runs_started_afresh_are_sandboxed_too(
+    make_app: Callable[..., Any], make_settings: Callable[..., Any]
+) -> None:
+    launcher = SubprocessLauncher()
+    try:
+        app = make_app(make_settings(sandbox="bwrap", warm_engine=False), launcher=launcher)
+        wes = Wes(app.app.test_client())
+        run_id = submit_program(wes, "import os; print(os.getuid(), os.listdir('..'))")
+        assert wes.wait(run_id, timeout=120) is State.COMPLETE
+        out = wes.get(wes.log(run_id)["outputs"]["out"]["location"]).get_data(as_text=True)
+        uid, _ = out.split(" ", 1)
+        assert uid == str(SANDBOX_UID if SANDBOX_UID is not None else os.getuid())
+    finally:
+        launcher.close()
 
 
 def test_cancel_reaches_tools_in_the_sandbox(sandboxed: Wes) -> None:
