@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from toolchest_wes.config import ContainerRuntime, SandboxMode, Settings
+from toolchest_wes.config import AuthMode, ContainerRuntime, SandboxMode, Settings
 from toolchest_wes.core.executor import ExecutorDeps
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
@@ -51,7 +51,7 @@ def check_sandbox(settings: Settings) -> SandboxMode:
             raise SandboxUnavailableError(
                 f"--sandbox bwrap (TOOLCHEST_WES_SANDBOX) cannot work here: {problem}"
             )
-    elif settings.sandbox is None and settings.effective_auth.value != "off":
+    elif settings.sandbox is None and settings.effective_auth is not AuthMode.OFF:
         logger.warning(
             "runs are NOT sandboxed although authentication is on: %s; every user's tools "
             "run with this server's rights (--sandbox none silences this)",

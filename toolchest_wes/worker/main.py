@@ -6,8 +6,11 @@ import logging.config
 
 from toolchest_wes.config import Settings
 from toolchest_wes.logconfig import build_logging_config
+from toolchest_wes.wiring import check_sandbox
 from toolchest_wes.worker.app import make_celery
 
 settings = Settings()
 logging.config.dictConfig(build_logging_config(settings))
+# Before Celery takes any run: a sandbox asked for that cannot work stops the worker here.
+check_sandbox(settings)
 app = make_celery(settings)
