@@ -14,7 +14,7 @@ from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY, CwltoolEngine
 from toolchest_wes.engines.process import SubprocessLauncher
 from toolchest_wes.engines.registry import EngineRegistry
-from toolchest_wes.engines.sandbox import SandboxPolicy, python_paths
+from toolchest_wes.engines.sandbox import SandboxPolicy, program_paths, python_paths
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.store.base import RunRecord, StateStore
 
@@ -93,7 +93,7 @@ def build_sandbox(settings: Settings) -> SandboxPolicy | None:
         run_dir="",
         data_dir=data_dir,
         hide=tuple(hide),
-        keep=python_paths(),
+        keep=_outermost({*python_paths(), *program_paths(hide)}),
         allow_network=settings.sandbox_allow_network,
         uid=settings.sandbox_uid,
         extra_groups=groups,
@@ -144,6 +144,12 @@ def describe_sandbox(settings: Settings, mode: SandboxMode) -> dict[str, object]
         },
         "not_covered": list(NOT_COVERED),
     }
+
+
+def _outermost(paths: set[str]) -> tuple[str, ...]:
+    """``paths`` without those inside another of them (binding the outer one is enough)."""
+    ordered = sorted(paths)
+    return tuple(p for p in ordered if not any(_is_ancestor(o, p) and o != p for o in ordered))
 
 
 def _is_ancestor(path: str, of: str) -> bool:

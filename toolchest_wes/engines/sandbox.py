@@ -39,6 +39,7 @@ __all__ = [
     "bwrap_argv",
     "bwrap_problem",
     "is_secret_env",
+    "program_paths",
     "python_paths",
 ]
 
@@ -136,6 +137,48 @@ def python_paths() -> tuple[str, ...]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     paths.update(p for p in sys.path if p and os.path.isdir(p))
     return tuple(sorted(os.path.realpath(p) for p in paths))
+
+
+#: Folders of a home that hold credentials or data rather than programs: a program folder
+#: inside one of them is kept alone, never the whole folder.
+_PRIVATE_HOME_FOLDERS = frozenset(
+    {
+        ".ssh",
+        ".gnupg",
+        ".aws",
+        ".azure",
+        ".config",
+        ".docker",
+        ".kube",
+        ".local",
+        ".cache",
+        ".cargo",
+        ".netrc",
+        ".pypirc",
+        ".git-credentials",
+    }
+)
+
+
+def program_paths(hidden: Sequence[str], search_path: str | None = None) -> tuple[str, ...]:
+    """What of the hidden folders tools still need to find the server's programs.
+
+    Each folder of ``search_path`` (default: ``$PATH``) that lies in a hidden folder (a
+    Python or Node installation in the server user's home, say) is kept, with the
+    installation that holds it (``~/.pyenv`` for ``~/.pyenv/shims``) unless that is a folder
+    of credentials or data.
+    """
+    kept: set[str] = set()
+    entries = (search_path if search_path is not None else os.environ.get("PATH", "")).split(":")
+    for entry in filter(None, entries):
+        path = os.path.realpath(entry)
+        for folder in hidden:
+            if path == folder or not _within(path, folder):
+                continue
+            top = os.path.relpath(path, folder).split("/")[0]
+            private = top in _PRIVATE_HOME_FOLDERS
+            kept.add(path if private else os.path.join(folder, top))
+    return tuple(sorted(kept))
 
 
 def _within(path: str, folder: str) -> bool:

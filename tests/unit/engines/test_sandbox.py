@@ -10,7 +10,7 @@ import pytest
 
 from toolchest_wes.config import AuthMode, SandboxMode, Settings
 from toolchest_wes.engines.engine_jail import scrub_environment
-from toolchest_wes.engines.sandbox import SandboxPolicy, bwrap_argv, is_secret_env
+from toolchest_wes.engines.sandbox import SandboxPolicy, bwrap_argv, is_secret_env, program_paths
 from toolchest_wes.redis_auth import with_password
 
 
@@ -140,3 +140,9 @@ def test_sandbox_defaults_to_bwrap_only_with_authentication(tmp_path: Path) -> N
 def test_sandbox_uid_is_nobody_only_for_root(tmp_path: Path) -> None:
     uid = Settings(data_dir=tmp_path).sandbox_uid
     assert uid == (65534 if os.geteuid() == 0 else None)
+
+
+def test_programs_in_a_hidden_home_stay_usable_but_not_its_secrets() -> None:
+    search = "/home/wes/.pyenv/shims:/home/wes/.local/bin:/home/wes/.cargo/bin:/usr/bin"
+    kept = program_paths(["/home/wes"], search)
+    assert kept == ("/home/wes/.cargo/bin", "/home/wes/.local/bin", "/home/wes/.pyenv")
