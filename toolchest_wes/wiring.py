@@ -127,7 +127,10 @@ def describe_sandbox(settings: Settings, mode: SandboxMode) -> dict[str, object]
         "mode": mode.value,
         "summary": "each run's engine and tools see only the run's own folder; tools get a "
         "read-only system, a private /tmp and no network unless they ask for it",
-        "readable": ["the system (read-only)", "the run's attachments (inputs)"],
+        "readable": [
+            "the system and the server's programs (read-only)",
+            "the run's attachments (inputs)",
+        ],
         "writable": ["the run's work folder (tools' working and output folders)", "/tmp"],
         "hidden": [
             "the data folder: other runs, the run database, the token file",
