@@ -10,7 +10,7 @@ CWL expressions, behind :func:`bwrap_argv`. In the tool's sandbox:
   ``attachments`` (read-only) folders put back: other runs, the run database, the token file
   and the run's own logs are out of sight;
 - the files the policy hides (a database or password file outside the data folder, the
-  server user's home) are empty;
+  server user's home) are empty, as the engine's jail left them;
 - new user, PID, IPC and UTS namespaces, and a network namespace with only a loopback
   device unless the tool asks for the network (CWL ``NetworkAccess``) and the operator
   allows it;
@@ -232,7 +232,7 @@ def bwrap_argv(
     network: bool = False,
     inputs: Sequence[str] = (),
 ) -> list[str]:
-    """``command`` wrapped in bwrap under ``policy``.
+    """``command`` wrapped in bwrap under ``policy``, for an engine inside its jail.
 
     Args:
         policy: The run's policy.
@@ -244,25 +244,16 @@ def bwrap_argv(
             run's ``/tmp``, for instance), bound read-only at the same path.
     """
     argv = _namespaces(policy.bwrap, network=network and policy.allow_network)
-    # /tmp first: the data folder, or a kept folder, may live under it.
+    # The hidden paths and kept folders need nothing here: the tool starts from the engine's
+    # confined view (engine_jail), and "--ro-bind / /" carries its masks over, read-only.
+    # Only the run's own folder is narrowed further, to its inputs and its work folder.
+    # /tmp first: the data folder may live under it.
     argv += ["--bind", policy.tmp_dir, "/tmp"]
-    for path in policy.hide:
-        if _within(path, "/tmp"):
-            continue
-        if os.path.isdir(path):
-            argv += ["--tmpfs", path]
-        elif os.path.exists(path):
-            argv += ["--ro-bind", "/dev/null", path]
-    hidden = [p for p in policy.hide if os.path.isdir(p)]
-    for path in policy.keep:
-        if any(_within(path, folder) for folder in hidden):
-            argv += ["--ro-bind-try", path, path]
     argv += ["--tmpfs", policy.data_dir]
     argv += ["--ro-bind", policy.attachments_dir, policy.attachments_dir]
     argv += ["--bind", policy.work_dir, policy.work_dir]
-    # The masks read-only too, so that no write outside the work folder seems to succeed.
-    for path in [*(p for p in hidden if not _within(p, "/tmp")), policy.data_dir]:
-        argv += ["--remount-ro", path]
+    # Read-only too, so that no write outside the work folder seems to succeed.
+    argv += ["--remount-ro", policy.data_dir]
     run_dir = policy.run_dir.rstrip("/") + "/"
     for path in inputs:
         if not path.startswith(run_dir) and os.path.exists(path):
