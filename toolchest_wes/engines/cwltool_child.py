@@ -51,8 +51,13 @@ from pathlib import Path
 from typing import Any
 
 from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR
+from toolchest_wes.engines.cwltool_sandbox import (
+    SandboxedSubprocess,
+    marking_job_run,
+    sandboxed_job_popen,
+)
 from toolchest_wes.engines.engine_jail import JailError, enter_jail, scrub_environment
-from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy, bwrap_argv, is_secret_env
+from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 
 __all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "main", "warm"]
 
@@ -99,9 +104,6 @@ class _RunState:
 
 
 _state = _RunState()
-# The plain (container-free) job that the current thread is running, for _job_popen; jobs of
-# --parallel runs each run in a thread of their own.
-_current_job = threading.local()
 
 
 def _utc_now() -> str:
@@ -186,90 +188,6 @@ def _recording_job_popen(original: Callable[..., int]) -> Callable[..., int]:
     return job_popen
 
 
-def _input_paths(job: Any) -> list[str]:
-    """The files and folders a job reads, where the engine staged them."""
-    paths: list[str] = []
-    for mapper in (getattr(job, "pathmapper", None), getattr(job, "generatemapper", None)):
-        if mapper is None:
-            continue
-        for _key, entry in mapper.items():
-            if entry.type in ("File", "Directory") and not entry.resolved.startswith("_:"):
-                paths.append(entry.resolved)
-    return paths
-
-
-def _sandboxed_job_popen(original: Callable[..., int]) -> Callable[..., int]:
-    """Wrap ``cwltool.job._job_popen`` to start container-free jobs inside bwrap."""
-    signature = inspect.signature(original)
-
-    @functools.wraps(original)
-    def job_popen(*args: Any, **kwargs: Any) -> int:
-        policy = _state.sandbox
-        job = getattr(_current_job, "job", None)
-        if policy is None or job is None:
-            return original(*args, **kwargs)
-        bound = signature.bind(*args, **kwargs)
-        arguments = bound.arguments
-        arguments["commands"] = bwrap_argv(
-            policy,
-            list(arguments["commands"]),
-            cwd=str(arguments["cwd"]),
-            network=bool(getattr(job, "networkaccess", False)),
-            inputs=_input_paths(job),
-        )
-        env = dict(arguments["env"])
-        arguments["env"] = {k: v for k, v in env.items() if not is_secret_env(k)}
-        return original(*bound.args, **bound.kwargs)
-
-    setattr(job_popen, _PATCH_MARK, True)
-    return job_popen
-
-
-def _marking_job_run(original: Callable[..., None]) -> Callable[..., None]:
-    """Wrap ``CommandLineJob.run`` so ``_job_popen`` knows which plain job it starts.
-
-    Container jobs have a ``run`` of their own and never pass here: their container is
-    their confinement, and bwrap would keep them from their container runtime.
-    """
-
-    @functools.wraps(original)
-    def run(self: Any, *args: Any, **kwargs: Any) -> None:
-        _current_job.job = self
-        try:
-            original(self, *args, **kwargs)
-        finally:
-            _current_job.job = None
-
-    setattr(run, _PATCH_MARK, True)
-    return run
-
-
-class _SandboxedSubprocess:
-    """``subprocess`` as the JavaScript engine sees it: node starts inside bwrap."""
-
-    _NODE = frozenset({"node", "nodejs"})
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def _wrap(self, args: Any) -> Any:
-        policy = _state.sandbox
-        if policy is None or not isinstance(args, list) or not args:
-            return args
-        if os.path.basename(str(args[0])) not in self._NODE:
-            return args
-        return bwrap_argv(policy, [str(a) for a in args], cwd="/tmp")
-
-    def Popen(self, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        return self._real.Popen(self._wrap(args), *rest, **kwargs)
-
-    def check_output(self, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        return self._real.check_output(self._wrap(args), *rest, **kwargs)
-
-
 def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., type]:
     """Wrap ``CommandLineTool.make_job_runner`` to run DockerRequirement tools directly."""
 
@@ -296,6 +214,10 @@ def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., t
     return make_job_runner
 
 
+def _sandbox_policy() -> SandboxPolicy | None:
+    return _state.sandbox
+
+
 def _install_patches() -> None:
     """Patch cwltool once per process; the patches read ``_state`` at call time."""
     import cwl_utils.sandboxjs
@@ -305,15 +227,17 @@ def _install_patches() -> None:
     # _job_popen is looked up as a global of cwltool.job each time a job runs. The task is
     # recorded with the tool's own command line, outside the sandbox's.
     if not getattr(cwltool.job._job_popen, _PATCH_MARK, False):
-        sandboxed = _sandboxed_job_popen(cwltool.job._job_popen)
+        sandboxed = sandboxed_job_popen(cwltool.job._job_popen, _sandbox_policy)
         cwltool.job._job_popen = _recording_job_popen(sandboxed)
     job_class = cwltool.job.CommandLineJob
     if not getattr(job_class.run, _PATCH_MARK, False):
-        job_class.run = _marking_job_run(job_class.run)  # type: ignore[method-assign]
+        job_class.run = marking_job_run(job_class.run)  # type: ignore[method-assign]
+        setattr(job_class.run, _PATCH_MARK, True)
     # The JavaScript engine starts node through its module's own name for subprocess.
     real = getattr(cwl_utils.sandboxjs, "subprocess")  # noqa: B009 (not exported)
-    if not isinstance(real, _SandboxedSubprocess):
-        setattr(cwl_utils.sandboxjs, "subprocess", _SandboxedSubprocess(real))  # noqa: B010
+    if not isinstance(real, SandboxedSubprocess):
+        wrapped = SandboxedSubprocess(real, _sandbox_policy)
+        setattr(cwl_utils.sandboxjs, "subprocess", wrapped)  # noqa: B010 (not exported)
     tool_class = cwltool.command_line_tool.CommandLineTool
     if not getattr(tool_class.make_job_runner, _PATCH_MARK, False):
         patched = _container_free_job_runner(tool_class.make_job_runner)
