@@ -102,6 +102,26 @@ def test_failing_workflow_exits_non_zero_with_the_reason(
     assert "EXECUTOR_ERROR" in result.stderr and "something went wrong" in result.stderr
 
 
+def test_secondary_files_the_input_types_name_reach_the_engine(
+    live: Any, journal: Journal, tmp_path: Path
+) -> None:
+    """The job lists no secondaryFiles; the tool's types name them, as cwltool finds them."""
+    for name in ("r.txt", "r.txt.idx", "l1.bam", "l1.bai", "l1.bam.md5", "l2.bam", "l2.bai"):
+        (tmp_path / "data").mkdir(exist_ok=True)
+        (tmp_path / "data" / name).write_text(f"{name}\n")
+    job = tmp_path / "job.json"
+    lanes = [{"class": "File", "location": "data/l1.bam"}, {"class": "File", "path": "data/l2.bam"}]
+    reads = {"class": "File", "location": "data/r.txt"}
+    job.write_text(json.dumps({"sample": {"label": "s", "main": {"reads": reads, "lanes": lanes}}}))
+    outdir = tmp_path / "out"
+
+    result = cwl_runner(live, f"--outdir={outdir}", "--quiet", str(CWL / "secondary.cwl"), str(job))
+
+    assert result.exit_code == 0, result.stderr
+    found = local_file(json.loads(result.stdout)["found"], outdir).read_text().splitlines()
+    assert found == ["r.txt.idx", "l1.bai", "l2.bai", "dict of the reference"]
+
+
 @pytest.mark.parametrize("mode", ["embedded"], indirect=True)
 def test_usage_errors(live: Any, journal: Journal, tmp_path: Path) -> None:
     assert cwl_runner(live).exit_code == 2
