@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner, Result
@@ -120,6 +121,28 @@ def test_secondary_files_the_input_types_name_reach_the_engine(
     assert result.exit_code == 0, result.stderr
     found = local_file(json.loads(result.stdout)["found"], outdir).read_text().splitlines()
     assert found == ["r.txt.idx", "l1.bai", "l2.bai", "dict of the reference"]
+
+
+def test_input_names_that_read_as_uris_keep_their_names(
+    live: Any, journal: Journal, tmp_path: Path
+) -> None:
+    """A colon would make "A:Gln2Cys" the URI scheme "A" and the file "Gln2Cys" on the server."""
+    # Beside the tool, the first input is named "A:Gln2Cys" on the server, colon first.
+    tool = Path(shutil.copy(CWL / "names.cwl", tmp_path))
+    names = ["A:Gln2Cys", "x@y,z+1.txt", "Grüße.txt"]
+    for name in names:
+        (tmp_path / name).write_text(f"{name}\n")
+    job = tmp_path / "job.json"
+    # The job's own locations are URIs too: the colon comes percent-encoded, as CWL wants it.
+    files = [{"class": "File", "location": quote(name)} for name in names]
+    job.write_text(json.dumps({"first": files[0], "more": files[1:]}))
+    outdir = tmp_path / "out"
+
+    result = cwl_runner(live, f"--outdir={outdir}", "--quiet", str(tool), str(job))
+
+    assert result.exit_code == 0, result.stderr
+    printed = local_file(json.loads(result.stdout)["names"], outdir).read_text().splitlines()
+    assert printed == [f"{name} {name}" for name in names]
 
 
 @pytest.mark.parametrize("mode", ["embedded"], indirect=True)

@@ -6,8 +6,8 @@ and Directory objects of the inputs, with the secondary files that the input typ
 them (see :mod:`toolchest_wes.client._secondary`). It returns a :class:`Bundle`: the files to
 send as ``workflow_attachment`` parts, each named by its path relative to the deepest folder
 that holds them all, the ``workflow_url`` relative to that folder, and the inputs with every
-local location rewritten to its attachment name. The documents are parsed as plain YAML, so the
-client needs neither cwltool nor schema-salad.
+local location rewritten to its attachment name (as a relative URI). The documents are parsed
+as plain YAML, so the client needs neither cwltool nor schema-salad.
 
 Documents are sent unchanged: a reference inside one should be a relative path, as an
 absolute path or ``file://`` URL there still names that place on the server's machine (the
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import yaml
 
@@ -51,7 +51,8 @@ class Bundle:
         workflow_url: The workflow's path relative to the attachments' common root, with its
             ``#fragment`` if it had one (``"wf/main.cwl#main"``); an http(s) URL unchanged.
         workflow_params: The inputs, with every local File or Directory ``location`` rewritten
-            to its attachment name and ``path``/``dirname`` dropped.
+            to its attachment name, percent-encoded as a relative URI (``"in/a%20b.txt"``), and
+            ``path``/``dirname`` dropped.
         attachments: ``(name, local_path)`` pairs sorted by name, without duplicates. ``name``
             is relative to the common root with ``/`` between folders; ``local_path`` is
             absolute (a symbolic link keeps its own path and is read through).
@@ -105,7 +106,9 @@ def bundle_workflow(
         collector.add_path(_absolute(Path(extra)), "attachments=")
     root = collector.root()
     for obj, path in collector.pending:
-        obj["location"] = _name(path, root)
+        # ``location`` is a URI reference: unencoded, a name such as "A:B" would read as the
+        # scheme "A", and "#" or "?" would cut the name short.
+        obj["location"] = quote(_name(path, root))
     if workflow_path is None:
         workflow_url = str(workflow)
     else:
