@@ -145,6 +145,23 @@ def test_input_names_that_read_as_uris_keep_their_names(
     assert printed == [f"{name} {name}" for name in names]
 
 
+@pytest.mark.parametrize("tool", ["docker-absolute-entry.cwl", "docker-output-dir.cwl"])
+def test_tools_that_need_their_container_are_unsupported_without_one(
+    live: Any, journal: Journal, tmp_path: Path, tool: str
+) -> None:
+    """The server runs DockerRequirement tools on the host, except those that would write
+    outside their working directory there: an absolute entryname, a dockerOutputDirectory."""
+    target = tmp_path / "elsewhere" / "staged.txt"
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"target": str(target)} if "entry" in tool else {}))
+
+    result = cwl_runner(live, f"--outdir={tmp_path}/out", "--quiet", str(CWL / tool), str(job))
+
+    assert result.exit_code == 33, result.stderr  # cwltool's "unsupported requirement"
+    assert "without containers" in result.stderr
+    assert not target.parent.exists()
+
+
 @pytest.mark.parametrize("mode", ["embedded"], indirect=True)
 def test_usage_errors(live: Any, journal: Journal, tmp_path: Path) -> None:
     assert cwl_runner(live).exit_code == 2
