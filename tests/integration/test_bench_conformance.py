@@ -4,18 +4,16 @@ it end to end (the full runs, tens of tests per runner, are a benchmark)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.processes import clean_env
+from tests.processes import BENCH, run_bench
 from tests.redis_server import RedisServer
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
-import conformance  # noqa: E402
+import conformance
 
 JUNIT = """<?xml version="1.0" ?>
 <testsuites><testsuite name="conformance_tests" tests="3">
@@ -69,15 +67,7 @@ def test_runners_and_modes_end_to_end(redis_server: RedisServer, tmp_path: Path)
     # the one required test that cwltool itself fails.
     tests = "cl_basic_generation,capture_files,filename_with_hash_mark"
     argv = ["--runner", "cwltool", "--runner", "toolchest", "--mode", "all", "--tests", tests]
-    result = subprocess.run(
-        [sys.executable, "conformance.py", *argv, "--json", str(summary)],
-        cwd=BENCH,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("conformance.py", *argv, "--json", str(summary))
     assert result.returncode == 0, result.stdout + result.stderr
     for runner, mode in [("cwltool", "direct"), ("toolchest", "embedded")]:
         line = f"conformance {runner} {mode} required: 2 passed, 1 failed, 0 unsupported"
