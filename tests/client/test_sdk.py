@@ -189,9 +189,7 @@ def test_service_info(wes: WesClient) -> None:
     assert info.supported_wes_versions
 
 
-def test_a_burst_past_the_submit_rate_waits_its_turn(
-    make_live, make_settings, journal, tmp_path: Path
-) -> None:
+def test_a_burst_past_the_submit_rate_waits_its_turn(make_live, make_settings, journal) -> None:
     """The server allows 1 submission after a burst of 1 per second: the client waits out
     each 429 as its Retry-After says, and every run is made once."""
     live = make_live(make_settings(submit_rate=60, submit_burst=1))
