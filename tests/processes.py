@@ -80,6 +80,23 @@ def spawn(
         )
 
 
+#: The benchmark scripts, which some tests run at a small scale.
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run_bench(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with ``args`` in a clean environment; its output as text."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=BENCH,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Signal the process's whole session and wait for it (SIGKILL if SIGTERM takes > 30 s)."""
     with contextlib.suppress(ProcessLookupError):

@@ -118,6 +118,9 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            # A Ctrl-C meant for the caller must not stop Redis before the processes that
+            # use it (they are stopped first); stop() ends it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not _answers_ping(self.port, self.password):

@@ -14,20 +14,21 @@ from toolchest_wes.models import State
 pytestmark = pytest.mark.integration
 
 
+#: Inputs of ``files.cwl``: a Directory, and a File with a secondary file.
+FILES_PARAMS = {
+    "folder": {"class": "Directory", "path": "inputs/folder"},
+    "data": {"class": "File", "path": "inputs/d.txt"},
+}
+FILES_ATTACH = {
+    "inputs/folder/x": b"a\n",
+    "inputs/folder/y": b"b\n",
+    "inputs/d.txt": b"data\n",
+    "inputs/d.txt.idx": b"index\n",
+}
+
+
 def test_file_directory_and_secondary_files_as_attachments(wes: Wes) -> None:
-    run_id = wes.submit(
-        CWL / "files.cwl",
-        {
-            "folder": {"class": "Directory", "path": "inputs/folder"},
-            "data": {"class": "File", "path": "inputs/d.txt"},
-        },
-        attach={
-            "inputs/folder/x": b"a\n",
-            "inputs/folder/y": b"b\n",
-            "inputs/d.txt": b"data\n",
-            "inputs/d.txt.idx": b"index\n",
-        },
-    )
+    run_id = wes.submit(CWL / "files.cwl", FILES_PARAMS, attach=FILES_ATTACH)
     assert wes.wait(run_id) is State.COMPLETE, wes.get(f"/runs/{run_id}/stderr").data
     outputs = wes.log(run_id)["outputs"]
     assert wes.get(outputs["listing"]["location"]).data == b"x\ny\n"

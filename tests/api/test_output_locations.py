@@ -11,21 +11,11 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.api.test_cwl_features import FILES_ATTACH, FILES_PARAMS
 from tests.conftest import CWL, Wes
 from toolchest_wes.models import State
 
 pytestmark = pytest.mark.integration
-
-FILES_PARAMS = {
-    "folder": {"class": "Directory", "path": "inputs/folder"},
-    "data": {"class": "File", "path": "inputs/d.txt"},
-}
-FILES_ATTACH = {
-    "inputs/folder/x": b"a\n",
-    "inputs/folder/y": b"b\n",
-    "inputs/d.txt": b"data\n",
-    "inputs/d.txt.idx": b"index\n",
-}
 
 
 @pytest.fixture

@@ -179,3 +179,30 @@ def test_wes_client_style_absolute_locations_map_to_attachments(wes: Wes) -> Non
         wes, {"class": "File", "location": "file:///home/someone/two-step/fruit.txt"}
     )
     assert wes.log(run_id)["outputs"]["count"]["size"] > 0
+
+
+def test_absolute_locations_of_odd_names_map_to_encoded_attachment_names(wes: Wes) -> None:
+    """ "A:Gln2Cys" put back as a bare location would read as the URI scheme "A"."""
+    run_id = wes.submit(
+        CWL / "names.cwl",
+        {
+            "first": {"class": "File", "location": "file:///home/someone/A%3AGln2Cys"},
+            "more": [{"class": "File", "location": "file:///home/someone/item%20%231.txt"}],
+        },
+        attach={"A:Gln2Cys": b"colon\n", "item #1.txt": b"hash\n"},
+        engine_params={"--relax-path-checks": "true"},
+    )
+    assert wes.wait(run_id) is State.COMPLETE, wes.get(f"/runs/{run_id}/stderr").data
+    log = wes.log(run_id)
+    printed = wes.get(log["outputs"]["names"]["location"]).data.decode()
+    assert printed.splitlines() == ["A:Gln2Cys colon", "item #1.txt hash"]
+
+
+def test_encoded_dot_segments_cannot_leave_the_attachments(wes: Wes) -> None:
+    """The engine decodes a location before it opens it, so "%2E%2E/" is "../" to it."""
+    body = wes.submit(
+        HELLO,
+        {"f": {"class": "File", "location": "%2E%2E/%2E%2E/%2E%2E/etc/passwd"}},
+        expect=400,
+    )
+    assert "'..'" in body["msg"] and body["status_code"] == 400

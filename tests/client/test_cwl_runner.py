@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner, Result
@@ -100,6 +101,65 @@ def test_failing_workflow_exits_non_zero_with_the_reason(
     assert result.exit_code == 1  # cwltool's permanent failure
     assert result.stdout == ""
     assert "EXECUTOR_ERROR" in result.stderr and "something went wrong" in result.stderr
+
+
+def test_secondary_files_the_input_types_name_reach_the_engine(
+    live: Any, journal: Journal, tmp_path: Path
+) -> None:
+    """The job lists no secondaryFiles; the tool's types name them, as cwltool finds them."""
+    for name in ("r.txt", "r.txt.idx", "l1.bam", "l1.bai", "l1.bam.md5", "l2.bam", "l2.bai"):
+        (tmp_path / "data").mkdir(exist_ok=True)
+        (tmp_path / "data" / name).write_text(f"{name}\n")
+    job = tmp_path / "job.json"
+    lanes = [{"class": "File", "location": "data/l1.bam"}, {"class": "File", "path": "data/l2.bam"}]
+    reads = {"class": "File", "location": "data/r.txt"}
+    job.write_text(json.dumps({"sample": {"label": "s", "main": {"reads": reads, "lanes": lanes}}}))
+    outdir = tmp_path / "out"
+
+    result = cwl_runner(live, f"--outdir={outdir}", "--quiet", str(CWL / "secondary.cwl"), str(job))
+
+    assert result.exit_code == 0, result.stderr
+    found = local_file(json.loads(result.stdout)["found"], outdir).read_text().splitlines()
+    assert found == ["r.txt.idx", "l1.bai", "l2.bai", "dict of the reference"]
+
+
+def test_input_names_that_read_as_uris_keep_their_names(
+    live: Any, journal: Journal, tmp_path: Path
+) -> None:
+    """A colon would make "A:Gln2Cys" the URI scheme "A" and the file "Gln2Cys" on the server."""
+    # Beside the tool, the first input is named "A:Gln2Cys" on the server, colon first.
+    tool = Path(shutil.copy(CWL / "names.cwl", tmp_path))
+    names = ["A:Gln2Cys", "x@y,z+1.txt", "Grüße.txt"]
+    for name in names:
+        (tmp_path / name).write_text(f"{name}\n")
+    job = tmp_path / "job.json"
+    # The job's own locations are URIs too: the colon comes percent-encoded, as CWL wants it.
+    files = [{"class": "File", "location": quote(name)} for name in names]
+    job.write_text(json.dumps({"first": files[0], "more": files[1:]}))
+    outdir = tmp_path / "out"
+
+    result = cwl_runner(live, f"--outdir={outdir}", "--quiet", str(tool), str(job))
+
+    assert result.exit_code == 0, result.stderr
+    printed = local_file(json.loads(result.stdout)["names"], outdir).read_text().splitlines()
+    assert printed == [f"{name} {name}" for name in names]
+
+
+@pytest.mark.parametrize("tool", ["docker-absolute-entry.cwl", "docker-output-dir.cwl"])
+def test_tools_that_need_their_container_are_unsupported_without_one(
+    live: Any, journal: Journal, tmp_path: Path, tool: str
+) -> None:
+    """The server runs DockerRequirement tools on the host, except those that would write
+    outside their working directory there: an absolute entryname, a dockerOutputDirectory."""
+    target = tmp_path / "elsewhere" / "staged.txt"
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"target": str(target)} if "entry" in tool else {}))
+
+    result = cwl_runner(live, f"--outdir={tmp_path}/out", "--quiet", str(CWL / tool), str(job))
+
+    assert result.exit_code == 33, result.stderr  # cwltool's "unsupported requirement"
+    assert "without containers" in result.stderr
+    assert not target.parent.exists()
 
 
 @pytest.mark.parametrize("mode", ["embedded"], indirect=True)

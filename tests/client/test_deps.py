@@ -495,12 +495,61 @@ def test_file_urls_for_workflow_and_inputs(tmp_path: Path, monkeypatch: pytest.M
 
     assert bundle.workflow_url == "w/tool.cwl#main"
     assert bundle.workflow_params == {
-        "text": {"class": "File", "location": "in/a b.txt"},
+        "text": {"class": "File", "location": "in/a%20b.txt"},
         "more": [{"class": "File", "location": "in/c.txt", "basename": "renamed.txt"}],
-        "quoted": {"class": "File", "location": "in/a b.txt"},
+        "quoted": {"class": "File", "location": "in/a%20b.txt"},
     }
     assert names(bundle) == ["in/a b.txt", "in/c.txt", "w/tool.cwl"]
     assert bundle.attachments[0][1] == spaced
+
+
+ODD_NAMES = ("A:B.txt", "item #1.txt", "50%.txt", "why?.txt", "a b.txt", "Grüße.txt")
+
+
+def test_locations_are_percent_encoded_names(tmp_path: Path) -> None:
+    """``location`` is a URI: "A:B.txt" unencoded reads as scheme "A", "#1" as a fragment."""
+    tool = write(tmp_path / "tool.cwl", file_tool())
+    files = [write(tmp_path / "in" / name, name) for name in ODD_NAMES]
+
+    bundle = bundle_workflow(tool, {"files": [{"class": "File", "path": str(f)} for f in files]})
+
+    locations = [f["location"] for f in bundle.workflow_params["files"]]
+    assert locations == [
+        "in/A%3AB.txt",
+        "in/item%20%231.txt",
+        "in/50%25.txt",
+        "in/why%3F.txt",
+        "in/a%20b.txt",
+        "in/Gr%C3%BC%C3%9Fe.txt",
+    ]
+    assert names(bundle) == sorted([*(f"in/{name}" for name in ODD_NAMES), "tool.cwl"])
+    assert_server_accepts(bundle)
+
+
+@pytest.mark.integration
+def test_cwltool_reads_the_files_the_encoded_locations_name(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    tool = write(src / "tool.cwl", (REPO / "tests" / "cwl" / "names.cwl").read_text())
+    for name in ODD_NAMES:
+        write(src / "in" / name, f"{name}\n")
+    job = write(
+        src / "job.json",
+        json.dumps(
+            {
+                "first": {"class": "File", "location": f"in/{ODD_NAMES[0]}"},
+                "more": [{"class": "File", "location": f"in/{n}"} for n in ODD_NAMES[1:]],
+            }
+        ),
+    )
+    bundle = bundle_workflow(tool, job)
+    staged, params = stage(bundle, tmp_path / "staged")
+    shutil.rmtree(src)
+
+    out = tmp_path / "out"
+    result = cwltool("--relax-path-checks", "--no-container", "--outdir", out, staged, params)
+
+    assert result.returncode == 0, result.stderr
+    assert (out / "names.txt").read_text().splitlines() == [f"{n} {n}" for n in ODD_NAMES]
 
 
 def test_http_workflow_is_passed_through_and_only_inputs_attached(tmp_path: Path) -> None:

@@ -187,3 +187,13 @@ def test_service_info(wes: WesClient) -> None:
     info = wes.get_service_info()
     assert "CWL" in info.workflow_type_versions
     assert info.supported_wes_versions
+
+
+def test_a_burst_past_the_submit_rate_waits_its_turn(make_live, make_settings, journal) -> None:
+    """The server allows 1 submission after a burst of 1 per second: the client waits out
+    each 429 as its Retry-After says, and every run is made once."""
+    live = make_live(make_settings(submit_rate=60, submit_burst=1))
+    with WesClient(live.url, journal=journal, retries=0) as wes:
+        runs = [wes.submit(HELLO, {"message": str(i)}) for i in range(3)]
+        assert [r.wait(timeout=120).state for r in runs] == [State.COMPLETE] * 3
+        assert len(list(wes.list_runs())) == 3

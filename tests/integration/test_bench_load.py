@@ -3,31 +3,17 @@ distributed topology (the full run, 1,000 submissions from 32 clients, is a benc
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.processes import clean_env
+from tests.processes import run_bench
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 def test_every_accepted_submission_is_one_run_that_ends(redis_server: RedisServer) -> None:
     # redis_server: only for its skip-or-fail rule; the script starts a redis-server of its own.
-    result = subprocess.run(
-        [sys.executable, "bench_load.py", "--submissions", "20", "--clients", "4"],
-        cwd=BENCH,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("bench_load.py", "--submissions", "20", "--clients", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "20 answered 200" in result.stdout
     assert "every check passed" in result.stdout

@@ -2,11 +2,12 @@
 
 :func:`bundle_workflow` reads the workflow and every CWL document it references (``run:``,
 ``$import``, ``$include``, ``$mixin``, ``$schemas``, File and Directory defaults), and the File
-and Directory objects of the inputs. It returns a :class:`Bundle`: the files to send as
-``workflow_attachment`` parts, each named by its path relative to the deepest folder that
-holds them all, the ``workflow_url`` relative to that folder, and the inputs with every local
-location rewritten to its attachment name. The documents are parsed as plain YAML, so the
-client needs neither cwltool nor schema-salad.
+and Directory objects of the inputs, with the secondary files that the input types name beside
+them (see :mod:`toolchest_wes.client._secondary`). It returns a :class:`Bundle`: the files to
+send as ``workflow_attachment`` parts, each named by its path relative to the deepest folder
+that holds them all, the ``workflow_url`` relative to that folder, and the inputs with every
+local location rewritten to its attachment name (as a relative URI). The documents are parsed
+as plain YAML, so the client needs neither cwltool nor schema-salad.
 
 Documents are sent unchanged: a reference inside one should be a relative path, as an
 absolute path or ``file://`` URL there still names that place on the server's machine (the
@@ -16,14 +17,15 @@ file is attached all the same, under its relative name).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import yaml
 
+from toolchest_wes.client._secondary import secondary_names, wanted_secondary_files
 from toolchest_wes.client.exceptions import InputFileError, WesClientError
 
 __all__ = ["Bundle", "BundleError", "bundle_workflow"]
@@ -49,7 +51,8 @@ class Bundle:
         workflow_url: The workflow's path relative to the attachments' common root, with its
             ``#fragment`` if it had one (``"wf/main.cwl#main"``); an http(s) URL unchanged.
         workflow_params: The inputs, with every local File or Directory ``location`` rewritten
-            to its attachment name and ``path``/``dirname`` dropped.
+            to its attachment name, percent-encoded as a relative URI (``"in/a%20b.txt"``), and
+            ``path``/``dirname`` dropped.
         attachments: ``(name, local_path)`` pairs sorted by name, without duplicates. ``name``
             is relative to the common root with ``/`` between folders; ``local_path`` is
             absolute (a symbolic link keeps its own path and is read through).
@@ -97,11 +100,15 @@ def bundle_workflow(
         key: collector.scan_value(value, base, f"input {key}", source)
         for key, value in params.items()
     }
+    if workflow_path is not None:
+        collector.add_secondary_files(workflow_path, fragment, params, base)
     for extra in attachments:
         collector.add_path(_absolute(Path(extra)), "attachments=")
     root = collector.root()
     for obj, path in collector.pending:
-        obj["location"] = _name(path, root)
+        # ``location`` is a URI reference: unencoded, a name such as "A:B" would read as the
+        # scheme "A", and "#" or "?" would cut the name short.
+        obj["location"] = quote(_name(path, root))
     if workflow_path is None:
         workflow_url = str(workflow)
     else:
@@ -217,6 +224,34 @@ class _Collector:
             self.add_path(path, referrer, directory=True)
         return out
 
+    def add_secondary_files(
+        self, workflow: Path, fragment: str, params: Mapping[str, Any], base: Path
+    ) -> None:
+        """Attach the secondary files the workflow's input types name, where they exist."""
+        document = _load_yaml(workflow, "the workflow argument")
+        for wanted in wanted_secondary_files(document, workflow, fragment, params, _load_yaml):
+            file = wanted.file
+            is_uri = isinstance(file.get("location"), str)
+            ref = file["location"] if is_uri else file.get("path")
+            if not isinstance(ref, str) or ref.startswith("_:"):
+                continue
+            folder = workflow.parent if wanted.in_document else base
+            primary = _local_path(ref, folder, unquoted=is_uri)
+            if primary is None or not primary.parent.is_dir():
+                continue
+            basename = file.get("basename")
+            if not isinstance(basename, str) or not basename or "/" in basename:
+                basename = primary.name
+            listing = _lister(primary.parent)
+            for pattern in wanted.patterns:
+                for name in secondary_names(basename, pattern, listing):
+                    candidate = _absolute(primary.parent / name)
+                    # A missing file is left for the engine to report, with its own message,
+                    # and only when the pattern makes it required.
+                    if candidate != primary and candidate.exists():
+                        referrer = f"secondaryFiles {pattern!r} of {primary} in {workflow}"
+                        self.add_path(candidate, referrer)
+
     def add_file(self, path: Path, referrer: str) -> None:
         """Attach one file after checking that it can be read."""
         _check(path, referrer, directory=False)
@@ -241,6 +276,18 @@ class _Collector:
             subdirs.sort()
             for name in sorted(names):
                 self.add_file(Path(folder, name), f"{referrer} (under folder {path})")
+
+
+def _lister(folder: Path) -> Callable[[], list[str]]:
+    """Lists ``folder``'s files once, when first asked."""
+    names: list[str] = []
+
+    def listing() -> list[str]:
+        if not names:
+            names.extend(entry.name for entry in os.scandir(folder) if entry.is_file())
+        return names
+
+    return listing
 
 
 def _workflow_location(workflow: str | Path) -> tuple[Path | None, str]:

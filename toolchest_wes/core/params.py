@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.workspace import safe_relative_path
@@ -48,11 +48,18 @@ def _visit(value: Any, where: str, names: set[str], folders: set[str]) -> Any:
     for key in _LOCATION_KEYS:
         ref = value.get(key)
         if isinstance(ref, str):
-            out[key] = _localise(ref, f"{where}.{key}", names if kind == "File" else folders)
+            known = names if kind == "File" else folders
+            out[key] = _localise(ref, f"{where}.{key}", known, uri=key == "location")
     return out
 
 
-def _localise(ref: str, where: str, known: set[str]) -> str:
+def _localise(ref: str, where: str, known: set[str], *, uri: bool) -> str:
+    """The attachment-relative form of one reference; ``uri`` for a ``location``.
+
+    A ``location`` is a URI reference, which the engine percent-decodes: its decoded form is
+    what must stay inside the attachments, and an attachment name put in its place is
+    percent-encoded (unencoded, "A:B.txt" reads as the URI scheme "A").
+    """
     scheme = urlparse(ref).scheme.lower()
     if scheme in REMOTE_SCHEMES or ref.startswith("_:"):
         return ref
@@ -64,14 +71,15 @@ def _localise(ref: str, where: str, known: set[str]) -> str:
                 f"{where} {ref!r} names a file on the server or on your machine that was not "
                 "attached; attach the file and refer to it by its relative path"
             )
-        return match
+        return quote(match) if uri else match
     if "://" in ref:
         raise BadRequestError(
             f"{where} {ref!r} has an unsupported scheme; use http, https or a path relative "
             "to the attachments"
         )
-    rel = safe_relative_path(ref, what=where)
-    return rel
+    if uri:
+        safe_relative_path(unquote(ref), what=where)  # "%2E%2E/x" is "../x" to the engine
+    return safe_relative_path(ref, what=where)
 
 
 def _attached_suffix(path: str, known: set[str]) -> str | None:

@@ -9,7 +9,7 @@ prepares a zygote (``toolchest_wes.engines.zygote``): it imports cwltool, loads 
 schemas and runs one tiny tool, so that children forked afterwards start in milliseconds
 instead of seconds.
 
-Two variables of the child's environment add to plain cwltool:
+Three variables of the child's environment add to plain cwltool:
 
 - ``TOOLCHEST_WES_CHILD_TASK_DIR``: record every CommandLineTool execution as a task. Task
   ``N`` (numbered 1, 2, ... in start order) gets ``N/stdout`` and ``N/stderr`` in that
@@ -17,7 +17,10 @@ Two variables of the child's environment add to plain cwltool:
   ``cmd``, ``start_time``) and one when it ends (``id``, ``end_time``, ``exit_code``, which
   is ``null`` if the job could not be started). Each ``main`` call starts the file afresh.
 - ``TOOLCHEST_WES_CHILD_IGNORE_DOCKER=1``: with ``--no-container``, run tools that list a
-  DockerRequirement under ``requirements`` directly instead of rejecting them.
+  DockerRequirement under ``requirements`` directly instead of rejecting them. A tool that
+  needs the container's own file system (a ``dockerOutputDirectory``, or an
+  InitialWorkDirRequirement entry at an absolute path) is still rejected as cwltool rejects
+  it, as an unsupported requirement (exit code 33): run on the host, it would write there.
 - ``TOOLCHEST_WES_CHILD_SANDBOX``: a ``SandboxPolicy`` as JSON
   (``toolchest_wes.engines.sandbox``). The process confines itself to it before cwltool
   starts (``toolchest_wes.engines.engine_jail``), and every tool that runs without a
@@ -194,10 +197,16 @@ def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., t
     @functools.wraps(original)
     def make_job_runner(self: Any, runtimeContext: Any) -> type:
         if _state.ignore_docker and not runtimeContext.use_container:
-            _, required = self.get_requirement("DockerRequirement")
+            requirement, required = self.get_requirement("DockerRequirement")
             if required:
-                from cwltool.job import CommandLineJob
+                from cwltool.errors import UnsupportedRequirement
 
+                if requirement and requirement.get("dockerOutputDirectory"):
+                    raise UnsupportedRequirement(
+                        "this server runs tools without containers, and this tool's "
+                        "DockerRequirement sets dockerOutputDirectory, a folder that only "
+                        "its container has"
+                    )
                 tool_id = str(self.tool.get("id", ""))
                 if tool_id not in _state.docker_warned:
                     _state.docker_warned.add(tool_id)
@@ -207,7 +216,7 @@ def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., t
                         "without containers",
                         tool_id,
                     )
-                return CommandLineJob
+                return _host_job_class()
         return original(self, runtimeContext)
 
     setattr(make_job_runner, _PATCH_MARK, True)
@@ -216,6 +225,36 @@ def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., t
 
 def _sandbox_policy() -> SandboxPolicy | None:
     return _state.sandbox
+
+
+@functools.cache
+def _host_job_class() -> type:
+    """cwltool's ``CommandLineJob`` for a tool whose DockerRequirement is ignored.
+
+    In a container, an InitialWorkDir entry may be staged at an absolute path (CWL v1.2);
+    on the host that path is the server's own file system, so such a job is refused before
+    anything is staged. Entry names can be expressions, hence the check on the staging plan.
+    """
+    from cwltool.context import RuntimeContext
+    from cwltool.errors import UnsupportedRequirement
+    from cwltool.job import CommandLineJob
+
+    class HostCommandLineJob(CommandLineJob):
+        def _setup(self, runtimeContext: RuntimeContext) -> None:
+            super()._setup(runtimeContext)
+            if self.generatemapper is None:
+                return
+            outdir = os.path.realpath(self.outdir)
+            for _, entry in self.generatemapper.items():
+                target = os.path.realpath(entry.target)
+                if os.path.commonpath([outdir, target]) != outdir:
+                    raise UnsupportedRequirement(
+                        "this server runs tools without containers, and this tool stages "
+                        f"{entry.target!r} outside its working directory, which only its "
+                        "container could hold"
+                    )
+
+    return HostCommandLineJob
 
 
 def _install_patches() -> None:

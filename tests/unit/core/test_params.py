@@ -5,7 +5,13 @@ import pytest
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.params import localise_params
 
-ATTACHED = ["main.cwl", "data/reads.fq", "data/reads.fq.idx", "ref/genome/chr1.fa"]
+ATTACHED = [
+    "main.cwl",
+    "data/reads.fq",
+    "data/reads.fq.idx",
+    "ref/genome/chr1.fa",
+    "A:B #1.txt",
+]
 
 
 def test_relative_and_remote_references_pass_unchanged() -> None:
@@ -39,9 +45,25 @@ def test_client_absolute_locations_map_onto_attachments() -> None:
     assert params["reads"]["location"].startswith("file://"), "the input is not modified"
 
 
+def test_attachment_names_become_percent_encoded_locations() -> None:
+    """A location is a URI: "A:B #1.txt" as it is would be scheme "A" and fragment "1.txt"."""
+    params = {
+        "odd": {"class": "File", "location": "file:///home/me/A%3AB%20%231.txt"},
+        "odd_path": {"class": "File", "path": "/home/me/A:B #1.txt"},
+        "encoded": {"class": "File", "location": "A%3AB%20%231.txt"},
+    }
+    out = localise_params(params, ATTACHED)
+    assert out["odd"]["location"] == "A%3AB%20%231.txt"
+    assert out["odd_path"]["path"] == "A:B #1.txt"  # a path is not a URI
+    assert out["encoded"]["location"] == "A%3AB%20%231.txt"
+
+
 @pytest.mark.parametrize(
     ("ref", "fragment"),
     [
+        ({"class": "File", "location": "%2E%2E/%2E%2E/secret.txt"}, "'..'"),
+        ({"class": "File", "location": "data/%2e%2e/%2e%2e/secret.txt"}, "'..'"),
+        ({"class": "File", "location": "%2Fetc%2Fpasswd"}, "absolute"),
         ({"class": "File", "location": "file:///etc/passwd"}, "not attached"),
         ({"class": "File", "path": "/etc/shadow"}, "not attached"),
         ({"class": "File", "path": "../x"}, "'..'"),

@@ -220,6 +220,41 @@ def test_docker_requirement_ignored_without_containers(launcher, tmp_path):
     assert tool.stderr.count("DockerRequirement ignored") == 1
 
 
+def absolute_entry(entryname: str) -> dict:
+    return {
+        **ECHO_TO_FILE,
+        "requirements": {
+            "DockerRequirement": {"dockerPull": "debian:stable-slim"},
+            "InitialWorkDirRequirement": {"listing": [{"entryname": entryname, "entry": "x"}]},
+        },
+        "inputs": {**ECHO_TO_FILE["inputs"], "where": "string"},
+    }
+
+
+@pytest.mark.parametrize("entryname", ["literal", "$(inputs.where)"])
+def test_docker_requirement_not_ignored_for_an_absolute_entry(launcher, tmp_path, entryname):
+    where = tmp_path / "host" / "x.txt"
+    name = str(where) if entryname == "literal" else entryname
+    params = {"message": "m", "where": str(where)}
+    tool = Run(tmp_path, absolute_entry(name), params, "--no-container")
+    tool.spec.env[IGNORE_DOCKER_ENV] = "1"
+
+    assert run(launcher, tool) == 33, tool.stderr
+
+    assert "outside its working directory" in tool.stderr
+    assert not where.parent.exists()
+
+
+def test_docker_requirement_not_ignored_with_an_output_directory(launcher, tmp_path):
+    docker = {"dockerPull": "debian:stable-slim", "dockerOutputDirectory": "/output"}
+    document = {**ECHO_TO_FILE, "requirements": {"DockerRequirement": docker}}
+    tool = Run(tmp_path, document, {"message": "m"}, "--no-container")
+    tool.spec.env[IGNORE_DOCKER_ENV] = "1"
+
+    assert run(launcher, tool) == 33, tool.stderr
+    assert "dockerOutputDirectory" in tool.stderr
+
+
 def test_docker_requirement_rejected_by_default(launcher, tmp_path):
     tool = Run(tmp_path, WITH_DOCKER, {"message": "no docker"}, "--no-container")
 
