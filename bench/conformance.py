@@ -73,6 +73,18 @@ ALLOWED = {
         "networkaccess_disabled",
     ),
 }
+#: Tests a runner cannot pass through any WES server, because the client leaves out files the
+#: run needs (explained in bench/README.md): toil-wes-cwl-runner uploads what
+#: ``cwltool --print-deps`` lists, which has neither ``$include``d files nor secondary files
+#: that only a pattern names.
+CLIENT_LIMITS = {
+    ("toil", "all"): (
+        "initworkdir_expreng_requirements",
+        "mixed_version_v10_wf",
+        "mixed_version_v11_wf",
+        "mixed_version_v12_wf",
+    ),
+}
 #: toil-wes-cwl-runner prints the server's output object as it is and cwltest then opens each
 #: File's location as a local path, so the server must answer with file:// locations.
 TOIL_SERVE_ARGS = ("--output-locations=file",)
@@ -313,6 +325,7 @@ def run_one(
             command, env = runner_command(runner, url, args.toil_venv)
             outcomes, messages = run_cwltest(command, env, args, work)
     result = Result(runner, mode, args.subset, time.monotonic() - started, messages=messages)
+    allowed = allowed | set(CLIENT_LIMITS.get((runner, args.subset), ()))
     for test_id, outcome in sorted(outcomes.items()):
         getattr(result, outcome).append(test_id)
         if outcome != "passed" and test_id not in allowed:
