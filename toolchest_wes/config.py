@@ -138,7 +138,10 @@ class Settings(BaseSettings):
     queue_lost_after_s: float = Field(
         default=60.0,
         gt=0,
-        description="A QUEUED run whose message is missing from the queue this long is lost.",
+        description=(
+            "A QUEUED run this old whose message is neither waiting in the queue nor was "
+            "delivered to a worker within this time is queued again."
+        ),
     )
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
     public_url: str | None = Field(

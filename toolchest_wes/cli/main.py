@@ -211,7 +211,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
 @cli.command()
 @_common_options
 def reconcile(**flags: Any) -> None:
-    """End lost runs once, now: expired leases and QUEUED runs whose message is gone."""
+    """Reconcile once, now: runs with an expired lease, and QUEUED runs whose message is gone."""
     settings, _env = _settings(flags)
     from toolchest_wes.logconfig import build_logging_config
 
@@ -221,16 +221,28 @@ def reconcile(**flags: Any) -> None:
             "reconcile is for distributed mode (--redis); the embedded server reconciles "
             "when it starts"
         )
+    from toolchest_wes.runner.celery_runner import CeleryTaskRunner
     from toolchest_wes.store.redis_store import connect
     from toolchest_wes.worker.app import WorkerContext
+    from toolchest_wes.worker.celery_config import new_celery_app
     from toolchest_wes.worker.reconciler import Reconciler
 
     context = WorkerContext(settings)
+    runner = CeleryTaskRunner(new_celery_app(settings))
     assert settings.redis_url is not None
-    reconciler = Reconciler(settings, context.store(), connect(settings.redis_url))
-    report = reconciler.run_once(force=True)
+    reconciler = Reconciler(
+        settings, context.store(), connect(settings.redis_url), requeue=runner.submit
+    )
+    try:
+        report = reconciler.run_once(force=True)
+    finally:
+        runner.close()
     assert report is not None
-    click.echo(json.dumps({"failed": report.failed, "cancelled": report.cancelled}))
+    click.echo(
+        json.dumps(
+            {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled}
+        )
+    )
 
 
 @cli.command()

@@ -145,7 +145,7 @@ def create_app(
         _recover(store, runner)
     elif settings.distributed:
         # The API runs the reconcile loop too, so lost runs end even when no worker is left.
-        reconciler = start_reconciler(settings, store)
+        reconciler = start_reconciler(settings, store, requeue=runner.submit)
     app = connexion.FlaskApp(__name__, options={"swagger_ui": True})
     spec = load_spec()
     request_limits = RequestLimits.from_settings(settings)

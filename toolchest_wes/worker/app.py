@@ -16,7 +16,7 @@ from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry
-from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK
+from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK, CeleryTaskRunner
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
 from toolchest_wes.store.redis_store import connect
@@ -53,6 +53,8 @@ class WorkerContext:
         self._deps: ExecutorDeps | None = None
         self._reconciler: Reconciler | None = None
         self._lock = threading.Lock()
+        #: Sends a run's message again; set by ``make_celery`` to this worker's own app.
+        self.requeue: Callable[[str], None] | None = None
 
     def store(self) -> StateStore:
         """The run store (opened once per process)."""
@@ -81,9 +83,17 @@ class WorkerContext:
         with self._lock:
             if self._reconciler is None:
                 self._reconciler = start_reconciler(
-                    self.settings, deps.store, on_tick=self._announcer()
+                    self.settings,
+                    deps.store,
+                    requeue=self._requeue,
+                    on_tick=self._announcer(),
                 )
             return self._reconciler
+
+    def _requeue(self, run_id: str) -> None:
+        if self.requeue is None:
+            raise RuntimeError("this worker context cannot queue runs (no Celery app)")
+        self.requeue(run_id)
 
     def _announcer(self) -> Callable[[], None]:
         assert self.settings.redis_url is not None
@@ -122,6 +132,7 @@ def make_celery(
     """
     app = new_celery_app(settings)
     context = WorkerContext(settings, launcher=launcher, engines=engines)
+    context.requeue = CeleryTaskRunner(app).submit
     app.conf.toolchest_wes_context = context
 
     # shared=False: each app (one per test, in tests) keeps its own task, bound to its context.
