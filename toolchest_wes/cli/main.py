@@ -179,18 +179,25 @@ def worker(hostname: str | None, **flags: Any) -> None:
     """Start a Celery worker that executes runs (distributed mode).
 
     Needs --redis (or TOOLCHEST_WES_REDIS_URL) and the same --data-dir as the API, on a
-    shared file system.
+    shared file system. The worker survives Redis restarts; if Celery ever exits unasked,
+    this command starts it again (after 1 s, then up to 30 s between attempts).
     """
     settings, env = _settings(flags)
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
+    from toolchest_wes.logconfig import build_logging_config
+    from toolchest_wes.worker.supervisor import Supervisor
+
+    logging.config.dictConfig(build_logging_config(settings))
     # A worker's bookkeeping yields the CPU to API processes on the same machine, as its
     # engine processes do (they add engine_nice on top).
     os.nice(settings.worker_nice)
     # Threads, not prefork: the executor only waits on the engine process, and one warm
-    # engine process per worker serves every thread.
-    _exec(
-        env,
+    # engine process per worker serves every thread. Celery runs as a child that is started
+    # again if it ever dies unasked (see worker/supervisor.py).
+    argv = [
+        sys.executable,
+        "-m",
         "celery",
         "-A",
         "toolchest_wes.worker.main",
@@ -205,7 +212,8 @@ def worker(hostname: str | None, **flags: Any) -> None:
         settings.log_level,
         "--without-gossip",
         "--without-mingle",
-    )
+    ]
+    sys.exit(Supervisor(argv, env).run())
 
 
 @cli.command()
