@@ -37,7 +37,7 @@ from toolchest_wes.core.workspace import (
 )
 from toolchest_wes.engines.base import InvalidEngineParameterError
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
-from toolchest_wes.models import RunRequest, ServiceInfo, State
+from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
     InvalidPageTokenError,
@@ -67,6 +67,8 @@ class ServiceConfig:
     #: Engine versions the executing workers report (distributed mode); ``None``: this
     #: process executes runs itself, so its own engines' versions are the truth.
     worker_engine_versions: Callable[[], dict[str, list[str]]] | None = None
+    #: The workers and their heartbeats (distributed mode); ``None``: no separate workers.
+    worker_status: Callable[[], WorkersInfo] | None = None
     #: How long a finished run's outputs are kept, in seconds; ``None``: forever.
     retention_s: float | None = None
     #: The hosts http(s) URLs of a submission may name.
@@ -400,7 +402,17 @@ class RunService:
             system_state_counts={s.value: counts.get(s, 0) for s in State},
             auth_instructions_url=self.config.auth_instructions_url,
             tags={},
+            workers=self._workers(),
         )
+
+    def _workers(self) -> WorkersInfo | None:
+        if self.config.worker_status is None:
+            return None
+        try:
+            return self.config.worker_status()
+        except Exception:  # informative, like the engine versions: never fail service-info
+            logger.warning("could not read the workers' heartbeats", exc_info=True)
+            return None
 
     def _engine_versions(self) -> dict[str, dict[str, list[str]]]:
         local = {e.name: [e.version()] for e in self.registry.engines}

@@ -161,8 +161,6 @@ class Reconciler:
         self._token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Called every interval before the pass (workers announce themselves here).
-        self.on_tick: Callable[[], None] | None = None
 
     def run_once(self, *, force: bool = False) -> ReconcileReport | None:
         """One pass, if this instance wins the lock (or ``force``); ``None`` if it did not."""
@@ -230,11 +228,6 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_interval_s):
-            if self.on_tick is not None:
-                try:
-                    self.on_tick()
-                except redis.RedisError:
-                    logger.warning("reconcile tick hook failed", exc_info=True)
             try:
                 report = self.run_once()
             except (redis.RedisError, StoreError):
@@ -259,15 +252,11 @@ def start_reconciler(
     store: StateStore,
     *,
     requeue: Callable[[str], None],
-    on_tick: Callable[[], None] | None = None,
 ) -> Reconciler:
-    """A started reconcile loop on the settings' Redis; ``on_tick`` runs every interval."""
+    """A started reconcile loop on the settings' Redis."""
     if settings.redis_url is None:
         raise ValueError("the reconcile loop needs redis_url")
     client = connect(settings.redis_url)
     reconciler = Reconciler(settings, store, client, requeue=requeue)
-    reconciler.on_tick = on_tick
-    if on_tick is not None:
-        on_tick()  # announce at once rather than after the first interval
     reconciler.start()
     return reconciler
