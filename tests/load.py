@@ -85,6 +85,13 @@ class Load:
         """How many answers had each status."""
         return Counter(a.status for a in self.answers)
 
+    def post_once(self, tag: str) -> Answer:
+        """One submission with client tag ``tag``, recorded like the clients' own."""
+        with httpx.Client(base_url=self.url, timeout=_REQUEST_TIMEOUT_S) as client:
+            answer = self._post(client, self.workflow.read_bytes(), tag)
+        self._record(answer)
+        return answer
+
     def _client(self, index: int, period: float, offset: float) -> None:
         body = self.workflow.read_bytes()
         with httpx.Client(base_url=self.url, timeout=_REQUEST_TIMEOUT_S) as client:

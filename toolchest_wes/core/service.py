@@ -166,17 +166,12 @@ class RunService:
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
         try:
             self.runner.submit(run_id)
-        except Exception as exc:
-            # The run is recorded, so it must end visibly rather than sit QUEUED forever.
-            logger.exception("could not queue run_id=%s", run_id)
-            self.store.transition(
-                run_id,
-                State.SYSTEM_ERROR,
-                allowed_from=frozenset({State.QUEUED}),
-                update=RunUpdate(
-                    end_time=iso_now(),
-                    append_system_logs=[f"the server could not queue the run: {exc}"],
-                ),
+        except Exception:
+            # The run is recorded QUEUED, and a run that never started is not failed for a
+            # queue that did not answer: the reconcile loop sends a QUEUED run without a
+            # message again (distributed mode), and a restarting server queues it again.
+            logger.warning(
+                "could not queue run_id=%s; it is sent again later", run_id, exc_info=True
             )
         return run_id
 
