@@ -61,9 +61,12 @@ class AppState:
     owns_launcher: bool = True
     reconciler: Reconciler | None = None
     sweeper: SweepLoop | None = None
+    monitor: WorkerMonitor | None = None
 
     def close(self) -> None:
         """Stop the reconciler, the runner, the engine launcher (if this app made it), the store."""
+        if self.monitor is not None:
+            self.monitor.announcer.client.close()
         if self.sweeper is not None:
             self.sweeper.stop()
         if self.reconciler is not None:
@@ -182,7 +185,7 @@ def create_app(
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(store, monitor))
     app.app.extensions[_EXTENSION_KEY] = AppState(
-        settings, service, store, runner, launcher, owns_launcher, reconciler
+        settings, service, store, runner, launcher, owns_launcher, reconciler, monitor=monitor
     )
     if local and settings.retention_s is not None:
         # Distributed mode sweeps from the reconcile loop, under a lock of its own.
