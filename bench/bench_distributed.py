@@ -129,7 +129,8 @@ class Cluster:
             env,
         )
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", proc, "API")
+        # Not /health: it answers 503 until a worker is live, and workers may start later.
+        wait_http(f"{url}{API}/service-info", proc, "API")
         return url
 
     def start_workers(self, prefix: str) -> None:

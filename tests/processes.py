@@ -109,15 +109,17 @@ def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None
         proc.wait(10)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Wait until ``url/health`` answers 200; fail with the log if the process exits."""
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], log_path: Path, path: str = "/health"
+) -> None:
+    """Wait until ``url + path`` answers 200; fail with the log if the process exits."""
     deadline = time.monotonic() + _START_TIMEOUT_S
     while True:
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
                 return
         assert proc.poll() is None, f"exited during startup:\n{log_path.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"{url}/health did not answer 200"
+        assert time.monotonic() < deadline, f"{url}{path} did not answer 200"
         time.sleep(0.1)
 
 
@@ -246,6 +248,9 @@ class Topology:
                 # Short enough that a killed worker's run is reconciled quickly here.
                 "TOOLCHEST_WES_LEASE_TTL_S": "4",
                 "TOOLCHEST_WES_RECONCILE_INTERVAL_S": "1",
+                # Workers report at once when their consumer connects or disconnects; the
+                # interval only refreshes the heartbeat.
+                "TOOLCHEST_WES_WORKER_HEARTBEAT_INTERVAL_S": "1",
                 # Under the test's folder: a SIGKILLed API cannot clean its metrics files.
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             }
@@ -254,24 +259,36 @@ class Topology:
         (tmp_path / "metrics").mkdir(exist_ok=True)
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        self._started_workers = 0
 
-    def start(self) -> None:
-        """Start the workers and the API; return when the API answers /health."""
-        for i in range(2):
-            self.workers.append(
-                spawn(
-                    ["worker", "--concurrency", "2", "-n", f"w{i}@%h"],
-                    self.env,
-                    self.tmp_path / f"worker{i}.log",
-                )
-            )
-        self.start_api()
+    def start(self, workers: int = 2) -> None:
+        """Start the workers and the API; return when the API answers /health (with no
+        worker, when it answers at all: /health is 503 while no worker is live)."""
+        for _ in range(workers):
+            self.add_worker()
+        self.start_api(healthy=workers > 0)
 
-    def start_api(self) -> None:
-        """Start the API (again, after ``stop_api``) and wait until it answers /health."""
+    def add_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more ``toolchest-wes worker`` (concurrency 2) with a name of its own."""
+        n = self._started_workers
+        self._started_workers += 1
+        worker = spawn(
+            ["worker", "--concurrency", "2", "-n", f"w{n}@%h"],
+            self.env,
+            self.tmp_path / f"worker{n}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
+    def start_api(self, *, healthy: bool = True) -> None:
+        """Start the API (again, after ``stop_api``) and wait until it answers /health, or
+        with ``healthy=False`` until it answers service-info."""
         log_path = self.tmp_path / "api.log"
         self.api = spawn(["serve", "--port", str(self.port), "--workers", "2"], self.env, log_path)
-        wait_healthy(self.url, self.api, log_path)
+        if healthy:
+            wait_healthy(self.url, self.api, log_path)
+        else:
+            wait_healthy(self.url, self.api, log_path, path=f"{API}/service-info")
 
     def stop_api(self, sig: int = signal.SIGTERM) -> None:
         """Signal the API's gunicorn (arbiter and its processes) and wait for it to exit."""

@@ -148,7 +148,21 @@ class Settings(BaseSettings):
     queue_lost_after_s: float = Field(
         default=60.0,
         gt=0,
-        description="A QUEUED run whose message is missing from the queue this long is lost.",
+        description=(
+            "A QUEUED run this old whose message is neither waiting in the queue nor was "
+            "delivered to a worker within this time is queued again."
+        ),
+    )
+    worker_heartbeat_interval_s: float = Field(
+        default=5.0, gt=0, description="How often each worker records its heartbeat in Redis."
+    )
+    worker_heartbeat_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A worker whose last heartbeat (with its consumer taking runs) is older than this "
+            "counts as gone; with none left, GET /health answers 503 and POST /runs warns."
+        ),
     )
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
     public_url: str | None = Field(

@@ -29,6 +29,8 @@ __all__ = [
     "StateField",
     "TaskListResponse",
     "TaskLog",
+    "WorkerStatus",
+    "WorkersInfo",
 ]
 
 
@@ -176,6 +178,27 @@ class DefaultWorkflowEngineParameter(_Model):
     default_value: str | None = None
 
 
+class WorkerStatus(_Model):
+    """One worker's last heartbeat (extension, in service-info ``workers``)."""
+
+    name: str
+    #: ISO 8601 UTC, on the Redis server's clock.
+    last_heartbeat: str
+    seconds_since_heartbeat: float
+    #: Whether the worker's consumer was connected to the queue and taking runs.
+    consuming: bool
+    engines: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkersInfo(_Model):
+    """The executing workers of a distributed server (extension field of service-info)."""
+
+    #: Workers seen within ``heartbeat_timeout_s`` whose consumer takes runs.
+    live: int
+    heartbeat_timeout_s: float
+    workers: list[WorkerStatus] = Field(default_factory=list)
+
+
 class ServiceInfo(_Model):
     """What this service supports (spec ``ServiceInfo``, which extends GA4GH ``Service``)."""
 
@@ -202,6 +225,8 @@ class ServiceInfo(_Model):
     system_state_counts: dict[str, int] = Field(default_factory=dict)
     auth_instructions_url: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    #: Extension: the workers and their heartbeats (distributed mode only).
+    workers: WorkersInfo | None = None
 
 
 class ErrorResponse(_Model):

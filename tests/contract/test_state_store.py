@@ -458,6 +458,39 @@ def test_lease_runs_out_and_can_be_renewed(store, make_record):
     assert store.expired_leases() == []
 
 
+def test_transition_can_take_a_lease_in_the_same_step(store, make_record):
+    store.create_run(make_record("short", state=State.QUEUED))
+    store.create_run(make_record("long", state=State.QUEUED))
+    store.create_run(make_record("refused", state=State.RUNNING))
+
+    assert store.transition(
+        "short", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}), lease_ttl_s=0.05
+    )
+    assert store.transition(
+        "long", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}), lease_ttl_s=3600
+    )
+    assert not store.transition(
+        "refused", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}), lease_ttl_s=0.05
+    )
+
+    # A lease that runs out is reported like one set by touch_lease; a transition that did
+    # not happen took no lease (a run that never had one is never reported).
+    deadline = time.monotonic() + 30
+    while store.expired_leases() != ["short"]:
+        assert time.monotonic() < deadline, store.expired_leases()
+        time.sleep(0.01)
+
+
+def test_a_terminal_transition_takes_no_lease(store, make_record):
+    store.create_run(make_record("r", state=State.RUNNING))
+    store.touch_lease("r", 3600)
+
+    assert store.transition("r", State.COMPLETE, allowed_from=ENDING, lease_ttl_s=0.01)
+    time.sleep(0.05)
+
+    assert store.expired_leases() == []
+
+
 def test_ping(store):
     store.ping()
 

@@ -191,3 +191,28 @@ def compose_command() -> list[str] | None:
 def test_root_gunicorn_conf_reads_the_package_settings() -> None:
     text = (ROOT / "gunicorn.conf.py").read_text()
     assert "from toolchest_wes.server.gunicorn_conf import *" in text
+
+
+def _unit(name: str) -> dict[str, str]:
+    """The ``Key=value`` lines of a systemd unit in ``deploy/`` (last one wins)."""
+    values: dict[str, str] = {}
+    for line in (ROOT / "deploy" / name).read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def test_systemd_worker_unit_runs_a_real_command_and_restarts_it() -> None:
+    unit = _unit("toolchest-wes-worker.service")
+    program, *args = shlex.split(unit["ExecStart"].replace("%H", "host"))
+    assert Path(program).name == "toolchest-wes"
+    check_command(["toolchest-wes", *args])
+    assert unit["Restart"] in ("on-failure", "always")
+    # The command forwards SIGTERM to Celery; the whole group would take runs' engines too.
+    assert unit["KillMode"] == "mixed"
+
+
+def test_compose_restarts_every_service() -> None:
+    services = compose()["services"]
+    assert {s["restart"] for s in services.values()} == {"unless-stopped"}

@@ -5,17 +5,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import kombu
 import pytest
 import redis
 
 from toolchest_wes.config import Settings
+from toolchest_wes.core.reconcile import MAX_REQUEUES
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.store.base import RunRecord
 from toolchest_wes.store.redis_store import RedisStateStore
-from toolchest_wes.worker.celery_config import new_celery_app
-from toolchest_wes.worker.reconciler import Reconciler
+from toolchest_wes.worker.celery_config import new_celery_app, queue_name
+from toolchest_wes.worker.reconciler import QueueSnapshot, Reconciler
 
 REQUEST = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
 
@@ -30,63 +33,149 @@ def setup(redis_server, tmp_path) -> Iterator[tuple[Settings, RedisStateStore, R
     )
     store = RedisStateStore(redis_server.url, prefix=settings.redis_prefix)
     client = redis.Redis.from_url(redis_server.url)
-    yield settings, store, Reconciler(settings, store, client)
+    runner = CeleryTaskRunner(new_celery_app(settings))
+    yield settings, store, Reconciler(settings, store, client, requeue=runner.submit)
+    runner.close()
     client.close()
     store.close()
 
 
-def test_queued_run_whose_message_is_gone_ends_system_error(setup) -> None:  # type: ignore[no-untyped-def]
-    settings, store, reconciler = setup
+def _reconciler(settings: Settings, store: RedisStateStore, **kwargs: Any) -> Reconciler:
+    """Another reconciler on the same Redis, closed by the caller (``stop()``)."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    return Reconciler(settings, store, client, requeue=lambda run_id: None, **kwargs)
+
+
+def _waiting(reconciler: Reconciler) -> set[str]:
+    return reconciler.probe.snapshot().waiting
+
+
+def test_queued_run_whose_message_is_gone_is_queued_again(setup) -> None:  # type: ignore[no-untyped-def]
+    _settings, store, reconciler = setup
     old = time.time() - 120
     store.create_run(RunRecord("lost", State.QUEUED, REQUEST, created_at=old))
     store.create_run(RunRecord("waiting", State.QUEUED, REQUEST, created_at=old))
     store.create_run(RunRecord("young", State.QUEUED, REQUEST, created_at=time.time()))
-    runner = CeleryTaskRunner(new_celery_app(settings))
-    runner.submit("waiting")  # its message is in the queue: no worker has taken it yet
-    runner.close()
+    reconciler.requeue("waiting")  # its message is in the queue: no worker has taken it yet
 
     report = reconciler.run_once(force=True)
 
-    assert report is not None and report.failed == ["lost"]
+    assert report is not None and report.requeued == ["lost"] and not report.failed
     record = store.get_run("lost")
-    assert record is not None and record.state is State.SYSTEM_ERROR
-    assert any("no longer in the queue" in line for line in record.system_logs)
+    assert record is not None and record.state is State.QUEUED
+    assert any("queued again" in line for line in record.system_logs)
+    assert _waiting(reconciler) == {"lost", "waiting"}
     assert store.get_state("waiting") is State.QUEUED
     assert store.get_state("young") is State.QUEUED
+    # Its message waits now: the next pass leaves it alone.
+    again = reconciler.run_once(force=True)
+    assert again is not None and again.requeued == []
 
 
-def test_expired_lease_ends_the_run(setup) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("delivered_s_ago", [0, 120], ids=["fresh", "stale"])
+def test_a_delivery_no_worker_acts_on_is_queued_again_after_the_grace_period(  # type: ignore[no-untyped-def]
+    setup, delivered_s_ago: int
+) -> None:
+    """A worker took the message and died (or could not start the run) without
+    acknowledging it: kombu would hand it out again only after the visibility timeout."""
+    settings, store, reconciler = setup
+    store.create_run(RunRecord("taken", State.QUEUED, REQUEST, created_at=time.time() - 300))
+    reconciler.requeue("taken")
+    with kombu.Connection(settings.redis_url) as conn:
+        queue = conn.SimpleQueue(queue_name(settings), no_ack=False)
+        message = queue.get(timeout=5)  # delivered, never acknowledged
+        assert message.headers["id"] == "taken"
+        later = _reconciler(settings, store, clock=lambda: time.time() + delivered_s_ago)
+        later.requeue = reconciler.requeue
+        try:
+            report = later.run_once(force=True)
+        finally:
+            later.stop()
+        assert report is not None
+        if delivered_s_ago:
+            assert report.requeued == ["taken"]
+            assert _waiting(reconciler) == {"taken"}
+            assert "taken" not in reconciler.probe.snapshot().delivered  # forgotten
+        else:
+            assert report.requeued == []
+            assert _waiting(reconciler) == set()
+        queue.close()
+    assert store.get_state("taken") is State.QUEUED
+
+
+def test_a_run_that_starts_meanwhile_is_not_queued_again(setup) -> None:  # type: ignore[no-untyped-def]
+    _settings, store, reconciler = setup
+    store.create_run(RunRecord("r", State.QUEUED, REQUEST, created_at=time.time() - 120))
+    sent: list[str] = []
+    reconciler.requeue = sent.append
+    snapshot = reconciler.probe.snapshot
+
+    def worker_starts_the_run_first() -> QueueSnapshot:
+        # After the listing (the run was QUEUED) and before the requeue: a worker took the
+        # message and started the run.
+        store.transition("r", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}))
+        return snapshot()
+
+    reconciler.probe.snapshot = worker_starts_the_run_first  # type: ignore[method-assign]
+    report = reconciler.run_once(force=True)
+
+    assert report is not None and report.requeued == [] and sent == []
+    record = store.get_run("r")
+    assert record is not None and record.state is State.INITIALIZING and not record.system_logs
+
+
+def test_expired_lease_ends_or_requeues_the_run(setup) -> None:  # type: ignore[no-untyped-def]
     _settings, store, reconciler = setup
     for run_id, state in [
         ("dead", State.RUNNING),
         ("dying", State.CANCELING),
         ("alive", State.RUNNING),
+        ("starting", State.INITIALIZING),
     ]:
         store.create_run(RunRecord(run_id, state, REQUEST, created_at=time.time()))
-    store.touch_lease("dead", 0.01)
-    store.touch_lease("dying", 0.01)
+    store.create_run(
+        RunRecord(
+            "poison",
+            State.INITIALIZING,
+            REQUEST,
+            created_at=time.time(),
+            system_logs=[f"queued again: attempt {i}" for i in range(MAX_REQUEUES)],
+        )
+    )
+    for run_id in ("dead", "dying", "starting", "poison"):
+        store.touch_lease(run_id, 0.01)
     store.touch_lease("alive", 60)
     time.sleep(0.05)
 
     report = reconciler.run_once(force=True)
 
     assert report is not None
-    assert report.failed == ["dead"] and report.cancelled == ["dying"]
+    assert report.failed == ["dead", "poison"] and report.cancelled == ["dying"]
+    assert report.requeued == ["starting"]
     dead = store.get_run("dead")
     assert dead is not None and dead.state is State.SYSTEM_ERROR
     assert any("lease" in line for line in dead.system_logs)
     assert store.get_state("dying") is State.CANCELED
     assert store.get_state("alive") is State.RUNNING
+    # Its engine never started: it is QUEUED again, with a message for a worker to take.
+    starting = store.get_run("starting")
+    assert starting is not None and starting.state is State.QUEUED
+    assert any("before the engine started" in line for line in starting.system_logs)
+    assert _waiting(reconciler) == {"starting"}
+    # A run that was queued again MAX_REQUEUES times ends instead.
+    poison = store.get_run("poison")
+    assert poison is not None and poison.state is State.SYSTEM_ERROR
+    assert store.expired_leases() == []
 
 
 def test_only_one_instance_acts_per_interval(setup) -> None:  # type: ignore[no-untyped-def]
     settings, store, reconciler = setup
-    other = Reconciler(settings, store, redis.Redis.from_url(settings.redis_url or ""))
+    other = _reconciler(settings, store)
     try:
         assert reconciler.run_once() is not None
         assert other.run_once() is None
     finally:
-        other.client.close()
+        other.stop()
 
 
 def _ended_run(store: RedisStateStore, settings: Settings, run_id: str) -> None:
@@ -95,13 +184,13 @@ def _ended_run(store: RedisStateStore, settings: Settings, run_id: str) -> None:
     (settings.runs_dir / run_id / "outputs").mkdir(parents=True)
 
 
-def test_one_sweep_per_interval_across_reconcilers(setup, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_one_sweep_per_interval_across_reconcilers(setup) -> None:  # type: ignore[no-untyped-def]
     settings, store, _ = setup
     settings = settings.model_copy(
         update={"retention_days": 1e-9, "retention_sweep_interval_s": 3600}
     )
-    first = Reconciler(settings, store, redis.Redis.from_url(redis_server.url))
-    second = Reconciler(settings, store, redis.Redis.from_url(redis_server.url))
+    first = _reconciler(settings, store)
+    second = _reconciler(settings, store)
     try:
         _ended_run(store, settings, "a")
         deadline = time.monotonic() + 10
@@ -121,8 +210,7 @@ def test_one_sweep_per_interval_across_reconcilers(setup, redis_server) -> None:
 
 def test_no_sweep_when_outputs_are_kept_forever(setup) -> None:  # type: ignore[no-untyped-def]
     settings, store, _ = setup
-    client = redis.Redis.from_url(settings.redis_url or "")
-    forever = Reconciler(settings.model_copy(update={"retention_days": 0}), store, client)
+    forever = _reconciler(settings.model_copy(update={"retention_days": 0}), store)
 
     assert forever.sweep_once(force=True) is None
     forever.stop()

@@ -200,19 +200,26 @@ def worker(hostname: str | None, **flags: Any) -> None:
     """Start a Celery worker that executes runs (distributed mode).
 
     Needs --redis (or TOOLCHEST_WES_REDIS_URL) and the same --data-dir as the API, on a
-    shared file system.
+    shared file system. The worker survives Redis restarts; if Celery ever exits unasked,
+    this command starts it again (after 1 s, then up to 30 s between attempts).
     """
     settings, env = _settings(flags)
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
     _check_sandbox(settings)
+    from toolchest_wes.logconfig import build_logging_config
+    from toolchest_wes.worker.supervisor import Supervisor
+
+    logging.config.dictConfig(build_logging_config(settings))
     # A worker's bookkeeping yields the CPU to API processes on the same machine, as its
     # engine processes do (they add engine_nice on top).
     os.nice(settings.worker_nice)
     # Threads, not prefork: the executor only waits on the engine process, and one warm
-    # engine process per worker serves every thread.
-    _exec(
-        env,
+    # engine process per worker serves every thread. Celery runs as a child that is started
+    # again if it ever dies unasked (see worker/supervisor.py).
+    argv = [
+        sys.executable,
+        "-m",
         "celery",
         "-A",
         "toolchest_wes.worker.main",
@@ -227,13 +234,14 @@ def worker(hostname: str | None, **flags: Any) -> None:
         settings.log_level,
         "--without-gossip",
         "--without-mingle",
-    )
+    ]
+    sys.exit(Supervisor(argv, env).run())
 
 
 @cli.command()
 @_common_options
 def reconcile(**flags: Any) -> None:
-    """End lost runs once, now: expired leases and QUEUED runs whose message is gone."""
+    """Reconcile once, now: runs with an expired lease, and QUEUED runs whose message is gone."""
     settings, _env = _settings(flags)
     from toolchest_wes.logconfig import build_logging_config
 
@@ -243,16 +251,28 @@ def reconcile(**flags: Any) -> None:
             "reconcile is for distributed mode (--redis); the embedded server reconciles "
             "when it starts"
         )
+    from toolchest_wes.runner.celery_runner import CeleryTaskRunner
     from toolchest_wes.store.redis_store import connect
     from toolchest_wes.worker.app import WorkerContext
+    from toolchest_wes.worker.celery_config import new_celery_app
     from toolchest_wes.worker.reconciler import Reconciler
 
     context = WorkerContext(settings)
+    runner = CeleryTaskRunner(new_celery_app(settings))
     assert settings.redis_url is not None
-    reconciler = Reconciler(settings, context.store(), connect(settings.redis_url))
-    report = reconciler.run_once(force=True)
+    reconciler = Reconciler(
+        settings, context.store(), connect(settings.redis_url), requeue=runner.submit
+    )
+    try:
+        report = reconciler.run_once(force=True)
+    finally:
+        runner.close()
     assert report is not None
-    click.echo(json.dumps({"failed": report.failed, "cancelled": report.cancelled}))
+    click.echo(
+        json.dumps(
+            {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled}
+        )
+    )
 
 
 @cli.command()

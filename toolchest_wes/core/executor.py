@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from toolchest_wes.core.states import allowed_from
@@ -47,11 +47,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STDERR_TAIL_LINES = 5
 #: What a process prints when a write fails because the disk (or the user's quota) is full.
 _DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
-#: How long a run that ended waits for an unreachable store to record its end. A restarting
-#: Redis or a locked SQLite file is back well within it; past it the run is left to the
-#: reconcile loop, which ends it once its lease expires.
+#: How long a run waits for an unreachable store to record its start or its end. A
+#: restarting Redis or a locked SQLite file is back well within it; past it the run is left to
+#: the reconcile loop, which queues it again or ends it once its message or lease is gone.
 _STORE_PATIENCE_S = 60.0
 _STORE_RETRY_S = 0.5
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -68,32 +70,60 @@ class ExecutorDeps:
 
 
 def execute_run(run_id: str, deps: ExecutorDeps) -> None:
-    """Take the run from QUEUED to a terminal state. Never raises for a run's own failure."""
+    """Take the run from QUEUED to a terminal state. Never raises for a run's own failure.
+
+    Until the engine starts, an unreachable store is waited for (up to a minute): nothing has
+    happened yet that a retry could repeat. If it stays unreachable, the run is left as it
+    is, QUEUED or INITIALIZING, for the reconcile loop, which queues it again once its
+    message or its lease is gone; a run that never started is never failed for a store
+    outage.
+    """
     store = deps.store
-    if not store.transition(
-        run_id,
-        State.INITIALIZING,
-        allowed_from=frozenset({State.QUEUED}),
-        update=RunUpdate(start_time=iso_now()),
-    ):
-        _finish_cancel_before_start(store, run_id)
+    try:
+        # The lease comes with the move to INITIALIZING, in one step: a worker that dies (or
+        # loses the store) right after it leaves a lease that runs out, never a run in
+        # INITIALIZING that nothing watches.
+        started = _patiently(
+            lambda: store.transition(
+                run_id,
+                State.INITIALIZING,
+                allowed_from=frozenset({State.QUEUED}),
+                update=RunUpdate(start_time=iso_now()),
+                lease_ttl_s=deps.lease_ttl_s,
+            ),
+            run_id,
+        )
+        if not started:
+            _patiently(lambda: _finish_cancel_before_start(store, run_id), run_id)
+            return
+    except StoreUnavailableError as exc:
+        logger.warning(
+            "store unavailable, run not started; the reconcile loop queues it again run_id=%s: %s",
+            run_id,
+            exc,
+        )
         return
-    store.touch_lease(run_id, deps.lease_ttl_s)
     handle: ProcessHandle | None = None
     try:
-        record = store.get_run(run_id)
+        record = _patiently(lambda: store.get_run(run_id), run_id)
         if record is None:
             return
         engine = deps.engine_for(record)
         run_dir = deps.workspace.run_dir(run_id)
         prepared = _prepare(record, run_dir)
         spec = engine.launch_spec(prepared)
-        if not store.transition(
+        if not _patiently(
+            lambda: store.transition(
+                run_id,
+                State.RUNNING,
+                allowed_from=frozenset({State.INITIALIZING}),
+                update=RunUpdate(cmd=spec.argv),
+                lease_ttl_s=deps.lease_ttl_s,
+            ),
             run_id,
-            State.RUNNING,
-            allowed_from=frozenset({State.INITIALIZING}),
-            update=RunUpdate(cmd=spec.argv),
         ):
+            # Cancelled, or queued again by the reconcile loop after this worker's lease ran
+            # out (the worker that takes the new message runs it).
             _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}))
             return
         handle = deps.launcher.start(spec)
@@ -106,6 +136,12 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             _complete(store, engine, prepared, run_dir)
         else:
             _failed(store, run_id, run_dir, exit_code)
+    except StoreUnavailableError as exc:
+        if handle is not None:
+            handle.kill_tree(deps.cancel_grace_s)
+        # Recording an ending needs the store too: the lease runs out instead, and the
+        # reconcile loop queues the run again (never started) or ends it SYSTEM_ERROR.
+        logger.warning("store unavailable, run left to its lease run_id=%s: %s", run_id, exc)
     except Exception as exc:
         logger.exception("run failed in the server run_id=%s", run_id)
         if handle is not None:
@@ -117,6 +153,24 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             allowed_from(State.SYSTEM_ERROR),
             lines=[f"the server failed to run the workflow: {_describe(exc)}"],
         )
+
+
+def _patiently(call: Callable[[], _T], run_id: str) -> _T:
+    """``call()``, retried while the store is unavailable, for up to ``_STORE_PATIENCE_S``.
+
+    Only for idempotent calls or compare-and-set transitions: a retried transition that had
+    been applied (its answer lost) fails its compare-and-set, which the caller handles like
+    any lost race.
+    """
+    deadline = time.monotonic() + _STORE_PATIENCE_S
+    while True:
+        try:
+            return call()
+        except StoreUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("store unavailable, retrying run_id=%s: %s", run_id, exc)
+            time.sleep(_STORE_RETRY_S)
 
 
 def _finish_cancel_before_start(store: StateStore, run_id: str) -> None:
@@ -234,18 +288,11 @@ def _end(
         output_files=output_files,
         append_system_logs=list(lines or []),
     )
-    deadline = time.monotonic() + _STORE_PATIENCE_S
-    while True:
-        try:
-            # A retried transition that had already been applied fails its compare-and-set,
-            # so retrying can never record a second ending.
-            done = store.transition(run_id, state, allowed_from=sources, update=update)
-            break
-        except StoreUnavailableError as exc:
-            if time.monotonic() >= deadline:
-                raise
-            logger.warning("store unavailable, retrying the end of run_id=%s: %s", run_id, exc)
-            time.sleep(_STORE_RETRY_S)
+    # A retried transition that had already been applied fails its compare-and-set, so
+    # retrying can never record a second ending.
+    done = _patiently(
+        lambda: store.transition(run_id, state, allowed_from=sources, update=update), run_id
+    )
     if done:
         logger.info("run ended run_id=%s state=%s exit_code=%s", run_id, state, exit_code)
     else:

@@ -1,4 +1,5 @@
-"""Reconcile: end the runs whose executor is gone, so no run stays active forever."""
+"""Reconcile: queue again or end the runs whose executor is gone, so no run stays active
+forever."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from dataclasses import dataclass, field
 
 from toolchest_wes.core.states import allowed_from
 from toolchest_wes.models import State
-from toolchest_wes.store.base import RunUpdate, StateStore, iso_now
+from toolchest_wes.store.base import RunRecord, RunUpdate, StateStore, iso_now
 
-__all__ = ["ReconcileReport", "end_lost_runs", "recover_after_restart"]
+__all__ = ["MAX_REQUEUES", "ReconcileReport", "reconcile_runs", "recover_after_restart"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,47 +49,91 @@ def recover_after_restart(
     return report
 
 
-def end_lost_runs(
+def reconcile_runs(
     store: StateStore,
     *,
-    message_exists: Callable[[str], bool],
+    message_alive: Callable[[str], bool],
+    requeue: Callable[[str], None],
     queued_grace_s: float,
     now: float,
 ) -> ReconcileReport:
-    """End the runs no worker will ever finish (distributed mode).
+    """Give every run that no worker holds back to the queue, or end it (distributed mode).
 
-    - A started run whose lease expired: its worker stopped renewing it, so it died or lost
-      the store. It ends SYSTEM_ERROR (CANCELED if a cancel was pending).
-    - A run QUEUED for longer than ``queued_grace_s`` whose message is in no queue: the
-      broker lost it (flushed, or restored without persistence). It ends SYSTEM_ERROR.
+    - A run whose lease expired: its worker stopped renewing it, so it died or lost the
+      store. If it was INITIALIZING, its engine never started, so it is queued again (up to
+      ``MAX_REQUEUES`` times, in case it is the run that kills its workers); RUNNING ends
+      SYSTEM_ERROR and CANCELING ends CANCELED.
+    - A run QUEUED for longer than ``queued_grace_s`` with no live message (``message_alive``
+      is false: none waiting, none delivered recently to a worker): the message was lost (a
+      flushed broker, a worker that died holding it, a send that failed) or consumed by a
+      worker that could not start the run. It is queued again; a QUEUED run is never ended.
 
-    Every ending is a compare-and-set from the state observed, so a run that moves on in the
-    meantime is left alone.
+    The Celery task id is the run id and the executor starts a run only by compare-and-set
+    from QUEUED, so a second message for a run is harmless: whichever arrives later finds the
+    run started and does nothing. Every state change is a compare-and-set from the state
+    observed, so a run that moves on in the meantime is left alone.
     """
     report = ReconcileReport()
     for run_id in store.expired_leases():
-        state = store.get_state(run_id)
-        if state is None or state.is_terminal:
+        record = store.get_run(run_id)
+        if record is None or record.state.is_terminal:
+            continue
+        state = record.state
+        if state is State.INITIALIZING and _requeues(record) < MAX_REQUEUES:
+            line = (
+                f"{_REQUEUED} the worker that was starting the run stopped renewing its lease "
+                "before the engine started (it died or lost its connection)"
+            )
+            if _requeue(store, run_id, State.INITIALIZING, requeue, line):
+                report.requeued.append(run_id)
             continue
         target = State.CANCELED if state is State.CANCELING else State.SYSTEM_ERROR
         line = (
             f"the worker executing the run stopped renewing its lease while the run was "
             f"{state}; the worker process died or lost its connection"
         )
+        if state is State.INITIALIZING:
+            line += f" (the run was queued again {MAX_REQUEUES} times already)"
         if _end(store, run_id, state, target, line):
             (report.cancelled if target is State.CANCELED else report.failed).append(run_id)
     for record in store.list_active():
         if record.state is not State.QUEUED or now - record.created_at < queued_grace_s:
             continue
-        if message_exists(record.run_id):
+        if message_alive(record.run_id):
             continue
         line = (
-            "the run's message is no longer in the queue (was the broker flushed or "
-            "restarted without persistence?); it will never start"
+            f"{_REQUEUED} the run's message was no longer in the queue (the broker lost it, "
+            "or the worker that took it could not start the run)"
         )
-        if _end(store, record.run_id, State.QUEUED, State.SYSTEM_ERROR, line):
-            report.failed.append(record.run_id)
+        if _requeue(store, record.run_id, State.QUEUED, requeue, line):
+            report.requeued.append(record.run_id)
     return report
+
+
+#: How often a run whose worker died before its engine started is queued again before it
+#: ends SYSTEM_ERROR: a run that kills every worker that starts it must not go round forever.
+MAX_REQUEUES = 3
+_REQUEUED = "queued again:"
+
+
+def _requeues(record: RunRecord) -> int:
+    return sum(line.startswith(_REQUEUED) for line in record.system_logs)
+
+
+def _requeue(
+    store: StateStore, run_id: str, state: State, requeue: Callable[[str], None], line: str
+) -> bool:
+    """Move the run back to QUEUED (a no-op if it is QUEUED) and send its message again."""
+    # From QUEUED this is a compare-and-set to the same state: the line is added only if no
+    # worker started the run in the meantime.
+    update = RunUpdate(append_system_logs=[line])
+    if not store.transition(run_id, State.QUEUED, allowed_from=frozenset({state}), update=update):
+        return False
+    # Sent after the move, so a worker that takes the message finds the run QUEUED. If the
+    # send fails, the run is QUEUED without a message, and the next pass sends it again.
+    requeue(run_id)
+    logger.warning("run queued again by reconcile run_id=%s was=%s", run_id, state)
+    return True
 
 
 def _end(store: StateStore, run_id: str, state: State, target: State, line: str) -> bool:

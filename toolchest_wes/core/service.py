@@ -37,7 +37,7 @@ from toolchest_wes.core.workspace import (
 )
 from toolchest_wes.engines.base import InvalidEngineParameterError
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
-from toolchest_wes.models import RunRequest, ServiceInfo, State
+from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
     InvalidPageTokenError,
@@ -67,6 +67,8 @@ class ServiceConfig:
     #: Engine versions the executing workers report (distributed mode); ``None``: this
     #: process executes runs itself, so its own engines' versions are the truth.
     worker_engine_versions: Callable[[], dict[str, list[str]]] | None = None
+    #: The workers and their heartbeats (distributed mode); ``None``: no separate workers.
+    worker_status: Callable[[], WorkersInfo] | None = None
     #: How long a finished run's outputs are kept, in seconds; ``None``: forever.
     retention_s: float | None = None
     #: The hosts http(s) URLs of a submission may name.
@@ -166,17 +168,12 @@ class RunService:
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
         try:
             self.runner.submit(run_id)
-        except Exception as exc:
-            # The run is recorded, so it must end visibly rather than sit QUEUED forever.
-            logger.exception("could not queue run_id=%s", run_id)
-            self.store.transition(
-                run_id,
-                State.SYSTEM_ERROR,
-                allowed_from=frozenset({State.QUEUED}),
-                update=RunUpdate(
-                    end_time=iso_now(),
-                    append_system_logs=[f"the server could not queue the run: {exc}"],
-                ),
+        except Exception:
+            # The run is recorded QUEUED, and a run that never started is not failed for a
+            # queue that did not answer: the reconcile loop sends a QUEUED run without a
+            # message again (distributed mode), and a restarting server queues it again.
+            logger.warning(
+                "could not queue run_id=%s; it is sent again later", run_id, exc_info=True
             )
         return run_id
 
@@ -402,8 +399,18 @@ class RunService:
             system_state_counts={s.value: counts.get(s, 0) for s in State},
             auth_instructions_url=self.config.auth_instructions_url,
             tags={},
+            workers=self._workers(),
             **self.config.extensions,
         )
+
+    def _workers(self) -> WorkersInfo | None:
+        if self.config.worker_status is None:
+            return None
+        try:
+            return self.config.worker_status()
+        except Exception:  # informative, like the engine versions: never fail service-info
+            logger.warning("could not read the workers' heartbeats", exc_info=True)
+            return None
 
     def _engine_versions(self) -> dict[str, dict[str, list[str]]]:
         local = {e.name: [e.version()] for e in self.registry.engines}

@@ -13,8 +13,10 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset(
         {State.INITIALIZING, State.CANCELING, State.CANCELED, State.SYSTEM_ERROR}
     ),
+    # Back to QUEUED only from the reconcile loop, when the worker that was starting the run
+    # died before its engine started.
     State.INITIALIZING: frozenset(
-        {State.RUNNING, State.CANCELING, State.SYSTEM_ERROR, State.EXECUTOR_ERROR}
+        {State.RUNNING, State.CANCELING, State.SYSTEM_ERROR, State.EXECUTOR_ERROR, State.QUEUED}
     ),
     State.RUNNING: frozenset(
         {

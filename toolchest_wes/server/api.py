@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,14 @@ class WesApi:
         public_url: str | None = None,
         limits: RequestLimits | None = None,
         output_locations: OutputLocations = OutputLocations.URL,
+        submit_headers: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.service = service
         self.public_url = public_url
         self.limits = limits
         self.output_locations = output_locations
+        #: Extra headers of an accepted submission (the no-live-worker warning).
+        self.submit_headers = submit_headers
 
     def _urls(self) -> render.Urls:
         if self.public_url:
@@ -79,12 +83,14 @@ class WesApi:
             "next_page_token": page.next_page_token or "",
         }
 
-    def run_workflow(self, **_form: Any) -> dict[str, Any]:
+    def run_workflow(self, **_form: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a run. Implements POST /runs."""
         if self.limits is not None:
             check_form_sizes(request.form, request.files, self.limits)
         submission = parse_run_request(request.form, request.files)
-        return {"run_id": self.service.submit(submission, caller=current_caller())}
+        run_id = self.service.submit(submission, caller=current_caller())
+        headers = self.submit_headers() if self.submit_headers else {}
+        return {"run_id": run_id}, 200, headers
 
     def get_run_log(self, run_id: str) -> dict[str, Any]:
         """Everything about a run. Implements GET /runs/{run_id}."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import connexion
 from flask import Response, request
+from redis import RedisError
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import execute_run
@@ -34,6 +34,7 @@ from toolchest_wes.server.limits import (
 from toolchest_wes.server.metrics import install_metrics
 from toolchest_wes.server.resolver import WesResolver
 from toolchest_wes.server.spec import BASE_PATH, load_spec
+from toolchest_wes.server.workers import WorkerMonitor
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.wiring import (
@@ -66,9 +67,12 @@ class AppState:
     owns_launcher: bool = True
     reconciler: Reconciler | None = None
     sweeper: SweepLoop | None = None
+    monitor: WorkerMonitor | None = None
 
     def close(self) -> None:
         """Stop the reconciler, the runner, the engine launcher (if this app made it), the store."""
+        if self.monitor is not None:
+            self.monitor.announcer.client.close()
         if self.sweeper is not None:
             self.sweeper.stop()
         if self.reconciler is not None:
@@ -132,6 +136,7 @@ def create_app(
             lambda run_id: execute_run(run_id, deps), workers=settings.max_concurrent_runs
         )
     assert runner is not None
+    monitor = _worker_monitor(settings)
     service = RunService(
         store,
         runner,
@@ -140,7 +145,8 @@ def create_app(
         ServiceConfig(
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
-            worker_engine_versions=_worker_engine_versions(settings),
+            worker_engine_versions=monitor.engine_versions if monitor else None,
+            worker_status=monitor.info if monitor else None,
             auth_instructions_url=settings.auth_instructions_url,
             retention_s=settings.retention_s,
             url_policy=build_url_policy(settings),
@@ -153,7 +159,7 @@ def create_app(
         _recover(store, runner)
     elif settings.distributed:
         # The API runs the reconcile loop too, so lost runs end even when no worker is left.
-        reconciler = start_reconciler(settings, store)
+        reconciler = start_reconciler(settings, store, requeue=runner.submit)
     app = connexion.FlaskApp(__name__, options={"swagger_ui": True})
     spec = load_spec()
     request_limits = RequestLimits.from_settings(settings)
@@ -163,6 +169,7 @@ def create_app(
         public_url=settings.public_url,
         limits=request_limits,
         output_locations=settings.output_locations,
+        submit_headers=monitor.submit_headers if monitor else None,
     )
     app.add_api(
         spec,
@@ -180,12 +187,13 @@ def create_app(
         app,
         count_by_state=store.count_by_state,
         queue_length=reconciler.probe.length if reconciler else local_queue,
+        workers=monitor.workers if monitor else None,
     )
     install_auth(app.app, authenticator)
     app.app.before_request(_check_run_request_fields)
-    app.app.add_url_rule("/health", "health", _health(store))
+    app.app.add_url_rule("/health", "health", _health(store, monitor))
     app.app.extensions[_EXTENSION_KEY] = AppState(
-        settings, service, store, runner, launcher, owns_launcher, reconciler
+        settings, service, store, runner, launcher, owns_launcher, reconciler, monitor=monitor
     )
     if local and settings.retention_s is not None:
         # Distributed mode sweeps from the reconcile loop, under a lock of its own.
@@ -198,7 +206,7 @@ def create_app(
     return app
 
 
-def _worker_engine_versions(settings: Settings) -> Callable[[], dict[str, list[str]]] | None:
+def _worker_monitor(settings: Settings) -> WorkerMonitor | None:
     if not settings.distributed or settings.redis_url is None:
         return None
     from toolchest_wes.store.redis_store import connect
@@ -206,9 +214,9 @@ def _worker_engine_versions(settings: Settings) -> Callable[[], dict[str, list[s
     announcer = WorkerAnnouncer(
         connect(settings.redis_url, decode_responses=True),
         settings.redis_prefix,
-        stale_after_s=3 * settings.reconcile_interval_s,
+        stale_after_s=settings.worker_heartbeat_timeout_s,
     )
-    return announcer.engine_versions
+    return WorkerMonitor(announcer)
 
 
 def _recover(store: StateStore, runner: TaskRunner) -> None:
@@ -228,13 +236,19 @@ def _check_run_request_fields() -> None:
         check_field_names([*request.form.keys(), *request.files.keys()])
 
 
-def _health(store: StateStore) -> Any:
+def _health(store: StateStore, monitor: WorkerMonitor | None) -> Any:
     def health() -> Response | dict[str, str]:
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
         try:
             store.ping()
-        except StoreError:
-            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            live = None if monitor is None else monitor.live()
+        except (StoreError, RedisError):
             return error_response(503, "the run database is not answering", retry)
+        if live is not None and not live:
+            # Submissions are still accepted (they wait QUEUED), but nothing executes them:
+            # an operator must hear of it, not find out from runs that never start.
+            assert monitor is not None
+            return error_response(503, monitor.no_worker_message(), retry)
         return {"status": "ok"}
 
     return health

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from toolchest_wes.models import State
 from toolchest_wes.server.spec import load_spec
+from toolchest_wes.worker.announce import WorkerBeat
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_DIR_VAR", "OTHER", "install_metrics"]
 
@@ -49,6 +50,7 @@ def install_metrics(
     *,
     count_by_state: Callable[[], dict[State, int]],
     queue_length: Callable[[], int] | None,
+    workers: Callable[[], list[WorkerBeat]] | None = None,
 ) -> None:
     """Serve ``GET /metrics`` and count every request of ``app``.
 
@@ -60,6 +62,8 @@ def install_metrics(
         count_by_state: Runs per state, asked at each scrape.
         queue_length: Runs waiting to start, asked at each scrape; ``None`` leaves the gauge
             out, for a runner that does not tell.
+        workers: The workers' last heartbeats (distributed mode), asked at each scrape;
+            ``None`` leaves the worker gauges out.
 
     Raises:
         RuntimeError: ``PROMETHEUS_MULTIPROC_DIR`` was set only after prometheus_client
@@ -78,7 +82,7 @@ def install_metrics(
         metric_registry = scrape_registry
     # The gauges are read at scrape time by whichever process answers, so they appear once
     # however many processes there are.
-    scrape_registry.register(_RunCollector(count_by_state, queue_length))
+    scrape_registry.register(_RunCollector(count_by_state, queue_length, workers))
 
     requests_total = Counter(
         "toolchest_wes_http_requests",
@@ -165,9 +169,11 @@ class _RunCollector(Collector):
         self,
         count_by_state: Callable[[], dict[State, int]],
         queue_length: Callable[[], int] | None,
+        workers: Callable[[], list[WorkerBeat]] | None,
     ) -> None:
         self._count_by_state = count_by_state
         self._queue_length = queue_length
+        self._workers = workers
 
     def collect(self) -> Iterator[Metric]:
         # A store or broker that does not answer drops its gauge from this scrape rather than
@@ -181,15 +187,44 @@ class _RunCollector(Collector):
             for state in State:
                 runs.add_metric([state.value], counts.get(state, 0))
             yield runs
-        if self._queue_length is None:
-            return
+        if self._queue_length is not None:
+            try:
+                length = self._queue_length()
+            except Exception:
+                logger.warning("metrics: reading the queue length failed", exc_info=True)
+            else:
+                yield GaugeMetricFamily(
+                    "toolchest_wes_queue_length",
+                    "Runs waiting for an executor to start them.",
+                    value=length,
+                )
+        if self._workers is not None:
+            yield from self._worker_metrics(self._workers)
+
+    @staticmethod
+    def _worker_metrics(workers: Callable[[], list[WorkerBeat]]) -> Iterator[Metric]:
         try:
-            length = self._queue_length()
+            beats = workers()
         except Exception:
-            logger.warning("metrics: reading the queue length failed", exc_info=True)
-        else:
-            yield GaugeMetricFamily(
-                "toolchest_wes_queue_length",
-                "Runs waiting for an executor to start them.",
-                value=length,
-            )
+            logger.warning("metrics: reading the workers' heartbeats failed", exc_info=True)
+            return
+        yield GaugeMetricFamily(
+            "toolchest_wes_live_workers",
+            "Workers whose last heartbeat is recent and whose consumer takes runs.",
+            value=sum(beat.consuming for beat in beats),
+        )
+        last = GaugeMetricFamily(
+            "toolchest_wes_worker_last_heartbeat_seconds",
+            "When each recently seen worker last sent its heartbeat (Unix time, Redis clock).",
+            labels=["worker"],
+        )
+        consuming = GaugeMetricFamily(
+            "toolchest_wes_worker_consuming",
+            "1 while the worker's consumer takes runs from the queue, else 0.",
+            labels=["worker"],
+        )
+        for beat in beats:
+            last.add_metric([beat.name], beat.seen)
+            consuming.add_metric([beat.name], 1 if beat.consuming else 0)
+        yield last
+        yield consuming

@@ -67,9 +67,10 @@ return seq
 
 #: KEYS: run hash, counts hash, leases ZSET, lease key, change channel, outputs-kept ZSET.
 #: ARGV: state-index key prefix, run id, new state, "1" if the new state is terminal, the
-#: number of allowed source states, those states, then the update. Returns the run's new state
-#: version (1 or more) if it moved, else 0, and publishes "<run id> <version> <state>" on the
-#: change channel. A run that ends joins the outputs-kept ZSET, scored by its end (ms).
+#: number of allowed source states, those states, the lease TTL in ms (0: leave the lease as
+#: it is), then the update. Returns the run's new state version (1 or more) if it moved, else
+#: 0, and publishes "<run id> <version> <state>" on the change channel. A run that ends joins
+#: the outputs-kept ZSET, scored by its end (ms).
 TRANSITION = (
     _APPLY_UPDATE
     + _NOW_MS
@@ -99,12 +100,19 @@ if redis.call('HINCRBY', KEYS[2], state, -1) <= 0 then
   redis.call('HDEL', KEYS[2], state)
 end
 redis.call('HINCRBY', KEYS[2], to, 1)
+local lease_ms = tonumber(ARGV[6 + n])
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('DEL', KEYS[4])
   redis.call('ZADD', KEYS[6], string.format('%d', now_ms()), ARGV[2])
+elseif lease_ms > 0 then
+  -- The same lease TOUCH_LEASE sets, in the same step as the move: a run is never in a
+  -- leased state without a lease, whatever happens to its executor right after.
+  local expires = now_ms() + lease_ms
+  redis.call('SET', KEYS[4], string.format('%d', expires), 'PX', lease_ms)
+  redis.call('ZADD', KEYS[3], string.format('%d', expires), ARGV[2])
 end
-apply_update(KEYS[1], 6 + n)
+apply_update(KEYS[1], 7 + n)
 local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('PUBLISH', KEYS[5], ARGV[2] .. ' ' .. version .. ' ' .. to)
 return version

@@ -174,11 +174,13 @@ class StateStore(Protocol):
         *,
         allowed_from: frozenset[State],
         update: RunUpdate | None = None,
+        lease_ttl_s: float | None = None,
     ) -> bool:
         """Atomically move the run to ``to`` if its state is in ``allowed_from``.
 
-        ``update`` is applied in the same atomic step, and only if the transition happens.
-        Returns whether it happened; ``False`` for an unknown run.
+        ``update`` is applied in the same atomic step, and only if the transition happens;
+        so is a lease of ``lease_ttl_s`` seconds (as :meth:`touch_lease` sets), if given and
+        ``to`` is not terminal. Returns whether it happened; ``False`` for an unknown run.
         """
         ...
 

@@ -193,11 +193,16 @@ class EmbeddedStateStore:
         *,
         allowed_from: frozenset[State],
         update: RunUpdate | None = None,
+        lease_ttl_s: float | None = None,
     ) -> bool:
-        """Compare-and-set the state in one ``UPDATE``, with ``update`` in the same statement."""
+        """Compare-and-set the state in one ``UPDATE``, with ``update`` and the lease in the
+        same statement."""
         if not allowed_from:
             return False
         assignments, params = _assignments(update)
+        if lease_ttl_s and lease_ttl_s > 0 and not State(to).is_terminal:
+            assignments.append("lease_expires = ?")
+            params.append(time.time() + lease_ttl_s)
         sources = sorted(State(s).value for s in allowed_from)
         sql = (
             f"UPDATE runs SET {', '.join(['state = ?', *assignments])} "

@@ -272,8 +272,10 @@ class RedisStateStore:
         *,
         allowed_from: frozenset[State],
         update: RunUpdate | None = None,
+        lease_ttl_s: float | None = None,
     ) -> bool:
-        """Compare-and-set the state, move the indexes and apply ``update`` in one script."""
+        """Compare-and-set the state, move the indexes, apply ``update`` and set the lease
+        (``lease_ttl_s``, for a non-terminal ``to``) in one script."""
         if not allowed_from:
             return False
         to = State(to)
@@ -293,6 +295,7 @@ class RedisStateStore:
             "1" if to.is_terminal else "0",
             len(sources),
             *sources,
+            max(0, round((lease_ttl_s or 0) * 1000)),
             *update_args(update),
         ]
         with self._errors():

@@ -10,19 +10,20 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_shutdown
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry
-from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK
+from toolchest_wes.runner.celery_runner import EXECUTE_RUN_TASK, CeleryTaskRunner
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
 from toolchest_wes.store.redis_store import connect
 from toolchest_wes.wiring import build_executor_deps, build_launcher, build_registry
 from toolchest_wes.worker.announce import WorkerAnnouncer
 from toolchest_wes.worker.celery_config import new_celery_app
+from toolchest_wes.worker.heartbeat import ConsumerLiveness, Heartbeat, LivenessStep
 from toolchest_wes.worker.reconciler import Reconciler, start_reconciler
 
 __all__ = ["WorkerContext", "make_celery"]
@@ -53,6 +54,11 @@ class WorkerContext:
         self._deps: ExecutorDeps | None = None
         self._reconciler: Reconciler | None = None
         self._lock = threading.Lock()
+        #: Sends a run's message again; set by ``make_celery`` to this worker's own app.
+        self.requeue: Callable[[str], None] | None = None
+        #: Whether the Celery consumer consumes; ticked by ``LivenessStep``.
+        self.liveness = ConsumerLiveness()
+        self._heartbeat: Heartbeat | None = None
 
     def store(self) -> StateStore:
         """The run store (opened once per process)."""
@@ -75,30 +81,46 @@ class WorkerContext:
                 self._deps = build_executor_deps(self.settings, store, registry, launcher)
             return self._deps
 
-    def start_reconciler(self) -> Reconciler:
-        """Start this process's reconcile loop (idempotent)."""
+    def start_background(self, name: str | None = None) -> None:
+        """Start this process's reconcile loop and heartbeat (idempotent).
+
+        Neither needs Redis to start: a worker that starts while Redis is away begins both,
+        and they act once it answers.
+        """
         deps = self.deps()
         with self._lock:
             if self._reconciler is None:
                 self._reconciler = start_reconciler(
-                    self.settings, deps.store, on_tick=self._announcer()
+                    self.settings, deps.store, requeue=self._requeue
                 )
-            return self._reconciler
+            if self._heartbeat is None:
+                self._heartbeat = self._new_heartbeat(
+                    name or f"{socket.gethostname()}:{os.getpid()}"
+                )
+                self._heartbeat.start()
 
-    def _announcer(self) -> Callable[[], None]:
+    def _requeue(self, run_id: str) -> None:
+        if self.requeue is None:
+            raise RuntimeError("this worker context cannot queue runs (no Celery app)")
+        self.requeue(run_id)
+
+    def _new_heartbeat(self, name: str) -> Heartbeat:
         assert self.settings.redis_url is not None
         announcer = WorkerAnnouncer(
             connect(self.settings.redis_url, decode_responses=True),
             self.settings.redis_prefix,
-            stale_after_s=3 * self.settings.reconcile_interval_s,
+            stale_after_s=self.settings.worker_heartbeat_timeout_s,
         )
         assert self._registry is not None  # built by deps()
         engines = {e.name: e.version() for e in self._registry.engines}
-        name = f"{socket.gethostname()}:{os.getpid()}"
-        return lambda: announcer.announce(name, engines)
+        return Heartbeat(
+            announcer, name, engines, self.liveness, self.settings.worker_heartbeat_interval_s
+        )
 
     def close(self) -> None:
-        """Stop the reconciler and the engine launcher."""
+        """Stop the heartbeat, the reconciler and the engine launcher."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if self._reconciler is not None:
             self._reconciler.stop()
         if self._launcher is not None and self._owns_launcher:
@@ -122,6 +144,7 @@ def make_celery(
     """
     app = new_celery_app(settings)
     context = WorkerContext(settings, launcher=launcher, engines=engines)
+    context.requeue = CeleryTaskRunner(app).submit
     app.conf.toolchest_wes_context = context
 
     # shared=False: each app (one per test, in tests) keeps its own task, bound to its context.
@@ -130,15 +153,12 @@ def make_celery(
         # The task is only the transport; the run's whole lifecycle lives in core.
         execute_run(run_id, context.deps())
 
-    def on_ready(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is app:
-            context.start_reconciler()
-
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
             context.close()
 
-    # weak=False: the handlers are closures that nothing else keeps alive.
-    worker_ready.connect(on_ready, weak=False)
+    # Starts the heartbeat and the reconcile loop once the consumer is connected.
+    app.steps["consumer"].add(LivenessStep)
+    # weak=False: the handler is a closure that nothing else keeps alive.
     worker_shutdown.connect(on_shutdown, weak=False)
     return app

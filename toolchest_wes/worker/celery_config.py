@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from toolchest_wes.config import Settings
+from toolchest_wes.worker import kombu_transport
 
 __all__ = ["new_celery_app", "queue_name"]
 
@@ -40,9 +41,17 @@ def new_celery_app(settings: Settings) -> Celery:
         # must be longer than the longest run, or long runs would be delivered twice.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
+        # Reconnect for as long as the broker is away; the default gives up after 100
+        # attempts (about three quarters of an hour) and ends the worker.
+        broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
         enable_utc=True,
     )
+    if broker.startswith("redis://"):
+        # kombu's Redis transport with a fix that keeps a lost connection from ending the
+        # worker (celery/kombu#970; the module docstring explains). rediss:// keeps kombu's
+        # own, whose TLS defaults are chosen by the URL scheme's name.
+        app.conf.broker_transport = kombu_transport.TRANSPORT
     return app

@@ -14,51 +14,99 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis
 
 from toolchest_wes.config import Settings
-from toolchest_wes.core.reconcile import ReconcileReport, end_lost_runs
+from toolchest_wes.core.reconcile import ReconcileReport, reconcile_runs
 from toolchest_wes.core.retention import sweep_outputs
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.store.redis_store import connect
 from toolchest_wes.worker.celery_config import queue_name
 
-__all__ = ["QueueProbe", "Reconciler", "start_reconciler"]
+__all__ = ["QueueProbe", "QueueSnapshot", "Reconciler", "start_reconciler"]
 
 logger = logging.getLogger(__name__)
 
-# kombu's Redis transport keeps one list per priority step (the bare name is priority 0) and
-# every delivered, unacknowledged message in one hash.
+# kombu's Redis transport keeps one list per priority step (the bare name is priority 0),
+# every delivered, unacknowledged message in one hash (delivery tag -> [message, exchange,
+# routing key]) and the delivery times in a sorted set (delivery tag -> epoch seconds).
 _PRIORITY_SEPARATOR = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
 _UNACKED_KEY = "unacked"
+_UNACKED_INDEX_KEY = "unacked_index"
+
+
+@dataclass
+class QueueSnapshot:
+    """The run messages in Redis at one instant: waiting ones, and delivered ones by run id."""
+
+    waiting: set[str] = field(default_factory=set)
+    #: run id -> [(delivery tag, delivered at, epoch seconds of the consuming host)]
+    delivered: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def alive(self, run_id: str, *, delivered_after: float) -> bool:
+        """Whether a message of the run waits, or was delivered after ``delivered_after``.
+
+        A delivery older than that whose run is still QUEUED went to a worker that died, or
+        that could not start the run; kombu would hand it out again only after the
+        visibility timeout (hours).
+        """
+        if run_id in self.waiting:
+            return True
+        return any(at > delivered_after for _, at in self.delivered.get(run_id, ()))
 
 
 class QueueProbe:
-    """The run queue in Redis: how long it is, and which task ids have a message in it.
-
-    A message counts as in it while waiting or delivered but unacknowledged.
-    """
+    """The run queue in Redis: how long it is, and which runs have a message in it."""
 
     def __init__(self, client: redis.Redis, queue: str) -> None:
         self.client = client
+        self.queue = queue
         self.keys = [queue, *(f"{queue}{_PRIORITY_SEPARATOR}{p}" for p in _PRIORITY_STEPS)]
 
-    def task_ids(self) -> set[str]:
-        """Ids of every message of the queue; O(messages), for one reconcile pass."""
-        ids: set[str] = set()
+    def snapshot(self) -> QueueSnapshot:
+        """Every message of the queue, read in one ``MULTI``; O(messages), for one pass.
+
+        One transaction, so a message that moves from the list to the unacknowledged hash
+        while it is read is seen in exactly one of them.
+        """
+        pipe = self.client.pipeline(transaction=True)
         for key in self.keys:
-            for raw in self.client.lrange(key, 0, -1):
-                ids.update(_message_id(raw))
-        for raw in self.client.hvals(_UNACKED_KEY):
+            pipe.lrange(key, 0, -1)
+        pipe.hgetall(_UNACKED_KEY)
+        pipe.zrange(_UNACKED_INDEX_KEY, 0, -1, withscores=True)
+        *lists, unacked, index = pipe.execute()
+        snapshot = QueueSnapshot()
+        for raw in (raw for items in lists for raw in items):
+            snapshot.waiting.update(_message_id(raw))
+        times = {_text(tag): float(at) for tag, at in index}
+        for tag, raw in unacked.items():
             try:
-                message = json.loads(raw)[0]
-            except (ValueError, IndexError, TypeError):
+                message, _exchange, routing_key = json.loads(raw)
+            except (ValueError, TypeError):
                 continue
-            ids.update(_message_id(json.dumps(message)))
-        return ids
+            if routing_key != self.queue:
+                continue  # another deployment's queue on the same Redis
+            for run_id in _message_id(json.dumps(message)):
+                entry = (_text(tag), times.get(_text(tag), 0.0))
+                snapshot.delivered.setdefault(run_id, []).append(entry)
+        return snapshot
+
+    def forget(self, tags: list[str]) -> None:
+        """Drop deliveries from the unacknowledged hash, as an acknowledgement would.
+
+        For deliveries whose run was queued again: kombu would otherwise restore them after
+        the visibility timeout, a second (harmless, but useless) message. A worker that does
+        hold one and acknowledges it later removes nothing.
+        """
+        if tags:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(_UNACKED_INDEX_KEY, *tags)
+            pipe.hdel(_UNACKED_KEY, *tags)
+            pipe.execute()
 
     def length(self) -> int:
         """Messages waiting for a worker across the priority lists; delivered ones excluded."""
@@ -66,6 +114,10 @@ class QueueProbe:
         for key in self.keys:
             pipe.llen(key)
         return sum(int(n) for n in pipe.execute())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _message_id(raw: bytes | str) -> list[str]:
@@ -78,7 +130,15 @@ def _message_id(raw: bytes | str) -> list[str]:
 
 
 class Reconciler:
-    """Periodically ends runs whose worker died or whose message was lost."""
+    """Periodically queues again, or ends, the runs no worker holds any more.
+
+    Args:
+        settings: Intervals, grace periods and the queue's name.
+        store: The run store.
+        client: A Redis client for the lock and the queue.
+        requeue: Sends a run's message again (``CeleryTaskRunner.submit``).
+        clock: Epoch seconds; the delivery times kombu records are epoch seconds too.
+    """
 
     def __init__(
         self,
@@ -86,11 +146,13 @@ class Reconciler:
         store: StateStore,
         client: redis.Redis,
         *,
+        requeue: Callable[[str], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
+        self.requeue = requeue
         self.probe = QueueProbe(client, queue_name(settings))
         self.clock = clock
         self._lock_key = f"{settings.redis_prefix}:reconcile-lock"
@@ -99,28 +161,38 @@ class Reconciler:
         self._token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Called every interval before the pass (workers announce themselves here).
-        self.on_tick: Callable[[], None] | None = None
 
     def run_once(self, *, force: bool = False) -> ReconcileReport | None:
         """One pass, if this instance wins the lock (or ``force``); ``None`` if it did not."""
         interval_ms = max(1, int(self.settings.reconcile_interval_s * 1000))
         if not force and not self.client.set(self._lock_key, self._token, nx=True, px=interval_ms):
             return None
-        known: set[str] | None = None
+        now = self.clock()
+        grace = self.settings.queue_lost_after_s
+        snapshot: QueueSnapshot | None = None
 
-        def message_exists(run_id: str) -> bool:
-            nonlocal known
-            if known is None:
-                known = self.probe.task_ids()
-            return run_id in known
+        def message_alive(run_id: str) -> bool:
+            nonlocal snapshot
+            # Read once, lazily: only a QUEUED run older than the grace period needs it, and
+            # after the runs were listed, so a run listed QUEUED whose message is not in the
+            # snapshot had none when the snapshot was taken.
+            if snapshot is None:
+                snapshot = self.probe.snapshot()
+            return snapshot.alive(run_id, delivered_after=now - grace)
 
-        return end_lost_runs(
+        report = reconcile_runs(
             self.store,
-            message_exists=message_exists,
-            queued_grace_s=self.settings.queue_lost_after_s,
-            now=self.clock(),
+            message_alive=message_alive,
+            requeue=self.requeue,
+            queued_grace_s=grace,
+            now=now,
         )
+        if snapshot is not None and report.requeued:
+            stale = [
+                tag for run_id in report.requeued for tag, _ in snapshot.delivered.get(run_id, ())
+            ]
+            self.probe.forget(stale)
+        return report
 
     def sweep_once(self, *, force: bool = False) -> list[str] | None:
         """Remove expired outputs, if this instance wins the sweep lock (or ``force``).
@@ -156,20 +228,16 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_interval_s):
-            if self.on_tick is not None:
-                try:
-                    self.on_tick()
-                except redis.RedisError:
-                    logger.warning("reconcile tick hook failed", exc_info=True)
             try:
                 report = self.run_once()
             except (redis.RedisError, StoreError):
                 # Redis may be restarting; the next pass tries again.
                 logger.warning("reconcile pass failed; retrying next interval", exc_info=True)
                 continue
-            if report and (report.failed or report.cancelled):
+            if report and (report.failed or report.cancelled or report.requeued):
                 logger.warning(
-                    "reconcile ended runs failed=%d cancelled=%d",
+                    "reconcile requeued=%d failed=%d cancelled=%d",
+                    len(report.requeued),
                     len(report.failed),
                     len(report.cancelled),
                 )
@@ -180,15 +248,15 @@ class Reconciler:
 
 
 def start_reconciler(
-    settings: Settings, store: StateStore, *, on_tick: Callable[[], None] | None = None
+    settings: Settings,
+    store: StateStore,
+    *,
+    requeue: Callable[[str], None],
 ) -> Reconciler:
-    """A started reconcile loop on the settings' Redis; ``on_tick`` runs every interval."""
+    """A started reconcile loop on the settings' Redis."""
     if settings.redis_url is None:
         raise ValueError("the reconcile loop needs redis_url")
     client = connect(settings.redis_url)
-    reconciler = Reconciler(settings, store, client)
-    reconciler.on_tick = on_tick
-    if on_tick is not None:
-        on_tick()  # announce at once rather than after the first interval
+    reconciler = Reconciler(settings, store, client, requeue=requeue)
     reconciler.start()
     return reconciler

@@ -215,3 +215,81 @@ def test_a_store_outage_while_running_does_not_end_the_run(
     assert flaky.failing_calls == 0
     assert store.get_state("r") is State.EXECUTOR_ERROR
     store.close()
+
+
+def _queued(tmp_path: Path) -> tuple[EmbeddedStateStore, Workspace]:
+    store = EmbeddedStateStore(":memory:")
+    workspace = Workspace(tmp_path)
+    workspace.stage("r", [], {})
+    request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
+    store.create_run(RunRecord("r", State.QUEUED, request, created_at=time.time()))
+    return store, workspace
+
+
+def test_a_store_outage_at_start_is_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task arrives while Redis restarts: the start is retried, and the run runs."""
+    monkeypatch.setattr(executor, "_STORE_RETRY_S", 0.01)
+    store, workspace = _queued(tmp_path)
+    flaky = FlakyStore(store, 5)
+    deps = ExecutorDeps(
+        store=flaky,  # type: ignore[arg-type]
+        workspace=workspace,
+        engine_for=lambda record: CwltoolEngine(),
+        launcher=FakeLauncher(0, stdout="{}"),
+        poll_interval_s=0.01,
+    )
+    execute_run("r", deps)
+    assert flaky.failing_calls == 0
+    assert store.get_state("r") is State.COMPLETE
+    store.close()
+
+
+class DyingStore:
+    """The run's store, answering ``answers`` calls and then none, as a Redis that is gone."""
+
+    def __init__(self, store: EmbeddedStateStore, answers: int) -> None:
+        self.store = store
+        self.answers = answers
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.answers <= 0:
+                raise StoreUnavailableError("Redis state store: connection refused")
+            self.answers -= 1
+            return method(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("answers", [0, 2], ids=["before-start", "after-start"])
+def test_a_store_that_stays_away_leaves_the_run_to_its_lease_or_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: int
+) -> None:
+    """The store goes away for good before the engine starts: the run is not failed, and
+    it is never in INITIALIZING without a lease that runs out (for the reconcile loop)."""
+    monkeypatch.setattr(executor, "_STORE_RETRY_S", 0.01)
+    monkeypatch.setattr(executor, "_STORE_PATIENCE_S", 0.05)
+    store, workspace = _queued(tmp_path)
+    deps = ExecutorDeps(
+        store=DyingStore(store, answers),  # type: ignore[arg-type]
+        workspace=workspace,
+        engine_for=lambda record: CwltoolEngine(),
+        launcher=FakeLauncher(0, stdout="{}"),
+        poll_interval_s=0.01,
+        lease_ttl_s=0.01,
+    )
+    execute_run("r", deps)  # returns: nothing can be recorded without a store
+
+    record = store.get_run("r")
+    assert record is not None and not record.system_logs
+    if answers == 0:
+        assert record.state is State.QUEUED
+    else:  # the start and the record read were answered, the move to RUNNING was not
+        assert record.state is State.INITIALIZING
+        time.sleep(0.05)
+        assert store.expired_leases() == ["r"]
+    store.close()
