@@ -22,21 +22,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench_launch import ENTRY, TOOL  # noqa: E402
+
 from toolchest_wes.config import SandboxMode, Settings  # noqa: E402
 from toolchest_wes.engines.base import LaunchSpec  # noqa: E402
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy  # noqa: E402
 from toolchest_wes.engines.warm_launcher import WarmLauncher  # noqa: E402
 from toolchest_wes.wiring import build_sandbox  # noqa: E402
-
-ENTRY = "toolchest_wes.engines.cwltool_child"
-TOOL = {
-    "cwlVersion": "v1.2",
-    "class": "CommandLineTool",
-    "baseCommand": "echo",
-    "inputs": {"message": {"type": "string", "inputBinding": {"position": 1}}},
-    "outputs": {"out": "stdout"},
-    "stdout": "out.txt",
-}
 
 
 def one_run(launcher: WarmLauncher, runs: Path, n: int, policy: SandboxPolicy | None) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import API
+from tests.processes import list_all
 
 __all__ = ["TAG_BATCH", "TAG_CLIENT", "Answer", "Load", "batch_runs"]
 
@@ -132,17 +133,4 @@ class Load:
 
 def batch_runs(url: str, batch: str) -> list[dict[str, object]]:
     """Every run of the batch (``GET /runs?tag=``), following next_page_token to the end."""
-    runs: list[dict[str, object]] = []
-    token = ""
-    while True:
-        response = httpx.get(
-            f"{url}{API}/runs",
-            params={"page_size": 1000, "page_token": token, "tag": f"{TAG_BATCH}:{batch}"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        page = response.json()
-        runs += page["runs"]
-        token = page["next_page_token"]
-        if not token:
-            return runs
+    return list_all(url, f"{TAG_BATCH}:{batch}")

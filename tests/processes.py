@@ -163,14 +163,13 @@ def run_log(url: str, run_id: str) -> dict[str, object]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def list_all(url: str) -> list[dict[str, object]]:
-    """Every run of GET /runs, following next_page_token to the end."""
+def list_all(url: str, tag: str | None = None) -> list[dict[str, object]]:
+    """Every run of GET /runs (with ``tag=key:value``, those runs), to the last page."""
     runs: list[dict[str, object]] = []
     token = ""
     while True:
-        response = httpx.get(
-            f"{url}{API}/runs", params={"page_size": 1000, "page_token": token}, timeout=30
-        )
+        params = {"page_size": 1000, "page_token": token, **({"tag": tag} if tag else {})}
+        response = httpx.get(f"{url}{API}/runs", params=params, timeout=30)
         assert response.status_code == 200, response.text
         page = response.json()
         runs += page["runs"]
