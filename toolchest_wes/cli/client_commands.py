@@ -243,13 +243,25 @@ def _short(stamp: str | None) -> str:
 @click.command()
 @click.argument("run_ref", metavar="RUN")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only matching files (repeat).")
+@click.option("--wait", is_flag=True, help="Wait for an unfinished run to end first.")
 @client_command
-def outputs(session: Session, run_ref: str, include: tuple[str, ...]) -> None:
-    """List the output files of RUN with their sizes and checksums."""
+def outputs(session: Session, run_ref: str, include: tuple[str, ...], wait: bool) -> None:
+    """List the output files of RUN with their sizes and checksums, and when they expire.
+
+    A run that has not finished, or --include globs that match no file, exit 2.
+    """
     run = session.run(run_ref)
-    files = run.outputs(include or None)
+    with detach_on_interrupt(run):
+        files = run.outputs(include or None, wait=wait)
     if session.as_json:
-        echo_json({"run_id": run.run_id, "files": list(files), "total_size": files.total_size})
+        echo_json(
+            {
+                "run_id": run.run_id,
+                "files": list(files),
+                "total_size": files.total_size,
+                "outputs_expire_at": files.expire_at,
+            }
+        )
     else:
         click.echo(str(files))
 
@@ -259,18 +271,25 @@ def outputs(session: Session, run_ref: str, include: tuple[str, ...]) -> None:
 @click.argument("dest", required=False, default=".", type=click.Path(file_okay=False))
 @click.option("--include", multiple=True, metavar="GLOB", help="Only matching files (repeat).")
 @click.option("--archive", is_flag=True, help="Fetch one zip of the outputs instead.")
+@click.option("--wait", is_flag=True, help="Wait for an unfinished run to end first.")
 @client_command
 def download(
-    session: Session, run_ref: str, dest: str, include: tuple[str, ...], archive: bool
+    session: Session,
+    run_ref: str,
+    dest: str,
+    include: tuple[str, ...],
+    archive: bool,
+    wait: bool,
 ) -> None:
     """Download the outputs of RUN into DEST (default: here), keeping their paths.
 
     Complete files are skipped and partial ones resumed, so running it again after an
-    interruption finishes the job. Prints each file written.
+    interruption finishes the job. Prints each file written. A run that has not finished,
+    or --include globs that match no file, exit 2.
     """
     run = session.run(run_ref)
     with detach_on_interrupt(run):
-        written = run.download(dest, include or None, archive=archive)
+        written = run.download(dest, include or None, archive=archive, wait=wait)
     if session.as_json:
         echo_json({"run_id": run.run_id, "files": [str(p) for p in written]})
     else:

@@ -27,7 +27,12 @@ from toolchest_wes.client._http import (
 )
 from toolchest_wes.client._listing import RunFilter, log_from_summary
 from toolchest_wes.client._submit import encode_fields, prepare_submission
-from toolchest_wes.client.exceptions import DownloadError, TransportError, WesApiError
+from toolchest_wes.client.exceptions import (
+    DownloadError,
+    RunNotFinished,
+    TransportError,
+    WesApiError,
+)
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.run import FOLLOW_INTERVAL, RunHandle, Stream
 from toolchest_wes.client.tables import Outputs
@@ -379,10 +384,26 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         url = getattr(log, stream, None) if log else None
         return url or ""
 
-    async def outputs(self, include: Sequence[str] | None = None) -> Outputs:
-        """The run's output files with path, size and checksum."""
+    async def outputs(
+        self,
+        include: Sequence[str] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Outputs:
+        """The run's output files with path, size and checksum; see ``Run.outputs``.
+
+        Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
+        """
+        state = await self.status()
+        if not (state.is_terminal or state is State.PREEMPTED):
+            if not wait:
+                raise RunNotFinished(self.run_id, state)
+            await self.wait(timeout=timeout)
         listing = await self.client.list_run_outputs(self.run_id)
-        return Outputs(select_outputs(listing.files, include))
+        return Outputs(select_outputs(listing.files, include, self.run_id), listing)
 
     async def download(
         self,
@@ -390,11 +411,13 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         include: Sequence[str] | None = None,
         *,
         progress: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> list[Path]:
         """Download output files into ``dest``, resuming and checking them; see ``Run.download``."""
+        files = await self.outputs(include, wait=wait, timeout=timeout)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        files = await self.outputs(include)
         written = []
         with Progress(files.total_size, progress, desc=self.run_id[:8]) as bar:
             for entry in files:

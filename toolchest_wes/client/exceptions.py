@@ -19,6 +19,8 @@ Every exception the client raises on purpose derives from :class:`WesClientError
     ├── InputFileError            a local file that the workflow or its inputs name is missing
     ├── RunFailed                 a run ended in a state other than COMPLETE
     ├── WaitTimeout               a wait ran out of time before the run(s) finished
+    ├── RunNotFinished            outputs asked for before the run ended (state says where it is)
+    ├── NoMatchingOutputs         ``include`` globs that match none of the run's output files
     └── DownloadError             a downloaded file's size or checksum does not match
 
 A transport error or a server error is never a run failure: the run may still be executing.
@@ -29,6 +31,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from toolchest_wes.models import State
 
 __all__ = [
@@ -38,9 +42,11 @@ __all__ = [
     "ForbiddenError",
     "GoneError",
     "InputFileError",
+    "NoMatchingOutputs",
     "NotFoundError",
     "RateLimitedError",
     "RunFailed",
+    "RunNotFinished",
     "RunNotFoundError",
     "ServerError",
     "TransportError",
@@ -180,6 +186,45 @@ class WaitTimeout(WesClientError, TimeoutError):
         super().__init__(msg)
         self.run_id = run_id
         self.state = state
+
+
+class RunNotFinished(WesClientError):
+    """The run has not ended, so it has no outputs to list or download yet.
+
+    Attributes:
+        run_id: The run.
+        state: The state it is in.
+    """
+
+    def __init__(self, run_id: str, state: State) -> None:
+        super().__init__(
+            f"run {run_id} is {state}, not finished: it has no outputs yet; wait for it "
+            "first (run.wait(), wait=True, or toolchest-wes wait / --wait)"
+        )
+        self.run_id = run_id
+        self.state = state
+
+
+class NoMatchingOutputs(WesClientError):
+    """No output file of the run matches the ``include`` globs.
+
+    Attributes:
+        run_id: The run.
+        include: The globs.
+        available: The paths of the run's output files.
+    """
+
+    def __init__(self, run_id: str, include: Sequence[str], available: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.include = list(include)
+        self.available = list(available)
+        shown = ", ".join(self.available[:20]) or "none"
+        if len(self.available) > 20:
+            shown += f", … ({len(self.available)} in all)"
+        super().__init__(
+            f"no output file of run {run_id} matches {', '.join(map(repr, self.include))}; "
+            f"its files: {shown}"
+        )
 
 
 class DownloadError(WesClientError):

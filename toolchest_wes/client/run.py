@@ -20,7 +20,7 @@ from toolchest_wes.client._download import (
     zip_name,
 )
 from toolchest_wes.client._http import api_error
-from toolchest_wes.client.exceptions import DownloadError, TransportError
+from toolchest_wes.client.exceptions import DownloadError, RunNotFinished, TransportError
 from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import RunLog, State, TaskLog
 
@@ -218,14 +218,31 @@ class Run(RunHandle["WesClient"]):
                 time.sleep(interval)
                 interval = min(FOLLOW_INTERVAL[1], interval * 1.5)
 
-    def outputs(self, include: Sequence[str] | None = None) -> Outputs:
+    def outputs(
+        self,
+        include: Sequence[str] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Outputs:
         """The run's output files with path, size and checksum; ``print()`` shows a table.
 
         Args:
             include: Globs on the path or file name; all files without any.
+            wait: Wait for an unfinished run to end first (raising ``RunFailed`` if it fails).
+            timeout: With ``wait``, seconds to wait at most.
+
+        Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
         """
+        state = self.status()
+        if not (state.is_terminal or state is State.PREEMPTED):
+            if not wait:
+                raise RunNotFinished(self.run_id, state)
+            self.wait(timeout=timeout)
         listing = self.client.list_run_outputs(self.run_id)
-        return Outputs(select_outputs(listing.files, include))
+        return Outputs(select_outputs(listing.files, include, self.run_id), listing)
 
     def download(
         self,
@@ -234,6 +251,8 @@ class Run(RunHandle["WesClient"]):
         *,
         archive: bool = False,
         progress: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> list[Path]:
         """Download output files into ``dest``, keeping their relative paths.
 
@@ -246,17 +265,21 @@ class Run(RunHandle["WesClient"]):
             include: Globs on the path or file name; all files without any.
             archive: Fetch one zip of the (selected) outputs instead (this server only).
             progress: Show a progress bar; by default only when stderr is a terminal.
+            wait: Wait for an unfinished run to end first.
+            timeout: With ``wait``, seconds to wait at most.
 
         Returns:
             The files written (or found complete).
 
         Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
             DownloadError: A file's size or checksum does not match.
             GoneError: The server removed the outputs after its retention period.
         """
+        files = self.outputs(include, wait=wait, timeout=timeout)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        files = self.outputs(include)
         if archive:
             return [self._download_zip(dest, [f.path for f in files] if include else None)]
         written = []

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import IO
 
-from toolchest_wes.models import OutputFile, RunLog, RunSummary
+from toolchest_wes.models import OutputFile, OutputListResponse, RunLog, RunSummary
 
 __all__ = ["Outputs", "format_runs", "format_table", "human_size", "print_runs"]
 
@@ -99,7 +99,17 @@ def print_runs(runs: Iterable[RunLog | RunSummary], file: IO[str] | None = None)
 
 
 class Outputs(list[OutputFile]):
-    """A run's output files; ``str()`` gives a table of path, size and checksum."""
+    """A run's output files; ``str()`` gives a table of path, size and checksum.
+
+    Attributes:
+        expire_at: When the server removes them (ISO 8601 UTC), if it has a retention period.
+    """
+
+    def __init__(
+        self, files: Iterable[OutputFile] = (), listing: OutputListResponse | None = None
+    ) -> None:
+        super().__init__(files)
+        self.expire_at = listing.outputs_expire_at if listing else None
 
     @property
     def total_size(self) -> int:
@@ -109,4 +119,7 @@ class Outputs(list[OutputFile]):
     def __str__(self) -> str:
         rows = [[f.path, human_size(f.size), f.checksum or "-"] for f in self]
         table = format_table(["PATH", "SIZE", "CHECKSUM"], rows)
-        return f"{table}\n{len(self)} files, {human_size(self.total_size)}"
+        text = f"{table}\n{len(self)} files, {human_size(self.total_size)}"
+        if self.expire_at:
+            text += f"; removed by the server after {_short_time(self.expire_at)} UTC"
+        return text
