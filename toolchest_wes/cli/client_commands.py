@@ -148,7 +148,8 @@ def _finish(session: Session, run: Run, timeout: float | None, *, on_stdout: boo
     try:
         log = run.wait(timeout=timeout)
     except RunFailed as failed:
-        warn(f"error: {failed}")
+        # A cancel is something someone asked for, not an error: no engine log with it.
+        warn(str(failed) if failed.cancelled else f"error: {failed}")
         if on_stdout:
             _print_final(session, run.log())
         stop(exit_code_for_state(failed.state))
@@ -170,13 +171,19 @@ def _print_final(session: Session, log: RunLog) -> None:
 @click.argument("run_ref", metavar="RUN")
 @client_command
 def cancel(session: Session, run_ref: str) -> None:
-    """Ask the server to cancel RUN (it ends CANCELED)."""
+    """Ask the server to cancel RUN (it ends CANCELED).
+
+    A run that has already finished is left as it is; the message says in which state.
+    """
     run = session.run(run_ref)
-    run_id = run.client.cancel_run(run.run_id)
+    sent = run.cancel()
+    state = run.status()
     if session.as_json:
-        echo_json({"run_id": run_id})
+        echo_json({"run_id": run.run_id, "cancel_requested": sent, "state": state})
+    elif sent:
+        click.echo(f"cancel requested for run {run.run_id}")
     else:
-        click.echo(f"cancel requested for run {run_id}")
+        click.echo(f"run {run.run_id} had already finished ({state}); nothing to cancel")
 
 
 @click.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,7 +34,13 @@ from toolchest_wes.client.exceptions import (
     WesApiError,
 )
 from toolchest_wes.client.journal import Journal
-from toolchest_wes.client.run import FOLLOW_INTERVAL, RunHandle, Stream
+from toolchest_wes.client.run import (
+    FOLLOW_INTERVAL,
+    RunHandle,
+    Stream,
+    Terminated,
+    sigterm_raises,
+)
 from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import (
     OutputListResponse,
@@ -324,9 +330,13 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         core = self.client._core
         return await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
 
-    async def cancel(self) -> None:
-        """Ask the server to stop the run."""
+    async def cancel(self) -> bool:
+        """Ask the server to stop the run unless it has ended; see ``Run.cancel``."""
+        state = await self.status()
+        if state.is_terminal or state is State.PREEMPTED:
+            return False
         await self.client.cancel_run(self.run_id)
+        return True
 
     async def delete(self) -> None:
         """Remove the finished run's record and files (toolchest-wes extension)."""
@@ -457,10 +467,22 @@ class AsyncRun(RunHandle[AsyncWesClient]):
 
     @contextlib.asynccontextmanager
     async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRun]:
-        """Cancel the run if the block is left by cancellation, Ctrl-C or an exception."""
-        try:
+        """Cancel the run if the block is left by Ctrl-C or SIGTERM (see ``Run``'s).
+
+        Under ``asyncio.run`` Ctrl-C arrives as the task's cancellation, so that cancels the
+        run too; ``WaitTimeout`` and other exceptions leave it going.
+        """
+        async with async_on_interrupt(self.cancel):
             yield self
-        except BaseException:
+
+
+@contextlib.asynccontextmanager
+async def async_on_interrupt(cancel: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
+    """Await ``cancel`` (never raising) when the block is left by Ctrl-C or SIGTERM."""
+    with sigterm_raises():
+        try:
+            yield
+        except (KeyboardInterrupt, Terminated, asyncio.CancelledError):
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.cancel())
+                await asyncio.shield(cancel())
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from toolchest_wes.client._core import WaitPolicy
 from toolchest_wes.client.exceptions import WaitTimeout
-from toolchest_wes.client.run import RunHandle
+from toolchest_wes.client.run import RunHandle, on_interrupt
 from toolchest_wes.models import RunLog, State
 
 if TYPE_CHECKING:
@@ -154,8 +155,20 @@ class RunGroup(_Group["Run"]):
     def cancel(self) -> None:
         """Cancel every run that has not ended."""
         for run in self.runs:
-            if not _ended(run.status()):
-                run.cancel()
+            run.cancel()
+
+    @contextlib.contextmanager
+    def cancel_on_interrupt(self) -> Iterator[RunGroup]:
+        """Cancel every unfinished run if the block is left by Ctrl-C or SIGTERM.
+
+        Any other exception, ``WaitTimeout`` included, leaves the runs going.
+
+        Example:
+            >>> with group.cancel_on_interrupt():
+            ...     group.get(timeout=3600)
+        """
+        with on_interrupt(self.cancel):
+            yield self
 
     @classmethod
     def open(
@@ -207,9 +220,16 @@ class AsyncRunGroup(_Group["AsyncRun"]):
 
     async def cancel(self) -> None:
         """Cancel every run that has not ended."""
-        for run_id, state in (await self.statuses()).items():
-            if not _ended(state):
-                await next(r for r in self.runs if r.run_id == run_id).cancel()
+        await asyncio.gather(*(run.cancel() for run in self.runs))
+
+    @contextlib.asynccontextmanager
+    async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRunGroup]:
+        """Cancel every unfinished run if the block is left by Ctrl-C, SIGTERM or the task's
+        cancellation (how ``asyncio.run`` delivers Ctrl-C)."""
+        from toolchest_wes.client._async import async_on_interrupt
+
+        async with async_on_interrupt(self.cancel):
+            yield self
 
     @classmethod
     def open(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import signal
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 import httpx
@@ -27,7 +30,7 @@ from toolchest_wes.models import RunLog, State, TaskLog
 if TYPE_CHECKING:
     from toolchest_wes.client._sync import WesClient
 
-__all__ = ["Run", "RunHandle", "Stream"]
+__all__ = ["Run", "RunHandle", "Stream", "Terminated", "on_interrupt", "sigterm_raises"]
 
 Stream = Literal["stdout", "stderr"]
 
@@ -135,9 +138,17 @@ class Run(RunHandle["WesClient"]):
             self.client._core.wait(self.run_id, timeout, policy, raise_on_failure)
         )
 
-    def cancel(self) -> None:
-        """Ask the server to stop the run (POST /runs/{run_id}/cancel)."""
+    def cancel(self) -> bool:
+        """Ask the server to stop the run (POST /runs/{run_id}/cancel), unless it has ended.
+
+        Returns:
+            ``True`` when the cancel was sent; ``False`` when the run had already finished
+            (``status()`` says in which state), which leaves it as it was.
+        """
+        if _ended(self.status()):
+            return False
         self.client.cancel_run(self.run_id)
+        return True
 
     def delete(self) -> None:
         """Remove the finished run's record and files (toolchest-wes extension)."""
@@ -342,15 +353,55 @@ class Run(RunHandle["WesClient"]):
 
     @contextlib.contextmanager
     def cancel_on_interrupt(self) -> Iterator[Run]:
-        """Cancel the run if the block is left by Ctrl-C or an exception.
+        """Cancel the run if the block is left by Ctrl-C (KeyboardInterrupt) or SIGTERM.
+
+        Any other exception, ``WaitTimeout`` included, leaves the run going. SIGTERM is caught
+        only in the main thread (where Python delivers signals); it then ends the program
+        with exit code 143 once the cancel is sent.
 
         Example:
             >>> with run.cancel_on_interrupt():
             ...     run.wait()
         """
-        try:
+        with on_interrupt(self.cancel):
             yield self
-        except BaseException:
+
+
+def _ended(state: State) -> bool:
+    return state.is_terminal or state is State.PREEMPTED
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread by :func:`sigterm_raises` (exit code 143)."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def on_interrupt(cancel: Callable[[], object]) -> Iterator[None]:
+    """Call ``cancel`` (never raising) when the block is left by Ctrl-C or SIGTERM."""
+    with sigterm_raises():
+        try:
+            yield
+        except (KeyboardInterrupt, Terminated):
             with contextlib.suppress(Exception):
-                self.cancel()
+                cancel()
             raise
