@@ -23,9 +23,10 @@ from toolchest_wes.cli._common import (
 )
 from toolchest_wes.cli._output import EXIT_CODES_HELP, echo_json, exit_code_for_state, warn
 from toolchest_wes.client import Run, RunFailed, format_runs
+from toolchest_wes.client._listing import parse_states
 from toolchest_wes.client.run import Stream
 from toolchest_wes.client.tables import duration, format_table
-from toolchest_wes.models import RunLog, State
+from toolchest_wes.models import RunLog
 
 __all__ = ["COMMANDS", "register"]
 
@@ -308,16 +309,25 @@ def download(
 @click.option("--last", "last_n", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
     "--state",
-    type=click.Choice([s.value for s in State], case_sensitive=False),
-    help="Only runs in this state.",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="Only runs in this state or group (repeat, or comma-separated): a WES state, "
+    "or active, finished, failed (EXECUTOR_ERROR, SYSTEM_ERROR, PREEMPTED), canceled.",
 )
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag.")
 @client_command
-def list_command(session: Session, last_n: int, state: str | None, tags: tuple[str, ...]) -> None:
+def list_command(
+    session: Session, last_n: int, states: tuple[str, ...], tags: tuple[str, ...]
+) -> None:
     """List the newest runs on the server, newest first."""
-    runs = session.client.runs(last_n, state=state, tags=parse_pairs(tags, "--tag"))
+    try:
+        selected = parse_states(states or None)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--state") from None
+    runs = session.client.runs(last_n, state=selected, tags=parse_pairs(tags, "--tag"))
     if session.as_json:
-        echo_json(runs)
+        echo_json([run.known_log() for run in runs])
     else:
         click.echo(format_runs(runs))
 

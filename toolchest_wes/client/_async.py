@@ -25,7 +25,7 @@ from toolchest_wes.client._http import (
     Sleep,
     api_error,
 )
-from toolchest_wes.client._listing import RunFilter, log_from_summary
+from toolchest_wes.client._listing import RunFilter, StateSelector
 from toolchest_wes.client._submit import encode_fields, prepare_submission
 from toolchest_wes.client.exceptions import (
     DownloadError,
@@ -46,7 +46,6 @@ from toolchest_wes.models import (
     OutputListResponse,
     RunLog,
     RunStatus,
-    RunSummary,
     ServiceInfo,
     State,
     TaskLog,
@@ -139,12 +138,15 @@ class AsyncWesClient:
     async def list_runs(
         self,
         *,
-        state: State | str | None = None,
+        state: StateSelector = None,
         tags: Mapping[str, str] | None = None,
         limit: int | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[RunSummary]:
-        """Every run, newest first, paging as the iteration goes. Implements GET /runs."""
+    ) -> AsyncIterator[AsyncRun]:
+        """Every run, newest first, as handles, paging as the iteration goes. Implements GET /runs.
+
+        See ``WesClient.list_runs``.
+        """
         run_filter = RunFilter.of(state, tags)
         pager = Pager()
         count = 0
@@ -162,7 +164,7 @@ class AsyncWesClient:
                     tags_ = dict(log.request.tags) if log.request else {}
                 if not run_filter.matches(run, tags_):
                     continue
-                yield run
+                yield AsyncRun(self, run.run_id, summary=run)
                 count += 1
                 if limit is not None and count >= limit:
                     return
@@ -284,18 +286,22 @@ class AsyncWesClient:
         self,
         last_n: int = 10,
         *,
-        state: State | str | None = None,
+        state: StateSelector = None,
         tags: Mapping[str, str] | None = None,
-    ) -> list[RunLog]:
-        """The newest ``last_n`` runs (in ``state``, with ``tags``) with their RunLogs."""
-        found = [s async for s in self.list_runs(state=state, tags=tags, limit=last_n)]
-        return list(await asyncio.gather(*(self._log_or_summary(s) for s in found)))
+    ) -> list[AsyncRun]:
+        """The newest ``last_n`` runs (in ``state``, with ``tags``) as handles.
 
-    async def _log_or_summary(self, summary: RunSummary) -> RunLog:
-        try:
-            return await self.get_run_log(summary.run_id)
-        except WesApiError:
-            return log_from_summary(summary)
+        Their RunLogs are read concurrently here (a table of them cannot await), and kept in
+        the handles of finished runs.
+        """
+        found = [run async for run in self.list_runs(state=state, tags=tags, limit=last_n)]
+        await asyncio.gather(*(self._read_log(run) for run in found))
+        return found
+
+    async def _read_log(self, run: AsyncRun) -> None:
+        # A run whose RunLog the server cannot give still belongs in the table.
+        with contextlib.suppress(WesApiError):
+            await run.log()
 
 
 class AsyncRun(RunHandle[AsyncWesClient]):
@@ -343,8 +349,10 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         await self.client.delete_run(self.run_id)
 
     async def log(self) -> RunLog:
-        """Everything the server says about the run."""
-        return await self.client.get_run_log(self.run_id)
+        """Everything the server says about the run; kept once the run has ended."""
+        if self._log is not None:
+            return self._log
+        return self._keep(await self.client.get_run_log(self.run_id))
 
     async def tasks(self) -> list[TaskLog]:
         """Every task of the run."""

@@ -23,9 +23,15 @@ from toolchest_wes.client._download import (
     zip_name,
 )
 from toolchest_wes.client._http import api_error
-from toolchest_wes.client.exceptions import DownloadError, RunNotFinished, TransportError
+from toolchest_wes.client._listing import log_from_summary
+from toolchest_wes.client.exceptions import (
+    DownloadError,
+    RunNotFinished,
+    TransportError,
+    WesApiError,
+)
 from toolchest_wes.client.tables import Outputs
-from toolchest_wes.models import RunLog, State, TaskLog
+from toolchest_wes.models import RunLog, RunSummary, State, TaskLog
 
 if TYPE_CHECKING:
     from toolchest_wes.client._sync import WesClient
@@ -49,9 +55,27 @@ C = TypeVar("C", bound=_HasUrl)
 class RunHandle(Generic[C]):
     """A run id and the client that reaches its server; equal when both are."""
 
-    def __init__(self, client: C, run_id: str) -> None:
+    def __init__(self, client: C, run_id: str, *, summary: RunSummary | None = None) -> None:
         self.client = client
         self.run_id = run_id
+        #: The listing item the handle came from (``list_runs``/``runs``), if any.
+        self.summary = summary
+        # A finished run's RunLog no longer changes, so it is read once.
+        self._log: RunLog | None = None
+
+    def _keep(self, log: RunLog) -> RunLog:
+        if _ended(log.state):
+            self._log = log
+        return log
+
+    def known_log(self) -> RunLog:
+        """The RunLog as far as it is known without asking the server: the cached one once
+        the run has ended, else one built from the listing item (state and times)."""
+        if self._log is not None:
+            return self._log
+        if self.summary is not None:
+            return log_from_summary(self.summary)
+        return RunLog(run_id=self.run_id)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.run_id!r}, url={self.client.url!r})"
@@ -155,8 +179,21 @@ class Run(RunHandle["WesClient"]):
         self.client.delete_run(self.run_id)
 
     def log(self) -> RunLog:
-        """Everything the server says about the run (GET /runs/{run_id})."""
-        return self.client.get_run_log(self.run_id)
+        """Everything the server says about the run (GET /runs/{run_id}).
+
+        Read once the run has ended: a finished run's RunLog is kept and returned again.
+        """
+        if self._log is not None:
+            return self._log
+        return self._keep(self.client.get_run_log(self.run_id))
+
+    def known_log(self) -> RunLog:
+        """The RunLog (read from the server, or cached once the run has ended); one built from
+        the listing item when the server cannot give it."""
+        try:
+            return self.log()
+        except WesApiError:
+            return super().known_log()
 
     def tasks(self) -> list[TaskLog]:
         """Every task of the run, in the server's order."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Protocol
 
 from toolchest_wes.models import OutputFile, OutputListResponse, RunLog, RunSummary
 
@@ -61,10 +61,20 @@ def duration(start: str | None, end: str | None, now: datetime | None = None) ->
     return f"{hours}h{minutes:02d}m"
 
 
-def format_runs(runs: Iterable[RunLog | RunSummary]) -> str:
-    """A table of id, state, submitted, started, duration and workflow."""
+class _Listed(Protocol):
+    """A run handle (``Run``, ``AsyncRun``), as far as a table needs it."""
+
+    def known_log(self) -> RunLog: ...
+
+
+def format_runs(runs: Iterable[RunLog | RunSummary | _Listed]) -> str:
+    """A table of id, state, submitted, started, duration and workflow.
+
+    Takes RunLogs, listing items or run handles (whose RunLogs a ``Run`` reads as needed).
+    """
     rows = []
-    for run in runs:
+    for item in runs:
+        run = item if isinstance(item, RunLog | RunSummary) else item.known_log()
         if isinstance(run, RunLog):
             log = run.run_log
             start = log.start_time if log else None
@@ -87,7 +97,7 @@ def format_runs(runs: Iterable[RunLog | RunSummary]) -> str:
     return format_table(["RUN ID", "STATE", "SUBMITTED", "STARTED", "DURATION", "WORKFLOW"], rows)
 
 
-def print_runs(runs: Iterable[RunLog | RunSummary], file: IO[str] | None = None) -> None:
+def print_runs(runs: Iterable[RunLog | RunSummary | _Listed], file: IO[str] | None = None) -> None:
     """Print :func:`format_runs` (to stdout by default).
 
     Example:
