@@ -21,8 +21,15 @@ from toolchest_wes.cli._common import (
     parse_pairs,
     stop,
 )
-from toolchest_wes.cli._output import EXIT_CODES_HELP, echo_json, exit_code_for_state, warn
-from toolchest_wes.client import Run, RunFailed, format_runs
+from toolchest_wes.cli._output import (
+    EXIT_CODES_HELP,
+    ExitCode,
+    echo_json,
+    exit_code_for_state,
+    warn,
+)
+from toolchest_wes.client import ConflictError, Run, RunFailed, format_runs
+from toolchest_wes.client._core import REQUEST_ID_TAG
 from toolchest_wes.client._listing import parse_states
 from toolchest_wes.client.run import Stream
 from toolchest_wes.client.tables import duration, format_table
@@ -347,18 +354,63 @@ def info(session: Session, run_ref: str) -> None:
         ("run", log.run_id),
         ("state", str(log.state)),
         ("workflow", request.workflow_url if request else "-"),
-        ("tags", ", ".join(f"{k}={v}" for k, v in request.tags.items()) if request else ""),
+        ("tags", _tags(request.tags) if request else ""),
         ("submitted", _short(log.submitted_time)),
         ("started", _short(details.start_time if details else None)),
         ("ended", _short(details.end_time if details else None)),
         ("duration", duration(details.start_time, details.end_time) if details else "-"),
         ("exit code", str(details.exit_code) if details and details.exit_code is not None else "-"),
         ("outputs", str(len(log.outputs or {}))),
+        ("expires", _expiry(log)),  # the outputs, by the retention policy
         ("stderr", (details.stderr if details else None) or "-"),
     ]
     click.echo(_fields(rows))
     for line in (details.system_logs if details else None) or []:
         click.echo(f"system log: {line}")
+
+
+def _tags(tags: dict[str, str]) -> str:
+    # The client's own retry tag means nothing to a reader; --json still has it.
+    return ", ".join(f"{k}={v}" for k, v in tags.items() if k != REQUEST_ID_TAG)
+
+
+def _expiry(log: RunLog) -> str:
+    extra = log.model_extra or {}
+    expire_at = extra.get("outputs_expire_at")
+    if not expire_at:
+        return "never" if "outputs_expire_at" in extra else "-"
+    when = f"{_short(str(expire_at))} UTC"
+    return f"removed at {when}" if extra.get("outputs_expired") else when
+
+
+@click.command()
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@client_command
+def delete(session: Session, run_refs: tuple[str, ...]) -> None:
+    """Remove finished runs: their records and files. An active run is left; cancel it first.
+
+    Exits 2 when a run could not be deleted because it is still active.
+    """
+    deleted: list[str] = []
+    active: list[str] = []
+    for ref in run_refs:
+        run = session.run(ref)
+        try:
+            run.delete()
+        except ConflictError:
+            active.append(run.run_id)
+            warn(
+                f"run {run.run_id} is still {run.status()}, so it was not deleted; cancel it "
+                f"first (toolchest-wes cancel {run.run_id}) or wait for it"
+            )
+            continue
+        deleted.append(run.run_id)
+        if not session.as_json:
+            click.echo(f"deleted run {run.run_id}")
+    if session.as_json:
+        echo_json({"deleted": deleted, "active": active})
+    if active:
+        stop(ExitCode.USAGE)
 
 
 @click.command("service-info")
@@ -402,6 +454,7 @@ COMMANDS = [
     download,
     list_command,
     info,
+    delete,
     service_info,
 ]
 

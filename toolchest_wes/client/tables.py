@@ -46,19 +46,19 @@ def _short_time(stamp: str | None) -> str:
 
 
 def duration(start: str | None, end: str | None, now: datetime | None = None) -> str:
-    """``1h02m``, ``3m05s`` or ``4.2s`` between two ISO times (to now while running)."""
+    """``1h02m05.3s``, ``3m05.2s`` or ``4.2s`` between two ISO times (to now while running)."""
     begin = _parse(start)
     if begin is None:
         return "-"
     finish = _parse(end) or now or datetime.now(UTC)
-    seconds = max(0.0, (finish - begin).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
+    tenths = round(max(0.0, (finish - begin).total_seconds()) * 10)
+    minutes, secs = divmod(tenths, 600)
+    if minutes == 0:
+        return f"{secs / 10:.1f}s"
     if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
+        return f"{minutes}m{secs / 10:04.1f}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return f"{hours}h{minutes:02d}m{secs / 10:04.1f}s"
 
 
 class _Listed(Protocol):
