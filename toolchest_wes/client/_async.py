@@ -334,7 +334,8 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         """Wait until the run ends, with backoff; see ``Run.wait``."""
         policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
         core = self.client._core
-        return await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
+        log = await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
+        return self._keep(log)
 
     async def cancel(self) -> bool:
         """Ask the server to stop the run unless it has ended; see ``Run.cancel``."""

@@ -155,11 +155,14 @@ class Run(RunHandle["WesClient"]):
         Raises:
             WaitTimeout: ``timeout`` passed first; the run goes on.
             RunFailed: The run ended EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED;
-                it carries the state, exit code, system logs and the tail of stderr.
+                it names the failed task with its own exit code and stderr tail, and carries
+                the state, the engine's exit code, system logs and the tail of its stderr.
         """
         policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
-        return self.client._drive(
-            self.client._core.wait(self.run_id, timeout, policy, raise_on_failure)
+        return self._keep(
+            self.client._drive(
+                self.client._core.wait(self.run_id, timeout, policy, raise_on_failure)
+            )
         )
 
     def cancel(self) -> bool:
