@@ -122,7 +122,11 @@ def test_every_command_has_json(tw: Invoke, tmp_path: Path) -> None:
     assert [r["run_id"] for r in listed] == [run_id]
     service = js("service-info")
     assert "CWL" in service["workflow_type_versions"]
-    assert js("cancel", run_id) == {"run_id": run_id}
+    assert js("cancel", run_id) == {
+        "run_id": run_id,
+        "cancel_requested": False,
+        "state": "COMPLETE",
+    }
     submitted = js("submit", HELLO, HELLO_JOB)
     assert set(submitted) == {"run_id"}
     finished = js("submit", HELLO, HELLO_JOB, "--wait")

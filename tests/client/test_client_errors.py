@@ -323,3 +323,120 @@ def test_async_client_maps_errors_and_retries() -> None:
         await http.aclose()
 
     asyncio.run(main())
+
+
+# -- outputs of unfinished runs, failed tasks, cancel of finished runs --------------------------
+
+
+def routes(table: dict[str, Any]) -> Handler:
+    """Answer each path (after /ga4gh/wes/v1) from ``table``: a JSON body or a Response."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/ga4gh/wes/v1")
+        answer = table.get(path, error(404, f"no route {path}"))
+        return answer if isinstance(answer, httpx.Response) else httpx.Response(200, json=answer)
+
+    return handler
+
+
+def test_outputs_of_a_running_run_raise_without_listing() -> None:
+    from toolchest_wes.client import Run, RunNotFinished
+
+    seen: list[str] = []
+    table = {"/runs/r/status": {"run_id": "r", "state": "RUNNING"}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return routes(table)(request)
+
+    with pytest.raises(RunNotFinished, match="RUNNING"):
+        Run(client(handler), "r").outputs()
+    assert not any(path.endswith("/outputs") for path in seen)
+
+
+def test_an_include_that_matches_nothing_lists_what_there_is() -> None:
+    from toolchest_wes.client import NoMatchingOutputs, Run
+
+    files = [{"path": f"f{i}.txt", "size": 1, "url": f"{URL}/x/{i}"} for i in range(25)]
+    table = {
+        "/runs/r/status": {"run_id": "r", "state": "COMPLETE"},
+        "/runs/r/outputs": {"run_id": "r", "files": files},
+    }
+    with pytest.raises(NoMatchingOutputs) as info:
+        Run(client(routes(table)), "r").outputs(include=["*.bam"])
+    assert "'*.bam'" in str(info.value) and "f0.txt" in str(info.value)
+    assert "(25 in all)" in str(info.value)
+
+
+def failed_run(tasks: Any) -> dict[str, Any]:
+    return {
+        "/runs/r/status": {"run_id": "r", "state": "EXECUTOR_ERROR"},
+        "/runs/r": {
+            "run_id": "r",
+            "state": "EXECUTOR_ERROR",
+            "run_log": {"exit_code": 1, "stderr": f"{URL}/logs/engine"},
+        },
+        "/runs/r/tasks": tasks,
+        "/logs/engine": httpx.Response(200, text="[job align] exited with status: 3\n"),
+        "/logs/task": httpx.Response(200, text="line\nboom\n"),
+    }
+
+
+def test_run_failed_names_the_last_task_that_failed() -> None:
+    from toolchest_wes.client import RunFailed
+
+    tasks = {
+        "task_logs": [
+            {"id": "1", "name": "index", "exit_code": 0},
+            {"id": "2", "name": "align", "exit_code": 3, "stderr": f"{URL}/logs/task"},
+        ]
+    }
+    with pytest.raises(RunFailed) as info:
+        client(routes(failed_run(tasks))).wait_for_run("r", timeout=5)
+    failed = info.value
+    assert failed.task is not None and failed.task.name == "align"
+    assert failed.task_stderr_tail == "line\nboom"
+    assert str(failed).startswith("run r ended EXECUTOR_ERROR: task 'align' exited with 3")
+    assert "(engine exit code 1)" in str(failed) and str(failed).endswith("boom")
+
+
+def test_run_failed_without_a_task_listing_falls_back_to_the_engine_log() -> None:
+    from toolchest_wes.client import RunFailed
+
+    with pytest.raises(RunFailed) as info:
+        client(routes(failed_run(error(500, "broken"))), retries=0).wait_for_run("r", timeout=5)
+    assert info.value.task is None
+    assert "exit code 1" in str(info.value) and "exited with status: 3" in str(info.value)
+
+
+def test_a_cancelled_run_reads_nothing_more() -> None:
+    from toolchest_wes.client import RunFailed
+
+    seen: list[str] = []
+    table = {
+        "/runs/r/status": {"run_id": "r", "state": "CANCELED"},
+        "/runs/r": {"run_id": "r", "state": "CANCELED", "run_log": {"exit_code": -9}},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return routes(table)(request)
+
+    with pytest.raises(RunFailed) as info:
+        client(handler).wait_for_run("r", timeout=5)
+    assert str(info.value) == "run r was cancelled (CANCELED)" and info.value.cancelled
+    assert not any("tasks" in path for path in seen)
+
+
+def test_cancel_of_a_finished_run_sends_nothing() -> None:
+    from toolchest_wes.client import Run
+
+    methods: list[str] = []
+    table = {"/runs/r/status": {"run_id": "r", "state": "COMPLETE"}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        methods.append(request.method)
+        return routes(table)(request)
+
+    assert Run(client(handler), "r").cancel() is False
+    assert methods == ["GET"]

@@ -101,6 +101,7 @@ def test_failing_workflow_exits_non_zero_with_the_reason(
     assert result.exit_code == 1  # cwltool's permanent failure
     assert result.stdout == ""
     assert "EXECUTOR_ERROR" in result.stderr and "something went wrong" in result.stderr
+    assert "task 'fail.cwl' exited with 3" in result.stderr
 
 
 def test_secondary_files_the_input_types_name_reach_the_engine(

@@ -16,7 +16,7 @@ from toolchest_wes.cli._output import (
     exit_code_for_error,
     warn,
 )
-from toolchest_wes.client import Journal, Run, WesClient, WesClientError
+from toolchest_wes.client import Journal, Run, RunFailed, WesClient, WesClientError
 
 __all__ = [
     "LAST",
@@ -140,6 +140,9 @@ def make_client(
 
 def fail(error: WesClientError, url: str) -> NoReturn:
     """Report an SDK error on stderr and exit with its code."""
+    if isinstance(error, RunFailed) and error.cancelled:
+        warn(str(error))  # asked for, so not an error; the exit code (4) still tells
+        stop(exit_code_for_error(error))
     warn(f"error: {describe_error(error, url)}")
     stop(exit_code_for_error(error))
 
@@ -191,8 +194,11 @@ def detach_on_interrupt(run: Run, cancel: bool = False) -> Iterator[None]:
 def cancel_quietly(run: Run, prefix: str = "") -> None:
     """Ask for the run to be cancelled and say on stderr whether that worked; never raises."""
     try:
-        run.cancel()
+        sent = run.cancel()
     except WesClientError as error:
         warn(f"{prefix}cancelling run {run.run_id} failed: {error}")
     else:
-        warn(f"{prefix}cancel requested for run {run.run_id}")
+        if sent:
+            warn(f"{prefix}cancel requested for run {run.run_id}")
+        else:
+            warn(f"{prefix}run {run.run_id} had already finished; nothing to cancel")

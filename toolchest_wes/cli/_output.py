@@ -16,8 +16,10 @@ from toolchest_wes.client import (
     ForbiddenError,
     GoneError,
     InputFileError,
+    NoMatchingOutputs,
     NotFoundError,
     RunFailed,
+    RunNotFinished,
     TransportError,
     UnauthorizedError,
     WaitTimeout,
@@ -44,8 +46,9 @@ class ExitCode(IntEnum):
     OK = 0
     #: The run failed: EXECUTOR_ERROR (the workflow itself failed).
     RUN_FAILED = 1
-    #: Usage error: bad options or arguments, a missing local file, no run for ``@last``, or a
-    #: request the server refused as invalid (400, 409).
+    #: Usage error: bad options or arguments, a missing local file, no run for ``@last``, a
+    #: request the server refused as invalid (400, 409), outputs of a run that has not
+    #: finished, or ``--include`` globs that match no output file.
     USAGE = 2
     #: The run ended SYSTEM_ERROR or PREEMPTED: the service failed, not the workflow.
     SYSTEM_ERROR = 3
@@ -67,7 +70,8 @@ Exit codes of the client commands:
   0    success; a run waited for ended COMPLETE
   1    the run failed (EXECUTOR_ERROR)
   2    usage error: bad arguments, missing local file, no run for @last,
-       or the server refused the request as invalid (400, 409)
+       the server refused the request as invalid (400, 409), outputs of
+       an unfinished run, or --include globs that match no output file
   3    the run ended SYSTEM_ERROR or PREEMPTED
   4    the run was cancelled (CANCELED, CANCELING)
   5    --timeout passed before the run ended (the run goes on)
@@ -94,7 +98,15 @@ def exit_code_for_error(error: WesClientError) -> ExitCode:
         return exit_code_for_state(error.state)
     if isinstance(error, WaitTimeout):
         return ExitCode.TIMEOUT
-    if isinstance(error, InputFileError | BundleError | BadRequestError | ConflictError):
+    if isinstance(
+        error,
+        InputFileError
+        | BundleError
+        | BadRequestError
+        | ConflictError
+        | RunNotFinished
+        | NoMatchingOutputs,
+    ):
         return ExitCode.USAGE
     if isinstance(error, UnauthorizedError | ForbiddenError | NotFoundError | GoneError):
         return ExitCode.NOT_FOUND

@@ -21,11 +21,19 @@ from toolchest_wes.cli._common import (
     parse_pairs,
     stop,
 )
-from toolchest_wes.cli._output import EXIT_CODES_HELP, echo_json, exit_code_for_state, warn
-from toolchest_wes.client import Run, RunFailed, format_runs
+from toolchest_wes.cli._output import (
+    EXIT_CODES_HELP,
+    ExitCode,
+    echo_json,
+    exit_code_for_state,
+    warn,
+)
+from toolchest_wes.client import ConflictError, Run, RunFailed, format_runs
+from toolchest_wes.client._core import REQUEST_ID_TAG
+from toolchest_wes.client._listing import parse_states
 from toolchest_wes.client.run import Stream
 from toolchest_wes.client.tables import duration, format_table
-from toolchest_wes.models import RunLog, State
+from toolchest_wes.models import RunLog
 
 __all__ = ["COMMANDS", "register"]
 
@@ -148,7 +156,8 @@ def _finish(session: Session, run: Run, timeout: float | None, *, on_stdout: boo
     try:
         log = run.wait(timeout=timeout)
     except RunFailed as failed:
-        warn(f"error: {failed}")
+        # A cancel is something someone asked for, not an error: no engine log with it.
+        warn(str(failed) if failed.cancelled else f"error: {failed}")
         if on_stdout:
             _print_final(session, run.log())
         stop(exit_code_for_state(failed.state))
@@ -170,13 +179,19 @@ def _print_final(session: Session, log: RunLog) -> None:
 @click.argument("run_ref", metavar="RUN")
 @client_command
 def cancel(session: Session, run_ref: str) -> None:
-    """Ask the server to cancel RUN (it ends CANCELED)."""
+    """Ask the server to cancel RUN (it ends CANCELED).
+
+    A run that has already finished is left as it is; the message says in which state.
+    """
     run = session.run(run_ref)
-    run_id = run.client.cancel_run(run.run_id)
+    sent = run.cancel()
+    state = run.status()
     if session.as_json:
-        echo_json({"run_id": run_id})
+        echo_json({"run_id": run.run_id, "cancel_requested": sent, "state": state})
+    elif sent:
+        click.echo(f"cancel requested for run {run.run_id}")
     else:
-        click.echo(f"cancel requested for run {run_id}")
+        click.echo(f"run {run.run_id} had already finished ({state}); nothing to cancel")
 
 
 @click.command()
@@ -243,13 +258,25 @@ def _short(stamp: str | None) -> str:
 @click.command()
 @click.argument("run_ref", metavar="RUN")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only matching files (repeat).")
+@click.option("--wait", is_flag=True, help="Wait for an unfinished run to end first.")
 @client_command
-def outputs(session: Session, run_ref: str, include: tuple[str, ...]) -> None:
-    """List the output files of RUN with their sizes and checksums."""
+def outputs(session: Session, run_ref: str, include: tuple[str, ...], wait: bool) -> None:
+    """List the output files of RUN with their sizes and checksums, and when they expire.
+
+    A run that has not finished, or --include globs that match no file, exit 2.
+    """
     run = session.run(run_ref)
-    files = run.outputs(include or None)
+    with detach_on_interrupt(run):
+        files = run.outputs(include or None, wait=wait)
     if session.as_json:
-        echo_json({"run_id": run.run_id, "files": list(files), "total_size": files.total_size})
+        echo_json(
+            {
+                "run_id": run.run_id,
+                "files": list(files),
+                "total_size": files.total_size,
+                "outputs_expire_at": files.expire_at,
+            }
+        )
     else:
         click.echo(str(files))
 
@@ -259,18 +286,25 @@ def outputs(session: Session, run_ref: str, include: tuple[str, ...]) -> None:
 @click.argument("dest", required=False, default=".", type=click.Path(file_okay=False))
 @click.option("--include", multiple=True, metavar="GLOB", help="Only matching files (repeat).")
 @click.option("--archive", is_flag=True, help="Fetch one zip of the outputs instead.")
+@click.option("--wait", is_flag=True, help="Wait for an unfinished run to end first.")
 @client_command
 def download(
-    session: Session, run_ref: str, dest: str, include: tuple[str, ...], archive: bool
+    session: Session,
+    run_ref: str,
+    dest: str,
+    include: tuple[str, ...],
+    archive: bool,
+    wait: bool,
 ) -> None:
     """Download the outputs of RUN into DEST (default: here), keeping their paths.
 
     Complete files are skipped and partial ones resumed, so running it again after an
-    interruption finishes the job. Prints each file written.
+    interruption finishes the job. Prints each file written. A run that has not finished,
+    or --include globs that match no file, exit 2.
     """
     run = session.run(run_ref)
     with detach_on_interrupt(run):
-        written = run.download(dest, include or None, archive=archive)
+        written = run.download(dest, include or None, archive=archive, wait=wait)
     if session.as_json:
         echo_json({"run_id": run.run_id, "files": [str(p) for p in written]})
     else:
@@ -282,16 +316,25 @@ def download(
 @click.option("--last", "last_n", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
     "--state",
-    type=click.Choice([s.value for s in State], case_sensitive=False),
-    help="Only runs in this state.",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="Only runs in this state or group (repeat, or comma-separated): a WES state, "
+    "or active, finished, failed (EXECUTOR_ERROR, SYSTEM_ERROR, PREEMPTED), canceled.",
 )
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag.")
 @client_command
-def list_command(session: Session, last_n: int, state: str | None, tags: tuple[str, ...]) -> None:
+def list_command(
+    session: Session, last_n: int, states: tuple[str, ...], tags: tuple[str, ...]
+) -> None:
     """List the newest runs on the server, newest first."""
-    runs = session.client.runs(last_n, state=state, tags=parse_pairs(tags, "--tag"))
+    try:
+        selected = parse_states(states or None)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--state") from None
+    runs = session.client.runs(last_n, state=selected, tags=parse_pairs(tags, "--tag"))
     if session.as_json:
-        echo_json(runs)
+        echo_json([run.known_log() for run in runs])
     else:
         click.echo(format_runs(runs))
 
@@ -311,18 +354,63 @@ def info(session: Session, run_ref: str) -> None:
         ("run", log.run_id),
         ("state", str(log.state)),
         ("workflow", request.workflow_url if request else "-"),
-        ("tags", ", ".join(f"{k}={v}" for k, v in request.tags.items()) if request else ""),
+        ("tags", _tags(request.tags) if request else ""),
         ("submitted", _short(log.submitted_time)),
         ("started", _short(details.start_time if details else None)),
         ("ended", _short(details.end_time if details else None)),
         ("duration", duration(details.start_time, details.end_time) if details else "-"),
         ("exit code", str(details.exit_code) if details and details.exit_code is not None else "-"),
         ("outputs", str(len(log.outputs or {}))),
+        ("expires", _expiry(log)),  # the outputs, by the retention policy
         ("stderr", (details.stderr if details else None) or "-"),
     ]
     click.echo(_fields(rows))
     for line in (details.system_logs if details else None) or []:
         click.echo(f"system log: {line}")
+
+
+def _tags(tags: dict[str, str]) -> str:
+    # The client's own retry tag means nothing to a reader; --json still has it.
+    return ", ".join(f"{k}={v}" for k, v in tags.items() if k != REQUEST_ID_TAG)
+
+
+def _expiry(log: RunLog) -> str:
+    extra = log.model_extra or {}
+    expire_at = extra.get("outputs_expire_at")
+    if not expire_at:
+        return "never" if "outputs_expire_at" in extra else "-"
+    when = f"{_short(str(expire_at))} UTC"
+    return f"removed at {when}" if extra.get("outputs_expired") else when
+
+
+@click.command()
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@client_command
+def delete(session: Session, run_refs: tuple[str, ...]) -> None:
+    """Remove finished runs: their records and files. An active run is left; cancel it first.
+
+    Exits 2 when a run could not be deleted because it is still active.
+    """
+    deleted: list[str] = []
+    active: list[str] = []
+    for ref in run_refs:
+        run = session.run(ref)
+        try:
+            run.delete()
+        except ConflictError:
+            active.append(run.run_id)
+            warn(
+                f"run {run.run_id} is still {run.status()}, so it was not deleted; cancel it "
+                f"first (toolchest-wes cancel {run.run_id}) or wait for it"
+            )
+            continue
+        deleted.append(run.run_id)
+        if not session.as_json:
+            click.echo(f"deleted run {run.run_id}")
+    if session.as_json:
+        echo_json({"deleted": deleted, "active": active})
+    if active:
+        stop(ExitCode.USAGE)
 
 
 @click.command("service-info")
@@ -366,6 +454,7 @@ COMMANDS = [
     download,
     list_command,
     info,
+    delete,
     service_info,
 ]
 

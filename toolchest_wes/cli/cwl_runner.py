@@ -165,6 +165,12 @@ def _report(failed: RunFailed, quiet: bool) -> None:
     if failed.exit_code is not None:
         lines[0] += f" (exit code {failed.exit_code})"
     lines += [f"  {line}" for line in failed.system_logs[-5:]]
+    if failed.task is not None:
+        lines.append(
+            f"  task {failed.task.name or failed.task.id!r} exited with {failed.task.exit_code}"
+        )
+        if failed.task_stderr_tail:  # the engine's log never shows the task's own stderr
+            lines += ["--- stderr of the task (last lines) ---", failed.task_stderr_tail]
     if quiet and failed.stderr_tail:  # without --quiet the whole log was shown already
         lines += ["--- stderr (last lines) ---", failed.stderr_tail]
     warn("\n".join(lines))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,17 +25,27 @@ from toolchest_wes.client._http import (
     Sleep,
     api_error,
 )
-from toolchest_wes.client._listing import RunFilter, log_from_summary
+from toolchest_wes.client._listing import RunFilter, StateSelector
 from toolchest_wes.client._submit import encode_fields, prepare_submission
-from toolchest_wes.client.exceptions import DownloadError, TransportError, WesApiError
+from toolchest_wes.client.exceptions import (
+    DownloadError,
+    RunNotFinished,
+    TransportError,
+    WesApiError,
+)
 from toolchest_wes.client.journal import Journal
-from toolchest_wes.client.run import FOLLOW_INTERVAL, RunHandle, Stream
+from toolchest_wes.client.run import (
+    FOLLOW_INTERVAL,
+    RunHandle,
+    Stream,
+    Terminated,
+    sigterm_raises,
+)
 from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import (
     OutputListResponse,
     RunLog,
     RunStatus,
-    RunSummary,
     ServiceInfo,
     State,
     TaskLog,
@@ -128,12 +138,15 @@ class AsyncWesClient:
     async def list_runs(
         self,
         *,
-        state: State | str | None = None,
+        state: StateSelector = None,
         tags: Mapping[str, str] | None = None,
         limit: int | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[RunSummary]:
-        """Every run, newest first, paging as the iteration goes. Implements GET /runs."""
+    ) -> AsyncIterator[AsyncRun]:
+        """Every run, newest first, as handles, paging as the iteration goes. Implements GET /runs.
+
+        See ``WesClient.list_runs``.
+        """
         run_filter = RunFilter.of(state, tags)
         pager = Pager()
         count = 0
@@ -151,7 +164,7 @@ class AsyncWesClient:
                     tags_ = dict(log.request.tags) if log.request else {}
                 if not run_filter.matches(run, tags_):
                     continue
-                yield run
+                yield AsyncRun(self, run.run_id, summary=run)
                 count += 1
                 if limit is not None and count >= limit:
                     return
@@ -273,18 +286,22 @@ class AsyncWesClient:
         self,
         last_n: int = 10,
         *,
-        state: State | str | None = None,
+        state: StateSelector = None,
         tags: Mapping[str, str] | None = None,
-    ) -> list[RunLog]:
-        """The newest ``last_n`` runs (in ``state``, with ``tags``) with their RunLogs."""
-        found = [s async for s in self.list_runs(state=state, tags=tags, limit=last_n)]
-        return list(await asyncio.gather(*(self._log_or_summary(s) for s in found)))
+    ) -> list[AsyncRun]:
+        """The newest ``last_n`` runs (in ``state``, with ``tags``) as handles.
 
-    async def _log_or_summary(self, summary: RunSummary) -> RunLog:
-        try:
-            return await self.get_run_log(summary.run_id)
-        except WesApiError:
-            return log_from_summary(summary)
+        Their RunLogs are read concurrently here (a table of them cannot await), and kept in
+        the handles of finished runs.
+        """
+        found = [run async for run in self.list_runs(state=state, tags=tags, limit=last_n)]
+        await asyncio.gather(*(self._read_log(run) for run in found))
+        return found
+
+    async def _read_log(self, run: AsyncRun) -> None:
+        # A run whose RunLog the server cannot give still belongs in the table.
+        with contextlib.suppress(WesApiError):
+            await run.log()
 
 
 class AsyncRun(RunHandle[AsyncWesClient]):
@@ -317,19 +334,26 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         """Wait until the run ends, with backoff; see ``Run.wait``."""
         policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
         core = self.client._core
-        return await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
+        log = await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
+        return self._keep(log)
 
-    async def cancel(self) -> None:
-        """Ask the server to stop the run."""
+    async def cancel(self) -> bool:
+        """Ask the server to stop the run unless it has ended; see ``Run.cancel``."""
+        state = await self.status()
+        if state.is_terminal or state is State.PREEMPTED:
+            return False
         await self.client.cancel_run(self.run_id)
+        return True
 
     async def delete(self) -> None:
         """Remove the finished run's record and files (toolchest-wes extension)."""
         await self.client.delete_run(self.run_id)
 
     async def log(self) -> RunLog:
-        """Everything the server says about the run."""
-        return await self.client.get_run_log(self.run_id)
+        """Everything the server says about the run; kept once the run has ended."""
+        if self._log is not None:
+            return self._log
+        return self._keep(await self.client.get_run_log(self.run_id))
 
     async def tasks(self) -> list[TaskLog]:
         """Every task of the run."""
@@ -379,10 +403,26 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         url = getattr(log, stream, None) if log else None
         return url or ""
 
-    async def outputs(self, include: Sequence[str] | None = None) -> Outputs:
-        """The run's output files with path, size and checksum."""
+    async def outputs(
+        self,
+        include: Sequence[str] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Outputs:
+        """The run's output files with path, size and checksum; see ``Run.outputs``.
+
+        Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
+        """
+        state = await self.status()
+        if not (state.is_terminal or state is State.PREEMPTED):
+            if not wait:
+                raise RunNotFinished(self.run_id, state)
+            await self.wait(timeout=timeout)
         listing = await self.client.list_run_outputs(self.run_id)
-        return Outputs(select_outputs(listing.files, include))
+        return Outputs(select_outputs(listing.files, include, self.run_id), listing)
 
     async def download(
         self,
@@ -390,11 +430,13 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         include: Sequence[str] | None = None,
         *,
         progress: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> list[Path]:
         """Download output files into ``dest``, resuming and checking them; see ``Run.download``."""
+        files = await self.outputs(include, wait=wait, timeout=timeout)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        files = await self.outputs(include)
         written = []
         with Progress(files.total_size, progress, desc=self.run_id[:8]) as bar:
             for entry in files:
@@ -434,10 +476,22 @@ class AsyncRun(RunHandle[AsyncWesClient]):
 
     @contextlib.asynccontextmanager
     async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRun]:
-        """Cancel the run if the block is left by cancellation, Ctrl-C or an exception."""
-        try:
+        """Cancel the run if the block is left by Ctrl-C or SIGTERM (see ``Run``'s).
+
+        Under ``asyncio.run`` Ctrl-C arrives as the task's cancellation, so that cancels the
+        run too; ``WaitTimeout`` and other exceptions leave it going.
+        """
+        async with async_on_interrupt(self.cancel):
             yield self
-        except BaseException:
+
+
+@contextlib.asynccontextmanager
+async def async_on_interrupt(cancel: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
+    """Await ``cancel`` (never raising) when the block is left by Ctrl-C or SIGTERM."""
+    with sigterm_raises():
+        try:
+            yield
+        except (KeyboardInterrupt, Terminated, asyncio.CancelledError):
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.cancel())
+                await asyncio.shield(cancel())
             raise

@@ -367,7 +367,10 @@ class Core:
 
     def stderr_tail(self, log: RunLog) -> Op[str]:
         """The last part of a run's stderr, or ``""`` when it cannot be read."""
-        url = log.run_log.stderr if log.run_log else None
+        return self.tail_of(log.run_log.stderr if log.run_log else None)
+
+    def tail_of(self, url: str | None) -> Op[str]:
+        """The last part of the log at ``url``, or ``""`` when it cannot be read."""
         if not url or not url.startswith(("http://", "https://")):
             return ""
         try:
@@ -376,6 +379,22 @@ class Core:
             return ""
         text = data.content[-STDERR_TAIL_BYTES:].decode("utf-8", "replace")
         return text
+
+    def failed_task(self, run_id: str) -> Op[TaskLog | None]:
+        """The last task that exited non-zero, or ``None`` (none did, or no task listing)."""
+        failed: TaskLog | None = None
+        pager = Pager()
+        try:
+            while not pager.done:
+                page = yield from self.list_tasks_page(run_id, None, pager.token)
+                pager.advance(page.next_page_token)
+                for task in page.task_logs:
+                    if task.exit_code not in (None, 0):
+                        failed = task
+        except exc.WesClientError:
+            # The task listing only adds detail to a failure that is reported anyway.
+            return failed
+        return failed
 
     def wait(
         self, run_id: str, timeout: float | None, policy: WaitPolicy, raise_on_failure: bool
@@ -404,16 +423,33 @@ class Core:
                 yield Sleep(interval)
 
     def failure(self, log: RunLog, state: State) -> Op[exc.RunFailed]:
-        """The ``RunFailed`` for a run that ended in ``state``."""
+        """The ``RunFailed`` for a run that ended in ``state``.
+
+        A cancelled run carries no logs: its engine was stopped on purpose, so what it wrote
+        on the way out explains nothing. A failed one names the task that failed, with the
+        task's own exit code and stderr, since the engine's exit code and log only say that
+        some task failed.
+        """
+        run_log = log.run_log
+        exit_code = run_log.exit_code if run_log else None
+        if state in (State.CANCELED, State.CANCELING):
+            return exc.RunFailed(log.run_id, state, exit_code=exit_code)
         tail = yield from self.stderr_tail(log)
-        lines = tail.splitlines()[-20:]
+        task = yield from self.failed_task(log.run_id)
+        task_tail = (yield from self.tail_of(task.stderr)) if task else ""
         return exc.RunFailed(
             log.run_id,
             state,
-            exit_code=log.run_log.exit_code if log.run_log else None,
-            system_logs=log.run_log.system_logs if log.run_log else None,
-            stderr_tail="\n".join(lines),
+            exit_code=exit_code,
+            system_logs=run_log.system_logs if run_log else None,
+            stderr_tail=_last_lines(tail),
+            task=task,
+            task_stderr_tail=_last_lines(task_tail),
         )
+
+
+def _last_lines(text: str, count: int = 20) -> str:
+    return "\n".join(text.splitlines()[-count:])
 
 
 def _q(value: str) -> str:

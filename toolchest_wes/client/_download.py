@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import httpx
 
-from toolchest_wes.client.exceptions import DownloadError
+from toolchest_wes.client.exceptions import DownloadError, NoMatchingOutputs
 from toolchest_wes.models import OutputFile
 
 __all__ = ["FileSink", "Progress", "outputs_from_cwl", "select_outputs", "target_path"]
@@ -20,8 +20,15 @@ __all__ = ["FileSink", "Progress", "outputs_from_cwl", "select_outputs", "target
 CHUNK = 1 << 16
 
 
-def select_outputs(files: Sequence[OutputFile], include: Sequence[str] | None) -> list[OutputFile]:
-    """The files whose path (or name) matches one of the ``include`` globs; all without any."""
+def select_outputs(
+    files: Sequence[OutputFile], include: Sequence[str] | None, run_id: str = ""
+) -> list[OutputFile]:
+    """The files whose path (or name) matches one of the ``include`` globs; all without any.
+
+    Raises:
+        NoMatchingOutputs: No file matches any of the globs (a typo should not look like an
+            empty result).
+    """
     if not include:
         return list(files)
     chosen = []
@@ -29,6 +36,8 @@ def select_outputs(files: Sequence[OutputFile], include: Sequence[str] | None) -
         name = PurePosixPath(f.path).name
         if any(fnmatch.fnmatch(f.path, g) or fnmatch.fnmatch(name, g) for g in include):
             chosen.append(f)
+    if not chosen:
+        raise NoMatchingOutputs(run_id, include, [f.path for f in files])
     return chosen
 
 

@@ -2,42 +2,95 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from toolchest_wes.models import Log, RunLog, RunSummary, State
 
-__all__ = ["RunFilter", "log_from_summary"]
+__all__ = ["STATE_GROUPS", "RunFilter", "StateSelector", "log_from_summary", "parse_states"]
+
+
+#: The names ``state=`` takes besides the WES states, and the states each stands for.
+STATE_GROUPS: dict[str, frozenset[State]] = {
+    "active": frozenset(
+        {State.QUEUED, State.INITIALIZING, State.RUNNING, State.PAUSED, State.CANCELING}
+    ),
+    "finished": frozenset(
+        {
+            State.COMPLETE,
+            State.EXECUTOR_ERROR,
+            State.SYSTEM_ERROR,
+            State.CANCELED,
+            State.PREEMPTED,
+        }
+    ),
+    "failed": frozenset({State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.PREEMPTED}),
+    "canceled": frozenset({State.CANCELED, State.CANCELING}),
+}
+
+#: What ``state=`` accepts: a state or group name, or several of them.
+StateSelector = State | str | Iterable[State | str] | None
+
+
+def parse_states(selector: StateSelector) -> frozenset[State] | None:
+    """The states a ``state=`` argument names; ``None`` for every state.
+
+    Each item is a WES state (case-insensitive) or a group in lowercase (``active``,
+    ``finished``, ``failed``, ``canceled`` = CANCELED or CANCELING); a string may also list
+    several, comma-separated.
+
+    Raises:
+        ValueError: An item is neither.
+    """
+    if selector is None:
+        return None
+    items = [selector] if isinstance(selector, str) else list(selector)
+    states: set[State] = set()
+    names = []
+    for item in items:
+        if isinstance(item, State):
+            states.add(item)
+        else:
+            names += [n.strip() for n in str(item).split(",") if n.strip()]
+    for name in names:
+        # Groups are lowercase only, so "canceled" is the group and "CANCELED" the state.
+        group = STATE_GROUPS.get(name)
+        if group is not None:
+            states |= group
+            continue
+        try:
+            states.add(State(name.upper()))
+        except ValueError:
+            raise ValueError(
+                f"{name!r} is not a WES state or a group; use one of {', '.join(State)}, "
+                f"or {', '.join(STATE_GROUPS)}"
+            ) from None
+    return frozenset(states) if states else None
 
 
 @dataclass(frozen=True)
 class RunFilter:
-    """A state and tags that listed runs must match.
+    """States and tags that listed runs must match.
 
-    The server gets the state and the first tag as this server's ``state=`` and ``tag=``
-    query parameters; servers without them ignore them, so every run is checked here too.
+    The server gets the state (when there is just one) and the first tag as this server's
+    ``state=`` and ``tag=`` query parameters; servers without them ignore them, so every run
+    is checked here too.
     """
 
-    state: State | None = None
+    states: frozenset[State] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, state: State | str | None, tags: Mapping[str, str] | None) -> RunFilter:
-        """A filter from user arguments; ``state`` is case-insensitive."""
-        parsed = None
-        if state is not None:
-            try:
-                parsed = State(str(state).strip().upper())
-            except ValueError:
-                raise ValueError(
-                    f"{state!r} is not a WES state; use one of {', '.join(State)}"
-                ) from None
-        return cls(parsed, {str(k): str(v) for k, v in (tags or {}).items()})
+    def of(cls, state: StateSelector, tags: Mapping[str, str] | None) -> RunFilter:
+        """A filter from user arguments; see :func:`parse_states`."""
+        return cls(parse_states(state), {str(k): str(v) for k, v in (tags or {}).items()})
 
     @property
     def server_state(self) -> str | None:
-        """The ``state=`` query parameter."""
-        return self.state.value if self.state else None
+        """The ``state=`` query parameter (the server filters on one state)."""
+        if self.states is None or len(self.states) != 1:
+            return None
+        return next(iter(self.states)).value
 
     @property
     def server_tag(self) -> str | None:
@@ -53,7 +106,7 @@ class RunFilter:
 
     def matches(self, run: RunSummary, tags: Mapping[str, str] | None = None) -> bool:
         """Whether ``run`` (with ``tags``, when the listing did not carry them) matches."""
-        if self.state is not None and run.state is not self.state:
+        if self.states is not None and run.state not in self.states:
             return False
         have = run.tags if tags is None else tags
         return all(have.get(k) == v for k, v in self.tags.items())

@@ -12,18 +12,15 @@ import httpx
 
 from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy
 from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep
-from toolchest_wes.client._listing import RunFilter, log_from_summary
+from toolchest_wes.client._listing import RunFilter, StateSelector
 from toolchest_wes.client._submit import encode_fields, prepare_submission
-from toolchest_wes.client.exceptions import WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.run import Run
 from toolchest_wes.models import (
     OutputListResponse,
     RunLog,
     RunStatus,
-    RunSummary,
     ServiceInfo,
-    State,
     TaskLog,
 )
 
@@ -144,24 +141,29 @@ class WesClient:
     def list_runs(
         self,
         *,
-        state: State | str | None = None,
+        state: StateSelector = None,
         tags: Mapping[str, str] | None = None,
         limit: int | None = None,
         page_size: int | None = None,
-    ) -> Iterator[RunSummary]:
-        """Every run, newest first, fetching pages as the iteration goes. Implements GET /runs.
+    ) -> Iterator[Run]:
+        """Every run, newest first, as handles, fetching pages as the iteration goes.
+        Implements GET /runs.
 
-        Filters go to the server when it supports them and are applied here as well, so
-        they work with any server.
+        Each ``Run`` keeps its listing item in ``run.summary``; ``run.log()`` reads the
+        RunLog when asked (once, for a finished run). Filters go to the server when it
+        supports them and are applied here as well, so they work with any server.
 
         Args:
-            state: Only runs in this state.
+            state: Only runs in these states: a WES state, a group (``active``,
+                ``finished``, ``failed`` = EXECUTOR_ERROR, SYSTEM_ERROR or PREEMPTED,
+                ``canceled``), or several of them (a list, or comma-separated);
+                case-insensitive.
             tags: Only runs carrying all these tags.
             limit: Stop after this many runs.
             page_size: Runs per request (the server's default if not given).
 
         Example:
-            >>> failed = list(wes.list_runs(state="EXECUTOR_ERROR", limit=10))
+            >>> failed = list(wes.list_runs(state="failed", limit=10))
         """
         run_filter = RunFilter.of(state, tags)
         pager = Pager()
@@ -177,7 +179,7 @@ class WesClient:
                 tags = self._tags_of(run.run_id) if run_filter.needs_tags(run) else None
                 if not run_filter.matches(run, tags):
                     continue
-                yield run
+                yield Run(self, run.run_id, summary=run)
                 count += 1
                 if limit is not None and count >= limit:
                     return
@@ -401,22 +403,18 @@ class WesClient:
         self,
         last_n: int = 10,
         *,
-        state: State | str | None = None,
+        state: StateSelector = None,
         tags: Mapping[str, str] | None = None,
-    ) -> list[RunLog]:
-        """The newest ``last_n`` runs (in ``state``, with ``tags``) with their full RunLogs.
+    ) -> list[Run]:
+        """The newest ``last_n`` runs (in ``state``, with ``tags``) as handles.
+
+        ``state`` is as in ``list_runs``. ``print_runs`` reads each RunLog when it prints
+        (once for a finished run); ``RunGroup(wes.runs(10, state="active"))`` waits for them.
 
         Example:
-            >>> print_runs(wes.runs(10, state="EXECUTOR_ERROR"))
+            >>> print_runs(wes.runs(10, state="failed"))
         """
-        logs = []
-        for summary in self.list_runs(state=state, tags=tags, limit=last_n):
-            try:
-                logs.append(self.get_run_log(summary.run_id))
-            except WesApiError:
-                # A run whose RunLog the server cannot give still belongs in the table.
-                logs.append(log_from_summary(summary))
-        return logs
+        return list(self.list_runs(state=state, tags=tags, limit=last_n))
 
     def recover(self) -> list[Run]:
         """Find the runs of journal entries whose answer never arrived, and record them."""

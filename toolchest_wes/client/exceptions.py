@@ -19,6 +19,8 @@ Every exception the client raises on purpose derives from :class:`WesClientError
     ├── InputFileError            a local file that the workflow or its inputs name is missing
     ├── RunFailed                 a run ended in a state other than COMPLETE
     ├── WaitTimeout               a wait ran out of time before the run(s) finished
+    ├── RunNotFinished            outputs asked for before the run ended (state says where it is)
+    ├── NoMatchingOutputs         ``include`` globs that match none of the run's output files
     └── DownloadError             a downloaded file's size or checksum does not match
 
 A transport error or a server error is never a run failure: the run may still be executing.
@@ -29,7 +31,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from toolchest_wes.models import State
+    from collections.abc import Sequence
+
+    from toolchest_wes.models import State, TaskLog
 
 __all__ = [
     "BadRequestError",
@@ -38,9 +42,11 @@ __all__ = [
     "ForbiddenError",
     "GoneError",
     "InputFileError",
+    "NoMatchingOutputs",
     "NotFoundError",
     "RateLimitedError",
     "RunFailed",
+    "RunNotFinished",
     "RunNotFoundError",
     "ServerError",
     "TransportError",
@@ -130,12 +136,18 @@ class InputFileError(WesClientError, FileNotFoundError):
 class RunFailed(WesClientError):
     """A run ended in a state other than COMPLETE.
 
+    The message names the task that failed, with its own exit code and the end of its stderr
+    (the engine's exit code only says that some task failed). A cancelled run's message just
+    says so.
+
     Attributes:
         run_id: The run.
         state: Its final state (EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED).
         exit_code: The engine's exit code, if the server reported one.
         system_logs: The server's own log lines about the run (why it failed).
         stderr_tail: The last lines of the engine's standard error.
+        task: The task that failed (the last one with a non-zero exit code), if known.
+        task_stderr_tail: The last lines of that task's standard error.
     """
 
     def __init__(
@@ -146,19 +158,41 @@ class RunFailed(WesClientError):
         exit_code: int | None = None,
         system_logs: list[str] | None = None,
         stderr_tail: str = "",
+        task: TaskLog | None = None,
+        task_stderr_tail: str = "",
     ) -> None:
         self.run_id = run_id
         self.state = state
         self.exit_code = exit_code
         self.system_logs = list(system_logs or [])
         self.stderr_tail = stderr_tail
+        self.task = task
+        self.task_stderr_tail = task_stderr_tail
         super().__init__(self._describe())
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled rather than failed."""
+        return str(self.state) in ("CANCELED", "CANCELING")
+
     def _describe(self) -> str:
-        parts = [f"run {self.run_id} ended {self.state}"]
-        if self.exit_code is not None:
-            parts.append(f"exit code {self.exit_code}")
-        text = ", ".join(parts)
+        if self.cancelled:
+            return f"run {self.run_id} was cancelled ({self.state})"
+        text = f"run {self.run_id} ended {self.state}"
+        if self.task is not None:
+            text += f": task {self.task.name or self.task.id!r} exited with {self.task.exit_code}"
+            if self.exit_code is not None:
+                text += f" (engine exit code {self.exit_code})"
+        elif self.exit_code is not None:
+            text += f", exit code {self.exit_code}"
+        if self.task is not None:
+            # The task's own stderr says why; the system logs would only quote the engine's
+            # log, which says that the task failed.
+            if self.task_stderr_tail.strip():
+                name = self.task.name or self.task.id
+                text += f"\n--- stderr of task {name!r} (last lines) ---\n"
+                text += self.task_stderr_tail
+            return text
         if self.system_logs:
             text += "\n" + "\n".join(self.system_logs[-5:])
         # This server already quotes the end of stderr in its system logs; others may not.
@@ -180,6 +214,45 @@ class WaitTimeout(WesClientError, TimeoutError):
         super().__init__(msg)
         self.run_id = run_id
         self.state = state
+
+
+class RunNotFinished(WesClientError):
+    """The run has not ended, so it has no outputs to list or download yet.
+
+    Attributes:
+        run_id: The run.
+        state: The state it is in.
+    """
+
+    def __init__(self, run_id: str, state: State) -> None:
+        super().__init__(
+            f"run {run_id} is {state}, not finished: it has no outputs yet; wait for it "
+            "first (run.wait(), wait=True, or toolchest-wes wait / --wait)"
+        )
+        self.run_id = run_id
+        self.state = state
+
+
+class NoMatchingOutputs(WesClientError):
+    """No output file of the run matches the ``include`` globs.
+
+    Attributes:
+        run_id: The run.
+        include: The globs.
+        available: The paths of the run's output files.
+    """
+
+    def __init__(self, run_id: str, include: Sequence[str], available: Sequence[str]) -> None:
+        self.run_id = run_id
+        self.include = list(include)
+        self.available = list(available)
+        shown = ", ".join(self.available[:20]) or "none"
+        if len(self.available) > 20:
+            shown += f", … ({len(self.available)} in all)"
+        super().__init__(
+            f"no output file of run {run_id} matches {', '.join(map(repr, self.include))}; "
+            f"its files: {shown}"
+        )
 
 
 class DownloadError(WesClientError):

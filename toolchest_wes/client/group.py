@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from toolchest_wes.client._core import WaitPolicy
 from toolchest_wes.client.exceptions import WaitTimeout
-from toolchest_wes.client.run import RunHandle
+from toolchest_wes.client.journal import default_journal_path
+from toolchest_wes.client.run import RunHandle, on_interrupt
 from toolchest_wes.models import RunLog, State
 
 if TYPE_CHECKING:
@@ -74,11 +76,22 @@ def _load(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def default_group_path(journal_path: Path | None, run_ids: list[str]) -> Path:
+    """Where ``save()`` without a path writes: ``groups/`` beside the journal (the client's
+    state folder), named by the time and the first run id."""
+    folder = (journal_path or default_journal_path()).parent / "groups"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    first = run_ids[0][:8] if run_ids else "empty"
+    return folder / f"{stamp}-{first}-{len(run_ids)}.json"
+
+
 class _Group(Generic[R]):
-    """Runs of one kind, in a fixed order."""
+    """Runs of one kind, in a fixed order, with the last state seen of each."""
 
     def __init__(self, runs: Iterable[R]) -> None:
         self.runs = list(runs)
+        # A run that has ended stays so, so its state is never asked for again.
+        self._states: dict[str, State] = {}
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -89,17 +102,42 @@ class _Group(Generic[R]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.runs)} runs)"
 
-    def save(self, path: str | Path) -> None:
-        """Write the server URL and run ids to ``path`` (JSON; no token is written)."""
+    @property
+    def run_ids(self) -> list[str]:
+        """The runs' ids, in the group's order."""
+        return [run.run_id for run in self.runs]
+
+    def _unfinished(self) -> list[R]:
+        return [run for run in self.runs if not _ended(self._states.get(run.run_id, State.UNKNOWN))]
+
+    def _known(self) -> dict[str, State]:
+        return {run.run_id: self._states.get(run.run_id, State.UNKNOWN) for run in self.runs}
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the server URL and run ids to ``path`` as JSON (no token is written).
+
+        Args:
+            path: The file; by default a new file in ``groups/`` of the client's state
+                folder (beside its journal). Missing folders are made.
+
+        Returns:
+            The file written, for ``open()``.
+        """
         urls = {run.client.url for run in self.runs}
         if len(urls) > 1:
             raise ValueError("a saved group holds runs of one server")
+        if path is None:
+            journal = next((run.client.journal for run in self.runs if run.client.journal), None)
+            path = default_group_path(journal.path if journal else None, self.run_ids)
         data = {
             "format": _FORMAT,
             "url": urls.pop() if urls else "",
-            "run_ids": [run.run_id for run in self.runs],
+            "run_ids": self.run_ids,
         }
-        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return target
 
 
 class RunGroup(_Group["Run"]):
@@ -107,15 +145,21 @@ class RunGroup(_Group["Run"]):
 
     Example:
         >>> group = RunGroup([wes.submit("tool.cwl", {"n": n}) for n in range(10)])
-        >>> group.save("batch.json")            # come back later: RunGroup.open("batch.json")
+        >>> path = group.save()                 # come back later: RunGroup.open(path)
         >>> for run in group.as_completed(timeout=3600):
         ...     print(run.run_id, run.status())
     """
 
+    def refresh(self) -> dict[str, State]:
+        """Ask the server for the state of each run not yet seen to end; every state, by run id."""
+        for run in self._unfinished():
+            self._states[run.run_id] = run.status()
+        return self._known()
+
     @property
     def statuses(self) -> dict[str, State]:
-        """Each run's current state, by run id."""
-        return {run.run_id: run.status() for run in self.runs}
+        """Each run's current state, by run id; only runs not yet seen to end are asked for."""
+        return self.refresh()
 
     @property
     def is_ready(self) -> bool:
@@ -125,16 +169,20 @@ class RunGroup(_Group["Run"]):
     def as_completed(
         self, timeout: float | None = None, initial_interval: float = 1.0
     ) -> Iterator[Run]:
-        """Yield each run as it ends, in the order they end.
+        """Yield each run as it ends, in the order they end (those already seen to end first).
 
         Raises:
             WaitTimeout: ``timeout`` seconds passed before every run ended.
         """
         by_id = {run.run_id: run for run in self.runs}
         poller = _Poller(list(by_id), timeout, WaitPolicy(initial=initial_interval))
+        for run_id, state in self._known().items():
+            if _ended(state) and poller.observe(run_id, state):
+                yield by_id[run_id]
         while poller.pending:
             for run_id in list(poller.pending):
-                if poller.observe(run_id, by_id[run_id].status()):
+                state = self._states[run_id] = by_id[run_id].status()
+                if poller.observe(run_id, state):
                     yield by_id[run_id]
             if poller.pending:
                 time.sleep(poller.pause())
@@ -153,9 +201,42 @@ class RunGroup(_Group["Run"]):
 
     def cancel(self) -> None:
         """Cancel every run that has not ended."""
-        for run in self.runs:
-            if not _ended(run.status()):
-                run.cancel()
+        for run in self._unfinished():
+            run.cancel()
+
+    @contextlib.contextmanager
+    def cancel_on_interrupt(self) -> Iterator[RunGroup]:
+        """Cancel every unfinished run if the block is left by Ctrl-C or SIGTERM.
+
+        Any other exception, ``WaitTimeout`` included, leaves the runs going.
+
+        Example:
+            >>> with group.cancel_on_interrupt():
+            ...     group.get(timeout=3600)
+        """
+        with on_interrupt(self.cancel):
+            yield self
+
+    def download(
+        self, dest: str | Path = ".", include: Sequence[str] | None = None, **options: Any
+    ) -> dict[str, list[Path]]:
+        """Download each run's outputs into its own folder, ``dest/<run_id>/``.
+
+        Args:
+            dest: The parent folder.
+            include: Globs, as in ``Run.download`` (each run must have a matching file).
+            options: More ``Run.download`` options (``wait=True``, ``progress=``, …).
+
+        Returns:
+            The files written, by run id.
+
+        Raises:
+            RunNotFinished: A run has not ended (pass ``wait=True`` to wait for it).
+        """
+        return {
+            run.run_id: run.download(Path(dest) / run.run_id, include, **options)
+            for run in self.runs
+        }
 
     @classmethod
     def open(
@@ -173,10 +254,17 @@ class RunGroup(_Group["Run"]):
 class AsyncRunGroup(_Group["AsyncRun"]):
     """The ``asyncio`` twin of :class:`RunGroup`, over ``AsyncRun``s."""
 
+    async def refresh(self) -> dict[str, State]:
+        """Ask for the state of each run not yet seen to end (concurrently); every state."""
+        pending = self._unfinished()
+        states = await asyncio.gather(*(run.status() for run in pending))
+        for run, state in zip(pending, states, strict=True):
+            self._states[run.run_id] = state
+        return self._known()
+
     async def statuses(self) -> dict[str, State]:
-        """Each run's current state, by run id (polled concurrently)."""
-        states = await asyncio.gather(*(run.status() for run in self.runs))
-        return {run.run_id: state for run, state in zip(self.runs, states, strict=True)}
+        """Each run's current state, by run id; only runs not yet seen to end are asked for."""
+        return await self.refresh()
 
     async def is_ready(self) -> bool:
         """Whether every run has ended."""
@@ -188,10 +276,14 @@ class AsyncRunGroup(_Group["AsyncRun"]):
         """Yield each run as it ends; raises ``WaitTimeout`` when time runs out."""
         by_id = {run.run_id: run for run in self.runs}
         poller = _Poller(list(by_id), timeout, WaitPolicy(initial=initial_interval))
+        for run_id, state in self._known().items():
+            if _ended(state) and poller.observe(run_id, state):
+                yield by_id[run_id]
         while poller.pending:
             ids = list(poller.pending)
             states = await asyncio.gather(*(by_id[i].status() for i in ids))
             for run_id, state in zip(ids, states, strict=True):
+                self._states[run_id] = state
                 if poller.observe(run_id, state):
                     yield by_id[run_id]
             if poller.pending:
@@ -207,9 +299,25 @@ class AsyncRunGroup(_Group["AsyncRun"]):
 
     async def cancel(self) -> None:
         """Cancel every run that has not ended."""
-        for run_id, state in (await self.statuses()).items():
-            if not _ended(state):
-                await next(r for r in self.runs if r.run_id == run_id).cancel()
+        await asyncio.gather(*(run.cancel() for run in self._unfinished()))
+
+    @contextlib.asynccontextmanager
+    async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRunGroup]:
+        """Cancel every unfinished run if the block is left by Ctrl-C, SIGTERM or the task's
+        cancellation (how ``asyncio.run`` delivers Ctrl-C)."""
+        from toolchest_wes.client._async import async_on_interrupt
+
+        async with async_on_interrupt(self.cancel):
+            yield self
+
+    async def download(
+        self, dest: str | Path = ".", include: Sequence[str] | None = None, **options: Any
+    ) -> dict[str, list[Path]]:
+        """Download each run's outputs into ``dest/<run_id>/``; see ``RunGroup.download``."""
+        written = {}
+        for run in self.runs:
+            written[run.run_id] = await run.download(Path(dest) / run.run_id, include, **options)
+        return written
 
     @classmethod
     def open(

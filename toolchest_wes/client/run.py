@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import signal
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 import httpx
@@ -20,14 +23,20 @@ from toolchest_wes.client._download import (
     zip_name,
 )
 from toolchest_wes.client._http import api_error
-from toolchest_wes.client.exceptions import DownloadError, TransportError
+from toolchest_wes.client._listing import log_from_summary
+from toolchest_wes.client.exceptions import (
+    DownloadError,
+    RunNotFinished,
+    TransportError,
+    WesApiError,
+)
 from toolchest_wes.client.tables import Outputs
-from toolchest_wes.models import RunLog, State, TaskLog
+from toolchest_wes.models import RunLog, RunSummary, State, TaskLog
 
 if TYPE_CHECKING:
     from toolchest_wes.client._sync import WesClient
 
-__all__ = ["Run", "RunHandle", "Stream"]
+__all__ = ["Run", "RunHandle", "Stream", "Terminated", "on_interrupt", "sigterm_raises"]
 
 Stream = Literal["stdout", "stderr"]
 
@@ -46,9 +55,27 @@ C = TypeVar("C", bound=_HasUrl)
 class RunHandle(Generic[C]):
     """A run id and the client that reaches its server; equal when both are."""
 
-    def __init__(self, client: C, run_id: str) -> None:
+    def __init__(self, client: C, run_id: str, *, summary: RunSummary | None = None) -> None:
         self.client = client
         self.run_id = run_id
+        #: The listing item the handle came from (``list_runs``/``runs``), if any.
+        self.summary = summary
+        # A finished run's RunLog no longer changes, so it is read once.
+        self._log: RunLog | None = None
+
+    def _keep(self, log: RunLog) -> RunLog:
+        if _ended(log.state):
+            self._log = log
+        return log
+
+    def known_log(self) -> RunLog:
+        """The RunLog as far as it is known without asking the server: the cached one once
+        the run has ended, else one built from the listing item (state and times)."""
+        if self._log is not None:
+            return self._log
+        if self.summary is not None:
+            return log_from_summary(self.summary)
+        return RunLog(run_id=self.run_id)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.run_id!r}, url={self.client.url!r})"
@@ -128,24 +155,48 @@ class Run(RunHandle["WesClient"]):
         Raises:
             WaitTimeout: ``timeout`` passed first; the run goes on.
             RunFailed: The run ended EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED;
-                it carries the state, exit code, system logs and the tail of stderr.
+                it names the failed task with its own exit code and stderr tail, and carries
+                the state, the engine's exit code, system logs and the tail of its stderr.
         """
         policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
-        return self.client._drive(
-            self.client._core.wait(self.run_id, timeout, policy, raise_on_failure)
+        return self._keep(
+            self.client._drive(
+                self.client._core.wait(self.run_id, timeout, policy, raise_on_failure)
+            )
         )
 
-    def cancel(self) -> None:
-        """Ask the server to stop the run (POST /runs/{run_id}/cancel)."""
+    def cancel(self) -> bool:
+        """Ask the server to stop the run (POST /runs/{run_id}/cancel), unless it has ended.
+
+        Returns:
+            ``True`` when the cancel was sent; ``False`` when the run had already finished
+            (``status()`` says in which state), which leaves it as it was.
+        """
+        if _ended(self.status()):
+            return False
         self.client.cancel_run(self.run_id)
+        return True
 
     def delete(self) -> None:
         """Remove the finished run's record and files (toolchest-wes extension)."""
         self.client.delete_run(self.run_id)
 
     def log(self) -> RunLog:
-        """Everything the server says about the run (GET /runs/{run_id})."""
-        return self.client.get_run_log(self.run_id)
+        """Everything the server says about the run (GET /runs/{run_id}).
+
+        Read once the run has ended: a finished run's RunLog is kept and returned again.
+        """
+        if self._log is not None:
+            return self._log
+        return self._keep(self.client.get_run_log(self.run_id))
+
+    def known_log(self) -> RunLog:
+        """The RunLog (read from the server, or cached once the run has ended); one built from
+        the listing item when the server cannot give it."""
+        try:
+            return self.log()
+        except WesApiError:
+            return super().known_log()
 
     def tasks(self) -> list[TaskLog]:
         """Every task of the run, in the server's order."""
@@ -218,14 +269,31 @@ class Run(RunHandle["WesClient"]):
                 time.sleep(interval)
                 interval = min(FOLLOW_INTERVAL[1], interval * 1.5)
 
-    def outputs(self, include: Sequence[str] | None = None) -> Outputs:
+    def outputs(
+        self,
+        include: Sequence[str] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Outputs:
         """The run's output files with path, size and checksum; ``print()`` shows a table.
 
         Args:
             include: Globs on the path or file name; all files without any.
+            wait: Wait for an unfinished run to end first (raising ``RunFailed`` if it fails).
+            timeout: With ``wait``, seconds to wait at most.
+
+        Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
         """
+        state = self.status()
+        if not (state.is_terminal or state is State.PREEMPTED):
+            if not wait:
+                raise RunNotFinished(self.run_id, state)
+            self.wait(timeout=timeout)
         listing = self.client.list_run_outputs(self.run_id)
-        return Outputs(select_outputs(listing.files, include))
+        return Outputs(select_outputs(listing.files, include, self.run_id), listing)
 
     def download(
         self,
@@ -234,6 +302,8 @@ class Run(RunHandle["WesClient"]):
         *,
         archive: bool = False,
         progress: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> list[Path]:
         """Download output files into ``dest``, keeping their relative paths.
 
@@ -246,17 +316,21 @@ class Run(RunHandle["WesClient"]):
             include: Globs on the path or file name; all files without any.
             archive: Fetch one zip of the (selected) outputs instead (this server only).
             progress: Show a progress bar; by default only when stderr is a terminal.
+            wait: Wait for an unfinished run to end first.
+            timeout: With ``wait``, seconds to wait at most.
 
         Returns:
             The files written (or found complete).
 
         Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
             DownloadError: A file's size or checksum does not match.
             GoneError: The server removed the outputs after its retention period.
         """
+        files = self.outputs(include, wait=wait, timeout=timeout)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        files = self.outputs(include)
         if archive:
             return [self._download_zip(dest, [f.path for f in files] if include else None)]
         written = []
@@ -319,15 +393,55 @@ class Run(RunHandle["WesClient"]):
 
     @contextlib.contextmanager
     def cancel_on_interrupt(self) -> Iterator[Run]:
-        """Cancel the run if the block is left by Ctrl-C or an exception.
+        """Cancel the run if the block is left by Ctrl-C (KeyboardInterrupt) or SIGTERM.
+
+        Any other exception, ``WaitTimeout`` included, leaves the run going. SIGTERM is caught
+        only in the main thread (where Python delivers signals); it then ends the program
+        with exit code 143 once the cancel is sent.
 
         Example:
             >>> with run.cancel_on_interrupt():
             ...     run.wait()
         """
-        try:
+        with on_interrupt(self.cancel):
             yield self
-        except BaseException:
+
+
+def _ended(state: State) -> bool:
+    return state.is_terminal or state is State.PREEMPTED
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread by :func:`sigterm_raises` (exit code 143)."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def on_interrupt(cancel: Callable[[], object]) -> Iterator[None]:
+    """Call ``cancel`` (never raising) when the block is left by Ctrl-C or SIGTERM."""
+    with sigterm_raises():
+        try:
+            yield
+        except (KeyboardInterrupt, Terminated):
             with contextlib.suppress(Exception):
-                self.cancel()
+                cancel()
             raise

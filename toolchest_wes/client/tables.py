@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Protocol
 
-from toolchest_wes.models import OutputFile, RunLog, RunSummary
+from toolchest_wes.models import OutputFile, OutputListResponse, RunLog, RunSummary
 
 __all__ = ["Outputs", "format_runs", "format_table", "human_size", "print_runs"]
 
@@ -46,25 +46,35 @@ def _short_time(stamp: str | None) -> str:
 
 
 def duration(start: str | None, end: str | None, now: datetime | None = None) -> str:
-    """``1h02m``, ``3m05s`` or ``4.2s`` between two ISO times (to now while running)."""
+    """``1h02m05.3s``, ``3m05.2s`` or ``4.2s`` between two ISO times (to now while running)."""
     begin = _parse(start)
     if begin is None:
         return "-"
     finish = _parse(end) or now or datetime.now(UTC)
-    seconds = max(0.0, (finish - begin).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
+    tenths = round(max(0.0, (finish - begin).total_seconds()) * 10)
+    minutes, secs = divmod(tenths, 600)
+    if minutes == 0:
+        return f"{secs / 10:.1f}s"
     if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
+        return f"{minutes}m{secs / 10:04.1f}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return f"{hours}h{minutes:02d}m{secs / 10:04.1f}s"
 
 
-def format_runs(runs: Iterable[RunLog | RunSummary]) -> str:
-    """A table of id, state, submitted, started, duration and workflow."""
+class _Listed(Protocol):
+    """A run handle (``Run``, ``AsyncRun``), as far as a table needs it."""
+
+    def known_log(self) -> RunLog: ...
+
+
+def format_runs(runs: Iterable[RunLog | RunSummary | _Listed]) -> str:
+    """A table of id, state, submitted, started, duration and workflow.
+
+    Takes RunLogs, listing items or run handles (whose RunLogs a ``Run`` reads as needed).
+    """
     rows = []
-    for run in runs:
+    for item in runs:
+        run = item if isinstance(item, RunLog | RunSummary) else item.known_log()
         if isinstance(run, RunLog):
             log = run.run_log
             start = log.start_time if log else None
@@ -87,7 +97,7 @@ def format_runs(runs: Iterable[RunLog | RunSummary]) -> str:
     return format_table(["RUN ID", "STATE", "SUBMITTED", "STARTED", "DURATION", "WORKFLOW"], rows)
 
 
-def print_runs(runs: Iterable[RunLog | RunSummary], file: IO[str] | None = None) -> None:
+def print_runs(runs: Iterable[RunLog | RunSummary | _Listed], file: IO[str] | None = None) -> None:
     """Print :func:`format_runs` (to stdout by default).
 
     Example:
@@ -99,7 +109,17 @@ def print_runs(runs: Iterable[RunLog | RunSummary], file: IO[str] | None = None)
 
 
 class Outputs(list[OutputFile]):
-    """A run's output files; ``str()`` gives a table of path, size and checksum."""
+    """A run's output files; ``str()`` gives a table of path, size and checksum.
+
+    Attributes:
+        expire_at: When the server removes them (ISO 8601 UTC), if it has a retention period.
+    """
+
+    def __init__(
+        self, files: Iterable[OutputFile] = (), listing: OutputListResponse | None = None
+    ) -> None:
+        super().__init__(files)
+        self.expire_at = listing.outputs_expire_at if listing else None
 
     @property
     def total_size(self) -> int:
@@ -109,4 +129,7 @@ class Outputs(list[OutputFile]):
     def __str__(self) -> str:
         rows = [[f.path, human_size(f.size), f.checksum or "-"] for f in self]
         table = format_table(["PATH", "SIZE", "CHECKSUM"], rows)
-        return f"{table}\n{len(self)} files, {human_size(self.total_size)}"
+        text = f"{table}\n{len(self)} files, {human_size(self.total_size)}"
+        if self.expire_at:
+            text += f"; removed by the server after {_short_time(self.expire_at)} UTC"
+        return text
