@@ -481,7 +481,10 @@ class Settings(BaseSettings):
         return SandboxMode.BWRAP if self.sandbox_problem() is None else SandboxMode.NONE
 
     def sandbox_problem(self) -> str | None:
-        """Why the bwrap sandbox cannot work on this machine, or ``None`` if it can."""
-        from toolchest_wes.engines.sandbox import bwrap_problem
+        """Why the bwrap sandbox cannot work here, or ``None`` if it can: bwrap itself, and
+        whether the run's uid can reach the data folder."""
+        from toolchest_wes.engines.sandbox import bwrap_problem, unreachable_data_dir
 
-        return bwrap_problem(self.sandbox_uid)
+        return bwrap_problem(self.sandbox_uid) or unreachable_data_dir(
+            self.data_dir, self.sandbox_uid
+        )

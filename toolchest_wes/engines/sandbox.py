@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -247,8 +248,15 @@ def bwrap_argv(
     # The hidden paths and kept folders need nothing here: the tool starts from the engine's
     # confined view (engine_jail), and "--ro-bind / /" carries its masks over, read-only.
     # Only the run's own folder is narrowed further, to its inputs and its work folder.
-    # /tmp first: the data folder may live under it.
-    argv += ["--bind", policy.tmp_dir, "/tmp"]
+    # /tmp first: the data folder may live under it. The run's own folder on disk serves as
+    # /tmp, except when the data folder lies below /tmp: its mount points would then have to
+    # be made inside folders that the engine's jail made as root, which the run's uid cannot
+    # do, so tools get an empty tmpfs of their own (cwltool points TMPDIR into the run's
+    # work folder anyway).
+    if _is_under(policy.data_dir, "/tmp"):
+        argv += ["--tmpfs", "/tmp"]
+    else:
+        argv += ["--bind", policy.tmp_dir, "/tmp"]
     argv += ["--tmpfs", policy.data_dir]
     argv += ["--ro-bind", policy.attachments_dir, policy.attachments_dir]
     argv += ["--bind", policy.work_dir, policy.work_dir]
@@ -260,6 +268,36 @@ def bwrap_argv(
             argv += ["--ro-bind", path, path]
     argv += ["--chdir", cwd, "--", *_limits(policy), *command]
     return argv
+
+
+def _is_under(path: str, parent: str) -> bool:
+    return path.rstrip("/").startswith(parent.rstrip("/") + "/")
+
+
+def unreachable_data_dir(data_dir: Path, uid: int | None) -> str | None:
+    """Why the run's uid cannot reach its folders in ``data_dir``, or ``None`` if it can.
+
+    A root server hands each run's folder to ``uid``; every folder above the data folder
+    must let that uid through (``x`` for others, as ``/root``'s 0700 does not).
+    """
+    folder = data_dir.resolve()
+    # Below /tmp the engine's jail makes the path again, with folders anyone may pass through,
+    # inside the run's own /tmp.
+    if uid is None or _is_under(str(folder), "/tmp"):
+        return None
+    for parent in [*reversed(folder.parents), folder]:
+        try:
+            st = parent.stat()
+        except OSError:
+            break  # made later, by the server, with the usual mode
+        if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
+            return (
+                f"runs in the sandbox take uid {uid}, which cannot enter {parent} (mode "
+                f"{stat.S_IMODE(st.st_mode):o}) on the way to the data folder {folder}; use a "
+                "--data-dir that others may pass through, such as /var/lib/toolchest-wes, or "
+                "--sandbox none"
+            )
+    return None
 
 
 @functools.cache

@@ -39,11 +39,13 @@ def test_tools_see_only_their_runs_work_and_inputs(tmp_path: Path) -> None:
     assert argv[argv.index("--") + 1 :] == ["echo", "hi"]
     assert ("/", "/") in pairs(argv, "--ro-bind")
     assert (p.attachments_dir, p.attachments_dir) in pairs(argv, "--ro-bind")
-    assert pairs(argv, "--bind") == [(p.tmp_dir, "/tmp"), (p.work_dir, p.work_dir)]
+    # A data folder below /tmp (as here): tools get a /tmp of their own in memory.
+    assert pairs(argv, "--bind") == [(p.work_dir, p.work_dir)]
+    assert argv[argv.index("/tmp") - 1] == "--tmpfs"
     # The data folder is masked after /tmp is bound, and before the run's folders return.
     masked = argv.index(p.data_dir)
     assert argv[masked - 1] == "--tmpfs"
-    assert argv.index(p.tmp_dir) < masked < argv.index(p.work_dir)
+    assert argv.index("/tmp") < masked < argv.index(p.work_dir)
     assert ["--remount-ro", p.data_dir] == argv[argv.index("--remount-ro") :][:2]
     assert "--unshare-net" in argv and "--unshare-pid" in argv and "--unshare-user" in argv
 
@@ -138,3 +140,28 @@ def test_programs_in_a_hidden_home_stay_usable_but_not_its_secrets() -> None:
     search = "/home/wes/.pyenv/shims:/home/wes/.local/bin:/home/wes/.cargo/bin:/usr/bin"
     kept = program_paths(["/home/wes"], search)
     assert kept == ("/home/wes/.cargo/bin", "/home/wes/.local/bin", "/home/wes/.pyenv")
+
+
+def test_a_data_folder_the_run_uid_cannot_reach_is_a_problem(tmp_path: Path) -> None:
+    from toolchest_wes.engines.sandbox import unreachable_data_dir
+
+    # Outside /tmp, where the modes on the way count.
+    locked = Path("/var/tmp") / f"toolchest-wes-test-{os.getpid()}"
+    locked.mkdir()
+    try:
+        os.chmod(locked, 0o700)
+        problem = unreachable_data_dir(locked / "data", 65534)
+        assert problem is not None and str(locked) in problem and "--data-dir" in problem
+        os.chmod(locked, 0o755)
+        assert unreachable_data_dir(locked / "data", 65534) is None
+    finally:
+        locked.rmdir()
+    assert unreachable_data_dir(Path("/root/x"), None) is None
+    # Below /tmp the engine's jail makes the path anew, whatever the modes on the way.
+    assert unreachable_data_dir(tmp_path / "data", 65534) is None
+
+
+def test_tools_get_the_runs_own_tmp_folder_when_the_data_folder_is_not_below_tmp() -> None:
+    p = SandboxPolicy(run_dir="/srv/wes/runs/r1", data_dir="/srv/wes")
+    argv = bwrap_argv(p, ["true"], cwd=p.work_dir)
+    assert pairs(argv, "--bind") == [(p.tmp_dir, "/tmp"), (p.work_dir, p.work_dir)]
