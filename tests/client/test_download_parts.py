@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from toolchest_wes.client import DownloadError, OutputFile
+from toolchest_wes.client import DownloadError, NoMatchingOutputs, OutputFile
 from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
 
 
@@ -28,11 +28,16 @@ FILES = [entry("a.txt", b"a"), entry("dir/b.csv", b"b"), entry("dir/c.txt", b"c"
         (["*.txt"], ["a.txt", "dir/c.txt"]),
         (["dir/*"], ["dir/b.csv", "dir/c.txt"]),
         (["b.csv", "a.txt"], ["a.txt", "dir/b.csv"]),
-        (["nothing"], []),
+        (["b.csv", "nothing"], ["dir/b.csv"]),
     ],
 )
 def test_include_globs_match_the_path_or_the_name(include, chosen) -> None:
     assert [f.path for f in select_outputs(FILES, include)] == chosen
+
+
+def test_globs_that_match_nothing_name_the_files_there_are() -> None:
+    with pytest.raises(NoMatchingOutputs, match=r"'nothing'.*a\.txt, dir/b\.csv, dir/c\.txt"):
+        select_outputs(FILES, ["nothing"])
 
 
 @pytest.mark.parametrize("bad", ["../escape", "/etc/passwd", "a/../../b", ""])
