@@ -9,6 +9,7 @@ unacknowledged delivery, still open, whose transport ``Connection.collect()`` to
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -58,8 +59,15 @@ def test_stock_kombu_still_has_the_bug(redis_server, queue_name: str) -> None:  
 
 
 def test_a_torn_down_transport_is_a_lost_connection(  # type: ignore[no-untyped-def]
-    redis_server, queue_name: str, caplog: pytest.LogCaptureFixture
+    redis_server,
+    queue_name: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Earlier tests may have configured logging with disable_existing_loggers.
+    logger = logging.getLogger("toolchest_wes.worker.kombu_transport")
+    monkeypatch.setattr(logger, "disabled", False)
+    caplog.set_level(logging.WARNING, logger=logger.name)
     conn = _torn_down_with_a_delivery(redis_server.url, TRANSPORT, queue_name)
 
     # What Celery's reconnect path calls; it ignores connection errors, and only those.
