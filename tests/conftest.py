@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,6 +58,15 @@ def mode(request: pytest.FixtureRequest) -> str:
     ``@pytest.mark.parametrize("mode", ["embedded"], indirect=True)``.
     """
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_child_processes() -> None:
+    """Keep SIGINT handled in the test process: an ignored SIGINT (a suite started in the
+    background of a non-interactive shell) would be inherited by every process a test
+    starts, and the Ctrl-C tests would wait for it forever."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
