@@ -55,6 +55,20 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
 
 
+def bearer_token(data_dir: Path, user: str) -> dict[str, str]:
+    """An ``Authorization`` header with a new API token of ``user``, from the real command."""
+    command = [sys.executable, "-m", "toolchest_wes.cli.main", "token", "create", user]
+    done = subprocess.run(
+        [*command, "--data-dir", str(data_dir)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {"Authorization": f"Bearer {done.stdout.splitlines()[-1]}"}
+
+
 def spawn(
     args: list[str],
     env: dict[str, str],

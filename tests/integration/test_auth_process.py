@@ -16,35 +16,18 @@ import httpx
 import pytest
 
 from tests.conftest import API, EXAMPLES
-from tests.processes import free_port
+from tests.processes import bearer_token, clean_env, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
-
-
-def create_token(data_dir: Path, user: str) -> str:
-    command = [sys.executable, "-m", "toolchest_wes.cli.main", "token", "create", user]
-    done = subprocess.run(
-        [*command, "--data-dir", str(data_dir)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.splitlines()[-1]
-
-
 @contextlib.contextmanager
 def serve(data_dir: Path, *args: str) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _env()
+    env = clean_env()
     metrics = data_dir.parent / f"metrics-{port}"
     metrics.mkdir(parents=True, exist_ok=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
@@ -75,8 +58,8 @@ def serve(data_dir: Path, *args: str) -> Iterator[str]:
 
 def test_tokens_from_the_cli_authenticate_requests_to_the_server(tmp_path):
     data = tmp_path / "data"
-    alice = {"Authorization": f"Bearer {create_token(data, 'alice')}"}
-    bob = {"Authorization": f"Bearer {create_token(data, 'bob')}"}
+    alice = bearer_token(data, "alice")
+    bob = bearer_token(data, "bob")
 
     with serve(data, "--auth", "tokens") as url:
         assert httpx.get(f"{url}{API}/service-info").status_code == 200
@@ -118,5 +101,5 @@ def test_tokens_from_the_cli_authenticate_requests_to_the_server(tmp_path):
         assert httpx.get(f"{url}{API}/runs", headers=bob).json()["runs"] == []
 
         # A token created while the server runs works at once, without a restart.
-        carol = {"Authorization": f"Bearer {create_token(data, 'carol')}"}
+        carol = bearer_token(data, "carol")
         assert httpx.get(f"{url}{API}/runs", headers=carol).status_code == 200

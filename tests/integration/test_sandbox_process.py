@@ -21,6 +21,7 @@ from tests.conftest import API
 from tests.processes import (
     TERMINAL,
     Topology,
+    bearer_token,
     clean_env,
     free_port,
     kill_group,
@@ -148,19 +149,6 @@ class Listener:
         self.sock.close()
 
 
-def create_token(data_dir: Path, user: str) -> dict[str, str]:
-    command = [sys.executable, "-m", "toolchest_wes.cli.main", "token", "create", user]
-    done = subprocess.run(
-        [*command, "--data-dir", str(data_dir)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return {"Authorization": f"Bearer {done.stdout.splitlines()[-1]}"}
-
-
 @contextlib.contextmanager
 def server(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
@@ -257,8 +245,8 @@ def test_a_second_users_workflow_cannot_reach_the_first_users_run_or_the_server(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     data = tmp_path / "data"
-    alice = create_token(data, "alice")
-    bob = create_token(data, "bob")
+    alice = bearer_token(data, "alice")
+    bob = bearer_token(data, "bob")
     listener = Listener()
     env = {CANARY: "must-not-leak", "TOOLCHEST_WES_SANDBOX_MAX_PROCESSES": str(MAX_PROCESSES)}
     try:
