@@ -28,7 +28,7 @@ from toolchest_wes.config import SandboxMode, Settings  # noqa: E402
 from toolchest_wes.engines.base import LaunchSpec  # noqa: E402
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy  # noqa: E402
 from toolchest_wes.engines.warm_launcher import WarmLauncher  # noqa: E402
-from toolchest_wes.wiring import build_sandbox  # noqa: E402
+from toolchest_wes.wiring.sandbox import build_sandbox  # noqa: E402
 
 
 def one_run(launcher: WarmLauncher, runs: Path, n: int, policy: SandboxPolicy | None) -> float:

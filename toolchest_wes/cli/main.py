@@ -251,22 +251,14 @@ def reconcile(**flags: Any) -> None:
             "reconcile is for distributed mode (--redis); the embedded server reconciles "
             "when it starts"
         )
-    from toolchest_wes.runner.celery_runner import CeleryTaskRunner
-    from toolchest_wes.store.redis_store import connect
-    from toolchest_wes.worker.app import WorkerContext
-    from toolchest_wes.worker.celery_config import new_celery_app
-    from toolchest_wes.worker.reconciler import Reconciler
+    from toolchest_wes.wiring.parts import Role, build_parts
 
-    context = WorkerContext(settings)
-    runner = CeleryTaskRunner(new_celery_app(settings))
-    assert settings.redis_url is not None
-    reconciler = Reconciler(
-        settings, context.store(), connect(settings.redis_url), requeue=runner.submit
-    )
+    parts = build_parts(settings, Role.COMMAND)
+    assert parts.reconciler is not None  # distributed mode
     try:
-        report = reconciler.run_once(force=True)
+        report = parts.reconciler.run_once(force=True)
     finally:
-        runner.close()
+        parts.close()
     assert report is not None
     click.echo(
         json.dumps(
@@ -284,22 +276,21 @@ def sweep(**flags: Any) -> None:
 
     logging.config.dictConfig(build_logging_config(settings))
     from toolchest_wes.core.retention import sweep_outputs
-    from toolchest_wes.core.workspace import Workspace
-    from toolchest_wes.store import store_from_url
+    from toolchest_wes.wiring.parts import Role, build_parts
 
     removed: list[str] = []
     if settings.retention_s is not None:
-        store = store_from_url(settings.effective_store_url, prefix=settings.redis_prefix)
+        parts = build_parts(settings, Role.COMMAND)
         try:
-            removed = sweep_outputs(store, Workspace(settings.runs_dir), settings.retention_s)
+            removed = sweep_outputs(parts.store, parts.workspace, settings.retention_s)
         finally:
-            store.close()
+            parts.close()
     click.echo(json.dumps({"removed": removed}))
 
 
 def _check_sandbox(settings: Settings) -> SandboxMode:
     """The runs' sandbox; a sandbox asked for that cannot work stops the command here."""
-    from toolchest_wes.wiring import SandboxUnavailableError, check_sandbox
+    from toolchest_wes.wiring.sandbox import SandboxUnavailableError, check_sandbox
 
     try:
         return check_sandbox(settings)

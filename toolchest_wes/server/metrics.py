@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from toolchest_wes.models import State
 from toolchest_wes.server.spec import load_spec
-from toolchest_wes.worker.announce import WorkerBeat
+from toolchest_wes.store.redis_workers import WorkerBeat
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_DIR_VAR", "OTHER", "install_metrics"]
 

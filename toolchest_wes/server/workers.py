@@ -18,7 +18,7 @@ import redis
 
 from toolchest_wes.models import WorkersInfo, WorkerStatus
 from toolchest_wes.store.base import iso_time
-from toolchest_wes.worker.announce import WorkerAnnouncer, WorkerBeat
+from toolchest_wes.store.redis_workers import WorkerAnnouncer, WorkerBeat
 
 __all__ = ["LIVE_WORKERS_HEADER", "WorkerMonitor"]
 

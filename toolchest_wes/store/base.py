@@ -127,7 +127,14 @@ class RunPage:
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Durable run records. All methods are safe to call from several threads at once."""
+    """Durable run records. All methods are safe to call from several threads at once.
+
+    The methods come in groups by role: the runs themselves (records, atomic transitions,
+    listings and counts); leases, by which an executor shows it still holds a run; ownership;
+    retention and deletion; and the store's health and shutdown.
+    """
+
+    # -- runs --------------------------------------------------------------------------------
 
     def create_run(self, record: RunRecord) -> None:
         """Store a new run. Raises ``RunExistsError`` if the id is taken."""
@@ -192,28 +199,35 @@ class StateStore(Protocol):
         """How many runs are in each state (states with no runs may be missing)."""
         ...
 
+    def count_active(self, owner: str | None = None) -> int:
+        """How many runs are not in a terminal state: ``owner``'s, or everyone's for ``None``."""
+        ...
+
     def list_active(self) -> list[RunRecord]:
         """Every run that is not in a terminal state, oldest first."""
         ...
+
+    # -- leases ------------------------------------------------------------------------------
 
     def touch_lease(self, run_id: str, ttl_s: float) -> None:
         """Record that the run's executor is alive for the next ``ttl_s`` seconds."""
         ...
 
     def expired_leases(self) -> list[str]:
-        """Ids of active runs (past QUEUED) whose lease has run out."""
+        """Ids of runs in a leased state (``core.states.LEASED_STATES``) whose lease ran out."""
         ...
 
-    def ping(self) -> None:
-        """Raise ``StoreUnavailableError`` unless the store answers."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
+    # -- ownership ---------------------------------------------------------------------------
 
     def get_owner(self, run_id: str) -> str | None:
-        """The user who owns the run; ``None`` for an unknown run or a run without owner."""
+        """The user who owns the run; ``None`` for an unknown run or a run without owner.
+
+        The owner is set once, by :meth:`create_run` (``RunRecord.owner``), and never changes;
+        callers may cache it.
+        """
+        ...
+
+    # -- retention and deletion --------------------------------------------------------------
 
     def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
         """Runs whose outputs the retention sweep should remove now, oldest ending first.
@@ -241,6 +255,12 @@ class StateStore(Protocol):
         """
         ...
 
-    def count_active(self, owner: str | None = None) -> int:
-        """How many runs are not in a terminal state: ``owner``'s, or everyone's for ``None``."""
+    # -- health and shutdown -----------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the store answers."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
         ...

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from toolchest_wes.core.states import ACTIVE_STATES
-from toolchest_wes.models import TERMINAL_STATES, RunSummary, State
+from toolchest_wes.core.states import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES
+from toolchest_wes.models import RunSummary, State
 from toolchest_wes.store import _page_token
 from toolchest_wes.store._sqlite_schema import (
     RECORD_COLUMNS,
@@ -55,8 +55,6 @@ MEMORY = ":memory:"
 
 _BUSY_TIMEOUT_S = 10.0
 _MAX_SEQ = _page_token.MAX_SEQ
-#: States in which an executor holds the run and must keep its lease fresh.
-_LEASED_STATES = frozenset({State.INITIALIZING, State.RUNNING, State.CANCELING})
 # json_insert() takes at most 127 arguments (SQLITE_MAX_FUNCTION_ARG), two per appended line.
 _LOG_LINES_PER_CALL = 60
 _APPEND_ARGS = ", '$[#]', ?"
@@ -110,7 +108,7 @@ class EmbeddedStateStore:
         """The database file, or ``":memory:"``."""
         return self._path
 
-    # -- StateStore --------------------------------------------------------------------------
+    # -- runs --------------------------------------------------------------------------------
 
     def create_run(self, record: RunRecord) -> None:
         """Store a run and its tags in one transaction; ``RunExistsError`` if the id is taken."""
@@ -229,6 +227,24 @@ class EmbeddedStateStore:
             rows = conn.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
         return {State(state): count for state, count in rows}
 
+    def count_active(self, owner: str | None = None) -> int:
+        """Unfinished runs of ``owner`` (everyone's for ``None``): one count on the state index.
+
+        The state index, not the owner one: active runs are few, a user's runs may be many.
+        """
+        active = sorted(s.value for s in ACTIVE_STATES)
+        sql = (
+            "SELECT COUNT(*) FROM runs INDEXED BY ix_runs_state_seq "
+            f"WHERE state IN ({', '.join('?' * len(active))})"
+        )
+        params: list[Any] = list(active)
+        if owner is not None:
+            sql += " AND owner = ?"
+            params.append(owner)
+        with self._connection() as conn:
+            (count,) = conn.execute(sql, params).fetchone()
+        return int(count)
+
     def list_active(self) -> list[RunRecord]:
         """Every run not in a terminal state, oldest (first stored) first."""
         active = sorted(s.value for s in ACTIVE_STATES)
@@ -239,6 +255,8 @@ class EmbeddedStateStore:
                 active,
             ).fetchall()
         return [from_row(row) for row in rows]
+
+    # -- leases ------------------------------------------------------------------------------
 
     def touch_lease(self, run_id: str, ttl_s: float) -> None:
         """Extend the lease to ``ttl_s`` from now (``ttl_s <= 0`` expires it at once)."""
@@ -254,7 +272,7 @@ class EmbeddedStateStore:
         run that started without one predates leases or is in the hands of a caller that
         does not use them.
         """
-        leased = sorted(s.value for s in _LEASED_STATES)
+        leased = sorted(s.value for s in LEASED_STATES)
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT run_id FROM runs WHERE state IN ({', '.join('?' * len(leased))}) "
@@ -262,6 +280,50 @@ class EmbeddedStateStore:
                 [*leased, time.time()],
             ).fetchall()
         return [run_id for (run_id,) in rows]
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def get_owner(self, run_id: str) -> str | None:
+        """The run's owner, or ``None`` (unknown run, or a run without owner)."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    # -- retention and deletion --------------------------------------------------------------
+
+    def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
+        """Terminal runs that ended before ``now - ended_before_s`` with outputs still kept.
+
+        One range scan of the partial index on ``end_time``; ISO 8601 times in one format
+        sort as text in time order.
+        """
+        cutoff = iso_time(time.time() - ended_before_s)
+        with self._connection() as conn:
+            rows = conn.execute(_OUTPUTS_DUE_SQL, [cutoff, max(0, limit)]).fetchall()
+        return [run_id for (run_id,) in rows]
+
+    def mark_outputs_removed(self, run_id: str, removed_at: str) -> bool:
+        """Set ``outputs_removed_at``, which also takes the run out of the sweep's index."""
+        with self._connection() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET outputs_removed_at = ? WHERE run_id = ?", (removed_at, run_id)
+            ).rowcount
+        return bool(changed == 1)
+
+    def delete_run(self, run_id: str) -> State | None:
+        """Delete the run and its tags in one transaction, if its state is terminal."""
+        with self._connection() as conn, transaction(conn):
+            row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            state = State(row[0])
+            if state.is_terminal:
+                conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, state.is_terminal)
+        return state
+
+    # -- health and shutdown -----------------------------------------------------------------
 
     def ping(self) -> None:
         """Run ``SELECT 1``; ``StoreUnavailableError`` on any SQLite error."""
@@ -286,30 +348,6 @@ class EmbeddedStateStore:
                 self._shared = None
         for conn in conns:
             conn.close()
-
-    def get_owner(self, run_id: str) -> str | None:
-        """The run's owner, or ``None`` (unknown run, or a run without owner)."""
-        with self._connection() as conn:
-            row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else row[0]
-
-    def count_active(self, owner: str | None = None) -> int:
-        """Unfinished runs of ``owner`` (everyone's for ``None``): one count on the state index.
-
-        The state index, not the owner one: active runs are few, a user's runs may be many.
-        """
-        active = sorted(s.value for s in ACTIVE_STATES)
-        sql = (
-            "SELECT COUNT(*) FROM runs INDEXED BY ix_runs_state_seq "
-            f"WHERE state IN ({', '.join('?' * len(active))})"
-        )
-        params: list[Any] = list(active)
-        if owner is not None:
-            sql += " AND owner = ?"
-            params.append(owner)
-        with self._connection() as conn:
-            (count,) = conn.execute(sql, params).fetchone()
-        return int(count)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -381,40 +419,6 @@ class EmbeddedStateStore:
     def _mac(self, payload: str) -> str:
         """The MAC that makes ``payload`` a token of this database (tests forge with it)."""
         return _page_token.sign(self._token_key, payload)
-
-    # -- retention and deletion --------------------------------------------------------------
-
-    def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
-        """Terminal runs that ended before ``now - ended_before_s`` with outputs still kept.
-
-        One range scan of the partial index on ``end_time``; ISO 8601 times in one format
-        sort as text in time order.
-        """
-        cutoff = iso_time(time.time() - ended_before_s)
-        with self._connection() as conn:
-            rows = conn.execute(_OUTPUTS_DUE_SQL, [cutoff, max(0, limit)]).fetchall()
-        return [run_id for (run_id,) in rows]
-
-    def mark_outputs_removed(self, run_id: str, removed_at: str) -> bool:
-        """Set ``outputs_removed_at``, which also takes the run out of the sweep's index."""
-        with self._connection() as conn:
-            changed = conn.execute(
-                "UPDATE runs SET outputs_removed_at = ? WHERE run_id = ?", (removed_at, run_id)
-            ).rowcount
-        return bool(changed == 1)
-
-    def delete_run(self, run_id: str) -> State | None:
-        """Delete the run and its tags in one transaction, if its state is terminal."""
-        with self._connection() as conn, transaction(conn):
-            row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                return None
-            state = State(row[0])
-            if state.is_terminal:
-                conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-        logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, state.is_terminal)
-        return state
 
 
 def _list_sql(*, by_state: bool, by_tag: bool, by_owner: bool = False) -> str:

@@ -54,7 +54,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
-from toolchest_wes.models import TERMINAL_STATES, RunSummary, State
+from toolchest_wes.core.states import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES
+from toolchest_wes.models import RunSummary, State
 from toolchest_wes.store import _page_token, _redis_scripts
 from toolchest_wes.store._redis_schema import dumps, flatten, from_hash, to_hash, update_args
 from toolchest_wes.store._redis_state_cache import DELETED, StateCache
@@ -91,10 +92,10 @@ def connect(url: str, *, decode_responses: bool = False, **options: Any) -> redi
     )
 
 
-_ACTIVE_STATES = sorted(s.value for s in frozenset(State) - TERMINAL_STATES)
-_TERMINAL_STATES = sorted(s.value for s in TERMINAL_STATES)
-#: States in which an executor holds the run and must keep its lease fresh (as in SQLite).
-_LEASED_STATES = sorted(s.value for s in (State.INITIALIZING, State.RUNNING, State.CANCELING))
+# The state groups as the values the Lua scripts and the counts hash take, in a fixed order.
+_ACTIVE_VALUES = sorted(s.value for s in ACTIVE_STATES)
+_TERMINAL_VALUES = sorted(s.value for s in TERMINAL_STATES)
+_LEASED_VALUES = sorted(s.value for s in LEASED_STATES)
 #: Index entries one script call of a state-and-tag listing walks at most.
 _SCAN_SLICE = 1000
 _SUMMARY_WIDTH = 6
@@ -175,7 +176,7 @@ class RedisStateStore:
         """The key prefix."""
         return self._prefix
 
-    # -- StateStore --------------------------------------------------------------------------
+    # -- runs --------------------------------------------------------------------------------
 
     def create_run(self, record: RunRecord) -> None:
         """Store a run and index it in one script; ``RunExistsError`` if the id is taken."""
@@ -319,6 +320,22 @@ class RedisStateStore:
             counts = cast("dict[str, str]", self._client.hgetall(self._key("counts")))
         return {State(state): int(n) for state, n in counts.items() if int(n) > 0}
 
+    def count_active(self, owner: str | None = None) -> int:
+        """Unfinished runs of ``owner`` (everyone's for ``None``), in one ``MULTI``.
+
+        Everyone's is the per-state counts; a user's is ``ZINTERCARD`` (Redis 7) of each
+        unfinished state's index with the user's, which walks the smaller set: the state
+        index, as unfinished runs are few.
+        """
+        with self._errors():
+            if owner is None:
+                counts = self._client.hmget(self._key("counts"), _ACTIVE_VALUES)
+                return sum(int(n or 0) for n in counts)
+            pipe = self._client.pipeline(transaction=True)
+            for state in _ACTIVE_VALUES:
+                pipe.zintercard(2, [self._state_key(state), self._owner_key(owner)])
+            return sum(int(n) for n in pipe.execute())
+
     def list_active(self) -> list[RunRecord]:
         """Every run not in a terminal state, oldest (first stored) first.
 
@@ -327,7 +344,7 @@ class RedisStateStore:
         """
         with self._errors():
             pipe = self._client.pipeline(transaction=True)
-            for state in _ACTIVE_STATES:
+            for state in _ACTIVE_VALUES:
                 pipe.zrange(self._state_key(state), 0, -1, withscores=True)
             entries = sorted(
                 (float(seq), run_id) for index in pipe.execute() for run_id, seq in index
@@ -343,11 +360,13 @@ class RedisStateStore:
         ]
         return [record for record in records if not record.state.is_terminal]
 
+    # -- leases ------------------------------------------------------------------------------
+
     def touch_lease(self, run_id: str, ttl_s: float) -> None:
         """Extend the lease to ``ttl_s`` from now (``ttl_s <= 0`` expires it at once)."""
         keys = [self._run_key(run_id), self._key("lease", run_id), self._key("leases")]
         with self._errors():
-            self._touch_lease(keys=keys, args=[run_id, round(ttl_s * 1000), *_TERMINAL_STATES])
+            self._touch_lease(keys=keys, args=[run_id, round(ttl_s * 1000), *_TERMINAL_VALUES])
 
     def expired_leases(self) -> list[str]:
         """Runs in INITIALIZING, RUNNING or CANCELING whose lease was set and has run out.
@@ -357,21 +376,18 @@ class RedisStateStore:
         """
         with self._errors():
             flat = self._expired_leases(
-                keys=[self._key("leases")], args=[self._key("run:"), *_LEASED_STATES]
+                keys=[self._key("leases")], args=[self._key("run:"), *_LEASED_VALUES]
             )
         return [run_id for run_id, _ in sorted(_groups(flat, 2), key=lambda p: int(p[1]))]
 
-    def ping(self) -> None:
-        """Send ``PING``; ``StoreUnavailableError`` unless Redis answers."""
-        with self._errors():
-            self._client.ping()
+    # -- ownership ---------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the state feed and disconnect a client this store made; calls reconnect."""
-        if self._cache is not None:
-            self._cache.stop()
-        if self._owns_client:
-            self._client.close()
+    def get_owner(self, run_id: str) -> str | None:
+        """The run's owner (one ``HGET``), or ``None`` (unknown run, or no owner)."""
+        with self._errors():
+            return cast("str | None", self._client.hget(self._run_key(run_id), "owner"))
+
+    # -- retention and deletion --------------------------------------------------------------
 
     def outputs_due(self, ended_before_s: float, *, limit: int) -> list[str]:
         """Runs that ended more than ``ended_before_s`` ago (Redis clock) with outputs kept.
@@ -415,7 +431,7 @@ class RedisStateStore:
             *(self._tag_key(k, v) for k, v in record.request.tags.items()),
             *([self._owner_key(record.owner)] if record.owner else []),
         ]
-        args = [self._key("state:"), run_id, DELETED, *_TERMINAL_STATES]
+        args = [self._key("state:"), run_id, DELETED, *_TERMINAL_VALUES]
         with self._errors():
             found = self._delete(keys=keys, args=args)
         if found is None:
@@ -427,13 +443,29 @@ class RedisStateStore:
         logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, bool(version))
         return state
 
+    # -- health and shutdown -----------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Send ``PING``; ``StoreUnavailableError`` unless Redis answers."""
+        with self._errors():
+            self._client.ping()
+
+    def close(self) -> None:
+        """Stop the state feed and disconnect a client this store made; calls reconnect."""
+        if self._cache is not None:
+            self._cache.stop()
+        if self._owns_client:
+            self._client.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
     def _index_kept_outputs(self) -> None:
         """Add runs that ended before ``p:outputs-kept`` existed to it, once per database."""
         if self._kept_indexed:
             return
         if self._client.set(self._key("outputs-kept-indexed"), "1", nx=True):
             pipe = self._client.pipeline(transaction=False)
-            for state in _TERMINAL_STATES:
+            for state in _TERMINAL_VALUES:
                 pipe.zrange(self._state_key(state), 0, -1)
             ids = [run_id for index in pipe.execute() for run_id in index]
             pipe = self._client.pipeline(transaction=False)
@@ -447,8 +479,6 @@ class RedisStateStore:
                 self._client.zadd(self._key("outputs-kept"), scores, nx=True)
             logger.info("indexed kept outputs of runs=%d prefix=%s", len(scores), self._prefix)
         self._kept_indexed = True
-
-    # -- helpers -----------------------------------------------------------------------------
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -497,29 +527,8 @@ class RedisStateStore:
     def _tag_key(self, key: str, value: str) -> str:
         return self._key("tag", dumps([key, value]))
 
-    def get_owner(self, run_id: str) -> str | None:
-        """The run's owner (one ``HGET``), or ``None`` (unknown run, or no owner)."""
-        with self._errors():
-            return cast("str | None", self._client.hget(self._run_key(run_id), "owner"))
-
     def _owner_key(self, owner: str) -> str:
         return self._key("owner", owner)
-
-    def count_active(self, owner: str | None = None) -> int:
-        """Unfinished runs of ``owner`` (everyone's for ``None``), in one ``MULTI``.
-
-        Everyone's is the per-state counts; a user's is ``ZINTERCARD`` (Redis 7) of each
-        unfinished state's index with the user's, which walks the smaller set: the state
-        index, as unfinished runs are few.
-        """
-        with self._errors():
-            if owner is None:
-                counts = self._client.hmget(self._key("counts"), _ACTIVE_STATES)
-                return sum(int(n or 0) for n in counts)
-            pipe = self._client.pipeline(transaction=True)
-            for state in _ACTIVE_STATES:
-                pipe.zintercard(2, [self._state_key(state), self._owner_key(owner)])
-            return sum(int(n) for n in pipe.execute())
 
 
 def _describe(url: str) -> str:

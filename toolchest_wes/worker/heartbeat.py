@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from toolchest_wes.worker.announce import WorkerAnnouncer
+from toolchest_wes.store.redis_workers import WorkerAnnouncer
 
 __all__ = ["ConsumerLiveness", "Heartbeat", "LivenessStep"]
 

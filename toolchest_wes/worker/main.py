@@ -6,7 +6,7 @@ import logging.config
 
 from toolchest_wes.config import Settings
 from toolchest_wes.logconfig import build_logging_config
-from toolchest_wes.wiring import check_sandbox
+from toolchest_wes.wiring.sandbox import check_sandbox
 from toolchest_wes.worker.app import make_celery
 
 settings = Settings()

@@ -1,29 +1,23 @@
-"""Shared wiring: the engine, launcher and executor dependencies both entry sides build."""
+"""The runs' sandbox from settings: check that it can work, build its policy, describe it.
+
+Every entry point checks the sandbox before it starts anything (``check_sandbox``): the API
+factory, the Celery worker's entry module and the ``serve`` and ``worker`` commands. The
+engine gets the policy (``build_sandbox``, through ``wiring.engines.build_engine``), and
+service-info describes it (``describe_sandbox``).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from toolchest_wes.config import AuthMode, ContainerRuntime, SandboxMode, Settings
-from toolchest_wes.core.executor import ExecutorDeps
-from toolchest_wes.core.workspace import Workspace
-from toolchest_wes.engines.base import Launcher, WorkflowEngine
-from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY, CwltoolEngine
-from toolchest_wes.engines.process import SubprocessLauncher
-from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.engines.sandbox import SandboxPolicy, program_paths, python_paths
-from toolchest_wes.engines.warm_launcher import WarmLauncher
-from toolchest_wes.store.base import RunRecord, StateStore
 
 __all__ = [
+    "NOT_COVERED",
     "SandboxUnavailableError",
-    "build_engine",
-    "build_executor_deps",
-    "build_launcher",
-    "build_registry",
     "build_sandbox",
     "check_sandbox",
     "describe_sandbox",
@@ -157,58 +151,3 @@ def _outermost(paths: set[str]) -> tuple[str, ...]:
 
 def _is_ancestor(path: str, of: str) -> bool:
     return of == path or of.startswith(path.rstrip("/") + "/")
-
-
-def build_engine(settings: Settings) -> CwltoolEngine:
-    """The cwltool engine configured by settings, with its option table loaded."""
-    runtime = settings.effective_container_runtime
-    engine = CwltoolEngine(
-        container_runtime=runtime.value if runtime is not ContainerRuntime.AUTO else "none",
-        allow_no_container=settings.allow_no_container,
-        default_args=tuple(settings.default_engine_parameters),
-        nice=settings.engine_nice,
-        sandbox=build_sandbox(settings),
-    )
-    engine.warm()
-    return engine
-
-
-def build_registry(
-    settings: Settings, engines: list[WorkflowEngine] | None = None
-) -> EngineRegistry:
-    """The engines of this server: ``engines``, or cwltool from settings."""
-    return EngineRegistry(engines or [build_engine(settings)])
-
-
-def build_launcher(settings: Settings) -> Launcher:
-    """A warm launcher that starts warming now, or plain subprocesses if switched off."""
-    if not settings.warm_engine:
-        return SubprocessLauncher()
-    launcher = WarmLauncher([CHILD_ENTRY])
-    launcher.start_background()
-    return launcher
-
-
-def build_executor_deps(
-    settings: Settings, store: StateStore, registry: EngineRegistry, launcher: Launcher
-) -> ExecutorDeps:
-    """What ``execute_run`` needs in this process."""
-    return ExecutorDeps(
-        store=store,
-        workspace=Workspace(settings.runs_dir),
-        engine_for=_engine_lookup(registry),
-        launcher=launcher,
-        poll_interval_s=settings.poll_interval_s,
-        cancel_grace_s=settings.cancel_grace_s,
-        lease_ttl_s=settings.lease_ttl_s,
-    )
-
-
-def _engine_lookup(registry: EngineRegistry) -> Callable[[RunRecord], WorkflowEngine]:
-    def engine_for(record: RunRecord) -> WorkflowEngine:
-        engine = registry.for_type(record.request.workflow_type)
-        if engine is None:
-            raise LookupError(f"no engine for workflow_type {record.request.workflow_type!r}")
-        return engine
-
-    return engine_for

@@ -6,7 +6,7 @@ import uuid
 
 import redis
 
-from toolchest_wes.worker.announce import WorkerAnnouncer
+from toolchest_wes.store.redis_workers import WorkerAnnouncer
 
 
 def test_recent_workers_are_listed_and_long_gone_ones_dropped(redis_server) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,11 @@ Each worker writes ``{name: {"engines": {...}, "consuming": bool, "seen": epoch}
 hash under the key prefix every few seconds (see ``worker/heartbeat.py``). ``seen`` comes
 from the Redis server's clock, the one clock every API and worker host shares, so ages are
 comparable across hosts. API processes read the hash for ``/health``, ``/metrics``,
-service-info and the warning on ``POST /runs``.
+service-info and the warning on ``POST /runs`` (see ``server/workers.py``).
+
+Kept with the other Redis adapters rather than under ``worker/`` because both sides use it:
+workers write the hash and API processes read it, and ``server/`` does not import ``worker/``.
+``toolchest_wes.wiring`` connects the announcer each side gets.
 """
 
 from __future__ import annotations
