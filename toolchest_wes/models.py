@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "ACTIVE_STATES",
+    "LEASED_STATES",
     "TERMINAL_STATES",
     "DefaultWorkflowEngineParameter",
     "ErrorResponse",
@@ -67,6 +69,13 @@ class State(StrEnum):
 TERMINAL_STATES: frozenset[State] = frozenset(
     {State.COMPLETE, State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.CANCELED}
 )
+
+#: Non-terminal states: a run in one of these still owes the user an ending.
+ACTIVE_STATES: frozenset[State] = frozenset(State) - TERMINAL_STATES
+
+#: States in which an executor holds the run and must keep its lease fresh; a run in one of
+#: them whose lease ran out lost its executor (see ``StateStore.expired_leases``).
+LEASED_STATES: frozenset[State] = frozenset({State.INITIALIZING, State.RUNNING, State.CANCELING})
 
 
 def _lenient_state(value: Any) -> Any:

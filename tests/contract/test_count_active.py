@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from toolchest_wes.core.states import ACTIVE_STATES
-from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.models import ACTIVE_STATES, TERMINAL_STATES, State
 
 
 def test_count_active_counts_unfinished_runs_per_owner(store, make_record):

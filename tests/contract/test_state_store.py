@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from toolchest_wes.core.states import ACTIVE_STATES, allowed_from
-from toolchest_wes.models import RunRequest, State
+from toolchest_wes.core.states import allowed_from
+from toolchest_wes.models import ACTIVE_STATES, RunRequest, State
 from toolchest_wes.store.base import (
     InvalidPageTokenError,
     RunExistsError,

@@ -10,8 +10,7 @@ import threading
 
 import pytest
 
-from toolchest_wes.core.states import ACTIVE_STATES
-from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.models import ACTIVE_STATES, TERMINAL_STATES, State
 from toolchest_wes.store.base import RunExistsError, RunUpdate, iso_now
 
 ENDED = -60.0  # an age every run that has ended is past

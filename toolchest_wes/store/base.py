@@ -214,7 +214,7 @@ class StateStore(Protocol):
         ...
 
     def expired_leases(self) -> list[str]:
-        """Ids of runs in a leased state (``core.states.LEASED_STATES``) whose lease ran out."""
+        """Ids of runs in a leased state (``models.LEASED_STATES``) whose lease ran out."""
         ...
 
     # -- ownership ---------------------------------------------------------------------------

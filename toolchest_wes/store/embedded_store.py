@@ -23,8 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from toolchest_wes.core.states import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES
-from toolchest_wes.models import RunSummary, State
+from toolchest_wes.models import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES, RunSummary, State
 from toolchest_wes.store import _page_token
 from toolchest_wes.store._sqlite_schema import (
     RECORD_COLUMNS,

@@ -54,8 +54,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.retry import Retry
 
-from toolchest_wes.core.states import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES
-from toolchest_wes.models import RunSummary, State
+from toolchest_wes.models import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES, RunSummary, State
 from toolchest_wes.store import _page_token, _redis_scripts
 from toolchest_wes.store._redis_schema import dumps, flatten, from_hash, to_hash, update_args
 from toolchest_wes.store._redis_state_cache import DELETED, StateCache

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import itertools
 
-from toolchest_wes.core.states import ACTIVE_STATES, TRANSITIONS, allowed_from
-from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.core.states import TRANSITIONS, allowed_from
+from toolchest_wes.models import ACTIVE_STATES, TERMINAL_STATES, State
 
 
 def test_all_eleven_states_and_terminal_ones() -> None:
