@@ -29,7 +29,9 @@ Three variables of the child's environment add to plain cwltool:
 Whatever the policy, the server's settings and credentials are removed from the
 environment first, so neither tools nor expressions can inherit them.
 
-Importing this module has no side effects; ``main`` patches cwltool when it is called.
+Importing this module has no side effects; ``main`` patches cwltool when it is called,
+through ``toolchest_wes.compat.cwltool_internals``, which holds every private part of cwltool
+used here.
 """
 
 from __future__ import annotations
@@ -70,9 +72,8 @@ TASK_DIR_ENV = "TOOLCHEST_WES_CHILD_TASK_DIR"
 IGNORE_DOCKER_ENV = "TOOLCHEST_WES_CHILD_IGNORE_DOCKER"
 NICE_ENV = "TOOLCHEST_WES_CHILD_NICE"
 
-_PATCH_MARK = "_toolchest_wes_patch"
-# The schema versions a run is likely to need; others load on first use, as in cwltool.
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+# The schema versions a run is likely to need; others load on first use, as in cwltool.
 _WARM_VERSIONS = ("v1.0", "v1.1", "v1.2")
 
 _WARM_WORKFLOW = {
@@ -187,7 +188,6 @@ def _recording_job_popen(original: Callable[..., int]) -> Callable[..., int]:
                 _link(arguments["stderr_path"], task / "stderr")
                 recorder.end(task, exit_code)
 
-    setattr(job_popen, _PATCH_MARK, True)
     return job_popen
 
 
@@ -219,7 +219,6 @@ def _container_free_job_runner(original: Callable[..., type]) -> Callable[..., t
                 return _host_job_class()
         return original(self, runtimeContext)
 
-    setattr(make_job_runner, _PATCH_MARK, True)
     return make_job_runner
 
 
@@ -229,58 +228,48 @@ def _sandbox_policy() -> SandboxPolicy | None:
 
 @functools.cache
 def _host_job_class() -> type:
-    """cwltool's ``CommandLineJob`` for a tool whose DockerRequirement is ignored.
+    """cwltool's ``CommandLineJob`` for a tool whose DockerRequirement is ignored."""
+    from toolchest_wes.compat import cwltool_internals
+
+    return cwltool_internals.job_class_checked_after_setup(
+        "HostCommandLineJob", _refuse_staging_outside_workdir
+    )
+
+
+def _refuse_staging_outside_workdir(job: Any) -> None:
+    """Refuse a job that would stage a file outside its working directory.
 
     In a container, an InitialWorkDir entry may be staged at an absolute path (CWL v1.2);
     on the host that path is the server's own file system, so such a job is refused before
     anything is staged. Entry names can be expressions, hence the check on the staging plan.
     """
-    from cwltool.context import RuntimeContext
     from cwltool.errors import UnsupportedRequirement
-    from cwltool.job import CommandLineJob
 
-    class HostCommandLineJob(CommandLineJob):
-        def _setup(self, runtimeContext: RuntimeContext) -> None:
-            super()._setup(runtimeContext)
-            if self.generatemapper is None:
-                return
-            outdir = os.path.realpath(self.outdir)
-            for _, entry in self.generatemapper.items():
-                target = os.path.realpath(entry.target)
-                if os.path.commonpath([outdir, target]) != outdir:
-                    raise UnsupportedRequirement(
-                        "this server runs tools without containers, and this tool stages "
-                        f"{entry.target!r} outside its working directory, which only its "
-                        "container could hold"
-                    )
-
-    return HostCommandLineJob
+    if job.generatemapper is None:
+        return
+    outdir = os.path.realpath(job.outdir)
+    for _, entry in job.generatemapper.items():
+        target = os.path.realpath(entry.target)
+        if os.path.commonpath([outdir, target]) != outdir:
+            raise UnsupportedRequirement(
+                "this server runs tools without containers, and this tool stages "
+                f"{entry.target!r} outside its working directory, which only its "
+                "container could hold"
+            )
 
 
 def _install_patches() -> None:
     """Patch cwltool once per process; the patches read ``_state`` at call time."""
-    import cwl_utils.sandboxjs
-    import cwltool.command_line_tool
-    import cwltool.job
+    from toolchest_wes.compat import cwltool_internals
 
-    # _job_popen is looked up as a global of cwltool.job each time a job runs. The task is
-    # recorded with the tool's own command line, outside the sandbox's.
-    if not getattr(cwltool.job._job_popen, _PATCH_MARK, False):
-        sandboxed = sandboxed_job_popen(cwltool.job._job_popen, _sandbox_policy)
-        cwltool.job._job_popen = _recording_job_popen(sandboxed)
-    job_class = cwltool.job.CommandLineJob
-    if not getattr(job_class.run, _PATCH_MARK, False):
-        job_class.run = marking_job_run(job_class.run)  # type: ignore[method-assign]
-        setattr(job_class.run, _PATCH_MARK, True)
+    # The task is recorded with the tool's own command line, outside the sandbox's.
+    cwltool_internals.wrap_job_popen(
+        lambda original: _recording_job_popen(sandboxed_job_popen(original, _sandbox_policy))
+    )
+    cwltool_internals.wrap_job_run(marking_job_run)
     # The JavaScript engine starts node through its module's own name for subprocess.
-    real = getattr(cwl_utils.sandboxjs, "subprocess")  # noqa: B009 (not exported)
-    if not isinstance(real, SandboxedSubprocess):
-        wrapped = SandboxedSubprocess(real, _sandbox_policy)
-        setattr(cwl_utils.sandboxjs, "subprocess", wrapped)  # noqa: B010 (not exported)
-    tool_class = cwltool.command_line_tool.CommandLineTool
-    if not getattr(tool_class.make_job_runner, _PATCH_MARK, False):
-        patched = _container_free_job_runner(tool_class.make_job_runner)
-        tool_class.make_job_runner = patched  # type: ignore[method-assign]
+    cwltool_internals.wrap_js_subprocess(lambda real: SandboxedSubprocess(real, _sandbox_policy))
+    cwltool_internals.wrap_make_job_runner(_container_free_job_runner)
 
 
 def _enables_ext(argv: list[str]) -> bool:
@@ -411,6 +400,8 @@ def warm() -> None:
     import cwltool.resolver
     import cwltool.utils
 
+    from toolchest_wes.compat import cwltool_internals
+
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
 
@@ -453,7 +444,7 @@ def warm() -> None:
                 logging.getLogger(name).removeHandler(handler)
             cwltool.utils.processes_to_kill.clear()
             # Job names come from this set; children must name their jobs from scratch.
-            cwltool.process._names.clear()
+            cwltool_internals.forget_job_names()
             # cwltool's memory monitor leaves cancelled timer threads; the zygote must be
             # single-threaded again before it forks.
             for thread in threading.enumerate():

@@ -78,12 +78,11 @@ _FALSE = {"false", "no", "0", "off"}
 @functools.cache
 def _cwltool_flags() -> frozenset[str]:
     """Every option string cwltool's own parser knows."""
-    from cwltool.argparser import arg_parser
+    # Imported here: importing it imports cwltool, and checks the parts of it that the
+    # engine process patches, so a cwltool without them stops the server at startup.
+    from toolchest_wes.compat import cwltool_internals
 
-    flags: set[str] = set()
-    for action in arg_parser()._actions:
-        flags.update(s for s in action.option_strings if s.startswith("--"))
-    return frozenset(flags)
+    return cwltool_internals.option_strings()
 
 
 @dataclass
@@ -114,7 +113,11 @@ class CwltoolEngine:
         return metadata.version("cwltool")
 
     def warm(self) -> None:
-        """Load cwltool's option table now rather than on the first request."""
+        """Load cwltool's option table now rather than on the first request.
+
+        Raises:
+            PrivateApiChangedError: The installed cwltool lacks a part the engine relies on.
+        """
         _cwltool_flags()
 
     def default_parameters(self) -> list[DefaultWorkflowEngineParameter]:

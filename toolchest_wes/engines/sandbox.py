@@ -347,9 +347,3 @@ def bwrap_problem(uid: int | None = None) -> str | None:
             "permits them)"
         )
     return None
-
-
-def server_home() -> Path | None:
-    """The home folder of the server's user, if it has one."""
-    home = os.environ.get("HOME")
-    return Path(home) if home and home != "/" else None

@@ -94,8 +94,8 @@ class _Request:
     handle: _WarmHandle | None = None
 
 
-class _Zygote:
-    """One zygote process and the thread that reads its socket."""
+class _ZygoteClient:
+    """The launcher's side of one zygote process: its socket and the thread reading it."""
 
     def __init__(self, entries: Sequence[str]) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -110,7 +110,6 @@ class _Zygote:
             raise
         finally:
             child_sock.close()
-        self.started_at = time.monotonic()
         self.entries: frozenset[str] = frozenset()
         self.dead = False
         self._sock = parent_sock
@@ -289,7 +288,7 @@ class WarmLauncher:
         self._fallback: Launcher = SubprocessLauncher() if fallback is None else fallback
         self._ready_timeout_s = ready_timeout_s
         self._lock = threading.Lock()
-        self._zygote: _Zygote | None = None
+        self._zygote: _ZygoteClient | None = None
         self._last_spawn: float | None = None
         self._closed = False
 
@@ -328,7 +327,7 @@ class WarmLauncher:
         zygote = self._zygote
         return None if zygote is None else zygote.pid
 
-    def _ready_zygote(self) -> _Zygote | None:
+    def _ready_zygote(self) -> _ZygoteClient | None:
         with self._lock:
             zygote = self._current_zygote()
         if zygote is None:
@@ -338,7 +337,7 @@ class WarmLauncher:
             return None
         return zygote
 
-    def _current_zygote(self) -> _Zygote | None:
+    def _current_zygote(self) -> _ZygoteClient | None:
         """The zygote to use, started if needed; call with ``_lock`` held."""
         if self._closed:
             return None
@@ -352,7 +351,7 @@ class WarmLauncher:
         if zygote is not None:
             zygote.close()
         try:
-            self._zygote = _Zygote(sorted(self._entries))
+            self._zygote = _ZygoteClient(sorted(self._entries))
         except OSError as exc:
             logger.warning("cannot start the zygote error=%s", exc)
             self._zygote = None

@@ -58,7 +58,9 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-class _Zygote:
+class _ForkServer:
+    """The zygote's loop: forks a child per request and reports how each child ends."""
+
     def __init__(
         self, sock: socket.socket, modules: dict[str, ModuleType], buffered: bytes = b""
     ) -> None:
@@ -300,9 +302,9 @@ def main(argv: list[str]) -> int:
         return 0
     entries = [str(name) for name in json.loads(hello)["entries"]]
     modules, failed, warnings = _load(entries)
-    zygote = _Zygote(sock, modules, rest)
-    zygote.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
-    return zygote.serve()
+    server = _ForkServer(sock, modules, rest)
+    server.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
+    return server.serve()
 
 
 if __name__ == "__main__":

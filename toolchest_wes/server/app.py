@@ -14,6 +14,7 @@ import connexion
 from flask import Response, request
 from redis import RedisError
 
+from toolchest_wes.compat import verify_all
 from toolchest_wes.config import SandboxMode, Settings
 from toolchest_wes.core.service import RunService, ServiceConfig
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
@@ -100,6 +101,7 @@ def create_app(
     # First, so that a configuration that cannot work fails before anything starts.
     authenticator = build_authenticator(settings)
     sandbox = check_sandbox(settings)
+    verify_all()
     parts = build_parts(
         settings, Role.API, store=store, runner=runner, engines=engines, launcher=launcher
     )

@@ -6,7 +6,8 @@ the result. For ``GetRunStatus``, which clients call in tight polling loops and 
 parameter is a path string, that chain costs more than the rest of the request put
 together (bench/README.md). The view connexion registered for it is replaced here by one
 that does the same checks directly: the route, the resolved handler and the error handling
-stay those of the spec-driven app.
+stay those of the spec-driven app. ``toolchest_wes.compat.connexion_views`` holds what this
+relies on in connexion.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import connexion
 from flask import Response, request
 
+from toolchest_wes.compat.connexion_views import replace_operation_view
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.server.resolver import handler_name
 from toolchest_wes.server.spec import BASE_PATH
@@ -39,11 +41,8 @@ def install_fast_views(app: connexion.FlaskApp, handlers: object, spec: dict[str
         operation = _operation(spec, operation_id)
         if any(p.get("in") != "path" for p in operation.get("parameters", [])):
             raise LookupError(f"{operation_id} takes more than path parameters")
-        endpoint = f"{BASE_PATH}.{operation_id}"
-        if endpoint not in app.app.view_functions:
-            raise LookupError(f"no route for {operation_id}")
         handler = getattr(handlers, handler_name(operation_id))
-        app.app.view_functions[endpoint] = _lean_view(handler)
+        replace_operation_view(app, BASE_PATH, operation_id, _lean_view(handler))
 
 
 def _operation(spec: dict[str, Any], operation_id: str) -> dict[str, Any]:

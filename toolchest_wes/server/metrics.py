@@ -17,11 +17,13 @@ from time import perf_counter
 
 import connexion
 from flask import Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from toolchest_wes.compat.connexion_views import operation_id_of
+from toolchest_wes.compat.prometheus_values import multiprocess_values
 from toolchest_wes.models import State
 from toolchest_wes.server.spec import load_spec
 from toolchest_wes.store.redis_workers import WorkerBeat
@@ -129,8 +131,7 @@ def install_metrics(
 
 def _check_multiprocess_values() -> None:
     # prometheus_client chooses where metric values live once, when it is first imported.
-    # A release without this private flag skips the check rather than refusing to start.
-    if not getattr(values.ValueClass, "_multiprocess", True):
+    if not multiprocess_values():
         raise RuntimeError(
             f"{MULTIPROC_DIR_VAR} was set after prometheus_client was imported; set it in the "
             "environment the process starts with (gunicorn_conf does this for its workers)"
@@ -152,11 +153,10 @@ def _spec_operation_ids() -> frozenset[str]:
 def _operations_by_endpoint(app: connexion.FlaskApp) -> dict[str | None, str]:
     """Flask endpoint -> operationId, for every route of a spec operation."""
     spec_ids = _spec_operation_ids()
-    # connexion 2 names an operation's endpoint "<blueprint>.<operationId>" (dots in the id
-    # would become underscores; the WES ids have none).
     by_endpoint: dict[str | None, str] = {}
     for rule in app.app.url_map.iter_rules():
-        operation_id = rule.endpoint.rpartition(".")[2]
+        # Dots in an operationId would read as underscores; the WES ids have none.
+        operation_id = operation_id_of(rule.endpoint)
         if operation_id in spec_ids:
             by_endpoint[rule.endpoint] = operation_id
     return by_endpoint

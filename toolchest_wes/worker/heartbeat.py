@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
+from toolchest_wes.compat.celery_steps import TASK_CONSUMER_STEP
 from toolchest_wes.store.redis_workers import WorkerAnnouncer
 
 __all__ = ["ConsumerLiveness", "Heartbeat", "LivenessStep"]
@@ -71,7 +72,7 @@ class LivenessStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery's b
     when the broker connection is lost, before reconnecting.
     """
 
-    requires = ("celery.worker.consumer.tasks:Tasks",)
+    requires = (TASK_CONSUMER_STEP,)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)

@@ -23,6 +23,7 @@ hash: a run that had not started is queued again by the reconcile loop once
 
 ``new_celery_app`` selects this transport for ``redis://`` broker URLs. Remove it once kombu
 closes a channel before tearing down its transport, or keeps the connection parameters.
+``toolchest_wes.compat.kombu_internals`` checks that kombu still has the hook overridden here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import logging
 from typing import Any
 
 import redis
-from kombu.transport import redis as kombu_redis
+
+from toolchest_wes.compat.kombu_internals import RedisChannel, RedisTransport
 
 __all__ = ["TRANSPORT", "Channel", "Transport"]
 
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 TRANSPORT = f"{__name__}:Transport"
 
 
-class Channel(kombu_redis.Channel):
+class Channel(RedisChannel):
     """A Redis channel that reports its torn-down transport as a lost connection."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
@@ -57,7 +59,7 @@ class Channel(kombu_redis.Channel):
         return params
 
 
-class Transport(kombu_redis.Transport):
+class Transport(RedisTransport):
     """kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel

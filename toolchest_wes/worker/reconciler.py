@@ -18,25 +18,17 @@ from dataclasses import dataclass, field
 
 import redis
 
+from toolchest_wes.compat import kombu_internals
 from toolchest_wes.config import Settings
 from toolchest_wes.core.reconcile import ReconcileReport, reconcile_runs
 from toolchest_wes.core.retention import sweep_outputs
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.store.base import StateStore, StoreError
-from toolchest_wes.store.redis_store import connect
 from toolchest_wes.worker.celery_config import queue_name
 
-__all__ = ["QueueProbe", "QueueSnapshot", "Reconciler", "start_reconciler"]
+__all__ = ["QueueProbe", "QueueSnapshot", "Reconciler"]
 
 logger = logging.getLogger(__name__)
-
-# kombu's Redis transport keeps one list per priority step (the bare name is priority 0),
-# every delivered, unacknowledged message in one hash (delivery tag -> [message, exchange,
-# routing key]) and the delivery times in a sorted set (delivery tag -> epoch seconds).
-_PRIORITY_SEPARATOR = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
-_UNACKED_KEY = "unacked"
-_UNACKED_INDEX_KEY = "unacked_index"
 
 
 @dataclass
@@ -60,12 +52,16 @@ class QueueSnapshot:
 
 
 class QueueProbe:
-    """The run queue in Redis: how long it is, and which runs have a message in it."""
+    """The run queue in Redis: how long it is, and which runs have a message in it.
+
+    It reads kombu's keys directly (``toolchest_wes.compat.kombu_internals`` has their
+    layout): kombu has no API that lists a queue's messages or its unacknowledged ones.
+    """
 
     def __init__(self, client: redis.Redis, queue: str) -> None:
         self.client = client
         self.queue = queue
-        self.keys = [queue, *(f"{queue}{_PRIORITY_SEPARATOR}{p}" for p in _PRIORITY_STEPS)]
+        self.keys = kombu_internals.queue_keys(queue)
 
     def snapshot(self) -> QueueSnapshot:
         """Every message of the queue, read in one ``MULTI``; O(messages), for one pass.
@@ -76,18 +72,18 @@ class QueueProbe:
         pipe = self.client.pipeline(transaction=True)
         for key in self.keys:
             pipe.lrange(key, 0, -1)
-        pipe.hgetall(_UNACKED_KEY)
-        pipe.zrange(_UNACKED_INDEX_KEY, 0, -1, withscores=True)
+        pipe.hgetall(kombu_internals.UNACKED_KEY)
+        pipe.zrange(kombu_internals.UNACKED_INDEX_KEY, 0, -1, withscores=True)
         *lists, unacked, index = pipe.execute()
         snapshot = QueueSnapshot()
         for raw in (raw for items in lists for raw in items):
             snapshot.waiting.update(_message_id(raw))
         times = {_text(tag): float(at) for tag, at in index}
         for tag, raw in unacked.items():
-            try:
-                message, _exchange, routing_key = json.loads(raw)
-            except (ValueError, TypeError):
+            delivery = kombu_internals.unacked_delivery(raw)
+            if delivery is None:
                 continue
+            message, routing_key = delivery
             if routing_key != self.queue:
                 continue  # another deployment's queue on the same Redis
             for run_id in _message_id(json.dumps(message)):
@@ -104,8 +100,8 @@ class QueueProbe:
         """
         if tags:
             pipe = self.client.pipeline(transaction=True)
-            pipe.zrem(_UNACKED_INDEX_KEY, *tags)
-            pipe.hdel(_UNACKED_KEY, *tags)
+            pipe.zrem(kombu_internals.UNACKED_INDEX_KEY, *tags)
+            pipe.hdel(kombu_internals.UNACKED_KEY, *tags)
             pipe.execute()
 
     def length(self) -> int:
@@ -245,18 +241,3 @@ class Reconciler:
                 self.sweep_once()
             except (redis.RedisError, StoreError, OSError):
                 logger.warning("retention sweep failed; retrying next interval", exc_info=True)
-
-
-def start_reconciler(
-    settings: Settings,
-    store: StateStore,
-    *,
-    requeue: Callable[[str], None],
-) -> Reconciler:
-    """A started reconcile loop on the settings' Redis."""
-    if settings.redis_url is None:
-        raise ValueError("the reconcile loop needs redis_url")
-    client = connect(settings.redis_url)
-    reconciler = Reconciler(settings, store, client, requeue=requeue)
-    reconciler.start()
-    return reconciler

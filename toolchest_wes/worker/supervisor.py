@@ -2,12 +2,12 @@
 
 The command runs Celery as its child instead of replacing itself with it, because a Celery
 worker can end on an error it does not recover from while the broker is away (the consumer's
-cleanup of a lost Redis connection, see ``kombu_patches``; or any future one). A worker that
-ends leaves its queue unconsumed until someone restarts it, so the supervisor does: after a
-crash (any exit but a clean one, or death by a signal it did not forward) it starts the
-worker again, waiting 1 s, then 2, 4, ... up to 30 s between attempts, and from 1 s again
-once a worker has run for a minute. A run that was executing when its worker died is taken
-care of by its lease (see the reconcile loop).
+cleanup of a lost Redis connection, see ``toolchest_wes.worker.kombu_transport``; or any
+future one). A worker that ends leaves its queue unconsumed until someone restarts it, so the
+supervisor does: after a crash (any exit but a clean one, or death by a signal it did not
+forward) it starts the worker again, waiting 1 s, then 2, 4, ... up to 30 s between attempts,
+and from 1 s again once a worker has run for a minute. A run that was executing when its
+worker died is taken care of by its lease (see the reconcile loop).
 
 SIGTERM, SIGINT and SIGQUIT are forwarded (SIGINT as SIGTERM, Celery's warm shutdown, since
 a terminal sends SIGINT to the child as well, and two SIGINTs are Celery's cold shutdown);
