@@ -1,12 +1,15 @@
-"""The built sdist and wheel, and a fresh virtualenv with the wheel installed: once a session."""
+"""The built sdist and wheel, a fresh virtualenv with the wheel installed (once a session), and
+a user's folder outside the checkout."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.dists import Dists, build_dists, copy_checkout, install_wheel, require_build_tool
+from tests.conftest import EXAMPLES
+from tests.dists import ROOT, Dists, build_dists, copy_checkout, install_wheel, require_build_tool
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,12 @@ def wheel_venv(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
     install_wheel(dists.wheel, venv)
     return venv
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The user's folder, outside the checkout, holding a copy of examples/hello."""
+    folder = tmp_path / "home"
+    shutil.copytree(EXAMPLES / "hello", folder)
+    assert not folder.resolve().is_relative_to(ROOT)
+    return folder

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -20,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES
 from tests.dists import (
     PACKAGE,
     ROOT,
@@ -99,15 +97,6 @@ def client_venv(client_dists: Dists, tmp_path_factory: pytest.TempPathFactory) -
     venv = tmp_path_factory.mktemp("client-venv") / "venv"
     install_wheel(client_dists.wheel, venv)
     return venv
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """The user's folder, outside the checkout, holding a copy of examples/hello."""
-    folder = tmp_path / "home"
-    shutil.copytree(EXAMPLES / "hello", folder)
-    assert not folder.resolve().is_relative_to(ROOT)
-    return folder
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API, EXAMPLES
+from tests.conftest import API
 from tests.dists import ROOT, user_env
 from tests.processes import (
     TERMINAL,
@@ -37,15 +36,6 @@ from tests.redis_server import RedisServer
 # Building the wheel and installing its dependencies into the new virtualenv take most of
 # the time, once a session; a cold package cache can take minutes.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """The user's folder, outside the checkout, holding a copy of examples/hello."""
-    folder = tmp_path / "home"
-    shutil.copytree(EXAMPLES / "hello", folder)
-    assert not folder.resolve().is_relative_to(ROOT)
-    return folder
 
 
 @pytest.fixture
