@@ -264,3 +264,8 @@ class OutputListResponse(_Model):
     outputs_expire_at: str | None = None
     #: Whether they were; the listing is then empty and downloads answer 410.
     outputs_expired: bool = False
+    #: The run's state when the listing was made (toolchest-wes; absent from other servers).
+    state: StateField | None = None
+    #: Whether the listing is final: ``False`` while the run is active, whose outputs are
+    #: not collected yet (toolchest-wes; absent from other servers).
+    complete: bool | None = None

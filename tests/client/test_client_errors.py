@@ -146,8 +146,8 @@ def test_the_token_goes_only_to_its_own_server() -> None:
         return httpx.Response(200, content=b"log")
 
     wes = client(handler, token="s3cret")
-    wes._read_from(f"{URL}/ga4gh/wes/v1/runs/r/stderr", 0)
-    wes._read_from("http://elsewhere.test/log", 0)
+    wes._drive(wes._core.read_log(f"{URL}/ga4gh/wes/v1/runs/r/stderr"))
+    wes._drive(wes._core.read_log("http://elsewhere.test/log"))
     assert seen == {"wes.test": "Bearer s3cret", "elsewhere.test": None}
 
 
@@ -339,19 +339,51 @@ def routes(table: dict[str, Any]) -> Handler:
     return handler
 
 
-def test_outputs_of_a_running_run_raise_without_listing() -> None:
+@pytest.mark.parametrize(
+    ("table", "asked"),
+    [
+        pytest.param(
+            {
+                "/runs/r/outputs": {
+                    "run_id": "r",
+                    "files": [],
+                    "state": "RUNNING",
+                    "complete": False,
+                }
+            },
+            ["/outputs"],
+            id="the listing says it is incomplete",
+        ),
+        pytest.param(
+            {
+                "/runs/r/outputs": {"run_id": "r", "files": []},
+                "/runs/r/status": {"run_id": "r", "state": "RUNNING"},
+            },
+            ["/outputs", "/status"],
+            id="a listing without the field: the status says",
+        ),
+        pytest.param(
+            {"/runs/r": {"run_id": "r", "state": "RUNNING"}},
+            ["/outputs", ""],
+            id="no listing: the RunLog says",
+        ),
+    ],
+)
+def test_outputs_of_a_running_run_raise_naming_the_state(
+    table: dict[str, Any], asked: list[str]
+) -> None:
     from toolchest_wes.client import Run, RunNotFinished
 
     seen: list[str] = []
-    table = {"/runs/r/status": {"run_id": "r", "state": "RUNNING"}}
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.url.path)
+        seen.append(request.url.path.removeprefix("/ga4gh/wes/v1/runs/r"))
         return routes(table)(request)
 
-    with pytest.raises(RunNotFinished, match="RUNNING"):
+    with pytest.raises(RunNotFinished, match="RUNNING") as info:
         Run(client(handler), "r").outputs()
-    assert not any(path.endswith("/outputs") for path in seen)
+    assert info.value.state is State.RUNNING
+    assert seen == asked
 
 
 def test_an_include_that_matches_nothing_lists_what_there_is() -> None:

@@ -126,8 +126,8 @@ def test_logs_tasks_and_follow(wes: WesClient) -> None:
     run = wes.run(TWO_STEP, EXAMPLES / "two-step" / "count-lines.json", timeout=120)
     stderr = run.logs()
     assert "completed success" in stderr
-    followed = "".join(run.logs(follow=True))
-    assert followed == stderr
+    assert "".join(run.follow_logs()) == stderr
+    assert "".join(run.logs(follow=True)) == stderr
     tasks = run.tasks()
     assert len(tasks) == 2
     assert isinstance(run.logs("stdout", task=tasks[0].id), str)

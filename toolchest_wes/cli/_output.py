@@ -16,6 +16,7 @@ from toolchest_wes.client import (
     ForbiddenError,
     GoneError,
     InputFileError,
+    InputTypeError,
     NoMatchingOutputs,
     NotFoundError,
     RunFailed,
@@ -46,9 +47,10 @@ class ExitCode(IntEnum):
     OK = 0
     #: The run failed: EXECUTOR_ERROR (the workflow itself failed).
     RUN_FAILED = 1
-    #: Usage error: bad options or arguments, a missing local file, no run for ``@last``, a
-    #: request the server refused as invalid (400, 409), outputs of a run that has not
-    #: finished, or ``--include`` globs that match no output file.
+    #: Usage error: bad options or arguments, a missing local file, an input that does not
+    #: fit its type, no run for ``@last``, a request the server refused as invalid (400,
+    #: 409), outputs of a run that has not finished, or ``--include`` globs that match no
+    #: output file.
     USAGE = 2
     #: The run ended SYSTEM_ERROR or PREEMPTED: the service failed, not the workflow.
     SYSTEM_ERROR = 3
@@ -69,9 +71,10 @@ EXIT_CODES_HELP = """\b
 Exit codes of the client commands:
   0    success; a run waited for ended COMPLETE
   1    the run failed (EXECUTOR_ERROR)
-  2    usage error: bad arguments, missing local file, no run for @last,
-       the server refused the request as invalid (400, 409), outputs of
-       an unfinished run, or --include globs that match no output file
+  2    usage error: bad arguments, missing local file, an input of the
+       wrong type, no run for @last, the server refused the request as
+       invalid (400, 409), outputs of an unfinished run, or --include
+       globs that match no output file
   3    the run ended SYSTEM_ERROR or PREEMPTED
   4    the run was cancelled (CANCELED, CANCELING)
   5    --timeout passed before the run ended (the run goes on)
@@ -101,6 +104,7 @@ def exit_code_for_error(error: WesClientError) -> ExitCode:
     if isinstance(
         error,
         InputFileError
+        | InputTypeError
         | BundleError
         | BadRequestError
         | ConflictError

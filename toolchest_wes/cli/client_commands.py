@@ -29,9 +29,8 @@ from toolchest_wes.cli._output import (
     warn,
 )
 from toolchest_wes.client import ConflictError, Run, RunFailed, format_runs
-from toolchest_wes.client._core import REQUEST_ID_TAG
+from toolchest_wes.client._core import REQUEST_ID_TAG, Stream
 from toolchest_wes.client._listing import parse_states
-from toolchest_wes.client.run import Stream
 from toolchest_wes.client.tables import duration, format_table
 from toolchest_wes.models import RunLog
 
@@ -221,7 +220,7 @@ def logs(
             click.echo(text, nl=False)
         return
     with detach_on_interrupt(run):
-        for chunk in run.logs(which, follow=True, task=task):
+        for chunk in run.follow_logs(which, task=task):
             if session.as_json:  # one JSON object per line as the text arrives
                 click.echo(json.dumps({"run_id": run.run_id, "stream": which, "text": chunk}))
             else:

@@ -148,7 +148,7 @@ def _wait(run: Run, timeout: float | None, quiet: bool) -> RunLog:
     """
     try:
         if not quiet and timeout is None:
-            for text in run.logs("stderr", follow=True):
+            for text in run.follow_logs("stderr"):
                 sys.stderr.write(text)
                 sys.stderr.flush()
         log = run.wait(timeout=timeout, initial_interval=POLL[0], max_interval=POLL[1])

@@ -13,7 +13,7 @@ Importing this package loads no server code (no flask, celery, redis or cwltool)
 
 from toolchest_wes.client._async import AsyncRun, AsyncWesClient
 from toolchest_wes.client._deps import BundleError
-from toolchest_wes.client._sync import WesClient
+from toolchest_wes.client._sync import Run, WesClient
 from toolchest_wes.client.exceptions import (
     BadRequestError,
     ConflictError,
@@ -21,6 +21,7 @@ from toolchest_wes.client.exceptions import (
     ForbiddenError,
     GoneError,
     InputFileError,
+    InputTypeError,
     NoMatchingOutputs,
     NotFoundError,
     RateLimitedError,
@@ -37,7 +38,6 @@ from toolchest_wes.client.exceptions import (
 )
 from toolchest_wes.client.group import AsyncRunGroup, RunGroup
 from toolchest_wes.client.journal import Journal, JournalEntry
-from toolchest_wes.client.run import Run
 from toolchest_wes.client.tables import Outputs, format_runs, print_runs
 from toolchest_wes.models import (
     OutputFile,
@@ -60,6 +60,7 @@ __all__ = [
     "ForbiddenError",
     "GoneError",
     "InputFileError",
+    "InputTypeError",
     "Journal",
     "JournalEntry",
     "NoMatchingOutputs",

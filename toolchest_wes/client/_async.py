@@ -1,46 +1,37 @@
 """``AsyncWesClient`` and ``AsyncRun``: the ``asyncio`` twins of ``WesClient`` and ``Run``.
 
-The operations themselves (retries, paging, waiting) are the generators in ``_core``; this
-module only drives them with ``await``.
+The operations themselves (retries, paging, waiting, downloads, following logs) are the
+generators in ``_core``; this module only drives them with ``await``. The public methods and
+their parameters are those of ``_sync``, which ``tests/client/test_faces.py`` checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy
-from toolchest_wes.client._download import FileSink, Progress, select_outputs, target_path
-from toolchest_wes.client._http import (
-    Op,
-    RetryPolicy,
-    Send,
-    Sleep,
-    api_error,
-)
-from toolchest_wes.client._listing import RunFilter, StateSelector
-from toolchest_wes.client._submit import encode_fields, prepare_submission
-from toolchest_wes.client.exceptions import (
-    DownloadError,
-    RunNotFinished,
-    TransportError,
-    WesApiError,
-)
-from toolchest_wes.client.journal import Journal
-from toolchest_wes.client.run import (
-    FOLLOW_INTERVAL,
-    RunHandle,
+from toolchest_wes.client._core import (
+    Core,
+    LogFollower,
+    Pager,
+    RunListing,
     Stream,
-    Terminated,
-    sigterm_raises,
+    Submission,
+    WaitPolicy,
+    stream_url,
 )
+from toolchest_wes.client._handle import RunHandle, async_on_interrupt
+from toolchest_wes.client._http import Fetch, Op, RetryPolicy, Sleep
+from toolchest_wes.client._listing import StateSelector, ended
+from toolchest_wes.client._submit import encode_fields, prepare_submission
+from toolchest_wes.client.exceptions import WesApiError
+from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import (
     OutputListResponse,
@@ -113,21 +104,38 @@ class AsyncWesClient:
         return f"AsyncWesClient({self.url!r})"
 
     async def _drive(self, op: Op[T]) -> T:
+        """Run an operation with ``await``ed I/O."""
         try:
             effect = next(op)
             while True:
-                if isinstance(effect, Send):
-                    outcome: httpx.Response | httpx.RequestError
-                    try:
-                        outcome = await self.http.send(effect.request)
-                    except httpx.RequestError as error:
-                        outcome = error
-                    effect = op.send(outcome)
-                elif isinstance(effect, Sleep):
+                if isinstance(effect, Sleep):
                     await asyncio.sleep(effect.seconds)
                     effect = op.send(None)
+                    continue
+                outcome: httpx.Response | httpx.RequestError
+                try:
+                    if isinstance(effect, Fetch):
+                        outcome = await self._fetch(effect)
+                    else:
+                        outcome = await self.http.send(effect.request)
+                except httpx.RequestError as error:
+                    outcome = error
+                effect = op.send(outcome)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    async def _fetch(self, effect: Fetch) -> httpx.Response:
+        response = await self.http.send(effect.request, stream=True)
+        try:
+            if effect.sink.start(response):
+                async for chunk in response.aiter_bytes():
+                    effect.sink.write(chunk)
+            else:
+                await response.aread()
+        finally:
+            await response.aclose()
+            effect.sink.close()
+        return response
 
     # -- WES operations (see WesClient for the documentation) -----------------------------
 
@@ -147,27 +155,10 @@ class AsyncWesClient:
 
         See ``WesClient.list_runs``.
         """
-        run_filter = RunFilter.of(state, tags)
-        pager = Pager()
-        count = 0
-        while not pager.done and (limit is None or count < limit):
-            runs, token = await self._drive(
-                self._core.list_runs_page(
-                    page_size, pager.token, run_filter.server_state, run_filter.server_tag
-                )
-            )
-            pager.advance(token)
-            for run in runs:
-                tags_ = None
-                if run_filter.needs_tags(run):
-                    log = await self.get_run_log(run.run_id)
-                    tags_ = dict(log.request.tags) if log.request else {}
-                if not run_filter.matches(run, tags_):
-                    continue
-                yield AsyncRun(self, run.run_id, summary=run)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+        listing = RunListing(state, tags, limit, page_size)
+        while not listing.done:
+            for summary in await self._drive(self._core.runs_page(listing)):
+                yield AsyncRun(self, summary.run_id, summary=summary)
 
     async def run_workflow(
         self,
@@ -237,13 +228,37 @@ class AsyncWesClient:
         self,
         workflow: str | Path,
         inputs: Mapping[str, Any] | str | Path | None = None,
-        **options: Any,
+        *,
+        attachments: Sequence[str | Path] = (),
+        tags: Mapping[str, str] | None = None,
+        engine_params: Mapping[str, Any] | None = None,
+        workflow_type: str = "CWL",
+        workflow_type_version: str | None = None,
+        engine: str | None = None,
+        engine_version: str | None = None,
     ) -> AsyncRun:
-        """Submit a run and return at once; the options are those of ``WesClient.submit``."""
-        submission = prepare_submission(workflow, inputs, **options)
-        tags = dict(options.get("tags") or {})
+        """Submit a run and return at once; see ``WesClient.submit``.
+
+        Raises:
+            InputFileError: A referenced local file does not exist.
+            InputTypeError: An input does not fit the type the workflow declares.
+            BadRequestError: The server refused the request; ``msg`` says why.
+        """
+        submission = prepare_submission(
+            workflow,
+            inputs,
+            attachments=attachments,
+            tags=tags,
+            engine_params=engine_params,
+            workflow_type=workflow_type,
+            workflow_type_version=workflow_type_version,
+            engine=engine,
+            engine_version=engine_version,
+        )
         if self.journal:
-            self.journal.record_submit(submission.request_id, self.url, str(workflow), tags)
+            self.journal.record_submit(
+                submission.request_id, self.url, str(workflow), dict(tags or {})
+            )
         run_id = await self._drive(self._core.submit(submission))
         if self.journal:
             self.journal.record_run(submission.request_id, self.url, run_id)
@@ -256,10 +271,10 @@ class AsyncWesClient:
         *,
         timeout: float | None = None,
         download: str | Path | None = None,
-        **options: Any,
+        **submit_options: Any,
     ) -> AsyncRun:
         """Submit, wait and optionally download; see ``WesClient.run``."""
-        run = await self.submit(workflow, inputs, **options)
+        run = await self.submit(workflow, inputs, **submit_options)
         await run.wait(timeout=timeout)
         if download is not None:
             await run.download(download)
@@ -298,6 +313,18 @@ class AsyncWesClient:
         await asyncio.gather(*(self._read_log(run) for run in found))
         return found
 
+    async def recover(self) -> list[AsyncRun]:
+        """Find the runs of journal entries whose answer never arrived, and record them."""
+        found: list[AsyncRun] = []
+        if not self.journal:
+            return found
+        for entry in self.journal.pending(self.url):
+            run_id = await self._drive(self._core.find_request(entry.request_id))
+            if run_id:
+                self.journal.record_run(entry.request_id, self.url, run_id)
+                found.append(AsyncRun(self, run_id))
+        return found
+
     async def _read_log(self, run: AsyncRun) -> None:
         # A run whose RunLog the server cannot give still belongs in the table.
         with contextlib.suppress(WesApiError):
@@ -316,8 +343,40 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         url: str | None = None,
         token: str | None = None,
     ) -> AsyncRun:
-        """A handle on a run submitted earlier, without contacting the server."""
-        return cls(client or AsyncWesClient(url, token), run_id)
+        """A handle on a run submitted earlier, without contacting the server.
+
+        Without ``client``, the handle makes its own client and owns it: ``await
+        run.aclose()`` or an ``async with`` block closes it (an async client cannot be
+        closed from a garbage collector).
+
+        Example:
+            >>> async with AsyncRun.from_id("3f0c…", url="http://127.0.0.1:8080") as run:
+            ...     await run.download("results/", wait=True)
+        """
+        if client is not None:
+            return cls(client, run_id)
+        run = cls(AsyncWesClient(url, token), run_id)
+        run._owns_client = True
+        return run
+
+    async def aclose(self) -> None:
+        """Close the client this handle made (``from_id`` without ``client=``); else nothing."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncRun:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _drive(self, op: Op[T]) -> T:
+        return await self.client._drive(op)
 
     async def status(self) -> State:
         """The run's current state."""
@@ -334,13 +393,12 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         """Wait until the run ends, with backoff; see ``Run.wait``."""
         policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
         core = self.client._core
-        log = await self.client._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
+        log = await self._drive(core.wait(self.run_id, timeout, policy, raise_on_failure))
         return self._keep(log)
 
     async def cancel(self) -> bool:
         """Ask the server to stop the run unless it has ended; see ``Run.cancel``."""
-        state = await self.status()
-        if state.is_terminal or state is State.PREEMPTED:
+        if ended(await self.status()):
             return False
         await self.client.cancel_run(self.run_id)
         return True
@@ -362,46 +420,22 @@ class AsyncRun(RunHandle[AsyncWesClient]):
     async def logs(self, stream: Stream = "stderr", *, task: str | None = None) -> str:
         """The run's (or one task's) stdout or stderr as it is now; see ``follow_logs``."""
         url = await self._log_url(stream, task)
-        if not url.startswith(("http://", "https://")):
-            return url
-        data = await self.client._drive(self.client._core.read_from(url, 0))
-        return data.decode("utf-8", "replace")
+        return await self._drive(self.client._core.read_log(url))
 
     async def follow_logs(
         self, stream: Stream = "stderr", *, task: str | None = None
     ) -> AsyncIterator[str]:
         """New log text as it is written, until the run ends (HTTP Range reads)."""
-        url = await self._log_url(stream, task)
-        if not url.startswith(("http://", "https://")):
-            yield url
-            return
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        offset = 0
-        interval = FOLLOW_INTERVAL[0]
-        while True:
-            state = await self.status()
-            data = await self.client._drive(self.client._core.read_from(url, offset))
-            if data:
-                offset += len(data)
-                interval = FOLLOW_INTERVAL[0]
-                yield decoder.decode(data)
-            elif state.is_terminal or state is State.PREEMPTED:
-                rest = decoder.decode(b"", final=True)
-                if rest:
-                    yield rest
-                return
-            else:
-                await asyncio.sleep(interval)
-                interval = min(FOLLOW_INTERVAL[1], interval * 1.5)
+        follower = LogFollower(await self._log_url(stream, task))
+        while not follower.done:
+            text = await self._drive(self.client._core.follow_log(self.run_id, follower))
+            if text:
+                yield text
 
     async def _log_url(self, stream: Stream, task: str | None) -> str:
         if task is None:
-            log = (await self.log()).run_log
-        else:
-            found = [t for t in await self.tasks() if task in (t.id, t.name)]
-            log = found[0] if found else await self.client.get_task(self.run_id, task)
-        url = getattr(log, stream, None) if log else None
-        return url or ""
+            return stream_url((await self.log()).run_log, stream)
+        return await self._drive(self.client._core.task_log_url(self.run_id, task, stream))
 
     async def outputs(
         self,
@@ -416,63 +450,30 @@ class AsyncRun(RunHandle[AsyncWesClient]):
             RunNotFinished: The run has not ended (and ``wait`` is false).
             NoMatchingOutputs: ``include`` matches none of the files.
         """
-        state = await self.status()
-        if not (state.is_terminal or state is State.PREEMPTED):
-            if not wait:
-                raise RunNotFinished(self.run_id, state)
-            await self.wait(timeout=timeout)
-        listing = await self.client.list_run_outputs(self.run_id)
-        return Outputs(select_outputs(listing.files, include, self.run_id), listing)
+        core = self.client._core
+        return await self._drive(core.outputs(self.run_id, include, wait=wait, timeout=timeout))
 
     async def download(
         self,
         dest: str | Path = ".",
         include: Sequence[str] | None = None,
         *,
+        archive: bool = False,
         progress: bool | None = None,
         wait: bool = False,
         timeout: float | None = None,
     ) -> list[Path]:
         """Download output files into ``dest``, resuming and checking them; see ``Run.download``."""
-        files = await self.outputs(include, wait=wait, timeout=timeout)
-        dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        written = []
-        with Progress(files.total_size, progress, desc=self.run_id[:8]) as bar:
-            for entry in files:
-                sink = FileSink(entry, target_path(dest, entry.path), bar)
-                if sink.done:
-                    bar.update(entry.size)
-                else:
-                    await self._fetch(entry.url, sink)
-                written.append(sink.path)
-        return written
-
-    async def _fetch(self, url: str, sink: FileSink) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise DownloadError(f"{sink.entry.path}: the server gave no download URL ({url})")
-        core = self.client._core
-        for attempt in range(core.policy.retries + 1):
-            request = core.build("GET", url, headers=sink.range_headers())
-            try:
-                response = await self.client.http.send(request, stream=True)
-                try:
-                    if response.status_code >= 400 and response.status_code != 416:
-                        await response.aread()
-                        raise api_error(response)
-                    if sink.start(response):
-                        async for chunk in response.aiter_bytes():
-                            sink.write(chunk)
-                finally:
-                    await response.aclose()
-                    sink.close()
-            except httpx.RequestError as error:
-                if attempt >= core.policy.retries:
-                    raise TransportError(f"downloading {sink.entry.path}: {error}") from error
-                await asyncio.sleep(core.policy.delay(attempt))
-                continue
-            sink.finish()
-            return
+        op = self.client._core.download(
+            self.run_id,
+            dest,
+            include,
+            archive=archive,
+            progress=progress,
+            wait=wait,
+            timeout=timeout,
+        )
+        return await self._drive(op)
 
     @contextlib.asynccontextmanager
     async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRun]:
@@ -483,15 +484,3 @@ class AsyncRun(RunHandle[AsyncWesClient]):
         """
         async with async_on_interrupt(self.cancel):
             yield self
-
-
-@contextlib.asynccontextmanager
-async def async_on_interrupt(cancel: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
-    """Await ``cancel`` (never raising) when the block is left by Ctrl-C or SIGTERM."""
-    with sigterm_raises():
-        try:
-            yield
-        except (KeyboardInterrupt, Terminated, asyncio.CancelledError):
-            with contextlib.suppress(Exception):
-                await asyncio.shield(cancel())
-            raise

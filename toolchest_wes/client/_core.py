@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -16,19 +17,33 @@ import httpx
 from toolchest_wes import __version__
 from toolchest_wes.client import exceptions as exc
 from toolchest_wes.client._config import resolve
-from toolchest_wes.client._download import outputs_from_cwl
+from toolchest_wes.client._download import (
+    ArchiveSink,
+    FileSink,
+    Progress,
+    is_http,
+    outputs_from_cwl,
+    select_outputs,
+    target_path,
+    zip_name,
+)
 from toolchest_wes.client._http import (
     RETRY_STATUSES,
+    Fetch,
     Op,
     RetryPolicy,
     Send,
+    Sink,
     Sleep,
     api_error,
     api_url,
     decode,
     request,
 )
+from toolchest_wes.client._listing import RunFilter, StateSelector, ended
+from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import (
+    Log,
     OutputListResponse,
     RunId,
     RunLog,
@@ -40,7 +55,19 @@ from toolchest_wes.models import (
     TaskLog,
 )
 
-__all__ = ["REQUEST_ID_TAG", "Core", "Pager", "Submission", "WaitPolicy"]
+__all__ = [
+    "REQUEST_ID_TAG",
+    "Core",
+    "LogFollower",
+    "Pager",
+    "RunListing",
+    "Stream",
+    "Submission",
+    "WaitPolicy",
+    "stream_url",
+]
+
+Stream = Literal["stdout", "stderr"]
 
 #: The tag every submission carries, so a retried submit can find the run its first try made.
 REQUEST_ID_TAG = "client_request_id"
@@ -50,6 +77,9 @@ LOOKUP_DEPTH = 200
 
 #: Bytes of stderr that ``RunFailed`` carries.
 STDERR_TAIL_BYTES = 4000
+
+#: How often a followed log is read while nothing new arrives (seconds, from, to).
+FOLLOW_INTERVAL = (0.5, 5.0)
 
 
 @dataclass
@@ -97,6 +127,63 @@ class Pager:
             return
         self._seen.add(next_token)
         self.token = next_token
+
+
+class RunListing:
+    """Where a filtered listing of runs is: its pages, its filter and how many runs it gave.
+
+    Filters go to the server when it supports them and are applied here as well (see
+    :class:`RunFilter`), so they work with any server.
+    """
+
+    def __init__(
+        self,
+        state: StateSelector,
+        tags: Mapping[str, str] | None,
+        limit: int | None,
+        page_size: int | None,
+    ) -> None:
+        self.filter = RunFilter.of(state, tags)
+        self.limit = limit
+        self.page_size = page_size
+        self.pager = Pager()
+        self.count = 0
+
+    @property
+    def done(self) -> bool:
+        """No more pages, or ``limit`` runs given."""
+        return self.pager.done or (self.limit is not None and self.count >= self.limit)
+
+
+class LogFollower:
+    """Where a followed log is: the bytes read so far, and how long to wait for more."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.offset = 0
+        self.interval = FOLLOW_INTERVAL[0]
+        #: The run has ended and every byte of the log was read.
+        self.done = False
+        # A character may be split between two reads.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        """The text of the next bytes."""
+        return self._decoder.decode(data, final=final)
+
+
+class _DownloadSink(Sink, Protocol):
+    name: str
+
+    def range_headers(self) -> dict[str, str]: ...
+
+    def finish(self) -> Path: ...
+
+
+def stream_url(log: Log | TaskLog | None, stream: Stream) -> str:
+    """The ``stdout`` or ``stderr`` of a run's or task's log (a URL, or the text itself)."""
+    url = getattr(log, stream, None) if log else None
+    return url or ""
 
 
 class Core:
@@ -349,9 +436,177 @@ class Core:
             log = yield from self.get_run_log(run_id)
             files = list(outputs_from_cwl(log.outputs or {}))
             return OutputListResponse(
-                run_id=run_id, files=files, total_size=sum(f.size for f in files)
+                run_id=run_id,
+                files=files,
+                total_size=sum(f.size for f in files),
+                state=log.state,
+                complete=ended(log.state),
             )
         return decode(response, OutputListResponse)
+
+    def runs_page(self, listing: RunListing) -> Op[list[RunSummary]]:
+        """The runs of the listing's next page that match its filter, up to its limit."""
+        wanted = listing.filter
+        runs, token = yield from self.list_runs_page(
+            listing.page_size, listing.pager.token, wanted.server_state, wanted.server_tag
+        )
+        listing.pager.advance(token)
+        found = []
+        for run in runs:
+            if listing.limit is not None and listing.count >= listing.limit:
+                break
+            tags = None
+            if wanted.needs_tags(run):
+                # WES 1.0 listings carry no tags; the RunLog's request has them.
+                log = yield from self.get_run_log(run.run_id)
+                tags = dict(log.request.tags) if log.request else {}
+            if wanted.matches(run, tags):
+                found.append(run)
+                listing.count += 1
+        return found
+
+    # -- a run's outputs and logs ---------------------------------------------------------
+
+    def outputs(
+        self,
+        run_id: str,
+        include: Sequence[str] | None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Op[Outputs]:
+        """The run's output files (those ``include`` matches), once the run has ended.
+
+        The listing says whether it is final (``complete``, this server); on a server that
+        does not, the run's status says it.
+
+        Raises:
+            RunNotFinished: The run has not ended, and ``wait`` is false.
+            RunFailed: With ``wait``, the run failed.
+            NoMatchingOutputs: ``include`` matches none of the files.
+        """
+        listing = yield from self.list_run_outputs(run_id)
+        if listing.complete is None:
+            state = (yield from self.get_run_status(run_id)).state
+            if ended(state):
+                # The listing may predate the end; a final one is asked for again.
+                listing = yield from self.list_run_outputs(run_id)
+            finished = ended(state)
+        else:
+            state = listing.state or State.UNKNOWN
+            finished = listing.complete
+        if not finished:
+            if not wait:
+                raise exc.RunNotFinished(run_id, state)
+            yield from self.wait(run_id, timeout, WaitPolicy(), raise_on_failure=True)
+            listing = yield from self.list_run_outputs(run_id)
+        return Outputs(select_outputs(listing.files, include, run_id), listing)
+
+    def download(
+        self,
+        run_id: str,
+        dest: str | Path,
+        include: Sequence[str] | None,
+        *,
+        archive: bool = False,
+        progress: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Op[list[Path]]:
+        """Download the run's output files into ``dest`` (see ``Run.download``)."""
+        files = yield from self.outputs(run_id, include, wait=wait, timeout=timeout)
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        if archive:
+            params: dict[str, Any] = {"archive": "zip"}
+            if include:
+                params["path"] = [f.path for f in files]
+            sink = ArchiveSink(dest / zip_name(run_id))
+            url = self.url(f"/runs/{_q(run_id)}/outputs")
+            return [(yield from self.fetch_into(url, sink, params=params, run_url=True))]
+        written = []
+        with Progress(files.total_size, progress, desc=run_id[:8]) as bar:
+            for entry in files:
+                file_sink = FileSink(entry, target_path(dest, entry.path), bar)
+                if file_sink.done:
+                    bar.update(entry.size)
+                elif not is_http(entry.url):
+                    raise exc.DownloadError(
+                        f"{entry.path}: the server gave no download URL ({entry.url})"
+                    )
+                else:
+                    yield from self.fetch_into(entry.url, file_sink)
+                written.append(file_sink.path)
+        return written
+
+    def fetch_into(
+        self,
+        url: str,
+        sink: _DownloadSink,
+        *,
+        params: Mapping[str, Any] | None = None,
+        run_url: bool = False,
+    ) -> Op[Path]:
+        """GET ``url`` into ``sink``, resuming it (where it can) after a broken connection.
+
+        Connection errors and 429/502/503/504 are retried as ``policy`` says; each try asks
+        only for what the sink still lacks.
+        """
+        attempt = 0
+        while True:
+            built = self.build("GET", url, params=params, headers=sink.range_headers())
+            outcome = yield Fetch(built, sink)
+            if isinstance(outcome, httpx.RequestError):
+                if attempt >= self.policy.retries:
+                    raise exc.TransportError(f"downloading {sink.name}: {outcome}") from outcome
+                yield Sleep(self.policy.delay(attempt))
+            elif outcome.status_code in RETRY_STATUSES and attempt < self.policy.retries:
+                yield Sleep(self.policy.delay(attempt, outcome))
+            elif outcome.status_code >= 400 and outcome.status_code != 416:
+                raise api_error(outcome, run_url=run_url)
+            else:
+                return sink.finish()
+            attempt += 1
+
+    def read_log(self, url: str) -> Op[str]:
+        """The text of a log as it is now."""
+        if not is_http(url):
+            return url  # servers that put the log text itself in the RunLog
+        return (yield from self.read_from(url, 0)).decode("utf-8", "replace")
+
+    def follow_log(self, run_id: str, follower: LogFollower) -> Op[str]:
+        """The next new text of a followed log, waiting for it to be written.
+
+        Returns ``""`` or the last text with ``follower.done`` set once the run has ended and
+        the log has been read to its end.
+        """
+        if not is_http(follower.url):
+            follower.done = True
+            return follower.url
+        while True:
+            # The state is read before the log, so the last bytes written are never missed.
+            state = (yield from self.get_run_status(run_id)).state
+            data = yield from self.read_from(follower.url, follower.offset)
+            if data:
+                follower.offset += len(data)
+                follower.interval = FOLLOW_INTERVAL[0]
+                return follower.decode(data)
+            if ended(state):
+                follower.done = True
+                return follower.decode(b"", final=True)
+            yield Sleep(follower.interval)
+            follower.interval = min(FOLLOW_INTERVAL[1], follower.interval * 1.5)
+
+    def task_log_url(self, run_id: str, task: str, stream: Stream) -> Op[str]:
+        """The ``stream`` URL of the task whose id or name is ``task``."""
+        pager = Pager()
+        while not pager.done:
+            page = yield from self.list_tasks_page(run_id, None, pager.token)
+            pager.advance(page.next_page_token)
+            for found in page.task_logs:
+                if task in (found.id, found.name):
+                    return stream_url(found, stream)
+        return stream_url((yield from self.get_task(run_id, task)), stream)
 
     # -- helpers over several requests ----------------------------------------------------
 
@@ -371,7 +626,7 @@ class Core:
 
     def tail_of(self, url: str | None) -> Op[str]:
         """The last part of the log at ``url``, or ``""`` when it cannot be read."""
-        if not url or not url.startswith(("http://", "https://")):
+        if not url or not is_http(url):
             return ""
         try:
             data = yield from self.get(url)
@@ -405,7 +660,7 @@ class Core:
         last: State | None = None
         while True:
             state = (yield from self.get_run_status(run_id)).state
-            if state.is_terminal or state is State.PREEMPTED:
+            if ended(state):
                 log = yield from self.get_run_log(run_id)
                 if raise_on_failure and not state.is_success:
                     raise (yield from self.failure(log, state))

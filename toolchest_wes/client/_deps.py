@@ -26,9 +26,10 @@ from urllib.parse import quote, unquote, urlsplit
 import yaml
 
 from toolchest_wes.client._secondary import secondary_names, wanted_secondary_files
-from toolchest_wes.client.exceptions import InputFileError, WesClientError
+from toolchest_wes.client.exceptions import InputFileError, InputTypeError, WesClientError
+from toolchest_wes.cwl_inputs import input_problems
 
-__all__ = ["Bundle", "BundleError", "bundle_workflow"]
+__all__ = ["Bundle", "BundleError", "bundle_workflow", "check_input_types"]
 
 _FILE_CLASSES = ("File", "Directory")
 #: Keys whose string value names another document that is parsed and scanned in turn.
@@ -119,6 +120,25 @@ def bundle_workflow(
         workflow_params=rewritten,
         attachments=tuple(sorted(named.items())),
     )
+
+
+def check_input_types(workflow: str | Path, params: Mapping[str, Any]) -> None:
+    """Check ``params`` against the input types of a local workflow (see ``cwl_inputs``).
+
+    A remote workflow is not read; the server checks it.
+
+    Raises:
+        InputTypeError: An input does not fit its declared type, or a required one is missing.
+    """
+    workflow_path, fragment = _workflow_location(workflow)
+    if workflow_path is None:
+        return
+    document = _load_yaml(workflow_path, "the workflow argument")
+    problems = input_problems(
+        document, fragment, params, document_path=workflow_path, load=_load_yaml
+    )
+    if problems:
+        raise InputTypeError(str(workflow), problems)
 
 
 class _Collector:

@@ -1,4 +1,4 @@
-"""Choosing, resuming and checking output downloads; the I/O loops live with each client."""
+"""Choosing, resuming and checking output downloads: the sinks ``Core.download`` streams into."""
 
 from __future__ import annotations
 
@@ -15,9 +15,21 @@ import httpx
 from toolchest_wes.client.exceptions import DownloadError, NoMatchingOutputs
 from toolchest_wes.models import OutputFile
 
-__all__ = ["FileSink", "Progress", "outputs_from_cwl", "select_outputs", "target_path"]
+__all__ = [
+    "ArchiveSink",
+    "FileSink",
+    "Progress",
+    "is_http",
+    "outputs_from_cwl",
+    "select_outputs",
+    "target_path",
+    "zip_name",
+]
 
-CHUNK = 1 << 16
+
+def is_http(url: str) -> bool:
+    """Whether ``url`` is one the client can fetch (rather than a path or inline text)."""
+    return url.startswith(("http://", "https://"))
 
 
 def select_outputs(
@@ -115,13 +127,15 @@ class Progress:
 class FileSink:
     """Writes one output file through a ``.part`` file, resuming it and checking it at the end.
 
-    The client loops call :meth:`range_headers`, send the GET, pass the response to
-    :meth:`start`, each chunk to :meth:`write`, then :meth:`finish`; after a broken
-    connection they start again from :meth:`range_headers`.
+    ``Core.fetch_into`` calls :meth:`range_headers`, sends the GET, and the client passes the
+    response to :meth:`start` and each chunk to :meth:`write`; then :meth:`finish`. After a
+    broken connection it starts again from :meth:`range_headers`.
     """
 
     def __init__(self, entry: OutputFile, path: Path, progress: Progress) -> None:
         self.entry = entry
+        #: What error messages call the file.
+        self.name = entry.path
         self.path = path
         self.part = path.with_name(path.name + ".part")
         self.progress = progress
@@ -144,8 +158,8 @@ class FileSink:
 
     def start(self, response: httpx.Response) -> bool:
         """Open the ``.part`` file for this response; ``False`` when there is nothing to read."""
-        if response.status_code == 416:
-            return False  # the part file already holds every byte
+        if response.status_code >= 400:
+            return False  # an error, or 416: the part file already holds every byte
         if response.status_code == 206:
             self._handle = self.part.open("ab")
             self.progress.update(self.part.stat().st_size)
@@ -181,6 +195,47 @@ class FileSink:
                 f"{self.entry.path}: checksum differs from {self.entry.checksum}; "
                 "the partial file was removed, download again"
             )
+        self.part.replace(self.path)
+        return self.path
+
+
+class ArchiveSink:
+    """Writes a zip of a run's outputs through a ``.part`` file.
+
+    The server builds the zip as it sends it, so a broken download starts over.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self.part = path.with_name(path.name + ".part")
+        self._handle: IO[bytes] | None = None
+
+    def range_headers(self) -> dict[str, str]:
+        """None: a zip streamed as it is built cannot be resumed."""
+        return {}
+
+    def start(self, response: httpx.Response) -> bool:
+        """Open the ``.part`` file, unless the answer is an error."""
+        if response.status_code >= 400:
+            return False
+        self._handle = self.part.open("wb")
+        return True
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk."""
+        assert self._handle is not None
+        self._handle.write(chunk)
+
+    def close(self) -> None:
+        """Close the ``.part`` file."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def finish(self) -> Path:
+        """Move the ``.part`` file into place."""
+        self.close()
         self.part.replace(self.path)
         return self.path
 

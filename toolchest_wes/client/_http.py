@@ -2,8 +2,10 @@
 
 Operations are generators in the "sans-I/O" style: they yield :class:`Send` (an
 ``httpx.Request`` to send; the answer, an ``httpx.Response`` or the ``httpx.RequestError`` that
-sending raised, is sent back in) and :class:`Sleep` (a pause). ``WesClient`` drives them with
-blocking calls and ``AsyncWesClient`` with ``await``, so retry, paging and wait logic exist once.
+sending raised, is sent back in), :class:`Fetch` (the same, with the body streamed into a
+:class:`Sink`) and :class:`Sleep` (a pause). ``WesClient`` drives them with blocking calls and
+``AsyncWesClient`` with ``await``, so retry, paging, wait, download and log-following logic
+exist once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -24,10 +26,12 @@ from toolchest_wes.client import exceptions as exc
 __all__ = [
     "API_PATH",
     "DEFAULT_RATE_LIMIT_WAIT",
+    "Fetch",
     "Op",
     "RateLimitBudget",
     "RetryPolicy",
     "Send",
+    "Sink",
     "Sleep",
     "api_error",
     "api_url",
@@ -58,6 +62,35 @@ class Send:
     request: httpx.Request
 
 
+class Sink(Protocol):
+    """Where a :class:`Fetch` streams a response body."""
+
+    def start(self, response: httpx.Response) -> bool:
+        """Get ready for ``response``; ``False``: its body is not wanted (an error, a 416)."""
+        ...
+
+    def write(self, chunk: bytes) -> None:
+        """Take the next piece of the body."""
+        ...
+
+    def close(self) -> None:
+        """The body has ended, or the connection broke; keep what was written."""
+        ...
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Send this request and stream the answer's body into ``sink``.
+
+    The driver sends back the response, whose body is read into it when ``sink.start``
+    declines it (an error's message), or the ``httpx.RequestError`` that broke the exchange,
+    also in the middle of the body. Either way it closes the sink.
+    """
+
+    request: httpx.Request
+    sink: Sink
+
+
 @dataclass(frozen=True)
 class Sleep:
     """Pause for this many seconds."""
@@ -65,7 +98,7 @@ class Sleep:
     seconds: float
 
 
-Effect = Send | Sleep
+Effect = Send | Fetch | Sleep
 Outcome = httpx.Response | httpx.RequestError
 #: An operation: yields effects, receives outcomes, returns ``T``.
 Op = Generator[Effect, Any, T]

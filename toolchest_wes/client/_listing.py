@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from toolchest_wes.models import Log, RunLog, RunSummary, State
 
-__all__ = ["STATE_GROUPS", "RunFilter", "StateSelector", "log_from_summary", "parse_states"]
+__all__ = [
+    "STATE_GROUPS",
+    "RunFilter",
+    "StateSelector",
+    "ended",
+    "log_from_summary",
+    "parse_states",
+]
 
 
 #: The names ``state=`` takes besides the WES states, and the states each stands for.
@@ -27,6 +34,12 @@ STATE_GROUPS: dict[str, frozenset[State]] = {
     "failed": frozenset({State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.PREEMPTED}),
     "canceled": frozenset({State.CANCELED, State.CANCELING}),
 }
+
+
+def ended(state: State) -> bool:
+    """Whether a run in ``state`` has stopped: a terminal state, or PREEMPTED."""
+    return state in STATE_GROUPS["finished"]
+
 
 #: What ``state=`` accepts: a state or group name, or several of them.
 StateSelector = State | str | Iterable[State | str] | None

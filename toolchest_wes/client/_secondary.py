@@ -27,18 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Wanted", "secondary_names", "wanted_secondary_files"]
+from toolchest_wes.cwl_inputs import Loader, fields, named_types, shortname, top_process
 
-#: Loads a YAML document the walk needs (a ``$import``-ed type), naming what referred to it.
-Loader = Callable[[Path, str], Any]
+__all__ = ["Wanted", "secondary_names", "wanted_secondary_files"]
 
 _EXPRESSION = re.compile(r"\$\(|\$\{")
 #: Parameter references that need no JavaScript: the parts of the primary file's name.
 _NAME_REFERENCE = re.compile(r"\$\(self\.(basename|nameroot|nameext)\)")
-#: Type kinds whose schema may stand in the place of a parameter in the map form.
-_SCHEMA_KINDS = ("array", "record", "enum")
-#: The id cwltool runs when a ``$graph`` document is given without a fragment.
-_DEFAULT_PROCESS = "main"
 
 
 @dataclass(frozen=True)
@@ -69,11 +64,11 @@ def wanted_secondary_files(
         inputs: The input object as the job gives it.
         load: Reads an ``$import``-ed document.
     """
-    process = _top_process(document, fragment)
+    process = top_process(document, fragment)
     if process is None:
         return
-    walk = _TypeWalk(_named_types(process, document_path, load))
-    for name, parameter in _fields(process.get("inputs")):
+    walk = _TypeWalk(named_types(process, document_path, load))
+    for name, parameter in fields(process.get("inputs")):
         value = inputs.get(name)
         in_document = value is None
         if in_document:
@@ -123,84 +118,6 @@ def _patterns(value: Any) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def _shortname(ref: str) -> str:
-    """``#main/record_input/f1`` and ``types.yml#Person`` as ``f1`` and ``Person``."""
-    return ref.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
-
-
-def _top_process(document: Any, fragment: str) -> Mapping[str, Any] | None:
-    """The process cwltool runs: the document, or the ``$graph`` entry the fragment names."""
-    if not isinstance(document, Mapping):
-        return None
-    graph = document.get("$graph")
-    if not isinstance(graph, list):
-        return document
-    processes = [p for p in graph if isinstance(p, Mapping)]
-    wanted = _shortname(fragment) if fragment else _DEFAULT_PROCESS
-    for process in processes:
-        if _shortname(str(process.get("id", ""))) == wanted:
-            return process
-    return processes[0] if len(processes) == 1 and not fragment else None
-
-
-def _fields(value: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Input parameters or record fields, from the map form or the list form, by short name.
-
-    A map entry whose value is a type (``name: File``, ``name: {type: array, items: File}``)
-    becomes ``{"type": ...}``.
-    """
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(item, Mapping) or "type" not in item:
-                parameter: Mapping[str, Any] = {"type": item}
-            elif item["type"] in _SCHEMA_KINDS:
-                parameter = {**item, "type": item}
-            else:
-                parameter = item
-            yield _shortname(str(key)), parameter
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, Mapping):
-                key = item.get("id", item.get("name"))
-                if isinstance(key, str):
-                    yield _shortname(key), item
-
-
-def _requirements(process: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """The SchemaDefRequirement entries of ``requirements`` and ``hints``, in either form."""
-    for key in ("requirements", "hints"):
-        section = process.get(key)
-        if isinstance(section, Mapping):
-            entry = section.get("SchemaDefRequirement")
-            if isinstance(entry, Mapping):
-                yield entry
-        elif isinstance(section, list):
-            for entry in section:
-                if isinstance(entry, Mapping) and entry.get("class") == "SchemaDefRequirement":
-                    yield entry
-
-
-def _named_types(process: Mapping[str, Any], document_path: Path, load: Loader) -> dict[str, Any]:
-    """The types SchemaDefRequirement defines, by short name, ``$import``-ed ones included."""
-    named: dict[str, Any] = {}
-
-    def add(value: Any, folder: Path) -> None:
-        if isinstance(value, list):
-            for item in value:
-                add(item, folder)
-        elif isinstance(value, Mapping):
-            ref = value.get("$import")
-            if isinstance(ref, str) and "://" not in ref:
-                target = folder / ref.partition("#")[0]
-                add(load(target, f"$import: {ref!r} in {document_path}"), target.parent)
-            elif isinstance(value.get("name"), str):
-                named.setdefault(_shortname(value["name"]), value)
-
-    for requirement in _requirements(process):
-        add(requirement.get("types"), document_path.parent)
-    return named
-
-
 class _TypeWalk:
     """Follows a value along its CWL type to the File objects in it."""
 
@@ -232,7 +149,7 @@ class _TypeWalk:
             if isinstance(value, Mapping) and value.get("class") == "File" and patterns:
                 yield value, patterns
         else:
-            short = _shortname(kind)
+            short = shortname(kind)
             schema = self.named.get(short)
             if schema is not None and short not in self._resolving:
                 self._resolving.add(short)  # a record type that holds itself
@@ -251,7 +168,7 @@ class _TypeWalk:
                     yield from self.files(item, schema.get("items"), patterns)
         elif kind == "record":
             if isinstance(value, Mapping) and "class" not in value:
-                for name, field in _fields(schema.get("fields")):
+                for name, field in fields(schema.get("fields")):
                     own = _patterns(field.get("secondaryFiles"))
                     yield from self.files(value.get(name), field.get("type"), own)
         elif kind != "enum":

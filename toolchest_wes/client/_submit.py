@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolchest_wes.client._core import REQUEST_ID_TAG, Submission
-from toolchest_wes.client._deps import bundle_workflow
+from toolchest_wes.client._deps import bundle_workflow, check_input_types
 from toolchest_wes.client.exceptions import InputFileError
 
 __all__ = ["cwl_version", "encode_fields", "prepare_submission"]
@@ -30,9 +30,16 @@ def prepare_submission(
     """The form fields and files for POST /runs, with a fresh request id tag.
 
     Local files that the workflow and its inputs reference are attached with paths relative
-    to their common folder, and the inputs are rewritten to name them so.
+    to their common folder, and the inputs are rewritten to name them so. The inputs are
+    checked against the types a local CWL workflow declares.
+
+    Raises:
+        InputFileError: A referenced local file is missing.
+        InputTypeError: An input does not fit its type, or a required one is missing.
     """
     bundle = bundle_workflow(workflow, inputs, attachments=attachments)
+    if workflow_type.upper() == "CWL":
+        check_input_types(workflow, bundle.workflow_params)
     for name, path in bundle.attachments:
         if not path.is_file():
             raise InputFileError(f"cannot attach {name}: {path} is not a readable file")

@@ -1,30 +1,49 @@
-"""``WesClient``: the blocking client."""
+"""``WesClient`` and ``Run``: the blocking client and its run handle.
+
+The operations themselves (retries, paging, waiting, downloads, following logs) are the
+generators in ``_core``; this module only drives them with blocking calls. ``_async`` is its
+``asyncio`` twin, method for method (``tests/client/test_faces.py`` holds them to it).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
-from toolchest_wes.client._core import Core, Pager, Submission, WaitPolicy
-from toolchest_wes.client._http import Op, RetryPolicy, Send, Sleep
-from toolchest_wes.client._listing import RunFilter, StateSelector
+from toolchest_wes.client._core import (
+    Core,
+    LogFollower,
+    Pager,
+    RunListing,
+    Stream,
+    Submission,
+    WaitPolicy,
+    stream_url,
+)
+from toolchest_wes.client._handle import RunHandle, on_interrupt
+from toolchest_wes.client._http import Fetch, Op, RetryPolicy, Sleep
+from toolchest_wes.client._listing import StateSelector, ended
 from toolchest_wes.client._submit import encode_fields, prepare_submission
+from toolchest_wes.client.exceptions import WesApiError
 from toolchest_wes.client.journal import Journal
-from toolchest_wes.client.run import Run
+from toolchest_wes.client.tables import Outputs
 from toolchest_wes.models import (
     OutputListResponse,
     RunLog,
     RunStatus,
     ServiceInfo,
+    State,
     TaskLog,
 )
 
-__all__ = ["WesClient"]
+__all__ = ["Run", "WesClient"]
 
 T = TypeVar("T")
 
@@ -114,18 +133,34 @@ class WesClient:
         try:
             effect = next(op)
             while True:
-                if isinstance(effect, Send):
-                    outcome: httpx.Response | httpx.RequestError
-                    try:
-                        outcome = self.http.send(effect.request)
-                    except httpx.RequestError as error:
-                        outcome = error
-                    effect = op.send(outcome)
-                elif isinstance(effect, Sleep):
+                if isinstance(effect, Sleep):
                     time.sleep(effect.seconds)
                     effect = op.send(None)
+                    continue
+                outcome: httpx.Response | httpx.RequestError
+                try:
+                    if isinstance(effect, Fetch):
+                        outcome = self._fetch(effect)
+                    else:
+                        outcome = self.http.send(effect.request)
+                except httpx.RequestError as error:
+                    outcome = error
+                effect = op.send(outcome)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    def _fetch(self, effect: Fetch) -> httpx.Response:
+        response = self.http.send(effect.request, stream=True)
+        try:
+            if effect.sink.start(response):
+                for chunk in response.iter_bytes():
+                    effect.sink.write(chunk)
+            else:
+                response.read()
+        finally:
+            response.close()
+            effect.sink.close()
+        return response
 
     # -- WES operations -------------------------------------------------------------------
 
@@ -165,29 +200,10 @@ class WesClient:
         Example:
             >>> failed = list(wes.list_runs(state="failed", limit=10))
         """
-        run_filter = RunFilter.of(state, tags)
-        pager = Pager()
-        count = 0
-        while not pager.done and (limit is None or count < limit):
-            runs, token = self._drive(
-                self._core.list_runs_page(
-                    page_size, pager.token, run_filter.server_state, run_filter.server_tag
-                )
-            )
-            pager.advance(token)
-            for run in runs:
-                tags = self._tags_of(run.run_id) if run_filter.needs_tags(run) else None
-                if not run_filter.matches(run, tags):
-                    continue
-                yield Run(self, run.run_id, summary=run)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-
-    def _tags_of(self, run_id: str) -> dict[str, str]:
-        # WES 1.0 listings carry no tags; the RunLog's request has them.
-        log = self.get_run_log(run_id)
-        return dict(log.request.tags) if log.request else {}
+        listing = RunListing(state, tags, limit, page_size)
+        while not listing.done:
+            for summary in self._drive(self._core.runs_page(listing)):
+                yield Run(self, summary.run_id, summary=summary)
 
     def run_workflow(
         self,
@@ -364,6 +380,13 @@ class WesClient:
     ) -> Run:
         """Submit, wait for the run to finish and, with ``download``, fetch its outputs.
 
+        Args:
+            workflow: As in ``submit``.
+            inputs: As in ``submit``.
+            timeout: Seconds to wait at most.
+            download: A folder to download the outputs into.
+            submit_options: More ``submit`` arguments (``tags=``, ``attachments=``, …).
+
         Returns:
             The finished run.
 
@@ -428,10 +451,274 @@ class WesClient:
                 found.append(Run(self, run_id))
         return found
 
-    # -- used by Run ----------------------------------------------------------------------
 
-    def _read_from(self, url: str, offset: int) -> bytes:
-        return self._drive(self._core.read_from(url, offset))
+class Run(RunHandle[WesClient]):
+    """One run on a WES server: its id plus the client that reaches it.
 
-    def _failure(self, log: RunLog) -> Exception:
-        return self._drive(self._core.failure(log, log.state))
+    Get one from ``WesClient.submit``, ``WesClient.get_run``, ``WesClient.runs`` or
+    :meth:`from_id`.
+
+    Example:
+        >>> run = wes.submit("hello.cwl", {"name": "world"})
+        >>> with run.cancel_on_interrupt():
+        ...     run.wait(timeout=600)
+        >>> print(run.outputs())
+        >>> run.download("results/")
+    """
+
+    @classmethod
+    def from_id(
+        cls,
+        run_id: str,
+        client: WesClient | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> Run:
+        """A handle on a run submitted earlier, without contacting the server.
+
+        Without ``client``, the handle makes its own client and owns it: ``close()`` or a
+        ``with`` block closes it, as does the handle being garbage-collected.
+
+        Args:
+            run_id: The run's id.
+            client: The client to use (it stays the caller's to close).
+            url: The server, when no client is given; defaults as for ``WesClient``.
+            token: Its token, when no client is given; defaults as for ``WesClient``.
+
+        Example:
+            >>> with Run.from_id("3f0c…", url="http://127.0.0.1:8080") as run:
+            ...     run.download("results/", wait=True)
+        """
+        if client is not None:
+            return cls(client, run_id)
+        run = cls(WesClient(url, token), run_id)
+        run._owns_client = True
+        # Closed with the handle at the latest; the client holds no reference back to it.
+        weakref.finalize(run, run.client.close)
+        return run
+
+    def close(self) -> None:
+        """Close the client this handle made (``from_id`` without ``client=``); else nothing."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _drive(self, op: Op[T]) -> T:
+        return self.client._drive(op)
+
+    def status(self) -> State:
+        """The run's current state (GET /runs/{run_id}/status)."""
+        return self.client.get_run_status(self.run_id).state
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        initial_interval: float = 1.0,
+        *,
+        max_interval: float = 30.0,
+        raise_on_failure: bool = True,
+    ) -> RunLog:
+        """Wait until the run ends, polling with backoff.
+
+        The poll interval starts at ``initial_interval``, grows by half each poll up to
+        ``max_interval``, and starts over whenever the state changes. PREEMPTED also ends the
+        wait.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits as long as it takes.
+            initial_interval: The first poll interval, in seconds.
+            max_interval: The longest poll interval, in seconds.
+            raise_on_failure: Raise ``RunFailed`` unless the run ends COMPLETE.
+
+        Returns:
+            The finished run's RunLog.
+
+        Raises:
+            WaitTimeout: ``timeout`` passed first; the run goes on.
+            RunFailed: The run ended EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED;
+                it names the failed task with its own exit code and stderr tail, and carries
+                the state, the engine's exit code, system logs and the tail of its stderr.
+        """
+        policy = WaitPolicy(initial=initial_interval, maximum=max_interval)
+        core = self.client._core
+        return self._keep(self._drive(core.wait(self.run_id, timeout, policy, raise_on_failure)))
+
+    def cancel(self) -> bool:
+        """Ask the server to stop the run (POST /runs/{run_id}/cancel), unless it has ended.
+
+        Returns:
+            ``True`` when the cancel was sent; ``False`` when the run had already finished
+            (``status()`` says in which state), which leaves it as it was.
+        """
+        if ended(self.status()):
+            return False
+        self.client.cancel_run(self.run_id)
+        return True
+
+    def delete(self) -> None:
+        """Remove the finished run's record and files (toolchest-wes extension).
+
+        Raises:
+            ConflictError: The run is still active; cancel it first.
+        """
+        self.client.delete_run(self.run_id)
+
+    def log(self) -> RunLog:
+        """Everything the server says about the run (GET /runs/{run_id}).
+
+        Read once the run has ended: a finished run's RunLog is kept and returned again.
+        """
+        if self._log is not None:
+            return self._log
+        return self._keep(self.client.get_run_log(self.run_id))
+
+    def known_log(self) -> RunLog:
+        """The RunLog (read from the server, or cached once the run has ended); one built from
+        the listing item when the server cannot give it."""
+        try:
+            return self.log()
+        except WesApiError:
+            return super().known_log()
+
+    def tasks(self) -> list[TaskLog]:
+        """Every task of the run, in the server's order."""
+        return list(self.client.list_tasks(self.run_id))
+
+    @overload
+    def logs(
+        self, stream: Stream = ..., follow: Literal[False] = ..., *, task: str | None = ...
+    ) -> str: ...
+
+    @overload
+    def logs(
+        self, stream: Stream = ..., follow: Literal[True] = ..., *, task: str | None = ...
+    ) -> Iterator[str]: ...
+
+    def logs(
+        self, stream: Stream = "stderr", follow: bool = False, *, task: str | None = None
+    ) -> str | Iterator[str]:
+        """The run's (or one task's) stdout or stderr as it is now.
+
+        Args:
+            stream: ``"stderr"`` (cwltool's log) or ``"stdout"``.
+            follow: The same as :meth:`follow_logs` (kept for existing callers).
+            task: A task id (or name): that task's stream instead of the run's.
+        """
+        if follow:
+            return self.follow_logs(stream, task=task)
+        return self._drive(self.client._core.read_log(self._log_url(stream, task)))
+
+    def follow_logs(self, stream: Stream = "stderr", *, task: str | None = None) -> Iterator[str]:
+        """New log text as it is written, until the run ends.
+
+        Each read asks only for the bytes not read yet (HTTP Range).
+
+        Args:
+            stream: ``"stderr"`` (cwltool's log) or ``"stdout"``.
+            task: A task id (or name): that task's stream instead of the run's.
+
+        Example:
+            >>> for text in run.follow_logs():
+            ...     print(text, end="")
+        """
+        follower = LogFollower(self._log_url(stream, task))
+        while not follower.done:
+            text = self._drive(self.client._core.follow_log(self.run_id, follower))
+            if text:
+                yield text
+
+    def _log_url(self, stream: Stream, task: str | None) -> str:
+        if task is None:
+            return stream_url(self.log().run_log, stream)
+        return self._drive(self.client._core.task_log_url(self.run_id, task, stream))
+
+    def outputs(
+        self,
+        include: Sequence[str] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Outputs:
+        """The run's output files with path, size and checksum; ``print()`` shows a table.
+
+        Args:
+            include: Globs on the path or file name; all files without any.
+            wait: Wait for an unfinished run to end first (raising ``RunFailed`` if it fails).
+            timeout: With ``wait``, seconds to wait at most.
+
+        Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
+        """
+        core = self.client._core
+        return self._drive(core.outputs(self.run_id, include, wait=wait, timeout=timeout))
+
+    def download(
+        self,
+        dest: str | Path = ".",
+        include: Sequence[str] | None = None,
+        *,
+        archive: bool = False,
+        progress: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> list[Path]:
+        """Download output files into ``dest``, keeping their relative paths.
+
+        Files already there with the right size and checksum are skipped; a ``.part`` file
+        left by an interrupted download is resumed with an HTTP Range request. Every file is
+        checked against the listed size and checksum.
+
+        Args:
+            dest: The folder to write into (made if missing).
+            include: Globs on the path or file name; all files without any.
+            archive: Fetch one zip of the (selected) outputs instead (this server only).
+            progress: Show a progress bar; by default only when stderr is a terminal.
+            wait: Wait for an unfinished run to end first.
+            timeout: With ``wait``, seconds to wait at most.
+
+        Returns:
+            The files written (or found complete).
+
+        Raises:
+            RunNotFinished: The run has not ended (and ``wait`` is false).
+            NoMatchingOutputs: ``include`` matches none of the files.
+            DownloadError: A file's size or checksum does not match.
+            GoneError: The server removed the outputs after its retention period.
+        """
+        op = self.client._core.download(
+            self.run_id,
+            dest,
+            include,
+            archive=archive,
+            progress=progress,
+            wait=wait,
+            timeout=timeout,
+        )
+        return self._drive(op)
+
+    @contextlib.contextmanager
+    def cancel_on_interrupt(self) -> Iterator[Run]:
+        """Cancel the run if the block is left by Ctrl-C (KeyboardInterrupt) or SIGTERM.
+
+        Any other exception, ``WaitTimeout`` included, leaves the run going. SIGTERM is caught
+        only in the main thread (where Python delivers signals); it then ends the program
+        with exit code 143 once the cancel is sent.
+
+        Example:
+            >>> with run.cancel_on_interrupt():
+            ...     run.wait()
+        """
+        with on_interrupt(self.cancel):
+            yield self

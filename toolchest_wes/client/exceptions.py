@@ -17,6 +17,7 @@ Every exception the client raises on purpose derives from :class:`WesClientError
     │   └── ServerError           5xx: the server failed
     ├── UnexpectedResponseError   the body matches neither the success schema nor ErrorResponse
     ├── InputFileError            a local file that the workflow or its inputs name is missing
+    ├── InputTypeError            an input does not fit the type the workflow declares
     ├── RunFailed                 a run ended in a state other than COMPLETE
     ├── WaitTimeout               a wait ran out of time before the run(s) finished
     ├── RunNotFinished            outputs asked for before the run ended (state says where it is)
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from toolchest_wes.cwl_inputs import summarise
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -42,6 +45,7 @@ __all__ = [
     "ForbiddenError",
     "GoneError",
     "InputFileError",
+    "InputTypeError",
     "NoMatchingOutputs",
     "NotFoundError",
     "RateLimitedError",
@@ -131,6 +135,24 @@ class UnexpectedResponseError(WesClientError):
 
 class InputFileError(WesClientError, FileNotFoundError):
     """A local file named by the workflow or its inputs does not exist or cannot be read."""
+
+
+class InputTypeError(WesClientError, ValueError):
+    """An input does not fit the type the workflow declares, or a required input is missing.
+
+    Found before anything is sent, in the local workflow document (the server makes the same
+    check, answering 400 with the same lines).
+
+    Attributes:
+        workflow: The workflow whose inputs were checked.
+        problems: One line per problem, such as ``input "count": expected int, got string
+            "three"``.
+    """
+
+    def __init__(self, workflow: str, problems: Sequence[str]) -> None:
+        self.workflow = workflow
+        self.problems = list(problems)
+        super().__init__(f"{summarise(self.problems)} (the inputs of {workflow})")
 
 
 class RunFailed(WesClientError):

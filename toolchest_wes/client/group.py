@@ -8,28 +8,22 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from toolchest_wes.client._async import AsyncRun, AsyncWesClient
 from toolchest_wes.client._core import WaitPolicy
+from toolchest_wes.client._handle import RunHandle, async_on_interrupt, on_interrupt
+from toolchest_wes.client._listing import ended
+from toolchest_wes.client._sync import Run, WesClient
 from toolchest_wes.client.exceptions import WaitTimeout
 from toolchest_wes.client.journal import default_journal_path
-from toolchest_wes.client.run import RunHandle, on_interrupt
 from toolchest_wes.models import RunLog, State
-
-if TYPE_CHECKING:
-    from toolchest_wes.client._async import AsyncRun, AsyncWesClient
-    from toolchest_wes.client._sync import WesClient
-    from toolchest_wes.client.run import Run
 
 R = TypeVar("R", bound=RunHandle[Any])
 
 __all__ = ["AsyncRunGroup", "RunGroup"]
 
 _FORMAT = "toolchest-wes.run-group/1"
-
-
-def _ended(state: State) -> bool:
-    return state.is_terminal or state is State.PREEMPTED
 
 
 class _Poller:
@@ -49,7 +43,7 @@ class _Poller:
         self.states[run_id] = state
         if changed:
             self.interval = self.policy.initial
-        if _ended(state):
+        if ended(state):
             self.pending.remove(run_id)
             return True
         return False
@@ -108,7 +102,7 @@ class _Group(Generic[R]):
         return [run.run_id for run in self.runs]
 
     def _unfinished(self) -> list[R]:
-        return [run for run in self.runs if not _ended(self._states.get(run.run_id, State.UNKNOWN))]
+        return [run for run in self.runs if not ended(self._states.get(run.run_id, State.UNKNOWN))]
 
     def _known(self) -> dict[str, State]:
         return {run.run_id: self._states.get(run.run_id, State.UNKNOWN) for run in self.runs}
@@ -164,7 +158,7 @@ class RunGroup(_Group["Run"]):
     @property
     def is_ready(self) -> bool:
         """Whether every run has ended."""
-        return all(_ended(state) for state in self.statuses.values())
+        return all(ended(state) for state in self.statuses.values())
 
     def as_completed(
         self, timeout: float | None = None, initial_interval: float = 1.0
@@ -177,7 +171,7 @@ class RunGroup(_Group["Run"]):
         by_id = {run.run_id: run for run in self.runs}
         poller = _Poller(list(by_id), timeout, WaitPolicy(initial=initial_interval))
         for run_id, state in self._known().items():
-            if _ended(state) and poller.observe(run_id, state):
+            if ended(state) and poller.observe(run_id, state):
                 yield by_id[run_id]
         while poller.pending:
             for run_id in list(poller.pending):
@@ -243,9 +237,6 @@ class RunGroup(_Group["Run"]):
         cls, path: str | Path, client: WesClient | None = None, *, token: str | None = None
     ) -> RunGroup:
         """The group saved in ``path``, on ``client`` or a new client for its server."""
-        from toolchest_wes.client._sync import WesClient
-        from toolchest_wes.client.run import Run
-
         data = _load(path)
         client = client or WesClient(data["url"], token)
         return cls(Run(client, run_id) for run_id in data["run_ids"])
@@ -268,7 +259,7 @@ class AsyncRunGroup(_Group["AsyncRun"]):
 
     async def is_ready(self) -> bool:
         """Whether every run has ended."""
-        return all(_ended(state) for state in (await self.statuses()).values())
+        return all(ended(state) for state in (await self.statuses()).values())
 
     async def as_completed(
         self, timeout: float | None = None, initial_interval: float = 1.0
@@ -277,7 +268,7 @@ class AsyncRunGroup(_Group["AsyncRun"]):
         by_id = {run.run_id: run for run in self.runs}
         poller = _Poller(list(by_id), timeout, WaitPolicy(initial=initial_interval))
         for run_id, state in self._known().items():
-            if _ended(state) and poller.observe(run_id, state):
+            if ended(state) and poller.observe(run_id, state):
                 yield by_id[run_id]
         while poller.pending:
             ids = list(poller.pending)
@@ -305,8 +296,6 @@ class AsyncRunGroup(_Group["AsyncRun"]):
     async def cancel_on_interrupt(self) -> AsyncIterator[AsyncRunGroup]:
         """Cancel every unfinished run if the block is left by Ctrl-C, SIGTERM or the task's
         cancellation (how ``asyncio.run`` delivers Ctrl-C)."""
-        from toolchest_wes.client._async import async_on_interrupt
-
         async with async_on_interrupt(self.cancel):
             yield self
 
@@ -324,8 +313,6 @@ class AsyncRunGroup(_Group["AsyncRun"]):
         cls, path: str | Path, client: AsyncWesClient | None = None, *, token: str | None = None
     ) -> AsyncRunGroup:
         """The group saved in ``path``, on ``client`` or a new client for its server."""
-        from toolchest_wes.client._async import AsyncRun, AsyncWesClient
-
         data = _load(path)
         client = client or AsyncWesClient(data["url"], token)
         return cls(AsyncRun(client, run_id) for run_id in data["run_ids"])

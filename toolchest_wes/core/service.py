@@ -25,6 +25,7 @@ from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
 from toolchest_wes.core.submission import (
     RunSubmission,
+    check_input_types,
     check_workflow_url,
     resolve_engine,
     unique_attachments,
@@ -145,7 +146,7 @@ class RunService:
         run_id = str(uuid.uuid4())
         # Checked before staging too, so that a user at the limit costs no copying.
         self._check_active(owner)
-        self.workspace.stage(run_id, sub.attachments, staged_params)
+        run_dir = self.workspace.stage(run_id, sub.attachments, staged_params)
         record = RunRecord(
             run_id=run_id,
             state=State.QUEUED,
@@ -156,6 +157,9 @@ class RunService:
             owner=owner,
         )
         try:
+            if engine.workflow_type == "CWL":
+                # A wrong input is reported now, by name, rather than by the engine later.
+                check_input_types(run_dir.attachments, workflow_url, staged_params)
             # Under the user's lock, so that concurrent submissions (in any API process)
             # cannot all pass the check and overshoot the limit together.
             with limits.hold(owner):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
+
+import yaml
 
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.params import REMOTE_SCHEMES
@@ -16,10 +19,20 @@ from toolchest_wes.core.workspace import (
     check_attachment_name,
     safe_relative_path,
 )
+from toolchest_wes.cwl_inputs import Loader, input_problems, summarise
 from toolchest_wes.engines.base import WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
 
-__all__ = ["RunSubmission", "check_workflow_url", "resolve_engine", "unique_attachments"]
+__all__ = [
+    "RunSubmission",
+    "check_input_types",
+    "check_workflow_url",
+    "resolve_engine",
+    "unique_attachments",
+]
+
+#: The fastest safe YAML loader this PyYAML has (the C one when it was built with libyaml).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Bytes read at a time when comparing repeated attachments.
 _HASH_CHUNK = 1024 * 1024
@@ -147,3 +160,45 @@ def check_workflow_url(url: str | None, names: list[str]) -> str:
             f"{', '.join(sorted(names)[:20])}"
         )
     return rel + sep + fragment
+
+
+def check_input_types(root: Path, workflow_url: str, params: Mapping[str, Any]) -> None:
+    """Check ``params`` against the input types of the staged CWL workflow ``workflow_url``.
+
+    Cheap enough for the request path: one YAML parse of the top-level document (and of the
+    type files it ``$import``s from the attachments), no cwltool. A remote workflow, or one
+    that does not parse, is left for the engine to judge. See ``toolchest_wes.cwl_inputs``.
+
+    Raises:
+        BadRequestError: An input does not fit its declared type, or a required input is
+            missing; ``msg`` names each, such as ``input "count": expected int, got string
+            "three"``.
+    """
+    if "://" in workflow_url:
+        return
+    path, _, fragment = workflow_url.partition("#")
+    load = _loader_within(root)
+    document = load(root / path, "workflow_url")
+    if document is None:
+        return
+    problems = input_problems(document, fragment, params, document_path=root / path, load=load)
+    if problems:
+        raise BadRequestError(summarise(problems))
+
+
+def _loader_within(root: Path) -> Loader:
+    """Reads YAML files under ``root`` only; anything else (outside, missing, not YAML) is
+    ``None``, so the check lets the types it would describe through."""
+    top = root.resolve()
+
+    def load(path: Path, referrer: str) -> Any:
+        target = path.resolve()
+        if not target.is_relative_to(top) or not target.is_file():
+            return None
+        try:
+            with target.open(encoding="utf-8") as handle:
+                return yaml.load(handle, Loader=_YAML_LOADER)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+
+    return load

@@ -144,7 +144,11 @@ def task_log(run_id: str, task: dict[str, Any], urls: Urls) -> TaskLog:
 def output_list(
     record: RunRecord, urls: Urls, *, expiry: OutputsExpiry | None = None
 ) -> OutputListResponse:
-    """The output listing of a record (empty until the run completes, and once expired)."""
+    """The output listing of a record (empty until the run completes, and once expired).
+
+    ``state`` and ``complete`` say whether the listing is final, so an empty list of an
+    active run is not read as a run without outputs.
+    """
     expired = expiry is not None and expiry.expired
     files = [
         OutputFile(
@@ -161,4 +165,6 @@ def output_list(
         total_size=sum(f.size for f in files),
         outputs_expire_at=expiry.expire_at if expiry else None,
         outputs_expired=expired,
+        state=record.state,
+        complete=record.state.is_terminal,
     )
