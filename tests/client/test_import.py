@@ -29,7 +29,7 @@ def test_the_client_only_command_loads_no_server_code() -> None:
     loaded = _loaded_by("toolchest_wes.cli.client_main")
     assert not loaded & {*SERVER_MODULES, "pydantic_settings"}
     ours = {m.split(".")[1] for m in loaded if m.startswith("toolchest_wes.")}
-    assert ours == {"cli", "client", "models"}
+    assert ours == {"cli", "client", "cwl_inputs", "models"}
 
 
 def test_the_client_only_command_has_every_command() -> None:
