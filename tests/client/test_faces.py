@@ -7,6 +7,7 @@ import asyncio
 import gc
 import inspect
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ ONLY_ONE_FACE = {
     "AsyncWesClient.aclose",
     "Run.close",
     "AsyncRun.aclose",
+    "RunGroup.close",
+    "AsyncRunGroup.aclose",
 }
 
 #: Parameters one face's method has and the other's has not, on purpose.
@@ -125,6 +128,25 @@ def test_from_id_with_a_client_leaves_it_to_the_caller(wes: WesClient) -> None:
     with Run.from_id("no-such-run", wes) as run:
         assert run.client is wes
     assert not wes.http.is_closed
+
+
+def test_an_opened_group_owns_and_closes_its_client(live: Any, tmp_path: Path) -> None:
+    with WesClient(live.url) as saver:
+        path = RunGroup([Run(saver, "no-such-run")]).save(tmp_path / "g.json")
+    with RunGroup.open(path) as group:
+        client = group.runs[0].client
+    assert client.http.is_closed
+    with WesClient(live.url) as wes:
+        with RunGroup.open(path, wes):
+            pass
+        assert not wes.http.is_closed
+
+    async def main() -> None:
+        async with AsyncRunGroup.open(path) as agroup:
+            aclient = agroup.runs[0].client
+        assert aclient.http.is_closed
+
+    asyncio.run(main())
 
 
 def test_async_from_id_owns_and_closes_its_client(live: Any) -> None:

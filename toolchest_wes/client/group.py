@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -84,6 +85,8 @@ class _Group(Generic[R]):
 
     def __init__(self, runs: Iterable[R]) -> None:
         self.runs = list(runs)
+        # The client ``open`` made for the group, which the group closes.
+        self._own_client: Any = None
         # A run that has ended stays so, so its state is never asked for again.
         self._states: dict[str, State] = {}
 
@@ -236,10 +239,31 @@ class RunGroup(_Group["Run"]):
     def open(
         cls, path: str | Path, client: WesClient | None = None, *, token: str | None = None
     ) -> RunGroup:
-        """The group saved in ``path``, on ``client`` or a new client for its server."""
+        """The group saved in ``path``, on ``client`` or a new client for its server.
+
+        Without ``client``, the group owns the client it makes: ``close()`` or a ``with`` block
+        closes it, as does the group being garbage-collected.
+        """
         data = _load(path)
-        client = client or WesClient(data["url"], token)
-        return cls(Run(client, run_id) for run_id in data["run_ids"])
+        if client is not None:
+            return cls(Run(client, run_id) for run_id in data["run_ids"])
+        own = WesClient(data["url"], token)
+        group = cls(Run(own, run_id) for run_id in data["run_ids"])
+        group._own_client = own
+        # Closed with the group at the latest; the client holds no reference back to it.
+        weakref.finalize(group, own.close)
+        return group
+
+    def close(self) -> None:
+        """Close the client this group made (``open`` without ``client=``); else nothing."""
+        if self._own_client is not None:
+            self._own_client.close()
+
+    def __enter__(self) -> RunGroup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class AsyncRunGroup(_Group["AsyncRun"]):
@@ -312,7 +336,26 @@ class AsyncRunGroup(_Group["AsyncRun"]):
     def open(
         cls, path: str | Path, client: AsyncWesClient | None = None, *, token: str | None = None
     ) -> AsyncRunGroup:
-        """The group saved in ``path``, on ``client`` or a new client for its server."""
+        """The group saved in ``path``, on ``client`` or a new client for its server.
+
+        Without ``client``, the group owns the client it makes: ``aclose()`` or an
+        ``async with`` block closes it.
+        """
         data = _load(path)
-        client = client or AsyncWesClient(data["url"], token)
-        return cls(AsyncRun(client, run_id) for run_id in data["run_ids"])
+        if client is not None:
+            return cls(AsyncRun(client, run_id) for run_id in data["run_ids"])
+        own = AsyncWesClient(data["url"], token)
+        group = cls(AsyncRun(own, run_id) for run_id in data["run_ids"])
+        group._own_client = own
+        return group
+
+    async def aclose(self) -> None:
+        """Close the client this group made (``open`` without ``client=``); else nothing."""
+        if self._own_client is not None:
+            await self._own_client.aclose()
+
+    async def __aenter__(self) -> AsyncRunGroup:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
