@@ -17,8 +17,6 @@ from toolchest_wes.models import OutputFile
 
 __all__ = ["FileSink", "Progress", "outputs_from_cwl", "select_outputs", "target_path"]
 
-CHUNK = 1 << 16
-
 
 def select_outputs(
     files: Sequence[OutputFile], include: Sequence[str] | None, run_id: str = ""

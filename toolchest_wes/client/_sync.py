@@ -432,6 +432,3 @@ class WesClient:
 
     def _read_from(self, url: str, offset: int) -> bytes:
         return self._drive(self._core.read_from(url, offset))
-
-    def _failure(self, log: RunLog) -> Exception:
-        return self._drive(self._core.failure(log, log.state))
