@@ -19,8 +19,9 @@ from toolchest_wes.models import RunRequest, State
 from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.store.base import RunRecord, StoreUnavailableError
 from toolchest_wes.store.redis_store import RedisStateStore
+from toolchest_wes.wiring.distributed import reconciler as build_reconciler
 from toolchest_wes.worker.celery_config import new_celery_app, queue_name
-from toolchest_wes.worker.reconciler import QueueSnapshot, Reconciler, start_reconciler
+from toolchest_wes.worker.reconciler import QueueSnapshot, Reconciler
 
 REQUEST = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
 
@@ -258,7 +259,8 @@ def test_the_loop_outlives_failed_passes_and_sweeps(setup, caplog) -> None:  # t
     store.create_run(RunRecord("stale", State.QUEUED, REQUEST, created_at=time.time() - 120))
     requeued: list[str] = []
     with caplog.at_level(logging.WARNING, logger="toolchest_wes.worker.reconciler"):
-        reconciler = start_reconciler(settings, FlakyStore(), requeue=requeued.append)  # type: ignore[arg-type]
+        reconciler = build_reconciler(settings, FlakyStore(), requeue=requeued.append)  # type: ignore[arg-type]
+        reconciler.start()
         reconciler.start()  # already running: no second loop
         try:
             deadline = time.monotonic() + 20
@@ -275,5 +277,5 @@ def test_the_loop_outlives_failed_passes_and_sweeps(setup, caplog) -> None:  # t
 
 
 def test_the_loop_needs_redis(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="redis_url"):
-        start_reconciler(Settings(data_dir=tmp_path), store=None, requeue=print)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs --redis"):
+        build_reconciler(Settings(data_dir=tmp_path), store=None, requeue=print)  # type: ignore[arg-type]
