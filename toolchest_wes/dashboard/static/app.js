@@ -28,12 +28,13 @@ export function showNotice(message) {
 }
 
 function renderWho() {
-  if (!token.get()) {
-    who.textContent = "";
-    return;
-  }
-  who.innerHTML = 'Signed in with a token <button type="button" id="signout">Sign out</button>';
-  document.getElementById("signout").addEventListener("click", () => {
+  // Signing in before the first API call spares a refused request when auth is on.
+  const signIn = session.auth === "off" ? "" : '<button type="button" id="signin">Sign in</button>';
+  const markup = token.get() ? 'Signed in with a token <button type="button" id="signout">Sign out</button>' : signIn;
+  if (who.innerHTML === markup) return;
+  who.innerHTML = markup;
+  document.getElementById("signin")?.addEventListener("click", () => askForToken(null));
+  document.getElementById("signout")?.addEventListener("click", () => {
     token.clear();
     route();
   });
@@ -53,24 +54,29 @@ async function route() {
   }
   const module = await pages[page]();
   if (mine !== generation) return;
-  const stop = await module.render(main, params);
+  // Each page is drawn apart and shown only if it is still the one asked for, so a slow
+  // page cannot overwrite the next one.
+  const view = document.createElement("div");
+  const stop = await module.render(view, params);
   if (mine !== generation) {
     if (stop) stop();
     return;
   }
+  main.replaceChildren(view);
   leave = stop || (() => {});
+  renderWho();
 }
 
 function askForToken(error) {
   leave();
   leave = () => {};
   generation += 1;
-  const refused = Boolean(token.get());
+  const refused = Boolean(error && token.get());
   token.clear();
   renderWho();
   const why = refused
     ? `The server refused this token: ${error.message}`
-    : "This server needs an API token. Ask its operator for one (toolchest-wes token create USER).";
+    : `${error ? "This server needs an API token." : "Enter your API token."} Ask the server's operator for one (toolchest-wes token create USER).`;
   main.innerHTML = html`<h1>Sign in</h1>
     <form class="login" id="login">
       <p id="login-why" class="${refused ? "error" : ""}">${why}</p>

@@ -82,12 +82,15 @@ export async function render(main, params) {
     $("#delete").disabled = isActive(log.state);
   }
 
+  let drawnTasks = "";
   async function tasks() {
     const listing = await call(`${path}/tasks?page_size=100`);
     const body = listing.task_logs.map((t) => html`<tr><td class="mono">${t.name}</td><td>${when(t.start_time)}</td>
       <td>${when(t.end_time)}</td><td class="num">${t.exit_code ?? "–"}</td>
       <td><button type="button" data-task="${t.id}" aria-label="Show the logs of task ${t.name}">Show logs</button></td></tr>`).join("");
-    $("#tasks").innerHTML = body || '<tr><td colspan="5" class="muted">No tasks yet.</td></tr>';
+    const next = body || '<tr><td colspan="5" class="muted">No tasks yet.</td></tr>';
+    // Redrawn only when it changed, so that polling does not take the keyboard focus away.
+    if (next !== drawnTasks) $("#tasks").innerHTML = drawnTasks = next;
   }
 
   async function outputs() {
