@@ -64,7 +64,7 @@ export async function render(main, params) {
         <th scope="col" class="num">Exit code</th><th scope="col">Logs</th></tr></thead><tbody id="tasks"></tbody></table></div>
       <div id="task-logs"></div>
     </section>
-    <section aria-labelledby="h-outputs"><h2 id="h-outputs">Outputs</h2><div id="outputs"><p class="muted">Loading…</p></div></section>`;
+    <section aria-labelledby="h-outputs"><h2 id="h-outputs">Outputs</h2><div id="outputs"><p class="muted">Outputs are listed when the run ends.</p></div></section>`;
 
   const $ = (selector) => main.querySelector(selector);
   const followers = [new Follower(`${path}/stdout`, $("#stdout")), new Follower(`${path}/stderr`, $("#stderr"))];
