@@ -32,6 +32,34 @@ _FLAGS = (
     "--window-size=1280,1600",
 )
 
+# WCAG 2 contrast ratio of every element that holds text, against the first opaque
+# background behind it: at least 4.5, or 3 for large text.
+_CONTRAST = """
+const channel = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+const rgba = (text) => text.match(/[\\d.]+/g).map(Number);
+function background(element) {
+  for (let e = element; e; e = e.parentElement) {
+    const c = rgba(getComputedStyle(e).backgroundColor);
+    if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+}
+const low = [];
+for (const e of document.querySelectorAll("body *")) {
+  const text = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!text || !e.getClientRects().length || e.disabled) continue;
+  const style = getComputedStyle(e);
+  const [a, b] = [luminance(rgba(style.color).slice(0, 3)), luminance(background(e))];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(style.fontSize);
+  const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+  const what = `${e.tagName} "${e.textContent.trim().slice(0, 40)}"`;
+  if (ratio < (large ? 3 : 4.5)) low.push(`${what} ${ratio.toFixed(2)}`);
+}
+return low;
+"""
+
 
 def require_browser() -> None:
     """Skip (or, in CI, fail) the test when chromium, its driver or selenium is missing."""
@@ -109,6 +137,10 @@ class Browser:
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+    def low_contrast(self) -> list[str]:
+        """The visible texts whose contrast with their background is below WCAG AA."""
+        return list(self.driver.execute_script(_CONTRAST))
 
     def console_errors(self) -> list[dict[str, Any]]:
         """The console's errors since the last call."""

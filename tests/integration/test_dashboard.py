@@ -296,3 +296,15 @@ def test_the_pages_work_on_a_narrow_screen_by_keyboard(browser, alice):
     )
     assert unlabelled == []
     browser.shot("runs-narrow")
+
+
+def test_every_page_has_enough_contrast(browser, alice):
+    run_id = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "contrast"}, {"a": "b"})
+    browser.sign_in(alice.token)
+    browser.wait_text("main", "cwltool")
+    pages = {"/service": "cwltool", "/runs": run_id, f"/runs/{run_id}": "Download all"}
+    pages["/submit"] = "Workflow file"
+    for route, ready in pages.items():
+        browser.go(route)
+        browser.wait_text("main", ready, timeout=60)
+        assert browser.low_contrast() == [], route
