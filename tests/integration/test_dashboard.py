@@ -86,8 +86,8 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_browser()
     data = tmp_path_factory.mktemp("dashboard") / "data"
-    headers = {user: bearer_token(data, user) for user in ("alice", "bob")}
-    server = Server(data, "--auth", "tokens")
+    headers = {user: bearer_token(data, user) for user in ("alice", "bob", "boss")}
+    server = Server(data, "--auth", "tokens", "--admin-users", "boss")
     server.start()
     yield Site(server, headers)
     server.kill()
@@ -234,6 +234,15 @@ def test_a_second_user_does_not_see_the_first_users_runs(browser, alice, bob):
     browser.go(f"/runs/{mine}")
     browser.wait_text("#notice", "404")
     browser.allowed.append(f"/runs/{mine}")
+
+
+def test_an_admin_sees_every_users_runs(browser, alice, bob, site):
+    boss = User(site.server.url, site.headers["boss"])
+    runs = [alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "a"}, {"who": "all"})]
+    runs.append(bob.submit("hello.cwl", HELLO.read_bytes(), {"message": "b"}, {"who": "all"}))
+    browser.sign_in(boss.token)
+    browser.go("/runs?tag=who:all")
+    browser.wait(lambda: all(_row_state(browser, r) for r in runs))
 
 
 def test_a_bad_token_shows_a_clear_message(browser):

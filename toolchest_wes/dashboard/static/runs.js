@@ -75,7 +75,14 @@ export function render(main, params) {
 
   async function learn(missing) {
     await Promise.all(missing.map(async (run) => {
-      const log = await call(`/runs/${encodeURIComponent(run.run_id)}`);
+      let log;
+      try {
+        log = await call(`/runs/${encodeURIComponent(run.run_id)}`);
+      } catch (error) {
+        // Deleted since the listing: the next listing drops it.
+        if (error.status === 404) return;
+        throw error;
+      }
       const workflow = log.request?.workflow_url || "";
       details.set(run.run_id, {
         name: run.tags?.name || log.run_log?.name || workflow.split("/").pop(),
@@ -86,12 +93,16 @@ export function render(main, params) {
     draw();
   }
 
+  let latest = 0;
   async function load() {
+    // A slow answer to an earlier listing (other filters, another page) must not win.
+    const mine = ++latest;
     const query = new URLSearchParams({ page_size: PAGE_SIZE });
     if (tokens[page]) query.set("page_token", tokens[page]);
     if (filters.state) query.set("state", filters.state);
     if (filters.tag) query.set("tag", filters.tag);
     const listing = await call(`/runs?${query}`);
+    if (mine !== latest) return;
     runs = listing.runs;
     next = listing.next_page_token;
     draw();
