@@ -170,6 +170,26 @@ def test_the_filters_ask_the_api_and_filter_the_page(browser, alice):
         httpx.post(f"{alice.url}{API}/runs/{sleeping}/cancel", headers=alice.header, timeout=30)
 
 
+def test_the_list_pages_with_the_apis_page_tokens(browser, alice):
+    tag = {"batch": "paging"}
+    runs = [alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "p"}, tag) for _ in range(21)]
+    browser.sign_in(alice.token)
+    browser.go("/runs?tag=batch:paging")
+    rows = "tr[data-run]"
+    count = f"return document.querySelectorAll('#rows {rows}').length"
+    browser.wait(lambda: browser.driver.execute_script(count) == 20)
+    # Newest first: the last submitted run leads the first page, the first one is alone next.
+    assert _row_state(browser, runs[-1]) and not _row_state(browser, runs[0])
+    assert browser.find("#newer").get_attribute("disabled")
+    browser.find("#older").click()
+    browser.wait(lambda: browser.driver.execute_script(count) == 1)
+    assert _row_state(browser, runs[0])
+    assert browser.text("#page-no") == "Page 2"
+    browser.find("#newer").click()
+    browser.wait(lambda: browser.driver.execute_script(count) == 20)
+    assert browser.text("#page-no") == "Page 1"
+
+
 def test_the_run_page_follows_the_log_of_a_running_workflow(browser, alice):
     run_id = alice.submit("tick.cwl", TICK.encode(), {"ticks": 8})
     browser.sign_in(alice.token)

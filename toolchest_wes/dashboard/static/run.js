@@ -3,6 +3,7 @@ import { BASE, call, download, isActive, logAfter, token } from "./api.js";
 import { duration, every, html, raw, size, stateBadge, tagList, when } from "./util.js";
 
 const POLL_MS = 1500;
+const MAX_LOG_CHARS = 2_000_000;
 
 function tree(value) {
   if (value === null || typeof value !== "object") return html`<span class="mono">${JSON.stringify(value)}</span>`;
@@ -28,7 +29,10 @@ class Follower {
     }
     if (!bytes.length) return;
     const atEnd = this.pre.scrollTop + this.pre.clientHeight >= this.pre.scrollHeight - 4;
-    this.pre.textContent += this.decoder.decode(bytes, { stream: true });
+    let text = this.pre.textContent + this.decoder.decode(bytes, { stream: true });
+    // A very long log keeps only its end on the page, so that the tab stays responsive.
+    if (text.length > MAX_LOG_CHARS) text = `[earlier lines not shown]\n${text.slice(-MAX_LOG_CHARS / 2)}`;
+    this.pre.textContent = text;
     this.offset = start + bytes.length;
     if (atEnd) this.pre.scrollTop = this.pre.scrollHeight;
   }
