@@ -17,6 +17,12 @@ export class ApiError extends Error {
 /** What the API has shown of its authentication: "unknown", "on" or "off". */
 export const session = { auth: "unknown" };
 
+function learnAuth(mode) {
+  if (session.auth === mode) return;
+  session.auth = mode;
+  window.dispatchEvent(new CustomEvent("wes-auth"));
+}
+
 export const token = {
   get: () => sessionStorage.getItem(TOKEN_KEY) || "",
   set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
@@ -37,7 +43,7 @@ async function failure(response) {
   }
   const error = new ApiError(response.status, msg);
   if (response.status === 401) {
-    session.auth = "on";
+    learnAuth("on");
     window.dispatchEvent(new CustomEvent("wes-unauthorized", { detail: error }));
   }
   return error;
@@ -47,7 +53,7 @@ async function failure(response) {
 export async function call(path, { method = "GET", body } = {}) {
   const response = await fetch(BASE + path, { method, body, headers: headers({ Accept: "application/json" }) });
   if (!response.ok) throw await failure(response);
-  if (path.startsWith("/runs")) session.auth = token.get() ? "on" : "off";
+  if (path.startsWith("/runs")) learnAuth(token.get() ? "on" : "off");
   return response.json();
 }
 

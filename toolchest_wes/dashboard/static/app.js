@@ -93,6 +93,7 @@ function askForToken(error) {
   document.getElementById("token-input").focus();
 }
 
+window.addEventListener("wes-auth", renderWho);
 window.addEventListener("wes-unauthorized", (event) => askForToken(event.detail));
 window.addEventListener("wes-error", (event) => {
   const error = event.detail;

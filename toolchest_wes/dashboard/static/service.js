@@ -1,5 +1,5 @@
 // What service-info says about this server, and how it authenticates.
-import { BASE, call, session } from "./api.js";
+import { BASE, call, session, token } from "./api.js";
 import { html, raw } from "./util.js";
 
 const KNOWN = new Set(["id", "name", "type", "description", "organization", "contactUrl", "documentationUrl",
@@ -28,8 +28,8 @@ export async function render(main) {
       <dt>Description</dt><dd>${info.description}</dd>
       <dt>WES versions</dt><dd>${(info.supported_wes_versions || []).join(", ")}</dd>
       <dt>Input URL schemes</dt><dd>${(info.supported_filesystem_protocols || []).join(", ")}</dd>
-      <dt>Authentication</dt><dd>${AUTH[session.auth]}
-        ${info.auth_instructions_url ? raw(html` <a href="${info.auth_instructions_url}">How to get a token</a>`) : ""}</dd>
+      <dt>Authentication</dt><dd>${AUTH[token.get() ? "on" : session.auth]}
+        ${info.auth_instructions_url && session.auth !== "off" ? raw(html` <a href="${info.auth_instructions_url}">How to get a token</a>`) : ""}</dd>
       <dt>API documentation</dt><dd><a href="${BASE}/ui/">${BASE}/ui/</a></dd>
       ${info.workers ? raw(html`<dt>Workers</dt><dd>${info.workers.live} live</dd>`) : ""}
     </dl>
