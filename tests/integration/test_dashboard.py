@@ -327,7 +327,9 @@ def test_the_pages_work_on_a_narrow_screen_by_keyboard(browser, alice):
     browser.shot("runs-narrow")
 
 
-def test_every_page_has_enough_contrast(browser, alice):
+def test_every_page_passes_axe_and_has_enough_contrast(browser, alice):
+    from axe_selenium_python import Axe  # axe-core, bundled: no network
+
     run_id = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "contrast"}, {"a": "b"})
     browser.sign_in(alice.token)
     browser.wait_text("main", "cwltool")
@@ -337,3 +339,7 @@ def test_every_page_has_enough_contrast(browser, alice):
         browser.go(route)
         browser.wait_text("main", ready, timeout=60)
         assert browser.low_contrast() == [], route
+        axe = Axe(browser.driver)
+        axe.inject()
+        violations = axe.run()["violations"]
+        assert not violations, (route, [(v["id"], v["nodes"][0]["target"]) for v in violations])
