@@ -87,7 +87,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_browser()
     data = tmp_path_factory.mktemp("dashboard") / "data"
     headers = {user: bearer_token(data, user) for user in ("alice", "bob", "boss")}
-    server = Server(data, "--auth", "tokens", "--admin-users", "boss")
+    # The tests submit faster than one user may by default (the paging test alone, 21 runs).
+    args = ("--auth", "tokens", "--admin-users", "boss", "--submit-rate", "0")
+    server = Server(data, *args)
     server.start()
     yield Site(server, headers)
     server.kill()

@@ -79,7 +79,7 @@ function askForToken(error) {
     : `${error ? "This server needs an API token." : "Enter your API token."} Ask the server's operator for one (toolchest-wes token create USER).`;
   main.innerHTML = html`<h1>Sign in</h1>
     <form class="login" id="login">
-      <p id="login-why" class="${refused ? "error" : ""}">${why}</p>
+      <p id="login-why">${refused ? "Enter another token." : why}</p>
       <label for="token-input">API token</label>
       <input id="token-input" name="token" type="password" autocomplete="current-password" required aria-describedby="login-why">
       <button type="submit">Sign in</button>
