@@ -37,6 +37,8 @@ def test_the_package_has_its_code_and_data() -> None:
     assert f"{PACKAGE}/openapi/workflow_execution_service.openapi.yaml" in files
     assert f"{PACKAGE}/openapi/toolchest_extensions.openapi.yaml" in files
     assert f"{PACKAGE}/py.typed" in files
+    for name in ("index.html", "app.js", "app.css"):
+        assert f"{PACKAGE}/dashboard/static/{name}" in files
 
 
 def test_wheel_has_every_file_of_the_package(dists: Dists) -> None:

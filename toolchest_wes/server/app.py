@@ -21,6 +21,7 @@ from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.auth import Authenticator, build_authenticator, install_auth
+from toolchest_wes.server.dashboard import install_dashboard
 from toolchest_wes.server.errors import RETRY_AFTER_S, error_response, register_error_handlers
 from toolchest_wes.server.fastpath import install_fast_views
 from toolchest_wes.server.forms import check_field_names, check_form_request
@@ -155,6 +156,7 @@ def _connexion_app(
     install_auth(app.app, authenticator)
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(parts.store, monitor))
+    install_dashboard(app.app)
     return app
 
 

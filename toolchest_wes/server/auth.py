@@ -9,8 +9,9 @@ which pass it to ``RunService``; ownership is checked there.
 Public, without a token: ``GET /service-info`` (clients read it to learn how to
 authenticate: ``auth_instructions_url``), ``/health`` (load balancer probes), ``/metrics``
 (Prometheus scrapers; it holds only run counts per state, which service-info shows anyway,
-and request counts per operation, never run ids or user names), and the API documentation:
-the Swagger UI and ``openapi.json``.
+and request counts per operation, never run ids or user names), the API documentation:
+the Swagger UI and ``openapi.json``, and the dashboard's static files (``/`` and
+``/dashboard/``), which hold no data: the pages ask the API for it with the user's token.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ logger = logging.getLogger(__name__)
 
 #: Paths answered without a token.
 PUBLIC_PATHS = frozenset(
-    {f"{BASE_PATH}/service-info", "/health", "/metrics", f"{BASE_PATH}/openapi.json"}
+    {f"{BASE_PATH}/service-info", "/health", "/metrics", f"{BASE_PATH}/openapi.json", "/"}
 )
-#: Path prefixes answered without a token (the Swagger UI and its assets).
-PUBLIC_PREFIXES = (f"{BASE_PATH}/ui/",)
+#: Path prefixes answered without a token (the Swagger UI, the dashboard, their assets).
+PUBLIC_PREFIXES = (f"{BASE_PATH}/ui/", "/dashboard/")
 REALM = "toolchest-wes"
 
 _UI = f"{BASE_PATH}/ui"  # redirects to the UI

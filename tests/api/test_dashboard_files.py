@@ -1,0 +1,63 @@
+"""The dashboard's files as the server serves them: the page shell, its assets, caching, and
+that they are public while the API behind them is not."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import API
+from toolchest_wes.server.dashboard import ASSET_PREFIX
+
+# The files do not depend on the mode.
+pytestmark = pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+
+
+def _assets(client):
+    page = client.get("/").get_data(as_text=True)
+    return re.findall(rf'"({re.escape(ASSET_PREFIX)}[0-9a-f]+/[a-z]+\.(?:js|css))"', page)
+
+
+def test_the_shell_is_revalidated_and_names_hashed_assets(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert client.get("/", headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+    # The entry module, the style sheet, and the modules the first page needs (preloaded).
+    names = sorted(a.rsplit("/", 1)[1] for a in _assets(client))
+    assert names == ["api.js", "app.css", "app.js", "runs.js", "util.js"]
+
+
+def test_assets_under_their_hash_are_kept_for_a_year(client):
+    for asset in _assets(client):
+        response = client.get(asset)
+        assert response.status_code == 200
+        assert "immutable" in response.headers["Cache-Control"]
+        assert response.mimetype in {"text/javascript", "text/css"}
+    # The modules app.js imports, under the same hashed folder.
+    folder = _assets(client)[0].rsplit("/", 1)[0]
+    for module in ("api.js", "util.js", "runs.js", "run.js", "submit.js", "service.js"):
+        assert client.get(f"{folder}/{module}").status_code == 200
+
+
+def test_an_older_hash_gets_the_file_but_no_long_cache(client):
+    response = client.get(f"{ASSET_PREFIX}000000000000/app.js")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-cache"
+
+
+def test_only_asset_types_are_served(client):
+    assert client.get(f"{ASSET_PREFIX}x/index.html").status_code == 404
+    assert client.get(f"{ASSET_PREFIX}x/../dashboard.py").status_code == 404
+    assert client.get(f"{ASSET_PREFIX}x/missing.js").status_code == 404
+
+
+def test_the_pages_are_public_but_the_api_still_asks_for_a_token(make_app, make_settings):
+    client = make_app(make_settings(auth="tokens")).app.test_client()
+    assert client.get("/").status_code == 200
+    for asset in _assets(client):
+        assert client.get(asset).status_code == 200
+    assert client.get(f"{API}/runs").status_code == 401
+    assert client.get("/dashboard-not").status_code == 401

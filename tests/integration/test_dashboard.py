@@ -1,0 +1,347 @@
+"""The dashboard in a real headless chromium, against a real server with API tokens.
+
+Runs are submitted through the API, as any client would; the pages are driven as a user
+would. Every test fails if the browser's console shows an error it did not expect, and
+saves screenshots of the pages to ``$TOOLCHEST_WES_ARTIFACTS/dashboard`` (or a temporary
+folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser import Browser, browser_session, require_browser
+from tests.conftest import API, EXAMPLES
+from tests.processes import Server, bearer_token
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HELLO = EXAMPLES / "hello" / "hello.cwl"
+SLEEP = Path(__file__).resolve().parents[1] / "cwl" / "sleep.cwl"
+# Writes a line to its stderr every second: a log to follow while the run is active.
+TICK = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments:
+  - position: 1
+    valueFrom: 'i=0; while [ "$i" -lt "$0" ]; do i=`expr $i + 1`; echo "tick $i" >&2; sleep 1; done'
+inputs:
+  ticks: {type: int, inputBinding: {position: 2}}
+outputs: []
+"""
+
+
+class User:
+    """A user of the server: their token, and API calls made with it."""
+
+    def __init__(self, url: str, header: dict[str, str]) -> None:
+        self.url = url
+        self.header = header
+        self.token = header["Authorization"].removeprefix("Bearer ")
+
+    def submit(
+        self, name: str, body: bytes, params: dict[str, Any], tags: dict[str, str] | None = None
+    ) -> str:
+        response = httpx.post(
+            f"{self.url}{API}/runs",
+            headers=self.header,
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": name,
+                "workflow_params": json.dumps(params),
+                "tags": json.dumps(tags or {}),
+            },
+            files=[("workflow_attachment", (name, body))],
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["run_id"])
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{API}{path}", headers=self.header, timeout=30)
+
+    def state(self, run_id: str) -> str:
+        return str(self.get(f"/runs/{run_id}/status").json()["state"])
+
+
+@dataclass
+class Site:
+    """The server and the authorization headers of its users."""
+
+    server: Server
+    headers: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    require_browser()
+    data = tmp_path_factory.mktemp("dashboard") / "data"
+    headers = {user: bearer_token(data, user) for user in ("alice", "bob", "boss")}
+    # The tests submit faster than one user may by default (the paging test alone, 21 runs).
+    args = ("--auth", "tokens", "--admin-users", "boss", "--submit-rate", "0")
+    server = Server(data, *args)
+    server.start()
+    yield Site(server, headers)
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = os.environ.get("TOOLCHEST_WES_ARTIFACTS")
+    folder = Path(root) / "dashboard" if root else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def alice(site: Site) -> User:
+    return User(site.server.url, site.headers["alice"])
+
+
+@pytest.fixture
+def bob(site: Site) -> User:
+    return User(site.server.url, site.headers["bob"])
+
+
+@pytest.fixture
+def browser(site: Site, shots: Path, request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """A fresh browser; after the test, no console error but those the test allowed."""
+    with browser_session(site.server.url, shots) as browser:
+        yield browser
+        errors = [
+            e
+            for e in browser.console_errors()
+            if not any(a in e["message"] for a in browser.allowed)
+        ]
+        assert not errors, f"{request.node.name}: the browser console shows errors: {errors}"
+
+
+def _row_state(browser: Browser, run_id: str) -> str:
+    return browser.text(f'tr[data-run="{run_id}"] .state')
+
+
+def test_the_list_shows_runs_and_follows_their_states_live(browser, alice):
+    run_id = alice.submit("tick.cwl", TICK.encode(), {"ticks": 3}, {"name": "live list"})
+    browser.sign_in(alice.token)
+    browser.go("/runs")
+    browser.wait(lambda: _row_state(browser, run_id) in {"QUEUED", "INITIALIZING", "RUNNING"})
+    browser.shot("runs-active")
+    # No reload: the page polls the listing.
+    browser.wait(lambda: _row_state(browser, run_id) == "COMPLETE", timeout=60)
+    row = browser.text(f'tr[data-run="{run_id}"]')
+    assert "live list" in row
+    assert "name:live list" in row
+    browser.wait_text("#counts", "COMPLETE")
+    browser.shot("runs")
+
+
+def test_the_filters_ask_the_api_and_filter_the_page(browser, alice):
+    tag = {"project": "filters"}
+    done = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "a"}, tag)
+    sleeping = alice.submit("sleep.cwl", SLEEP.read_bytes(), {"seconds": 300}, tag)
+    other = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "b"}, {"project": "else"})
+    try:
+        browser.sign_in(alice.token)
+        browser.go("/runs")
+        browser.find("#f-tag").send_keys("project:filters\n")
+        browser.wait(lambda: _row_state(browser, done) != "" and _row_state(browser, other) == "")
+        browser.wait(lambda: _row_state(browser, done) == "COMPLETE", timeout=60)
+        from selenium.webdriver.support.ui import Select
+
+        Select(browser.find("#f-state")).select_by_value("RUNNING")
+        browser.wait(lambda: _row_state(browser, done) == "" and _row_state(browser, sleeping))
+        assert "state=RUNNING" in browser.driver.current_url
+        Select(browser.find("#f-state")).select_by_value("")
+        browser.wait(lambda: bool(_row_state(browser, done)))
+        browser.find("#f-q").send_keys(done[:8])
+        browser.wait(
+            lambda: _row_state(browser, sleeping) == "" and bool(_row_state(browser, done))
+        )
+        browser.shot("runs-filtered")
+    finally:
+        httpx.post(f"{alice.url}{API}/runs/{sleeping}/cancel", headers=alice.header, timeout=30)
+
+
+def test_the_list_pages_with_the_apis_page_tokens(browser, alice):
+    tag = {"batch": "paging"}
+    runs = [alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "p"}, tag) for _ in range(21)]
+    browser.sign_in(alice.token)
+    browser.go("/runs?tag=batch:paging")
+    rows = "tr[data-run]"
+    count = f"return document.querySelectorAll('#rows {rows}').length"
+    browser.wait(lambda: browser.driver.execute_script(count) == 20)
+    # Newest first: the last submitted run leads the first page, the first one is alone next.
+    assert _row_state(browser, runs[-1]) and not _row_state(browser, runs[0])
+    assert browser.find("#newer").get_attribute("disabled")
+    browser.find("#older").click()
+    browser.wait(lambda: browser.driver.execute_script(count) == 1)
+    assert _row_state(browser, runs[0])
+    assert browser.text("#page-no") == "Page 2"
+    browser.find("#newer").click()
+    browser.wait(lambda: browser.driver.execute_script(count) == 20)
+    assert browser.text("#page-no") == "Page 1"
+
+
+def test_the_run_page_follows_the_log_of_a_running_workflow(browser, alice):
+    run_id = alice.submit("tick.cwl", TICK.encode(), {"ticks": 8})
+    browser.sign_in(alice.token)
+    browser.go(f"/runs/{run_id}")
+    browser.wait_text("#state", "RUNNING", timeout=30)
+    # The engine's own log, while the run is active.
+    browser.wait_text("#stderr", "[job tick.cwl]")
+    browser.find('#tasks button[data-task="1"]').click()
+    browser.wait_text("#task-stderr", "tick 1")
+    assert alice.state(run_id) == "RUNNING"
+    assert "tick 8" not in browser.text("#task-stderr")
+    browser.shot("run-following")
+    browser.wait_text("#task-stderr", "tick 8", timeout=60)
+    browser.wait_text("#state", "COMPLETE", timeout=30)
+    assert browser.text("#task-stderr").count("tick 1\n") == 1  # appended, never repeated
+    assert "Exit code\n0" in browser.text("#timeline") or "Exit code0" in browser.text("#timeline")
+
+
+def test_a_download_link_fetches_the_output_bytes(browser, alice):
+    run_id = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "bytes for the browser"})
+    browser.sign_in(alice.token)
+    browser.go(f"/runs/{run_id}")
+    browser.wait_text("#outputs", "Download all", timeout=60)
+    listing = alice.get(f"/runs/{run_id}/outputs").json()
+    (output,) = listing["files"]
+    expected = alice.get(f"/runs/{run_id}/outputs/{output['path']}").content
+    assert expected  # the check below compares real bytes
+    browser.shot("run")
+    browser.find(f'#outputs a[data-file="{output["path"].split("/")[-1]}"]').click()
+    saved = browser.downloads / output["path"].split("/")[-1]
+    browser.wait(saved.exists, what=f"the download of {saved.name}")
+    assert saved.read_bytes() == expected
+
+
+def test_cancel_asks_first_then_cancels(browser, alice):
+    run_id = alice.submit("sleep.cwl", SLEEP.read_bytes(), {"seconds": 300})
+    browser.sign_in(alice.token)
+    browser.go(f"/runs/{run_id}")
+    browser.wait_text("#state", "RUNNING", timeout=30)
+    browser.find("#cancel").click()
+    browser.driver.switch_to.alert.dismiss()
+    assert alice.state(run_id) == "RUNNING"
+    browser.find("#cancel").click()
+    browser.driver.switch_to.alert.accept()
+    browser.wait_text("#state", "CANCELED", timeout=60)
+    assert alice.state(run_id) == "CANCELED"
+    browser.find("#delete").click()
+    browser.driver.switch_to.alert.accept()
+    browser.wait(lambda: "#/runs" in browser.driver.current_url and bool(browser.text("#rows")))
+    assert alice.get(f"/runs/{run_id}").status_code == 404
+
+
+def test_a_second_user_does_not_see_the_first_users_runs(browser, alice, bob):
+    mine = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "alice only"})
+    theirs = bob.submit("hello.cwl", HELLO.read_bytes(), {"message": "bob only"})
+    browser.sign_in(bob.token)
+    browser.go("/runs")
+    browser.wait(lambda: bool(_row_state(browser, theirs)))
+    assert _row_state(browser, mine) == ""
+    assert mine not in browser.text("#rows")
+    # Someone else's run answers like a missing one; the page says so.
+    browser.go(f"/runs/{mine}")
+    browser.wait_text("#notice", "404")
+    browser.allowed.append(f"/runs/{mine}")
+
+
+def test_an_admin_sees_every_users_runs(browser, alice, bob, site):
+    boss = User(site.server.url, site.headers["boss"])
+    runs = [alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "a"}, {"who": "all"})]
+    runs.append(bob.submit("hello.cwl", HELLO.read_bytes(), {"message": "b"}, {"who": "all"}))
+    browser.sign_in(boss.token)
+    browser.go("/runs?tag=who:all")
+    browser.wait(lambda: all(_row_state(browser, r) for r in runs))
+
+
+def test_a_bad_token_shows_a_clear_message(browser):
+    browser.open("/runs")
+    # Without a token the first request is refused: the page asks for one.
+    browser.wait_text("#login-why", "needs an API token")
+    browser.find("#token-input").send_keys("not-a-token\n")
+    browser.wait_text("#notice", "refused this token")
+    assert "unknown or revoked" in browser.text("#notice")
+    assert browser.find("#token-input").is_displayed()
+    browser.shot("bad-token")
+    browser.allowed.append("401")
+
+
+def test_submit_and_service_pages(browser, alice, tmp_path):
+    workflow = tmp_path / "hello.cwl"
+    workflow.write_bytes(HELLO.read_bytes())
+    browser.sign_in(alice.token)
+    browser.wait_text("main", "cwltool")
+    browser.wait_text("main", "/ga4gh/wes/v1/ui/")
+    browser.shot("service")
+    browser.go("/submit")
+    browser.find("#s-workflow").send_keys(str(workflow))
+    params = browser.find("#s-params")
+    params.clear()
+    params.send_keys('{"message": "from the form"}')
+    browser.find("#s-tags").send_keys("origin:form")
+    browser.shot("submit")
+    browser.find("#submit button[type=submit]").click()
+    browser.wait(lambda: "#/runs/" in browser.driver.current_url)
+    run_id = browser.driver.current_url.rsplit("/", 1)[1]
+    browser.wait_text("#state", "COMPLETE", timeout=60)
+    request = alice.get(f"/runs/{run_id}").json()["request"]
+    assert request["tags"] == {"origin": "form"}
+    assert request["workflow_params"] == {"message": "from the form"}
+
+
+def test_the_pages_work_on_a_narrow_screen_by_keyboard(browser, alice):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "narrow"})
+    browser.driver.set_window_size(380, 800)
+    browser.sign_in(alice.token)
+    browser.go("/runs")
+    browser.driver.refresh()  # a fresh load, focus at the top; the token stays for the tab
+    browser.find("#rows a")
+    # No sideways scrolling of the page itself: wide tables scroll in their own box.
+    assert browser.driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    ActionChains(browser.driver).send_keys(Keys.TAB).perform()
+    assert browser.driver.switch_to.active_element.text == "Skip to content"
+    ActionChains(browser.driver).send_keys(Keys.ENTER).perform()
+    assert browser.driver.switch_to.active_element.get_attribute("id") == "main"
+    # Every form control has a label.
+    unlabelled = browser.driver.execute_script(
+        "return [...document.querySelectorAll('input, select, textarea')]"
+        ".filter(e => !e.labels?.length && !e.getAttribute('aria-label')).map(e => e.id)"
+    )
+    assert unlabelled == []
+    browser.shot("runs-narrow")
+
+
+def test_every_page_passes_axe_and_has_enough_contrast(browser, alice):
+    from axe_selenium_python import Axe  # axe-core, bundled: no network
+
+    run_id = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "contrast"}, {"a": "b"})
+    browser.sign_in(alice.token)
+    browser.wait_text("main", "cwltool")
+    pages = {"/service": "cwltool", "/runs": run_id, f"/runs/{run_id}": "Download all"}
+    pages["/submit"] = "Workflow file"
+    for route, ready in pages.items():
+        browser.go(route)
+        browser.wait_text("main", ready, timeout=60)
+        assert browser.low_contrast() == [], route
+        axe = Axe(browser.driver)
+        axe.inject()
+        violations = axe.run()["violations"]
+        assert not violations, (route, [(v["id"], v["nodes"][0]["target"]) for v in violations])
