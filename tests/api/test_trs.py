@@ -122,6 +122,8 @@ def test_the_wes_service_info_names_the_catalog(make_app: Any, make_settings: An
         "catalog": "starter",
         "catalog_only": False,
         "trs": TRS,
+        "trs_allow": [],
+        "trs_registry": None,
     }
     tools = client.get(f"{TRS}/tools").get_json()
     assert {"hello", "wc", "gzip"} <= {t["id"] for t in tools}

@@ -35,7 +35,7 @@ CONTRACTS = [
     ),
     pytest.param(
         "toolchest_wes.catalog",
-        (*SERVER_SIDE, "redis", "sqlite3", "httpx"),
+        (*SERVER_SIDE, "redis", "sqlite3"),
         id="catalog-is-domain-only",
     ),
     pytest.param("toolchest_wes.client", SERVER_SIDE, id="client-imports-no-server-code"),

@@ -37,7 +37,7 @@ from toolchest_wes.server.spec import BASE_PATH, TRS_BASE_PATH, load_spec, load_
 from toolchest_wes.server.trs_api import TrsApi
 from toolchest_wes.server.workers import WorkerMonitor
 from toolchest_wes.store.base import StateStore, StoreError
-from toolchest_wes.wiring.catalog import build_catalog
+from toolchest_wes.wiring.catalog import build_catalog, build_tool_resolver
 from toolchest_wes.wiring.parts import Parts, Role, build_parts
 from toolchest_wes.wiring.sandbox import check_sandbox, describe_sandbox
 
@@ -186,6 +186,7 @@ def _service(
 ) -> RunService:
     monitor = parts.monitor
     assert parts.runner is not None and parts.registry is not None  # the API role has both
+    url_policy = build_url_policy(settings)
     return RunService(
         parts.store,
         parts.runner,
@@ -198,7 +199,7 @@ def _service(
             worker_status=monitor.info if monitor else None,
             auth_instructions_url=settings.auth_instructions_url,
             retention_s=settings.retention_s,
-            url_policy=build_url_policy(settings),
+            url_policy=url_policy,
             limits=build_submit_limits(settings),
             extensions={
                 "toolchest_wes_sandbox": describe_sandbox(settings, sandbox),
@@ -206,8 +207,11 @@ def _service(
                     "catalog": catalog.label if catalog else None,
                     "catalog_only": settings.catalog_only,
                     "trs": TRS_BASE_PATH,
+                    "trs_allow": sorted(settings.trs_allowed_hosts),
+                    "trs_registry": settings.trs_registry,
                 },
             },
+            tools=build_tool_resolver(settings, catalog, url_policy),
         ),
     )
 
