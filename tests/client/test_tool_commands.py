@@ -133,3 +133,17 @@ def test_ctrl_c_cancels_a_tool_call(
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
         assert runs[0].wait(timeout=60, raise_on_failure=False).state is State.CANCELED
+
+
+def test_run_takes_a_folder_for_a_file_array(tw: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("x y\n")
+    (tmp_path / "in" / "b.txt").write_text("z\n")
+
+    done = tw(
+        "run", "wc", "--input", f"inputs={tmp_path / 'in'}", "--output-path", str(tmp_path / "out")
+    )
+
+    assert done.exit_code == 0, done.stderr
+    lines = (tmp_path / "out" / "counts.txt").read_text().splitlines()
+    assert [line.split()[-1] for line in lines] == ["a.txt", "b.txt", "total"]

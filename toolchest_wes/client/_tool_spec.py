@@ -258,12 +258,13 @@ def tool_params(info: ToolInfo, values: Mapping[str, Any]) -> dict[str, Any]:
 def _local_objects(value: Any, kind: str) -> Any:
     """A path given where the type wants a File or Directory, as a File or Directory object;
     a folder given to a File array, as every file in it."""
-    if isinstance(value, list | tuple):
-        item_kind = kind.removesuffix("?").removesuffix("[]")
-        return [_local_objects(v, item_kind) for v in value]
-    if not isinstance(value, str | Path):
-        return value
     base = kind.removesuffix("?")
+    if isinstance(value, list | tuple):
+        if base == "File[]":  # each a file or a folder of files
+            return [f for v in value for f in _local_objects(v, base)]
+        return [_local_objects(v, base.removesuffix("[]")) for v in value]
+    if not isinstance(value, str | Path):
+        return [value] if base == "File[]" and isinstance(value, Mapping) else value
     path = Path(value)
     if base == "File[]" and path.is_dir():
         return [
