@@ -38,7 +38,7 @@ def test_the_catalog_lists_and_describes_tools(wes: WesClient) -> None:
     assert table[0].split() == ["NAME", "VERSION", "TYPE", "DESCRIPTION"]
     assert any(line.split()[:3] == ["wc", "1.0", "CWL"] for line in table)
 
-    text = pydoc.render_doc(wes.tools.wc, renderer=pydoc.plaintext)
+    text = pydoc.plain(pydoc.render_doc(wes.tools.wc))
     assert "wc(*, inputs: 'File[]', output_path" in text
     assert "Count the lines, words and bytes" in text
     assert "inputs (File[], required): The text files to count." in text
@@ -63,7 +63,8 @@ def test_a_call_waits_and_downloads(wes: WesClient, tmp_path: Path) -> None:
     assert isinstance(run, Run) and run.status() is State.COMPLETE
     counts = (tmp_path / "out" / "counts.txt").read_text().split("\n")
     assert counts[0].split() == ["2", "3", "14", "a.txt"]
-    assert run.log().request.tags["toolchest_wes.tool"] == "wc"
+    request = run.log().request
+    assert request is not None and request.tags["toolchest_wes.tool"] == "wc"
 
 
 def test_an_async_call_returns_the_run(wes: WesClient, tmp_path: Path) -> None:
@@ -72,7 +73,8 @@ def test_an_async_call_returns_the_run(wes: WesClient, tmp_path: Path) -> None:
     assert run.wait().state is State.COMPLETE
     (written,) = run.download(tmp_path / "out")
     assert written.read_text().split() == [hashlib.sha256(b"four\n").hexdigest(), "b.txt"]
-    assert run.log().request.tags["k"] == "v"
+    request = run.log().request
+    assert request is not None and request.tags["k"] == "v"
 
 
 def test_the_asyncio_client_awaits_tool_calls(

@@ -37,11 +37,17 @@ class RemoteVersion:
 
 
 def fetch_version(
-    base_url: str, tool_id: str, version_id: str, *, timeout_s: float = 10.0
+    base_url: str,
+    tool_id: str,
+    version_id: str,
+    *,
+    timeout_s: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
 ) -> RemoteVersion:
     """Read ``tool_id`` at ``version_id`` and every descriptor file of it from ``base_url``.
 
-    Each file whose listing gives a SHA-256 checksum is checked against it.
+    Each file whose listing gives a SHA-256 checksum is checked against it. ``transport``
+    stands in for the network (tests of a registry's wrong answers).
 
     Raises:
         RegistryError: The registry cannot be reached or answers an error, lacks the tool
@@ -51,7 +57,8 @@ def fetch_version(
         f"{base_url}/tools/{quote(tool_id, safe='')}/versions/{quote(version_id, safe='')}"
     )
     where = f"the TRS registry {base_url}"
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+    # No redirects: the URL policy judged the registry's host, not where it might send us.
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, transport=transport) as client:
         version = _json(client, version_url, where, f"tool {tool_id!r} version {version_id!r}")
         types = version.get("descriptor_type") or []
         if not isinstance(types, list) or not types:

@@ -82,7 +82,7 @@ def run_tool(
     Example: toolchest-wes run wc --input inputs=data/ --output-path out/
     """
     tool = session.client.tools[name]
-    info: ToolInfo = tool.info  # type: ignore[attr-defined]
+    info = tool.info
     values = input_values(info, inputs)
     run = tool(**values, tags=parse_pairs(tags, "--tag"), is_async=True)
     if is_async:

@@ -40,7 +40,7 @@ from toolchest_wes.client.exceptions import (
 from toolchest_wes.client.group import AsyncRunGroup, RunGroup
 from toolchest_wes.client.journal import Journal, JournalEntry
 from toolchest_wes.client.tables import Outputs, format_runs, print_runs
-from toolchest_wes.client.tools import AsyncTools, ToolInfo, Tools, format_tools
+from toolchest_wes.client.tools import AsyncTools, ToolCall, ToolInfo, Tools, format_tools
 from toolchest_wes.models import (
     OutputFile,
     RunLog,
@@ -83,6 +83,7 @@ __all__ = [
     "ServiceInfo",
     "State",
     "TaskLog",
+    "ToolCall",
     "ToolInfo",
     "ToolInput",
     "Tools",

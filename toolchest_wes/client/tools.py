@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from toolchest_wes.client._tool_spec import (
     CALL_OPTIONS,
@@ -32,7 +32,16 @@ if TYPE_CHECKING:
     from toolchest_wes.client._async import AsyncRun, AsyncWesClient
     from toolchest_wes.client._sync import Run, WesClient
 
-__all__ = ["AsyncTools", "ToolInfo", "Tools", "format_tools"]
+__all__ = ["AsyncTools", "ToolCall", "ToolInfo", "Tools", "format_tools"]
+
+
+class ToolCall(Protocol):
+    """A tool as a function of its keyword inputs, with its :class:`ToolInfo` as ``info``."""
+
+    info: ToolInfo
+
+    def __call__(self, **kwargs: Any) -> Any:
+        """Run the tool (see :class:`Tools`)."""
 
 
 def format_tools(tools: list[ToolInfo]) -> str:
@@ -45,7 +54,7 @@ def format_tools(tools: list[ToolInfo]) -> str:
     )
 
 
-def _function(info: ToolInfo, call: Callable[..., Any]) -> Callable[..., Any]:
+def _function(info: ToolInfo, call: Callable[..., Any]) -> ToolCall:
     """``call`` as a function named after the tool, whose signature and docstring are the
     tool's inputs and description (what ``help()`` and editors show)."""
 
@@ -56,7 +65,7 @@ def _function(info: ToolInfo, call: Callable[..., Any]) -> Callable[..., Any]:
     tool.__doc__ = info.help_text()
     tool.__signature__ = tool_signature(info)  # type: ignore[attr-defined]
     tool.info = info  # type: ignore[attr-defined]
-    return tool
+    return cast(ToolCall, tool)
 
 
 def _split(info: ToolInfo, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -74,7 +83,7 @@ class Tools:
 
     def __init__(self, client: WesClient) -> None:
         self._client = client
-        self._described: dict[str, Callable[..., Any]] = {}
+        self._described: dict[str, ToolCall] = {}
 
     def list(self) -> list[ToolInfo]:
         """Every tool of the catalog."""
@@ -97,13 +106,13 @@ class Tools:
         """
         return self._client._drive(describe_tool(self._client._core, name))
 
-    def __getitem__(self, name: str) -> Callable[..., Run]:
+    def __getitem__(self, name: str) -> ToolCall:
         if name not in self._described:
             info = self.describe(name)
             self._described[name] = _function(info, functools.partial(self._call, info))
         return self._described[name]
 
-    def __getattr__(self, name: str) -> Callable[..., Run]:
+    def __getattr__(self, name: str) -> ToolCall:
         if name.startswith("_"):
             raise AttributeError(name)
         return self[name]
@@ -146,7 +155,7 @@ class AsyncTools:
         """The tool ``name`` with its inputs and outputs (see :meth:`Tools.describe`)."""
         return await self._client._drive(describe_tool(self._client._core, name))
 
-    async def get(self, name: str) -> Callable[..., Any]:
+    async def get(self, name: str) -> ToolCall:
         """The tool ``name`` as an async function of its keyword inputs."""
         info = await self.describe(name)
         return _function(info, functools.partial(self._call, info))
