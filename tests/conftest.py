@@ -23,7 +23,7 @@ from toolchest_wes.models import TERMINAL_STATES, State
 from toolchest_wes.server.app import create_app, get_state
 from toolchest_wes.worker.app import make_celery
 
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.redis_server", "tests.coverage_summary"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CWL = Path(__file__).resolve().parent / "cwl"
@@ -137,7 +137,7 @@ def make_app(
 
 @pytest.fixture
 def app(make_app: Callable[..., Any]) -> Any:
-    """An embedded-mode app."""
+    """An app in the test's mode (embedded or distributed), from ``make_app``."""
     return make_app()
 
 
@@ -222,7 +222,7 @@ class Wes:
 
 @pytest.fixture
 def wes(client: Any) -> Wes:
-    """Helpers over the test client of an embedded app."""
+    """Helpers over the test client of ``app``, in the test's mode."""
     return Wes(client)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import API, EXAMPLES, Wes, assert_error
+from tests.conftest import API, CWL, EXAMPLES, Wes, assert_error
+from toolchest_wes.models import State
 from toolchest_wes.store.base import StoreUnavailableError
 
 HELLO = EXAMPLES / "hello" / "hello.cwl"
@@ -309,3 +311,14 @@ def test_a_store_that_does_not_answer_is_503_on_every_operation(make_app: Any) -
     # The refused submission left no run directory behind.
     runs_dir = app.app.extensions["toolchest_wes"].settings.runs_dir
     assert [p.name for p in runs_dir.iterdir()] == [run_id]
+
+
+def test_a_task_log_that_is_gone_is_404(wes: Wes, tmp_path: Path) -> None:
+    run_id = wes.submit(CWL / "shout.cwl", {"word": "ahoy"})
+    assert wes.wait(run_id) is State.COMPLETE
+    (task,) = wes.get(f"/runs/{run_id}/tasks").get_json()["task_logs"]
+    for log in (tmp_path / "data" / "runs" / run_id).rglob("stdout"):
+        if log.parent.name == task["id"]:
+            log.unlink()
+
+    assert_error(wes.get(f"/runs/{run_id}/tasks/{task['id']}/stdout"), 404, "has no stdout")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from toolchest_wes.client import (
     AsyncWesClient,
     Journal,
     RunFailed,
+    RunNotFoundError,
     State,
     WaitTimeout,
 )
@@ -65,5 +67,41 @@ def test_async_group_failures_timeouts_and_cancel(live: object, journal: Journal
                     raise asyncio.CancelledError
             log = await sleeper.wait(timeout=60, initial_interval=0.05, raise_on_failure=False)
             assert log.state in (State.CANCELED, State.CANCELING)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_async_operations_and_handles(live: object, journal: Journal, tmp_path: Path) -> None:
+    """Every WES operation of the asyncio client, and what its run handles add to them."""
+
+    async def main() -> None:
+        async with AsyncWesClient(live.url, journal=journal) as wes:  # type: ignore[attr-defined]
+            assert repr(wes) == f"AsyncWesClient({wes.url!r})"
+            run_id = await wes.run_workflow(
+                HELLO.name,
+                json.loads(HELLO_JOB.read_text()),
+                workflow_attachment=[(HELLO.name, HELLO)],
+            )
+            log = await wes.wait_for_run(run_id, timeout=120, initial_interval=0.05)
+            assert log.state is State.COMPLETE
+            run = await wes.get_run(run_id)
+            tasks = await run.tasks()
+            paged = [t.id async for t in wes.list_tasks(run_id, page_size=1)]
+            assert tasks and paged == [t.id for t in tasks]
+            assert (await wes.get_task(run_id, tasks[0].id)).name == tasks[0].name
+            assert isinstance(await run.logs("stderr", task=tasks[0].name), str)
+            again = AsyncRun.from_id(run_id, wes)
+            assert await again.status() is State.COMPLETE
+            assert await again.cancel() is False  # nothing left to cancel
+            await run.delete()
+            with pytest.raises(RunNotFoundError):
+                await wes.get_run(run_id)
+
+            done = await wes.run(HELLO, HELLO_JOB, timeout=120, download=tmp_path / "out")
+            assert (await done.log()).state is State.COMPLETE
+            assert (
+                tmp_path / "out" / "hello.txt"
+            ).read_text().strip() == "Hello from toolchest-wes"
 
     asyncio.run(main())

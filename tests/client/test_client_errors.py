@@ -472,3 +472,77 @@ def test_cancel_of_a_finished_run_sends_nothing() -> None:
 
     assert Run(client(handler), "r").cancel() is False
     assert methods == ["GET"]
+
+
+# -- downloads that fail --------------------------------------------------------------------
+
+
+def finished(files: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+    """The routes of a COMPLETE run ``r`` with these output files."""
+    return {
+        "/runs/r/status": {"run_id": "r", "state": "COMPLETE"},
+        "/runs/r/outputs": {"run_id": "r", "files": files},
+        **more,
+    }
+
+
+A_TXT = {"path": "a.txt", "size": 5, "url": f"{URL}/files/a.txt"}
+
+
+def test_a_file_without_a_download_url_is_a_download_error(tmp_path: Path) -> None:
+    from toolchest_wes.client import DownloadError, Run
+
+    table = finished([{**A_TXT, "url": "file:///srv/runs/r/a.txt"}])
+
+    with pytest.raises(DownloadError, match="gave no download URL"):
+        Run(client(routes(table)), "r").download(tmp_path)
+
+
+def test_an_error_answer_to_a_file_download_is_raised(tmp_path: Path) -> None:
+    from toolchest_wes.client import Run
+
+    table = finished([A_TXT], **{"/files/a.txt": error(410, "outputs expired")})
+
+    with pytest.raises(GoneError, match="outputs expired"):
+        Run(client(routes(table)), "r").download(tmp_path)
+    assert not (tmp_path / "a.txt").exists()
+
+
+@pytest.mark.parametrize("failures", [1, 3])
+def test_a_download_is_retried_after_transport_errors(tmp_path: Path, failures: int) -> None:
+    from toolchest_wes.client import Run
+
+    table = finished([A_TXT], **{"/files/a.txt": httpx.Response(200, content=b"hello")})
+    left = [failures]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/files/a.txt" and left[0]:
+            left[0] -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return routes(table)(request)
+
+    run = Run(client(handler, retries=2), "r")
+    if failures > 2:
+        with pytest.raises(TransportError, match=r"downloading a\.txt"):
+            run.download(tmp_path)
+    else:
+        assert run.download(tmp_path) == [tmp_path / "a.txt"]
+        assert (tmp_path / "a.txt").read_bytes() == b"hello"
+
+
+def test_an_error_answer_to_an_archive_download_is_raised(tmp_path: Path) -> None:
+    from toolchest_wes.client import Run
+
+    seen: list[str] = []
+    table = finished([A_TXT])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("archive") == "zip":
+            seen.append(str(request.url.params))
+            return error(500, "zip failed")
+        return routes(table)(request)
+
+    with pytest.raises(ServerError):
+        Run(client(handler, retries=0), "r").download(tmp_path, ["a.txt"], archive=True)
+    assert seen and "path=a.txt" in seen[0]
+    assert list(tmp_path.iterdir()) == []

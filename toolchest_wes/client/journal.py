@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +151,3 @@ class Journal:
             if isinstance(event, dict):
                 events.append(event)
         return events
-
-
-def as_dict(entry: JournalEntry) -> dict[str, Any]:
-    """An entry as a JSON-ready dict."""
-    return asdict(entry)

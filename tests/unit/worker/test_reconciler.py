@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,8 +17,9 @@ from toolchest_wes.config import Settings
 from toolchest_wes.core.reconcile import MAX_REQUEUES
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.runner.celery_runner import CeleryTaskRunner
-from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.base import RunRecord, StoreUnavailableError
 from toolchest_wes.store.redis_store import RedisStateStore
+from toolchest_wes.wiring.distributed import reconciler as build_reconciler
 from toolchest_wes.worker.celery_config import new_celery_app, queue_name
 from toolchest_wes.worker.reconciler import QueueSnapshot, Reconciler
 
@@ -214,3 +217,65 @@ def test_no_sweep_when_outputs_are_kept_forever(setup) -> None:  # type: ignore[
 
     assert forever.sweep_once(force=True) is None
     forever.stop()
+
+
+def test_the_probe_skips_garbage_and_other_queues_deliveries(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, _store, reconciler = setup
+    client = reconciler.client
+    other = json.dumps([{"headers": {"id": "theirs"}}, "", "another-queue"])
+    unreadable = {f"bad-{uuid.uuid4().hex}": "not json", f"other-{uuid.uuid4().hex}": other}
+    # kombu's own keys: the unacknowledged deliveries of every queue on this Redis database.
+    client.hset("unacked", mapping=unreadable)
+    client.lpush(queue_name(settings), "not json", json.dumps({"headers": {"id": 7}}))
+    try:
+        snapshot = reconciler.probe.snapshot()
+    finally:
+        client.hdel("unacked", *unreadable)
+        client.delete(queue_name(settings))
+
+    assert snapshot.waiting == set() and snapshot.delivered == {}
+
+
+def test_the_loop_outlives_failed_passes_and_sweeps(setup, caplog) -> None:  # type: ignore[no-untyped-def]
+    settings, store, _ = setup
+    settings = settings.model_copy(
+        update={
+            "reconcile_interval_s": 0.05,
+            "retention_days": 1.0,
+            "retention_sweep_interval_s": 0.05,
+        }
+    )
+    failures = {"expired_leases": 1, "outputs_due": 1}
+
+    class FlakyStore:
+        """The real store, whose first call of each method in ``failures`` fails."""
+
+        def __getattr__(self, name: str) -> Any:
+            if failures.get(name):
+                failures[name] -= 1
+                raise (StoreUnavailableError if name == "expired_leases" else OSError)(name)
+            return getattr(store, name)
+
+    store.create_run(RunRecord("stale", State.QUEUED, REQUEST, created_at=time.time() - 120))
+    requeued: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="toolchest_wes.worker.reconciler"):
+        reconciler = build_reconciler(settings, FlakyStore(), requeue=requeued.append)  # type: ignore[arg-type]
+        reconciler.start()
+        reconciler.start()  # already running: no second loop
+        try:
+            deadline = time.monotonic() + 20
+            while not requeued or failures["outputs_due"]:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.02)
+        finally:
+            reconciler.stop()
+
+    assert requeued[0] == "stale"
+    assert "reconcile pass failed" in caplog.text
+    assert "reconcile requeued=1" in caplog.text
+    assert "retention sweep failed" in caplog.text
+
+
+def test_the_loop_needs_redis(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="needs --redis"):
+        build_reconciler(Settings(data_dir=tmp_path), store=None, requeue=print)  # type: ignore[arg-type]

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 
-import pytest
 from click.testing import CliRunner
 
 from toolchest_wes.cli.main import cli
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The command configures logging for its process; give later tests theirs back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
 
 REQUEST = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
 

@@ -1,0 +1,277 @@
+"""The zygote, spoken to over its socket as ``WarmLauncher`` does, including when things fail.
+
+Each test starts ``python -m toolchest_wes.engines.zygote FD`` on one end of a socket pair,
+with small entry modules written for it, and reads the newline-delimited JSON it answers.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolchest_wes.engines.zygote import CHILD_CRASH_EXIT
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+ENTRIES = {
+    "zygote_demo": """
+        import sys, time
+
+        def main(argv):
+            action = argv[0]
+            if action == "none":
+                return None
+            if action == "exit-message":
+                sys.exit("gave up")
+            if action == "return-message":
+                return "gave up too"
+            if action == "interrupt":
+                raise KeyboardInterrupt
+            if action == "sleep":
+                time.sleep(600)
+            return 0
+    """,
+    "cold_demo": """
+        def warm():
+            raise RuntimeError("cold")
+
+        def main(argv):
+            return 0
+    """,
+    "threads_demo": """
+        import threading, time
+
+        def warm():
+            thread = threading.Thread(target=time.sleep, args=(600,), name="left-running")
+            thread.daemon = True
+            thread.start()
+
+        def main(argv):
+            return 0
+    """,
+    "no_main_demo": """
+        VALUE = 1
+    """,
+}
+
+
+class Zygote:
+    """A zygote process and our end of its socket."""
+
+    def __init__(self, modules: Path) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = [str(REPO_ROOT), str(modules), os.environ.get("PYTHONPATH", "")]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "toolchest_wes.engines.zygote", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)},
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        theirs.close()
+        ours.settimeout(60)
+        self.sock = ours
+        self._buffer = b""
+        self._req = 0
+
+    def send(self, message: dict[str, Any] | bytes) -> None:
+        data = message if isinstance(message, bytes) else json.dumps(message).encode() + b"\n"
+        self.sock.sendall(data)
+
+    def receive(self, wanted: Callable[[dict[str, Any]], bool] = lambda m: True) -> dict[str, Any]:
+        """The next message that ``wanted`` accepts (others are dropped)."""
+        while True:
+            while b"\n" not in self._buffer:
+                chunk = self.sock.recv(65536)
+                assert chunk, "the zygote closed its socket"
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if wanted(message):
+                return message  # type: ignore[no-any-return]
+
+    def hello(self, *entries: str) -> dict[str, Any]:
+        self.send({"entries": list(entries)})
+        return self.receive()
+
+    def fork(self, folder: Path, module: str, *args: str, **fields: Any) -> dict[str, Any]:
+        """Ask for a child of entry ``module`` with ``args``; the zygote's answer.
+
+        ``fields`` replace those of the request; a field set to None is left out.
+        """
+        self._req += 1
+        request = {
+            "req": self._req,
+            "entry": module,
+            "argv": [module, *args],
+            "cwd": str(folder),
+            "stdout": str(folder / "stdout"),
+            "stderr": str(folder / "stderr"),
+            "env": {},
+            **fields,
+        }
+        self.send({k: v for k, v in request.items() if v is not None})
+        req = self._req
+        return self.receive(lambda m: m.get("req") == req)
+
+    def exit_of(self, pid: int) -> int:
+        return int(self.receive(lambda m: m.get("pid") == pid and "status" in m)["status"])
+
+    def wait(self) -> int:
+        return self.proc.wait(30)
+
+    def close(self) -> None:
+        """Close our end, on which the zygote exits by itself; kill it if it does not."""
+        self.sock.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+            raise
+
+
+@pytest.fixture
+def zygote(tmp_path: Path) -> Iterator[Zygote]:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    for name, source in ENTRIES.items():
+        (modules / f"{name}.py").write_text(textwrap.dedent(source))
+    made = Zygote(modules)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A run folder for the children's cwd and logs."""
+    path = tmp_path / "run"
+    path.mkdir()
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ready_names_the_entries_it_loaded_and_why_others_failed(zygote):
+    ready = zygote.hello("zygote_demo", "cold_demo", "threads_demo", "no_main_demo", "no_such_demo")
+
+    assert ready["ready"] is True
+    # A failed warm-up costs speed only: the entry is still served.
+    assert ready["entries"] == ["cold_demo", "threads_demo", "zygote_demo"]
+    assert set(ready["failed"]) == {"no_main_demo", "no_such_demo"}
+    assert "has no main()" in ready["failed"]["no_main_demo"]
+    assert "ModuleNotFoundError" in ready["failed"]["no_such_demo"]
+    warnings = "\n".join(ready["warnings"])
+    assert "cold_demo.warm() failed" in warnings and "RuntimeError: cold" in warnings
+    assert "threads left after warm-up: left-running" in warnings
+
+
+def test_end_of_file_before_the_hello_exits_cleanly(zygote):
+    zygote.sock.shutdown(socket.SHUT_WR)
+
+    assert zygote.wait() == 0
+
+
+def test_unreadable_lines_are_skipped(zygote, folder):
+    zygote.hello("zygote_demo")
+    zygote.send(b"not json\n[1, 2]\n")
+
+    reply = zygote.fork(folder, "zygote_demo", "none")
+
+    assert zygote.exit_of(reply["pid"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("entry", "fields", "code", "words"),
+    [
+        ("no_main_demo", {}, errno.ENOENT, "was not loaded"),
+        ("zygote_demo", {"cwd": "/no/such/folder"}, errno.ENOENT, "no such directory"),
+        ("zygote_demo", {"stdout": "/no/such/folder/out"}, errno.ENOENT, "No such file"),
+        ("zygote_demo", {"stderr": "/no/such/folder/err"}, errno.ENOENT, "No such file"),
+    ],
+)
+def test_a_request_it_cannot_carry_out_is_answered_with_an_os_error(
+    zygote, folder, entry, fields, code, words
+):
+    zygote.hello("zygote_demo", "no_main_demo")
+
+    reply = zygote.fork(folder, entry, "none", **fields)
+
+    assert "pid" not in reply
+    assert reply["errno"] == code and words in reply["error"]
+    # The zygote goes on serving.
+    assert zygote.exit_of(zygote.fork(folder, "zygote_demo", "none")["pid"]) == 0
+
+
+def test_a_malformed_request_is_answered_with_its_error(zygote, folder):
+    zygote.hello("zygote_demo")
+
+    reply = zygote.fork(folder, "zygote_demo", entry=None)
+
+    assert reply["error"].startswith("KeyError") and "errno" not in reply
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "stderr"),
+    [
+        ("none", 0, ""),
+        ("exit-message", 1, "gave up"),
+        ("return-message", 1, "gave up too"),
+        ("interrupt", CHILD_CRASH_EXIT, "KeyboardInterrupt"),
+    ],
+)
+def test_a_child_exits_as_the_interpreter_would(zygote, folder, action, code, stderr):
+    zygote.hello("zygote_demo")
+
+    reply = zygote.fork(folder, "zygote_demo", action)
+
+    assert zygote.exit_of(reply["pid"]) == code
+    assert stderr in (folder / "stderr").read_text()
+
+
+def test_sigterm_kills_the_children_reports_them_and_exits(zygote, folder):
+    zygote.hello("zygote_demo")
+    pid = zygote.fork(folder, "zygote_demo", "sleep")["pid"]
+
+    zygote.proc.send_signal(signal.SIGTERM)
+
+    assert zygote.exit_of(pid) == -signal.SIGKILL
+    assert zygote.wait() == 0
+
+
+def test_end_of_file_kills_the_children_and_still_reports_them(zygote, folder):
+    zygote.hello("zygote_demo")
+    pid = zygote.fork(folder, "zygote_demo", "sleep")["pid"]
+
+    zygote.sock.shutdown(socket.SHUT_WR)
+
+    assert zygote.exit_of(pid) == -signal.SIGKILL
+    assert zygote.wait() == 0
+
+
+def test_a_parent_gone_for_good_leaves_no_child_behind(zygote, folder):
+    zygote.hello("zygote_demo")
+    pid = zygote.fork(folder, "zygote_demo", "sleep")["pid"]
+
+    # Its reports now go nowhere (a broken pipe), which must not keep it from exiting.
+    zygote.sock.close()
+
+    assert zygote.wait() == 0
+    assert not alive(pid)
