@@ -302,6 +302,34 @@ class Settings(BaseSettings):
         ),
     )
 
+    catalog: str = Field(
+        default="starter",
+        description=(
+            "The workflow catalog served over TRS and run by name: a folder with one "
+            "subfolder per tool, 'starter' for the catalog shipped with toolchest-wes, or "
+            "'off' for none."
+        ),
+    )
+    catalog_only: bool = Field(
+        default=False,
+        description="Refuse (403) every workflow that is not a tool of the catalog.",
+    )
+    trs_allow: str = Field(
+        default="",
+        description=(
+            "Comma-separated hosts (host or host:port) of remote TRS registries that trs:// "
+            "workflow URLs may name; the http(s) URL policy applies to them too."
+        ),
+    )
+    trs_registry: str | None = Field(
+        default=None,
+        description=(
+            "The TRS registry (its base URL, such as https://dockstore.org/api/ga4gh/trs/v2) "
+            "that Dockstore-style ids such as #workflow/github.com/org/repo resolve against; "
+            "its host must be in trs_allow."
+        ),
+    )
+
     sandbox: SandboxMode | None = Field(
         default=None,
         description=(
@@ -351,6 +379,22 @@ class Settings(BaseSettings):
             if "/" in entry or ":" in entry or (entry and entry.replace(".", "").isdigit()):
                 ipaddress.ip_network(entry, strict=False)  # ValueError names the entry
         return value
+
+    @property
+    def catalog_dir(self) -> Path | None:
+        """The catalog folder: ``catalog``, with ``starter`` and ``off`` resolved."""
+        if self.catalog.strip().lower() in ("off", "none", ""):
+            return None
+        if self.catalog == "starter":
+            from toolchest_wes.catalog.catalog import starter_dir
+
+            return starter_dir()
+        return Path(self.catalog).expanduser()
+
+    @property
+    def trs_allowed_hosts(self) -> frozenset[str]:
+        """``trs_allow`` as a set of lower-case hosts."""
+        return frozenset(h.strip().lower() for h in self.trs_allow.split(",") if h.strip())
 
     @model_validator(mode="after")
     def _check_oidc(self) -> Settings:

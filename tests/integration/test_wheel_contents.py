@@ -36,6 +36,10 @@ def test_the_package_has_its_code_and_data() -> None:
     assert f"{PACKAGE}/worker/main.py" in files
     assert f"{PACKAGE}/openapi/workflow_execution_service.openapi.yaml" in files
     assert f"{PACKAGE}/openapi/toolchest_extensions.openapi.yaml" in files
+    assert f"{PACKAGE}/openapi/tool_registry_service.openapi.yaml" in files
+    assert f"{PACKAGE}/catalog/starter/wc/manifest.yaml" in files
+    assert f"{PACKAGE}/catalog/starter/wc/1.0/wc.cwl" in files
+    assert f"{PACKAGE}/catalog/starter/wc/1.0/test.json" in files
     assert f"{PACKAGE}/py.typed" in files
     for name in ("index.html", "app.js", "app.css"):
         assert f"{PACKAGE}/dashboard/static/{name}" in files

@@ -33,6 +33,11 @@ CONTRACTS = [
         ("flask", "connexion", "celery", "kombu", "redis", "sqlite3"),
         id="core-imports-no-framework-or-database",
     ),
+    pytest.param(
+        "toolchest_wes.catalog",
+        (*SERVER_SIDE, "redis", "sqlite3"),
+        id="catalog-is-domain-only",
+    ),
     pytest.param("toolchest_wes.client", SERVER_SIDE, id="client-imports-no-server-code"),
     pytest.param(
         "toolchest_wes.server",

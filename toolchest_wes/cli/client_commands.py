@@ -34,7 +34,7 @@ from toolchest_wes.client._listing import parse_states
 from toolchest_wes.client.tables import duration, format_table
 from toolchest_wes.models import RunLog
 
-__all__ = ["COMMANDS", "register"]
+__all__ = ["COMMANDS", "finish_run", "register"]
 
 RUN_HELP = "RUN is a run id, @last (the newest run submitted from here) or @last~N."
 
@@ -105,7 +105,7 @@ def submit(
         click.echo(run.run_id)
     with detach_on_interrupt(run, cancel_on_interrupt):
         warn(f"waiting for run {run.run_id} (Ctrl-C {_ctrl_c(cancel_on_interrupt)})")
-        _finish(session, run, timeout, on_stdout=session.as_json)
+        finish_run(session, run, timeout, on_stdout=session.as_json)
         if download is not None:
             written = run.download(download)
             warn(f"downloaded {len(written)} file(s) into {download}")
@@ -139,14 +139,14 @@ def wait_command(
     run = session.run(run_ref)
     with detach_on_interrupt(run, cancel_on_interrupt):
         warn(f"waiting for run {run.run_id} (Ctrl-C {_ctrl_c(cancel_on_interrupt)})")
-        _finish(session, run, timeout, on_stdout=True)
+        finish_run(session, run, timeout, on_stdout=True)
 
 
 def _ctrl_c(cancel_on_interrupt: bool) -> str:
     return "cancels the run" if cancel_on_interrupt else "detaches, the run goes on"
 
 
-def _finish(session: Session, run: Run, timeout: float | None, *, on_stdout: bool) -> RunLog:
+def finish_run(session: Session, run: Run, timeout: float | None, *, on_stdout: bool) -> RunLog:
     """Wait for ``run`` and report how it ended; exit with its code unless COMPLETE.
 
     With ``on_stdout`` the final state (or the RunLog, with ``--json``) goes to stdout, else a
@@ -461,8 +461,9 @@ COMMANDS = [
 def register(group: click.Group) -> None:
     """Add the client commands and cwl-runner to ``group``, and the exit codes to its help."""
     from toolchest_wes.cli.cwl_runner import cwl_runner
+    from toolchest_wes.cli.tool_commands import TOOL_COMMANDS
 
-    for command in [*COMMANDS, cwl_runner]:
+    for command in [*COMMANDS, *TOOL_COMMANDS, cwl_runner]:
         takes_run = any(p.name == "run_ref" for p in command.params)
         if command.help and takes_run and RUN_HELP not in command.help:
             command.help += f"\n\n{RUN_HELP}"

@@ -155,6 +155,25 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     "--workflow-url-allowed-hosts",
     help="Comma-separated hosts and networks (CIDR) that URLs may name although not public.",
 )
+@click.option(
+    "--catalog",
+    help="The workflow catalog served over TRS (/ga4gh/trs/v2) and run by name: a folder "
+    "with one subfolder per tool, 'starter' or 'off'.  [default: starter]",
+)
+@click.option(
+    "--catalog-only",
+    is_flag=True,
+    default=None,
+    help="Refuse (403) every workflow that is not a tool of the catalog.",
+)
+@click.option(
+    "--trs-allow",
+    help="Comma-separated hosts of remote TRS registries that trs:// workflow URLs may name.",
+)
+@click.option(
+    "--trs-registry",
+    help="The TRS base URL that Dockstore-style ids (#workflow/...) resolve against.",
+)
 @_common_options
 def serve(**flags: Any) -> None:
     """Start the WES API server under gunicorn.
@@ -175,6 +194,13 @@ def serve(**flags: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     sandbox = _check_sandbox(settings)
+    from toolchest_wes.catalog.catalog import CatalogError
+    from toolchest_wes.wiring.catalog import build_catalog
+
+    try:
+        build_catalog(settings)
+    except CatalogError as exc:
+        raise click.ClickException(f"--catalog: {exc}") from None
     mode = f"distributed, {settings.workers} processes" if settings.distributed else "embedded"
     click.echo(
         f"toolchest-wes {__version__} ({mode}, auth {settings.effective_auth}, "

@@ -14,6 +14,7 @@ Importing this package loads no server code (no flask, celery, redis or cwltool)
 from toolchest_wes.client._async import AsyncRun, AsyncWesClient
 from toolchest_wes.client._deps import BundleError
 from toolchest_wes.client._sync import Run, WesClient
+from toolchest_wes.client._tool_spec import ToolInput
 from toolchest_wes.client.exceptions import (
     BadRequestError,
     ConflictError,
@@ -39,6 +40,7 @@ from toolchest_wes.client.exceptions import (
 from toolchest_wes.client.group import AsyncRunGroup, RunGroup
 from toolchest_wes.client.journal import Journal, JournalEntry
 from toolchest_wes.client.tables import Outputs, format_runs, print_runs
+from toolchest_wes.client.tools import AsyncTools, ToolCall, ToolInfo, Tools, format_tools
 from toolchest_wes.models import (
     OutputFile,
     RunLog,
@@ -52,6 +54,7 @@ from toolchest_wes.models import (
 __all__ = [
     "AsyncRun",
     "AsyncRunGroup",
+    "AsyncTools",
     "AsyncWesClient",
     "BadRequestError",
     "BundleError",
@@ -80,6 +83,10 @@ __all__ = [
     "ServiceInfo",
     "State",
     "TaskLog",
+    "ToolCall",
+    "ToolInfo",
+    "ToolInput",
+    "Tools",
     "TransportError",
     "UnauthorizedError",
     "UnexpectedResponseError",
@@ -88,5 +95,6 @@ __all__ = [
     "WesClient",
     "WesClientError",
     "format_runs",
+    "format_tools",
     "print_runs",
 ]

@@ -33,6 +33,7 @@ from toolchest_wes.client._submit import encode_fields, prepare_submission
 from toolchest_wes.client.exceptions import WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.tables import Outputs
+from toolchest_wes.client.tools import AsyncTools
 from toolchest_wes.models import (
     OutputListResponse,
     RunLog,
@@ -83,6 +84,11 @@ class AsyncWesClient:
     def url(self) -> str:
         """The API root, ``…/ga4gh/wes/v1``."""
         return self._core.base
+
+    @property
+    def tools(self) -> AsyncTools:
+        """The server's catalog of named tools: ``await wes.tools.wc(inputs="data/")``."""
+        return AsyncTools(self)
 
     async def aclose(self) -> None:
         """Close the connection pool (not an ``http=`` client given by the caller)."""

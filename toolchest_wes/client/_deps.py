@@ -314,7 +314,7 @@ def _workflow_location(workflow: str | Path) -> tuple[Path | None, str]:
     """The local workflow path (``None`` when remote) and its fragment."""
     text = str(workflow)
     scheme = urlsplit(text).scheme.lower()
-    if scheme in ("http", "https"):
+    if scheme in ("http", "https", "trs"):
         return None, ""
     if scheme == "file":
         target, fragment = _split_fragment(text)

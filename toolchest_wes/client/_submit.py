@@ -64,7 +64,7 @@ def _local_path(workflow: str | Path) -> Path | None:
     if isinstance(workflow, Path):
         return workflow
     parts = urlsplit(workflow)
-    if parts.scheme in ("http", "https"):
+    if parts.scheme in ("http", "https", "trs"):
         return None
     if parts.scheme == "file":
         return Path(parts.path)

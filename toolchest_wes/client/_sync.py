@@ -34,6 +34,7 @@ from toolchest_wes.client._submit import encode_fields, prepare_submission
 from toolchest_wes.client.exceptions import WesApiError
 from toolchest_wes.client.journal import Journal
 from toolchest_wes.client.tables import Outputs
+from toolchest_wes.client.tools import Tools
 from toolchest_wes.models import (
     OutputListResponse,
     RunLog,
@@ -108,6 +109,12 @@ class WesClient:
     def url(self) -> str:
         """The API root, ``…/ga4gh/wes/v1``."""
         return self._core.base
+
+    @property
+    def tools(self) -> Tools:
+        """The server's catalog of named tools (toolchest-wes, or any server with TRS at
+        ``/ga4gh/trs/v2``): ``wes.tools.wc(inputs="data/", output_path="out/")``."""
+        return Tools(self)
 
     def close(self) -> None:
         """Close the connection pool (not an ``http=`` client given by the caller)."""

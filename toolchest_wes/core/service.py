@@ -31,6 +31,7 @@ from toolchest_wes.core.submission import (
     unique_attachments,
 )
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
+from toolchest_wes.core.tools import ToolResolver
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.core.workspace import (
     RunDir,
@@ -78,6 +79,9 @@ class ServiceConfig:
     limits: SubmitLimits = field(default_factory=SubmitLimits)
     #: Extension fields of service-info, by name (what a run can reach, for one).
     extensions: dict[str, Any] = field(default_factory=dict)
+    #: Turns a workflow_url that names a catalog or TRS tool into its files; ``None``: such
+    #: URLs are not understood.
+    tools: ToolResolver | None = None
 
 
 @dataclass
@@ -119,6 +123,9 @@ class RunService:
         owner = owner if owner is not None else caller.user
         limits = self.config.limits
         limits.check_rate(owner)
+        if self.config.tools is not None:
+            # First: a named tool sets the workflow type and the attachments checked below.
+            self.config.tools.apply(sub)
         engine = resolve_engine(self.registry, sub)
         sub.attachments = unique_attachments(sub.attachments)
         names = [a.name for a in sub.attachments]

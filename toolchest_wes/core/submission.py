@@ -51,6 +51,9 @@ class RunSubmission:
     workflow_engine: str | None = None
     workflow_engine_version: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    #: The host (``host:port``) the request was sent to: a ``trs://`` reference to it names
+    #: this server's own catalog.
+    host: str = ""
 
 
 def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> WorkflowEngine:

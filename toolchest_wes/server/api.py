@@ -88,6 +88,7 @@ class WesApi:
         if self.limits is not None:
             check_form_sizes(request.form, request.files, self.limits)
         submission = parse_run_request(request.form, request.files)
+        submission.host = request.host.lower()
         run_id = self.service.submit(submission, caller=current_caller())
         headers = self.submit_headers() if self.submit_headers else {}
         return {"run_id": run_id}, 200, headers

@@ -14,6 +14,7 @@ import connexion
 from flask import Response, request
 from redis import RedisError
 
+from toolchest_wes.catalog.catalog import Catalog
 from toolchest_wes.compat import verify_all
 from toolchest_wes.config import SandboxMode, Settings
 from toolchest_wes.core.service import RunService, ServiceConfig
@@ -33,9 +34,11 @@ from toolchest_wes.server.limits import (
 )
 from toolchest_wes.server.metrics import install_metrics
 from toolchest_wes.server.resolver import WesResolver
-from toolchest_wes.server.spec import BASE_PATH, load_spec
+from toolchest_wes.server.spec import BASE_PATH, TRS_BASE_PATH, load_spec, load_trs_spec
+from toolchest_wes.server.trs_api import TrsApi
 from toolchest_wes.server.workers import WorkerMonitor
 from toolchest_wes.store.base import StateStore, StoreError
+from toolchest_wes.wiring.catalog import build_catalog, build_tool_resolver
 from toolchest_wes.wiring.parts import Parts, Role, build_parts
 from toolchest_wes.wiring.sandbox import check_sandbox, describe_sandbox
 
@@ -103,12 +106,14 @@ def create_app(
     authenticator = build_authenticator(settings)
     sandbox = check_sandbox(settings)
     verify_all()
+    catalog = build_catalog(settings)
     parts = build_parts(
         settings, Role.API, store=store, runner=runner, engines=engines, launcher=launcher
     )
     try:
-        service = _service(settings, parts, sandbox)
+        service = _service(settings, parts, sandbox, catalog)
         app = _connexion_app(settings, parts, service, authenticator, validate_responses)
+        _add_trs_api(app, TrsApi(catalog, public_url=settings.public_url), validate_responses)
         app.app.extensions[_EXTENSION_KEY] = AppState(service, parts)
         parts.start()
     except BaseException:
@@ -160,9 +165,30 @@ def _connexion_app(
     return app
 
 
-def _service(settings: Settings, parts: Parts, sandbox: SandboxMode) -> RunService:
+def _add_trs_api(app: connexion.FlaskApp, handlers: TrsApi, validate_responses: bool) -> None:
+    """The read-only TRS API over the catalog, under ``/ga4gh/trs/v2``."""
+    app.add_api(
+        load_trs_spec(),
+        base_path=TRS_BASE_PATH,
+        resolver=WesResolver(handlers),
+        strict_validation=True,
+        validate_responses=validate_responses,
+    )
+    # TRS allows a relative path with unencoded slashes (lib/step.cwl), which the spec's
+    # one-segment path parameter cannot match; this route takes those.
+    app.app.add_url_rule(
+        f"{TRS_BASE_PATH}/tools/<id>/versions/<version_id>/<type>/descriptor/<path:relative_path>",
+        "trs_nested_descriptor",
+        handlers.tools_id_versions_version_id_type_descriptor_relative_path_get,
+    )
+
+
+def _service(
+    settings: Settings, parts: Parts, sandbox: SandboxMode, catalog: Catalog | None
+) -> RunService:
     monitor = parts.monitor
     assert parts.runner is not None and parts.registry is not None  # the API role has both
+    url_policy = build_url_policy(settings)
     return RunService(
         parts.store,
         parts.runner,
@@ -175,9 +201,19 @@ def _service(settings: Settings, parts: Parts, sandbox: SandboxMode) -> RunServi
             worker_status=monitor.info if monitor else None,
             auth_instructions_url=settings.auth_instructions_url,
             retention_s=settings.retention_s,
-            url_policy=build_url_policy(settings),
+            url_policy=url_policy,
             limits=build_submit_limits(settings),
-            extensions={"toolchest_wes_sandbox": describe_sandbox(settings, sandbox)},
+            extensions={
+                "toolchest_wes_sandbox": describe_sandbox(settings, sandbox),
+                "toolchest_wes_catalog": {
+                    "catalog": catalog.label if catalog else None,
+                    "catalog_only": settings.catalog_only,
+                    "trs": TRS_BASE_PATH,
+                    "trs_allow": sorted(settings.trs_allowed_hosts),
+                    "trs_registry": settings.trs_registry,
+                },
+            },
+            tools=build_tool_resolver(settings, catalog, url_policy),
         ),
     )
 

@@ -28,7 +28,7 @@ from toolchest_wes.config import AuthMode, Settings, is_loopback
 from toolchest_wes.core.caller import ANONYMOUS, Caller
 from toolchest_wes.core.errors import InvalidTokenError, UnauthorizedError
 from toolchest_wes.server.errors import error_response
-from toolchest_wes.server.spec import BASE_PATH
+from toolchest_wes.server.spec import BASE_PATH, TRS_BASE_PATH
 from toolchest_wes.server.tokens import TokenFile, TokenFileError
 
 __all__ = [
@@ -47,8 +47,12 @@ logger = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset(
     {f"{BASE_PATH}/service-info", "/health", "/metrics", f"{BASE_PATH}/openapi.json", "/"}
 )
-#: Path prefixes answered without a token (the Swagger UI, the dashboard, their assets).
-PUBLIC_PREFIXES = (f"{BASE_PATH}/ui/", "/dashboard/")
+#: Path prefixes answered without a token: the Swagger UI and its assets, the dashboard's
+#: static files (they hold no data; the pages call the API with the user's token), and the
+#: TRS API, which lists the catalog (what the server will run, not what anyone ran),
+#: read-only, so that other servers and registries can read it as they read any public TRS
+#: registry.
+PUBLIC_PREFIXES = (f"{BASE_PATH}/ui/", "/dashboard/", f"{TRS_BASE_PATH}/")
 REALM = "toolchest-wes"
 
 _UI = f"{BASE_PATH}/ui"  # redirects to the UI

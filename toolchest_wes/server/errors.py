@@ -1,17 +1,20 @@
-"""register_error_handlers: every error leaves the server as a WES ``ErrorResponse``."""
+"""register_error_handlers: every error leaves the server as a WES ``ErrorResponse``, or as a
+TRS ``Error`` under the TRS API."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import connexion
 from connexion.exceptions import ProblemException
-from flask import Response, request
+from flask import Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from toolchest_wes.core.errors import TooManyRequestsError, WesError
 from toolchest_wes.models import ErrorResponse
 from toolchest_wes.server.limits import too_large_message
+from toolchest_wes.server.spec import TRS_BASE_PATH
 from toolchest_wes.store.base import StoreUnavailableError
 
 __all__ = ["RETRY_AFTER_S", "error_response", "register_error_handlers"]
@@ -25,8 +28,12 @@ RETRY_AFTER_S = 5
 
 
 def error_response(status: int, msg: str, headers: dict[str, str] | None = None) -> Response:
-    """A JSON ``{msg, status_code}`` response with ``status_code`` equal to the HTTP status."""
-    body = ErrorResponse(msg=msg, status_code=status).model_dump_json()
+    """A JSON ``{msg, status_code}`` response with ``status_code`` equal to the HTTP status;
+    TRS's ``{code, message}`` for a request to the TRS API."""
+    if has_request_context() and request.path.startswith(TRS_BASE_PATH + "/"):
+        body = json.dumps({"code": status, "message": msg})
+    else:
+        body = ErrorResponse(msg=msg, status_code=status).model_dump_json()
     return Response(body, status=status, mimetype="application/json", headers=headers)
 
 

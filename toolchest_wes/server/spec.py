@@ -1,4 +1,4 @@
-"""Load the WES spec and lay the extension document over it."""
+"""Load the WES spec (with the extension document laid over it) and the TRS spec."""
 
 from __future__ import annotations
 
@@ -8,11 +8,21 @@ from typing import Any
 
 import yaml
 
-__all__ = ["BASE_PATH", "EXTENSION_FILE", "WES_FILE", "load_spec"]
+__all__ = [
+    "BASE_PATH",
+    "EXTENSION_FILE",
+    "TRS_BASE_PATH",
+    "TRS_FILE",
+    "WES_FILE",
+    "load_spec",
+    "load_trs_spec",
+]
 
 WES_FILE = "workflow_execution_service.openapi.yaml"
 EXTENSION_FILE = "toolchest_extensions.openapi.yaml"
 BASE_PATH = "/ga4gh/wes/v1"
+TRS_FILE = "tool_registry_service.openapi.yaml"
+TRS_BASE_PATH = "/ga4gh/trs/v2"
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -76,4 +86,19 @@ def load_spec() -> dict[str, Any]:
             if name in target:
                 raise ValueError(f"extension redefines components/{section}/{name}")
             target[name] = value
+    return spec
+
+
+def load_trs_spec() -> dict[str, Any]:
+    """The TRS 2.0.1 document, as served over the workflow catalog.
+
+    Its operations' ``security`` (an API key in ``Authorization``) is dropped: connexion
+    would answer 401 to every request without one, and the catalog is public and read-only
+    (``server/auth.py`` lets TRS requests through, as any public TRS registry does).
+    """
+    spec = _read(TRS_FILE)
+    for item in spec["paths"].values():
+        for method, operation in item.items():
+            if method in _METHODS:
+                operation.pop("security", None)
     return spec
