@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +80,44 @@ def middle_token(store: StateStore, page_size: int, **filters: Any) -> str | Non
             break
         tokens.append(token)
     return tokens[len(tokens) // 2] if tokens else None
+
+
+@contextmanager
+def embedded_server(data_dir: Path, code: Path | None = None) -> Iterator[str]:
+    """A `toolchest-wes serve` process on a free port, without submit limits; yields its URL.
+
+    ``code`` is a checkout whose code the server runs (``PYTHONPATH``) with this virtualenv's
+    libraries; by default the installed package.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
+    env["TOOLCHEST_WES_LOG_LEVEL"] = "WARNING"
+    # The benchmarks submit far faster than one user may by default.
+    env["TOOLCHEST_WES_SUBMIT_RATE"] = "0"
+    env["TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER"] = "0"
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    argv = [sys.executable, "-m", "toolchest_wes.cli.main", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "--data-dir", str(data_dir)],
+        env=env,
+        cwd=code,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the server ({code or 'installed'}) did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_embedded import fill, server
+from _common import embedded_server
+from bench_embedded import fill
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -93,7 +94,7 @@ def main() -> None:
             started = time.monotonic()
             fill(data, count)
             print(f"{count:,} runs stored in {time.monotonic() - started:.0f} s", flush=True)
-            with server(data) as url:
+            with embedded_server(data) as url:
                 cold, warm = measure(url, args.loads, args.browsers)
             print(
                 f"{count:,} runs: first load in a fresh browser (median of {len(cold)}): "

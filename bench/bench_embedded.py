@@ -11,65 +11,17 @@ Usage: python bench/bench_embedded.py [--runs 30] [--list-requests 400]
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from _common import API, free_port, submit_hello
+from _common import API, embedded_server, submit_hello
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import RunRecord
-
-
-@contextmanager
-def server(data_dir: Path) -> Iterator[str]:
-    """A `toolchest-wes serve` process on a free port; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
-    env["TOOLCHEST_WES_LOG_LEVEL"] = "WARNING"
-    # The benchmark submits far faster than one user may by default.
-    env["TOOLCHEST_WES_SUBMIT_RATE"] = "0"
-    env["TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER"] = "0"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "toolchest_wes.cli.main",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
 
 
 def latency(url: str, runs: int) -> list[float]:
@@ -117,7 +69,7 @@ def list_ratio(tmp: Path, requests: int) -> tuple[float, float]:
     small, large = tmp / "small", tmp / "large"
     fill(small, 100)
     fill(large, 10_000)
-    with server(small) as url_small, server(large) as url_large:
+    with embedded_server(small) as url_small, embedded_server(large) as url_large:
         times: dict[str, list[float]] = {url_small: [], url_large: []}
         with httpx.Client(timeout=30) as client:
             for i in range(requests * 2 + 40):
@@ -137,7 +89,7 @@ def main() -> None:
     parser.add_argument("--list-requests", type=int, default=400)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        with server(Path(tmp) / "latency") as url:
+        with embedded_server(Path(tmp) / "latency") as url:
             times = latency(url, args.runs)
         ms = sorted(t * 1000 for t in times)
         print(

@@ -17,58 +17,17 @@ Usage: python bench/bench_versions.py --baseline DIR [--runs 30] [--requests 400
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, free_port, submit_hello
+from _common import API, ROOT, embedded_server, submit_hello
 
 from toolchest_wes.models import State
-
-
-@contextmanager
-def server(code: Path, data_dir: Path) -> Iterator[str]:
-    """An embedded server running the code of checkout ``code``; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
-    env |= {
-        "PYTHONPATH": str(code),
-        "TOOLCHEST_WES_LOG_LEVEL": "WARNING",
-        "TOOLCHEST_WES_SUBMIT_RATE": "0",
-        "TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER": "0",
-    }
-    argv = [sys.executable, "-m", "toolchest_wes.cli.main", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*argv, "--data-dir", str(data_dir)],
-        env=env,
-        cwd=code,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"the server of {code} did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
 
 
 def hello(client: httpx.Client) -> str:
@@ -114,8 +73,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         urls = {
-            "this": stack.enter_context(server(ROOT, Path(tmp) / "this")),
-            "baseline": stack.enter_context(server(args.baseline.resolve(), Path(tmp) / "base")),
+            "this": stack.enter_context(embedded_server(Path(tmp) / "this", ROOT)),
+            "baseline": stack.enter_context(
+                embedded_server(Path(tmp) / "base", args.baseline.resolve())
+            ),
         }
         clients = {
             name: stack.enter_context(httpx.Client(base_url=url, timeout=30))

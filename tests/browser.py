@@ -109,11 +109,12 @@ class Browser:
         from selenium.webdriver.common.by import By
 
         found: list[Any] = []
-        self.wait(
-            lambda: bool(found.extend(self.driver.find_elements(By.CSS_SELECTOR, css)) or found),
-            timeout,
-            css,
-        )
+
+        def present() -> bool:
+            found[:] = self.driver.find_elements(By.CSS_SELECTOR, css)
+            return bool(found)
+
+        self.wait(present, timeout, css)
         return found[0]
 
     def text(self, css: str) -> str:

@@ -168,3 +168,20 @@ def install_wheel(wheel: Path, venv: Path) -> None:
     _run([sys.executable, "-m", "venv", str(venv)], _BUILD_TIMEOUT_S)
     python = str(venv / "bin" / "python")
     _run([python, "-m", "pip", "install", "--quiet", str(wheel)], _INSTALL_TIMEOUT_S, cwd=venv)
+
+
+def venv_python(
+    venv: Path, env: dict[str, str], cwd: Path, code: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with the virtualenv's Python in ``cwd``; asserts that it succeeded."""
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result

@@ -30,6 +30,7 @@ from tests.dists import (
     require_build_tool,
     sdist_names,
     user_env,
+    venv_python,
     wheel_names,
 )
 from tests.processes import Server
@@ -223,7 +224,7 @@ print(json.dumps({{
     "version": importlib.metadata.version("toolchest-wes-client"),
 }}))
 """
-    result = _python(client_venv, env, home, code)
+    result = venv_python(client_venv, env, home, code)
     found = json.loads(result.stdout)
     assert "cwltool" in unwanted and "celery" in unwanted and "flask" in unwanted
     assert found["installed"] == [], f"installed in the client's virtualenv: {found}"
@@ -286,19 +287,3 @@ def _command(
         timeout=180,
         check=False,
     )
-
-
-def _python(
-    venv: Path, env: dict[str, str], cwd: Path, code: str
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", code],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result

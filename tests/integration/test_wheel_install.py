@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import API
-from tests.dists import ROOT, user_env
+from tests.dists import ROOT, user_env, venv_python
 from tests.processes import (
     TERMINAL,
     free_port,
@@ -66,16 +66,7 @@ def test_installed_package_comes_from_the_virtualenv(
         "import importlib.util, sys;"
         "print(importlib.util.find_spec('toolchest_wes.worker.main').origin); print(sys.path)"
     )
-    result = subprocess.run(
-        [str(wheel_venv / "bin" / "python"), "-c", code],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = venv_python(wheel_venv, env, home, code)
     module_file, path = result.stdout.splitlines()
     assert Path(module_file).is_relative_to(wheel_venv)
     assert str(ROOT) not in path
