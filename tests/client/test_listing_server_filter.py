@@ -74,3 +74,10 @@ def test_a_server_that_ignores_the_filter_is_filtered_here() -> None:
 
     assert listed(server, "failed") == ["a", "c"]
     assert listed(FakeServer(filters=False), "executor_error") == ["a"]
+
+
+def test_every_state_sends_no_filter() -> None:
+    server = FakeServer(filters=False)
+
+    assert listed(server, "active,finished") == ["a", "b", "c", "d"]
+    assert server.asked == [[]]

@@ -72,7 +72,7 @@ class RunFilter:
         """The ``state=`` query parameter: one state, a group of ``models.STATE_GROUPS``, or
         several states comma-separated (toolchest-wes servers take them all; see
         :attr:`single_server_state` for servers that take one)."""
-        if self.states is None:
+        if self.states is None or self.states == frozenset(State):
             return None
         for name, group in STATE_GROUPS.items():
             if self.states == group:
