@@ -228,7 +228,6 @@ class RunService:
         Only the caller's own runs, unless the caller sees all (an admin, or no authentication).
         """
         size = self._page_size(page_size)
-        state_filter: frozenset[State] | None = None
         names = [state] if isinstance(state, str) else list(state or [])
         try:
             state_filter = parse_state_names(names) or None
