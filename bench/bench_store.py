@@ -21,7 +21,7 @@ from typing import Any
 
 from _common import middle_token
 
-from toolchest_wes.models import RunRequest, State
+from toolchest_wes.models import FAILED_STATES, RunRequest, State
 from toolchest_wes.store.base import RunRecord
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
@@ -29,7 +29,9 @@ PAGE_SIZE = 10
 #: One run in ten is RUNNING, the rest COMPLETE; one in five has project=p0.
 FILTERS: dict[str, dict[str, Any]] = {
     "no filter": {},
-    "state=RUNNING": {"state": State.RUNNING},
+    "state=RUNNING": {"states": frozenset({State.RUNNING})},
+    "state=RUNNING,COMPLETE": {"states": frozenset({State.RUNNING, State.COMPLETE})},
+    "state=failed (none stored)": {"states": FAILED_STATES},
     "tag project=p0": {"tag": ("project", "p0")},
 }
 

@@ -6,6 +6,7 @@ against servers that send more than the spec names. Field names follow the spec 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -13,7 +14,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ACTIVE_STATES",
+    "FAILED_STATES",
     "LEASED_STATES",
+    "STATE_GROUPS",
     "TERMINAL_STATES",
     "DefaultWorkflowEngineParameter",
     "ErrorResponse",
@@ -33,6 +36,7 @@ __all__ = [
     "TaskLog",
     "WorkerStatus",
     "WorkersInfo",
+    "parse_state_names",
 ]
 
 
@@ -76,6 +80,46 @@ ACTIVE_STATES: frozenset[State] = frozenset(State) - TERMINAL_STATES
 #: States in which an executor holds the run and must keep its lease fresh; a run in one of
 #: them whose lease ran out lost its executor (see ``StateStore.expired_leases``).
 LEASED_STATES: frozenset[State] = frozenset({State.INITIALIZING, State.RUNNING, State.CANCELING})
+
+#: States of a run that went wrong: the workflow failed, the server failed, or it was preempted.
+FAILED_STATES: frozenset[State] = frozenset(
+    {State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.PREEMPTED}
+)
+
+#: The names a run listing's state filter takes besides the WES states (server ``state=``
+#: query parameter, client ``state=`` argument, dashboard menu), and the states each stands for.
+#: Lowercase only, so ``canceled`` is the group and ``CANCELED`` the state.
+STATE_GROUPS: dict[str, frozenset[State]] = {
+    "active": ACTIVE_STATES,
+    "finished": TERMINAL_STATES,
+    "failed": FAILED_STATES,
+    "canceled": frozenset({State.CANCELED, State.CANCELING}),
+}
+
+
+def parse_state_names(names: Iterable[str]) -> frozenset[State]:
+    """The states that ``names`` stand for, each a WES state (case-insensitive) or a group of
+    :data:`STATE_GROUPS`, or several of them comma-separated; blank names are skipped.
+
+    Raises:
+        ValueError: A name is neither; the message names it and lists the valid names.
+    """
+    states: set[State] = set()
+    for item in names:
+        for name in (n.strip() for n in item.split(",")):
+            if not name:
+                continue
+            group = STATE_GROUPS.get(name)
+            if group is not None:
+                states |= group
+            elif name.upper() in State.__members__:
+                states.add(State(name.upper()))
+            else:
+                raise ValueError(
+                    f"{name!r} is not a WES state or a group; use one of {', '.join(State)}, "
+                    f"or {', '.join(STATE_GROUPS)}"
+                )
+    return frozenset(states)
 
 
 def _lenient_state(value: Any) -> Any:

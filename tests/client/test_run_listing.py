@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from tests.conftest import CWL, EXAMPLES
 from toolchest_wes.cli.main import cli
 from toolchest_wes.client import AsyncRun, AsyncWesClient, Run, RunGroup, State, WesClient
-from toolchest_wes.client._listing import STATE_GROUPS, parse_states
+from toolchest_wes.client._listing import parse_states
+from toolchest_wes.models import STATE_GROUPS, TERMINAL_STATES
 
 HELLO = EXAMPLES / "hello" / "hello.cwl"
 HELLO_JOB = EXAMPLES / "hello" / "hello.json"
@@ -30,7 +31,8 @@ def test_parse_states_takes_states_groups_and_lists() -> None:
     }
     assert parse_states("Running,queued") == {State.RUNNING, State.QUEUED}
     assert parse_states("active") == STATE_GROUPS["active"]
-    assert State.PREEMPTED in parse_states("finished")  # type: ignore[operator]
+    assert parse_states("finished") == TERMINAL_STATES
+    assert parse_states("canceled") == {State.CANCELED, State.CANCELING}
     with pytest.raises(ValueError, match="not a WES state or a group"):
         parse_states("sleeping")
 

@@ -296,7 +296,7 @@ def test_state_filter_pages(store, make_record):
         if i % 2:
             running.append(record.run_id)
 
-    pages = _all_pages(store, state=State.RUNNING)
+    pages = _all_pages(store, states=frozenset({State.RUNNING}))
 
     assert [len(p) for p in pages] == [10, 5]
     assert [i for p in pages for i in p] == running[::-1]
@@ -306,8 +306,10 @@ def test_state_filter_follows_transitions(store, make_record):
     store.create_run(make_record("r", state=State.RUNNING))
     store.transition("r", State.COMPLETE, allowed_from=ENDING)
 
-    assert store.list_runs(page_size=5, state=State.RUNNING).runs == []
-    assert [r.run_id for r in store.list_runs(page_size=5, state=State.COMPLETE).runs] == ["r"]
+    assert store.list_runs(page_size=5, states=frozenset({State.RUNNING})).runs == []
+    assert [
+        r.run_id for r in store.list_runs(page_size=5, states=frozenset({State.COMPLETE})).runs
+    ] == ["r"]
 
 
 def test_tag_filter_pages(store, make_record):
@@ -337,7 +339,7 @@ def test_state_and_tag_filters_combine(store, make_record):
         if state is State.RUNNING and tags["project"] == "a":
             wanted.append(record.run_id)
 
-    pages = _all_pages(store, state=State.RUNNING, tag=("project", "a"))
+    pages = _all_pages(store, states=frozenset({State.RUNNING}), tag=("project", "a"))
 
     assert [i for p in pages for i in p] == wanted[::-1]
     assert [len(p) for p in pages] == [10]
@@ -400,7 +402,7 @@ def test_count_by_state(store, make_record):
     for state, n in [(State.QUEUED, 3), (State.RUNNING, 2), (State.COMPLETE, 1)]:
         _create(store, make_record, n, state=state)
     store.transition(
-        store.list_runs(page_size=1, state=State.RUNNING).runs[0].run_id,
+        store.list_runs(page_size=1, states=frozenset({State.RUNNING})).runs[0].run_id,
         State.EXECUTOR_ERROR,
         allowed_from=ENDING,
     )
@@ -599,8 +601,10 @@ def test_owner_state_and_tag_filters_combine(store, make_record):
             if tags["project"] == "a":
                 wanted.append(record.run_id)
 
-    both = _all_pages(store, state=State.RUNNING, owner="alice")
-    three = _all_pages(store, state=State.RUNNING, tag=("project", "a"), owner="alice")
+    both = _all_pages(store, states=frozenset({State.RUNNING}), owner="alice")
+    three = _all_pages(
+        store, states=frozenset({State.RUNNING}), tag=("project", "a"), owner="alice"
+    )
 
     assert [i for p in both for i in p] == alice_running[::-1]
     assert [len(p) for p in both] == [10, 6]

@@ -128,7 +128,9 @@ def test_delete_removes_a_finished_run_everywhere(store, make_record, state):
     assert store.get_run("gone") is None
     assert store.get_state("gone") is None
     assert [r.run_id for r in store.list_runs(page_size=10).runs] == ["kept"]
-    assert [r.run_id for r in store.list_runs(page_size=10, state=state).runs] == ["kept"]
+    assert [r.run_id for r in store.list_runs(page_size=10, states=frozenset({state})).runs] == [
+        "kept"
+    ]
     assert [r.run_id for r in store.list_runs(page_size=10, tag=("project", "p")).runs] == ["kept"]
     assert store.list_runs(page_size=10, tag=("user", "u")).runs == []
     assert store.count_by_state() == {state: 1}

@@ -161,6 +161,13 @@ def test_the_filters_ask_the_api_and_filter_the_page(browser, alice):
         Select(browser.find("#f-state")).select_by_value("RUNNING")
         browser.wait(lambda: _row_state(browser, done) == "" and _row_state(browser, sleeping))
         assert "state=RUNNING" in browser.driver.current_url
+        # The groups go to the server as they are: it knows which states each stands for.
+        Select(browser.find("#f-state")).select_by_value("finished")
+        browser.wait(lambda: _row_state(browser, sleeping) == "" and _row_state(browser, done))
+        assert "state=finished" in browser.driver.current_url
+        Select(browser.find("#f-state")).select_by_value("active")
+        browser.wait(lambda: _row_state(browser, done) == "" and _row_state(browser, sleeping))
+        assert Select(browser.find("#f-state")).first_selected_option.text == "Active"
         Select(browser.find("#f-state")).select_by_value("")
         browser.wait(lambda: bool(_row_state(browser, done)))
         browser.find("#f-q").send_keys(done[:8])

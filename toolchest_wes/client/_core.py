@@ -148,6 +148,8 @@ class RunListing:
         self.page_size = page_size
         self.pager = Pager()
         self.count = 0
+        #: The server refused several states in one ``state=``: send at most one from now on.
+        self.one_state_only = False
 
     @property
     def done(self) -> bool:
@@ -447,9 +449,21 @@ class Core:
     def runs_page(self, listing: RunListing) -> Op[list[RunSummary]]:
         """The runs of the listing's next page that match its filter, up to its limit."""
         wanted = listing.filter
-        runs, token = yield from self.list_runs_page(
-            listing.page_size, listing.pager.token, wanted.server_state, wanted.server_tag
-        )
+        state = wanted.single_server_state if listing.one_state_only else wanted.server_state
+        try:
+            runs, token = yield from self.list_runs_page(
+                listing.page_size, listing.pager.token, state, wanted.server_tag
+            )
+        except exc.BadRequestError:
+            if state == wanted.single_server_state:
+                raise
+            # A server that filters on one state only refuses groups and lists: ask it for
+            # that one state, or for every run, and filter here.
+            listing.one_state_only = True
+            state = wanted.single_server_state
+            runs, token = yield from self.list_runs_page(
+                listing.page_size, listing.pager.token, state, wanted.server_tag
+            )
         listing.pager.advance(token)
         found = []
         for run in runs:

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from toolchest_wes.models import Log, RunLog, RunSummary, State
+from toolchest_wes.models import (
+    STATE_GROUPS,
+    TERMINAL_STATES,
+    Log,
+    RunLog,
+    RunSummary,
+    State,
+    parse_state_names,
+)
 
 __all__ = [
-    "STATE_GROUPS",
     "RunFilter",
     "StateSelector",
     "ended",
@@ -17,28 +24,9 @@ __all__ = [
 ]
 
 
-#: The names ``state=`` takes besides the WES states, and the states each stands for.
-STATE_GROUPS: dict[str, frozenset[State]] = {
-    "active": frozenset(
-        {State.QUEUED, State.INITIALIZING, State.RUNNING, State.PAUSED, State.CANCELING}
-    ),
-    "finished": frozenset(
-        {
-            State.COMPLETE,
-            State.EXECUTOR_ERROR,
-            State.SYSTEM_ERROR,
-            State.CANCELED,
-            State.PREEMPTED,
-        }
-    ),
-    "failed": frozenset({State.EXECUTOR_ERROR, State.SYSTEM_ERROR, State.PREEMPTED}),
-    "canceled": frozenset({State.CANCELED, State.CANCELING}),
-}
-
-
 def ended(state: State) -> bool:
     """Whether a run in ``state`` has stopped: a terminal state, or PREEMPTED."""
-    return state in STATE_GROUPS["finished"]
+    return state in TERMINAL_STATES or state is State.PREEMPTED
 
 
 #: What ``state=`` accepts: a state or group name, or several of them.
@@ -48,9 +36,9 @@ StateSelector = State | str | Iterable[State | str] | None
 def parse_states(selector: StateSelector) -> frozenset[State] | None:
     """The states a ``state=`` argument names; ``None`` for every state.
 
-    Each item is a WES state (case-insensitive) or a group in lowercase (``active``,
-    ``finished``, ``failed``, ``canceled`` = CANCELED or CANCELING); a string may also list
-    several, comma-separated.
+    Each item is a WES state (case-insensitive) or a group of ``models.STATE_GROUPS`` in
+    lowercase (``active``, ``finished``, ``failed``, ``canceled`` = CANCELED or CANCELING); a
+    string may also list several, comma-separated.
 
     Raises:
         ValueError: An item is neither.
@@ -58,26 +46,8 @@ def parse_states(selector: StateSelector) -> frozenset[State] | None:
     if selector is None:
         return None
     items = [selector] if isinstance(selector, str) else list(selector)
-    states: set[State] = set()
-    names = []
-    for item in items:
-        if isinstance(item, State):
-            states.add(item)
-        else:
-            names += [n.strip() for n in str(item).split(",") if n.strip()]
-    for name in names:
-        # Groups are lowercase only, so "canceled" is the group and "CANCELED" the state.
-        group = STATE_GROUPS.get(name)
-        if group is not None:
-            states |= group
-            continue
-        try:
-            states.add(State(name.upper()))
-        except ValueError:
-            raise ValueError(
-                f"{name!r} is not a WES state or a group; use one of {', '.join(State)}, "
-                f"or {', '.join(STATE_GROUPS)}"
-            ) from None
+    states = {item for item in items if isinstance(item, State)}
+    states |= parse_state_names(str(item) for item in items if not isinstance(item, State))
     return frozenset(states) if states else None
 
 
@@ -85,9 +55,8 @@ def parse_states(selector: StateSelector) -> frozenset[State] | None:
 class RunFilter:
     """States and tags that listed runs must match.
 
-    The server gets the state (when there is just one) and the first tag as this server's
-    ``state=`` and ``tag=`` query parameters; servers without them ignore them, so every run
-    is checked here too.
+    The server gets the states and the first tag as this server's ``state=`` and ``tag=`` query
+    parameters; servers without them ignore them, so every run is checked here too.
     """
 
     states: frozenset[State] | None = None
@@ -100,7 +69,19 @@ class RunFilter:
 
     @property
     def server_state(self) -> str | None:
-        """The ``state=`` query parameter (the server filters on one state)."""
+        """The ``state=`` query parameter: one state, a group of ``models.STATE_GROUPS``, or
+        several states comma-separated (toolchest-wes servers take them all; see
+        :attr:`single_server_state` for servers that take one)."""
+        if self.states is None or self.states == frozenset(State):
+            return None
+        for name, group in STATE_GROUPS.items():
+            if self.states == group:
+                return name
+        return ",".join(sorted(self.states))
+
+    @property
+    def single_server_state(self) -> str | None:
+        """The ``state=`` query parameter for servers that filter on one state only."""
         if self.states is None or len(self.states) != 1:
             return None
         return next(iter(self.states)).value

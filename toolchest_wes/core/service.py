@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from toolchest_wes.core.workspace import (
 )
 from toolchest_wes.engines.base import InvalidEngineParameterError
 from toolchest_wes.engines.registry import EngineRegistry, normalise_version
-from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo
+from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, parse_state_names
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
     InvalidPageTokenError,
@@ -216,23 +216,23 @@ class RunService:
         *,
         page_size: int | None = None,
         page_token: str | None = None,
-        state: str | None = None,
+        state: str | Sequence[str] | None = None,
         tag: str | None = None,
         caller: Caller = ANONYMOUS,
     ) -> RunPage:
         """A page of runs, newest first, optionally filtered by state and by ``key:value``.
 
+        ``state`` names WES states (case-insensitive) and groups of ``models.STATE_GROUPS``,
+        one per item or several comma-separated; a run in any of them is listed.
+
         Only the caller's own runs, unless the caller sees all (an admin, or no authentication).
         """
         size = self._page_size(page_size)
-        state_filter: State | None = None
-        if state:
-            try:
-                state_filter = State(state.strip().upper())
-            except ValueError:
-                raise BadRequestError(
-                    f"state {state!r} is not a WES state; use one of {', '.join(State)}"
-                ) from None
+        names = [state] if isinstance(state, str) else list(state or [])
+        try:
+            state_filter = parse_state_names(names) or None
+        except ValueError as err:
+            raise BadRequestError(f"state: {err}") from None
         tag_filter: tuple[str, str] | None = None
         if tag:
             key, sep, value = tag.partition(":")
@@ -243,7 +243,7 @@ class RunService:
             return self.store.list_runs(
                 page_size=size,
                 page_token=page_token or None,
-                state=state_filter,
+                states=state_filter,
                 tag=tag_filter,
                 owner=None if caller.sees_all else caller.user,
             )

@@ -67,7 +67,7 @@ class WesApi:
         self,
         page_size: int | None = None,
         page_token: str | None = None,
-        state: str | None = None,
+        state: list[str] | None = None,
         tag: str | None = None,
     ) -> dict[str, Any]:
         """A page of runs, newest first. Implements GET /runs."""

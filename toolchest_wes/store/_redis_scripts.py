@@ -180,26 +180,70 @@ return out
 """
 )
 
-#: Part of a listing, newest first. KEYS: the ZSET to walk, and optionally more ZSETs each
-#: returned run must also be in. ARGV: run-hash key prefix, the upper score bound ("+inf" or
-#: "(seq"), how many entries to walk at most, how many runs to return at most.
+#: Part of a listing, newest first. KEYS: the ZSETs walked as one (their union), then ZSETs
+#: each returned run must be in, then ZSETs of which it must be in at least one. ARGV: run-hash
+#: key prefix, the upper score bound ("+inf" or "(seq"), how many entries to walk at most, how
+#: many runs to return at most, how many KEYS are walked (default 1), how many KEYS come last
+#: as the at-least-one group (default 0).
 #: The walk reads slices that start at the number of runs wanted and double, so a page of an
 #: unfiltered index is one ZREVRANGEBYSCORE, and a sparse intersection reads about as many
-#: entries as it has to look at. Returns {1 if the walked ZSET ran out, else 0; score of the
-#: last entry looked at; flat run summaries}, a summary being run id, seq, state, start_time,
-#: end_time, tags JSON.
+#: entries as it has to look at. A slice of a union is the newest entries of each walked ZSET
+#: merged by score and cut to the slice's length: the newest n of the union are among the
+#: newest n of each part, so no ZSET is read further than that. Scores (seqs) are unique
+#: across the ZSETs walked together. Returns {1 if the walked ZSETs ran out, else 0; score of
+#: the last entry looked at; flat run summaries}, a summary being run id, seq, state,
+#: start_time, end_time, tags JSON.
 PAGE = """
 local budget = tonumber(ARGV[3])
 local want = tonumber(ARGV[4])
+local walks = tonumber(ARGV[5] or '1')
+local anys = tonumber(ARGV[6] or '0')
+local alls = #KEYS - anys
 local bound = ARGV[2]
 local walked, found, ran_out = 0, 0, 0
 local last = false
 local out = {}
 local slice = want
+local function newest(n)
+  local count = string.format('%d', n)
+  if walks == 1 then
+    return redis.call('ZREVRANGEBYSCORE', KEYS[1], bound, '-inf', 'WITHSCORES', 'LIMIT', 0, count)
+  end
+  local merged = {}
+  for k = 1, walks do
+    local part = redis.call('ZREVRANGEBYSCORE', KEYS[k], bound, '-inf', 'WITHSCORES',
+      'LIMIT', 0, count)
+    for i = 1, #part, 2 do
+      merged[#merged + 1] = {part[i], part[i + 1], tonumber(part[i + 1])}
+    end
+  end
+  table.sort(merged, function(a, b) return a[3] > b[3] end)
+  local entries = {}
+  for i = 1, math.min(n, #merged) do
+    entries[#entries + 1] = merged[i][1]
+    entries[#entries + 1] = merged[i][2]
+  end
+  return entries
+end
+local function matches(id)
+  for k = walks + 1, alls do
+    if not redis.call('ZSCORE', KEYS[k], id) then
+      return false
+    end
+  end
+  if anys == 0 then
+    return true
+  end
+  for k = alls + 1, #KEYS do
+    if redis.call('ZSCORE', KEYS[k], id) then
+      return true
+    end
+  end
+  return false
+end
 while found < want and walked < budget do
   local n = math.min(slice, budget - walked)
-  local entries = redis.call('ZREVRANGEBYSCORE', KEYS[1], bound, '-inf', 'WITHSCORES',
-    'LIMIT', 0, string.format('%d', n))
+  local entries = newest(n)
   for i = 1, #entries, 2 do
     if found >= want then
       break
@@ -207,14 +251,7 @@ while found < want and walked < budget do
     local id = entries[i]
     last = entries[i + 1]
     walked = walked + 1
-    local member = true
-    for k = 2, #KEYS do
-      if not redis.call('ZSCORE', KEYS[k], id) then
-        member = false
-        break
-      end
-    end
-    if member then
+    if matches(id) then
       local f = redis.call('HMGET', ARGV[1] .. id, 'state', 'start_time', 'end_time', 'tags')
       out[#out + 1] = id
       out[#out + 1] = last

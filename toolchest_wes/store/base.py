@@ -153,7 +153,7 @@ class StateStore(Protocol):
         *,
         page_size: int,
         page_token: str | None = None,
-        state: State | None = None,
+        states: frozenset[State] | None = None,
         tag: tuple[str, str] | None = None,
         owner: str | None = None,
     ) -> RunPage:
@@ -165,7 +165,7 @@ class StateStore(Protocol):
         Args:
             page_size: The most items to return (at least 1).
             page_token: ``next_page_token`` of the previous page, or ``None`` for the first.
-            state: Only runs in this state.
+            states: Only runs in one of these states (``None``: any state; empty: none).
             tag: Only runs whose tags have this ``(key, value)``.
             owner: Only runs of this user (``None``: everyone's).
 

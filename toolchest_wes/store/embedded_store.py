@@ -144,29 +144,23 @@ class EmbeddedStateStore:
         *,
         page_size: int,
         page_token: str | None = None,
-        state: State | None = None,
+        states: frozenset[State] | None = None,
         tag: tuple[str, str] | None = None,
         owner: str | None = None,
     ) -> RunPage:
         """Runs newest first; see the class docstring for the token rules."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
-        params: list[Any] = []
-        if tag is not None:
-            params += tag
+        chosen = None if states is None else sorted(State(s).value for s in states)
+        if chosen is not None and len(chosen) == len(State):
+            chosen = None
         with self._connection() as conn:
-            params.append(
-                _page_token.decode(self._token_key, page_token) if page_token else _MAX_SEQ
-            )
-            if state is not None:
-                params.append(State(state).value)
-            if owner is not None:
-                params.append(owner)
+            bound = _page_token.decode(self._token_key, page_token) if page_token else _MAX_SEQ
+            if chosen == []:
+                return RunPage(runs=[], next_page_token=None)
             # The extra row only tells whether another page exists.
-            params.append(min(page_size, _MAX_SEQ - 1) + 1)
-            sql = _list_sql(
-                by_state=state is not None, by_tag=tag is not None, by_owner=owner is not None
-            )
+            limit = min(page_size, _MAX_SEQ - 1) + 1
+            sql, params = _list_query(bound, limit, states=chosen, tag=tag, owner=owner)
             rows = conn.execute(sql, params).fetchall()
             token: str | None = None
             if len(rows) > page_size:
@@ -420,26 +414,51 @@ class EmbeddedStateStore:
         return _page_token.sign(self._token_key, payload)
 
 
-def _list_sql(*, by_state: bool, by_tag: bool, by_owner: bool = False) -> str:
+def _list_query(
+    bound: int,
+    limit: int,
+    *,
+    states: list[str] | None,
+    tag: tuple[str, str] | None,
+    owner: str | None,
+) -> tuple[str, list[Any]]:
+    """The listing's SQL and parameters: up to ``limit`` runs below seq ``bound``, newest first.
+
+    Every form walks an index in seq order and stops after ``limit`` matches, never sorting
+    the whole history.
+    """
     columns = (
         "r.seq, r.run_id, r.state, r.start_time, r.end_time, json_extract(r.request, '$.tags')"
     )
-    if by_tag:
+    owner_sql, owner_params = ("", []) if owner is None else (" AND r.owner = ?", [owner])
+    if tag is not None:
         # CROSS JOIN fixes the join order: walk the tag index in seq order, look up each run.
         # Ordering by t.seq, not the equal r.seq, is what lets the planner skip the sort.
         sql = (
             f"SELECT {columns} FROM run_tags AS t CROSS JOIN runs AS r ON r.seq = t.seq "
             "WHERE t.key = ? AND t.value = ? AND t.seq < ?"
         )
-        order = "t.seq"
-    else:
-        sql = f"SELECT {columns} FROM runs AS r WHERE r.seq < ?"
-        order = "r.seq"
-    if by_state:
-        sql += " AND r.state = ?"
-    if by_owner:
-        sql += " AND r.owner = ?"
-    return f"{sql} ORDER BY {order} DESC LIMIT ?"
+        params: list[Any] = [*tag, bound]
+        if states is not None:
+            sql += f" AND r.state IN ({', '.join('?' * len(states))})"
+            params += states
+        return f"{sql}{owner_sql} ORDER BY t.seq DESC LIMIT ?", [*params, *owner_params, limit]
+    if states is None or len(states) == 1:
+        state_sql = "" if states is None else " AND r.state = ?"
+        sql = f"SELECT {columns} FROM runs AS r WHERE r.seq < ?{state_sql}{owner_sql}"
+        return f"{sql} ORDER BY r.seq DESC LIMIT ?", [bound, *(states or []), *owner_params, limit]
+    # One walk of an index per state, each stopping after `limit` rows: the newest `limit` runs
+    # of the union are among them, and only those few rows are sorted. An IN list would make
+    # SQLite sort every run in those states.
+    part = (
+        f"SELECT * FROM (SELECT {columns} FROM runs AS r "
+        f"WHERE r.state = ? AND r.seq < ?{owner_sql} ORDER BY r.seq DESC LIMIT ?)"
+    )
+    params = []
+    for state in states:
+        params += [state, bound, *owner_params, limit]
+    sql = " UNION ALL ".join([part] * len(states))
+    return f"{sql} ORDER BY 1 DESC LIMIT ?", [*params, limit]
 
 
 def _assignments(update: RunUpdate | None) -> tuple[list[str], list[Any]]:

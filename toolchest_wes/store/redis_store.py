@@ -28,11 +28,12 @@ under the prefix ``p`` (default ``toolchest-wes``):
 Listing semantics match the embedded store: newest first by ``seq``, keyset pagination with
 the same signed tokens (``_page_token``), ``""`` meaning the first page. A page is one script
 call that walks the index from the token's position, so it costs O(page size) however many
-runs are stored. With two or more of ``state``, ``tag`` and ``owner`` the smallest set is
-walked and each entry checked against the others, which costs O(entries walked), up to the
-size of that smallest set when few runs match all; one script call walks at most
-``_SCAN_SLICE`` entries, so that it never blocks the server for long, and a sparse walk takes
-several calls.
+runs are stored. Several states are walked as one set, their ZSETs merged by seq a slice at
+a time (never a ``ZUNIONSTORE`` of the history). With two or more of the states, ``tag`` and
+``owner`` the smallest set is walked and each entry checked against the others, which costs
+O(entries walked), up to the size of that smallest set when few runs match all; one script
+call walks at most ``_SCAN_SLICE`` entries, so that it never blocks the server for long, and a
+sparse walk takes several calls.
 
 Not for Redis Cluster: the transition script derives index key names from the run's current
 state, which is known only inside the script.
@@ -223,7 +224,7 @@ class RedisStateStore:
         *,
         page_size: int,
         page_token: str | None = None,
-        state: State | None = None,
+        states: frozenset[State] | None = None,
         tag: tuple[str, str] | None = None,
         owner: str | None = None,
     ) -> RunPage:
@@ -233,19 +234,24 @@ class RedisStateStore:
         # The extra run only tells whether another page exists. No ZSET holds 2**32 members,
         # and up to 2**53 the count stays exact as a Lua number.
         want = min(page_size, 2**53 - 1) + 1
-        indexes = [self._state_key(State(state).value)] if state is not None else []
+        state_keys: list[str] = []
+        if states is not None and len(states) < len(State):
+            state_keys = [self._state_key(value) for value in sorted(State(s) for s in states)]
+        filters = []
         if tag is not None:
-            indexes.append(self._tag_key(*tag))
+            filters.append(self._tag_key(*tag))
         if owner is not None:
-            indexes.append(self._owner_key(owner))
+            filters.append(self._owner_key(owner))
         with self._errors():
             bound = "+inf"
             if page_token:
                 bound = f"({_page_token.decode(self._page_token_key(), page_token)}"
-            if len(indexes) >= 2:
-                rows = self._walk_both(indexes, bound, want)
+            if states is not None and not states:
+                rows: list[Any] = []
+            elif len(state_keys) + len(filters) >= 2:
+                rows = self._walk(state_keys, filters, bound, want)
             else:
-                walked = indexes or [self._key("runs")]
+                walked = state_keys or filters or [self._key("runs")]
                 rows = self._page(keys=walked, args=[self._key("run:"), bound, want, want])[2]
             token: str | None = None
             if len(rows) > page_size * _SUMMARY_WIDTH:
@@ -486,19 +492,38 @@ class RedisStateStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"Redis state store at {self._where}: {exc}") from exc
 
-    def _walk_both(self, indexes: list[str], bound: str, want: int) -> list[Any]:
-        """Runs in all ZSETs below ``bound``, newest first: walk the smallest, check the others."""
+    def _walk(self, states: list[str], filters: list[str], bound: str, want: int) -> list[Any]:
+        """Runs below ``bound``, newest first, in one of the ``states`` ZSETs (any state when
+        empty) and in every ``filters`` ZSET: walk the smallest of the filters and the union of
+        the states, and check the others."""
         pipe = self._client.pipeline(transaction=False)
-        for index in indexes:
+        for index in (*states, *filters):
             pipe.zcard(index)
         sizes = pipe.execute()
-        ordered = [index for _, index in sorted(zip(sizes, indexes, strict=True))]
+        groups = [
+            (size, [index]) for size, index in zip(sizes[len(states) :], filters, strict=True)
+        ]
+        if states:
+            groups.append((sum(sizes[: len(states)]), states))
+        groups.sort(key=lambda group: group[0])
+        walked = groups[0][1]
+        # A single state is checked like a filter; several, as a set the run is in one of.
+        alls = [keys[0] for _, keys in groups[1:] if len(keys) == 1]
+        anys = next((keys for _, keys in groups[1:] if len(keys) > 1), [])
+        keys = [*walked, *alls, *anys]
         budget = max(want, _SCAN_SLICE)
         rows: list[Any] = []
         while True:
             ran_out, last, found = self._page(
-                keys=ordered,
-                args=[self._key("run:"), bound, budget, want - len(rows) // _SUMMARY_WIDTH],
+                keys=keys,
+                args=[
+                    self._key("run:"),
+                    bound,
+                    budget,
+                    want - len(rows) // _SUMMARY_WIDTH,
+                    len(walked),
+                    len(anys),
+                ],
             )
             rows += found
             if ran_out or len(rows) >= want * _SUMMARY_WIDTH:

@@ -23,7 +23,7 @@ from toolchest_wes.store.embedded_store import (
     MEMORY,
     SCHEMA_VERSION,
     EmbeddedStateStore,
-    _list_sql,
+    _list_query,
 )
 
 
@@ -236,21 +236,38 @@ def test_token_of_another_database_is_rejected(store, tmp_path):
         store.list_runs(page_size=5, page_token=token)
 
 
-@pytest.mark.parametrize(("by_state", "by_tag"), [(False, False), (True, False), (False, True)])
-def test_listing_is_an_index_walk_without_a_sort(store, by_state, by_tag):
+def _plan(store, **filters) -> str:
     store.ping()
-    params = [*(["k", "v"] if by_tag else []), 100, *(["RUNNING"] if by_state else []), 11]
-
+    sql, params = _list_query(100, 11, **{"states": None, "tag": None, "owner": None, **filters})
     with store._connection() as conn:
-        plan = " | ".join(
-            row[3]
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + _list_sql(by_state=by_state, by_tag=by_tag), params
-            )
-        )
+        return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"states": ["RUNNING"]},
+        {"tag": ("k", "v")},
+        {"states": ["QUEUED", "RUNNING"], "tag": ("k", "v")},
+    ],
+)
+def test_listing_is_an_index_walk_without_a_sort(store, filters):
+    plan = _plan(store, **filters)
 
     assert "TEMP B-TREE" not in plan
     assert "SCAN" not in plan.replace("SCAN r USING INTEGER PRIMARY KEY", "")
+
+
+@pytest.mark.parametrize("owner", [None, "alice"])
+def test_listing_several_states_walks_an_index_per_state(store, owner):
+    plan = _plan(store, states=["COMPLETE", "EXECUTOR_ERROR", "RUNNING"], owner=owner)
+
+    # Each state's walk is a bounded index search (the sorts are of its `limit` rows only),
+    # merged without sorting the union.
+    assert plan.count("SEARCH r USING INDEX") == 3
+    assert "MERGE (UNION ALL)" in plan
+    assert "SCAN r" not in plan
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -374,16 +391,7 @@ def test_signed_but_malformed_token_is_rejected(store, data):
 
 
 def test_owner_listing_is_an_index_walk_without_a_sort(store):
-    store.ping()
-
-    with store._connection() as conn:
-        plan = " | ".join(
-            row[3]
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + _list_sql(by_state=False, by_tag=False, by_owner=True),
-                [100, "alice", 11],
-            )
-        )
+    plan = _plan(store, owner="alice")
 
     assert "ix_runs_owner_seq" in plan
     assert "TEMP B-TREE" not in plan

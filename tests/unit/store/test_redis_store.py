@@ -199,7 +199,7 @@ def test_writes_are_one_round_trip(recording):
     store.touch_lease("r", 1)
     store.get_state("r")
     store.list_runs(page_size=5)
-    store.list_runs(page_size=5, state=State.COMPLETE)
+    store.list_runs(page_size=5, states=frozenset({State.COMPLETE}))
 
     assert client.commands == ["EVALSHA"] * 5 + ["HMGET"] + ["EVALSHA"] * 2
     assert store.get_run("r").system_logs == ["a", "b", "c"]
@@ -241,7 +241,7 @@ def test_state_and_tag_listing_walks_the_smaller_set_in_slices(store, monkeypatc
     pages, token = [], None
     while True:
         page = store.list_runs(
-            page_size=2, page_token=token, state=State.RUNNING, tag=("project", "a")
+            page_size=2, page_token=token, states=frozenset({State.RUNNING}), tag=("project", "a")
         )
         pages.append([r.run_id for r in page.runs])
         token = page.next_page_token
@@ -250,6 +250,31 @@ def test_state_and_tag_listing_walks_the_smaller_set_in_slices(store, monkeypatc
 
     assert [i for p in pages for i in p] == wanted[::-1]
     assert [len(p) for p in pages] == [2, 2, 1]
+
+
+@pytest.mark.parametrize("states_smaller", [True, False])
+def test_several_states_with_a_tag_walk_in_slices(store, monkeypatch, states_smaller):
+    monkeypatch.setattr(redis_store, "_SCAN_SLICE", 3)
+    picked = frozenset({State.RUNNING, State.QUEUED})
+    wanted = []
+    for i in range(60):
+        state = [State.RUNNING, State.QUEUED, State.COMPLETE][i % 3] if i % 2 else State.COMPLETE
+        # The tag's set is either larger or smaller than the union of the two states'.
+        tagged = i % 4 != 0 if states_smaller else i % 7 == 0
+        store.create_run(_record(f"r{i:02d}", state, **({"project": "a"} if tagged else {})))
+        if state in picked and tagged:
+            wanted.append(f"r{i:02d}")
+
+    pages, token = [], None
+    while True:
+        page = store.list_runs(page_size=2, page_token=token, states=picked, tag=("project", "a"))
+        pages.append([r.run_id for r in page.runs])
+        token = page.next_page_token
+        if token is None:
+            break
+
+    assert [i for p in pages for i in p] == wanted[::-1]
+    assert all(len(p) == 2 for p in pages[:-1])
 
 
 def test_huge_page_size(store):
@@ -317,7 +342,9 @@ CALLS = {
     "get_state": lambda s: s.get_state("r"),
     "list_runs": lambda s: s.list_runs(page_size=5),
     "list_runs token": lambda s: s.list_runs(page_size=5, page_token="a.b"),
-    "list_runs both": lambda s: s.list_runs(page_size=5, state=State.RUNNING, tag=("k", "v")),
+    "list_runs both": lambda s: s.list_runs(
+        page_size=5, states=frozenset({State.RUNNING}), tag=("k", "v")
+    ),
     "transition": lambda s: s.transition("r", State.RUNNING, allowed_from=frozenset(State)),
     "update_run": lambda s: s.update_run("r", RunUpdate(exit_code=1)),
     "count_by_state": lambda s: s.count_by_state(),

@@ -6,6 +6,9 @@ const TOKEN_KEY = "toolchest-wes-token";
 export const ACTIVE = ["QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "CANCELING"];
 export const ENDED = ["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED", "UNKNOWN"];
 export const isActive = (state) => ACTIVE.includes(state);
+// The state groups the server's state= filter takes (models.STATE_GROUPS), with their labels;
+// the server works out which states each stands for.
+export const GROUPS = [["active", "Active"], ["finished", "Finished"], ["failed", "Failed"], ["canceled", "Canceled"]];
 
 export class ApiError extends Error {
   constructor(status, msg) {

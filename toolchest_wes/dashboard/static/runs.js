@@ -1,6 +1,6 @@
 // The runs list: newest first, paged with the API's page tokens, filtered by state and tag on
 // the server and by text in the page; states and counts follow live by polling.
-import { ACTIVE, ENDED, call } from "./api.js";
+import { ACTIVE, ENDED, GROUPS, call } from "./api.js";
 import { duration, esc, every, html, raw, stateBadge, tagList, when } from "./util.js";
 
 const PAGE_SIZE = 20;
@@ -8,7 +8,7 @@ const POLL_MS = 2000;
 // What a run's record says of its request never changes: read once per run id.
 const details = new Map();
 
-const option = (state, selected) => `<option value="${state}"${state === selected ? " selected" : ""}>${state}</option>`;
+const option = (state, selected, label = state) => `<option value="${state}"${state === selected ? " selected" : ""}>${label}</option>`;
 
 export function render(main, params) {
   const filters = { state: params.state || "", tag: params.tag || "", q: params.q || "" };
@@ -23,6 +23,7 @@ export function render(main, params) {
       <label>State
         <select name="state" id="f-state">
           <option value="">All states</option>
+          ${raw(`<optgroup label="Groups">${GROUPS.map(([g, label]) => option(g, filters.state, label)).join("")}</optgroup>`)}
           ${raw(`<optgroup label="Active">${ACTIVE.map((s) => option(s, filters.state)).join("")}</optgroup>`)}
           ${raw(`<optgroup label="Ended">${ENDED.map((s) => option(s, filters.state)).join("")}</optgroup>`)}
         </select></label>
