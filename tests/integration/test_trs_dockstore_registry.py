@@ -92,6 +92,13 @@ def test_a_dockstore_style_id_runs_from_the_registry_it_is_resolved_against(
     assert sdk_log.request is not None
     assert expected.items() <= (sdk_log.request.tags or {}).items()
 
+    # The registry's own SDK calls the tool by name through its Dockstore-style id.
+    with WesClient(registry.url) as own:
+        lines = own.tools.lines
+        assert lines.info.url == f"trs://127.0.0.1:{registry.port}/{quote(TRS_ID, safe='')}/2.0"
+        own_run = lines(text=str(text), is_async=True)
+        assert own_run.wait(timeout=120).state == State.COMPLETE
+
     missing = post(runner, f"{TRS_ID}:9.9")
     assert missing.status_code == 400
     assert f"has no tool {TRS_ID!r} version '9.9'" in missing.json()["msg"]
