@@ -31,10 +31,15 @@ def starter_dir() -> Path:
 def _read(root: Path, organization: str) -> dict[str, CatalogTool]:
     tools: dict[str, CatalogTool] = {}
     names: dict[str, str] = {}
+    trs_ids: set[str] = set()
     for manifest in sorted(root.glob(f"*/{MANIFEST}")):
         tool = load_manifest(manifest, organization)
         if tool.id in tools:
             raise ManifestError(manifest, "id", f"{tool.id!r} is the id of another tool")
+        if tool.trs_id in trs_ids:
+            raise ManifestError(manifest, "trs_id", f"{tool.trs_id!r} is the id of another tool")
+        if tool.trs_id:
+            trs_ids.add(tool.trs_id)
         if tool.name in names:
             raise ManifestError(manifest, "name", f"{tool.name!r} names {names[tool.name]} too")
         tools[tool.id] = tool
@@ -102,11 +107,14 @@ class Catalog:
         return sorted(self._tools.values(), key=lambda t: t.id)
 
     def tool(self, tool_id: str) -> CatalogTool | None:
-        """The tool with this id or name, if any."""
+        """The tool with this id, Dockstore-style id, name or alias, if any."""
         self._refresh()
         found = self._tools.get(tool_id)
         if found is None:
-            found = next((t for t in self._tools.values() if tool_id in (t.name, *t.aliases)), None)
+            found = next(
+                (t for t in self._tools.values() if tool_id in (t.trs_id, t.name, *t.aliases)),
+                None,
+            )
         return found
 
     def _refresh(self) -> None:

@@ -7,6 +7,7 @@ tool's folder (the version's id unless ``folder`` says otherwise)::
     name: wc
     description: Count the lines, words and bytes of a text file.
     tags: [text]
+    trs_id: "#workflow/github.com/org/wc"   # optional: a Dockstore-style id to serve it under
     versions:
       - id: "1.0"
         workflow_type: CWL
@@ -32,6 +33,7 @@ import yaml
 __all__ = [
     "DESCRIPTOR_TYPES",
     "MANIFEST",
+    "TRS_ID",
     "CatalogFile",
     "CatalogTool",
     "CatalogVersion",
@@ -46,6 +48,9 @@ MANIFEST = "manifest.yaml"
 DESCRIPTOR_TYPES = ("CWL", "WDL", "NFL", "GALAXY", "SMK")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+#: A Dockstore-style TRS id: ``#workflow/`` or ``#tool/``, then a path of safe segments
+#: (``#workflow/github.com/org/repo``); no segment is ``.`` or ``..``.
+TRS_ID = re.compile(r"^#(?:workflow|tool)(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,99}){1,10}$")
 
 
 class ManifestError(ValueError):
@@ -119,6 +124,12 @@ class CatalogTool:
     tags: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    trs_id: str | None = None
+
+    @property
+    def served_id(self) -> str:
+        """The id the TRS API lists the tool under: its Dockstore-style id, if it has one."""
+        return self.trs_id or self.id
 
     def version(self, version_id: str) -> CatalogVersion | None:
         """The version called ``version_id``, if any."""
@@ -157,7 +168,8 @@ def load_manifest(path: Path, default_organization: str) -> CatalogTool:
     if len(set(ids)) != len(ids):
         raise ManifestError(path, "versions", "two versions have the same id")
     unknown = set(data) - {
-        "id", "name", "description", "organization", "versions", "tags", "authors", "aliases"
+        "id", "name", "description", "organization", "versions", "tags", "authors", "aliases",
+        "trs_id",
     }  # fmt: skip
     if unknown:
         raise ManifestError(path, sorted(unknown)[0], "unknown field")
@@ -170,6 +182,7 @@ def load_manifest(path: Path, default_organization: str) -> CatalogTool:
         tags=reader.strings(data, "tags"),
         authors=reader.strings(data, "authors"),
         aliases=reader.strings(data, "aliases"),
+        trs_id=reader.text(data, "trs_id", required=False, pattern=TRS_ID) or None,
     )
 
 

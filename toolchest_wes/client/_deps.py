@@ -29,7 +29,7 @@ from toolchest_wes.client._secondary import secondary_names, wanted_secondary_fi
 from toolchest_wes.client.exceptions import InputFileError, InputTypeError, WesClientError
 from toolchest_wes.cwl_inputs import input_problems
 
-__all__ = ["Bundle", "BundleError", "bundle_workflow", "check_input_types"]
+__all__ = ["Bundle", "BundleError", "bundle_workflow", "check_input_types", "is_registry_id"]
 
 _FILE_CLASSES = ("File", "Directory")
 #: Keys whose string value names another document that is parsed and scanned in turn.
@@ -310,11 +310,21 @@ def _lister(folder: Path) -> Callable[[], list[str]]:
     return listing
 
 
+def is_registry_id(workflow: str | Path) -> bool:
+    """Whether ``workflow`` is a Dockstore-style id (``#workflow/github.com/org/repo:1.0``),
+    which the server resolves against its TRS registry: nothing local to attach.
+
+    The server's ``catalog.reference`` reads these ids in full; the client-only distribution
+    ships without it, so this only tells them from a local path.
+    """
+    return isinstance(workflow, str) and workflow.startswith(("#workflow/", "#tool/"))
+
+
 def _workflow_location(workflow: str | Path) -> tuple[Path | None, str]:
     """The local workflow path (``None`` when remote) and its fragment."""
     text = str(workflow)
     scheme = urlsplit(text).scheme.lower()
-    if scheme in ("http", "https", "trs"):
+    if scheme in ("http", "https", "trs") or is_registry_id(workflow):
         return None, ""
     if scheme == "file":
         target, fragment = _split_fragment(text)

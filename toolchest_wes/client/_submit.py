@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolchest_wes.client._core import REQUEST_ID_TAG, Submission
-from toolchest_wes.client._deps import bundle_workflow, check_input_types
+from toolchest_wes.client._deps import bundle_workflow, check_input_types, is_registry_id
 from toolchest_wes.client.exceptions import InputFileError
 
 __all__ = ["cwl_version", "encode_fields", "prepare_submission"]
@@ -64,7 +64,7 @@ def _local_path(workflow: str | Path) -> Path | None:
     if isinstance(workflow, Path):
         return workflow
     parts = urlsplit(workflow)
-    if parts.scheme in ("http", "https", "trs"):
+    if parts.scheme in ("http", "https", "trs") or is_registry_id(workflow):
         return None
     if parts.scheme == "file":
         return Path(parts.path)

@@ -181,6 +181,11 @@ def _add_trs_api(app: connexion.FlaskApp, handlers: TrsApi, validate_responses: 
         "trs_nested_descriptor",
         handlers.tools_id_versions_version_id_type_descriptor_relative_path_get,
     )
+    # A Dockstore-style id (#workflow/github.com/org/repo) keeps its slashes once the server
+    # has decoded %2F, so it cannot be one path parameter either; this route takes those.
+    app.app.add_url_rule(
+        f"{TRS_BASE_PATH}/tools/<path:rest>", "trs_path_id", handlers.tools_by_path
+    )
 
 
 def _service(

@@ -11,6 +11,7 @@ import io
 import zipfile
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Response, request
 
@@ -43,7 +44,8 @@ class TrsApi:
 
     def _tool(self, tool_id: str) -> CatalogTool:
         found = self.catalog.tool(tool_id) if self.catalog else None
-        if found is None or found.id != tool_id:
+        # By id only, as TRS names tools; a name or alias is no id.
+        if found is None or tool_id not in (found.id, found.trs_id):
             raise NotFoundError(f"the catalog has no tool {tool_id!r}")
         return found
 
@@ -142,7 +144,7 @@ class TrsApi:
         self, id: str, version_id: str, type: str, format: str | None = None
     ) -> Any:
         """GET /tools/{id}/versions/{version_id}/{type}/files, or all of them as a zip."""
-        _entry, version, _plain = self._typed(id, version_id, type)
+        entry, version, _plain = self._typed(id, version_id, type)
         if format == "zip":
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -153,7 +155,9 @@ class TrsApi:
             return Response(
                 iter([buffer.getvalue()]),
                 mimetype="application/zip",
-                headers={"Content-Disposition": f'attachment; filename="{id}-{version_id}.zip"'},
+                headers={
+                    "Content-Disposition": f'attachment; filename="{entry.id}-{version_id}.zip"'
+                },
                 direct_passthrough=True,
             )
         return [render.tool_file(f) for f in version.files]
@@ -165,6 +169,65 @@ class TrsApi:
         self._version(id, version_id)
         raise NotFoundError(f"{id} {version_id} has no container specification")
 
+    def tools_by_path(self, rest: str) -> Any:
+        """GET /tools/ID/…, where ID is a Dockstore-style id (``#workflow/github.com/org/repo``).
+
+        Such an id arrives percent-encoded (``%23workflow%2Fgithub.com%2F…``), but the WSGI
+        server decodes ``%2F`` before routing, so in ``rest`` the id's slashes and the path's
+        look alike. The request as sent (gunicorn's ``RAW_URI``, Werkzeug's ``REQUEST_URI``)
+        still tells them apart; a client that sent the id's slashes unencoded is answered by
+        the catalog's own ids: the longest one the path starts with is the tool.
+        """
+        tool_id, parts = _split_raw(request.environ) or self._split_by_catalog(rest)
+        match parts:
+            case []:
+                return self.tools_id_get(tool_id)
+            case ["versions"]:
+                return self.tools_id_versions_get(tool_id)
+            case ["versions", version_id]:
+                return self.tools_id_versions_version_id_get(tool_id, version_id)
+            case ["versions", version_id, "containerfile"]:
+                return self.tools_id_versions_version_id_containerfile_get(tool_id, version_id)
+            case ["versions", version_id, kind, "descriptor"]:
+                return self.tools_id_versions_version_id_type_descriptor_get(
+                    tool_id, version_id, kind
+                )
+            case ["versions", version_id, kind, "descriptor", *path] if path:
+                return self.tools_id_versions_version_id_type_descriptor_relative_path_get(
+                    tool_id, version_id, kind, "/".join(path)
+                )
+            case ["versions", version_id, kind, "tests"]:
+                return self.tools_id_versions_version_id_type_tests_get(tool_id, version_id, kind)
+            case ["versions", version_id, kind, "files"]:
+                return self.tools_id_versions_version_id_type_files_get(
+                    tool_id, version_id, kind, request.args.get("format")
+                )
+        raise NotFoundError(f"the TRS API has no operation at {'/'.join(parts)!r} of {tool_id}")
+
+    def _split_by_catalog(self, rest: str) -> tuple[str, list[str]]:
+        ids = [t.trs_id for t in self._tools() if t.trs_id]
+        tool_id = max(
+            (i for i in ids if rest == i or rest.startswith(i + "/")), key=len, default=None
+        )
+        if tool_id is None:
+            raise NotFoundError(f"the catalog has no tool {rest.split('/versions/')[0]!r}")
+        return tool_id, [p for p in rest[len(tool_id) :].split("/") if p]
+
+
+def _split_raw(environ: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """The tool id and the decoded segments after it, from the request as sent, when the
+    id came in one percent-encoded segment; ``None`` when that cannot be told."""
+    raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "")
+    path = urlsplit(raw).path if "://" in raw else raw.partition("?")[0]
+    prefix = f"{TRS_BASE_PATH}/tools/"
+    if not path.startswith(prefix):
+        return None
+    first, *rest = path[len(prefix) :].split("/")
+    tool_id = unquote(first)
+    if "/" not in tool_id:
+        return None
+    return tool_id, [unquote(p) for p in rest if p]
+
 
 def _page_link(base: str, offset: int, limit: int) -> str:
     return f"{base}/tools?offset={offset}&limit={limit}"
@@ -173,7 +236,7 @@ def _page_link(base: str, offset: int, limit: int) -> str:
 def _matches(entry: CatalogTool, query: dict[str, Any]) -> bool:
     """Whether a tool passes every filter of ``GET /tools`` that was given."""
     checks: dict[str, Callable[[Any], bool]] = {
-        "id": lambda v: entry.id == v,
+        "id": lambda v: v in (entry.id, entry.trs_id),
         "alias": lambda v: v in entry.aliases,
         "toolClass": lambda v: entry.latest.tool_class == v,
         "descriptorType": lambda v: any(x.workflow_type == v for x in entry.versions),

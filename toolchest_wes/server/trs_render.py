@@ -40,7 +40,7 @@ def _checksum(digest: str) -> dict[str, str]:
 
 def tool_url(base: str, entry: CatalogTool) -> str:
     """The URL of a tool in this registry."""
-    return f"{base}/tools/{quote(entry.id, safe='')}"
+    return f"{base}/tools/{quote(entry.served_id, safe='')}"
 
 
 def version_url(base: str, entry: CatalogTool, version: CatalogVersion) -> str:
@@ -70,7 +70,7 @@ def tool_version(base: str, entry: CatalogTool, version: CatalogVersion) -> dict
 def tool(base: str, entry: CatalogTool) -> dict[str, Any]:
     """A ``Tool`` with its versions."""
     return {
-        "id": entry.id,
+        "id": entry.served_id,
         "url": tool_url(base, entry),
         "name": entry.name,
         "aliases": list(entry.aliases),

@@ -71,3 +71,17 @@ def test_wrong_answers_are_named(
 ) -> None:
     with pytest.raises(RegistryError, match=message):
         fetch(answer)
+
+
+def test_a_dockstore_style_id_is_sent_percent_encoded_as_dockstore_serves_it() -> None:
+    paths: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path)
+        return httpx.Response(404, json={"code": 404})
+
+    with pytest.raises(RegistryError):
+        fetch_version(
+            BASE, "#workflow/github.com/org/repo", "1.0", transport=httpx.MockTransport(answer)
+        )
+    assert paths == [b"/ga4gh/trs/v2/tools/%23workflow%2Fgithub.com%2Forg%2Frepo/versions/1.0"]
