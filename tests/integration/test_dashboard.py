@@ -131,7 +131,9 @@ def _row_state(browser: Browser, run_id: str) -> str:
 
 
 def test_the_list_shows_runs_and_follows_their_states_live(browser, alice):
-    run_id = alice.submit("tick.cwl", TICK.encode(), {"ticks": 3}, {"name": "live list"})
+    # client_request_id is the tag the Python client adds to every submission.
+    tags = {"name": "live list", "client_request_id": "0123abcd"}
+    run_id = alice.submit("tick.cwl", TICK.encode(), {"ticks": 3}, tags)
     browser.sign_in(alice.token)
     browser.go("/runs")
     browser.wait(lambda: _row_state(browser, run_id) in {"QUEUED", "INITIALIZING", "RUNNING"})
@@ -141,6 +143,7 @@ def test_the_list_shows_runs_and_follows_their_states_live(browser, alice):
     row = browser.text(f'tr[data-run="{run_id}"]')
     assert "live list" in row
     assert "name:live list" in row
+    assert "client_request_id" not in row
     browser.wait_text("#counts", "COMPLETE")
     browser.shot("runs")
 

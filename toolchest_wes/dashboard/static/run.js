@@ -54,7 +54,7 @@ export async function render(main, params) {
       <dl class="facts">
         <dt>Workflow</dt><dd class="mono">${log.request?.workflow_url}</dd>
         <dt>Type</dt><dd>${log.request?.workflow_type} ${log.request?.workflow_type_version}</dd>
-        <dt>Tags</dt><dd>${tagList(log.request?.tags)}</dd>
+        <dt>Tags</dt><dd>${tagList(log.request?.tags, { all: true })}</dd>
         <dt>Engine parameters</dt><dd>${raw(tree(log.request?.workflow_engine_parameters || {}))}</dd>
       </dl>
       <h3>Inputs</h3>${raw(tree(log.request?.workflow_params || {}))}

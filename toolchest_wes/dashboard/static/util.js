@@ -25,7 +25,17 @@ export function html(strings, ...values) {
 }
 
 export const stateBadge = (state) => raw(`<span class="state s-${esc(state)}">${esc(state)}</span>`);
-export const tagList = (tags) => raw(Object.entries(tags || {}).map(([k, v]) => `<span class="tag">${esc(k)}:${esc(v)}</span>`).join(""));
+// The tag the Python client adds to every submission so that a lost answer can be found again;
+// it means nothing to a reader, so tables leave it out (the run page still shows every tag).
+const INTERNAL_TAGS = new Set(["client_request_id"]);
+
+export const tagList = (tags, { all = false } = {}) =>
+  raw(
+    Object.entries(tags || {})
+      .filter(([k]) => all || !INTERNAL_TAGS.has(k))
+      .map(([k, v]) => `<span class="tag">${esc(k)}:${esc(v)}</span>`)
+      .join(""),
+  );
 
 export function when(iso) {
   if (!iso) return "–";
