@@ -231,6 +231,27 @@ class Settings(BaseSettings):
         ),
     )
     oidc_admin_value: str = Field(default="wes-admin", min_length=1)
+    oidc_client_id: str | None = Field(
+        default=None,
+        description=(
+            "--auth oidc: the dashboard's client id at the issuer (a public client); when "
+            "set, the dashboard offers to sign in with the issuer."
+        ),
+    )
+    oidc_authorization_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "The issuer's authorization endpoint for the dashboard's sign-in; unset: the "
+            "browser reads it from the issuer's /.well-known/openid-configuration."
+        ),
+    )
+    oidc_token_endpoint: str | None = Field(
+        default=None,
+        description="The issuer's token endpoint; unset: read as oidc_authorization_endpoint.",
+    )
+    oidc_scopes: str = Field(
+        default="openid", min_length=1, description="Scopes the dashboard's sign-in asks for."
+    )
     auth_instructions_url: str = Field(
         default="https://pypi.org/project/toolchest-wes/",
         description=(

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from tests.conftest import API
-from toolchest_wes.server.dashboard import ASSET_PREFIX
+from tests.oidc_keys import AUDIENCE, ISSUER, Provider
+from toolchest_wes.server.dashboard import ASSET_PREFIX, OIDC_LOGIN_EXTENSION, oidc_login
 
 # The files do not depend on the mode.
 pytestmark = pytest.mark.parametrize("mode", ["embedded"], indirect=True)
@@ -27,7 +28,7 @@ def test_the_shell_is_revalidated_and_names_hashed_assets(client):
     assert client.get("/", headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
     # The entry module, the style sheet, and the modules the first page needs (preloaded).
     names = sorted(a.rsplit("/", 1)[1] for a in _assets(client))
-    assert names == ["api.js", "app.css", "app.js", "runs.js", "util.js"]
+    assert names == ["api.js", "app.css", "app.js", "oidc.js", "runs.js", "util.js"]
 
 
 def test_assets_under_their_hash_are_kept_for_a_year(client):
@@ -61,3 +62,31 @@ def test_the_pages_are_public_but_the_api_still_asks_for_a_token(make_app, make_
         assert client.get(asset).status_code == 200
     assert client.get(f"{API}/runs").status_code == 401
     assert client.get("/dashboard-not").status_code == 401
+
+
+def test_service_info_tells_the_pages_how_to_sign_in_with_the_issuer(
+    make_app, make_settings, tmp_path
+):
+    jwks = Provider().write_jwks(tmp_path / "jwks.json")
+    oidc = {
+        "auth": "oidc",
+        "oidc_issuer": ISSUER,
+        "oidc_audience": AUDIENCE,
+        "oidc_jwks": str(jwks),
+    }
+    without = make_app(make_settings(**oidc)).app.test_client()
+    assert OIDC_LOGIN_EXTENSION not in without.get(f"{API}/service-info").get_json()
+    settings = make_settings(**oidc, oidc_client_id="dash", oidc_token_endpoint="https://t/token")
+    info = make_app(settings).app.test_client().get(f"{API}/service-info").get_json()
+    assert info[OIDC_LOGIN_EXTENSION] == {
+        "issuer": ISSUER,
+        "client_id": "dash",
+        "authorization_endpoint": None,
+        "token_endpoint": "https://t/token",
+        "scopes": "openid",
+        "token": "access_token",
+    }
+    # When the audience is the client id, the ID token (whose aud that is) is the one to send.
+    login = oidc_login(make_settings(**{**oidc, "oidc_audience": "dash"}, oidc_client_id="dash"))
+    assert login is not None and login["token"] == "id_token"
+    assert oidc_login(make_settings(oidc_client_id="dash", auth="tokens")) is None

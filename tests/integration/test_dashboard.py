@@ -8,6 +8,7 @@ folder).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 
 from tests.browser import Browser, browser_session, require_browser
 from tests.conftest import API, EXAMPLES
+from tests.oidc_provider import AUDIENCE, CLIENT_ID, Idp, serve_idp
 from tests.processes import Server, bearer_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -113,10 +115,10 @@ def bob(site: Site) -> User:
     return User(site.server.url, site.headers["bob"])
 
 
-@pytest.fixture
-def browser(site: Site, shots: Path, request: pytest.FixtureRequest) -> Iterator[Browser]:
+@contextlib.contextmanager
+def _checked_browser(url: str, shots: Path, request: pytest.FixtureRequest) -> Iterator[Browser]:
     """A fresh browser; after the test, no console error but those the test allowed."""
-    with browser_session(site.server.url, shots) as browser:
+    with browser_session(url, shots) as browser:
         yield browser
         errors = [
             e
@@ -124,6 +126,12 @@ def browser(site: Site, shots: Path, request: pytest.FixtureRequest) -> Iterator
             if not any(a in e["message"] for a in browser.allowed)
         ]
         assert not errors, f"{request.node.name}: the browser console shows errors: {errors}"
+
+
+@pytest.fixture
+def browser(site: Site, shots: Path, request: pytest.FixtureRequest) -> Iterator[Browser]:
+    with _checked_browser(site.server.url, shots, request) as browser:
+        yield browser
 
 
 def _row_state(browser: Browser, run_id: str) -> str:
@@ -355,3 +363,105 @@ def test_every_page_passes_axe_and_has_enough_contrast(browser, alice):
         axe.inject()
         violations = axe.run()["violations"]
         assert not violations, (route, [(v["id"], v["nodes"][0]["target"]) for v in violations])
+
+
+@dataclass
+class OidcSite:
+    """A server with ``--auth oidc`` and a dashboard client id, and its identity provider."""
+
+    server: Server
+    idp: Idp
+
+
+@pytest.fixture(scope="module")
+def oidc_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcSite]:
+    require_browser()
+    data = tmp_path_factory.mktemp("dashboard-oidc") / "data"
+    with serve_idp() as idp:
+        args = (
+            *("--auth", "oidc", "--oidc-issuer", idp.url, "--oidc-audience", AUDIENCE),
+            *("--oidc-jwks", f"{idp.url}/jwks", "--oidc-client-id", CLIENT_ID),
+            *("--submit-rate", "0"),
+        )
+        server = Server(data, *args)
+        idp.redirect_uri = f"{server.url}/"
+        server.start()
+        yield OidcSite(server, idp)
+        server.kill()
+
+
+@pytest.fixture
+def oidc_browser(
+    oidc_site: OidcSite, shots: Path, request: pytest.FixtureRequest
+) -> Iterator[Browser]:
+    oidc_site.idp.forged_state = None
+    oidc_site.idp.wrong_challenge = False
+    with _checked_browser(oidc_site.server.url, shots, request) as browser:
+        yield browser
+
+
+def _sign_in_with_the_issuer(browser: Browser, idp: Idp) -> None:
+    browser.open("/runs")
+    host = idp.url.removeprefix("http://")
+    browser.wait_text("#oidc-signin", f"Sign in with {host}")
+    browser.find("#oidc-signin").click()
+
+
+def test_sign_in_with_the_issuer_shows_the_users_own_runs(oidc_browser, oidc_site):
+    idp = oidc_site.idp
+    browser = oidc_browser
+    alice = User(oidc_site.server.url, {"Authorization": f"Bearer {idp.token('alice')}"})
+    bob = User(oidc_site.server.url, {"Authorization": f"Bearer {idp.token('bob')}"})
+    mine = alice.submit("hello.cwl", HELLO.read_bytes(), {"message": "oidc"}, {"name": "mine"})
+    theirs = bob.submit("hello.cwl", HELLO.read_bytes(), {"message": "x"}, {"name": "theirs"})
+    # Before signing in, the runs page is refused: the sign-in page says so.
+    browser.allowed.append("401")
+    _sign_in_with_the_issuer(browser, idp)
+    browser.find(f'tr[data-run="{mine}"]')
+    browser.wait_text("#who", "Signed in")
+    assert not browser.driver.find_elements("css selector", f'tr[data-run="{theirs}"]')
+    # The code and state are gone from the address bar.
+    assert browser.driver.current_url == f"{oidc_site.server.url}/#/runs"
+    request = idp.token_requests[-1]
+    assert request["grant_type"] == "authorization_code"
+    assert request["client_id"] == CLIENT_ID
+    assert request["redirect_uri"] == f"{oidc_site.server.url}/"
+    assert len(request["code_verifier"]) >= 43
+    browser.shot("oidc-signed-in")
+
+
+def test_a_wrong_verifier_gives_a_clear_message(oidc_browser, oidc_site):
+    oidc_site.idp.wrong_challenge = True
+    oidc_browser.allowed.extend(["401", "/token"])
+    _sign_in_with_the_issuer(oidc_browser, oidc_site.idp)
+    oidc_browser.wait_text("#notice", "The identity provider refused to issue a token")
+    assert "code_verifier does not match" in oidc_browser.text("#notice")
+    assert "Signed in" not in oidc_browser.text("#who")
+    assert "code=" not in oidc_browser.driver.current_url
+    # The way to try again is still there.
+    oidc_browser.find("#oidc-signin")
+    oidc_browser.shot("oidc-refused")
+
+
+def test_a_forged_state_gives_a_clear_message(oidc_browser, oidc_site):
+    oidc_site.idp.forged_state = "forged"
+    requests = len(oidc_site.idp.token_requests)
+    oidc_browser.allowed.append("401")
+    _sign_in_with_the_issuer(oidc_browser, oidc_site.idp)
+    oidc_browser.wait_text("#notice", "its state differs")
+    # The code of a forged answer is never traded for a token.
+    assert len(oidc_site.idp.token_requests) == requests
+    assert "Signed in" not in oidc_browser.text("#who")
+
+
+def test_a_token_the_api_refuses_is_said_so(oidc_browser, oidc_site):
+    # The issuer signs in a user whose token the API will not take (it has expired).
+    idp = oidc_site.idp
+    oidc_browser.allowed.append("401")
+    original = idp.token
+    idp.token = lambda sub: idp.keys.token(sub, iss=idp.url, exp=1)  # type: ignore[method-assign]
+    try:
+        _sign_in_with_the_issuer(oidc_browser, idp)
+        oidc_browser.wait_text("#notice", "The server refused this token: the token has expired")
+    finally:
+        idp.token = original  # type: ignore[method-assign]

@@ -130,6 +130,21 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     "--oidc-admin-value", help="--auth oidc: the admin claim's admin value.  [default: wes-admin]"
 )
 @click.option(
+    "--oidc-client-id",
+    help="--auth oidc: the dashboard's (public) client id; offers sign-in with the issuer.",
+)
+@click.option(
+    "--oidc-authorization-endpoint",
+    help="--auth oidc: the dashboard's authorization endpoint.  [default: discovered]",
+)
+@click.option(
+    "--oidc-token-endpoint",
+    help="--auth oidc: the dashboard's token endpoint.  [default: discovered]",
+)
+@click.option(
+    "--oidc-scopes", help="--auth oidc: scopes the dashboard asks for.  [default: openid]"
+)
+@click.option(
     "--max-request-bytes", type=int, help="Largest POST /runs body.  [default: 1073741824 (1 GiB)]"
 )
 @click.option(

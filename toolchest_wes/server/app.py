@@ -22,7 +22,7 @@ from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.auth import Authenticator, build_authenticator, install_auth
-from toolchest_wes.server.dashboard import install_dashboard
+from toolchest_wes.server.dashboard import OIDC_LOGIN_EXTENSION, install_dashboard, oidc_login
 from toolchest_wes.server.errors import RETRY_AFTER_S, error_response, register_error_handlers
 from toolchest_wes.server.fastpath import install_fast_views
 from toolchest_wes.server.forms import check_field_names, check_form_request
@@ -217,10 +217,16 @@ def _service(
                     "trs_allow": sorted(settings.trs_allowed_hosts),
                     "trs_registry": settings.trs_registry,
                 },
+                **_oidc_login_extension(settings),
             },
             tools=build_tool_resolver(settings, catalog, url_policy),
         ),
     )
+
+
+def _oidc_login_extension(settings: Settings) -> dict[str, Any]:
+    login = oidc_login(settings)
+    return {OIDC_LOGIN_EXTENSION: login} if login else {}
 
 
 def _check_run_request_fields() -> None:

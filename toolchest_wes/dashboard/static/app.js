@@ -1,5 +1,7 @@
-// The dashboard's shell: hash routing between the pages, the token prompt, error notices.
+// The dashboard's shell: hash routing between the pages, the token prompt (and the sign-in
+// with the server's OIDC issuer, when it offers one), error notices.
 import { ApiError, session, token } from "./api.js";
+import { finishLogin, issuerHost, loginConfig, startLogin } from "./oidc.js";
 import { html } from "./util.js";
 
 const main = document.getElementById("main");
@@ -67,16 +69,17 @@ async function route() {
   renderWho();
 }
 
-function askForToken(error) {
+/** The sign-in page; `error`: the API's refusal, `failed`: why a sign-in with the issuer failed. */
+function askForToken(error, failed = "") {
   leave();
   leave = () => {};
-  generation += 1;
+  const mine = ++generation;
   const refused = Boolean(error && token.get());
   token.clear();
   renderWho();
-  const why = refused
+  const why = failed || (refused
     ? `The server refused this token: ${error.message}`
-    : `${error ? "This server needs an API token." : "Enter your API token."} Ask the server's operator for one (toolchest-wes token create USER).`;
+    : `${error ? "This server needs an API token." : "Enter your API token."} Ask the server's operator for one (toolchest-wes token create USER).`);
   main.innerHTML = html`<h1>Sign in</h1>
     <form class="login" id="login">
       <p id="login-why">${refused ? "Enter another token." : why}</p>
@@ -84,13 +87,45 @@ function askForToken(error) {
       <input id="token-input" name="token" type="password" autocomplete="current-password" required aria-describedby="login-why">
       <button type="submit">Sign in</button>
     </form>`;
-  if (refused) showNotice(why);
+  if (refused || failed) showNotice(why);
   document.getElementById("login").addEventListener("submit", (event) => {
     event.preventDefault();
     token.set(document.getElementById("token-input").value.trim());
     route();
   });
   document.getElementById("token-input").focus();
+  offerIssuer(mine);
+}
+
+async function offerIssuer(mine) {
+  const login = await loginConfig();
+  const form = document.getElementById("login");
+  if (!login || mine !== generation || !form) return;
+  const button = Object.assign(document.createElement("button"), {
+    type: "button",
+    id: "oidc-signin",
+    textContent: `Sign in with ${issuerHost(login)}`,
+  });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    startLogin(login, location.hash || "#/runs").catch((failure) => {
+      button.disabled = false;
+      showNotice(failure.message);
+    });
+  });
+  form.append(button);
+}
+
+async function start() {
+  let failed = "";
+  try {
+    await finishLogin();
+  } catch (failure) {
+    failed = failure.message;
+  }
+  session.auth = token.get() ? "on" : session.auth;
+  if (failed) askForToken(null, failed);
+  else route();
 }
 
 window.addEventListener("wes-auth", renderWho);
@@ -108,5 +143,4 @@ window.addEventListener("hashchange", () => {
   route();
   main.focus();
 });
-session.auth = token.get() ? "on" : session.auth;
-route();
+start();
