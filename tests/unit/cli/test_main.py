@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from toolchest_wes.cli import main
+from toolchest_wes.engines.sandbox import bwrap_problem
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.server.tokens import TokenFile
 from toolchest_wes.store.base import RunRecord
@@ -48,13 +49,18 @@ def test_distributed_commands_without_redis_are_usage_errors(tmp_path, command, 
 
 
 def test_a_sandbox_that_cannot_work_stops_serve(tmp_path, no_exec):
-    # With nothing on the PATH there is no bwrap to run.
+    # With nothing on the PATH there is no bwrap to run. The probe's answer is kept for the
+    # process, so an answer from an earlier test (with bwrap installed) is dropped first.
     empty = tmp_path / "bin"
     empty.mkdir()
 
-    result = invoke(
-        "serve", "--data-dir", str(tmp_path), "--sandbox", "bwrap", env={"PATH": str(empty)}
-    )
+    bwrap_problem.cache_clear()
+    try:
+        result = invoke(
+            "serve", "--data-dir", str(tmp_path), "--sandbox", "bwrap", env={"PATH": str(empty)}
+        )
+    finally:
+        bwrap_problem.cache_clear()
 
     assert result.exit_code == 1, result.output
     assert "--sandbox bwrap (TOOLCHEST_WES_SANDBOX) cannot work here" in result.output
