@@ -9,7 +9,11 @@ import pytest
 
 from tests.conftest import API
 from tests.oidc_keys import AUDIENCE, ISSUER, Provider
-from toolchest_wes.server.dashboard import ASSET_PREFIX, OIDC_LOGIN_EXTENSION, oidc_login
+from toolchest_wes.server.dashboard import (
+    ASSET_PREFIX,
+    OIDC_LOGIN_EXTENSION,
+    oidc_login,
+)
 
 # The files do not depend on the mode.
 pytestmark = pytest.mark.parametrize("mode", ["embedded"], indirect=True)
@@ -90,3 +94,32 @@ def test_service_info_tells_the_pages_how_to_sign_in_with_the_issuer(
     login = oidc_login(make_settings(**{**oidc, "oidc_audience": "dash"}, oidc_client_id="dash"))
     assert login is not None and login["token"] == "id_token"
     assert oidc_login(make_settings(oidc_client_id="dash", auth="tokens")) is None
+
+
+def test_a_catalog_tools_inputs_are_served_as_json_without_a_token(make_app, make_settings):
+    client = make_app(make_settings(auth="tokens")).app.test_client()
+    response = client.get(f"{ASSET_PREFIX}tools/gzip/1.0/inputs")
+    assert response.status_code == 200
+    assert response.get_json() == [
+        {
+            "name": "input",
+            "kind": "File",
+            "optional": False,
+            "label": "",
+            "doc": "The file to compress.",
+        },
+        {
+            "name": "level",
+            "kind": "int",
+            "optional": True,
+            "label": "",
+            "doc": "Compression level, 1 (fastest) to 9 (smallest).",
+            "default": 6,
+        },
+    ]
+    assert client.get(f"{ASSET_PREFIX}tools/wc/1.0/inputs").get_json()[0]["kind"] == "File[]"
+
+
+def test_an_unknown_tool_or_version_has_no_inputs(client):
+    assert client.get(f"{ASSET_PREFIX}tools/nosuch/1.0/inputs").status_code == 404
+    assert client.get(f"{ASSET_PREFIX}tools/wc/9.9/inputs").status_code == 404
