@@ -4,11 +4,13 @@ that they are public while the API behind them is not."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
 from tests.conftest import API
 from tests.oidc_keys import AUDIENCE, ISSUER, Provider
+from tests.unit.catalog.test_catalog_manifest import MANIFEST, make_entry
 from toolchest_wes.server.dashboard import (
     ASSET_PREFIX,
     OIDC_LOGIN_EXTENSION,
@@ -123,3 +125,17 @@ def test_a_catalog_tools_inputs_are_served_as_json_without_a_token(make_app, mak
 def test_an_unknown_tool_or_version_has_no_inputs(client):
     assert client.get(f"{ASSET_PREFIX}tools/nosuch/1.0/inputs").status_code == 404
     assert client.get(f"{ASSET_PREFIX}tools/wc/9.9/inputs").status_code == 404
+
+
+def test_a_dockstore_style_id_finds_the_tools_inputs(make_app, make_settings, tmp_path):
+    make_entry(tmp_path, MANIFEST.replace("tags: [text]", 'trs_id: "#workflow/github.com/o/r"'))
+    client = make_app(make_settings(catalog=str(tmp_path))).app.test_client()
+    encoded = quote("#workflow/github.com/o/r", safe="")
+    assert client.get(f"{ASSET_PREFIX}tools/{encoded}/1.0/inputs").get_json() == []
+    # Its slashes as they are, as the TRS API also takes it.
+    assert (
+        client.get(
+            f"{ASSET_PREFIX}tools/#workflow/github.com/o/r/1.0/inputs".replace("#", "%23")
+        ).get_json()
+        == []
+    )
