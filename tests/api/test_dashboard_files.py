@@ -4,12 +4,18 @@ that they are public while the API behind them is not."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
 from tests.conftest import API
 from tests.oidc_keys import AUDIENCE, ISSUER, Provider
-from toolchest_wes.server.dashboard import ASSET_PREFIX, OIDC_LOGIN_EXTENSION, oidc_login
+from tests.unit.catalog.test_catalog_manifest import MANIFEST, make_entry
+from toolchest_wes.server.dashboard import (
+    ASSET_PREFIX,
+    OIDC_LOGIN_EXTENSION,
+    oidc_login,
+)
 
 # The files do not depend on the mode.
 pytestmark = pytest.mark.parametrize("mode", ["embedded"], indirect=True)
@@ -90,3 +96,46 @@ def test_service_info_tells_the_pages_how_to_sign_in_with_the_issuer(
     login = oidc_login(make_settings(**{**oidc, "oidc_audience": "dash"}, oidc_client_id="dash"))
     assert login is not None and login["token"] == "id_token"
     assert oidc_login(make_settings(oidc_client_id="dash", auth="tokens")) is None
+
+
+def test_a_catalog_tools_inputs_are_served_as_json_without_a_token(make_app, make_settings):
+    client = make_app(make_settings(auth="tokens")).app.test_client()
+    response = client.get(f"{ASSET_PREFIX}tools/gzip/1.0/inputs")
+    assert response.status_code == 200
+    assert response.get_json() == [
+        {
+            "name": "input",
+            "kind": "File",
+            "optional": False,
+            "label": "",
+            "doc": "The file to compress.",
+        },
+        {
+            "name": "level",
+            "kind": "int",
+            "optional": True,
+            "label": "",
+            "doc": "Compression level, 1 (fastest) to 9 (smallest).",
+            "default": 6,
+        },
+    ]
+    assert client.get(f"{ASSET_PREFIX}tools/wc/1.0/inputs").get_json()[0]["kind"] == "File[]"
+
+
+def test_an_unknown_tool_or_version_has_no_inputs(client):
+    assert client.get(f"{ASSET_PREFIX}tools/nosuch/1.0/inputs").status_code == 404
+    assert client.get(f"{ASSET_PREFIX}tools/wc/9.9/inputs").status_code == 404
+
+
+def test_a_dockstore_style_id_finds_the_tools_inputs(make_app, make_settings, tmp_path):
+    make_entry(tmp_path, MANIFEST.replace("tags: [text]", 'trs_id: "#workflow/github.com/o/r"'))
+    client = make_app(make_settings(catalog=str(tmp_path))).app.test_client()
+    encoded = quote("#workflow/github.com/o/r", safe="")
+    assert client.get(f"{ASSET_PREFIX}tools/{encoded}/1.0/inputs").get_json() == []
+    # Its slashes as they are, as the TRS API also takes it.
+    assert (
+        client.get(
+            f"{ASSET_PREFIX}tools/#workflow/github.com/o/r/1.0/inputs".replace("#", "%23")
+        ).get_json()
+        == []
+    )

@@ -320,6 +320,58 @@ def test_submit_and_service_pages(browser, alice, tmp_path):
     assert request["workflow_params"] == {"message": "from the form"}
 
 
+def _choose_tool(browser: Browser, name: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    select = Select(browser.find("#t-tool"))
+    labels = [option.text for option in select.options]
+    select.select_by_index(next(i for i, t in enumerate(labels) if t.split()[0] == name))
+    browser.find(f"#t-inputs #t-in-{'inputs' if name == 'wc' else 'input'}")
+
+
+def test_a_named_tool_runs_from_the_form_made_from_its_inputs(browser, alice, tmp_path):
+    text = tmp_path / "words.txt"
+    text.write_text("one two\nthree\n")
+    browser.sign_in(alice.token)
+    browser.wait_text("main", "cwltool")
+    browser.go("/submit")
+    browser.find("#s-mode-tool").click()
+    browser.find("#t-tool")
+    assert not browser.find("#submit").is_displayed()  # the upload form gives way
+    # A value of the wrong type is named before anything is sent.
+    _choose_tool(browser, "gzip")
+    browser.wait_text("#t-description", "Compress")
+    assert browser.find("#t-in-level").get_attribute("value") == "6"  # the default
+    unlabelled = browser.driver.execute_script(
+        "return [...document.querySelectorAll('#tool-submit input, #tool-submit select')]"
+        ".filter(e => !e.labels?.length).map(e => e.id)"
+    )
+    assert unlabelled == []
+    level = browser.find("#t-in-level")
+    level.clear()
+    level.send_keys("nine")
+    browser.find("#t-in-input").send_keys(str(text))
+    browser.find("#tool-submit button[type=submit]").click()
+    browser.wait_text("#t-error", 'input "level": expected an integer, got "nine"')
+    # So is a required input left empty.
+    _choose_tool(browser, "wc")
+    assert "The text files to count." in browser.text("#t-inputs")
+    browser.find("#tool-submit button[type=submit]").click()
+    browser.wait_text("#t-error", 'input "inputs" is required')
+    assert "#/submit" in browser.driver.current_url
+    browser.find("#t-in-inputs").send_keys(str(text))
+    browser.shot("submit-tool")
+    browser.find("#tool-submit button[type=submit]").click()
+    browser.wait(lambda: "#/runs/" in browser.driver.current_url)
+    run_id = browser.driver.current_url.rsplit("/", 1)[1]
+    browser.wait_text("#state", "COMPLETE", timeout=90)
+    browser.wait_text("#outputs", "counts.txt")
+    request = alice.get(f"/runs/{run_id}").json()["request"]
+    host = alice.url.split("://", 1)[1]
+    assert request["tags"]["toolchest_wes.tool_url"] == f"trs://{host}/wc/1.0"
+    assert request["workflow_params"] == {"inputs": [{"class": "File", "location": "words.txt"}]}
+
+
 def test_the_pages_work_on_a_narrow_screen_by_keyboard(browser, alice):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
@@ -355,8 +407,12 @@ def test_every_page_passes_axe_and_has_enough_contrast(browser, alice):
     browser.wait_text("main", "cwltool")
     pages = {"/service": "cwltool", "/runs": run_id, f"/runs/{run_id}": "Download all"}
     pages["/submit"] = "Workflow file"
+    pages["/submit?tool"] = "Run the tool"
     for route, ready in pages.items():
-        browser.go(route)
+        browser.go(route.removesuffix("?tool"))
+        if route.endswith("?tool"):
+            browser.find("#s-mode-tool").click()
+            _choose_tool(browser, "gzip")
         browser.wait_text("main", ready, timeout=60)
         assert browser.low_contrast() == [], route
         axe = Axe(browser.driver)

@@ -114,6 +114,7 @@ def create_app(
         service = _service(settings, parts, sandbox, catalog)
         app = _connexion_app(settings, parts, service, authenticator, validate_responses)
         _add_trs_api(app, TrsApi(catalog, public_url=settings.public_url), validate_responses)
+        install_dashboard(app.app, catalog)
         app.app.extensions[_EXTENSION_KEY] = AppState(service, parts)
         parts.start()
     except BaseException:
@@ -161,7 +162,6 @@ def _connexion_app(
     install_auth(app.app, authenticator)
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(parts.store, monitor))
-    install_dashboard(app.app)
     return app
 
 
