@@ -349,6 +349,7 @@ class WesClient:
 
         Raises:
             InputFileError: A referenced local file does not exist.
+            InputTypeError: An input does not fit the type the workflow declares.
             BadRequestError: The server refused the request; ``msg`` says why.
 
         Example:
