@@ -118,7 +118,7 @@ def _common_options(command: _Command) -> _Command:
 def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     """Settings from flags over the environment, and the environment that carries them on."""
     # A repeatable option gives () when absent, and a list that travels as JSON.
-    given = {
+    given: dict[str, Any] = {
         k: list(v) if isinstance(v, tuple) else v
         for k, v in flags.items()
         if v is not None and v != ()
