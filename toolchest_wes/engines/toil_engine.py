@@ -239,6 +239,9 @@ class ToilEngine:
     def default_parameters(self) -> list[DefaultWorkflowEngineParameter]:
         """The flags every run gets, as service-info lists them."""
         values = [("--batchSystem", self.batch_system), *_pairs(self._policy_args())]
+        if self.workflow_type == "WDL" and self.wdl_container == "host":
+            # The singularity that Toil is told about runs tasks on the host (toil_hostexec).
+            values = [(n, "host" if n == "--container" else v) for n, v in values]
         return [
             DefaultWorkflowEngineParameter(name=name, type="string", default_value=value)
             for name, value in values
