@@ -387,19 +387,20 @@ class ToilEngine:
 
     @staticmethod
     def _resource_args(run: PreparedRun) -> list[str]:
-        # PreparedRun.resources is new in the engine contract; a run prepared without it
-        # gets Toil's own defaults (every core and all the memory of the machine).
-        resources = getattr(run, "resources", None)
-        cores = getattr(resources, "cores", None)
-        memory = getattr(resources, "memory_bytes", None)
+        # Unset, Toil takes every core and all the memory of the machine.
+        cores, memory = run.resources.cores, run.resources.memory_bytes
         args: list[str] = []
         if cores is not None:
-            args += ["--maxCores", str(int(cores))]
+            args += ["--maxCores", str(cores)]
         if memory is not None:
             # Toil refuses a job that asks for more than --maxMemory, and every job asks
             # for --defaultMemory unless it says otherwise.
-            args += ["--maxMemory", str(int(memory))]
-            args += ["--defaultMemory", str(min(int(memory), _DEFAULT_MEMORY))]
+            args += [
+                "--maxMemory",
+                str(memory),
+                "--defaultMemory",
+                str(min(memory, _DEFAULT_MEMORY)),
+            ]
         return args
 
     def collect_outputs(self, run: PreparedRun, stdout_path: Path) -> dict[str, Any]:

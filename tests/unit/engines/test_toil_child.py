@@ -14,7 +14,8 @@ import pytest
 
 from toolchest_wes.core.tasks import read_tasks
 from toolchest_wes.engines import toil_hostexec
-from toolchest_wes.engines.toil_child import TaskLogConverter, descendants
+from toolchest_wes.engines.proctree import descendants
+from toolchest_wes.engines.toil_child import TaskLogConverter
 
 WDL_LOG = """\
 [2026-01-02T03:04:05+0000] [MainThread] [I] [toil.worker] ---TOIL WORKER OUTPUT LOG---
@@ -91,10 +92,10 @@ def test_sigterm_kills_processes_in_sessions_of_their_own(tmp_path: Path) -> Non
     )
     try:
         deadline = time.monotonic() + 30
-        while len(descendants(child.pid)) < 4:  # leader, sh, two sleeps
+        while len(descendants(child.pid)) < 5:  # itself, leader, sh, two sleeps
             assert time.monotonic() < deadline, descendants(child.pid)
             time.sleep(0.05)
-        tree = descendants(child.pid)
+        tree = [pid for pid in descendants(child.pid) if pid != child.pid]
         os.killpg(child.pid, signal.SIGTERM)
         assert child.wait(30) == 128 + signal.SIGTERM
         for pid in tree:

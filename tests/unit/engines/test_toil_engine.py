@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from toolchest_wes.engines.base import InvalidEngineParameterError, PreparedRun
+from toolchest_wes.engines.base import InvalidEngineParameterError, PreparedRun, Resources
 from toolchest_wes.engines.registry import EngineRegistry, match_version
 from toolchest_wes.engines.toil_engine import ToilEngine, find_toil, toil_version
 
@@ -148,15 +147,9 @@ def test_wdl_command_line_on_a_cluster(tmp_path: Path) -> None:
     assert spec.env["TOOLCHEST_WES_TOIL_HOSTEXEC"] == "1"
 
 
-@dataclass
-class _Resources:
-    cores: int | None = None
-    memory_bytes: int | None = None
-
-
 def test_resources_become_toil_limits(tmp_path: Path) -> None:
     run = prepared(tmp_path)
-    run.resources = _Resources(cores=2, memory_bytes=512 * 1024**2)  # type: ignore[attr-defined]
+    run.resources = Resources(cores=2, memory_bytes=512 * 1024**2)
     argv = engine().launch_spec(run).argv
     assert argv[argv.index("--maxCores") + 1] == "2"
     assert argv[argv.index("--maxMemory") + 1] == str(512 * 1024**2)
@@ -217,13 +210,17 @@ def test_find_toil_in_a_named_virtualenv_or_on_path(
 
 def test_wdl_versions_match_as_clients_write_them() -> None:
     wdl, cwl = engine("WDL"), engine("CWL")
-    assert [match_version(wdl, v) for v in ("1.0", "v1.1", " 1.1 ", "1.2")] == [
+    assert [match_version(v, wdl.type_versions) for v in ("1.0", "v1.1", " 1.1 ", "1.2")] == [
         "1.0",
         "1.1",
         "1.1",
         None,
     ]
-    assert [match_version(cwl, v) for v in ("1.2", "v1.0", "V1.1")] == ["v1.2", "v1.0", "v1.1"]
+    assert [match_version(v, cwl.type_versions) for v in ("1.2", "v1.0", "V1.1")] == [
+        "v1.2",
+        "v1.0",
+        "v1.1",
+    ]
 
 
 def test_registry_keeps_several_engines_per_type() -> None:
@@ -233,6 +230,6 @@ def test_registry_keeps_several_engines_per_type() -> None:
     assert registry.for_type("cwl") is first
     assert registry.for_type("CWL", "Toil") is toil_cwl
     assert registry.for_type("CWL", "cwltool") is None
-    assert registry.names_for("cwl") == ["other", "toil"]
+    assert registry.engine_names("cwl") == ["other", "toil"]
     assert registry.supported() == {"CWL": ["v1.0", "v1.1", "v1.2"], "WDL": ["1.0", "1.1"]}
     assert len(registry.engines) == 3
