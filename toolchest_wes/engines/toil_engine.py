@@ -208,6 +208,7 @@ class ToilEngine:
         default_args: Toil flags added to every run, from the operator.
         container_runtime: How CWL tools with a DockerRequirement run (``docker``,
             ``podman``, ``singularity`` or ``none``).
+        allow_no_container: Whether a CWL run may ask for ``--no-container``.
         wdl_container: How WDL tasks run (:data:`WDL_CONTAINERS`).
         nice: Niceness increment of the Toil processes.
     """
@@ -218,6 +219,7 @@ class ToilEngine:
     jobstore_dir: str | None = None
     default_args: tuple[str, ...] = ()
     container_runtime: str = "none"
+    allow_no_container: bool = True
     wdl_container: str = "host"
     nice: int = 0
     name: str = "toil"
@@ -298,8 +300,14 @@ class ToilEngine:
                     f'workflow_engine_parameters {key!r} is a switch; give it "true" or '
                     f'"false", not {value!r}'
                 )
-            if flag == "--no-container" and self.container_runtime == "none":
-                return []  # already in the policy arguments
+            if flag == "--no-container":
+                if not self.allow_no_container:
+                    raise InvalidEngineParameterError(
+                        "workflow_engine_parameters '--no-container' is not allowed: this "
+                        "server runs every tool in a container"
+                    )
+                if self.container_runtime == "none":
+                    return []  # already in the policy arguments
             return [flag]
         if isinstance(kind, tuple) and kind and isinstance(kind[0], int):
             low, high = kind[0], int(kind[1])

@@ -56,6 +56,7 @@ def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngin
             jobstore_dir=settings.toil_jobstore_dir,
             default_args=tuple(shlex.split(settings.toil_args)),
             container_runtime=runtime.value if runtime is not ContainerRuntime.AUTO else "none",
+            allow_no_container=settings.allow_no_container,
             wdl_container=settings.toil_wdl_container,
             nice=settings.engine_nice,
         )

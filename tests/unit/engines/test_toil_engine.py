@@ -86,6 +86,17 @@ def test_policy_flags_are_refused_by_name(flag: str) -> None:
         engine("WDL").check_parameters({"--logLevel": "INFO", flag: "x"})
 
 
+def test_no_container_follows_the_server_policy() -> None:
+    assert engine(container_runtime="docker").check_parameters({"--no-container": ""}).args == [
+        "--no-container"
+    ]
+    assert engine().check_parameters({"--no-container": "true"}).args == []  # already set
+    with pytest.raises(InvalidEngineParameterError, match="in a container"):
+        engine(container_runtime="docker", allow_no_container=False).check_parameters(
+            {"--no-container": "true"}
+        )
+
+
 def test_every_refused_flag_is_named_at_once() -> None:
     with pytest.raises(InvalidEngineParameterError) as error:
         engine().check_parameters({"--jobStore": "file:/x", "--writeLogs": "/x"})
