@@ -164,15 +164,6 @@ def runs(server: Server) -> dict[str, str]:
                 engine_params={"retryCount": "0"},
             )
         ),
-        "wdl-scatter": submitted(
-            post_run(
-                server.url,
-                "WDL",
-                "1.1",
-                [WDL / "scatter-gather" / "scatter-gather.wdl"],
-                {"scatter_gather.numbers": [1, 2, 3]},
-            )
-        ),
         "wdl-file": submitted(
             post_run(
                 server.url,
@@ -251,15 +242,6 @@ def test_wdl_hello_output_file_downloads(server: Server, runs: dict[str, str]) -
     [task] = tasks(server, run_id)
     assert task["name"] == "hello.greet"
     assert task["exit_code"] == 0
-
-
-def test_wdl_scatter_gather(server: Server, runs: dict[str, str]) -> None:
-    log = finished(server, runs["wdl-scatter"])
-    assert log["state"] == "COMPLETE", log
-    assert log["outputs"] == {"scatter_gather.squares": [1, 4, 9], "scatter_gather.total": 14}
-    names = sorted(str(t["name"]) for t in tasks(server, runs["wdl-scatter"]))
-    assert names.count("scatter_gather.add") == 1
-    assert len([n for n in names if "square" in n]) == 3, names
 
 
 def test_wdl_file_input_and_output(server: Server, runs: dict[str, str]) -> None:
