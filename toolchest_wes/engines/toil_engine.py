@@ -9,6 +9,7 @@ started (its workers lead sessions of their own) when the run is cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -157,6 +158,10 @@ WDL_CONTAINERS = ("host", "singularity", "docker")
 _TRUE = {"", "true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 _DEFAULT_MEMORY = 2 * 1024**3  # Toil's own --defaultMemory
+_METADATA_GLOBS = (
+    "lib/python3*/site-packages/toil-*.dist-info",
+    "lib/python3*/dist-packages/toil-*.dist-info",
+)
 
 
 def find_toil(venv: Path | None = None) -> Path | None:
@@ -178,13 +183,27 @@ def find_toil(venv: Path | None = None) -> Path | None:
 
 @functools.cache
 def toil_version(bin_dir: Path) -> str:
-    """The version of the Toil whose programs are in ``bin_dir``, from its package metadata."""
-    prefix = bin_dir.parent
-    for dist_info in sorted(prefix.glob("lib/python3*/site-packages/toil-*.dist-info")):
-        for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
-            if line.startswith("Version:"):
-                return line.split(":", 1)[1].strip()
-    if prefix == Path(sys.prefix).absolute():
+    """The version of the Toil whose programs are in ``bin_dir``, from its package metadata.
+
+    The metadata is looked for under ``bin_dir``'s prefix and under that of the interpreter
+    that ``toil-cwl-runner`` names on its first line (a system install's ``dist-packages``).
+
+    Raises:
+        LookupError: No metadata of Toil was found there.
+    """
+    prefixes = [bin_dir.parent]
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        with open(bin_dir / RUNNERS["CWL"], encoding="utf-8") as script:
+            first = script.readline()
+        if first.startswith("#!/"):
+            prefixes.append(Path(first[2:].split()[0]).parent.parent)
+    for prefix in prefixes:
+        for pattern in _METADATA_GLOBS:
+            for dist_info in sorted(prefix.glob(pattern)):
+                for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+    if bin_dir.parent == Path(sys.prefix).absolute():
         return metadata.version("toil")
     raise LookupError(f"cannot tell the version of the Toil in {bin_dir}")
 

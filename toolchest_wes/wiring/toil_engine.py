@@ -7,7 +7,7 @@ import shlex
 
 from toolchest_wes.config import ContainerRuntime, SandboxMode, Settings
 from toolchest_wes.engines.base import WorkflowEngine
-from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine, find_toil
+from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine, find_toil, toil_version
 
 __all__ = ["build_toil_engines"]
 
@@ -38,6 +38,14 @@ def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngin
             "pip install 'toolchest-wes[toil]', or make a virtualenv with "
             "pip install 'toil[cwl,wdl]==9.6.*' and name it with --toil-venv"
         )
+    try:
+        version = toil_version(bin_dir)
+    except LookupError as exc:
+        if required:
+            raise ValueError(f"the toil engine: {exc}; reinstall toil[cwl,wdl]==9.6.*") from exc
+        logger.warning("toil is not offered: %s", exc)
+        return []
+    logger.info("toil %s found in %s", version, bin_dir)
     if settings.effective_sandbox is SandboxMode.BWRAP:
         if required:
             raise ValueError(

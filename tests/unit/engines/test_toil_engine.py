@@ -226,6 +226,20 @@ def test_find_toil_in_a_named_virtualenv_or_on_path(
     assert find_toil() == bin_dir
 
 
+def test_version_of_a_toil_installed_for_another_interpreter(tmp_path: Path) -> None:
+    # A system install: scripts in one prefix, the package in the interpreter's dist-packages.
+    system = tmp_path / "usr"
+    dist = system / "lib" / "python3.11" / "dist-packages" / "toil-9.6.2.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Name: toil\nVersion: 9.6.2\n")
+    bin_dir = tmp_path / "opt" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "toil-cwl-runner").write_text(f"#!{system}/bin/python3\n")
+    assert toil_version(bin_dir) == "9.6.2"
+    with pytest.raises(LookupError):
+        toil_version(tmp_path)
+
+
 def test_wdl_versions_match_as_clients_write_them() -> None:
     wdl, cwl = engine("WDL"), engine("CWL")
     assert [match_version(v, wdl.type_versions) for v in ("1.0", "v1.1", " 1.1 ", "1.2")] == [
