@@ -17,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class EngineCases:
     suffix: str
     #: The workflow_params of a case, from plain names to values.
     params: Callable[[str, dict[str, Any]], dict[str, Any]] = lambda case, values: values
+    #: Settings the server needs to offer the engine.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def submit(self, wes: Wes, case: str, values: dict[str, Any]) -> str:
         workflow = CASES / self.folder / f"{case}{self.suffix}"
@@ -59,15 +61,44 @@ class EngineCases:
         return str(response.get_json()["run_id"])
 
 
+# Toil's virtualenv, read at import: the autouse fixture hides TOOLCHEST_WES_* from tests.
+_TOIL_VENV = Path(
+    os.environ.get("TOOLCHEST_WES_TOIL_VENV") or Path(__file__).parents[2] / ".venv-toil"
+)
+_NO_TOIL = pytest.mark.skipif(
+    not (_TOIL_VENV / "bin" / "toil-wdl-runner").exists()
+    and not (os.environ.get("CI") or os.environ.get("TOOLCHEST_WES_TOIL_VENV")),
+    reason=f"no Toil virtualenv at {_TOIL_VENV} (.ci/run makes one)",
+)
+_TOIL = {"toil_venv": _TOIL_VENV}
+
 ENGINES = [
     pytest.param(EngineCases("cwltool", "CWL", "v1.2", "cwl", ".cwl"), id="cwltool"),
+    pytest.param(
+        EngineCases("toil", "CWL", "v1.2", "cwl", ".cwl", settings=_TOIL),
+        id="toil-cwl",
+        marks=_NO_TOIL,
+    ),
+    pytest.param(
+        EngineCases(
+            "toil",
+            "WDL",
+            "1.0",
+            "wdl",
+            ".wdl",
+            params=lambda case, values: {f"{case}.{k}": v for k, v in values.items()},
+            settings=_TOIL,
+        ),
+        id="toil-wdl",
+        marks=_NO_TOIL,
+    ),
 ]
 
 
 @pytest.fixture
 def wes_for(make_app: Any, make_settings: Any, cases: EngineCases) -> Wes:
     """A server that offers only the engine under test."""
-    return Wes(make_app(make_settings(engines=[cases.engine])).app.test_client())
+    return Wes(make_app(make_settings(engines=[cases.engine], **cases.settings)).app.test_client())
 
 
 def _processes_with(marker: str) -> list[int]:
