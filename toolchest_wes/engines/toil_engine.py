@@ -24,6 +24,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.slurm_sweep import run_comment
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "TYPE_VERSIONS",
     "ToilEngine",
     "find_toil",
+    "slurm_args",
     "toil_version",
 ]
 
@@ -350,6 +352,8 @@ class ToilEngine:
             # Node-local scratch: on a cluster each node keeps its own default.
             argv += ["--workDir", str(work / "toil")]
         argv += self._policy_args()
+        if self.batch_system == "slurm":
+            argv += [slurm_args(self.default_args, run_comment(run.run_id))]
         argv += run.engine_args
         if self.workflow_type == "CWL":
             argv += ["--outdir", str(run.outputs_dir)]
@@ -373,6 +377,10 @@ class ToilEngine:
             if self.workflow_type == "WDL" and self.wdl_container == "host"
             else "",
         }
+        if self.batch_system == "slurm":
+            # toil_child's watcher cancels the run's Slurm jobs that its leader leaves behind.
+            env["TOOLCHEST_WES_TOIL_SLURM_COMMENT"] = run_comment(run.run_id)
+            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = str(jobstore) if self.jobstore_dir else ""
         return LaunchSpec(
             argv=argv,
             entry=None,
@@ -417,6 +425,22 @@ class ToilEngine:
             root = run.outputs_dir.resolve()
             return {key: _wdl_files(value, root) for key, value in outputs.items()}
         return outputs
+
+
+def slurm_args(default_args: tuple[str, ...], comment: str) -> str:
+    """``--slurmArgs=…``: the operator's Slurm arguments and ``--comment=COMMENT``.
+
+    The operator's come from ``--slurmArgs`` in ``default_args`` (the last one, as Toil reads
+    it) or else ``TOIL_SLURM_ARGS``; this flag goes after them, so Toil takes it.
+    """
+    given = os.environ.get("TOIL_SLURM_ARGS", "")
+    for i, arg in enumerate(default_args):
+        if arg == "--slurmArgs" and i + 1 < len(default_args):
+            given = default_args[i + 1]
+        elif arg.startswith("--slurmArgs="):
+            given = arg.split("=", 1)[1]
+    # "=" keeps argparse from reading a value that starts with "--" as a flag.
+    return f"--slurmArgs={given} --comment={comment}".replace("= ", "=", 1)
 
 
 def _pairs(args: list[str]) -> list[tuple[str, str]]:
