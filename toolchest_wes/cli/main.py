@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from toolchest_wes import __version__
+from toolchest_wes.cli._common import parse_pairs
 from toolchest_wes.cli.client_commands import register as register_client_commands
 from toolchest_wes.cli.token_commands import token
 from toolchest_wes.config import (
@@ -79,9 +80,35 @@ def _common_options(command: _Command) -> _Command:
             "--engine",
             "engines",
             multiple=True,
-            help="An engine to offer: cwltool or toil (repeat for several; the first of a "
-            "workflow type is its default), or auto: cwltool and Toil if installed.  "
-            "[default: auto]",
+            metavar="NAME",
+            help="An engine to offer: cwltool, toil or snakemake; repeat for several, the "
+            "first for a workflow type being its default.  [default: auto, cwltool and every "
+            "other engine installed]",
+        ),
+        click.option(
+            "--run-default",
+            "run_defaults",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_pairs,
+            help="A run's cores, memory or runtime unless it asks otherwise, such as "
+            "cores=2, memory=4G, runtime=2h; repeatable.",
+        ),
+        click.option(
+            "--run-limit",
+            "run_limits",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_pairs,
+            help="The most cores, memory or runtime a run may ask for, such as cores=8; "
+            "repeatable. A run that goes over its runtime or memory is stopped.",
+        ),
+        click.option(
+            "--run-fixed",
+            "run_fixed",
+            multiple=True,
+            metavar="NAME",
+            help="A resource (cores, memory, runtime) users may not set per run; repeatable.",
         ),
         click.option(
             "--toil-venv",
@@ -115,14 +142,28 @@ def _common_options(command: _Command) -> _Command:
     return command
 
 
+def _check_engines(settings: Settings) -> None:
+    from toolchest_wes.wiring.engines import check_engines
+
+    try:
+        check_engines(settings)
+    except ValueError as exc:
+        raise click.UsageError(f"--engine: {exc}") from None
+
+
+def _pairs(
+    _ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str] | None:
+    """A repeatable ``NAME=VALUE`` option as a dict; ``None`` when not given."""
+    if not values:
+        return None
+    return parse_pairs(values, f"--{(param.name or '').replace('_', '-').rstrip('s')}")
+
+
 def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     """Settings from flags over the environment, and the environment that carries them on."""
-    # A repeatable option gives () when absent, and a list that travels as JSON.
-    given: dict[str, Any] = {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in flags.items()
-        if v is not None and v != ()
-    }
+    # A repeatable option that was not given is an empty tuple: the environment decides.
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
@@ -132,9 +173,13 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     # flags travel there; the same names work for anyone who starts those directly.
     env = dict(os.environ)
     for key, value in given.items():
-        env[f"TOOLCHEST_WES_{key.upper()}"] = (
-            json.dumps(value) if isinstance(value, list) else str(value)
-        )
+        # Lists and tables travel as JSON, which is how settings read them from the environment.
+        if isinstance(value, (tuple, list, dict)):
+            env[f"TOOLCHEST_WES_{key.upper()}"] = json.dumps(
+                list(value) if isinstance(value, tuple) else value
+            )
+        else:
+            env[f"TOOLCHEST_WES_{key.upper()}"] = str(value)
     env["TOOLCHEST_WES_DATA_DIR"] = str(settings.data_dir.resolve())
     return settings, env
 
@@ -246,6 +291,7 @@ def serve(**flags: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     sandbox = _check_sandbox(settings)
+    _check_engines(settings)
     from toolchest_wes.catalog.catalog import CatalogError
     from toolchest_wes.wiring.catalog import build_catalog
 
@@ -285,6 +331,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
     _check_sandbox(settings)
+    _check_engines(settings)
     from toolchest_wes.logconfig import build_logging_config
     from toolchest_wes.worker.supervisor import Supervisor
 

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TaskLogConverter", "descendants", "kill_descendants", "main"]
+from toolchest_wes.engines.proctree import descendants
+
+__all__ = ["TaskLogConverter", "kill_descendants", "main"]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL_S = 0.2
@@ -54,36 +56,15 @@ _CWL_COMMAND = re.compile(r"\[job [^\]\n]*\] [^\n]*?\$ (.*?)(?=^\[\d{4}-|\Z)", r
 _STREAM_SUFFIXES = (".stdout", ".stderr")
 
 
-def descendants(root: int, spare: frozenset[int] = frozenset()) -> list[int]:
-    """Every live process below ``root`` (children first), from ``/proc``; the processes of
-    ``spare`` and those below them are left out."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # The command name, in parentheses, may hold spaces: fields start after the last ")".
-        fields = text[text.rfind(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    queue = [pid for pid in children.get(root, []) if pid not in spare]
-    while queue:
-        pid = queue.pop(0)
-        if pid in spare:
-            continue
-        found.append(pid)
-        queue.extend(children.get(pid, []))
-    return found
-
-
 def kill_descendants(
     root: int, timeout_s: float = 1.5, spare: frozenset[int] = frozenset()
 ) -> None:
-    """SIGKILL every process below ``root`` but ``spare`` and reap them, until none is left."""
+    """SIGKILL every process below ``root`` and reap them, until none is left; the processes
+    of ``spare`` and those below them are left alone."""
     deadline = time.monotonic() + timeout_s
     while True:
-        pids = descendants(root, spare)
+        spared = {pid for keep in spare for pid in descendants(keep)}
+        pids = [pid for pid in descendants(root) if pid != root and pid not in spared]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

@@ -241,6 +241,9 @@ class ToilEngine:
     def default_parameters(self) -> list[DefaultWorkflowEngineParameter]:
         """The flags every run gets, as service-info lists them."""
         values = [("--batchSystem", self.batch_system), *_pairs(self._policy_args())]
+        if self.workflow_type == "WDL" and self.wdl_container == "host":
+            # The singularity that Toil is told about runs tasks on the host (toil_hostexec).
+            values = [(n, "host" if n == "--container" else v) for n, v in values]
         return [
             DefaultWorkflowEngineParameter(name=name, type="string", default_value=value)
             for name, value in values
@@ -392,19 +395,20 @@ class ToilEngine:
 
     @staticmethod
     def _resource_args(run: PreparedRun) -> list[str]:
-        # PreparedRun.resources is new in the engine contract; a run prepared without it
-        # gets Toil's own defaults (every core and all the memory of the machine).
-        resources = getattr(run, "resources", None)
-        cores = getattr(resources, "cores", None)
-        memory = getattr(resources, "memory_bytes", None)
+        # Unset, Toil takes every core and all the memory of the machine.
+        cores, memory = run.resources.cores, run.resources.memory_bytes
         args: list[str] = []
         if cores is not None:
-            args += ["--maxCores", str(int(cores))]
+            args += ["--maxCores", str(cores)]
         if memory is not None:
             # Toil refuses a job that asks for more than --maxMemory, and every job asks
             # for --defaultMemory unless it says otherwise.
-            args += ["--maxMemory", str(int(memory))]
-            args += ["--defaultMemory", str(min(int(memory), _DEFAULT_MEMORY))]
+            args += [
+                "--maxMemory",
+                str(memory),
+                "--defaultMemory",
+                str(min(memory, _DEFAULT_MEMORY)),
+            ]
         return args
 
     def collect_outputs(self, run: PreparedRun, stdout_path: Path) -> dict[str, Any]:

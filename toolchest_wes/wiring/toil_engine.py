@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 
-from toolchest_wes.config import ContainerRuntime, Settings
+from toolchest_wes.config import ContainerRuntime, SandboxMode, Settings
 from toolchest_wes.engines.base import WorkflowEngine
 from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine, find_toil
 
 __all__ = ["build_toil_engines"]
 
+logger = logging.getLogger(__name__)
+
 
 def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngine]:
     """Toil for CWL and for WDL, or ``[]`` when Toil is not installed and not ``required``.
 
+    Toil runs are not confined by the server's run sandbox (bubblewrap around cwltool's
+    runs): with the sandbox on, Toil is only offered when named, never by ``auto``.
+
     Raises:
-        ValueError: ``required`` and Toil's programs are not found; the message says what to
-            install.
+        ValueError: ``required`` and Toil's programs are not found (the message says what to
+            install), or the run sandbox is on.
     """
+    if settings.effective_sandbox is SandboxMode.BWRAP:
+        if required:
+            raise ValueError(
+                "the toil engine runs workflows without the run sandbox, which is on "
+                "(--sandbox bwrap, the default with authentication): start the server "
+                "with --sandbox none to offer toil"
+            )
+        logger.info("toil is not offered: the run sandbox is on and Toil runs outside it")
+        return []
     bin_dir = find_toil(settings.toil_venv)
     if bin_dir is None:
         if not required:
