@@ -47,6 +47,7 @@ __all__ = ["SlurmCluster", "slurm", "slurm_cluster", "slurm_missing"]
 # TOOLCHEST_WES_* before function-scoped fixtures run.
 _REQUIRE_SLURM = bool(os.environ.get("CI") or os.environ.get("TOOLCHEST_WES_REQUIRE_SLURM"))
 _PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scancel")
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 15.0
 _NODE = "tcwes-node"
@@ -55,14 +56,26 @@ _PARTITION = "debug"
 _FIELD = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
 
 
+def _which(name: str) -> str | None:
+    """``name`` on PATH, or in the sbin folders where Debian puts the daemons."""
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]))
+
+
 def slurm_missing() -> str | None:
     """Why the cluster cannot start here (a program missing, not root), or None."""
-    missing = [name for name in _PROGRAMS if shutil.which(name) is None]
+    missing = [name for name in _PROGRAMS if _which(name) is None]
     if missing:
         return f"{', '.join(missing)} not on PATH: install the Debian packages slurm-wlm and munge"
     if os.geteuid() != 0:
         return "slurmd must run as root to start jobs, and the tests do not run as root"
     return None
+
+
+def _program(name: str) -> str:
+    found = _which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not found: install the Debian packages slurm-wlm and munge")
+    return found
 
 
 def _free_port() -> int:
@@ -207,7 +220,7 @@ class SlurmCluster:
         self._spawn(
             "munged",
             [
-                "munged",
+                _program("munged"),
                 "--foreground",
                 "--force",
                 f"--socket={self.munge_socket}",
@@ -219,8 +232,10 @@ class SlurmCluster:
             env,
         )
         self._wait(lambda: self.munge_socket.exists(), "munged did not create its socket")
-        self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)], env)
-        self._spawn("slurmd", ["slurmd", "-D", "-f", str(self.conf), "-N", self.node], env)
+        self._spawn("slurmctld", [_program("slurmctld"), "-D", "-f", str(self.conf)], env)
+        self._spawn(
+            "slurmd", [_program("slurmd"), "-D", "-f", str(self.conf), "-N", self.node], env
+        )
         self._wait(self._node_idle, f"node {self.node} did not become idle")
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
