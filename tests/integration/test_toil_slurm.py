@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, EXAMPLES
-from tests.processes import Server, run_log, wait
+from tests.processes import Server, run_log, sleeping, wait
 from tests.slurm_cluster import SlurmCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TOIL_VENV = Path(os.environ.get("TOOLCHEST_WES_TOIL_VENV") or ROOT / ".venv-toil")
 WDL = Path(__file__).resolve().parents[1] / "wdl" / "count-words.wdl"
 SLEEP_CWL = Path(__file__).resolve().parents[1] / "cwl" / "sleep.cwl"
+#: A length no other test sleeps, so the tool's process can be told apart.
+SLEEP_S = 587
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +141,11 @@ def test_cancel_leaves_no_slurm_job(server: Server, slurm: SlurmCluster) -> None
             "workflow_type": "CWL",
             "workflow_type_version": "v1.2",
             "workflow_url": SLEEP_CWL.name,
-            "workflow_params": json.dumps({"seconds": 600}),
+            "workflow_params": json.dumps({"seconds": SLEEP_S}),
         },
     )
     deadline = time.monotonic() + 90
-    while not _running_jobs(slurm, "sleep.cwl"):
+    while not (_running_jobs(slurm, "sleep.cwl") and sleeping(SLEEP_S)):
         assert time.monotonic() < deadline, f"no sleep job in squeue:\n{slurm.log_tail()}"
         time.sleep(0.2)
 
@@ -153,9 +155,11 @@ def test_cancel_leaves_no_slurm_job(server: Server, slurm: SlurmCluster) -> None
     assert wait(server.url, run_id, {"CANCELED", "EXECUTOR_ERROR", "COMPLETE"}, 60) == "CANCELED"
     slurm.wait_until_empty(timeout=30)
     assert _jobs_named(slurm, "sleep.cwl")[-1]["JobState"] == "CANCELLED"
-    # The watcher that cancelled the job removes the run's job store, then exits.
+    # The job's tool is gone with it; the watcher that cancelled the job removes the run's
+    # job store, then exits.
     deadline = time.monotonic() + 30
-    while _processes_mentioning(run_id) or (server.data_dir.parent / "jobstores" / run_id).exists():
+    store = server.data_dir.parent / "jobstores" / run_id
+    while _processes_mentioning(run_id) or store.exists() or sleeping(SLEEP_S):
         assert time.monotonic() < deadline, _processes_mentioning(run_id)
         time.sleep(0.2)
 
