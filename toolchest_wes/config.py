@@ -417,10 +417,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Toil's --batchSystem: single_machine, slurm, kubernetes, ...",
     )
-    toil_jobstore_dir: Path | None = Field(
+    toil_jobstore_dir: str | None = Field(
         default=None,
-        description="Folder for Toil job stores (one per run), on storage that every node "
-        "of the batch system sees; default: inside each run's work folder.",
+        description="Where Toil job stores go (one per run) for every node of the batch "
+        "system to reach: a folder on shared storage, or a locator prefix such as "
+        "aws:us-west-2:wes; default: inside each run's work folder.",
     )
     toil_args: str = Field(
         default="", description="Toil flags added to every run, as one shell-quoted string."

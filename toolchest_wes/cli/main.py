@@ -122,9 +122,8 @@ def _common_options(command: _Command) -> _Command:
         ),
         click.option(
             "--toil-jobstore-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder for Toil job stores, shared by every node of the batch system.  "
-            "[default: each run's work folder]",
+            help="Where Toil job stores go, for every node of the batch system: a shared "
+            "folder, or a prefix such as aws:us-west-2:wes.  [default: each run's work folder]",
         ),
         click.option("--toil-args", help="Toil flags added to every run, one quoted string."),
         click.option(

@@ -5,7 +5,8 @@ It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its c
 - turns the per-job logs that Toil writes (``--writeLogs`` with ``--writeLogsFromAllJobs``)
   into the server's task logs (``tasks.jsonl`` and one folder per task with ``stdout`` and
   ``stderr``, as ``cwltool_child`` writes them) while the run goes on;
-- on SIGTERM, SIGKILLs every process below it and exits. Toil's single-machine batch system
+- on SIGTERM, and when the server that started it dies, SIGKILLs every process below it
+  and exits. Toil's single-machine batch system
   starts each worker as the leader of a session of its own, so signalling the run's process
   group alone would leave the workers, and the tools they run, behind. This process is a
   child subreaper (``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are re-parented
@@ -40,6 +41,7 @@ from toolchest_wes.engines.proctree import descendants
 
 __all__ = ["TaskLogConverter", "kill_descendants", "main"]
 
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL_S = 0.2
 # Toil writes a job's log file in several writes; one untouched this long is whole.
@@ -258,8 +260,6 @@ def main(argv: list[str]) -> int:
     )
     with contextlib.suppress(OSError):
         os.nice(int(os.environ.get("TOOLCHEST_WES_TOIL_NICE") or 0))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     stop: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -267,6 +267,14 @@ def main(argv: list[str]) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # A server killed outright cannot cancel its runs: the kernel sends SIGTERM here when
+    # the server goes, so Toil does not run on after the restart ended the run SYSTEM_ERROR.
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the server died before the request took effect
+        return 128 + signal.SIGTERM
     (work_dir / "toil").mkdir(parents=True, exist_ok=True)
     slurm_comment = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_COMMENT")
     slurm_remove = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_REMOVE")

@@ -203,8 +203,10 @@ class ToilEngine:
         bin_dir: The folder of Toil's programs (:func:`find_toil`).
         batch_system: Toil's ``--batchSystem`` (``single_machine``, ``slurm``,
             ``kubernetes``, ...).
-        jobstore_dir: Where job stores go (one per run), on storage every node of the batch
-            system sees; ``None``: in the run's own work folder.
+        jobstore_dir: Where job stores go, one per run, where every node of the batch system
+            reaches them: a folder on shared storage (``DIR/<run_id>``), or a Toil locator
+            prefix such as ``aws:us-west-2:wes`` (``aws:us-west-2:wes-<run_id>``, for
+            Kubernetes); ``None``: in the run's own work folder.
         default_args: Toil flags added to every run, from the operator.
         container_runtime: How CWL tools with a DockerRequirement run (``docker``,
             ``podman``, ``singularity`` or ``none``).
@@ -215,7 +217,7 @@ class ToilEngine:
     workflow_type: str
     bin_dir: Path
     batch_system: str = "single_machine"
-    jobstore_dir: Path | None = None
+    jobstore_dir: str | None = None
     default_args: tuple[str, ...] = ()
     container_runtime: str = "none"
     wdl_container: str = "host"
@@ -330,9 +332,7 @@ class ToilEngine:
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
         """``toil_child RUNNER [policy] [user flags] workflow params.json``, exec'd."""
         work = run.work_dir
-        jobstore = (
-            self.jobstore_dir / run.run_id if self.jobstore_dir is not None else work / "jobstore"
-        )
+        jobstore = _jobstore(self.jobstore_dir, run)
         logs = work / "toil-logs"
         argv = [
             sys.executable,
@@ -340,7 +340,7 @@ class ToilEngine:
             CHILD_MODULE,
             str(self.runner),
             "--jobStore",
-            f"file:{jobstore}",
+            jobstore,
             "--batchSystem",
             self.batch_system,
             "--writeLogs",
@@ -383,7 +383,9 @@ class ToilEngine:
         if self.batch_system == "slurm":
             # toil_child's watcher cancels the run's Slurm jobs that its leader leaves behind.
             env["TOOLCHEST_WES_TOIL_SLURM_COMMENT"] = run_comment(run.run_id)
-            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = str(jobstore) if self.jobstore_dir else ""
+            # A file job store outside the run's folder is the watcher's to remove.
+            outside = self.jobstore_dir is not None and jobstore.startswith("file:")
+            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = jobstore[len("file:") :] if outside else ""
         return LaunchSpec(
             argv=argv,
             entry=None,
@@ -445,6 +447,16 @@ def slurm_args(default_args: tuple[str, ...], comment: str) -> str:
             given = arg.split("=", 1)[1]
     # "=" keeps argparse from reading a value that starts with "--" as a flag.
     return f"--slurmArgs={given} --comment={comment}".replace("= ", "=", 1)
+
+
+def _jobstore(where: str | None, run: PreparedRun) -> str:
+    """The Toil job store locator of ``run``: ``file:`` a folder, or another kind's prefix."""
+    if where is None:
+        return f"file:{run.work_dir / 'jobstore'}"
+    kind, sep, _rest = where.partition(":")
+    if sep and kind in ("aws", "google") and not where.startswith("/"):
+        return f"{where}-{run.run_id}"
+    return f"file:{Path(where.removeprefix('file:')) / run.run_id}"
 
 
 def _pairs(args: list[str]) -> list[tuple[str, str]]:

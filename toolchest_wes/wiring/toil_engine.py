@@ -24,15 +24,6 @@ def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngin
         ValueError: ``required`` and Toil's programs are not found (the message says what to
             install), or the run sandbox is on.
     """
-    if settings.effective_sandbox is SandboxMode.BWRAP:
-        if required:
-            raise ValueError(
-                "the toil engine runs workflows without the run sandbox, which is on "
-                "(--sandbox bwrap, the default with authentication): start the server "
-                "with --sandbox none to offer toil"
-            )
-        logger.info("toil is not offered: the run sandbox is on and Toil runs outside it")
-        return []
     bin_dir = find_toil(settings.toil_venv)
     if bin_dir is None:
         if not required:
@@ -47,6 +38,15 @@ def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngin
             "pip install 'toolchest-wes[toil]', or make a virtualenv with "
             "pip install 'toil[cwl,wdl]==9.6.*' and name it with --toil-venv"
         )
+    if settings.effective_sandbox is SandboxMode.BWRAP:
+        if required:
+            raise ValueError(
+                "the toil engine runs workflows without the run sandbox, which is on "
+                "(--sandbox bwrap, the default with authentication): start the server "
+                "with --sandbox none to offer toil"
+            )
+        logger.info("toil is not offered: the run sandbox is on and Toil runs outside it")
+        return []
     runtime = settings.effective_container_runtime
     engines: list[WorkflowEngine] = [
         ToilEngine(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -104,6 +105,37 @@ def test_sigterm_kills_processes_in_sessions_of_their_own(tmp_path: Path) -> Non
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+
+
+def test_a_killed_server_takes_the_run_with_it(tmp_path: Path) -> None:
+    # The server stands in as a process that starts toil_child and is then SIGKILLed.
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "subprocess.Popen([sys.executable, '-m', 'toolchest_wes.engines.toil_child',"
+            " 'sleep', '519'])\n"
+            "time.sleep(600)\n",
+        ],
+        env=_child_env(tmp_path, tmp_path),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(descendants(server.pid)) < 3:  # server, toil_child, sleep
+            assert time.monotonic() < deadline, descendants(server.pid)
+            time.sleep(0.05)
+        tree = [pid for pid in descendants(server.pid) if pid != server.pid]
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in tree):
+            assert time.monotonic() < deadline, "the run outlived its server"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def _zombie(pid: int) -> bool:

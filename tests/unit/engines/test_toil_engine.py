@@ -136,7 +136,7 @@ def test_cwl_command_line(tmp_path: Path) -> None:
 def test_wdl_command_line_on_a_cluster(tmp_path: Path) -> None:
     run = prepared(tmp_path, "wf.wdl")
     shared = tmp_path / "shared"
-    spec = engine("WDL", batch_system="slurm", jobstore_dir=shared).launch_spec(run)
+    spec = engine("WDL", batch_system="slurm", jobstore_dir=str(shared)).launch_spec(run)
     argv = spec.argv
     assert argv[3] == "/opt/toil/bin/toil-wdl-runner"
     assert argv[argv.index("--jobStore") + 1] == f"file:{shared}/r1"
@@ -145,6 +145,13 @@ def test_wdl_command_line_on_a_cluster(tmp_path: Path) -> None:
     assert argv[argv.index("--container") + 1] == "singularity"
     assert "--workDir" not in argv  # node-local default on a cluster
     assert spec.env["TOOLCHEST_WES_TOIL_HOSTEXEC"] == "1"
+
+
+def test_a_network_job_store_prefix_gets_the_run_id(tmp_path: Path) -> None:
+    spec = engine(batch_system="kubernetes", jobstore_dir="aws:us-west-2:wes").launch_spec(
+        prepared(tmp_path)
+    )
+    assert spec.argv[spec.argv.index("--jobStore") + 1] == "aws:us-west-2:wes-r1"
 
 
 def test_resources_become_toil_limits(tmp_path: Path) -> None:

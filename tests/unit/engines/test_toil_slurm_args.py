@@ -58,7 +58,7 @@ def test_a_slurm_run_carries_its_comment_after_the_operators_flags(tmp_path: Pat
         "CWL",
         tmp_path / "bin",
         batch_system="slurm",
-        jobstore_dir=tmp_path / "stores",
+        jobstore_dir=str(tmp_path / "stores"),
         default_args=("--slurmArgs", "--qos=low"),
     )
 
@@ -71,8 +71,11 @@ def test_a_slurm_run_carries_its_comment_after_the_operators_flags(tmp_path: Pat
     assert spec.env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] == str(tmp_path / "stores" / "r1")
 
 
-def test_a_job_store_in_the_run_folder_is_left_to_the_run(tmp_path: Path) -> None:
-    engine = ToilEngine("WDL", tmp_path / "bin", batch_system="slurm")
+@pytest.mark.parametrize("jobstore_dir", [None, "aws:us-west-2:wes"])
+def test_only_a_file_job_store_outside_the_run_is_removed(
+    tmp_path: Path, jobstore_dir: str | None
+) -> None:
+    engine = ToilEngine("WDL", tmp_path / "bin", batch_system="slurm", jobstore_dir=jobstore_dir)
 
     spec = engine.launch_spec(prepared(tmp_path))
 
