@@ -25,7 +25,9 @@ from tests.slurm_cluster import SlurmCluster
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-TOIL_VENV = Path(os.environ.get("TOOLCHEST_WES_TOIL_VENV") or ROOT / ".venv-toil")
+# Read at import: the autouse _clean_env fixture removes TOOLCHEST_WES_* before tests run.
+NAMED_VENV = os.environ.get("TOOLCHEST_WES_TOIL_VENV")
+TOIL_VENV = Path(NAMED_VENV) if NAMED_VENV else ROOT / ".venv-toil"
 WDL = Path(__file__).resolve().parents[1] / "wdl" / "count-words.wdl"
 SLEEP_CWL = Path(__file__).resolve().parents[1] / "cwl" / "sleep.cwl"
 #: A length no other test sleeps, so the tool's process can be told apart.
@@ -35,8 +37,10 @@ SLEEP_S = 587
 @pytest.fixture(scope="module")
 def server(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The embedded server with Toil on Slurm; its job stores in the test's folder."""
-    if not (TOIL_VENV / "bin" / "toil-cwl-runner").exists():
-        pytest.skip(f"no Toil in {TOIL_VENV} (.ci/run makes it)")
+    if not (TOIL_VENV / "bin" / "toil-wdl-runner").exists():
+        if NAMED_VENV:  # CI names the one .ci/run makes: it must be there
+            pytest.fail(f"TOOLCHEST_WES_TOIL_VENV={NAMED_VENV} has no toil-wdl-runner")
+        pytest.skip(f"no Toil virtualenv at {TOIL_VENV} (see .ci/run)")
     folder = tmp_path_factory.mktemp("toil-slurm")
     jobstores = folder / "jobstores"
     jobstores.mkdir()
