@@ -35,12 +35,22 @@ SLEEP_S = 587
 
 
 @pytest.fixture(scope="module")
-def server(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The embedded server with Toil on Slurm; its job stores in the test's folder."""
+def toil_venv() -> Path:
+    """The virtualenv with Toil; skips without one (fails if a named one is missing)."""
     if not (TOIL_VENV / "bin" / "toil-wdl-runner").exists():
         if NAMED_VENV:  # CI names the one .ci/run makes: it must be there
             pytest.fail(f"TOOLCHEST_WES_TOIL_VENV={NAMED_VENV} has no toil-wdl-runner")
         pytest.skip(f"no Toil virtualenv at {TOIL_VENV} (see .ci/run)")
+    return TOIL_VENV
+
+
+@pytest.fixture(scope="module")
+def server(
+    toil_venv: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The embedded server with Toil on Slurm; its job stores in the test's folder."""
+    # Asked for here, after the Toil check, so that a missing Toil starts no cluster.
+    slurm: SlurmCluster = request.getfixturevalue("slurm")
     folder = tmp_path_factory.mktemp("toil-slurm")
     jobstores = folder / "jobstores"
     jobstores.mkdir()
@@ -50,7 +60,7 @@ def server(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "--engine",
         "toil",
         "--toil-venv",
-        str(TOIL_VENV),
+        str(toil_venv),
         "--toil-batch-system",
         "slurm",
         "--toil-jobstore-dir",
@@ -67,6 +77,13 @@ def server(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+def cluster(server: Server, request: pytest.FixtureRequest) -> SlurmCluster:
+    """The session's Slurm cluster, which ``server`` runs on."""
+    slurm: SlurmCluster = request.getfixturevalue("slurm")
+    return slurm
 
 
 def _submit(server: Server, files: dict[str, Path], data: dict[str, str]) -> str:
@@ -92,7 +109,7 @@ def _complete(server: Server, run_id: str) -> dict[str, object]:
     return log
 
 
-def test_two_step_cwl_runs_on_slurm(server: Server, slurm: SlurmCluster) -> None:
+def test_two_step_cwl_runs_on_slurm(server: Server, cluster: SlurmCluster) -> None:
     two_step = EXAMPLES / "two-step"
     run_id = _submit(
         server,
@@ -113,11 +130,11 @@ def test_two_step_cwl_runs_on_slurm(server: Server, slurm: SlurmCluster) -> None
     log = _complete(server, run_id)
 
     assert "count" in log["outputs"]  # type: ignore[operator]
-    sort_jobs = _jobs_named(slurm, "sort.cwl")
+    sort_jobs = _jobs_named(cluster, "sort.cwl")
     assert sort_jobs and all(job["JobState"] == "COMPLETED" for job in sort_jobs)
 
 
-def test_two_task_wdl_runs_on_slurm(server: Server, slurm: SlurmCluster) -> None:
+def test_two_task_wdl_runs_on_slurm(server: Server, cluster: SlurmCluster) -> None:
     run_id = _submit(
         server,
         {WDL.name: WDL},
@@ -133,11 +150,11 @@ def test_two_task_wdl_runs_on_slurm(server: Server, slurm: SlurmCluster) -> None
 
     assert log["outputs"]["count_words.distinct"] == 3  # type: ignore[index]
     for task in ("split_words", "count_distinct"):
-        jobs = _jobs_named(slurm, f"count_words.{task}")
-        assert jobs and jobs[-1]["JobState"] == "COMPLETED", slurm.completed_jobs()
+        jobs = _jobs_named(cluster, f"count_words.{task}")
+        assert jobs and jobs[-1]["JobState"] == "COMPLETED", cluster.completed_jobs()
 
 
-def test_cancel_leaves_no_slurm_job(server: Server, slurm: SlurmCluster) -> None:
+def test_cancel_leaves_no_slurm_job(server: Server, cluster: SlurmCluster) -> None:
     run_id = _submit(
         server,
         {SLEEP_CWL.name: SLEEP_CWL},
@@ -149,16 +166,16 @@ def test_cancel_leaves_no_slurm_job(server: Server, slurm: SlurmCluster) -> None
         },
     )
     deadline = time.monotonic() + 90
-    while not (_running_jobs(slurm, "sleep.cwl") and sleeping(SLEEP_S)):
-        assert time.monotonic() < deadline, f"no sleep job in squeue:\n{slurm.log_tail()}"
+    while not (_running_jobs(cluster, "sleep.cwl") and sleeping(SLEEP_S)):
+        assert time.monotonic() < deadline, f"no sleep job in squeue:\n{cluster.log_tail()}"
         time.sleep(0.2)
 
     response = httpx.post(f"{server.url}{API}/runs/{run_id}/cancel", timeout=10)
     assert response.status_code == 200, response.text
 
     assert wait(server.url, run_id, {"CANCELED", "EXECUTOR_ERROR", "COMPLETE"}, 60) == "CANCELED"
-    slurm.wait_until_empty(timeout=30)
-    assert _jobs_named(slurm, "sleep.cwl")[-1]["JobState"] == "CANCELLED"
+    cluster.wait_until_empty(timeout=30)
+    assert _jobs_named(cluster, "sleep.cwl")[-1]["JobState"] == "CANCELLED"
     # The job's tool is gone with it; the watcher that cancelled the job removes the run's
     # job store, then exits.
     deadline = time.monotonic() + 30
