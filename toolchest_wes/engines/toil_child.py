@@ -11,6 +11,9 @@ It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its c
   group alone would leave the workers, and the tools they run, behind. This process is a
   child subreaper (``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are re-parented
   to it instead of to init, so walking its descendants finds them all.
+- on Slurm (``TOOLCHEST_WES_TOIL_SLURM_COMMENT``), starts a ``slurm_sweep`` watcher that
+  outlives it: Toil's workers run under ``slurmstepd``, not below this process, and a
+  leader SIGKILLed at the end of the cancel grace period cannot ``scancel`` them itself.
 
 Settings come from the environment that ``ToilEngine.launch_spec`` gives
 (``TOOLCHEST_WES_TOIL_*``). Toil itself is never imported here: it lives in its own
@@ -43,6 +46,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 _POLL_S = 0.2
 # Toil writes a job's log file in several writes; one untouched this long is whole.
 _SETTLE_S = 0.5
+# How long a run's end waits for its Slurm watcher's sweep.
+_WATCHER_WAIT_S = 10.0
 
 _LOG_NAME = re.compile(r"^(?P<failed>failed_)?(?P<job>.+?)_(?P<n>\d{3,})\.log$")
 _TIMESTAMP = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)([+-]\d{4})?\]", re.MULTILINE)
@@ -53,11 +58,15 @@ _CWL_COMMAND = re.compile(r"\[job [^\]\n]*\] [^\n]*?\$ (.*?)(?=^\[\d{4}-|\Z)", r
 _STREAM_SUFFIXES = (".stdout", ".stderr")
 
 
-def kill_descendants(root: int, timeout_s: float = 1.5) -> None:
-    """SIGKILL every process below ``root`` and reap them, until none is left."""
+def kill_descendants(
+    root: int, timeout_s: float = 1.5, spare: frozenset[int] = frozenset()
+) -> None:
+    """SIGKILL every process below ``root`` and reap them, until none is left; the processes
+    of ``spare`` and those below them are left alone."""
     deadline = time.monotonic() + timeout_s
     while True:
-        pids = [pid for pid in descendants(root) if pid != root]
+        spared = {pid for keep in spare for pid in descendants(keep)}
+        pids = [pid for pid in descendants(root) if pid != root and pid not in spared]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -267,14 +276,19 @@ def main(argv: list[str]) -> int:
     if os.getppid() != parent:  # the server died before the request took effect
         return 128 + signal.SIGTERM
     (work_dir / "toil").mkdir(parents=True, exist_ok=True)
+    slurm_comment = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_COMMENT")
+    slurm_remove = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_REMOVE")
     env = _environment(work_dir)
+    # Started before the leader, so no Slurm job of the run can escape it.
+    watcher = _start_slurm_watcher(slurm_comment, slurm_remove) if slurm_comment else None
+    spare = frozenset([watcher.pid]) if watcher else frozenset()
     converter.open()
     try:
         leader = subprocess.Popen(argv, env=env)
         code: int | None = None
         while code is None:
             if stop:
-                kill_descendants(os.getpid())
+                kill_descendants(os.getpid(), spare=spare)
                 return 128 + stop[0]
             try:
                 code = leader.wait(_POLL_S)
@@ -284,8 +298,38 @@ def main(argv: list[str]) -> int:
         return code if code >= 0 else 128 - code
     finally:
         # Nothing Toil started may outlive the run, whatever ended it.
-        kill_descendants(os.getpid())
+        kill_descendants(os.getpid(), spare=spare)
         converter.close()
+        if watcher is not None:
+            _finish_slurm_watcher(watcher)
+
+
+def _start_slurm_watcher(comment: str, remove: str | None) -> subprocess.Popen[bytes]:
+    """``slurm_sweep`` for this run, in a session of its own, waiting for this process.
+
+    Its stdin is a pipe that only this process holds (Popen closes it in the leader), so it
+    reads end of file when this process ends, SIGKILL included, and then cancels the run's
+    Slurm jobs that are left.
+    """
+    argv = [sys.executable, "-m", "toolchest_wes.engines.slurm_sweep", comment]
+    if remove:
+        argv += ["--remove", remove]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
+    # It imports toolchest_wes from where this module was imported, as the hostexec does.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+
+
+def _finish_slurm_watcher(watcher: subprocess.Popen[bytes]) -> None:
+    """Let the watcher sweep now, and wait a little for it: a run that ends normally has
+    nothing left in Slurm, and a cancelled one is SIGKILLed soon (the watcher goes on)."""
+    if watcher.stdin is not None:
+        watcher.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        watcher.wait(_WATCHER_WAIT_S)
 
 
 if __name__ == "__main__":

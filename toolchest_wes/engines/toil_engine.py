@@ -25,6 +25,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.slurm_sweep import run_comment
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "TYPE_VERSIONS",
     "ToilEngine",
     "find_toil",
+    "slurm_args",
     "toil_version",
 ]
 
@@ -380,6 +382,8 @@ class ToilEngine:
             # Node-local scratch: on a cluster each node keeps its own default.
             argv += ["--workDir", str(work / "toil")]
         argv += self._policy_args()
+        if self.batch_system == "slurm":
+            argv += [slurm_args(self.default_args, run_comment(run.run_id))]
         argv += run.engine_args
         if self.workflow_type == "CWL":
             argv += ["--outdir", str(run.outputs_dir)]
@@ -403,6 +407,12 @@ class ToilEngine:
             if self.workflow_type == "WDL" and self.wdl_container == "host"
             else "",
         }
+        if self.batch_system == "slurm":
+            # toil_child's watcher cancels the run's Slurm jobs that its leader leaves behind.
+            env["TOOLCHEST_WES_TOIL_SLURM_COMMENT"] = run_comment(run.run_id)
+            # A file job store outside the run's folder is the watcher's to remove.
+            outside = self.jobstore_dir is not None and jobstore.startswith("file:")
+            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = jobstore[len("file:") :] if outside else ""
         return LaunchSpec(
             argv=argv,
             entry=None,
@@ -448,6 +458,22 @@ class ToilEngine:
             root = run.outputs_dir.resolve()
             return {key: _wdl_files(value, root) for key, value in outputs.items()}
         return outputs
+
+
+def slurm_args(default_args: tuple[str, ...], comment: str) -> str:
+    """``--slurmArgs=…``: the operator's Slurm arguments and ``--comment=COMMENT``.
+
+    The operator's come from ``--slurmArgs`` in ``default_args`` (the last one, as Toil reads
+    it) or else ``TOIL_SLURM_ARGS``; this flag goes after them, so Toil takes it.
+    """
+    given = os.environ.get("TOIL_SLURM_ARGS", "")
+    for i, arg in enumerate(default_args):
+        if arg == "--slurmArgs" and i + 1 < len(default_args):
+            given = default_args[i + 1]
+        elif arg.startswith("--slurmArgs="):
+            given = arg.split("=", 1)[1]
+    # "=" keeps argparse from reading a value that starts with "--" as a flag.
+    return f"--slurmArgs={given} --comment={comment}".replace("= ", "=", 1)
 
 
 def _jobstore(where: str | None, run: PreparedRun) -> str:
