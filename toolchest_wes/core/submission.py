@@ -72,7 +72,9 @@ def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> WorkflowEngi
             f"workflow_type_version is missing; supported {engine.workflow_type} versions: "
             f"{', '.join(engine.type_versions)}"
         )
-    if normalise_version(sub.workflow_type_version) not in engine.type_versions:
+    # Compared normalised on both sides: SMK's "1.0" is listed without the v of CWL's "v1.0".
+    known = {normalise_version(v) for v in engine.type_versions}
+    if normalise_version(sub.workflow_type_version) not in known:
         raise BadRequestError(
             f"workflow_type_version {sub.workflow_type_version!r} is not supported for "
             f"{engine.workflow_type}; supported versions: {', '.join(engine.type_versions)}"

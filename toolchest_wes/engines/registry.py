@@ -8,6 +8,9 @@ from toolchest_wes.engines.base import WorkflowEngine
 
 __all__ = ["EngineRegistry", "normalise_version"]
 
+#: Other names clients give a workflow type (``snakemake`` for sapporo's ``SMK``).
+TYPE_ALIASES = {"SNAKEMAKE": "SMK"}
+
 
 def normalise_version(version: str) -> str:
     """``"1.2"`` and ``"v1.2"`` both mean CWL ``v1.2``."""
@@ -30,7 +33,8 @@ class EngineRegistry:
 
     def for_type(self, workflow_type: str) -> WorkflowEngine | None:
         """The engine for ``workflow_type``, or ``None``."""
-        return self._engines.get(workflow_type.strip().upper())
+        name = workflow_type.strip().upper()
+        return self._engines.get(TYPE_ALIASES.get(name, name))
 
     def supported(self) -> dict[str, list[str]]:
         """``{workflow_type: [versions]}`` for error messages and service-info."""

@@ -18,8 +18,21 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.store.base import RunRecord, StateStore
 from toolchest_wes.wiring.sandbox import build_sandbox
+from toolchest_wes.wiring.snakemake_engine import build_snakemake_engines
 
-__all__ = ["build_engine", "build_executor_deps", "build_launcher", "build_registry"]
+__all__ = [
+    "ENGINE_BUILDERS",
+    "EngineBuilder",
+    "build_engine",
+    "build_executor_deps",
+    "build_launcher",
+    "build_registry",
+]
+
+#: Builds an engine's objects from settings; the bool is ``required``: when the engine's
+#: program is missing, a required builder raises ``ValueError`` saying what to install, an
+#: optional one returns ``[]``.
+EngineBuilder = Callable[[Settings, bool], list[WorkflowEngine]]
 
 
 def build_engine(settings: Settings) -> CwltoolEngine:
@@ -36,11 +49,25 @@ def build_engine(settings: Settings) -> CwltoolEngine:
     return engine
 
 
+def _build_cwltool(settings: Settings, required: bool) -> list[WorkflowEngine]:
+    return [build_engine(settings)]
+
+
+#: Every engine this server can offer, by name; cwltool first, the default for CWL.
+ENGINE_BUILDERS: dict[str, EngineBuilder] = {
+    "cwltool": _build_cwltool,
+    "snakemake": build_snakemake_engines,
+}
+
+
 def build_registry(
     settings: Settings, engines: list[WorkflowEngine] | None = None
 ) -> EngineRegistry:
-    """The engines of this server: ``engines``, or cwltool from settings."""
-    return EngineRegistry(engines or [build_engine(settings)])
+    """The engines of this server: ``engines``, or cwltool and every engine installed here."""
+    if engines:
+        return EngineRegistry(engines)
+    built = [e for build in ENGINE_BUILDERS.values() for e in build(settings, False)]
+    return EngineRegistry(built)
 
 
 def build_launcher(settings: Settings) -> Launcher:
