@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from toolchest_wes.core.resources import ResourcePolicy
+
 __all__ = [
     "AuthMode",
     "ContainerRuntime",
@@ -183,6 +185,25 @@ class Settings(BaseSettings):
     )
     default_engine_parameters: list[str] = Field(
         default_factory=list, description="cwltool flags added to every run."
+    )
+    engines: list[str] = Field(
+        default_factory=lambda: ["auto"],
+        description=(
+            "The engines to offer, by name (cwltool, toil, snakemake); the first for a "
+            "workflow type is its default. auto: cwltool and every other engine installed."
+        ),
+    )
+    run_defaults: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each run's cores, memory and runtime unless it asks otherwise.",
+    )
+    run_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description="The most cores, memory and runtime a run may ask for.",
+    )
+    run_fixed: list[str] = Field(
+        default_factory=list,
+        description="Resources (cores, memory, runtime) that users may not set per run.",
     )
     warm_engine: bool = Field(
         default=True,
@@ -393,9 +414,6 @@ class Settings(BaseSettings):
             "installed with the server (toolchest-wes[snakemake]), else the one on PATH."
         ),
     )
-    snakemake_cores: int = Field(
-        default=1, ge=1, description="Cores of a Snakemake run that asks for none (--cores)."
-    )
     snakemake_allow_conda: bool = Field(
         default=False, description="Whether a Snakemake run may ask for --use-conda."
     )
@@ -435,6 +453,16 @@ class Settings(BaseSettings):
     def trs_allowed_hosts(self) -> frozenset[str]:
         """``trs_allow`` as a set of lower-case hosts."""
         return frozenset(h.strip().lower() for h in self.trs_allow.split(",") if h.strip())
+
+    @model_validator(mode="after")
+    def _check_resources(self) -> Settings:
+        self.resource_policy  # noqa: B018 (raises ValueError naming a bad setting)
+        return self
+
+    @property
+    def resource_policy(self) -> ResourcePolicy:
+        """``run_defaults``, ``run_limits`` and ``run_fixed`` as the policy runs are held to."""
+        return ResourcePolicy.from_settings(self.run_defaults, self.run_limits, self.run_fixed)
 
     @model_validator(mode="after")
     def _check_oidc(self) -> Settings:

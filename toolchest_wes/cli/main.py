@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from toolchest_wes import __version__
+from toolchest_wes.cli._common import parse_pairs
 from toolchest_wes.cli.client_commands import register as register_client_commands
 from toolchest_wes.cli.token_commands import token
 from toolchest_wes.config import (
@@ -76,12 +77,45 @@ def _common_options(command: _Command) -> _Command:
             "it.  [default: allow]",
         ),
         click.option(
+            "--engine",
+            "engines",
+            multiple=True,
+            metavar="NAME",
+            help="An engine to offer: cwltool, toil or snakemake; repeat for several, the "
+            "first for a workflow type being its default.  [default: auto, cwltool and every "
+            "other engine installed]",
+        ),
+        click.option(
+            "--run-default",
+            "run_defaults",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_pairs,
+            help="A run's cores, memory or runtime unless it asks otherwise, such as "
+            "cores=2, memory=4G, runtime=2h; repeatable.",
+        ),
+        click.option(
+            "--run-limit",
+            "run_limits",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_pairs,
+            help="The most cores, memory or runtime a run may ask for, such as cores=8; "
+            "repeatable. A run that goes over its runtime or memory is stopped.",
+        ),
+        click.option(
+            "--run-fixed",
+            "run_fixed",
+            multiple=True,
+            metavar="NAME",
+            help="A resource (cores, memory, runtime) users may not set per run; repeatable.",
+        ),
+        click.option(
             "--snakemake-venv",
             type=click.Path(file_okay=False, path_type=Path),
             help="A virtualenv whose bin/snakemake runs SMK workflows.  [default: the "
             "snakemake installed with the server, else the one on PATH]",
         ),
-        click.option("--snakemake-cores", type=int, help="Cores of a Snakemake run.  [default: 1]"),
         click.option(
             "--snakemake-allow-conda",
             is_flag=True,
@@ -104,9 +138,19 @@ def _common_options(command: _Command) -> _Command:
     return command
 
 
+def _pairs(
+    _ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str] | None:
+    """A repeatable ``NAME=VALUE`` option as a dict; ``None`` when not given."""
+    if not values:
+        return None
+    return parse_pairs(values, f"--{(param.name or '').replace('_', '-').rstrip('s')}")
+
+
 def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     """Settings from flags over the environment, and the environment that carries them on."""
-    given = {k: v for k, v in flags.items() if v is not None}
+    # A repeatable option that was not given is an empty tuple: the environment decides.
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
@@ -116,7 +160,13 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     # flags travel there; the same names work for anyone who starts those directly.
     env = dict(os.environ)
     for key, value in given.items():
-        env[f"TOOLCHEST_WES_{key.upper()}"] = str(value)
+        # Lists and tables travel as JSON, which is how settings read them from the environment.
+        if isinstance(value, (tuple, list, dict)):
+            env[f"TOOLCHEST_WES_{key.upper()}"] = json.dumps(
+                list(value) if isinstance(value, tuple) else value
+            )
+        else:
+            env[f"TOOLCHEST_WES_{key.upper()}"] = str(value)
     env["TOOLCHEST_WES_DATA_DIR"] = str(settings.data_dir.resolve())
     return settings, env
 

@@ -287,9 +287,8 @@ class SnakemakeEngine:
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
         """``snakemake --snakefile … --configfile params.json --cores N [--resources …]``."""
         snakefile = run.workflow.partition("#")[0]
-        resources = getattr(run, "resources", None)
-        cores = getattr(resources, "cores", None) or self.default_cores
-        memory = getattr(resources, "memory_bytes", None)
+        cores = run.resources.cores or self.default_cores
+        memory = run.resources.memory_bytes
         argv = [
             str(self.program),
             "--snakefile",

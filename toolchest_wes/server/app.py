@@ -220,6 +220,7 @@ def _service(
                 **_oidc_login_extension(settings),
             },
             tools=build_tool_resolver(settings, catalog, url_policy),
+            resources=settings.resource_policy,
         ),
     )
 

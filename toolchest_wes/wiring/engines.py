@@ -1,4 +1,7 @@
-"""The engines of a process from settings: cwltool, its launcher, and the executor's needs.
+"""The engines of a process from settings, their launcher, and the executor's needs.
+
+``ENGINE_BUILDERS`` names every engine the server knows. ``Settings.engines`` picks among
+them; ``auto`` (the default) offers cwltool and every other engine whose program is here.
 
 The API builds these in embedded mode, where it executes runs itself, and every Celery
 worker builds them in distributed mode; ``wiring.parts.build_parts`` calls them for both.
@@ -6,7 +9,7 @@ worker builds them in distributed mode; ``wiring.parts.build_parts`` calls them 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from toolchest_wes.config import ContainerRuntime, Settings
 from toolchest_wes.core.executor import ExecutorDeps
@@ -24,15 +27,19 @@ __all__ = [
     "ENGINE_BUILDERS",
     "EngineBuilder",
     "build_engine",
+    "build_engines",
     "build_executor_deps",
     "build_launcher",
     "build_registry",
 ]
 
-#: Builds an engine's objects from settings; the bool is ``required``: when the engine's
-#: program is missing, a required builder raises ``ValueError`` saying what to install, an
-#: optional one returns ``[]``.
+#: Builds one engine's objects (one per workflow type) from settings. With ``required``
+#: false it returns ``[]`` when the engine's program is missing; with ``required`` true it
+#: raises ``ValueError`` saying what to install.
 EngineBuilder = Callable[[Settings, bool], list[WorkflowEngine]]
+
+#: The name written for "every engine that is installed" in ``Settings.engines``.
+AUTO = "auto"
 
 
 def build_engine(settings: Settings) -> CwltoolEngine:
@@ -49,25 +56,47 @@ def build_engine(settings: Settings) -> CwltoolEngine:
     return engine
 
 
-def _build_cwltool(settings: Settings, required: bool) -> list[WorkflowEngine]:
+def _cwltool(settings: Settings, required: bool) -> list[WorkflowEngine]:
     return [build_engine(settings)]
 
 
-#: Every engine this server can offer, by name; cwltool first, the default for CWL.
-ENGINE_BUILDERS: dict[str, EngineBuilder] = {
-    "cwltool": _build_cwltool,
+#: Every engine the server can offer, by name. cwltool comes first: it is the default for
+#: CWL whenever it is offered.
+ENGINE_BUILDERS: Mapping[str, EngineBuilder] = {
+    "cwltool": _cwltool,
     "snakemake": build_snakemake_engines,
 }
+
+
+def build_engines(settings: Settings) -> list[WorkflowEngine]:
+    """The engines ``settings.engines`` names, in that order (``auto``: every one installed).
+
+    Raises:
+        ValueError: An unknown engine name, or a named engine that is not installed.
+    """
+    names = [n.strip().lower() for n in settings.engines if n.strip()] or [AUTO]
+    engines: list[WorkflowEngine] = []
+    for name in names:
+        if name == AUTO:
+            for known, build in ENGINE_BUILDERS.items():
+                if known not in names:
+                    engines.extend(build(settings, False))
+            continue
+        named = ENGINE_BUILDERS.get(name)
+        if named is None:
+            raise ValueError(
+                f"unknown engine {name!r}; this server knows {', '.join(ENGINE_BUILDERS)} "
+                f"(or {AUTO})"
+            )
+        engines.extend(named(settings, True))
+    return engines
 
 
 def build_registry(
     settings: Settings, engines: list[WorkflowEngine] | None = None
 ) -> EngineRegistry:
-    """The engines of this server: ``engines``, or cwltool and every engine installed here."""
-    if engines:
-        return EngineRegistry(engines)
-    built = [e for build in ENGINE_BUILDERS.values() for e in build(settings, False)]
-    return EngineRegistry(built)
+    """The engines of this server: ``engines``, or those that settings name."""
+    return EngineRegistry(engines or build_engines(settings))
 
 
 def build_launcher(settings: Settings) -> Launcher:
@@ -95,14 +124,20 @@ def build_executor_deps(
         poll_interval_s=settings.poll_interval_s,
         cancel_grace_s=settings.cancel_grace_s,
         lease_ttl_s=settings.lease_ttl_s,
+        resources=settings.resource_policy,
     )
 
 
 def _engine_lookup(registry: EngineRegistry) -> Callable[[RunRecord], WorkflowEngine]:
     def engine_for(record: RunRecord) -> WorkflowEngine:
-        engine = registry.for_type(record.request.workflow_type)
+        request = record.request
+        engine = registry.for_type(request.workflow_type, request.workflow_engine)
         if engine is None:
-            raise LookupError(f"no engine for workflow_type {record.request.workflow_type!r}")
+            raise LookupError(
+                f"this worker has no engine {request.workflow_engine!r} for workflow_type "
+                f"{request.workflow_type!r}; it runs "
+                + ", ".join(f"{t} with {registry.engine_names(t)}" for t in registry.supported())
+            )
         return engine
 
     return engine_for

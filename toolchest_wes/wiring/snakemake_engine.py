@@ -43,7 +43,6 @@ def _engine(settings: Settings) -> SnakemakeEngine:
         )
     engine = SnakemakeEngine(
         program=program,
-        default_cores=settings.snakemake_cores,
         allow_conda=settings.snakemake_allow_conda,
         allow_apptainer=settings.snakemake_allow_apptainer,
         nice=settings.engine_nice,
