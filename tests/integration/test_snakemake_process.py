@@ -151,11 +151,17 @@ def test_refused_and_foreign_flags(server: Server) -> None:
     assert refused.status_code == 400
     assert "'--directory'" in refused.json()["msg"]
     run_id = submit(
-        server.url, SMK / "hello", {}, engine_params={"--parallel": "true", "-p": "true"}
+        server.url,
+        SMK / "hello",
+        {},
+        engine_params={"--parallel": "true", "-p": "true", "cores": "2", "memory": "1G"},
     )
     assert wait(server.url, run_id, TERMINAL) == "COMPLETE"
     log = run_log(server.url, run_id)
-    assert "--printshellcmds" in log["run_log"]["cmd"]  # type: ignore[index]
+    cmd = log["run_log"]["cmd"]  # type: ignore[index]
+    assert "--printshellcmds" in cmd
+    assert cmd[cmd.index("--cores") + 1] == "2"
+    assert cmd[cmd.index("--resources") + 1] == "mem_mb=1024"
     assert any("'--parallel'" in line for line in log["run_log"]["system_logs"])  # type: ignore[index]
 
 
