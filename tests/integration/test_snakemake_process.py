@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import API, EXAMPLES
 from tests.processes import TERMINAL, Server, run_log, sleeping, wait
+from toolchest_wes.client import WesClient
 from toolchest_wes.engines.snakemake_engine import find_snakemake
 
 pytestmark = [pytest.mark.integration]
@@ -163,6 +164,23 @@ def test_refused_and_foreign_flags(server: Server) -> None:
     assert cmd[cmd.index("--cores") + 1] == "2"
     assert cmd[cmd.index("--resources") + 1] == "mem_mb=1024"
     assert any("'--parallel'" in line for line in log["run_log"]["system_logs"])  # type: ignore[index]
+
+
+def test_the_sdk_submits_a_snakefile_and_downloads_its_outputs(
+    server: Server, tmp_path: Path
+) -> None:
+    folder = SMK / "file-output"
+    with WesClient(server.url) as wes:
+        run = wes.submit(
+            folder / "Snakefile",
+            folder / "file-output.json",
+            attachments=[folder / "fruit.txt"],
+            workflow_type="SMK",
+        )
+        assert run.wait(timeout=120).state == "COMPLETE"
+        run.download(tmp_path)
+        assert [(t.name, t.exit_code) for t in run.tasks()] == [("count", 0)]
+    assert (tmp_path / "results" / "count.txt").read_text().strip() == "3"
 
 
 def _processes_mentioning(text: str) -> list[str]:
