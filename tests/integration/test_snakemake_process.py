@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import API, EXAMPLES
 from tests.processes import TERMINAL, Server, run_log, sleeping, wait
+from tests.snakemake_support import require_snakemake
 from toolchest_wes.client import WesClient
-from toolchest_wes.engines.snakemake_engine import find_snakemake
 
 pytestmark = [pytest.mark.integration]
 
@@ -28,8 +28,7 @@ SLEEP = Path(__file__).resolve().parents[1] / "snakemake" / "sleep"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if find_snakemake() is None:
-        pytest.skip("snakemake is not installed (pip install -e '.[snakemake]')")
+    require_snakemake()
     srv = Server(tmp_path_factory.mktemp("smk") / "data")
     try:
         srv.start()

@@ -5,16 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.snakemake_support import require_snakemake
 from toolchest_wes.engines.base import InvalidEngineParameterError, PreparedRun
-from toolchest_wes.engines.snakemake_engine import SnakemakeEngine, final_files, find_snakemake
+from toolchest_wes.engines.snakemake_engine import SnakemakeEngine, final_files
 
 
 @pytest.fixture(scope="module")
 def engine() -> SnakemakeEngine:
-    program = find_snakemake()
-    if program is None:
-        pytest.skip("snakemake is not installed (pip install -e '.[snakemake]')")
-    return SnakemakeEngine(program=program)
+    return SnakemakeEngine(program=require_snakemake())
 
 
 def test_allowed_flags_become_arguments(engine: SnakemakeEngine) -> None:
