@@ -304,8 +304,9 @@ class SnakemakeEngine:
             *self.default_args,
             *run.engine_args,
         ]
-        if self.nice:
-            argv = ["nice", "-n", str(self.nice), *argv]
+        nice = shutil.which("nice")
+        if self.nice and nice:
+            argv = [nice, "-n", str(self.nice), *argv]
         pythonpath = os.pathsep.join(
             p for p in (str(PLUGIN_PATH), os.environ.get("PYTHONPATH", "")) if p
         )

@@ -88,7 +88,10 @@ def test_bad_values_are_refused(engine: SnakemakeEngine, flag: str, value: str) 
         engine.check_parameters({flag: value})
 
 
-def test_launch_spec_execs_snakemake_in_the_run(engine: SnakemakeEngine, tmp_path: Path) -> None:
+def test_launch_spec_execs_snakemake_in_the_run(
+    engine: SnakemakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLCHEST_WES_REDIS_PASSWORD", "s3cret")
     run = PreparedRun(
         run_id="r",
         run_dir=tmp_path,
@@ -111,6 +114,7 @@ def test_launch_spec_execs_snakemake_in_the_run(engine: SnakemakeEngine, tmp_pat
     assert argv[argv.index("--configfile") + 1] == str(run.params_file)
     assert argv[argv.index("--cores") + 1] == "1"
     assert argv[-1] == "--keep-going"
+    assert spec.env["TOOLCHEST_WES_REDIS_PASSWORD"] == ""  # the jobs never see it
 
 
 def test_final_files_are_the_targets_and_unconsumed_outputs(tmp_path: Path) -> None:
