@@ -27,7 +27,11 @@ def build_snakemake_engines(settings: Settings, required: bool) -> list[Workflow
     except ValueError as exc:
         if required:
             raise ValueError(f"the snakemake engine cannot run: {exc}") from None
-        logger.info("Snakemake (SMK) not offered: %s", exc)
+        # Not installed is the common case; installed and unusable is worth a warning.
+        installed = find_snakemake(settings.snakemake_venv) is not None
+        logger.log(
+            logging.WARNING if installed else logging.INFO, "Snakemake (SMK) not offered: %s", exc
+        )
         return []
 
 
