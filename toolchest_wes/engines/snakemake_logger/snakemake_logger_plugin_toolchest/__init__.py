@@ -70,6 +70,8 @@ class LogHandler(LogHandlerBase):
         # The last error Snakemake printed: a failing job's exception comes just before its
         # job_error event, which names the job but not the exit status.
         self._last_error = ""
+        # A dry run lists the jobs it would run without running them: no tasks, no outputs.
+        self._dryrun = bool(getattr(self.common_settings, "dryrun", False))
 
     @property
     def writes_to_stream(self) -> bool:
@@ -94,6 +96,8 @@ class LogHandler(LogHandlerBase):
 
     def emit(self, record: LogRecord) -> None:
         """Record the job events; ignore everything else."""
+        if self._dryrun:
+            return
         event = str(getattr(record, "event", "") or "")
         try:
             with self._lock:
