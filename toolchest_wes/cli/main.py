@@ -138,6 +138,15 @@ def _common_options(command: _Command) -> _Command:
     return command
 
 
+def _check_engines(settings: Settings) -> None:
+    from toolchest_wes.wiring.engines import check_engines
+
+    try:
+        check_engines(settings)
+    except ValueError as exc:
+        raise click.UsageError(f"--engine: {exc}") from None
+
+
 def _pairs(
     _ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str] | None:
@@ -278,6 +287,7 @@ def serve(**flags: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     sandbox = _check_sandbox(settings)
+    _check_engines(settings)
     from toolchest_wes.catalog.catalog import CatalogError
     from toolchest_wes.wiring.catalog import build_catalog
 
@@ -317,6 +327,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
     _check_sandbox(settings)
+    _check_engines(settings)
     from toolchest_wes.logconfig import build_logging_config
     from toolchest_wes.worker.supervisor import Supervisor
 

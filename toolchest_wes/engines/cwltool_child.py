@@ -371,12 +371,13 @@ def main(argv: list[str]) -> int:
     task_dir = os.environ.get(TASK_DIR_ENV)
     ignore_docker = os.environ.get(IGNORE_DOCKER_ENV) == "1"
     nice = int(os.environ.get(NICE_ENV, "0"))
+    cores = int(os.environ.get(CORES_ENV, "0"))
     policy_text = os.environ.get(SANDBOX_ENV)
     scrub_environment()
     leader = os.getpid() == os.getpgid(0)  # only as the leader of the run's own group
     if leader:
         _lower_priority(nice)
-        _keep_to_cores(int(os.environ.get(CORES_ENV, "0")))
+        _keep_to_cores(cores)
     policy = SandboxPolicy.from_json(policy_text) if policy_text else None
     if policy is not None:
         try:

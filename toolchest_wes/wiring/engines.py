@@ -31,6 +31,7 @@ __all__ = [
     "build_executor_deps",
     "build_launcher",
     "build_registry",
+    "check_engines",
 ]
 
 #: Builds one engine's objects (one per workflow type) from settings. With ``required``
@@ -90,6 +91,19 @@ def build_engines(settings: Settings) -> list[WorkflowEngine]:
             )
         engines.extend(named(settings, True))
     return engines
+
+
+def check_engines(settings: Settings) -> None:
+    """Fail now, rather than in every server process, on an engine that cannot be offered.
+
+    cwltool is a dependency of the server, so only the other engines named are looked for.
+
+    Raises:
+        ValueError: An unknown engine name, or a named engine that is not installed.
+    """
+    others = [n for n in settings.engines if n.strip().lower() not in ("cwltool", AUTO)]
+    if others:
+        build_engines(settings.model_copy(update={"engines": others}))
 
 
 def build_registry(
