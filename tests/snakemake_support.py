@@ -9,10 +9,23 @@ import pytest
 
 from toolchest_wes.engines.snakemake_engine import find_snakemake
 
-__all__ = ["require_snakemake"]
+__all__ = ["require_snakemake", "snakemake_marks"]
 
 # Read at import, before the autouse fixture strips every TOOLCHEST_WES_* variable.
 _REQUIRE = bool(os.environ.get("CI") or os.environ.get("TOOLCHEST_WES_REQUIRE_SNAKEMAKE"))
+
+
+_MISSING = "snakemake is not installed (pip install -e '.[snakemake]'): SMK tests are SKIPPED"
+
+
+def snakemake_marks() -> list[pytest.MarkDecorator]:
+    """Marks for a parameter that needs Snakemake: a skip where it is missing, unless required.
+
+    Where it is required (CI), the test then fails on the missing program.
+    """
+    if find_snakemake() is not None or _REQUIRE:
+        return []
+    return [pytest.mark.skip(reason=_MISSING)]
 
 
 def require_snakemake() -> Path:
@@ -20,7 +33,6 @@ def require_snakemake() -> Path:
     program = find_snakemake()
     if program is not None:
         return program
-    message = "snakemake is not installed (pip install -e '.[snakemake]'): SMK tests are SKIPPED"
     if _REQUIRE:
-        pytest.fail(f"{message} (not allowed: CI or TOOLCHEST_WES_REQUIRE_SNAKEMAKE is set)")
-    pytest.skip(message)
+        pytest.fail(f"{_MISSING} (not allowed: CI or TOOLCHEST_WES_REQUIRE_SNAKEMAKE is set)")
+    pytest.skip(_MISSING)

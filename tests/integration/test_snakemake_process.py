@@ -88,6 +88,8 @@ def test_hello_completes_with_its_file_as_output(server: Server) -> None:
     (task,) = tasks(server.url, run_id)
     assert task["name"] == "hello" and task["exit_code"] == 0
     assert "echo" in task["cmd"][0]  # type: ignore[index]
+    for stream in ("stdout", "stderr"):  # empty: the job has no log: file
+        assert httpx.get(f"{server.url}{API}/runs/{run_id}/tasks/1/{stream}").content == b""
     info = httpx.get(f"{server.url}{API}/service-info").json()
     assert info["workflow_type_versions"]["SMK"] == {"workflow_type_version": ["1.0", "9"]}
     assert info["workflow_engine_versions"]["snakemake"] == {
