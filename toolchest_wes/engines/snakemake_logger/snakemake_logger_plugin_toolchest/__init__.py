@@ -8,10 +8,11 @@ plugin interface, so it also works in a Snakemake installed in a virtualenv of i
 It writes the task-file format of ``toolchest_wes.engines.cwltool_child``, into the folder
 named by ``TOOLCHEST_WES_SMK_TASK_DIR``: ``tasks.jsonl`` gains one line when a job starts
 (``id``, ``name``, ``cmd``, ``start_time``) and one when it ends (``id``, ``end_time``,
-``exit_code``); task ``N`` has its files in ``N/``. A job's ``stderr`` is its first
+``exit_code``); task ``N`` has its files in ``N/``, empty until the job ends (a shell
+command's output goes to the run's stdout and stderr, as in plain Snakemake, so a task's
+``stdout`` stays empty). A job's ``stderr`` is then its first
 ``log:`` file (Snakemake's own per-job log), or, for a job that failed without one, the
-error Snakemake reported; a shell command's own output without a ``log:`` goes to the run's
-stderr, as in plain Snakemake.
+error Snakemake reported.
 
 It also appends each job's ``input``, ``output`` and ``log`` files, relative to the working
 directory, to the file named by ``TOOLCHEST_WES_SMK_JOBS``, from which the engine works out
@@ -136,7 +137,12 @@ class LogHandler(LogHandlerBase):
             return
         self._count += 1
         task_id = str(self._count)
-        os.makedirs(os.path.join(self._task_dir, task_id), exist_ok=True)
+        folder = os.path.join(self._task_dir, task_id)
+        os.makedirs(folder, exist_ok=True)
+        # Empty until the job ends: a task's log links never lead to a 404.
+        for stream in ("stdout", "stderr"):
+            with open(os.path.join(folder, stream), "w"):
+                pass
         self._open[jobid] = (task_id, logs)
         cmd = [str(shellcmd).strip()] if shellcmd else []
         self._write_task({"id": task_id, "name": name, "cmd": cmd, "start_time": _utc_now()})
