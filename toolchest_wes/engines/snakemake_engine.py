@@ -9,25 +9,20 @@ command as a child in that group, so cancelling a run kills every job with it.
 Task logs come from a logger plugin of ours (``--logger toolchest``,
 ``engines/snakemake_logger``), which Snakemake loads from the ``PYTHONPATH`` we give it.
 
-The outputs of a run are the files it ended with: the inputs of each job that has no
-outputs (the ``rule all`` that names the default target's files) and the outputs that no
-other job of the run consumed. They are linked into the run's outputs folder under their
-path relative to the working directory, and the output object maps each such path to a CWL
-``File`` object, so listing, downloading and zipping outputs work as for CWL.
+The outputs of a run are the files it ended with (``engines/snakemake_outputs.py``), linked
+into the run's outputs folder, with an output object of CWL ``File`` objects by path, so
+listing, downloading and zipping outputs work as for CWL.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +36,7 @@ from toolchest_wes.engines.base import (
 )
 from toolchest_wes.engines.process import program_output
 from toolchest_wes.engines.sandbox import is_secret_env
+from toolchest_wes.engines.snakemake_outputs import collect_final_files
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = [
@@ -332,18 +328,7 @@ class SnakemakeEngine:
 
     def collect_outputs(self, run: PreparedRun, stdout_path: Path) -> dict[str, Any]:
         """Link the run's final files into ``outputs_dir``; the output object names them."""
-        root = run.attachments_dir.resolve()
-        outputs: dict[str, Any] = {}
-        for rel in final_files(run.work_dir / JOBS_FILE):
-            source = (root / rel).resolve()
-            if not source.is_relative_to(root) or not source.exists():
-                continue
-            for path in _files_under(source):
-                name = path.relative_to(root).as_posix()
-                target = run.outputs_dir / name
-                _link_or_copy(path, target)
-                outputs[name] = _file_object(target)
-        return outputs
+        return collect_final_files(run.work_dir / JOBS_FILE, run.attachments_dir, run.outputs_dir)
 
 
 def _switch(key: str, value: Any) -> bool:
@@ -355,64 +340,3 @@ def _switch(key: str, value: Any) -> bool:
     raise InvalidEngineParameterError(
         f'workflow_engine_parameters {key!r} is a switch; give it "true" or "false", not {value!r}'
     )
-
-
-def final_files(jobs_file: Path) -> list[str]:
-    """The files a run ended with, from the jobs its logger plugin listed.
-
-    The inputs of jobs without outputs (the target rule), and the outputs no job consumed.
-    """
-    try:
-        lines = jobs_file.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    jobs = []
-    for line in lines:
-        try:
-            job = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(job, dict):
-            jobs.append(job)
-    consumed = {f for job in jobs for f in job.get("input", [])}
-    found: dict[str, None] = {}
-    for job in jobs:
-        if not job.get("output"):
-            found.update(dict.fromkeys(job.get("input", [])))
-        found.update(dict.fromkeys(f for f in job.get("output", []) if f not in consumed))
-    return [os.path.normpath(f) for f in found]
-
-
-def _files_under(path: Path) -> Iterator[Path]:
-    if path.is_file():
-        yield path
-        return
-    for dirpath, _dirnames, filenames in os.walk(path):
-        for filename in sorted(filenames):
-            full = Path(dirpath) / filename
-            if not full.is_symlink() and full.is_file():
-                yield full
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def _file_object(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(block)
-    return {
-        "class": "File",
-        "location": path.as_uri(),
-        "path": str(path),
-        "basename": path.name,
-        "size": path.stat().st_size,
-        "checksum": "sha1$" + digest.hexdigest(),
-    }

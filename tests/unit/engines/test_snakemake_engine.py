@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.snakemake_support import require_snakemake
 from toolchest_wes.engines.base import InvalidEngineParameterError, PreparedRun
-from toolchest_wes.engines.snakemake_engine import SnakemakeEngine, final_files
+from toolchest_wes.engines.snakemake_engine import SnakemakeEngine
 
 
 @pytest.fixture(scope="module")
@@ -115,16 +114,3 @@ def test_launch_spec_execs_snakemake_in_the_run(
     assert argv[argv.index("--cores") + 1] == "1"
     assert argv[-1] == "--keep-going"
     assert spec.env["TOOLCHEST_WES_REDIS_PASSWORD"] == ""  # the jobs never see it
-
-
-def test_final_files_are_the_targets_and_unconsumed_outputs(tmp_path: Path) -> None:
-    jobs = tmp_path / "jobs.jsonl"
-    lines = [
-        {"jobid": 1, "input": [], "output": ["parts/a.txt"]},
-        {"jobid": 2, "input": ["parts/a.txt"], "output": ["sum.txt"]},
-        {"jobid": 3, "input": [], "output": ["side.txt"]},
-        {"jobid": 0, "input": ["sum.txt", "./extra.txt"], "output": []},
-    ]
-    jobs.write_text("\n".join(json.dumps(j) for j in lines) + "\n{cut", encoding="utf-8")
-    assert sorted(final_files(jobs)) == ["extra.txt", "side.txt", "sum.txt"]
-    assert final_files(tmp_path / "missing") == []
