@@ -432,6 +432,22 @@ class Settings(BaseSettings):
         description="How WDL tasks run: host (no container, in bubblewrap), singularity or docker.",
     )
 
+    # -- Snakemake engine (workflow_type SMK; see engines/snakemake_engine.py) -----------------
+    snakemake_venv: Path | None = Field(
+        default=None,
+        description=(
+            "A virtualenv whose bin/snakemake runs SMK workflows; unset: the snakemake "
+            "installed with the server (toolchest-wes[snakemake]), else the one on PATH."
+        ),
+    )
+    snakemake_allow_conda: bool = Field(
+        default=False, description="Whether a Snakemake run may ask for --use-conda."
+    )
+    snakemake_allow_apptainer: bool = Field(
+        default=False,
+        description="Whether a Snakemake run may ask for --use-apptainer (--use-singularity).",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import API, Wes
+from tests.snakemake_support import snakemake_marks
 from toolchest_wes.models import State
 
 CASES = Path(__file__).parent / "engine_cases"
@@ -91,6 +92,11 @@ ENGINES = [
         ),
         id="toil-wdl",
         marks=_NO_TOIL,
+    ),
+    pytest.param(
+        EngineCases("snakemake", "SMK", "1.0", "smk", ".smk"),
+        id="snakemake",
+        marks=snakemake_marks(),
     ),
 ]
 

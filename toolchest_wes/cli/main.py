@@ -131,6 +131,24 @@ def _common_options(command: _Command) -> _Command:
             type=click.Choice(["host", "singularity", "docker"]),
             help="How Toil runs WDL tasks.  [default: host]",
         ),
+        click.option(
+            "--snakemake-venv",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="A virtualenv whose bin/snakemake runs SMK workflows.  [default: the "
+            "snakemake installed with the server, else the one on PATH]",
+        ),
+        click.option(
+            "--snakemake-allow-conda",
+            is_flag=True,
+            default=None,
+            help="Let Snakemake runs ask for --use-conda.",
+        ),
+        click.option(
+            "--snakemake-allow-apptainer",
+            is_flag=True,
+            default=None,
+            help="Let Snakemake runs ask for --use-apptainer.",
+        ),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
             "--log-json", is_flag=True, default=None, help="Log one JSON object per line."

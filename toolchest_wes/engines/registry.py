@@ -8,6 +8,9 @@ from toolchest_wes.engines.base import WorkflowEngine
 
 __all__ = ["EngineRegistry", "match_version"]
 
+#: Other names clients give a workflow type (``snakemake`` for sapporo's ``SMK``).
+TYPE_ALIASES = {"SNAKEMAKE": "SMK"}
+
 
 def match_version(version: str, versions: Iterable[str]) -> str | None:
     """The entry of ``versions`` that ``version`` means, or ``None``.
@@ -17,6 +20,11 @@ def match_version(version: str, versions: Iterable[str]) -> str | None:
     """
     wanted = version.strip().lower().removeprefix("v")
     return next((v for v in versions if v.lower().removeprefix("v") == wanted), None)
+
+
+def _type_key(workflow_type: str) -> str:
+    wanted = workflow_type.strip().upper()
+    return TYPE_ALIASES.get(wanted, wanted)
 
 
 class EngineRegistry:
@@ -43,7 +51,7 @@ class EngineRegistry:
 
     def for_type(self, workflow_type: str, engine_name: str | None = None) -> WorkflowEngine | None:
         """The engine ``engine_name`` (the type's default if ``None``) for ``workflow_type``."""
-        named = self._by_type.get(workflow_type.strip().upper())
+        named = self._by_type.get(_type_key(workflow_type))
         if not named:
             return None
         if not engine_name:
@@ -52,7 +60,7 @@ class EngineRegistry:
 
     def engine_names(self, workflow_type: str) -> list[str]:
         """The names of the engines that run ``workflow_type``, the default first."""
-        return [e.name for e in self._by_type.get(workflow_type.strip().upper(), {}).values()]
+        return [e.name for e in self._by_type.get(_type_key(workflow_type), {}).values()]
 
     def supported(self) -> dict[str, list[str]]:
         """``{workflow_type: [versions]}`` for error messages and service-info.

@@ -21,6 +21,7 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.store.base import RunRecord, StateStore
 from toolchest_wes.wiring.sandbox import build_sandbox
+from toolchest_wes.wiring.snakemake_engine import build_snakemake_engines
 from toolchest_wes.wiring.toil_engine import build_toil_engines
 
 __all__ = [
@@ -66,6 +67,7 @@ def _cwltool(settings: Settings, required: bool) -> list[WorkflowEngine]:
 ENGINE_BUILDERS: Mapping[str, EngineBuilder] = {
     "cwltool": _cwltool,
     "toil": build_toil_engines,
+    "snakemake": build_snakemake_engines,
 }
 
 
