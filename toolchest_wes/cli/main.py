@@ -164,6 +164,13 @@ def _webhook_options() -> list[Any]:
             type=float,
             help="Seconds a failing webhook is retried.  [default: 86400]",
         ),
+        click.option(
+            "--webhook-backoff",
+            "webhook_backoff_s",
+            type=float,
+            help="Seconds before a failed webhook's first retry; each next wait doubles, up "
+            "to an hour.  [default: 5]",
+        ),
     ]
 
 
