@@ -1,0 +1,89 @@
+"""The webhook outbox contract, run against the SQLite and the Redis outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toolchest_wes.models import State
+from toolchest_wes.store.outbox import Delivery, Outbox, RunHooks
+from toolchest_wes.store.sqlite_outbox import SqliteOutbox
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outbox]:
+    if request.param == "sqlite":
+        box: Outbox = SqliteOutbox(tmp_path / "runs.sqlite")
+    else:
+        from toolchest_wes.store.redis_outbox import RedisOutbox
+
+        url = request.getfixturevalue("redis_url")
+        box = RedisOutbox(url, prefix=f"test-{uuid.uuid4().hex[:12]}")
+    yield box
+    box.close()
+
+
+def _one(url: str = "http://example.org/hook"):
+    def build(hooks: RunHooks, to: State) -> list[Delivery]:
+        previous = hooks.last_state.value if hooks.last_state else "-"
+        body = f"{hooks.sequence}:{previous}->{to.value}"
+        return [Delivery(f"{body}.0", f"evt-{hooks.sequence}", url, "", body, 100.0)]
+
+    return build
+
+
+def test_a_run_without_hooks_queues_nothing(outbox: Outbox) -> None:
+    assert outbox.record("unknown", State.QUEUED, _one()) == 0
+    assert outbox.pending() == 0
+
+
+def test_events_carry_the_previous_state_and_sequence_in_order(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", "alice", "http://wes", "http://example.org/hook", "all"))
+    for state in (State.QUEUED, State.INITIALIZING, State.RUNNING, State.COMPLETE):
+        assert outbox.record("r1", state, _one()) == 1
+    due = outbox.claim_due(now=200.0, limit=10, hold_s=60)
+    assert [d.body for d in due] == [
+        "0:-->QUEUED",
+        "1:QUEUED->INITIALIZING",
+        "2:INITIALIZING->RUNNING",
+        "3:RUNNING->COMPLETE",
+    ]
+    assert due[0].url == "http://example.org/hook"
+    assert due[0].first_at == 100.0
+
+
+def test_claimed_deliveries_are_held_then_due_again(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", None, "http://wes"))
+    outbox.record("r1", State.QUEUED, _one())
+    assert len(outbox.claim_due(now=200.0, limit=10, hold_s=60)) == 1
+    assert outbox.claim_due(now=210.0, limit=10, hold_s=60) == []
+    assert len(outbox.claim_due(now=261.0, limit=10, hold_s=60)) == 1
+
+
+def test_retry_and_done(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", None, "http://wes"))
+    outbox.record("r1", State.QUEUED, _one())
+    (delivery,) = outbox.claim_due(now=200.0, limit=10, hold_s=60)
+    outbox.retry_at(delivery.delivery_id, 205.0, 1)
+    assert outbox.claim_due(now=204.0, limit=10, hold_s=60) == []
+    (again,) = outbox.claim_due(now=205.0, limit=10, hold_s=60)
+    assert again.attempts == 1
+    outbox.done(again.delivery_id)
+    assert outbox.pending() == 0
+    assert outbox.claim_due(now=1e12, limit=10, hold_s=60) == []
+
+
+def test_forgotten_runs_record_nothing_more(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", None, "http://wes"))
+    outbox.forget("r1")
+    assert outbox.record("r1", State.QUEUED, _one()) == 0
+
+
+def test_deliveries_survive_reopening(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", None, "http://wes"))
+    outbox.record("r1", State.COMPLETE, _one())
+    outbox.close()
+    assert outbox.pending() == 1
