@@ -88,6 +88,8 @@ class DeliveryLoop:
     def run_once(self, now: float | None = None) -> int:
         """Try every due delivery once; returns how many were tried."""
         now = time.time() if now is None else now
+        while self.webhooks.drain() > 0:
+            pass
         # Held a little longer than one attempt can take, for each delivery in the batch.
         hold = (self.policy.timeout_s + 1) * _BATCH
         due = self.webhooks.outbox.claim_due(now, _BATCH, hold)

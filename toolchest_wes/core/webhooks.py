@@ -155,25 +155,30 @@ class Webhooks:
         )
 
     def record(self, run_id: str, state: State) -> None:
-        """Queue the event of the run's change to ``state`` for each receiver that wants it."""
-        now = time.time()
+        """Queue the event of the run's change to ``state`` for each receiver that wants it.
 
-        def build(hooks: RunHooks, to: State) -> list[Delivery]:
-            event_id = f"evt_{uuid.uuid4().hex}"
-            body = json.dumps(_event(event_id, hooks, to, now), separators=(",", ":"))
-            targets = [(s.url, s.url) for s in self.subscriptions if _wanted(s.events, to)]
-            if hooks.notify_url and _wanted(hooks.notify_on, to):
-                targets.append((hooks.notify_url, ""))
-            return [
-                Delivery(f"{event_id}.{i}", event_id, url, subscriber, body, now)
-                for i, (url, subscriber) in enumerate(targets)
-            ]
-
+        Only for an outbox that does not record transitions itself.
+        """
         try:
-            self.outbox.record(run_id, state, build)
+            self.outbox.record(run_id, state, time.time(), self._build)
         except Exception:
             # A webhook never fails the run; the transition has happened already.
             logger.exception("could not queue the webhook event run_id=%s state=%s", run_id, state)
+
+    def drain(self) -> int:
+        """Queue the deliveries of transitions the outbox recorded itself; how many."""
+        return self.outbox.drain(self._build)
+
+    def _build(self, hooks: RunHooks, to: State, at: float) -> list[Delivery]:
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body = json.dumps(_event(event_id, hooks, to, at), separators=(",", ":"))
+        targets = [(s.url, s.url) for s in self.subscriptions if _wanted(s.events, to)]
+        if hooks.notify_url and _wanted(hooks.notify_on, to):
+            targets.append((hooks.notify_url, ""))
+        return [
+            Delivery(f"{event_id}.{i}", event_id, url, subscriber, body, at)
+            for i, (url, subscriber) in enumerate(targets)
+        ]
 
 
 def _event(event_id: str, hooks: RunHooks, state: State, now: float) -> dict[str, Any]:

@@ -63,22 +63,39 @@ class Delivery:
     attempts: int = 0
 
 
-#: Given a run's hooks (with the previous state and sequence), the deliveries of its new event.
-Builder = Callable[[RunHooks, State], list[Delivery]]
+#: Given a run's hooks (with the previous state and sequence), its new state and when it
+#: changed (seconds since the epoch), the deliveries of its event.
+Builder = Callable[[RunHooks, State, float], list[Delivery]]
 
 
 class Outbox(Protocol):
-    """Durable per-run webhook settings and a queue of deliveries; thread- and process-safe."""
+    """Durable per-run webhook settings and a queue of deliveries; thread- and process-safe.
+
+    An outbox whose ``records_transitions`` is true sees each state change in the store's own
+    transaction (the SQLite outbox, by triggers on the runs table); :meth:`drain` turns what
+    it saw into deliveries. Otherwise each change is given to :meth:`record` after the store
+    made it.
+    """
+
+    #: Whether the store's transitions are recorded in the same transaction as they happen.
+    records_transitions: bool
 
     def register(self, hooks: RunHooks) -> None:
         """Keep ``hooks`` for the run (before the run is created)."""
         ...
 
-    def record(self, run_id: str, state: State, build: Builder) -> int:
-        """Move the run's ``last_state`` to ``state`` and queue what ``build`` returns.
+    def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
+        """Move the run's ``last_state`` to ``state`` and queue what ``build`` returns (at ``at``).
 
         ``build`` sees the hooks as they were (the previous state and sequence); both steps
         happen atomically. A run without hooks queues nothing. Returns how many were queued.
+        """
+        ...
+
+    def drain(self, build: Builder, limit: int = 100) -> int:
+        """Turn up to ``limit`` recorded transitions into deliveries, oldest first.
+
+        Returns how many transitions were taken (0 for an outbox that records none).
         """
         ...
 

@@ -28,7 +28,12 @@ _FIELDS = ("event_id", "url", "subscriber", "body", "first_at", "attempts")
 
 
 class RedisOutbox:
-    """An :class:`~toolchest_wes.store.outbox.Outbox` in Redis."""
+    """An :class:`~toolchest_wes.store.outbox.Outbox` in Redis.
+
+    Events are recorded just after the store's transition script, not inside it.
+    """
+
+    records_transitions = False
 
     def __init__(self, url: str, *, prefix: str) -> None:
         self._client: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
@@ -49,7 +54,7 @@ class RedisOutbox:
         mapping |= {"has_owner": "1" if hooks.owner is not None else "", "sequence": "0"}
         self._client.hset(self._run_key(hooks.run_id), mapping=mapping)
 
-    def record(self, run_id: str, state: State, build: Builder) -> int:
+    def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
         """Advance the run's last state and queue its deliveries, atomically."""
         key = self._run_key(run_id)
         with self._client.pipeline() as pipe:
@@ -69,7 +74,7 @@ class RedisOutbox:
                         State(raw["last_state"]) if raw.get("last_state") else None,
                         int(raw.get("sequence", "0")),
                     )
-                    deliveries = build(hooks, state)
+                    deliveries = build(hooks, state, at)
                     pipe.multi()
                     pipe.hset(key, "last_state", state.value)
                     pipe.hincrby(key, "sequence", 1)
@@ -80,6 +85,10 @@ class RedisOutbox:
                     return len(deliveries)
                 except redis.WatchError:
                     continue
+
+    def drain(self, build: Builder, limit: int = 100) -> int:
+        """Nothing to drain: :meth:`record` queues deliveries itself."""
+        return 0
 
     def claim_due(self, now: float, limit: int, hold_s: float) -> list[Delivery]:
         """Due deliveries, earliest first, held for ``hold_s``."""

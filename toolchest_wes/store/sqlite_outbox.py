@@ -1,4 +1,11 @@
-"""The webhook outbox in the embedded store's SQLite file (two tables beside the runs)."""
+"""The webhook outbox in the embedded store's SQLite file, beside the runs table.
+
+Two triggers on ``runs`` write each new run and each change of state into
+``webhook_transitions`` inside the store's own transaction: a state change that is stored has
+its event stored too, whichever process made it. The delivery loop then drains that table into
+``webhook_deliveries``, one delivery per receiver, reading what the run asked for from
+``webhook_runs``. When the server sends no webhooks, :func:`disable` drops the triggers.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,10 @@ import threading
 from pathlib import Path
 
 from toolchest_wes.models import State
-from toolchest_wes.store._sqlite_schema import transaction
+from toolchest_wes.store._sqlite_schema import enable_wal, ensure_schema, transaction
 from toolchest_wes.store.outbox import Builder, Delivery, RunHooks
 
-__all__ = ["SqliteOutbox"]
+__all__ = ["SqliteOutbox", "disable"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_runs (
@@ -24,8 +31,39 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     first_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (due_at, seq);
+CREATE TABLE IF NOT EXISTS webhook_transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, state TEXT NOT NULL,
+    previous TEXT, at REAL NOT NULL
+);
+"""
+_NOW = "(julianday('now') - 2440587.5) * 86400.0"
+_TRIGGERS = f"""
+CREATE TRIGGER IF NOT EXISTS webhook_run_created AFTER INSERT ON runs BEGIN
+    INSERT INTO webhook_transitions (run_id, state, previous, at)
+    VALUES (NEW.run_id, NEW.state, NULL, {_NOW});
+END;
+CREATE TRIGGER IF NOT EXISTS webhook_run_changed AFTER UPDATE OF state ON runs
+WHEN OLD.state IS NOT NEW.state BEGIN
+    INSERT INTO webhook_transitions (run_id, state, previous, at)
+    VALUES (NEW.run_id, NEW.state, OLD.state, {_NOW});
+END;
 """
 _BUSY_TIMEOUT_S = 10.0
+
+
+def disable(path: str | Path) -> None:
+    """Stop recording transitions in the file at ``path`` (if it has the triggers)."""
+    if not Path(path).exists():
+        return
+    conn = sqlite3.connect(os.fspath(path), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.executescript(
+            "DROP TRIGGER IF EXISTS webhook_run_created;"
+            "DROP TRIGGER IF EXISTS webhook_run_changed;"
+            "DROP TABLE IF EXISTS webhook_transitions;"
+        )
+    finally:
+        conn.close()
 
 
 class SqliteOutbox:
@@ -34,6 +72,8 @@ class SqliteOutbox:
     Each thread has its own connection; every write is a ``BEGIN IMMEDIATE`` transaction, as
     in the embedded store, so several processes on one file take turns.
     """
+
+    records_transitions = True
 
     def __init__(self, path: str | Path) -> None:
         self._path = os.fspath(path)
@@ -50,7 +90,10 @@ class SqliteOutbox:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.executescript(_SCHEMA)
+            enable_wal(conn, self._path, _BUSY_TIMEOUT_S)
+            # The store's own schema first: the triggers need its runs table.
+            ensure_schema(conn, self._path)
+            conn.executescript(_SCHEMA + _TRIGGERS)
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -64,34 +107,26 @@ class SqliteOutbox:
             (hooks.run_id, hooks.owner, hooks.base_url, hooks.notify_url, hooks.notify_on),
         )
 
-    def record(self, run_id: str, state: State, build: Builder) -> int:
+    def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
         """Advance the run's last state and queue its deliveries, in one transaction."""
         conn = self._conn()
         with transaction(conn):
-            row = conn.execute(
-                "SELECT owner, base_url, notify_url, notify_on, last_state, sequence "
-                "FROM webhook_runs WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-            if row is None:
-                return 0
-            hooks = RunHooks(
-                run_id, row[0], row[1], row[2], row[3], State(row[4]) if row[4] else None, row[5]
-            )
-            deliveries = build(hooks, state)
-            conn.execute(
-                "UPDATE webhook_runs SET last_state = ?, sequence = sequence + 1 WHERE run_id = ?",
-                (state.value, run_id),
-            )
-            conn.executemany(
-                "INSERT INTO webhook_deliveries (delivery_id, event_id, url, subscriber, body, "
-                "first_at, attempts, due_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                [
-                    (d.delivery_id, d.event_id, d.url, d.subscriber, d.body, d.first_at, 0.0)
-                    for d in deliveries
-                ],
-            )
-        return len(deliveries)
+            return _record(conn, run_id, state, None, at, build)
+
+    def drain(self, build: Builder, limit: int = 100) -> int:
+        """Turn the transitions the triggers wrote into deliveries, in one transaction."""
+        conn = self._conn()
+        with transaction(conn):
+            rows = conn.execute(
+                "SELECT seq, run_id, state, previous, at FROM webhook_transitions "
+                "ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+            for seq, run_id, state, previous, at in rows:
+                before = State(previous) if previous else None
+                _record(conn, run_id, State(state), before, at, build)
+                conn.execute("DELETE FROM webhook_transitions WHERE seq = ?", (seq,))
+        return len(rows)
 
     def claim_due(self, now: float, limit: int, hold_s: float) -> list[Delivery]:
         """Due deliveries in the order they were queued, held for ``hold_s``."""
@@ -135,3 +170,40 @@ class SqliteOutbox:
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+
+def _record(
+    conn: sqlite3.Connection,
+    run_id: str,
+    state: State,
+    previous: State | None,
+    at: float,
+    build: Builder,
+) -> int:
+    """Queue the deliveries of one event, inside the caller's transaction.
+
+    ``previous`` is the state the trigger saw; ``None`` takes the last one recorded.
+    """
+    row = conn.execute(
+        "SELECT owner, base_url, notify_url, notify_on, last_state, sequence "
+        "FROM webhook_runs WHERE run_id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        return 0
+    last = previous or (State(row[4]) if row[4] else None)
+    hooks = RunHooks(run_id, row[0], row[1], row[2], row[3], last, row[5])
+    deliveries = build(hooks, state, at)
+    conn.execute(
+        "UPDATE webhook_runs SET last_state = ?, sequence = sequence + 1 WHERE run_id = ?",
+        (state.value, run_id),
+    )
+    conn.executemany(
+        "INSERT INTO webhook_deliveries (delivery_id, event_id, url, subscriber, body, "
+        "first_at, attempts, due_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+        [
+            (d.delivery_id, d.event_id, d.url, d.subscriber, d.body, d.first_at, 0.0)
+            for d in deliveries
+        ],
+    )
+    return len(deliveries)

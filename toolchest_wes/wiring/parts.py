@@ -168,7 +168,7 @@ def build_parts(
             )
         resources.callback(store.close)
         webhooks = build_webhooks(settings)
-        if webhooks is not None:
+        if webhooks is not None and not webhooks.outbox.records_transitions:
             store = cast(StateStore, EventingStore(store, webhooks))
         parts = Parts(settings, role, store, Workspace(settings.runs_dir), webhooks=webhooks)
         _webhook_loop(parts, resources)

@@ -66,10 +66,29 @@ def _outbox(settings: Settings) -> Outbox:
     if url.startswith("sqlite://"):
         from toolchest_wes.store.sqlite_outbox import SqliteOutbox
 
-        return SqliteOutbox(url.removeprefix("sqlite://")[1:])
+        path = _sqlite_path(settings)
+        if path is None:
+            raise ValueError("webhooks need a state store in a file or Redis, not :memory:")
+        return SqliteOutbox(path)
     from toolchest_wes.store.redis_outbox import RedisOutbox
 
     return RedisOutbox(url, prefix=settings.redis_prefix)
+
+
+def _sqlite_path(settings: Settings) -> str | None:
+    url = settings.effective_store_url
+    if not url.startswith("sqlite://") or url.endswith(":memory:"):
+        return None
+    return url.removeprefix("sqlite://")[1:]
+
+
+def _disable(settings: Settings) -> None:
+    """Stop a SQLite store from recording transitions a server with webhooks once asked for."""
+    path = _sqlite_path(settings)
+    if path is not None:
+        from toolchest_wes.store.sqlite_outbox import disable
+
+        disable(path)
 
 
 def build_webhooks(settings: Settings) -> Webhooks | None:
@@ -86,6 +105,7 @@ def build_webhooks(settings: Settings) -> Webhooks | None:
     if settings.webhooks_file is not None:
         subscriptions += load_subscriptions(settings.webhooks_file)
     if secret is None and not subscriptions:
+        _disable(settings)
         return None
     policy = UrlPolicy.from_setting(
         settings.allow_private_webhooks,
