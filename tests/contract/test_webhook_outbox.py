@@ -114,3 +114,9 @@ def test_the_sqlite_outbox_records_transitions_in_the_stores_transaction(tmp_pat
         assert store.get_state("r1") is State.RUNNING
     finally:
         store.close()
+
+
+def test_a_terminal_event_is_the_runs_last(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", None, "http://wes"))
+    assert outbox.record("r1", State.CANCELED, 100.0, _one()) == 1
+    assert outbox.record("r1", State.SYSTEM_ERROR, 100.0, _one()) == 0

@@ -88,7 +88,8 @@ class Outbox(Protocol):
         """Move the run's ``last_state`` to ``state`` and queue what ``build`` returns (at ``at``).
 
         ``build`` sees the hooks as they were (the previous state and sequence); both steps
-        happen atomically. A run without hooks queues nothing. Returns how many were queued.
+        happen atomically. A run without hooks queues nothing; a terminal ``state`` removes
+        the run's hooks (a run ends once). Returns how many were queued.
         """
         ...
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from toolchest_wes.models import State
+from toolchest_wes.models import TERMINAL_STATES, State
 from toolchest_wes.store.outbox import Builder, Delivery, RunHooks
 
 __all__ = ["RedisOutbox"]
@@ -76,8 +76,12 @@ class RedisOutbox:
                     )
                     deliveries = build(hooks, state, at)
                     pipe.multi()
-                    pipe.hset(key, "last_state", state.value)
-                    pipe.hincrby(key, "sequence", 1)
+                    if state in TERMINAL_STATES:
+                        # A terminal state is final: no more events, so the hooks can go.
+                        pipe.delete(key)
+                    else:
+                        pipe.hset(key, "last_state", state.value)
+                        pipe.hincrby(key, "sequence", 1)
                     for d in deliveries:
                         pipe.hset(self._delivery_key(d.delivery_id), mapping=_mapping(d))
                         pipe.zadd(self._due, {d.delivery_id: d.first_at})

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from toolchest_wes.models import State
+from toolchest_wes.models import TERMINAL_STATES, State
 from toolchest_wes.store._sqlite_schema import enable_wal, ensure_schema, transaction
 from toolchest_wes.store.outbox import Builder, Delivery, RunHooks
 
@@ -194,10 +194,14 @@ def _record(
     last = previous or (State(row[4]) if row[4] else None)
     hooks = RunHooks(run_id, row[0], row[1], row[2], row[3], last, row[5])
     deliveries = build(hooks, state, at)
-    conn.execute(
-        "UPDATE webhook_runs SET last_state = ?, sequence = sequence + 1 WHERE run_id = ?",
-        (state.value, run_id),
-    )
+    if state in TERMINAL_STATES:
+        # A terminal state is final: the run has no more events, so its hooks can go.
+        conn.execute("DELETE FROM webhook_runs WHERE run_id = ?", (run_id,))
+    else:
+        conn.execute(
+            "UPDATE webhook_runs SET last_state = ?, sequence = sequence + 1 WHERE run_id = ?",
+            (state.value, run_id),
+        )
     conn.executemany(
         "INSERT INTO webhook_deliveries (delivery_id, event_id, url, subscriber, body, "
         "first_at, attempts, due_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
