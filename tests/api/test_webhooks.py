@@ -75,7 +75,6 @@ def test_terminal_is_the_default(hooked: Wes, receiver: Receiver) -> None:
     assert events[0]["previous_state"] == "RUNNING"
 
 
-@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
 def test_a_receiver_that_is_down_gets_every_event_once_it_is_up(hooked: Wes) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
