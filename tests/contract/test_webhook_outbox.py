@@ -120,3 +120,9 @@ def test_a_terminal_event_is_the_runs_last(outbox: Outbox) -> None:
     outbox.register(RunHooks("r1", None, "http://wes"))
     assert outbox.record("r1", State.CANCELED, 100.0, _one()) == 1
     assert outbox.record("r1", State.SYSTEM_ERROR, 100.0, _one()) == 0
+
+
+def test_recording_the_last_state_again_is_a_copy(outbox: Outbox) -> None:
+    outbox.register(RunHooks("r1", None, "http://wes"))
+    assert outbox.record("r1", State.RUNNING, 100.0, _one()) == 1
+    assert outbox.record("r1", State.RUNNING, 100.0, _one()) == 0

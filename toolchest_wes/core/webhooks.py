@@ -109,6 +109,7 @@ class Webhooks:
     secret: str | None = None
     subscriptions: tuple[Subscription, ...] = ()
     base_url: Callable[[], str] = field(default=lambda: "")
+    _suspects: dict[str, tuple[State, float]] = field(default_factory=dict, repr=False)
 
     def secret_of(self, subscriber: str) -> str | None:
         """The secret that signs a delivery to ``subscriber`` (``""``: a run's own URL)."""
@@ -164,6 +165,39 @@ class Webhooks:
         except Exception:
             # A webhook never fails the run; the transition has happened already.
             logger.exception("could not queue the webhook event run_id=%s state=%s", run_id, state)
+
+    def repair(self, current: Callable[[str], State | None], grace_s: float) -> int:
+        """Record the state of runs whose last event is behind the store; how many.
+
+        With an outbox that records events after the transition, a process that dies between
+        the two leaves the run's event unrecorded. A run whose state has differed from its
+        last event for ``grace_s`` (seen on an earlier call, so not a transition whose event
+        is on its way) gets the event of its current state.
+        """
+        now = time.monotonic()
+        suspects: dict[str, tuple[State, float]] = {}
+        repaired = 0
+        for run_id, last in self.outbox.tracked():
+            state = current(run_id)
+            if state is None:
+                self.outbox.forget(run_id)
+                continue
+            if state is last:
+                continue
+            seen = self._suspects.get(run_id)
+            since = seen[1] if seen is not None and seen[0] is state else now
+            if now - since >= grace_s and seen is not None:
+                logger.warning(
+                    "webhook event of run_id=%s state=%s was not recorded; recording it now",
+                    run_id,
+                    state,
+                )
+                self.record(run_id, state)
+                repaired += 1
+            else:
+                suspects[run_id] = (state, since)
+        self._suspects = suspects
+        return repaired
 
     def drain(self) -> int:
         """Queue the deliveries of transitions the outbox recorded itself; how many."""

@@ -89,7 +89,8 @@ class Outbox(Protocol):
 
         ``build`` sees the hooks as they were (the previous state and sequence); both steps
         happen atomically. A run without hooks queues nothing; a terminal ``state`` removes
-        the run's hooks (a run ends once). Returns how many were queued.
+        the run's hooks (a run ends once). A ``state`` equal to the last one recorded is a
+        copy (no transition repeats a state) and queues nothing. Returns how many were queued.
         """
         ...
 
@@ -110,6 +111,11 @@ class Outbox(Protocol):
 
     def retry_at(self, delivery_id: str, at: float, attempts: int) -> None:
         """Reschedule a failed delivery."""
+        ...
+
+    def tracked(self) -> list[tuple[str, State | None]]:
+        """``(run_id, last_state)`` of every run with hooks whose events are recorded after
+        the transition (empty for an outbox that records transitions itself)."""
         ...
 
     def forget(self, run_id: str) -> None:

@@ -39,6 +39,7 @@ class RedisOutbox:
         self._client: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
         self._prefix = f"{prefix}:webhooks"
         self._due = f"{self._prefix}:due"
+        self._runs = f"{self._prefix}:runs"
         self._claim = self._client.register_script(_CLAIM)
 
     def _run_key(self, run_id: str) -> str:
@@ -52,7 +53,10 @@ class RedisOutbox:
         mapping: dict[Any, Any] = {"owner": hooks.owner or "", "base_url": hooks.base_url}
         mapping |= {"notify_url": hooks.notify_url or "", "notify_on": hooks.notify_on}
         mapping |= {"has_owner": "1" if hooks.owner is not None else "", "sequence": "0"}
-        self._client.hset(self._run_key(hooks.run_id), mapping=mapping)
+        with self._client.pipeline() as pipe:
+            pipe.hset(self._run_key(hooks.run_id), mapping=mapping)
+            pipe.sadd(self._runs, hooks.run_id)
+            pipe.execute()
 
     def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
         """Advance the run's last state and queue its deliveries, atomically."""
@@ -74,11 +78,15 @@ class RedisOutbox:
                         State(raw["last_state"]) if raw.get("last_state") else None,
                         int(raw.get("sequence", "0")),
                     )
+                    if hooks.last_state is state:
+                        pipe.unwatch()
+                        return 0
                     deliveries = build(hooks, state, at)
                     pipe.multi()
                     if state in TERMINAL_STATES:
                         # A terminal state is final: no more events, so the hooks can go.
                         pipe.delete(key)
+                        pipe.srem(self._runs, run_id)
                     else:
                         pipe.hset(key, "last_state", state.value)
                         pipe.hincrby(key, "sequence", 1)
@@ -128,9 +136,21 @@ class RedisOutbox:
             pipe.zadd(self._due, {delivery_id: at}, xx=True)
             pipe.execute()
 
+    def tracked(self) -> list[tuple[str, State | None]]:
+        """Every run with hooks and the last state recorded for it."""
+        run_ids = sorted(self._client.sscan_iter(self._runs))
+        with self._client.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hget(self._run_key(run_id), "last_state")
+            states: list[str | None] = pipe.execute()
+        return [(r, State(s) if s else None) for r, s in zip(run_ids, states, strict=True)]
+
     def forget(self, run_id: str) -> None:
         """Drop the run's hooks."""
-        self._client.delete(self._run_key(run_id))
+        with self._client.pipeline() as pipe:
+            pipe.delete(self._run_key(run_id))
+            pipe.srem(self._runs, run_id)
+            pipe.execute()
 
     def pending(self) -> int:
         """How many deliveries are queued."""

@@ -154,6 +154,10 @@ class SqliteOutbox:
             (at, attempts, delivery_id),
         )
 
+    def tracked(self) -> list[tuple[str, State | None]]:
+        """Nothing: the triggers miss no transition."""
+        return []
+
     def forget(self, run_id: str) -> None:
         """Drop the run's hooks."""
         self._conn().execute("DELETE FROM webhook_runs WHERE run_id = ?", (run_id,))
@@ -191,7 +195,10 @@ def _record(
     ).fetchone()
     if row is None:
         return 0
-    last = previous or (State(row[4]) if row[4] else None)
+    recorded = State(row[4]) if row[4] else None
+    if previous is None and recorded is state:
+        return 0
+    last = previous or recorded
     hooks = RunHooks(run_id, row[0], row[1], row[2], row[3], last, row[5])
     deliveries = build(hooks, state, at)
     if state in TERMINAL_STATES:

@@ -194,7 +194,7 @@ def _webhook_loop(parts: Parts, resources: ExitStack) -> None:
         return
     if parts.role is Role.API:
         # The loop closes the outbox when it stops.
-        parts.loops.append(delivery_loop(parts.settings, parts.webhooks))
+        parts.loops.append(delivery_loop(parts.settings, parts.webhooks, parts.store))
     else:
         resources.callback(parts.webhooks.outbox.close)
 
