@@ -9,6 +9,7 @@ its event stored too, whichever process made it. The delivery loop then drains t
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -50,6 +51,8 @@ END;
 """
 _BUSY_TIMEOUT_S = 10.0
 
+logger = logging.getLogger(__name__)
+
 
 def disable(path: str | Path) -> None:
     """Stop recording transitions in the file at ``path`` (if it has the triggers)."""
@@ -57,11 +60,18 @@ def disable(path: str | Path) -> None:
         return
     conn = sqlite3.connect(os.fspath(path), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
     try:
-        conn.executescript(
-            "DROP TRIGGER IF EXISTS webhook_run_created;"
-            "DROP TRIGGER IF EXISTS webhook_run_changed;"
-            "DROP TABLE IF EXISTS webhook_transitions;"
-        )
+        found = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'webhook_%'"
+        ).fetchone()[0]
+        if found:
+            conn.executescript(
+                "DROP TRIGGER IF EXISTS webhook_run_created;"
+                "DROP TRIGGER IF EXISTS webhook_run_changed;"
+                "DROP TABLE IF EXISTS webhook_transitions;"
+            )
+    except sqlite3.Error:
+        # The store reports a database it cannot use; this is only housekeeping.
+        logger.warning("could not remove the webhook triggers of %s", path, exc_info=True)
     finally:
         conn.close()
 
