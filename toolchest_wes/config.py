@@ -448,6 +448,43 @@ class Settings(BaseSettings):
         description="Whether a Snakemake run may ask for --use-apptainer (--use-singularity).",
     )
 
+    # -- webhooks (core/webhooks.py) ---------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the deliveries to each run's notify_url tag; without it (or "
+        "webhook_secret_file) runs may not ask for webhooks.",
+    )
+    webhook_secret_file: Path | None = Field(
+        default=None, description="A file whose first line is webhook_secret."
+    )
+    webhook: list[str] = Field(
+        default_factory=list,
+        description="URLs sent every state change of every run, signed with webhook_secret.",
+    )
+    webhooks_file: Path | None = Field(
+        default=None,
+        description="A JSON or YAML list of {url, secret, events: all|terminal}: the "
+        "server's subscribers, each with a secret of its own.",
+    )
+    allow_private_webhooks: bool = Field(
+        default=False,
+        description="Send webhooks to loopback, link-local and private hosts too.",
+    )
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated host names and networks (CIDR) webhooks may be sent to "
+        "even though they are not public.",
+    )
+    webhook_retry_window_s: float = Field(
+        default=86400.0, gt=0, description="How long a failing delivery is retried."
+    )
+    webhook_backoff_s: float = Field(
+        default=5.0, gt=0, description="The wait before the first retry; it doubles each time."
+    )
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -456,7 +493,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
-    @field_validator("workflow_url_allowed_hosts")
+    @field_validator("workflow_url_allowed_hosts", "webhook_allowed_hosts")
     @classmethod
     def _check_allowed_networks(cls, value: str) -> str:
         for entry in (e.strip().strip("[]") for e in value.split(",")):

@@ -149,6 +149,7 @@ def _common_options(command: _Command) -> _Command:
             default=None,
             help="Let Snakemake runs ask for --use-apptainer.",
         ),
+        *_webhook_options(),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
             "--log-json", is_flag=True, default=None, help="Log one JSON object per line."
@@ -157,6 +158,59 @@ def _common_options(command: _Command) -> _Command:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _webhook_options() -> list[Any]:
+    """Webhook options: the API sends events, and every process records them."""
+    return [
+        click.option(
+            "--webhook-secret",
+            help="Signs the webhooks sent to runs' toolchest_wes.notify_url tags; prefer "
+            "TOOLCHEST_WES_WEBHOOK_SECRET or --webhook-secret-file, which ps does not show.",
+        ),
+        click.option(
+            "--webhook-secret-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A file whose first line is the webhook secret.",
+        ),
+        click.option(
+            "--webhook",
+            "webhook",
+            multiple=True,
+            metavar="URL",
+            help="Send every state change of every run here, signed with the webhook "
+            "secret; repeatable.",
+        ),
+        click.option(
+            "--webhooks",
+            "webhooks_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A JSON or YAML list of subscribers {url, secret, events: all|terminal}.",
+        ),
+        click.option(
+            "--allow-private-webhooks",
+            is_flag=True,
+            default=None,
+            help="Send webhooks to loopback and private hosts too.",
+        ),
+        click.option(
+            "--webhook-allowed-hosts",
+            help="Comma-separated hosts and networks (CIDR) webhooks may go to though not public.",
+        ),
+        click.option(
+            "--webhook-retry-window",
+            "webhook_retry_window_s",
+            type=float,
+            help="Seconds a failing webhook is retried.  [default: 86400]",
+        ),
+        click.option(
+            "--webhook-backoff",
+            "webhook_backoff_s",
+            type=float,
+            help="Seconds before a failed webhook's first retry; each next wait doubles, up "
+            "to an hour.  [default: 5]",
+        ),
+    ]
 
 
 def _check_engines(settings: Settings) -> None:

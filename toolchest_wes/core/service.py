@@ -34,6 +34,7 @@ from toolchest_wes.core.submission import (
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
 from toolchest_wes.core.tools import ToolResolver
 from toolchest_wes.core.urls import UrlPolicy
+from toolchest_wes.core.webhooks import Webhooks, check_webhook_tags
 from toolchest_wes.core.workspace import (
     RunDir,
     Workspace,
@@ -85,6 +86,8 @@ class ServiceConfig:
     tools: ToolResolver | None = None
     #: The operator's defaults and limits for each run's cores, memory and runtime.
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+    #: The server's webhooks; ``None``: it sends none, and refuses runs that ask for them.
+    webhooks: Webhooks | None = None
 
 
 @dataclass
@@ -136,6 +139,7 @@ class RunService:
         if "://" in workflow_url:
             self.config.url_policy.check(workflow_url)
         self.config.url_policy.check_params(sub.workflow_params)
+        check_webhook_tags(self.config.webhooks, sub.tags)
         staged_params = localise_params(sub.workflow_params, names)
         try:
             # Resources first: every engine shares their names, and the policy is the server's.
@@ -176,6 +180,8 @@ class RunService:
             # cannot all pass the check and overshoot the limit together.
             with limits.hold(owner):
                 self._check_active(owner)
+                if self.config.webhooks is not None:
+                    self.config.webhooks.register(run_id, request.tags, owner)
                 self.store.create_run(record)
         except BaseException:
             # A StoreUnavailableError goes on to the server's one 503 handler.
