@@ -8,6 +8,8 @@ and exits 3, and one that sleeps. Each engine must then:
   and at least one task with its logs;
 - end a failing run EXECUTOR_ERROR, with the task's message in the run's stderr or a task's;
 - cancel a running run within 2 s, with no process of it left.
+
+The first holds in distributed mode too, where a Celery worker runs the engine.
 """
 
 from __future__ import annotations
@@ -120,13 +122,11 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("mode", ["embedded"], indirect=True),
-    pytest.mark.parametrize("cases", ENGINES),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("cases", ENGINES)]
+_EMBEDDED = pytest.mark.parametrize("mode", ["embedded"], indirect=True)
 
 
+# In both modes: a Celery worker runs every engine as the embedded server does.
 def test_a_run_completes_with_its_file_output_and_tasks(wes_for: Wes, cases: EngineCases) -> None:
     run_id = cases.submit(wes_for, "ok", {"name": "contract"})
     assert wes_for.wait(run_id, timeout=120) is State.COMPLETE, wes_for.log(run_id)
@@ -142,6 +142,7 @@ def test_a_run_completes_with_its_file_output_and_tasks(wes_for: Wes, cases: Eng
     assert all(t["stdout"] and t["stderr"] for t in tasks)
 
 
+@_EMBEDDED
 def test_a_failing_task_ends_the_run_as_an_executor_error(wes_for: Wes, cases: EngineCases) -> None:
     run_id = cases.submit(wes_for, "fail", {})
     assert wes_for.wait(run_id, timeout=120) is State.EXECUTOR_ERROR
@@ -154,6 +155,7 @@ def test_a_failing_task_ends_the_run_as_an_executor_error(wes_for: Wes, cases: E
     assert 3 in [t.get("exit_code") for t in tasks] or "3" in stderr
 
 
+@_EMBEDDED
 def test_cancel_stops_every_process_of_the_run_within_two_seconds(
     wes_for: Wes, cases: EngineCases
 ) -> None:
