@@ -238,15 +238,18 @@ def test_unreachable_redis_is_503_within_5s_and_recovers(
                 assert response.status_code == 200, (path, response.text)
         # A new run completes on the same workers, and the refused submission left no run
         # behind, or, if a frozen Redis applied its timed-out write on waking, a run whose
-        # message was never sent, which the reconcile loop queues: never one stuck QUEUED.
+        # message was never sent, which the reconcile loop queues and which then ends, since
+        # its files went with the refusal: never one stuck QUEUED, never one that runs.
         after = topo.submit(HELLO, {"message": "after"})
         assert wait(topo.url, after, TERMINAL) == "COMPLETE"
         orphans = {r["run_id"] for r in list_all(topo.url)} - {done, after}
         assert len(orphans) <= (1 if fault == "frozen" else 0)
         for run_id in orphans:
-            assert wait(topo.url, run_id, TERMINAL, timeout=30) == "COMPLETE"
+            # Its submission was answered 503 and its files removed: it ends, and says why.
+            assert wait(topo.url, run_id, TERMINAL, timeout=30) == "SYSTEM_ERROR"
             system_logs = topo.log(run_id)["run_log"]["system_logs"]  # type: ignore[index]
             assert any("queued again" in line for line in system_logs)
+            assert any("files are missing" in line for line in system_logs)
 
 
 @pytest.fixture

@@ -117,6 +117,20 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             return
         engine = deps.engine_for(record)
         run_dir = deps.workspace.run_dir(run_id)
+        if not run_dir.params_file.exists():
+            # A submission whose answer was an error (the store timed out, then applied the
+            # write) leaves a record without files: it can never run, so it ends at once.
+            _end(
+                store,
+                run_id,
+                State.SYSTEM_ERROR,
+                allowed_from(State.SYSTEM_ERROR),
+                lines=[
+                    "the run's files are missing: its submission was answered with an error "
+                    "(or the files were removed), so it was not run; submit it again"
+                ],
+            )
+            return
         # Not strict: the run was accepted, so a policy changed since only clamps it.
         resources, _ = deps.resources.resolve(
             record.request.workflow_engine_parameters, strict=False

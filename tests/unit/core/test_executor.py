@@ -293,3 +293,36 @@ def test_a_store_that_stays_away_leaves_the_run_to_its_lease_or_message(
         time.sleep(0.05)
         assert store.expired_leases() == ["r"]
     store.close()
+
+
+class NeverLauncher(FakeLauncher):
+    """A launcher a run must not reach."""
+
+    def start(self, spec: LaunchSpec) -> FakeHandle:
+        raise AssertionError("the engine was started")
+
+
+def test_a_run_whose_files_are_gone_ends_without_starting(tmp_path: Path) -> None:
+    class GoneWorkspace(Workspace):
+        def stage(self, run_id: str, *args: Any, **kwargs: Any) -> Any:
+            staged = super().stage(run_id, *args, **kwargs)
+            self.remove(run_id)  # as a submission answered 503 leaves it
+            return staged
+
+    store = EmbeddedStateStore(":memory:")
+    workspace = GoneWorkspace(tmp_path)
+    workspace.stage("r", [], {})
+    request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
+    store.create_run(RunRecord("r", State.QUEUED, request, created_at=time.time()))
+    deps = ExecutorDeps(
+        store=store,
+        workspace=workspace,
+        engine_for=lambda record: CwltoolEngine(),
+        launcher=NeverLauncher(0),
+        poll_interval_s=0.01,
+    )
+    execute_run("r", deps)
+    ended = store.get_run("r")
+    store.close()
+    assert ended is not None and ended.state is State.SYSTEM_ERROR
+    assert any("files are missing" in line for line in ended.system_logs)
