@@ -27,16 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
-from _common import ROOT
+from _common import DEFAULT_TOIL_VENV, ROOT
 
 sys.path.insert(0, str(ROOT))
 from tests.processes import Server, clean_env, kill_group, spawn
 from tests.redis_server import RedisServer, start_redis_server
 
 MODES = ("embedded", "distributed")
-DEFAULT_TOIL_VENV = Path(
-    os.environ.get("TOOLCHEST_WES_TOIL_VENV", "/tmp/toolchest-wes-interop/toil")
-)
 #: How much of a failure message the JSON summary keeps per test.
 MESSAGE_CHARS = 2000
 
