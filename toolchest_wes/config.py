@@ -385,6 +385,38 @@ class Settings(BaseSettings):
         description="A file whose first line is the Redis password (Docker and k8s secrets).",
     )
 
+    # -- engines ---------------------------------------------------------------------------
+    # Which engines run workflows. "auto": cwltool, and Toil too when its programs are found.
+    engines: list[str] = Field(
+        default_factory=lambda: ["auto"],
+        description="Engines offered (cwltool, toil); the first of a workflow type is its "
+        "default. auto: cwltool and every other engine whose program is installed.",
+    )
+    # -- Toil (toolchest_wes.engines.toil_engine) ------------------------------------------
+    toil_venv: Path | None = Field(
+        default=None,
+        description="Virtualenv holding toil-cwl-runner and toil-wdl-runner; without it "
+        "this server's own environment, then PATH.",
+    )
+    toil_batch_system: str = Field(
+        default="single_machine",
+        min_length=1,
+        description="Toil's --batchSystem: single_machine, slurm, kubernetes, ...",
+    )
+    toil_jobstore_dir: Path | None = Field(
+        default=None,
+        description="Folder for Toil job stores (one per run), on storage that every node "
+        "of the batch system sees; default: inside each run's work folder.",
+    )
+    toil_args: str = Field(
+        default="", description="Toil flags added to every run, as one shell-quoted string."
+    )
+    toil_wdl_container: str = Field(
+        default="host",
+        pattern="^(host|singularity|docker)$",
+        description="How WDL tasks run: host (no container, in bubblewrap), singularity or docker.",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:

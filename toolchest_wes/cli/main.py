@@ -75,6 +75,36 @@ def _common_options(command: _Command) -> _Command:
             help="Whether sandboxed tools that ask for the network (CWL NetworkAccess) get "
             "it.  [default: allow]",
         ),
+        click.option(
+            "--engine",
+            "engines",
+            multiple=True,
+            help="An engine to offer: cwltool or toil (repeat for several; the first of a "
+            "workflow type is its default), or auto: cwltool and Toil if installed.  "
+            "[default: auto]",
+        ),
+        click.option(
+            "--toil-venv",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Virtualenv with toil-cwl-runner and toil-wdl-runner.  [default: this "
+            "server's environment, then PATH]",
+        ),
+        click.option(
+            "--toil-batch-system",
+            help="Toil's --batchSystem (slurm, kubernetes, ...).  [default: single_machine]",
+        ),
+        click.option(
+            "--toil-jobstore-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder for Toil job stores, shared by every node of the batch system.  "
+            "[default: each run's work folder]",
+        ),
+        click.option("--toil-args", help="Toil flags added to every run, one quoted string."),
+        click.option(
+            "--toil-wdl-container",
+            type=click.Choice(["host", "singularity", "docker"]),
+            help="How Toil runs WDL tasks.  [default: host]",
+        ),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
             "--log-json", is_flag=True, default=None, help="Log one JSON object per line."
@@ -87,7 +117,12 @@ def _common_options(command: _Command) -> _Command:
 
 def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     """Settings from flags over the environment, and the environment that carries them on."""
-    given = {k: v for k, v in flags.items() if v is not None}
+    # A repeatable option gives () when absent, and a list that travels as JSON.
+    given: dict[str, Any] = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in flags.items()
+        if v is not None and v != ()
+    }
     try:
         settings = Settings(**given)
     except ValidationError as exc:
@@ -97,7 +132,9 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     # flags travel there; the same names work for anyone who starts those directly.
     env = dict(os.environ)
     for key, value in given.items():
-        env[f"TOOLCHEST_WES_{key.upper()}"] = str(value)
+        env[f"TOOLCHEST_WES_{key.upper()}"] = (
+            json.dumps(value) if isinstance(value, list) else str(value)
+        )
     env["TOOLCHEST_WES_DATA_DIR"] = str(settings.data_dir.resolve())
     return settings, env
 

@@ -38,7 +38,7 @@ from toolchest_wes.core.workspace import (
     Workspace,
 )
 from toolchest_wes.engines.base import InvalidEngineParameterError
-from toolchest_wes.engines.registry import EngineRegistry, normalise_version
+from toolchest_wes.engines.registry import EngineRegistry, match_version, normalise_version
 from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, parse_state_names
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
@@ -141,12 +141,13 @@ class RunService:
         request = RunRequest(
             workflow_params=sub.workflow_params,
             workflow_type=engine.workflow_type,
-            workflow_type_version=normalise_version(sub.workflow_type_version or ""),
+            workflow_type_version=match_version(engine, sub.workflow_type_version or "")
+            or normalise_version(sub.workflow_type_version or ""),
             tags=sub.tags,
             workflow_engine_parameters={
                 k: str(v) for k, v in sub.workflow_engine_parameters.items() if v is not None
             },
-            workflow_engine=sub.workflow_engine or engine.name,
+            workflow_engine=engine.name,
             workflow_engine_version=sub.workflow_engine_version,
             workflow_url=workflow_url,
         )
@@ -400,7 +401,7 @@ class RunService:
             },
             version=__version__,
             workflow_type_versions={
-                e.workflow_type: {"workflow_type_version": list(e.type_versions)} for e in engines
+                t: {"workflow_type_version": v} for t, v in self.registry.supported().items()
             },
             supported_wes_versions=["1.0.0", "1.1.0"],
             # Inputs are attachments or URLs the engine fetches; no server path is accepted.

@@ -21,7 +21,7 @@ from toolchest_wes.core.workspace import (
 )
 from toolchest_wes.cwl_inputs import Loader, input_problems, summarise
 from toolchest_wes.engines.base import WorkflowEngine
-from toolchest_wes.engines.registry import EngineRegistry, normalise_version
+from toolchest_wes.engines.registry import EngineRegistry, match_version
 
 __all__ = [
     "RunSubmission",
@@ -67,20 +67,25 @@ def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> WorkflowEngi
             f"workflow_type {sub.workflow_type!r} is not supported; this server supports "
             f"{supported}"
         )
+    if sub.workflow_engine:
+        named = registry.for_type(sub.workflow_type, sub.workflow_engine)
+        if named is None:
+            raise BadRequestError(
+                f"workflow_engine {sub.workflow_engine!r} is not available for "
+                f"{engine.workflow_type}; this server runs it with "
+                f"{', '.join(map(repr, registry.names_for(sub.workflow_type)))}"
+            )
+        engine = named
     if not sub.workflow_type_version:
         raise BadRequestError(
             f"workflow_type_version is missing; supported {engine.workflow_type} versions: "
             f"{', '.join(engine.type_versions)}"
         )
-    if normalise_version(sub.workflow_type_version) not in engine.type_versions:
+    if match_version(engine, sub.workflow_type_version) is None:
         raise BadRequestError(
             f"workflow_type_version {sub.workflow_type_version!r} is not supported for "
-            f"{engine.workflow_type}; supported versions: {', '.join(engine.type_versions)}"
-        )
-    if sub.workflow_engine and sub.workflow_engine.strip().lower() != engine.name:
-        raise BadRequestError(
-            f"workflow_engine {sub.workflow_engine!r} is not available for "
-            f"{engine.workflow_type}; this server runs it with {engine.name!r}"
+            f"{engine.workflow_type} by {engine.name}; supported versions: "
+            f"{', '.join(engine.type_versions)}"
         )
     if sub.workflow_engine_version and sub.workflow_engine_version != engine.version():
         raise BadRequestError(

@@ -18,8 +18,21 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.store.base import RunRecord, StateStore
 from toolchest_wes.wiring.sandbox import build_sandbox
+from toolchest_wes.wiring.toil_engine import build_toil_engines
 
-__all__ = ["build_engine", "build_executor_deps", "build_launcher", "build_registry"]
+__all__ = [
+    "ENGINE_BUILDERS",
+    "EngineBuilder",
+    "build_engine",
+    "build_engines",
+    "build_executor_deps",
+    "build_launcher",
+    "build_registry",
+]
+
+#: Builds an engine's objects from settings; ``required`` (the bool): when the engine's
+#: program is missing, raise ``ValueError`` saying what to install rather than return [].
+EngineBuilder = Callable[[Settings, bool], list[WorkflowEngine]]
 
 
 def build_engine(settings: Settings) -> CwltoolEngine:
@@ -36,11 +49,49 @@ def build_engine(settings: Settings) -> CwltoolEngine:
     return engine
 
 
+def _cwltool_engines(settings: Settings, required: bool) -> list[WorkflowEngine]:
+    return [build_engine(settings)]
+
+
+ENGINE_BUILDERS: dict[str, EngineBuilder] = {
+    "cwltool": _cwltool_engines,
+    "toil": build_toil_engines,
+}
+
+
+def build_engines(settings: Settings) -> list[WorkflowEngine]:
+    """The engines that ``settings.engines`` names; ``auto`` adds every engine found.
+
+    Raises:
+        ValueError: An unknown engine name, or a named engine whose program is missing.
+    """
+    engines: list[WorkflowEngine] = []
+    names = [n.strip().lower() for n in settings.engines if n.strip()] or ["auto"]
+    unknown = sorted(set(names) - {"auto", *ENGINE_BUILDERS})
+    if unknown:
+        raise ValueError(
+            f"unknown engine {', '.join(unknown)}; choose from auto, {', '.join(ENGINE_BUILDERS)}"
+        )
+    done: set[str] = set()
+    for name in names:
+        # auto: cwltool first (the default of CWL), then whichever other engine is there.
+        wanted = (
+            [(n, n == "cwltool") for n in ENGINE_BUILDERS] if name == "auto" else [(name, True)]
+        )
+        for engine_name, required in wanted:
+            if engine_name not in done:
+                built = ENGINE_BUILDERS[engine_name](settings, required)
+                if built:
+                    done.add(engine_name)
+                engines += built
+    return engines
+
+
 def build_registry(
     settings: Settings, engines: list[WorkflowEngine] | None = None
 ) -> EngineRegistry:
-    """The engines of this server: ``engines``, or cwltool from settings."""
-    return EngineRegistry(engines or [build_engine(settings)])
+    """The engines of this server: ``engines``, or those that settings name."""
+    return EngineRegistry(engines or build_engines(settings))
 
 
 def build_launcher(settings: Settings) -> Launcher:
@@ -73,7 +124,9 @@ def build_executor_deps(
 
 def _engine_lookup(registry: EngineRegistry) -> Callable[[RunRecord], WorkflowEngine]:
     def engine_for(record: RunRecord) -> WorkflowEngine:
-        engine = registry.for_type(record.request.workflow_type)
+        engine = registry.for_type(
+            record.request.workflow_type, record.request.workflow_engine
+        ) or registry.for_type(record.request.workflow_type)
         if engine is None:
             raise LookupError(f"no engine for workflow_type {record.request.workflow_type!r}")
         return engine

@@ -1,0 +1,449 @@
+"""ToilEngine: CWL through ``toil-cwl-runner`` and WDL through ``toil-wdl-runner``.
+
+Toil runs in its own interpreter, found by :func:`find_toil` (a virtualenv named by the
+operator, this server's own, or ``PATH``), so its pins never have to match ours. Each run
+is one process of ``toolchest_wes.engines.toil_child``, which starts the Toil leader,
+turns Toil's per-job logs into the server's task logs, and kills every process Toil
+started (its workers lead sessions of their own) when the run is cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from toolchest_wes.engines.base import (
+    EngineParameters,
+    InvalidEngineParameterError,
+    LaunchSpec,
+    PreparedRun,
+)
+from toolchest_wes.models import DefaultWorkflowEngineParameter
+
+__all__ = [
+    "ALLOWED_FLAGS",
+    "CHILD_MODULE",
+    "POLICY_FLAGS",
+    "RUNNERS",
+    "TYPE_VERSIONS",
+    "ToilEngine",
+    "find_toil",
+    "toil_version",
+]
+
+#: The program that supervises one Toil run (see ``toil_child``).
+CHILD_MODULE = "toolchest_wes.engines.toil_child"
+
+#: The Toil front end of each workflow type.
+RUNNERS = {"CWL": "toil-cwl-runner", "WDL": "toil-wdl-runner"}
+
+#: The language versions Toil 9 runs, spelled as WES clients send them.
+TYPE_VERSIONS = {"CWL": ("v1.0", "v1.1", "v1.2"), "WDL": ("1.0", "1.1")}
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_CLEAN_CHOICES = ("always", "onError", "never", "onSuccess")
+
+#: Toil flags a user may set per run: ``None`` is a switch, a tuple lists the accepted
+#: values, a ``(low, high)`` pair of ints bounds an integer, ``float`` a positive number.
+#: None of them reaches outside the run or overrides the server's policy.
+ALLOWED_FLAGS: dict[str, tuple[str, ...] | tuple[int, int] | type[float] | None] = {
+    "--retryCount": (0, 5),
+    "--logLevel": _LOG_LEVELS,
+    "--logDebug": None,
+    "--logInfo": None,
+    "--logWarning": None,
+    "--logCritical": None,
+    "--stats": None,
+    "--cleanWorkDir": _CLEAN_CHOICES,
+    "--defaultCores": float,
+    "--rescueJobsFrequency": float,
+    "--doubleMem": None,
+}
+
+#: Flags of one workflow type only (``toil-cwl-runner`` takes cwltool's, WDL its own).
+TYPE_FLAGS: dict[str, dict[str, tuple[str, ...] | tuple[int, int] | type[float] | None]] = {
+    "CWL": {
+        "--strict": None,
+        "--non-strict": None,
+        "--enable-dev": None,
+        "--enable-ext": None,
+        "--strict-memory-limit": None,
+        "--strict-cpu-limit": None,
+        "--no-container": None,
+    },
+    "WDL": {"--allCallOutputs": None, "--strict": None, "--quantCheck": ("true", "false")},
+}
+
+#: Toil flags that name places outside the run, pick the batch system or the resources, or
+#: would let a run outlive its cancel: the server sets them, a run may not.
+POLICY_FLAGS = frozenset(
+    {
+        "--jobStore",
+        "--batchSystem",
+        "--workDir",
+        "--coordinationDir",
+        "--runDir",
+        "--outdir",
+        "--outputDirectory",
+        "--wdlOutputDirectory",
+        "-o",
+        "--outputFile",
+        "--wdlOutputFile",
+        "-m",
+        "--writeLogs",
+        "--writeLogsGzip",
+        "--writeLogsFromAllJobs",
+        "--writeMessages",
+        "--logFile",
+        "--logRotating",
+        "--maxCores",
+        "--maxMemory",
+        "--maxDisk",
+        "--defaultMemory",
+        "--defaultDisk",
+        "--maxJobs",
+        "--maxLocalJobs",
+        "--restart",
+        "--clean",
+        "--tmpdir-prefix",
+        "--tmp-outdir-prefix",
+        "--cachedir",
+        "--basedir",
+        "--destBucket",
+        "--container",
+        "--wdlContainer",
+        "--singularity",
+        "--podman",
+        "--docker",
+        "--user-space-docker-cmd",
+        "--preserve-environment",
+        "--preserve-entire-environment",
+        "--bypass-file-store",
+        "--linkImports",
+        "--moveOutputs",
+        "--caching",
+        "--disableCaching",
+        "--provisioner",
+        "--nodeTypes",
+        "--maxNodes",
+        "--metrics",
+        "--statePollingWait",
+        "--badWorker",
+        "--badWorkerFailInterval",
+        "--referenceInputs",
+        "--importWorkersDisk",
+        "--runImportsOnWorkers",
+    }
+)
+
+#: How each container runtime of the server reaches Toil's CWL runner.
+CWL_CONTAINER_ARGS: dict[str, list[str]] = {
+    "docker": [],
+    "podman": ["--podman"],
+    "singularity": ["--singularity"],
+    "none": ["--no-container"],
+}
+
+#: What Toil's WDL runner uses for tasks. ``host`` runs them without a container (Toil 9
+#: has no such mode; ``toil_hostexec`` stands in for Singularity, see there).
+WDL_CONTAINERS = ("host", "singularity", "docker")
+
+_TRUE = {"", "true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+_DEFAULT_MEMORY = 2 * 1024**3  # Toil's own --defaultMemory
+
+
+def find_toil(venv: Path | None = None) -> Path | None:
+    """The folder holding ``toil-cwl-runner`` and ``toil-wdl-runner``, or ``None``.
+
+    Looks in ``venv/bin`` when a virtualenv is named (and nowhere else), then in this
+    interpreter's own ``bin`` (``pip install 'toolchest-wes[toil]'``), then on ``PATH``.
+    """
+    if venv is not None:
+        candidates = [venv / "bin"]
+    else:
+        candidates = [Path(sys.prefix) / "bin"]
+        candidates += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    for folder in candidates:
+        if all(os.access(folder / program, os.X_OK) for program in RUNNERS.values()):
+            return folder.absolute()
+    return None
+
+
+@functools.cache
+def toil_version(bin_dir: Path) -> str:
+    """The version of the Toil whose programs are in ``bin_dir``, from its package metadata."""
+    prefix = bin_dir.parent
+    for dist_info in sorted(prefix.glob("lib/python3*/site-packages/toil-*.dist-info")):
+        for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+    if prefix == Path(sys.prefix).absolute():
+        return metadata.version("toil")
+    raise LookupError(f"cannot tell the version of the Toil in {bin_dir}")
+
+
+Kind = tuple[str, ...] | tuple[int, int] | type[float] | None
+
+
+@dataclass
+class ToilEngine:
+    """Runs one workflow type (``CWL`` or ``WDL``) with Toil.
+
+    Args:
+        workflow_type: ``CWL`` or ``WDL``.
+        bin_dir: The folder of Toil's programs (:func:`find_toil`).
+        batch_system: Toil's ``--batchSystem`` (``single_machine``, ``slurm``,
+            ``kubernetes``, ...).
+        jobstore_dir: Where job stores go (one per run), on storage every node of the batch
+            system sees; ``None``: in the run's own work folder.
+        default_args: Toil flags added to every run, from the operator.
+        container_runtime: How CWL tools with a DockerRequirement run (``docker``,
+            ``podman``, ``singularity`` or ``none``).
+        wdl_container: How WDL tasks run (:data:`WDL_CONTAINERS`).
+        nice: Niceness increment of the Toil processes.
+    """
+
+    workflow_type: str
+    bin_dir: Path
+    batch_system: str = "single_machine"
+    jobstore_dir: Path | None = None
+    default_args: tuple[str, ...] = ()
+    container_runtime: str = "none"
+    wdl_container: str = "host"
+    nice: int = 0
+    name: str = "toil"
+
+    def __post_init__(self) -> None:
+        if self.workflow_type not in RUNNERS:
+            raise ValueError(f"Toil runs {', '.join(RUNNERS)}, not {self.workflow_type!r}")
+        if self.wdl_container not in WDL_CONTAINERS:
+            raise ValueError(f"wdl_container must be one of {', '.join(WDL_CONTAINERS)}")
+        self.type_versions: tuple[str, ...] = TYPE_VERSIONS[self.workflow_type]
+
+    @property
+    def runner(self) -> Path:
+        """The Toil front end of this engine's workflow type."""
+        return self.bin_dir / RUNNERS[self.workflow_type]
+
+    def version(self) -> str:
+        """The version of the Toil that runs the workflows."""
+        return toil_version(self.bin_dir)
+
+    def default_parameters(self) -> list[DefaultWorkflowEngineParameter]:
+        """The flags every run gets, as service-info lists them."""
+        values = [("--batchSystem", self.batch_system), *_pairs(self._policy_args())]
+        return [
+            DefaultWorkflowEngineParameter(name=name, type="string", default_value=value)
+            for name, value in values
+        ]
+
+    def _policy_args(self) -> list[str]:
+        if self.workflow_type == "CWL":
+            return [*CWL_CONTAINER_ARGS[self.container_runtime], *self.default_args]
+        container = "singularity" if self.wdl_container == "host" else self.wdl_container
+        return ["--container", container, *self.default_args]
+
+    def check_parameters(self, params: dict[str, Any]) -> EngineParameters:
+        """Turn ``workflow_engine_parameters`` into Toil flags, by the allow-list.
+
+        Keys may be written with or without the leading ``--``. Null values and flags that
+        Toil does not take here (such as cwltool's ``--parallel``) are ignored with a note;
+        a flag of :data:`POLICY_FLAGS` is refused.
+        """
+        allowed = {**ALLOWED_FLAGS, **TYPE_FLAGS[self.workflow_type]}
+        result = EngineParameters()
+        refused: list[str] = []
+        for key, value in params.items():
+            flag = key if key.startswith("-") else f"--{key}"
+            if flag in POLICY_FLAGS:
+                refused.append(key)
+                continue
+            if value is None:
+                result.notes.append(f"ignored workflow_engine_parameters {key!r}: no value")
+                continue
+            if flag not in allowed:
+                result.notes.append(
+                    f"ignored workflow_engine_parameters {key!r}: not a flag that Toil's "
+                    f"{RUNNERS[self.workflow_type]} takes on this server"
+                )
+                continue
+            result.args.extend(self._flag_args(key, flag, allowed[flag], value))
+        if refused:
+            raise InvalidEngineParameterError(
+                f"workflow_engine_parameters {', '.join(map(repr, refused))} not allowed on "
+                "this server: the server sets where Toil keeps its files, its batch system "
+                "and its resources. Allowed Toil flags: " + ", ".join(sorted(allowed))
+            )
+        return result
+
+    def _flag_args(self, key: str, flag: str, kind: Kind, value: Any) -> list[str]:
+        text = str(value).lower() if isinstance(value, bool) else str(value).strip()
+        if kind is None:
+            if text.lower() in _FALSE:
+                return []
+            if text.lower() not in _TRUE:
+                raise InvalidEngineParameterError(
+                    f'workflow_engine_parameters {key!r} is a switch; give it "true" or '
+                    f'"false", not {value!r}'
+                )
+            if flag == "--no-container" and self.container_runtime == "none":
+                return []  # already in the policy arguments
+            return [flag]
+        if isinstance(kind, tuple) and kind and isinstance(kind[0], int):
+            low, high = kind[0], int(kind[1])
+            if not (text.isdigit() and low <= int(text) <= high):
+                raise InvalidEngineParameterError(
+                    f"workflow_engine_parameters {key!r} takes a whole number from {low} to "
+                    f"{high}, not {value!r}"
+                )
+            return [flag, text]
+        if isinstance(kind, tuple):
+            choices = {str(c).lower(): str(c) for c in kind}
+            if text.lower() not in choices:
+                raise InvalidEngineParameterError(
+                    f"workflow_engine_parameters {key!r} must be one of "
+                    f"{', '.join(map(str, kind))}, not {value!r}"
+                )
+            return [flag, choices[text.lower()]]
+        try:
+            number = float(text)
+        except ValueError:
+            number = -1.0
+        if not number > 0:
+            raise InvalidEngineParameterError(
+                f"workflow_engine_parameters {key!r} takes a positive number, not {value!r}"
+            )
+        return [flag, text]
+
+    def launch_spec(self, run: PreparedRun) -> LaunchSpec:
+        """``toil_child RUNNER [policy] [user flags] workflow params.json``, exec'd."""
+        work = run.work_dir
+        jobstore = (
+            self.jobstore_dir / run.run_id if self.jobstore_dir is not None else work / "jobstore"
+        )
+        logs = work / "toil-logs"
+        argv = [
+            sys.executable,
+            "-m",
+            CHILD_MODULE,
+            str(self.runner),
+            "--jobStore",
+            f"file:{jobstore}",
+            "--batchSystem",
+            self.batch_system,
+            "--writeLogs",
+            str(logs),
+            "--writeLogsFromAllJobs",
+            "true",
+            "--clean",
+            "always",
+            *self._resource_args(run),
+        ]
+        if self.batch_system == "single_machine":
+            # Node-local scratch: on a cluster each node keeps its own default.
+            argv += ["--workDir", str(work / "toil")]
+        argv += self._policy_args()
+        argv += run.engine_args
+        if self.workflow_type == "CWL":
+            argv += ["--outdir", str(run.outputs_dir)]
+            if self.batch_system == "single_machine":
+                argv += [
+                    "--tmpdir-prefix",
+                    f"{work}/tmp",
+                    "--tmp-outdir-prefix",
+                    f"{work}/out",
+                ]
+        else:
+            argv += ["--outputDirectory", str(run.outputs_dir)]
+        argv += [run.workflow, str(run.params_file)]
+        env = {
+            "TOOLCHEST_WES_TOIL_TASK_DIR": str(run.task_dir),
+            "TOOLCHEST_WES_TOIL_LOG_DIR": str(logs),
+            "TOOLCHEST_WES_TOIL_WORK_DIR": str(work),
+            "TOOLCHEST_WES_TOIL_BIN": str(self.bin_dir),
+            "TOOLCHEST_WES_TOIL_NICE": str(self.nice),
+            "TOOLCHEST_WES_TOIL_HOSTEXEC": "1"
+            if self.workflow_type == "WDL" and self.wdl_container == "host"
+            else "",
+        }
+        return LaunchSpec(
+            argv=argv,
+            entry=None,
+            cwd=run.attachments_dir,
+            stdout=run.stdout_path,
+            stderr=run.stderr_path,
+            env=env,
+        )
+
+    @staticmethod
+    def _resource_args(run: PreparedRun) -> list[str]:
+        # PreparedRun.resources is new in the engine contract; a run prepared without it
+        # gets Toil's own defaults (every core and all the memory of the machine).
+        resources = getattr(run, "resources", None)
+        cores = getattr(resources, "cores", None)
+        memory = getattr(resources, "memory_bytes", None)
+        args: list[str] = []
+        if cores is not None:
+            args += ["--maxCores", str(int(cores))]
+        if memory is not None:
+            # Toil refuses a job that asks for more than --maxMemory, and every job asks
+            # for --defaultMemory unless it says otherwise.
+            args += ["--maxMemory", str(int(memory))]
+            args += ["--defaultMemory", str(min(int(memory), _DEFAULT_MEMORY))]
+        return args
+
+    def collect_outputs(self, run: PreparedRun, stdout_path: Path) -> dict[str, Any]:
+        """The output object Toil printed: CWL's as it is; WDL's with its files as CWL Files.
+
+        ``toil-wdl-runner`` prints ``{"wf.out": "/path/in/outputs"}``; paths of files in the
+        outputs folder become ``{"class": "File", ...}`` objects, so that the server lists and
+        serves them as it does cwltool's.
+        """
+        text = stdout_path.read_text(encoding="utf-8")
+        try:
+            outputs = json.loads(text) if text.strip() else None
+        except ValueError:
+            outputs = None
+        if not isinstance(outputs, dict):
+            raise ValueError(f"{RUNNERS[self.workflow_type]} did not print an output object")
+        if self.workflow_type == "WDL":
+            root = run.outputs_dir.resolve()
+            return {key: _wdl_files(value, root) for key, value in outputs.items()}
+        return outputs
+
+
+def _pairs(args: list[str]) -> list[tuple[str, str]]:
+    """``["--a", "1", "--b"]`` as ``[("--a", "1"), ("--b", "true")]``."""
+    pairs: list[tuple[str, str]] = []
+    for i, arg in enumerate(args):
+        if not arg.startswith("-"):
+            continue
+        following = args[i + 1] if i + 1 < len(args) else None
+        value = following if following is not None and not following.startswith("-") else "true"
+        pairs.append((arg, value))
+    return pairs
+
+
+def _wdl_files(value: Any, root: Path) -> Any:
+    if isinstance(value, list):
+        return [_wdl_files(v, root) for v in value]
+    if isinstance(value, dict):
+        return {k: _wdl_files(v, root) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("/"):
+        path = Path(value)
+        if path.is_file() and path.resolve().is_relative_to(root):
+            return {
+                "class": "File",
+                "location": path.resolve().as_uri(),
+                "path": str(path.resolve()),
+                "basename": path.name,
+                "size": path.stat().st_size,
+            }
+    return value
