@@ -34,6 +34,8 @@ from tests.processes import Server, clean_env, kill_group, spawn
 from tests.redis_server import RedisServer, start_redis_server
 
 MODES = ("embedded", "distributed")
+#: The serve options a worker takes too (written with ``=``).
+ENGINE_OPTIONS = ("--engine=", "--toil-")
 #: How much of a failure message the JSON summary keeps per test.
 MESSAGE_CHARS = 2000
 
@@ -105,8 +107,8 @@ def wes_server(mode: str, work: Path, serve_args: list[str]) -> Iterator[str]:
             redis = RedisServer(executable, work / "redis")
             start_redis_server(redis)
             worker_args = ["worker", "--redis", redis.url, "--data-dir", str(data)]
-            # A worker runs the engines, so it takes the server's engine choices too.
-            engines = [a for a in serve_args if a.startswith("--engine")]
+            # A worker runs the engines, so it takes the server's engine settings too.
+            engines = [a for a in serve_args if a.startswith(ENGINE_OPTIONS)]
             workers.append(spawn([*worker_args, *engines], clean_env(), work / "worker.log"))
             serve_args = ["--redis", redis.url, *serve_args]
         server = Server(data, *serve_args)
@@ -135,6 +137,11 @@ def script(name: str) -> str:
     if found is None:
         raise SetupError(f"{name} is not installed here (pip install -e '.[dev]')")
     return found
+
+
+def toil_serve_args(venv: Path) -> list[str]:
+    """The serve options that make Toil, from ``venv``, the server's only engine."""
+    return ["--engine=toil", f"--toil-venv={venv}"]
 
 
 def toil_program(venv: Path, name: str) -> Path:
@@ -235,9 +242,10 @@ def run_all(
     run_one: RunOne,
     allowed: Callable[[Result, Result | None], set[str]],
     summary: Callable[[], dict[str, Any]],
+    name: str = "conformance",
 ) -> int:
     """Check the setup, run every runner of ``args`` in every mode, report each result and
-    write the ``summary`` (with the results) to ``--json``.
+    write the ``summary`` (with the results) to ``--json``. ``name`` starts error messages.
 
     ``direct`` maps each direct runner to the results (by ``Result.runner``) it is the
     baseline of; direct runners run first. ``allowed(result, baseline)`` gives the tests ``result``
@@ -250,7 +258,6 @@ def run_all(
     results: list[Result] = []
     baselines: dict[tuple[str, str], Result] = {}
     order = sorted(args.runner, key=lambda runner: runner not in direct)
-    suite = Result.SUITE
     try:
         check_setup(args)
         servers = any(runner not in direct for runner in args.runner)
@@ -274,16 +281,19 @@ def run_all(
                         baselines[(other, result.subset)] = result
                     report(result, baseline)
                     results.append(result)
-                    suite = result.SUITE
     except SetupError as exc:
-        print(f"{suite}: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{suite}: interrupted; everything started was stopped", file=sys.stderr)
+        print(f"{name}: interrupted; everything started was stopped", file=sys.stderr)
         return 130
     finally:
         if args.json:
-            written = {**summary(), "results": [asdict(r) for r in results]}
+            try:
+                extra = summary()
+            except SetupError:  # said already
+                extra = {}
+            written = {**extra, "results": [asdict(r) for r in results]}
             args.json.write_text(json.dumps(written, indent=2) + "\n")
     return 1 if any(r.unexpected for r in results) else 0
 

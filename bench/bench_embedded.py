@@ -172,7 +172,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.engine == "toil":
         with tempfile.TemporaryDirectory() as tmp:
-            toil_latency(Path(tmp), args.runs or 10, args.toil_venv, args.serve_arg)
+            serve_args = ["--engine=toil", f"--toil-venv={args.toil_venv}", *args.serve_arg]
+            toil_latency(Path(tmp), args.runs or 10, args.toil_venv, serve_args)
         return
     args.runs = args.runs or 30
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,6 +59,7 @@ from _conformance import (
     run_session,
     script,
     toil_program,
+    toil_serve_args,
     wes_server,
 )
 
@@ -230,8 +231,8 @@ def run_one(runner: str, mode: str, args: argparse.Namespace, work: Path) -> lis
         engine_work = work / engine
         engine_work.mkdir()
         serve_args = [*(TOIL_SERVE_ARGS if runner == "toil" else ()), *args.serve_arg]
-        if engine != "cwltool":
-            serve_args.append(f"--engine={engine}")
+        if engine == "toil":
+            serve_args += toil_serve_args(args.toil_venv)
         label = runner if engine == "cwltool" else f"{runner}/{engine}"
         with wes_server(mode, engine_work, serve_args) as url:
             command, env = runner_command(runner, url, args.toil_venv, engine)

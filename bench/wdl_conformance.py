@@ -16,8 +16,9 @@ outputs with the expected ones. Runners:
 - toolchest: ``toil-wdl-runner`` on the suite's PATH is ``wdl_wes_runner.py``, which posts
   the WDL file, its imports and its input files as attachments to a fresh server
   (``workflow_type=WDL``, ``workflow_engine=toil``), waits, downloads the outputs and writes
-  them as Toil would; the server is started with ``--engine toil`` and the Toil settings
-  below (embedded: ``toolchest-wes serve``; distributed: also ``redis-server`` and
+  them as Toil would; the server offers only Toil, from ``--toil-venv`` (``serve --engine toil
+  --toil-venv DIR``, with its default settings: WDL tasks run on the host, without a
+  container; embedded: ``toolchest-wes serve``; distributed: also ``redis-server`` and
   ``toolchest-wes worker``).
 
 Every test of the selection runs once per version of ``--versions`` that it declares.
@@ -25,10 +26,12 @@ Every test of the selection runs once per version of ``--versions`` that it decl
 ``--subset all`` is every test; ``--tags`` and ``--tests`` narrow either down. Each runner
 gets ``--timeout`` seconds per test.
 
-Toil 9.6 runs every WDL task in a container (a task that names no image gets miniwdl's
-default), so on a machine without a container runtime every test with a task fails; such a
-test is counted apart, as "need a container runtime" (the ``unsupported`` list of the JSON
-summary), and the summary lists them per version under ``container``.
+Toil 9.6 run directly runs every WDL task in a container (a task that names no image gets
+miniwdl's default), so on a machine without a container runtime every test with a task fails
+there; such a failed test is counted apart, as "need a container runtime" (the
+``unsupported`` list of the JSON summary), and the summary lists the selected tests with a
+task per version under ``container``. The server runs tasks on the host, so they can pass
+through it.
 
 For each runner, mode and version it prints ``wdl-conformance <runner> <mode> <version>: N
 passed, M failed, C need a container runtime (S s)`` and the ids of the tests that did not
@@ -64,6 +67,7 @@ from _conformance import (
     run_all,
     run_session,
     toil_program,
+    toil_serve_args,
     wes_server,
 )
 
@@ -75,8 +79,6 @@ DIRECT = {"toil-wdl-runner": ("toolchest",)}
 VERSIONS = ("draft-2", "1.0", "1.1")
 SUBSETS = ("quick", "all")
 DEFAULT_WDL_DIR = ROOT.parent / "shared" / "wdl-conformance-tests"
-#: The server's engine for WDL, and its settings.
-SERVE_ARGS = ("--engine=toil",)
 #: Tests that pass with toil-wdl-runner directly on a machine without a container runtime,
 #: and cover what a server adds: inputs and outputs of every kind, a File input, a subworkflow
 #: import, a workflow that must fail.
@@ -210,7 +212,7 @@ def run_one(runner: str, mode: str, args: argparse.Namespace, work: Path) -> lis
     if mode == "direct":
         bin_dir = runner_bin(runner, "", args, work)
         return [run_version(runner, mode, v, bin_dir, args, work) for v in args.versions]
-    with wes_server(mode, work, [*SERVE_ARGS, *args.serve_arg]) as url:
+    with wes_server(mode, work, [*toil_serve_args(args.toil_venv), *args.serve_arg]) as url:
         bin_dir = runner_bin(runner, url, args, work)
         return [run_version(runner, mode, v, bin_dir, args, work) for v in args.versions]
 
@@ -268,7 +270,7 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
         "subset": args.subset,
         "versions": args.versions,
         "wdl_dir": str(args.wdl_dir),
-        "serve_args": [*SERVE_ARGS, *args.serve_arg],
+        "serve_args": [*toil_serve_args(args.toil_venv), *args.serve_arg],
         "container": {
             version: [
                 args.suite_tests[n]["id"]
@@ -286,7 +288,15 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     args = parse_args()
-    return run_all(args, check_setup, DIRECT, run_one, allowed_for(args), lambda: summary(args))
+    return run_all(
+        args,
+        check_setup,
+        DIRECT,
+        run_one,
+        allowed_for(args),
+        lambda: summary(args),
+        "wdl-conformance",
+    )
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 #: ``import "x.wdl"`` statements; the URL-free ones are attached.
 IMPORT = re.compile(r'^\s*import\s+"([^"]+)"', re.MULTILINE)
 VERSION = re.compile(r"^\s*version\s+(\S+)", re.MULTILINE)
+#: toil-wdl-runner options with a value that run.py may pass; they mean nothing here.
+IGNORED_WITH_VALUE = ("--outputDialect", "--container", "--wdlContainer", "--jobStore")
 #: State polling interval: from, to (seconds).
 POLL = (0.2, 2.0)
 
@@ -61,7 +63,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("workflow", type=Path)
     parser.add_argument("-i", "--inputs", help="a JSON file, or JSON text")
     parser.add_argument("-m", "--results", type=Path, default=Path("results.json"))
-    args, _ignored = parser.parse_known_args(argv)
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in IGNORED_WITH_VALUE:
+            skip = True
+        elif not arg.startswith(tuple(f"{name}=" for name in IGNORED_WITH_VALUE)):
+            kept.append(arg)
+    args, _ignored = parser.parse_known_args(kept)
     return args
 
 
