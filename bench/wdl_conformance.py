@@ -82,10 +82,20 @@ DIRECT = {"toil-wdl-runner": ("toolchest",)}
 VERSIONS = ("draft-2", "1.0", "1.1")
 SUBSETS = ("quick", "all")
 DEFAULT_WDL_DIR = ROOT.parent / "shared" / "wdl-conformance-tests"
-#: Tests that pass with toil-wdl-runner directly on a machine without a container runtime,
-#: and cover what a server adds: inputs and outputs of every kind, a File input, a subworkflow
-#: import, a workflow that must fail.
-QUICK = ()
+#: Tests that pass through the server here (and with toil-wdl-runner directly, tasks on the
+#: host), for CI: values of every kind, a File input, File outputs of a task, a subworkflow
+#: import, a task that names a Docker image, and a workflow that must fail.
+QUICK = (
+    "select_first",
+    "struct",
+    "pair",
+    "basename",
+    "stdout_output",
+    "sub_file",
+    "null_optional_vs_default_subworkflows",
+    "md5",
+    "range_fail",
+)
 #: Tests that toil-wdl-runner (Toil 9.6) does not pass directly here, besides those that need a
 #: container runtime (measured with ``--runner toil-wdl-runner --subset all``): ``Object`` is
 #: an unknown type to it, it cannot parse a string in a 1.0 placeholder, and it does not
