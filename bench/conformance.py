@@ -117,6 +117,8 @@ def runner_command(
     if runner == "cwltool":
         return [script("cwltool"), "--no-container"], env
     if runner == "toil-cwl-runner":
+        # Toil starts its workers (_toil_worker) by name, from PATH.
+        env["PATH"] = f"{toil_venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         # Without a container, as the cwltool baseline and the server run such tools.
         return [str(toil_program(toil_venv, "toil-cwl-runner")), "--no-container"], env
     if runner == "toolchest":
