@@ -77,10 +77,14 @@ def hello_direct(program: Path, workflow_type: str, folder: Path) -> float:
     job = folder / "hello.json"
     job.write_text(json.dumps(hello_params(workflow_type, "bench")))
     if workflow_type == "CWL":
-        argv = [str(program), "--outdir", str(folder / "out"), str(HELLO), str(job)]
+        # Without a container, as the server runs CWL tools by default here.
+        argv = [str(program), "--no-container", "--outdir", str(folder / "out")]
+        argv += [str(HELLO), str(job)]
     else:
         argv = [str(program), str(HELLO_WDL), "-i", str(job), "-o", str(folder / "out")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
+    # Toil starts its workers (_toil_worker) by name, as it does in its activated virtualenv.
+    env["PATH"] = f"{program.parent}{os.pathsep}{env.get('PATH', '')}"
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start

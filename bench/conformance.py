@@ -88,8 +88,12 @@ ALLOWED_CWLTOOL = {
     ),
 }
 #: Tests that do not pass with ``toil-cwl-runner --no-container`` itself (Toil 9.6, measured
-#: with ``--runner toil-cwl-runner``).
-ALLOWED_TOIL: dict[str, tuple[str, ...]] = {"required": (), "all": ()}
+#: with ``--runner toil-cwl-runner``): the same required tests as cwltool; the whole suite was
+#: not measured, so cwltool's list stands in for it.
+ALLOWED_TOIL = {
+    "required": ("cwloutput_nolimit", "filename_with_hash_mark"),
+    "all": ALLOWED_CWLTOOL["all"],
+}
 #: The tests each engine does not pass when run directly.
 BUILT_IN = {"cwltool": ALLOWED_CWLTOOL, "toil": ALLOWED_TOIL}
 #: Tests a runner cannot pass through any WES server, because the client leaves out files the
