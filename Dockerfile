@@ -21,8 +21,13 @@ RUN apt-get update \
 RUN useradd --create-home --uid 10001 wes \
     && mkdir /data && chown wes /data
 
+# Every engine: cwltool comes with the server, Snakemake with its extra, and Toil in a
+# virtualenv of its own (it pins cwltool exactly; see the README's Toil section), found
+# through TOOLCHEST_WES_TOIL_VENV. Toil and Snakemake runs are offered with --sandbox none.
 COPY --from=build /dist /tmp/dist
-RUN pip install --no-cache-dir /tmp/dist/toolchest_wes-*.whl \
+RUN pip install --no-cache-dir "$(ls /tmp/dist/toolchest_wes-*.whl)[snakemake]" \
+    && python -m venv /opt/toil \
+    && /opt/toil/bin/pip install --no-cache-dir 'toil[cwl,wdl]==9.6.*' \
     && rm -rf /tmp/dist
 
 # gunicorn reads ./gunicorn.conf.py, so `gunicorn toolchest_wes.server.wsgi:app` started by
@@ -32,6 +37,7 @@ COPY gunicorn.conf.py ./
 
 USER wes
 ENV TOOLCHEST_WES_DATA_DIR=/data \
+    TOOLCHEST_WES_TOIL_VENV=/opt/toil \
     TOOLCHEST_WES_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 VOLUME ["/data"]

@@ -206,9 +206,10 @@ def sleeping(seconds: int) -> bool:
 class Server:
     """The embedded server, ``toolchest-wes serve``, on a free port; restartable."""
 
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.args = args
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -216,7 +217,7 @@ class Server:
 
     def start(self) -> None:
         """Start the server and wait until /health answers."""
-        env = clean_env()
+        env = {**clean_env(), **self.env}
         # Metrics files go under the test's folder: a SIGKILLed server cannot clean up.
         metrics = self.data_dir.parent / f"metrics-{self.port}"
         metrics.mkdir(parents=True, exist_ok=True)

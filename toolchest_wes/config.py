@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from toolchest_wes.core.resources import ResourcePolicy
+
 __all__ = [
     "AuthMode",
     "ContainerRuntime",
@@ -183,6 +185,25 @@ class Settings(BaseSettings):
     )
     default_engine_parameters: list[str] = Field(
         default_factory=list, description="cwltool flags added to every run."
+    )
+    engines: list[str] = Field(
+        default_factory=lambda: ["auto"],
+        description=(
+            "The engines to offer, by name (cwltool, toil, snakemake); the first for a "
+            "workflow type is its default. auto: cwltool and every other engine installed."
+        ),
+    )
+    run_defaults: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each run's cores, memory and runtime unless it asks otherwise.",
+    )
+    run_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description="The most cores, memory and runtime a run may ask for.",
+    )
+    run_fixed: list[str] = Field(
+        default_factory=list,
+        description="Resources (cores, memory, runtime) that users may not set per run.",
     )
     warm_engine: bool = Field(
         default=True,
@@ -385,13 +406,6 @@ class Settings(BaseSettings):
         description="A file whose first line is the Redis password (Docker and k8s secrets).",
     )
 
-    # -- engines ---------------------------------------------------------------------------
-    # Which engines run workflows. "auto": cwltool, and Toil too when its programs are found.
-    engines: list[str] = Field(
-        default_factory=lambda: ["auto"],
-        description="Engines offered (cwltool, toil); the first of a workflow type is its "
-        "default. auto: cwltool and every other engine whose program is installed.",
-    )
     # -- Toil (toolchest_wes.engines.toil_engine) ------------------------------------------
     toil_venv: Path | None = Field(
         default=None,
@@ -403,10 +417,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Toil's --batchSystem: single_machine, slurm, kubernetes, ...",
     )
-    toil_jobstore_dir: Path | None = Field(
+    toil_jobstore_dir: str | None = Field(
         default=None,
-        description="Folder for Toil job stores (one per run), on storage that every node "
-        "of the batch system sees; default: inside each run's work folder.",
+        description="Where Toil job stores go (one per run) for every node of the batch "
+        "system to reach: a folder on shared storage, or a locator prefix such as "
+        "aws:us-west-2:wes; default: inside each run's work folder.",
     )
     toil_args: str = Field(
         default="", description="Toil flags added to every run, as one shell-quoted string."
@@ -417,6 +432,59 @@ class Settings(BaseSettings):
         description="How WDL tasks run: host (no container, in bubblewrap), singularity or docker.",
     )
 
+    # -- Snakemake engine (workflow_type SMK; see engines/snakemake_engine.py) -----------------
+    snakemake_venv: Path | None = Field(
+        default=None,
+        description=(
+            "A virtualenv whose bin/snakemake runs SMK workflows; unset: the snakemake "
+            "installed with the server (toolchest-wes[snakemake]), else the one on PATH."
+        ),
+    )
+    snakemake_allow_conda: bool = Field(
+        default=False, description="Whether a Snakemake run may ask for --use-conda."
+    )
+    snakemake_allow_apptainer: bool = Field(
+        default=False,
+        description="Whether a Snakemake run may ask for --use-apptainer (--use-singularity).",
+    )
+
+    # -- webhooks (core/webhooks.py) ---------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the deliveries to each run's notify_url tag; without it (or "
+        "webhook_secret_file) runs may not ask for webhooks.",
+    )
+    webhook_secret_file: Path | None = Field(
+        default=None, description="A file whose first line is webhook_secret."
+    )
+    webhook: list[str] = Field(
+        default_factory=list,
+        description="URLs sent every state change of every run, signed with webhook_secret.",
+    )
+    webhooks_file: Path | None = Field(
+        default=None,
+        description="A JSON or YAML list of {url, secret, events: all|terminal}: the "
+        "server's subscribers, each with a secret of its own.",
+    )
+    allow_private_webhooks: bool = Field(
+        default=False,
+        description="Send webhooks to loopback, link-local and private hosts too.",
+    )
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated host names and networks (CIDR) webhooks may be sent to "
+        "even though they are not public.",
+    )
+    webhook_retry_window_s: float = Field(
+        default=86400.0, gt=0, description="How long a failing delivery is retried."
+    )
+    webhook_backoff_s: float = Field(
+        default=5.0, gt=0, description="The wait before the first retry; it doubles each time."
+    )
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -425,7 +493,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
-    @field_validator("workflow_url_allowed_hosts")
+    @field_validator("workflow_url_allowed_hosts", "webhook_allowed_hosts")
     @classmethod
     def _check_allowed_networks(cls, value: str) -> str:
         for entry in (e.strip().strip("[]") for e in value.split(",")):
@@ -448,6 +516,16 @@ class Settings(BaseSettings):
     def trs_allowed_hosts(self) -> frozenset[str]:
         """``trs_allow`` as a set of lower-case hosts."""
         return frozenset(h.strip().lower() for h in self.trs_allow.split(",") if h.strip())
+
+    @model_validator(mode="after")
+    def _check_resources(self) -> Settings:
+        self.resource_policy  # noqa: B018 (raises ValueError naming a bad setting)
+        return self
+
+    @property
+    def resource_policy(self) -> ResourcePolicy:
+        """``run_defaults``, ``run_limits`` and ``run_fixed`` as the policy runs are held to."""
+        return ResourcePolicy.from_settings(self.run_defaults, self.run_limits, self.run_fixed)
 
     @model_validator(mode="after")
     def _check_oidc(self) -> Settings:

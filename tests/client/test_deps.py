@@ -260,6 +260,20 @@ def test_hello_example_matches_the_readme() -> None:
     assert_server_accepts(bundle)
 
 
+def test_a_snakefile_is_attached_as_it_is_with_the_files_beside_it() -> None:
+    folder = EXAMPLES / "snakemake" / "file-output"
+    bundle = bundle_workflow(
+        folder / "Snakefile",
+        folder / "file-output.json",
+        attachments=[folder / "fruit.txt"],
+        cwl=False,
+    )
+
+    assert bundle.workflow_url == "Snakefile"
+    assert bundle.workflow_params == {"input": "fruit.txt"}
+    assert names(bundle) == ["Snakefile", "fruit.txt"]
+
+
 def readme_two_step_parts() -> tuple[str, set[str]]:
     """The workflow_url and attachment names of the README's two-step curl command."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")

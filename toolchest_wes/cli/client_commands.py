@@ -461,9 +461,10 @@ COMMANDS = [
 def register(group: click.Group) -> None:
     """Add the client commands and cwl-runner to ``group``, and the exit codes to its help."""
     from toolchest_wes.cli.cwl_runner import cwl_runner
+    from toolchest_wes.cli.event_commands import events
     from toolchest_wes.cli.tool_commands import TOOL_COMMANDS
 
-    for command in [*COMMANDS, *TOOL_COMMANDS, cwl_runner]:
+    for command in [*COMMANDS, *TOOL_COMMANDS, cwl_runner, events]:
         takes_run = any(p.name == "run_ref" for p in command.params)
         if command.help and takes_run and RUN_HELP not in command.help:
             command.help += f"\n\n{RUN_HELP}"

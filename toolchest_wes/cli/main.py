@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from toolchest_wes import __version__
+from toolchest_wes.cli._common import parse_pairs
 from toolchest_wes.cli.client_commands import register as register_client_commands
 from toolchest_wes.cli.token_commands import token
 from toolchest_wes.config import (
@@ -79,9 +80,35 @@ def _common_options(command: _Command) -> _Command:
             "--engine",
             "engines",
             multiple=True,
-            help="An engine to offer: cwltool or toil (repeat for several; the first of a "
-            "workflow type is its default), or auto: cwltool and Toil if installed.  "
-            "[default: auto]",
+            metavar="NAME",
+            help="An engine to offer: cwltool, toil or snakemake; repeat for several, the "
+            "first for a workflow type being its default.  [default: auto, cwltool and every "
+            "other engine installed]",
+        ),
+        click.option(
+            "--run-default",
+            "run_defaults",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_pairs,
+            help="A run's cores, memory or runtime unless it asks otherwise, such as "
+            "cores=2, memory=4G, runtime=2h; repeatable.",
+        ),
+        click.option(
+            "--run-limit",
+            "run_limits",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_pairs,
+            help="The most cores, memory or runtime a run may ask for, such as cores=8; "
+            "repeatable. A run that goes over its runtime or memory is stopped.",
+        ),
+        click.option(
+            "--run-fixed",
+            "run_fixed",
+            multiple=True,
+            metavar="NAME",
+            help="A resource (cores, memory, runtime) users may not set per run; repeatable.",
         ),
         click.option(
             "--toil-venv",
@@ -95,9 +122,8 @@ def _common_options(command: _Command) -> _Command:
         ),
         click.option(
             "--toil-jobstore-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder for Toil job stores, shared by every node of the batch system.  "
-            "[default: each run's work folder]",
+            help="Where Toil job stores go, for every node of the batch system: a shared "
+            "folder, or a prefix such as aws:us-west-2:wes.  [default: each run's work folder]",
         ),
         click.option("--toil-args", help="Toil flags added to every run, one quoted string."),
         click.option(
@@ -105,6 +131,25 @@ def _common_options(command: _Command) -> _Command:
             type=click.Choice(["host", "singularity", "docker"]),
             help="How Toil runs WDL tasks.  [default: host]",
         ),
+        click.option(
+            "--snakemake-venv",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="A virtualenv whose bin/snakemake runs SMK workflows.  [default: the "
+            "snakemake installed with the server, else the one on PATH]",
+        ),
+        click.option(
+            "--snakemake-allow-conda",
+            is_flag=True,
+            default=None,
+            help="Let Snakemake runs ask for --use-conda.",
+        ),
+        click.option(
+            "--snakemake-allow-apptainer",
+            is_flag=True,
+            default=None,
+            help="Let Snakemake runs ask for --use-apptainer.",
+        ),
+        *_webhook_options(),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
             "--log-json", is_flag=True, default=None, help="Log one JSON object per line."
@@ -115,14 +160,81 @@ def _common_options(command: _Command) -> _Command:
     return command
 
 
+def _webhook_options() -> list[Any]:
+    """Webhook options: the API sends events, and every process records them."""
+    return [
+        click.option(
+            "--webhook-secret",
+            help="Signs the webhooks sent to runs' toolchest_wes.notify_url tags; prefer "
+            "TOOLCHEST_WES_WEBHOOK_SECRET or --webhook-secret-file, which ps does not show.",
+        ),
+        click.option(
+            "--webhook-secret-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A file whose first line is the webhook secret.",
+        ),
+        click.option(
+            "--webhook",
+            "webhook",
+            multiple=True,
+            metavar="URL",
+            help="Send every state change of every run here, signed with the webhook "
+            "secret; repeatable.",
+        ),
+        click.option(
+            "--webhooks",
+            "webhooks_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A JSON or YAML list of subscribers {url, secret, events: all|terminal}.",
+        ),
+        click.option(
+            "--allow-private-webhooks",
+            is_flag=True,
+            default=None,
+            help="Send webhooks to loopback and private hosts too.",
+        ),
+        click.option(
+            "--webhook-allowed-hosts",
+            help="Comma-separated hosts and networks (CIDR) webhooks may go to though not public.",
+        ),
+        click.option(
+            "--webhook-retry-window",
+            "webhook_retry_window_s",
+            type=float,
+            help="Seconds a failing webhook is retried.  [default: 86400]",
+        ),
+        click.option(
+            "--webhook-backoff",
+            "webhook_backoff_s",
+            type=float,
+            help="Seconds before a failed webhook's first retry; each next wait doubles, up "
+            "to an hour.  [default: 5]",
+        ),
+    ]
+
+
+def _check_engines(settings: Settings) -> None:
+    from toolchest_wes.wiring.engines import check_engines
+
+    try:
+        check_engines(settings)
+    except ValueError as exc:
+        raise click.UsageError(f"--engine: {exc}") from None
+
+
+def _pairs(
+    _ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str] | None:
+    """A repeatable ``NAME=VALUE`` option as a dict; ``None`` when not given."""
+    if not values:
+        return None
+    return parse_pairs(values, f"--{(param.name or '').replace('_', '-').rstrip('s')}")
+
+
 def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     """Settings from flags over the environment, and the environment that carries them on."""
-    # A repeatable option gives () when absent, and a list that travels as JSON.
-    given: dict[str, Any] = {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in flags.items()
-        if v is not None and v != ()
-    }
+    # A repeatable option that was not given is an empty tuple: the environment decides.
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
@@ -132,9 +244,13 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
     # flags travel there; the same names work for anyone who starts those directly.
     env = dict(os.environ)
     for key, value in given.items():
-        env[f"TOOLCHEST_WES_{key.upper()}"] = (
-            json.dumps(value) if isinstance(value, list) else str(value)
-        )
+        # Lists and tables travel as JSON, which is how settings read them from the environment.
+        if isinstance(value, (tuple, list, dict)):
+            env[f"TOOLCHEST_WES_{key.upper()}"] = json.dumps(
+                list(value) if isinstance(value, tuple) else value
+            )
+        else:
+            env[f"TOOLCHEST_WES_{key.upper()}"] = str(value)
     env["TOOLCHEST_WES_DATA_DIR"] = str(settings.data_dir.resolve())
     return settings, env
 
@@ -246,6 +362,7 @@ def serve(**flags: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     sandbox = _check_sandbox(settings)
+    _check_engines(settings)
     from toolchest_wes.catalog.catalog import CatalogError
     from toolchest_wes.wiring.catalog import build_catalog
 
@@ -285,6 +402,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
     if not settings.distributed:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
     _check_sandbox(settings)
+    _check_engines(settings)
     from toolchest_wes.logconfig import build_logging_config
     from toolchest_wes.worker.supervisor import Supervisor
 

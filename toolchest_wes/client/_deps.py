@@ -69,6 +69,7 @@ def bundle_workflow(
     inputs: Mapping[str, Any] | str | Path | None = None,
     *,
     attachments: Sequence[str | Path] = (),
+    cwl: bool = True,
 ) -> Bundle:
     """Collect a CWL workflow, the files it and its inputs need, and the rewritten inputs.
 
@@ -82,6 +83,8 @@ def bundle_workflow(
             changed.
         attachments: More files or folders to send as they are (a folder with everything
             under it), named relative to the common root like the others.
+        cwl: Whether the workflow is CWL. Another language's workflow (a Snakefile) is
+            attached as it is, without looking into it; ``attachments`` add what it needs.
 
     Returns:
         The :class:`Bundle` to submit.
@@ -94,14 +97,16 @@ def bundle_workflow(
     """
     collector = _Collector()
     workflow_path, fragment = _workflow_location(workflow)
-    if workflow_path is not None:
+    if workflow_path is not None and not cwl:
+        collector.add_file(workflow_path, "the workflow argument")
+    elif workflow_path is not None:
         collector.scan_document(workflow_path, "the workflow argument")
     params, base, source = _load_inputs(inputs)
     rewritten = {
         key: collector.scan_value(value, base, f"input {key}", source)
         for key, value in params.items()
     }
-    if workflow_path is not None:
+    if workflow_path is not None and cwl:
         collector.add_secondary_files(workflow_path, fragment, params, base)
     for extra in attachments:
         collector.add_path(_absolute(Path(extra)), "attachments=")

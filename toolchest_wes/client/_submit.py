@@ -37,13 +37,15 @@ def prepare_submission(
         InputFileError: A referenced local file is missing.
         InputTypeError: An input does not fit its type, or a required one is missing.
     """
-    bundle = bundle_workflow(workflow, inputs, attachments=attachments)
-    if workflow_type.upper() == "CWL":
+    cwl = workflow_type.upper() == "CWL"
+    bundle = bundle_workflow(workflow, inputs, attachments=attachments, cwl=cwl)
+    if cwl:
         check_input_types(workflow, bundle.workflow_params)
     for name, path in bundle.attachments:
         if not path.is_file():
             raise InputFileError(f"cannot attach {name}: {path} is not a readable file")
-    version = workflow_type_version or cwl_version(_local_path(workflow))
+    # sapporo's version names for its other languages ("1.0" for SMK) when none is given.
+    version = workflow_type_version or (cwl_version(_local_path(workflow)) if cwl else "1.0")
     submission = Submission(fields={}, files=list(bundle.attachments))
     all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     all_tags[REQUEST_ID_TAG] = submission.request_id

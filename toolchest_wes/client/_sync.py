@@ -334,13 +334,15 @@ class WesClient:
         is sent, and a retry after a lost answer never creates a second run.
 
         Args:
-            workflow: A local CWL file or an http(s) URL.
+            workflow: A local CWL file or an http(s) URL; with another ``workflow_type``
+                (``SMK``), a local file attached as it is, with ``attachments`` beside it.
             inputs: The inputs as a mapping, or a YAML/JSON job file.
             attachments: More files or folders to attach.
             tags: Tags to keep with the run.
             engine_params: ``workflow_engine_parameters``, such as ``{"--parallel": "true"}``.
-            workflow_type: ``CWL``.
-            workflow_type_version: Read from the workflow's ``cwlVersion`` when not given.
+            workflow_type: ``CWL``, or ``SMK`` for a Snakefile.
+            workflow_type_version: Read from the workflow's ``cwlVersion`` when not given
+                (``1.0`` for other types).
             engine: ``workflow_engine``.
             engine_version: ``workflow_engine_version``.
 

@@ -15,11 +15,12 @@ import re
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from toolchest_wes.core.resources import ResourcePolicy, format_bytes
 from toolchest_wes.core.states import allowed_from
 from toolchest_wes.core.workspace import RunDir, Workspace
 from toolchest_wes.engines.base import (
@@ -27,8 +28,10 @@ from toolchest_wes.engines.base import (
     Launcher,
     PreparedRun,
     ProcessHandle,
+    Resources,
     WorkflowEngine,
 )
+from toolchest_wes.engines.proctree import tree_memory_bytes
 from toolchest_wes.models import State
 from toolchest_wes.store.base import (
     RunRecord,
@@ -52,6 +55,9 @@ _DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 #: the reconcile loop, which queues it again or ends it once its message or lease is gone.
 _STORE_PATIENCE_S = 60.0
 _STORE_RETRY_S = 0.5
+#: How often a run with a memory limit has its processes' memory read: often enough to stop
+#: a runaway tool before it takes the machine's memory, rarely enough to cost nothing.
+_MEMORY_CHECK_S = 1.0
 
 _T = TypeVar("_T")
 
@@ -67,6 +73,7 @@ class ExecutorDeps:
     poll_interval_s: float = 0.2
     cancel_grace_s: float = 1.0
     lease_ttl_s: float = 30.0
+    resources: ResourcePolicy = field(default_factory=ResourcePolicy)
 
 
 def execute_run(run_id: str, deps: ExecutorDeps) -> None:
@@ -110,7 +117,11 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             return
         engine = deps.engine_for(record)
         run_dir = deps.workspace.run_dir(run_id)
-        prepared = _prepare(record, run_dir)
+        # Not strict: the run was accepted, so a policy changed since only clamps it.
+        resources, _ = deps.resources.resolve(
+            record.request.workflow_engine_parameters, strict=False
+        )
+        prepared = _prepare(record, run_dir, resources)
         spec = engine.launch_spec(prepared)
         if not _patiently(
             lambda: store.transition(
@@ -128,10 +139,19 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             return
         handle = deps.launcher.start(spec)
         logger.info("run started run_id=%s pid=%s", run_id, handle.pid)
-        exit_code, cancelled = _wait(handle, deps, run_id)
+        exit_code, stopped = _wait(handle, deps, run_id, resources)
         handle = None
-        if cancelled:
+        if stopped == _CANCELLED:
             _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}), exit_code=exit_code)
+        elif stopped is not None:
+            _end(
+                store,
+                run_id,
+                State.EXECUTOR_ERROR,
+                allowed_from(State.EXECUTOR_ERROR),
+                exit_code=exit_code,
+                lines=[stopped],
+            )
         elif exit_code == 0:
             _complete(store, engine, prepared, run_dir)
         else:
@@ -179,7 +199,7 @@ def _finish_cancel_before_start(store: StateStore, run_id: str) -> None:
         _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}))
 
 
-def _prepare(record: RunRecord, run_dir: RunDir) -> PreparedRun:
+def _prepare(record: RunRecord, run_dir: RunDir, resources: Resources) -> PreparedRun:
     url = record.request.workflow_url
     if "://" not in url:
         path, sep, fragment = url.partition("#")
@@ -196,23 +216,41 @@ def _prepare(record: RunRecord, run_dir: RunDir) -> PreparedRun:
         stdout_path=run_dir.stdout,
         stderr_path=run_dir.stderr,
         engine_args=list(record.engine_args),
+        resources=resources,
     )
 
 
-def _wait(handle: ProcessHandle, deps: ExecutorDeps, run_id: str) -> tuple[int, bool]:
-    """Wait for the engine, killing it if the run is cancelled. Returns (exit code, cancelled)."""
+#: What ``_wait`` reports for a run stopped by a cancel request.
+_CANCELLED = "cancelled"
+
+
+def _wait(
+    handle: ProcessHandle, deps: ExecutorDeps, run_id: str, resources: Resources
+) -> tuple[int, str | None]:
+    """Wait for the engine, killing it if the run is cancelled or goes over its limits.
+
+    Returns the exit code and why the run was stopped: ``None`` if it ended by itself,
+    ``_CANCELLED``, or a line for the user naming the limit it went over.
+    """
     # Renew the lease a few times per TTL: often enough that a slow store round trip never
     # lets it lapse, rarely enough to cost nothing next to the state poll.
     renew_every = deps.lease_ttl_s / 4
-    renewed = time.monotonic()
+    started = renewed = checked = time.monotonic()
     while True:
         exit_code = handle.wait(deps.poll_interval_s)
         if exit_code is not None:
             # A run can be cancelled in the instant its engine exits; the CAS in the
             # caller decides which ending wins, so only report a cancel we acted on.
-            return exit_code, False
+            return exit_code, None
+        now = time.monotonic()
+        over = _over_limit(handle, resources, now - started, now - checked)
+        if over is not None:
+            logger.info("stopping run_id=%s pid=%s: %s", run_id, handle.pid, over)
+            return _stop(handle, deps), over
+        if resources.memory_bytes is not None and now - checked >= _MEMORY_CHECK_S:
+            checked = now
         try:
-            if time.monotonic() - renewed >= renew_every:
+            if now - renewed >= renew_every:
                 deps.store.touch_lease(run_id, deps.lease_ttl_s)
                 renewed = time.monotonic()
             cancelling = deps.store.get_state(run_id) is State.CANCELING
@@ -224,9 +262,35 @@ def _wait(handle: ProcessHandle, deps: ExecutorDeps, run_id: str) -> tuple[int, 
             continue
         if cancelling:
             logger.info("cancelling run_id=%s pid=%s", run_id, handle.pid)
-            handle.kill_tree(deps.cancel_grace_s)
-            code = handle.wait(deps.cancel_grace_s)
-            return (code if code is not None else -int(signal.SIGKILL)), True
+            return _stop(handle, deps), _CANCELLED
+
+
+def _stop(handle: ProcessHandle, deps: ExecutorDeps) -> int:
+    """Kill the engine's process group; its exit code (a negative signal number)."""
+    handle.kill_tree(deps.cancel_grace_s)
+    code = handle.wait(deps.cancel_grace_s)
+    return code if code is not None else -int(signal.SIGKILL)
+
+
+def _over_limit(
+    handle: ProcessHandle, resources: Resources, elapsed_s: float, since_check_s: float
+) -> str | None:
+    """Why the run must stop now, or ``None``."""
+    if resources.runtime_s is not None and elapsed_s > resources.runtime_s:
+        return (
+            f"the run was stopped after {elapsed_s:.0f} s: it went over its runtime limit of "
+            f"{resources.runtime_s:g} s (workflow_engine_parameters 'runtime', or the "
+            "server's default)"
+        )
+    if resources.memory_bytes is not None and since_check_s >= _MEMORY_CHECK_S:
+        used = tree_memory_bytes(handle.pid)
+        if used > resources.memory_bytes:
+            return (
+                f"the run was stopped: its processes used {used / (1 << 20):.0f} MiB of "
+                f"memory, over its limit of {format_bytes(resources.memory_bytes)} "
+                "(workflow_engine_parameters 'memory', or the server's default)"
+            )
+    return None
 
 
 def _complete(

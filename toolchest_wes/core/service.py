@@ -22,6 +22,7 @@ from toolchest_wes.core.errors import (
 )
 from toolchest_wes.core.limits import SubmitLimits
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
+from toolchest_wes.core.resources import ResourcePolicy
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
 from toolchest_wes.core.submission import (
     RunSubmission,
@@ -33,12 +34,13 @@ from toolchest_wes.core.submission import (
 from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
 from toolchest_wes.core.tools import ToolResolver
 from toolchest_wes.core.urls import UrlPolicy
+from toolchest_wes.core.webhooks import Webhooks, check_webhook_tags
 from toolchest_wes.core.workspace import (
     RunDir,
     Workspace,
 )
 from toolchest_wes.engines.base import InvalidEngineParameterError
-from toolchest_wes.engines.registry import EngineRegistry, match_version, normalise_version
+from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, parse_state_names
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
@@ -82,6 +84,10 @@ class ServiceConfig:
     #: Turns a workflow_url that names a catalog or TRS tool into its files; ``None``: such
     #: URLs are not understood.
     tools: ToolResolver | None = None
+    #: The operator's defaults and limits for each run's cores, memory and runtime.
+    resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+    #: The server's webhooks; ``None``: it sends none, and refuses runs that ask for them.
+    webhooks: Webhooks | None = None
 
 
 @dataclass
@@ -126,23 +132,25 @@ class RunService:
         if self.config.tools is not None:
             # First: a named tool sets the workflow type and the attachments checked below.
             self.config.tools.apply(sub)
-        engine = resolve_engine(self.registry, sub)
+        engine, type_version = resolve_engine(self.registry, sub)
         sub.attachments = unique_attachments(sub.attachments)
         names = [a.name for a in sub.attachments]
         workflow_url = check_workflow_url(sub.workflow_url, names)
         if "://" in workflow_url:
             self.config.url_policy.check(workflow_url)
         self.config.url_policy.check_params(sub.workflow_params)
+        check_webhook_tags(self.config.webhooks, sub.tags)
         staged_params = localise_params(sub.workflow_params, names)
         try:
-            params = engine.check_parameters(sub.workflow_engine_parameters)
+            # Resources first: every engine shares their names, and the policy is the server's.
+            _, engine_params = self.config.resources.resolve(sub.workflow_engine_parameters)
+            params = engine.check_parameters(engine_params)
         except InvalidEngineParameterError as exc:
             raise BadRequestError(str(exc)) from exc
         request = RunRequest(
             workflow_params=sub.workflow_params,
             workflow_type=engine.workflow_type,
-            workflow_type_version=match_version(engine, sub.workflow_type_version or "")
-            or normalise_version(sub.workflow_type_version or ""),
+            workflow_type_version=type_version,
             tags=sub.tags,
             workflow_engine_parameters={
                 k: str(v) for k, v in sub.workflow_engine_parameters.items() if v is not None
@@ -172,6 +180,8 @@ class RunService:
             # cannot all pass the check and overshoot the limit together.
             with limits.hold(owner):
                 self._check_active(owner)
+                if self.config.webhooks is not None:
+                    self.config.webhooks.register(run_id, request.tags, owner)
                 self.store.create_run(record)
         except BaseException:
             # A StoreUnavailableError goes on to the server's one 503 handler.
@@ -394,25 +404,36 @@ class RunService:
             id=self.config.service_id,
             name="toolchest-wes",
             type={"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"},
-            description="GA4GH Workflow Execution Service running CWL workflows with cwltool",
+            description="GA4GH Workflow Execution Service running "
+            + "; ".join(
+                f"{t} with {', '.join(self.registry.engine_names(t))}"
+                for t in self.registry.supported()
+            ),
             organization={
                 "name": "toolchest-wes",
                 "url": "https://pypi.org/project/toolchest-wes/",
             },
             version=__version__,
             workflow_type_versions={
-                t: {"workflow_type_version": v} for t, v in self.registry.supported().items()
+                e.workflow_type: {"workflow_type_version": list(e.type_versions)} for e in engines
             },
             supported_wes_versions=["1.0.0", "1.1.0"],
             # Inputs are attachments or URLs the engine fetches; no server path is accepted.
             supported_filesystem_protocols=list(REMOTE_SCHEMES),
             workflow_engine_versions=self._engine_versions(),
-            default_workflow_engine_parameters=[p for e in engines for p in e.default_parameters()],
+            default_workflow_engine_parameters=[
+                *self.config.resources.default_parameters(),
+                *(p for e in engines for p in e.default_parameters()),
+            ],
             system_state_counts={s.value: counts.get(s, 0) for s in State},
             auth_instructions_url=self.config.auth_instructions_url,
             tags={},
             workers=self._workers(),
-            **self.config.extensions,
+            **{
+                "toolchest_wes_run_parameters": self.config.resources.describe(),
+                "toolchest_wes_engines": self._engines(),
+                **self.config.extensions,
+            },
         )
 
     def _workers(self) -> WorkersInfo | None:
@@ -423,6 +444,28 @@ class RunService:
         except Exception:  # informative, like the engine versions: never fail service-info
             logger.warning("could not read the workers' heartbeats", exc_info=True)
             return None
+
+    def _engines(self) -> dict[str, dict[str, Any]]:
+        """Each engine's workflow types and versions, and the parameters every run gets."""
+        result: dict[str, dict[str, Any]] = {}
+        for engine in self.registry.engines:
+            entry = result.setdefault(engine.name, {"workflow_types": {}, "default_parameters": []})
+            entry["workflow_types"][engine.workflow_type] = list(engine.type_versions)
+            defaults = [p.model_dump() for p in engine.default_parameters()]
+            entry["default_parameters"].extend(
+                p for p in defaults if p not in entry["default_parameters"]
+            )
+        for name, types in self._default_engines().items():
+            result[name]["default_for"] = types
+        return result
+
+    def _default_engines(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        for workflow_type in self.registry.supported():
+            engine = self.registry.for_type(workflow_type)
+            if engine is not None:
+                result.setdefault(engine.name, []).append(workflow_type)
+        return result
 
     def _engine_versions(self) -> dict[str, dict[str, list[str]]]:
         local = {e.name: [e.version()] for e in self.registry.engines}

@@ -56,42 +56,63 @@ class RunSubmission:
     host: str = ""
 
 
-def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> WorkflowEngine:
-    """The engine for the submission's type, version and engine fields; 400 otherwise."""
+def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> tuple[WorkflowEngine, str]:
+    """The engine for the submission's type, version and engine fields, and the version as
+    that engine spells it; 400 otherwise.
+
+    Without ``workflow_engine`` the type's default engine runs it, or the first of its other
+    engines that accepts the version.
+    """
     supported = "; ".join(f"{t} ({', '.join(v)})" for t, v in registry.supported().items())
     if not sub.workflow_type:
         raise BadRequestError(f"workflow_type is missing; this server supports {supported}")
-    engine = registry.for_type(sub.workflow_type)
-    if engine is None:
+    names = registry.engine_names(sub.workflow_type)
+    if not names:
         raise BadRequestError(
             f"workflow_type {sub.workflow_type!r} is not supported; this server supports "
             f"{supported}"
         )
+    candidates = [registry.for_type(sub.workflow_type, name) for name in names]
     if sub.workflow_engine:
-        named = registry.for_type(sub.workflow_type, sub.workflow_engine)
-        if named is None:
+        chosen = _named_engine(registry, sub.workflow_type, sub.workflow_engine)
+        if chosen is None:
             raise BadRequestError(
                 f"workflow_engine {sub.workflow_engine!r} is not available for "
-                f"{engine.workflow_type}; this server runs it with "
-                f"{', '.join(map(repr, registry.names_for(sub.workflow_type)))}"
+                f"{candidates[0].workflow_type if candidates[0] else sub.workflow_type}; "
+                f"this server runs it with {', '.join(repr(n) for n in names)}"
             )
-        engine = named
+        candidates = [chosen]
+    engines = [e for e in candidates if e is not None]
     if not sub.workflow_type_version:
+        versions = registry.supported()[engines[0].workflow_type]
         raise BadRequestError(
-            f"workflow_type_version is missing; supported {engine.workflow_type} versions: "
-            f"{', '.join(engine.type_versions)}"
+            f"workflow_type_version is missing; supported {engines[0].workflow_type} "
+            f"versions: {', '.join(versions)}"
         )
-    if match_version(engine, sub.workflow_type_version) is None:
+    for engine in engines:
+        version = match_version(sub.workflow_type_version, engine.type_versions)
+        if version is not None:
+            break
+    else:
+        accepted = sorted({v for e in engines for v in e.type_versions})
+        by = f" by {engines[0].name}" if sub.workflow_engine else ""
         raise BadRequestError(
             f"workflow_type_version {sub.workflow_type_version!r} is not supported for "
-            f"{engine.workflow_type} by {engine.name}; supported versions: "
-            f"{', '.join(engine.type_versions)}"
+            f"{engines[0].workflow_type}{by}; supported versions: {', '.join(accepted)}"
         )
     if sub.workflow_engine_version and sub.workflow_engine_version != engine.version():
         raise BadRequestError(
             f"workflow_engine_version {sub.workflow_engine_version!r} is not available; "
             f"this server has {engine.name} {engine.version()}"
         )
+    return engine, version
+
+
+def _named_engine(registry: EngineRegistry, workflow_type: str, name: str) -> WorkflowEngine | None:
+    """The engine a client named: ``toil``, or a program of it such as ``toil-cwl-runner``."""
+    engine = registry.for_type(workflow_type, name)
+    if engine is None and "-" in name:
+        engine = registry.for_type(workflow_type, name.split("-", 1)[0])
     return engine
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,10 +74,19 @@ class UrlPolicy:
     allowed_hosts: frozenset[str] = frozenset()
     allowed_networks: tuple[_IpNetwork, ...] = ()
     resolver: Resolver = field(default=system_resolver, compare=False)
+    #: The settings that allow a host, named in refusals.
+    settings: tuple[str, str] = (
+        "TOOLCHEST_WES_WORKFLOW_URL_ALLOWED_HOSTS",
+        "TOOLCHEST_WES_ALLOW_PRIVATE_WORKFLOW_URLS",
+    )
 
     @classmethod
     def from_setting(
-        cls, allow_private: bool, allowed: str, resolver: Resolver = system_resolver
+        cls,
+        allow_private: bool,
+        allowed: str,
+        resolver: Resolver = system_resolver,
+        settings: tuple[str, str] | None = None,
     ) -> UrlPolicy:
         """A policy from the settings; ``allowed`` is a comma-separated list of hosts and CIDRs.
 
@@ -96,7 +105,8 @@ class UrlPolicy:
                     raise ValueError(f"workflow_url_allowed_hosts: {exc}") from None
             else:
                 hosts.add(entry.rstrip("."))
-        return cls(allow_private, frozenset(hosts), tuple(networks), resolver)
+        policy = cls(allow_private, frozenset(hosts), tuple(networks), resolver)
+        return policy if settings is None else replace(policy, settings=settings)
 
     def check(self, url: str, *, what: str = "workflow_url") -> None:
         """Refuse ``url`` unless its host is public or allowed.
@@ -119,8 +129,8 @@ class UrlPolicy:
             raise BadRequestError(
                 f"{what} {url!r}: {host}{named} is a {kind} address, which this server does "
                 "not fetch from; use a URL on a public host or attach the file instead. The "
-                "operator can allow it with TOOLCHEST_WES_WORKFLOW_URL_ALLOWED_HOSTS "
-                f"(such as {host.strip('[]')}) or TOOLCHEST_WES_ALLOW_PRIVATE_WORKFLOW_URLS=true"
+                f"operator can allow it with {self.settings[0]} "
+                f"(such as {host.strip('[]')}) or {self.settings[1]}=true"
             )
 
     def _addresses(self, host: str, url: str, what: str) -> list[_IpAddress]:

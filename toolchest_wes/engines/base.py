@@ -16,6 +16,7 @@ __all__ = [
     "Launcher",
     "PreparedRun",
     "ProcessHandle",
+    "Resources",
     "WorkflowEngine",
 ]
 
@@ -42,6 +43,25 @@ class EngineParameters:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one run may use, from its request and the operator's policy; ``None``: no limit
+    set, the engine's own default applies.
+
+    Engines pass ``cores`` and ``memory_bytes`` to their schedulers with their own flags. The
+    executor enforces ``runtime_s``, and ``memory_bytes`` as a ceiling on the run's processes.
+
+    Attributes:
+        cores: Cores the run's jobs may use at once.
+        memory_bytes: Memory the run's jobs may use at once, in bytes.
+        runtime_s: Wall-clock seconds the run may take from its start.
+    """
+
+    cores: int | None = None
+    memory_bytes: int | None = None
+    runtime_s: float | None = None
+
+
 @dataclass
 class PreparedRun:
     """A staged run, as an engine sees it. All paths are absolute.
@@ -59,6 +79,7 @@ class PreparedRun:
         stdout_path: File for the engine's stdout.
         stderr_path: File for the engine's stderr.
         engine_args: Extra flags accepted from the request.
+        resources: The run's cores, memory and runtime.
     """
 
     run_id: str
@@ -72,6 +93,7 @@ class PreparedRun:
     stdout_path: Path
     stderr_path: Path
     engine_args: list[str] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass

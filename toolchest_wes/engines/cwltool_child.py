@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 TASK_DIR_ENV = "TOOLCHEST_WES_CHILD_TASK_DIR"
 IGNORE_DOCKER_ENV = "TOOLCHEST_WES_CHILD_IGNORE_DOCKER"
 NICE_ENV = "TOOLCHEST_WES_CHILD_NICE"
+#: How many cores the run's tools may use: the process and its tools keep to that many CPUs.
+CORES_ENV = "TOOLCHEST_WES_CHILD_CORES"
 
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 # The schema versions a run is likely to need; others load on first use, as in cwltool.
@@ -349,6 +351,19 @@ def _lower_priority(nice: int) -> None:
         Path("/proc/self/autogroup").write_text(str(nice))
 
 
+def _keep_to_cores(cores: int) -> None:
+    """Hold the run, and the tools it starts, to ``cores`` of the CPUs it may use (0: all).
+
+    cwltool has no option for a run's cores; CPU affinity is inherited by every tool, so it
+    is the limit that holds whatever the tools do.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if 0 < cores < len(allowed):
+        # Runs start at a CPU picked by their pid, so that one-core runs spread out.
+        start = os.getpid() % len(allowed)
+        os.sched_setaffinity(0, {allowed[(start + i) % len(allowed)] for i in range(cores)})
+
+
 def main(argv: list[str]) -> int:
     """Run ``cwltool argv`` in this process; returns cwltool's exit code."""
     import cwltool.main
@@ -356,11 +371,13 @@ def main(argv: list[str]) -> int:
     task_dir = os.environ.get(TASK_DIR_ENV)
     ignore_docker = os.environ.get(IGNORE_DOCKER_ENV) == "1"
     nice = int(os.environ.get(NICE_ENV, "0"))
+    cores = int(os.environ.get(CORES_ENV, "0"))
     policy_text = os.environ.get(SANDBOX_ENV)
     scrub_environment()
     leader = os.getpid() == os.getpgid(0)  # only as the leader of the run's own group
     if leader:
         _lower_priority(nice)
+        _keep_to_cores(cores)
     policy = SandboxPolicy.from_json(policy_text) if policy_text else None
     if policy is not None:
         try:

@@ -219,6 +219,7 @@ class CwltoolEngine:
         env = {
             "TOOLCHEST_WES_CHILD_TASK_DIR": str(run.task_dir),
             "TOOLCHEST_WES_CHILD_NICE": str(self.nice),
+            "TOOLCHEST_WES_CHILD_CORES": str(run.resources.cores or 0),
         }
         if "--no-container" in argv:
             env["TOOLCHEST_WES_CHILD_IGNORE_DOCKER"] = "1"

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from toolchest_wes.engines.base import LaunchSpec, ProcessHandle
 
-__all__ = ["ProcessLostError", "SubprocessLauncher"]
+__all__ = ["ProcessLostError", "SubprocessLauncher", "program_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,23 @@ def _open_log(path: os.PathLike[str] | str) -> BinaryIO:
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o666)
     return os.fdopen(fd, "ab")
+
+
+def program_output(argv: Sequence[str], timeout_s: float = 60.0) -> str:
+    """The stdout of a short helper command (such as ``snakemake --version``).
+
+    Raises:
+        OSError: The program cannot be started.
+        subprocess.SubprocessError: It failed, or did not finish within ``timeout_s``.
+    """
+    return subprocess.run(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=timeout_s,
+        text=True,
+    ).stdout
 
 
 class ChildProcess:

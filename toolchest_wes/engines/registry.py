@@ -6,61 +6,70 @@ from collections.abc import Iterable
 
 from toolchest_wes.engines.base import WorkflowEngine
 
-__all__ = ["EngineRegistry", "match_version", "normalise_version"]
+__all__ = ["EngineRegistry", "match_version"]
+
+#: Other names clients give a workflow type (``snakemake`` for sapporo's ``SMK``).
+TYPE_ALIASES = {"SNAKEMAKE": "SMK"}
 
 
-def normalise_version(version: str) -> str:
-    """``"1.2"`` and ``"v1.2"`` both mean CWL ``v1.2``."""
-    version = version.strip()
-    return version if version.lower().startswith("v") else f"v{version}"
+def match_version(version: str, versions: Iterable[str]) -> str | None:
+    """The entry of ``versions`` that ``version`` means, or ``None``.
 
-
-def match_version(engine: WorkflowEngine, version: str) -> str | None:
-    """The entry of ``engine.type_versions`` that ``version`` names, or ``None``.
-
-    A leading ``v`` is optional either way: CWL's versions are ``v1.2``, WDL's ``1.0``, and
-    clients write both as they please.
+    A leading ``v`` is optional on either side: ``"1.2"`` means CWL ``v1.2``, and ``"v1.0"``
+    means WDL ``1.0``.
     """
     wanted = version.strip().lower().removeprefix("v")
-    for known in engine.type_versions:
-        if known.lower().removeprefix("v") == wanted:
-            return known
-    return None
+    return next((v for v in versions if v.lower().removeprefix("v") == wanted), None)
+
+
+def _type_key(workflow_type: str) -> str:
+    wanted = workflow_type.strip().upper()
+    return TYPE_ALIASES.get(wanted, wanted)
 
 
 class EngineRegistry:
-    """Engines by workflow type; type names compare case-insensitively (clients send ``cwl``).
+    """Engines by workflow type and name, compared case-insensitively (clients send ``cwl``).
 
-    A type may have several engines; the first registered for it is its default.
+    A type may have several engines (CWL runs with cwltool or Toil); the first one registered
+    for a type is that type's default, used when a request names no engine.
     """
 
     def __init__(self, engines: Iterable[WorkflowEngine]) -> None:
-        self._engines: dict[str, list[WorkflowEngine]] = {}
+        self._by_type: dict[str, dict[str, WorkflowEngine]] = {}
         for engine in engines:
-            self._engines.setdefault(engine.workflow_type.upper(), []).append(engine)
+            named = self._by_type.setdefault(engine.workflow_type.upper(), {})
+            if engine.name.lower() in named:
+                raise ValueError(
+                    f"engine {engine.name!r} is registered twice for {engine.workflow_type}"
+                )
+            named[engine.name.lower()] = engine
 
     @property
     def engines(self) -> list[WorkflowEngine]:
-        """Every registered engine."""
-        return [e for engines in self._engines.values() for e in engines]
+        """Every registered engine, defaults first within each type."""
+        return [e for named in self._by_type.values() for e in named.values()]
 
     def for_type(self, workflow_type: str, engine_name: str | None = None) -> WorkflowEngine | None:
-        """The engine named ``engine_name`` (default: the type's first) for ``workflow_type``."""
-        engines = self._engines.get(workflow_type.strip().upper(), [])
-        if engine_name is None:
-            return engines[0] if engines else None
-        wanted = engine_name.strip().lower()
-        return next((e for e in engines if e.name == wanted), None)
+        """The engine ``engine_name`` (the type's default if ``None``) for ``workflow_type``."""
+        named = self._by_type.get(_type_key(workflow_type))
+        if not named:
+            return None
+        if not engine_name:
+            return next(iter(named.values()))
+        return named.get(engine_name.strip().lower())
 
-    def names_for(self, workflow_type: str) -> list[str]:
-        """The names of the engines of ``workflow_type``, its default first."""
-        return [e.name for e in self._engines.get(workflow_type.strip().upper(), [])]
+    def engine_names(self, workflow_type: str) -> list[str]:
+        """The names of the engines that run ``workflow_type``, the default first."""
+        return [e.name for e in self._by_type.get(_type_key(workflow_type), {}).values()]
 
     def supported(self) -> dict[str, list[str]]:
-        """``{workflow_type: [versions]}`` for error messages and service-info."""
-        supported: dict[str, list[str]] = {}
-        for engines in self._engines.values():
-            for engine in engines:
-                versions = supported.setdefault(engine.workflow_type, [])
-                versions += [v for v in engine.type_versions if v not in versions]
-        return supported
+        """``{workflow_type: [versions]}`` for error messages and service-info.
+
+        A type's versions are those any of its engines accepts, in the order first seen.
+        """
+        result: dict[str, list[str]] = {}
+        for named in self._by_type.values():
+            for engine in named.values():
+                versions = result.setdefault(engine.workflow_type, [])
+                versions.extend(v for v in engine.type_versions if v not in versions)
+        return result

@@ -5,11 +5,15 @@ It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its c
 - turns the per-job logs that Toil writes (``--writeLogs`` with ``--writeLogsFromAllJobs``)
   into the server's task logs (``tasks.jsonl`` and one folder per task with ``stdout`` and
   ``stderr``, as ``cwltool_child`` writes them) while the run goes on;
-- on SIGTERM, SIGKILLs every process below it and exits. Toil's single-machine batch system
+- on SIGTERM, and when the server that started it dies, SIGKILLs every process below it
+  and exits. Toil's single-machine batch system
   starts each worker as the leader of a session of its own, so signalling the run's process
   group alone would leave the workers, and the tools they run, behind. This process is a
   child subreaper (``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are re-parented
   to it instead of to init, so walking its descendants finds them all.
+- on Slurm (``TOOLCHEST_WES_TOIL_SLURM_COMMENT``), starts a ``slurm_sweep`` watcher that
+  outlives it: Toil's workers run under ``slurmstepd``, not below this process, and a
+  leader SIGKILLed at the end of the cancel grace period cannot ``scancel`` them itself.
 
 Settings come from the environment that ``ToilEngine.launch_spec`` gives
 (``TOOLCHEST_WES_TOIL_*``). Toil itself is never imported here: it lives in its own
@@ -33,12 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TaskLogConverter", "descendants", "kill_descendants", "main"]
+from toolchest_wes.engines.proctree import descendants
 
+__all__ = ["TaskLogConverter", "kill_descendants", "main"]
+
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL_S = 0.2
 # Toil writes a job's log file in several writes; one untouched this long is whole.
 _SETTLE_S = 0.5
+# How long a run's end waits for its Slurm watcher's sweep.
+_WATCHER_WAIT_S = 10.0
 
 _LOG_NAME = re.compile(r"^(?P<failed>failed_)?(?P<job>.+?)_(?P<n>\d{3,})\.log$")
 _TIMESTAMP = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)([+-]\d{4})?\]", re.MULTILINE)
@@ -49,31 +58,15 @@ _CWL_COMMAND = re.compile(r"\[job [^\]\n]*\] [^\n]*?\$ (.*?)(?=^\[\d{4}-|\Z)", r
 _STREAM_SUFFIXES = (".stdout", ".stderr")
 
 
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (children first), from ``/proc``."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # The command name, in parentheses, may hold spaces: fields start after the last ")".
-        fields = text[text.rfind(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    queue = list(children.get(root, []))
-    while queue:
-        pid = queue.pop(0)
-        found.append(pid)
-        queue.extend(children.get(pid, []))
-    return found
-
-
-def kill_descendants(root: int, timeout_s: float = 1.5) -> None:
-    """SIGKILL every process below ``root`` and reap them, until none is left."""
+def kill_descendants(
+    root: int, timeout_s: float = 1.5, spare: frozenset[int] = frozenset()
+) -> None:
+    """SIGKILL every process below ``root`` and reap them, until none is left; the processes
+    of ``spare`` and those below them are left alone."""
     deadline = time.monotonic() + timeout_s
     while True:
-        pids = descendants(root)
+        spared = {pid for keep in spare for pid in descendants(keep)}
+        pids = [pid for pid in descendants(root) if pid != root and pid not in spared]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -267,8 +260,6 @@ def main(argv: list[str]) -> int:
     )
     with contextlib.suppress(OSError):
         os.nice(int(os.environ.get("TOOLCHEST_WES_TOIL_NICE") or 0))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     stop: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -276,15 +267,28 @@ def main(argv: list[str]) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # A server killed outright cannot cancel its runs: the kernel sends SIGTERM here when
+    # the server goes, so Toil does not run on after the restart ended the run SYSTEM_ERROR.
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the server died before the request took effect
+        return 128 + signal.SIGTERM
     (work_dir / "toil").mkdir(parents=True, exist_ok=True)
+    slurm_comment = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_COMMENT")
+    slurm_remove = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_REMOVE")
     env = _environment(work_dir)
+    # Started before the leader, so no Slurm job of the run can escape it.
+    watcher = _start_slurm_watcher(slurm_comment, slurm_remove) if slurm_comment else None
+    spare = frozenset([watcher.pid]) if watcher else frozenset()
     converter.open()
     try:
         leader = subprocess.Popen(argv, env=env)
         code: int | None = None
         while code is None:
             if stop:
-                kill_descendants(os.getpid())
+                kill_descendants(os.getpid(), spare=spare)
                 return 128 + stop[0]
             try:
                 code = leader.wait(_POLL_S)
@@ -294,8 +298,38 @@ def main(argv: list[str]) -> int:
         return code if code >= 0 else 128 - code
     finally:
         # Nothing Toil started may outlive the run, whatever ended it.
-        kill_descendants(os.getpid())
+        kill_descendants(os.getpid(), spare=spare)
         converter.close()
+        if watcher is not None:
+            _finish_slurm_watcher(watcher)
+
+
+def _start_slurm_watcher(comment: str, remove: str | None) -> subprocess.Popen[bytes]:
+    """``slurm_sweep`` for this run, in a session of its own, waiting for this process.
+
+    Its stdin is a pipe that only this process holds (Popen closes it in the leader), so it
+    reads end of file when this process ends, SIGKILL included, and then cancels the run's
+    Slurm jobs that are left.
+    """
+    argv = [sys.executable, "-m", "toolchest_wes.engines.slurm_sweep", comment]
+    if remove:
+        argv += ["--remove", remove]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
+    # It imports toolchest_wes from where this module was imported, as the hostexec does.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+
+
+def _finish_slurm_watcher(watcher: subprocess.Popen[bytes]) -> None:
+    """Let the watcher sweep now, and wait a little for it: a run that ends normally has
+    nothing left in Slurm, and a cancelled one is SIGKILLed soon (the watcher goes on)."""
+    if watcher.stdin is not None:
+        watcher.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        watcher.wait(_WATCHER_WAIT_S)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ started (its workers lead sessions of their own) when the run is cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,6 +25,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.slurm_sweep import run_comment
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "TYPE_VERSIONS",
     "ToilEngine",
     "find_toil",
+    "slurm_args",
     "toil_version",
 ]
 
@@ -157,6 +160,10 @@ WDL_CONTAINERS = ("host", "singularity", "docker")
 _TRUE = {"", "true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 _DEFAULT_MEMORY = 2 * 1024**3  # Toil's own --defaultMemory
+_METADATA_GLOBS = (
+    "lib/python3*/site-packages/toil-*.dist-info",
+    "lib/python3*/dist-packages/toil-*.dist-info",
+)
 
 
 def find_toil(venv: Path | None = None) -> Path | None:
@@ -178,13 +185,27 @@ def find_toil(venv: Path | None = None) -> Path | None:
 
 @functools.cache
 def toil_version(bin_dir: Path) -> str:
-    """The version of the Toil whose programs are in ``bin_dir``, from its package metadata."""
-    prefix = bin_dir.parent
-    for dist_info in sorted(prefix.glob("lib/python3*/site-packages/toil-*.dist-info")):
-        for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
-            if line.startswith("Version:"):
-                return line.split(":", 1)[1].strip()
-    if prefix == Path(sys.prefix).absolute():
+    """The version of the Toil whose programs are in ``bin_dir``, from its package metadata.
+
+    The metadata is looked for under ``bin_dir``'s prefix and under that of the interpreter
+    that ``toil-cwl-runner`` names on its first line (a system install's ``dist-packages``).
+
+    Raises:
+        LookupError: No metadata of Toil was found there.
+    """
+    prefixes = [bin_dir.parent]
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        with open(bin_dir / RUNNERS["CWL"], encoding="utf-8") as script:
+            first = script.readline()
+        if first.startswith("#!/"):
+            prefixes.append(Path(first[2:].split()[0]).parent.parent)
+    for prefix in prefixes:
+        for pattern in _METADATA_GLOBS:
+            for dist_info in sorted(prefix.glob(pattern)):
+                for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+    if bin_dir.parent == Path(sys.prefix).absolute():
         return metadata.version("toil")
     raise LookupError(f"cannot tell the version of the Toil in {bin_dir}")
 
@@ -201,11 +222,14 @@ class ToilEngine:
         bin_dir: The folder of Toil's programs (:func:`find_toil`).
         batch_system: Toil's ``--batchSystem`` (``single_machine``, ``slurm``,
             ``kubernetes``, ...).
-        jobstore_dir: Where job stores go (one per run), on storage every node of the batch
-            system sees; ``None``: in the run's own work folder.
+        jobstore_dir: Where job stores go, one per run, where every node of the batch system
+            reaches them: a folder on shared storage (``DIR/<run_id>``), or a Toil locator
+            prefix such as ``aws:us-west-2:wes`` (``aws:us-west-2:wes-<run_id>``, for
+            Kubernetes); ``None``: in the run's own work folder.
         default_args: Toil flags added to every run, from the operator.
         container_runtime: How CWL tools with a DockerRequirement run (``docker``,
             ``podman``, ``singularity`` or ``none``).
+        allow_no_container: Whether a CWL run may ask for ``--no-container``.
         wdl_container: How WDL tasks run (:data:`WDL_CONTAINERS`).
         nice: Niceness increment of the Toil processes.
     """
@@ -213,9 +237,10 @@ class ToilEngine:
     workflow_type: str
     bin_dir: Path
     batch_system: str = "single_machine"
-    jobstore_dir: Path | None = None
+    jobstore_dir: str | None = None
     default_args: tuple[str, ...] = ()
     container_runtime: str = "none"
+    allow_no_container: bool = True
     wdl_container: str = "host"
     nice: int = 0
     name: str = "toil"
@@ -239,6 +264,9 @@ class ToilEngine:
     def default_parameters(self) -> list[DefaultWorkflowEngineParameter]:
         """The flags every run gets, as service-info lists them."""
         values = [("--batchSystem", self.batch_system), *_pairs(self._policy_args())]
+        if self.workflow_type == "WDL" and self.wdl_container == "host":
+            # The singularity that Toil is told about runs tasks on the host (toil_hostexec).
+            values = [(n, "host" if n == "--container" else v) for n, v in values]
         return [
             DefaultWorkflowEngineParameter(name=name, type="string", default_value=value)
             for name, value in values
@@ -293,8 +321,14 @@ class ToilEngine:
                     f'workflow_engine_parameters {key!r} is a switch; give it "true" or '
                     f'"false", not {value!r}'
                 )
-            if flag == "--no-container" and self.container_runtime == "none":
-                return []  # already in the policy arguments
+            if flag == "--no-container":
+                if not self.allow_no_container:
+                    raise InvalidEngineParameterError(
+                        "workflow_engine_parameters '--no-container' is not allowed: this "
+                        "server runs every tool in a container"
+                    )
+                if self.container_runtime == "none":
+                    return []  # already in the policy arguments
             return [flag]
         if isinstance(kind, tuple) and kind and isinstance(kind[0], int):
             low, high = kind[0], int(kind[1])
@@ -325,9 +359,7 @@ class ToilEngine:
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
         """``toil_child RUNNER [policy] [user flags] workflow params.json``, exec'd."""
         work = run.work_dir
-        jobstore = (
-            self.jobstore_dir / run.run_id if self.jobstore_dir is not None else work / "jobstore"
-        )
+        jobstore = _jobstore(self.jobstore_dir, run)
         logs = work / "toil-logs"
         argv = [
             sys.executable,
@@ -335,7 +367,7 @@ class ToilEngine:
             CHILD_MODULE,
             str(self.runner),
             "--jobStore",
-            f"file:{jobstore}",
+            jobstore,
             "--batchSystem",
             self.batch_system,
             "--writeLogs",
@@ -350,6 +382,8 @@ class ToilEngine:
             # Node-local scratch: on a cluster each node keeps its own default.
             argv += ["--workDir", str(work / "toil")]
         argv += self._policy_args()
+        if self.batch_system == "slurm":
+            argv += [slurm_args(self.default_args, run_comment(run.run_id))]
         argv += run.engine_args
         if self.workflow_type == "CWL":
             argv += ["--outdir", str(run.outputs_dir)]
@@ -373,6 +407,12 @@ class ToilEngine:
             if self.workflow_type == "WDL" and self.wdl_container == "host"
             else "",
         }
+        if self.batch_system == "slurm":
+            # toil_child's watcher cancels the run's Slurm jobs that its leader leaves behind.
+            env["TOOLCHEST_WES_TOIL_SLURM_COMMENT"] = run_comment(run.run_id)
+            # A file job store outside the run's folder is the watcher's to remove.
+            outside = self.jobstore_dir is not None and jobstore.startswith("file:")
+            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = jobstore[len("file:") :] if outside else ""
         return LaunchSpec(
             argv=argv,
             entry=None,
@@ -384,19 +424,20 @@ class ToilEngine:
 
     @staticmethod
     def _resource_args(run: PreparedRun) -> list[str]:
-        # PreparedRun.resources is new in the engine contract; a run prepared without it
-        # gets Toil's own defaults (every core and all the memory of the machine).
-        resources = getattr(run, "resources", None)
-        cores = getattr(resources, "cores", None)
-        memory = getattr(resources, "memory_bytes", None)
+        # Unset, Toil takes every core and all the memory of the machine.
+        cores, memory = run.resources.cores, run.resources.memory_bytes
         args: list[str] = []
         if cores is not None:
-            args += ["--maxCores", str(int(cores))]
+            args += ["--maxCores", str(cores)]
         if memory is not None:
             # Toil refuses a job that asks for more than --maxMemory, and every job asks
             # for --defaultMemory unless it says otherwise.
-            args += ["--maxMemory", str(int(memory))]
-            args += ["--defaultMemory", str(min(int(memory), _DEFAULT_MEMORY))]
+            args += [
+                "--maxMemory",
+                str(memory),
+                "--defaultMemory",
+                str(min(memory, _DEFAULT_MEMORY)),
+            ]
         return args
 
     def collect_outputs(self, run: PreparedRun, stdout_path: Path) -> dict[str, Any]:
@@ -417,6 +458,32 @@ class ToilEngine:
             root = run.outputs_dir.resolve()
             return {key: _wdl_files(value, root) for key, value in outputs.items()}
         return outputs
+
+
+def slurm_args(default_args: tuple[str, ...], comment: str) -> str:
+    """``--slurmArgs=…``: the operator's Slurm arguments and ``--comment=COMMENT``.
+
+    The operator's come from ``--slurmArgs`` in ``default_args`` (the last one, as Toil reads
+    it) or else ``TOIL_SLURM_ARGS``; this flag goes after them, so Toil takes it.
+    """
+    given = os.environ.get("TOIL_SLURM_ARGS", "")
+    for i, arg in enumerate(default_args):
+        if arg == "--slurmArgs" and i + 1 < len(default_args):
+            given = default_args[i + 1]
+        elif arg.startswith("--slurmArgs="):
+            given = arg.split("=", 1)[1]
+    # "=" keeps argparse from reading a value that starts with "--" as a flag.
+    return f"--slurmArgs={given} --comment={comment}".replace("= ", "=", 1)
+
+
+def _jobstore(where: str | None, run: PreparedRun) -> str:
+    """The Toil job store locator of ``run``: ``file:`` a folder, or another kind's prefix."""
+    if where is None:
+        return f"file:{run.work_dir / 'jobstore'}"
+    kind, sep, _rest = where.partition(":")
+    if sep and kind in ("aws", "google") and not where.startswith("/"):
+        return f"{where}-{run.run_id}"
+    return f"file:{Path(where.removeprefix('file:')) / run.run_id}"
 
 
 def _pairs(args: list[str]) -> list[tuple[str, str]]:

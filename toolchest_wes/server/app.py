@@ -194,6 +194,9 @@ def _service(
     monitor = parts.monitor
     assert parts.runner is not None and parts.registry is not None  # the API role has both
     url_policy = build_url_policy(settings)
+    if parts.webhooks is not None and not settings.public_url:
+        # Links in events lead where the submitter reached this server.
+        parts.webhooks.base_url = lambda: request.url_root.rstrip("/")
     return RunService(
         parts.store,
         parts.runner,
@@ -220,6 +223,8 @@ def _service(
                 **_oidc_login_extension(settings),
             },
             tools=build_tool_resolver(settings, catalog, url_policy),
+            resources=settings.resource_policy,
+            webhooks=parts.webhooks,
         ),
     )
 

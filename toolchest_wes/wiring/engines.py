@@ -1,4 +1,7 @@
-"""The engines of a process from settings: cwltool, its launcher, and the executor's needs.
+"""The engines of a process from settings, their launcher, and the executor's needs.
+
+``ENGINE_BUILDERS`` names every engine the server knows. ``Settings.engines`` picks among
+them; ``auto`` (the default) offers cwltool and every other engine whose program is here.
 
 The API builds these in embedded mode, where it executes runs itself, and every Celery
 worker builds them in distributed mode; ``wiring.parts.build_parts`` calls them for both.
@@ -6,7 +9,7 @@ worker builds them in distributed mode; ``wiring.parts.build_parts`` calls them 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from toolchest_wes.config import ContainerRuntime, Settings
 from toolchest_wes.core.executor import ExecutorDeps
@@ -18,6 +21,7 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.store.base import RunRecord, StateStore
 from toolchest_wes.wiring.sandbox import build_sandbox
+from toolchest_wes.wiring.snakemake_engine import build_snakemake_engines
 from toolchest_wes.wiring.toil_engine import build_toil_engines
 
 __all__ = [
@@ -28,11 +32,16 @@ __all__ = [
     "build_executor_deps",
     "build_launcher",
     "build_registry",
+    "check_engines",
 ]
 
-#: Builds an engine's objects from settings; ``required`` (the bool): when the engine's
-#: program is missing, raise ``ValueError`` saying what to install rather than return [].
+#: Builds one engine's objects (one per workflow type) from settings. With ``required``
+#: false it returns ``[]`` when the engine's program is missing; with ``required`` true it
+#: raises ``ValueError`` saying what to install.
 EngineBuilder = Callable[[Settings, bool], list[WorkflowEngine]]
+
+#: The name written for "every engine that is installed" in ``Settings.engines``.
+AUTO = "auto"
 
 
 def build_engine(settings: Settings) -> CwltoolEngine:
@@ -49,42 +58,54 @@ def build_engine(settings: Settings) -> CwltoolEngine:
     return engine
 
 
-def _cwltool_engines(settings: Settings, required: bool) -> list[WorkflowEngine]:
+def _cwltool(settings: Settings, required: bool) -> list[WorkflowEngine]:
     return [build_engine(settings)]
 
 
-ENGINE_BUILDERS: dict[str, EngineBuilder] = {
-    "cwltool": _cwltool_engines,
+#: Every engine the server can offer, by name. cwltool comes first: it is the default for
+#: CWL whenever it is offered.
+ENGINE_BUILDERS: Mapping[str, EngineBuilder] = {
+    "cwltool": _cwltool,
     "toil": build_toil_engines,
+    "snakemake": build_snakemake_engines,
 }
 
 
 def build_engines(settings: Settings) -> list[WorkflowEngine]:
-    """The engines that ``settings.engines`` names; ``auto`` adds every engine found.
+    """The engines ``settings.engines`` names, in that order (``auto``: every one installed).
 
     Raises:
-        ValueError: An unknown engine name, or a named engine whose program is missing.
+        ValueError: An unknown engine name, or a named engine that is not installed.
     """
+    names = [n.strip().lower() for n in settings.engines if n.strip()] or [AUTO]
     engines: list[WorkflowEngine] = []
-    names = [n.strip().lower() for n in settings.engines if n.strip()] or ["auto"]
-    unknown = sorted(set(names) - {"auto", *ENGINE_BUILDERS})
-    if unknown:
-        raise ValueError(
-            f"unknown engine {', '.join(unknown)}; choose from auto, {', '.join(ENGINE_BUILDERS)}"
-        )
-    done: set[str] = set()
     for name in names:
-        # auto: cwltool first (the default of CWL), then whichever other engine is there.
-        wanted = (
-            [(n, n == "cwltool") for n in ENGINE_BUILDERS] if name == "auto" else [(name, True)]
-        )
-        for engine_name, required in wanted:
-            if engine_name not in done:
-                built = ENGINE_BUILDERS[engine_name](settings, required)
-                if built:
-                    done.add(engine_name)
-                engines += built
+        if name == AUTO:
+            for known, build in ENGINE_BUILDERS.items():
+                if known not in names:
+                    engines.extend(build(settings, False))
+            continue
+        named = ENGINE_BUILDERS.get(name)
+        if named is None:
+            raise ValueError(
+                f"unknown engine {name!r}; this server knows {', '.join(ENGINE_BUILDERS)} "
+                f"(or {AUTO})"
+            )
+        engines.extend(named(settings, True))
     return engines
+
+
+def check_engines(settings: Settings) -> None:
+    """Fail now, rather than in every server process, on an engine that cannot be offered.
+
+    cwltool is a dependency of the server, so only the other engines named are looked for.
+
+    Raises:
+        ValueError: An unknown engine name, or a named engine that is not installed.
+    """
+    others = [n for n in settings.engines if n.strip().lower() not in ("cwltool", AUTO)]
+    if others:
+        build_engines(settings.model_copy(update={"engines": others}))
 
 
 def build_registry(
@@ -119,16 +140,20 @@ def build_executor_deps(
         poll_interval_s=settings.poll_interval_s,
         cancel_grace_s=settings.cancel_grace_s,
         lease_ttl_s=settings.lease_ttl_s,
+        resources=settings.resource_policy,
     )
 
 
 def _engine_lookup(registry: EngineRegistry) -> Callable[[RunRecord], WorkflowEngine]:
     def engine_for(record: RunRecord) -> WorkflowEngine:
-        engine = registry.for_type(
-            record.request.workflow_type, record.request.workflow_engine
-        ) or registry.for_type(record.request.workflow_type)
+        request = record.request
+        engine = registry.for_type(request.workflow_type, request.workflow_engine)
         if engine is None:
-            raise LookupError(f"no engine for workflow_type {record.request.workflow_type!r}")
+            raise LookupError(
+                f"this worker has no engine {request.workflow_engine!r} for workflow_type "
+                f"{request.workflow_type!r}; it runs "
+                + ", ".join(f"{t} with {registry.engine_names(t)}" for t in registry.supported())
+            )
         return engine
 
     return engine_for

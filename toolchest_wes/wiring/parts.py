@@ -26,10 +26,11 @@ import enum
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps
+from toolchest_wes.core.webhooks import EventingStore, Webhooks
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry
@@ -41,6 +42,7 @@ from toolchest_wes.store.base import StateStore
 from toolchest_wes.wiring import distributed, embedded
 from toolchest_wes.wiring.distributed import WorkerIdentity
 from toolchest_wes.wiring.engines import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.wiring.webhooks import build_webhooks, delivery_loop
 from toolchest_wes.worker.reconciler import Reconciler
 
 __all__ = ["Loop", "Parts", "Role", "WorkerIdentity", "build_parts"]
@@ -101,6 +103,8 @@ class Parts:
     queue_length: Callable[[], int] | None = None
     recover: Callable[[], None] | None = None
     loops: list[Loop] = field(default_factory=list)
+    #: The webhooks, when this server sends them (the store then records their events).
+    webhooks: Webhooks | None = None
     #: What close() undoes, newest first: stop loops, close runner, launcher and store.
     _resources: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _started: bool = field(default=False, init=False, repr=False)
@@ -163,7 +167,11 @@ def build_parts(
                 cache_states=role is Role.API,
             )
         resources.callback(store.close)
-        parts = Parts(settings, role, store, Workspace(settings.runs_dir))
+        webhooks = build_webhooks(settings)
+        if webhooks is not None and not webhooks.outbox.records_transitions:
+            store = cast(StateStore, EventingStore(store, webhooks))
+        parts = Parts(settings, role, store, Workspace(settings.runs_dir), webhooks=webhooks)
+        _webhook_loop(parts, resources)
         if role is Role.COMMAND:
             _command(parts, resources)
         else:
@@ -179,6 +187,16 @@ def build_parts(
         # Built: from here on, close() releases what a failure above released at once.
         parts._resources = resources.pop_all()
     return parts
+
+
+def _webhook_loop(parts: Parts, resources: ExitStack) -> None:
+    if parts.webhooks is None:
+        return
+    if parts.role is Role.API:
+        # The loop closes the outbox when it stops.
+        parts.loops.append(delivery_loop(parts.settings, parts.webhooks, parts.store))
+    else:
+        resources.callback(parts.webhooks.outbox.close)
 
 
 def _embedded_api(

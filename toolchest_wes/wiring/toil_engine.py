@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 
-from toolchest_wes.config import ContainerRuntime, Settings
+from toolchest_wes.config import ContainerRuntime, SandboxMode, Settings
 from toolchest_wes.engines.base import WorkflowEngine
-from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine, find_toil
+from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine, find_toil, toil_version
 
 __all__ = ["build_toil_engines"]
+
+logger = logging.getLogger(__name__)
 
 
 def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngine]:
     """Toil for CWL and for WDL, or ``[]`` when Toil is not installed and not ``required``.
 
+    Toil runs are not confined by the server's run sandbox (bubblewrap around cwltool's
+    runs): with the sandbox on, Toil is only offered when named, never by ``auto``.
+
     Raises:
-        ValueError: ``required`` and Toil's programs are not found; the message says what to
-            install.
+        ValueError: ``required`` and Toil's programs are not found (the message says what to
+            install), or the run sandbox is on.
     """
     bin_dir = find_toil(settings.toil_venv)
     if bin_dir is None:
@@ -32,6 +38,23 @@ def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngin
             "pip install 'toolchest-wes[toil]', or make a virtualenv with "
             "pip install 'toil[cwl,wdl]==9.6.*' and name it with --toil-venv"
         )
+    try:
+        version = toil_version(bin_dir)
+    except LookupError as exc:
+        if required:
+            raise ValueError(f"the toil engine: {exc}; reinstall toil[cwl,wdl]==9.6.*") from exc
+        logger.warning("toil is not offered: %s", exc)
+        return []
+    logger.info("toil %s found in %s", version, bin_dir)
+    if settings.effective_sandbox is SandboxMode.BWRAP:
+        if required:
+            raise ValueError(
+                "the toil engine runs workflows without the run sandbox, which is on "
+                "(--sandbox bwrap, the default with authentication): start the server "
+                "with --sandbox none to offer toil"
+            )
+        logger.info("toil is not offered: the run sandbox is on and Toil runs outside it")
+        return []
     runtime = settings.effective_container_runtime
     engines: list[WorkflowEngine] = [
         ToilEngine(
@@ -41,6 +64,7 @@ def build_toil_engines(settings: Settings, required: bool) -> list[WorkflowEngin
             jobstore_dir=settings.toil_jobstore_dir,
             default_args=tuple(shlex.split(settings.toil_args)),
             container_runtime=runtime.value if runtime is not ContainerRuntime.AUTO else "none",
+            allow_no_container=settings.allow_no_container,
             wdl_container=settings.toil_wdl_container,
             nice=settings.engine_nice,
         )

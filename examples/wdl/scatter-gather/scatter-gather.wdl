@@ -1,4 +1,4 @@
-version 1.0
+version 1.1
 
 # Square each number in its own task (scatter), then add the squares up (gather).
 workflow scatter_gather {

@@ -1,0 +1,5 @@
+rule nap:
+    output:
+        "rested.txt",
+    shell:
+        "sleep {config[seconds]}; touch {output}"
