@@ -18,6 +18,8 @@ import wdl_conformance
 import wdl_wes_runner
 
 ROOT = Path(__file__).resolve().parents[2]
+# Read at import: the autouse fixture of tests/conftest.py hides TOOLCHEST_WES_* from tests.
+_NAMED_VENV = os.environ.get("TOOLCHEST_WES_TOIL_VENV")
 
 
 def test_toil_options_with_a_value_are_not_taken_for_the_workflow() -> None:
@@ -62,8 +64,10 @@ def test_a_test_with_a_task_in_an_imported_file_needs_a_container(tmp_path: Path
 @pytest.mark.integration
 @pytest.mark.slow
 def test_wdl_tests_through_the_toil_engine_end_to_end(tmp_path: Path) -> None:
-    venv = Path(os.environ.get("TOOLCHEST_WES_TOIL_VENV") or ROOT / ".venv-toil")
+    venv = Path(_NAMED_VENV) if _NAMED_VENV else ROOT / ".venv-toil"
     if not (venv / "bin" / "toil-wdl-runner").exists():
+        if _NAMED_VENV:
+            pytest.fail(f"TOOLCHEST_WES_TOIL_VENV={_NAMED_VENV} has no toil-wdl-runner")
         pytest.skip(f"no Toil virtualenv at {venv} (see .ci/run)")
     if not (wdl_conformance.DEFAULT_WDL_DIR / "conformance.yaml").is_file():
         pytest.skip(f"the WDL conformance tests are not in {wdl_conformance.DEFAULT_WDL_DIR}")
