@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,13 @@ from toolchest_wes.store.base import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello" / "hello.cwl"
+#: The same in WDL, without a task (see the file).
+HELLO_WDL = Path(__file__).resolve().parent / "hello.wdl"
 API = "/ga4gh/wes/v1"
+#: A virtualenv with Toil (``toil[cwl,wdl,server]``), as ``scripts/interop.sh`` and CI make.
+DEFAULT_TOIL_VENV = Path(
+    os.environ.get("TOOLCHEST_WES_TOIL_VENV", "/tmp/toolchest-wes-interop/toil")
+)
 
 
 def free_port() -> int:
@@ -31,27 +37,45 @@ def free_port() -> int:
 
 
 def post_hello(
-    client: httpx.Client, message: str = "bench", tags: dict[str, str] | None = None
+    client: httpx.Client,
+    message: str = "bench",
+    tags: dict[str, str] | None = None,
+    engine: str | None = None,
+    workflow_type: str = "CWL",
 ) -> httpx.Response:
-    """POST the hello-world example, with ``tags`` if given; the response, whatever it is."""
+    """POST the hello-world example (``workflow_type`` CWL or WDL), with ``tags`` and
+    ``workflow_engine`` if given; the response, whatever it is."""
+    workflow = HELLO if workflow_type == "CWL" else HELLO_WDL
     data = {
-        "workflow_type": "CWL",
-        "workflow_type_version": "v1.2",
-        "workflow_url": "hello.cwl",
-        "workflow_params": json.dumps({"message": message}),
+        "workflow_type": workflow_type,
+        "workflow_type_version": "v1.2" if workflow_type == "CWL" else "1.0",
+        "workflow_url": workflow.name,
+        "workflow_params": json.dumps(hello_params(workflow_type, message)),
     }
     if tags:
         data["tags"] = json.dumps(tags)
+    if engine:
+        data["workflow_engine"] = engine
     return client.post(
         f"{API}/runs",
         data=data,
-        files=[("workflow_attachment", ("hello.cwl", HELLO.read_bytes()))],
+        files=[("workflow_attachment", (workflow.name, workflow.read_bytes()))],
     )
 
 
-def submit_hello(client: httpx.Client, message: str = "bench") -> str:
+def hello_params(workflow_type: str, message: str) -> dict[str, str]:
+    """The inputs of the hello-world example (WDL names them by workflow)."""
+    return {"message" if workflow_type == "CWL" else "hello.message": message}
+
+
+def submit_hello(
+    client: httpx.Client,
+    message: str = "bench",
+    engine: str | None = None,
+    workflow_type: str = "CWL",
+) -> str:
     """POST the hello-world example; returns the run id."""
-    response = post_hello(client, message)
+    response = post_hello(client, message, engine=engine, workflow_type=workflow_type)
     response.raise_for_status()
     return str(response.json()["run_id"])
 
@@ -83,11 +107,13 @@ def middle_token(store: StateStore, page_size: int, **filters: Any) -> str | Non
 
 
 @contextmanager
-def embedded_server(data_dir: Path, code: Path | None = None) -> Iterator[str]:
+def embedded_server(
+    data_dir: Path, code: Path | None = None, serve_args: Sequence[str] = ()
+) -> Iterator[str]:
     """A `toolchest-wes serve` process on a free port, without submit limits; yields its URL.
 
     ``code`` is a checkout whose code the server runs (``PYTHONPATH``) with this virtualenv's
-    libraries; by default the installed package.
+    libraries; by default the installed package. ``serve_args`` are more serve options.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
@@ -99,7 +125,7 @@ def embedded_server(data_dir: Path, code: Path | None = None) -> Iterator[str]:
         env["PYTHONPATH"] = str(code)
     argv = [sys.executable, "-m", "toolchest_wes.cli.main", "serve", "--port", str(port)]
     proc = subprocess.Popen(
-        [*argv, "--data-dir", str(data_dir)],
+        [*argv, "--data-dir", str(data_dir), *serve_args],
         env=env,
         cwd=code,
         stdout=subprocess.DEVNULL,

@@ -6,18 +6,36 @@
    interleaved between two servers so both see the same machine load (target: ratio <= 1.5).
 
 Usage: python bench/bench_embedded.py [--runs 30] [--list-requests 400]
+       python bench/bench_embedded.py --engine toil [--runs 10] [--toil-venv DIR]
+
+With ``--engine toil`` it measures instead hello-world submit -> COMPLETE through the server's
+Toil engine (``workflow_engine=toil``), in CWL (``examples/hello``) and in WDL
+(``bench/hello.wdl``), each beside the same workflow run by ``toil-cwl-runner`` or
+``toil-wdl-runner`` directly, as from a shell, taking turns after one warm-up run of each; the
+difference of the medians is what WES adds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from _common import API, embedded_server, submit_hello
+from _common import (
+    API,
+    DEFAULT_TOIL_VENV,
+    HELLO,
+    HELLO_WDL,
+    embedded_server,
+    hello_params,
+    submit_hello,
+)
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store import store_from_url
@@ -29,19 +47,82 @@ def latency(url: str, runs: int) -> list[float]:
     times: list[float] = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for i in range(runs + 3):
-            start = time.perf_counter()
-            run_id = submit_hello(client)
-            while True:
-                state = client.get(f"{API}/runs/{run_id}/status").json()["state"]
-                if State(state).is_terminal:
-                    break
-                time.sleep(0.01)
-            elapsed = time.perf_counter() - start
-            if state != "COMPLETE":
-                raise RuntimeError(f"run {run_id} ended {state}")
+            elapsed = hello_through_wes(client)
             if i >= 3:  # the first runs pay for the warm engine process starting
                 times.append(elapsed)
     return times
+
+
+def hello_through_wes(
+    client: httpx.Client, engine: str | None = None, workflow_type: str = "CWL"
+) -> float:
+    """Seconds from POSTing hello-world to seeing it COMPLETE, polling every 10 ms."""
+    start = time.perf_counter()
+    run_id = submit_hello(client, engine=engine, workflow_type=workflow_type)
+    while True:
+        state = client.get(f"{API}/runs/{run_id}/status").json()["state"]
+        if State(state).is_terminal:
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    if state != "COMPLETE":
+        raise RuntimeError(f"run {run_id} ended {state}")
+    return elapsed
+
+
+def hello_direct(program: Path, workflow_type: str, folder: Path) -> float:
+    """Seconds that ``program`` (toil-cwl-runner or toil-wdl-runner) takes to run hello-world
+    in a new ``folder``, as a user would from a shell there."""
+    folder.mkdir(parents=True)
+    job = folder / "hello.json"
+    job.write_text(json.dumps(hello_params(workflow_type, "bench")))
+    if workflow_type == "CWL":
+        # Without a container, as the server runs CWL tools by default here.
+        argv = [str(program), "--no-container", "--outdir", str(folder / "out")]
+        argv += [str(HELLO), str(job)]
+    else:
+        argv = [str(program), str(HELLO_WDL), "-i", str(job), "-o", str(folder / "out")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
+    # Toil starts its workers (_toil_worker) by name, as it does in its activated virtualenv.
+    env["PATH"] = f"{program.parent}{os.pathsep}{env.get('PATH', '')}"
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{program.name} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def toil_latency(tmp: Path, runs: int, venv: Path, serve_args: list[str]) -> None:
+    """Hello-world through the server's Toil engine and with Toil directly, in turns."""
+    programs = {"CWL": venv / "bin" / "toil-cwl-runner", "WDL": venv / "bin" / "toil-wdl-runner"}
+    with (
+        embedded_server(tmp / "toil", serve_args=serve_args) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        for workflow_type, program in programs.items():
+            wes: list[float] = []
+            direct: list[float] = []
+            for i in range(runs + 1):  # the first of each warms the file cache
+                folder = tmp / f"direct-{workflow_type}-{i}"
+                through = hello_through_wes(client, "toil", workflow_type)
+                alone = hello_direct(program, workflow_type, folder)
+                if i >= 1:
+                    wes.append(through)
+                    direct.append(alone)
+            print(
+                f"toil {workflow_type} hello-world over {runs} runs: submit->COMPLETE through "
+                f"WES {describe(wes)}; {program.name} directly {describe(direct)}; "
+                f"WES adds {(statistics.median(wes) - statistics.median(direct)) * 1000:.0f} ms "
+                "(difference of the medians)",
+                flush=True,
+            )
+
+
+def describe(times: list[float]) -> str:
+    """Median, min and max of ``times`` (seconds), in milliseconds."""
+    ms = sorted(t * 1000 for t in times)
+    return f"median {statistics.median(ms):.0f} ms (min {ms[0]:.0f}, max {ms[-1]:.0f})"
 
 
 def fill(data_dir: Path, count: int) -> None:
@@ -85,9 +166,20 @@ def list_ratio(tmp: Path, requests: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, help="default 30, with --engine toil 10")
     parser.add_argument("--list-requests", type=int, default=400)
+    parser.add_argument("--engine", choices=["cwltool", "toil"], default="cwltool")
+    parser.add_argument("--toil-venv", type=Path, default=DEFAULT_TOIL_VENV)
+    parser.add_argument(
+        "--serve-arg", action="append", default=[], help="an option for toolchest-wes serve"
+    )
     args = parser.parse_args()
+    if args.engine == "toil":
+        with tempfile.TemporaryDirectory() as tmp:
+            serve_args = ["--engine=toil", f"--toil-venv={args.toil_venv}", *args.serve_arg]
+            toil_latency(Path(tmp), args.runs or 10, args.toil_venv, serve_args)
+        return
+    args.runs = args.runs or 30
     with tempfile.TemporaryDirectory() as tmp:
         with embedded_server(Path(tmp) / "latency") as url:
             times = latency(url, args.runs)

@@ -1,12 +1,13 @@
 """CWL v1.2 conformance through WES: cwltest, through real WES clients, against a fresh server.
 
-    python bench/conformance.py [--runner toolchest|toil|cwltool|all ...]
-        [--mode embedded|distributed|all ...] [--subset required|all] [-j 2]
-        [--cwl-dir ../shared/cwl-v1.2] [--serve-arg=--option=value ...] [--expect FILE]
-        [--json FILE] [--logs DIR] [--tests ID,ID] [--timeout 300] [--toil-venv DIR]
+    python bench/conformance.py [--runner toolchest|toil|cwltool|toil-cwl-runner|all ...]
+        [--engine cwltool|toil|all ...] [--mode embedded|distributed|all ...]
+        [--subset required|all] [-j 2] [--cwl-dir ../shared/cwl-v1.2]
+        [--serve-arg=--option=value ...] [--expect FILE] [--json FILE] [--logs DIR]
+        [--tests ID,ID] [--timeout 300] [--toil-venv DIR]
 
-For every runner and mode it starts what the mode needs on free loopback ports with a fresh
-data directory (embedded: ``toolchest-wes serve``; distributed: ``redis-server`` without
+For every runner, engine and mode it starts what the mode needs on free loopback ports with a
+fresh data directory (embedded: ``toolchest-wes serve``; distributed: ``redis-server`` without
 persistence, ``toolchest-wes worker`` and ``toolchest-wes serve --redis``), runs cwltest from
 the conformance folder (always ``--exclude-tags docker``; ``--tags required`` for the required
 subset) and stops everything again, also on Ctrl-C, SIGTERM or failure. Runners:
@@ -14,52 +15,65 @@ subset) and stops everything again, also on Ctrl-C, SIGTERM or failure. Runners:
 - toolchest: ``toolchest-wes cwl-runner --wes URL``; the server runs with its default settings.
 - toil: ``toil-wes-cwl-runner --wes_endpoint URL`` from the Toil virtualenv (``--toil-venv``,
   else ``TOOLCHEST_WES_TOIL_VENV``); the server runs with ``--output-locations=file``.
-- cwltool: ``cwltool --no-container`` directly, without a server: the baseline.
+- cwltool: ``cwltool --no-container`` directly, without a server: the baseline of the
+  cwltool engine.
+- toil-cwl-runner: ``toil-cwl-runner --no-container`` from the Toil virtualenv directly,
+  without a server: the baseline of the toil engine.
+
+``--engine`` picks the server's engine for the WES runners (default cwltool): with ``toil``
+the server offers only Toil (``serve --engine toil``, so it is also the default engine of a
+client that names none) and ``toolchest-wes cwl-runner --engine toil`` sends
+``workflow_engine=toil``; such a result is labelled ``<runner>/toil``.
 
 ``--serve-arg`` options go to every ``toolchest-wes serve`` (write them with ``=``:
 ``--serve-arg=--submit-rate=0``). For each runner and mode it prints
 ``conformance <runner> <mode> <subset>: N passed, M failed, U unsupported (S s)`` and the ids of
-the tests that did not pass. It exits 1 if a test that is not allowed to fail (``--expect FILE``,
-one id per line, ``#`` comments; else the built-in list of the tests cwltool itself does not
-pass) did not pass through some runner, and 2 if something could not be started.
+the tests that did not pass. It exits 1 if a test that is not allowed to fail did not pass
+through some runner: with ``--expect FILE`` (one id per line, ``#`` comments) the tests
+listed there, else those the engine's direct runner did not pass when it ran too, else the
+built-in list of the tests that engine does not pass directly. It exits 2 if something could
+not be started.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from _common import ROOT
+from _conformance import (
+    MESSAGE_CHARS,
+    Result,
+    SetupError,
+    add_common_options,
+    expand,
+    expand_common,
+    read_expect,
+    run_all,
+    run_session,
+    script,
+    toil_program,
+    toil_serve_args,
+    wes_server,
+)
 
-sys.path.insert(0, str(ROOT))
-from tests.processes import Server, clean_env, kill_group, spawn
-from tests.redis_server import RedisServer, start_redis_server
+from tests.processes import clean_env
 
-RUNNERS = ("cwltool", "toolchest", "toil")
-MODES = ("embedded", "distributed")
+RUNNERS = ("cwltool", "toil-cwl-runner", "toolchest", "toil")
+ENGINES = ("cwltool", "toil")
+#: Each engine's direct runner, the baseline of the WES runners on that engine.
+DIRECT = {"cwltool": "cwltool", "toil": "toil-cwl-runner"}
 SUBSETS = ("required", "all")
 DEFAULT_CWL_DIR = ROOT.parent / "shared" / "cwl-v1.2"
-DEFAULT_TOIL_VENV = Path(
-    os.environ.get("TOOLCHEST_WES_TOIL_VENV", "/tmp/toolchest-wes-interop/toil")
-)
 #: Tests that do not pass with ``cwltool --no-container`` itself (cwltool 3.3, measured with
 #: ``--runner cwltool``), so no WES server can be expected to pass them through cwltool.
-ALLOWED = {
+ALLOWED_CWLTOOL = {
     "required": ("cwloutput_nolimit", "filename_with_hash_mark"),
     "all": (
         "cwloutput_nolimit",
@@ -73,6 +87,15 @@ ALLOWED = {
         "networkaccess_disabled",
     ),
 }
+#: Tests that do not pass with ``toil-cwl-runner --no-container`` itself (Toil 9.6, measured
+#: with ``--runner toil-cwl-runner``): the same required tests as cwltool; the whole suite was
+#: not measured, so cwltool's list stands in for it.
+ALLOWED_TOIL = {
+    "required": ("cwloutput_nolimit", "filename_with_hash_mark"),
+    "all": ALLOWED_CWLTOOL["all"],
+}
+#: The tests each engine does not pass when run directly.
+BUILT_IN = {"cwltool": ALLOWED_CWLTOOL, "toil": ALLOWED_TOIL}
 #: Tests a runner cannot pass through any WES server, because the client leaves out files the
 #: run needs (explained in bench/README.md): toil-wes-cwl-runner uploads what
 #: ``cwltool --print-deps`` lists, which has neither ``$include``d files nor secondary files
@@ -88,102 +111,29 @@ CLIENT_LIMITS = {
 #: toil-wes-cwl-runner prints the server's output object as it is and cwltest then opens each
 #: File's location as a local path, so the server must answer with file:// locations.
 TOIL_SERVE_ARGS = ("--output-locations=file",)
-#: How much of a failure message the JSON summary keeps per test.
-MESSAGE_CHARS = 2000
 
 
-@dataclass
-class Result:
-    """One cwltest run: a runner against one mode's server (``direct`` for cwltool)."""
-
-    runner: str
-    mode: str
-    subset: str
-    seconds: float
-    passed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)
-    #: Did not pass and is not allowed to fail.
-    unexpected: list[str] = field(default_factory=list)
-    messages: dict[str, str] = field(default_factory=dict)
-
-    def line(self) -> str:
-        """The summary line; never a bare "N passed, M failed", which CI reads as pytest's."""
-        return (
-            f"conformance {self.runner} {self.mode} {self.subset}: {len(self.passed)} passed, "
-            f"{len(self.failed)} failed, {len(self.unsupported)} unsupported "
-            f"({self.seconds:.0f} s)"
-        )
-
-
-class SetupError(RuntimeError):
-    """Something the conformance run needs could not be found or started."""
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every finally block stops what it started.
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def wes_server(mode: str, work: Path, serve_args: list[str]) -> Iterator[str]:
-    """The server of ``mode``, logs and data under ``work``; yields its base URL."""
-    data = work / "data"
-    redis: RedisServer | None = None
-    workers: list[subprocess.Popen[bytes]] = []
-    server: Server | None = None
-    try:
-        if mode == "distributed":
-            executable = shutil.which("redis-server")
-            if executable is None:
-                raise SetupError("redis-server is not on PATH (Debian package redis-server)")
-            (work / "redis").mkdir()
-            redis = RedisServer(executable, work / "redis")
-            start_redis_server(redis)
-            worker_args = ["worker", "--redis", redis.url, "--data-dir", str(data)]
-            workers.append(spawn(worker_args, clean_env(), work / "worker.log"))
-            serve_args = ["--redis", redis.url, *serve_args]
-        server = Server(data, *serve_args)
-        try:
-            server.start()
-        except AssertionError as exc:
-            raise SetupError(f"toolchest-wes serve did not start: {exc}") from None
-        yield server.url
-    finally:
-        if server is not None and server.proc is not None:
-            server.kill(signal.SIGTERM)
-        for worker in workers:
-            kill_group(worker)
-        if redis is not None:
-            redis.stop()
-
-
-def runner_command(runner: str, url: str, toil_venv: Path) -> tuple[list[str], dict[str, str]]:
+def runner_command(
+    runner: str, url: str, toil_venv: Path, engine: str = "cwltool"
+) -> tuple[list[str], dict[str, str]]:
     """The command cwltest runs per test (before its own arguments), and its environment."""
     env = clean_env()
     if runner == "cwltool":
         return [script("cwltool"), "--no-container"], env
+    if runner == "toil-cwl-runner":
+        # Toil starts its workers (_toil_worker) by name, from PATH.
+        env["PATH"] = f"{toil_venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        # Without a container, as the cwltool baseline and the server run such tools.
+        return [str(toil_program(toil_venv, "toil-cwl-runner")), "--no-container"], env
     if runner == "toolchest":
-        return [script("toolchest-wes"), "cwl-runner", "--wes", url], env
+        engine_args = [] if engine == "cwltool" else ["--engine", engine]
+        return [script("toolchest-wes"), "cwl-runner", "--wes", url, *engine_args], env
     # toil-wes-cwl-runner finds the files to attach with `cwltool --print-deps` from PATH; its
     # own cwltool is the one it was released with.
     env["PATH"] = f"{toil_venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     # It passes what it does not know (cwltest's --outdir and --quiet among them) to the
     # server as workflow_engine_parameters, which the server must accept.
     return [str(toil_venv / "bin" / "toil-wes-cwl-runner"), "--wes_endpoint", url], env
-
-
-def script(name: str) -> str:
-    """The console script ``name`` of this Python's environment, else from PATH.
-
-    Not ``python -m cwltool``: that exits 0 whatever happened, so every should_fail test
-    would fail.
-    """
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise SetupError(f"{name} is not installed here (pip install -e '.[dev]')")
-    return found
 
 
 def run_cwltest(
@@ -204,25 +154,10 @@ def run_cwltest(
     # removed at the end, like cwltool's own temporary files.
     (work / "tmp").mkdir(exist_ok=True)
     env = dict(env, TMPDIR=str(work / "tmp"))
-    with open(log, "wb") as out:
-        # Its own session, so that stopping it stops every runner process it started.
-        proc = subprocess.Popen(
-            argv,
-            cwd=args.cwl_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait()
-        finally:
-            if proc.poll() is None:
-                stop_session(proc)
+    code = run_session(argv, args.cwl_dir, env, log)
     if not junit.exists():
         tail = log.read_text(errors="replace")[-3000:]
-        raise SetupError(f"cwltest wrote no results (exit {proc.returncode}):\n{tail}")
+        raise SetupError(f"cwltest wrote no results (exit {code}):\n{tail}")
     return read_results(junit, badges / "all.md", order)
 
 
@@ -243,26 +178,6 @@ def select(args: argparse.Namespace, ids: list[str]) -> list[int]:
     if missing:
         raise SetupError(f"no such test in the {args.subset} subset: {', '.join(missing)}")
     return [numbers[test_id] for test_id in ids]
-
-
-def stop_session(proc: subprocess.Popen[bytes], grace_s: float = 60) -> None:
-    """SIGTERM the session ``proc`` leads and wait until every process of it has exited.
-
-    cwltest exits at once, but each runner still cancels its run on the server, which must
-    stay up until they are done.
-    """
-    kill_group(proc)
-    deadline = time.monotonic() + grace_s
-    while True:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
-        time.sleep(0.1)
 
 
 def read_results(
@@ -311,139 +226,104 @@ def read_results(
     return outcomes, messages
 
 
-def run_one(
-    runner: str, mode: str, args: argparse.Namespace, work: Path, allowed: set[str]
-) -> Result:
-    """Start the server ``mode`` needs (none for cwltool), run cwltest through ``runner``."""
-    started = time.monotonic()
-    if runner == "cwltool":
+def run_one(runner: str, mode: str, args: argparse.Namespace, work: Path) -> list[Result]:
+    """Start the server ``mode`` needs (none for a direct runner), run cwltest through
+    ``runner`` on every engine of ``args``; one result per engine."""
+    if mode == "direct":
         command, env = runner_command(runner, "", args.toil_venv)
-        outcomes, messages = run_cwltest(command, env, args, work)
-    else:
+        return [cwltest_result(runner, mode, command, env, args, work)]
+    results = []
+    for engine in args.engine:
+        engine_work = work / engine
+        engine_work.mkdir()
         serve_args = [*(TOIL_SERVE_ARGS if runner == "toil" else ()), *args.serve_arg]
-        with wes_server(mode, work, serve_args) as url:
-            command, env = runner_command(runner, url, args.toil_venv)
-            outcomes, messages = run_cwltest(command, env, args, work)
-    result = Result(runner, mode, args.subset, time.monotonic() - started, messages=messages)
-    allowed = allowed | set(CLIENT_LIMITS.get((runner, args.subset), ()))
-    for test_id, outcome in sorted(outcomes.items()):
-        getattr(result, outcome).append(test_id)
-        if outcome != "passed" and test_id not in allowed:
-            result.unexpected.append(test_id)
+        if engine == "toil":
+            serve_args += toil_serve_args(args.toil_venv)
+        label = runner if engine == "cwltool" else f"{runner}/{engine}"
+        with wes_server(mode, engine_work, serve_args) as url:
+            command, env = runner_command(runner, url, args.toil_venv, engine)
+            results.append(cwltest_result(label, mode, command, env, args, engine_work))
+    return results
+
+
+def cwltest_result(
+    label: str,
+    mode: str,
+    command: list[str],
+    env: dict[str, str],
+    args: argparse.Namespace,
+    work: Path,
+) -> Result:
+    """Run cwltest through ``command``; its result, labelled ``label``."""
+    started = time.monotonic()
+    outcomes, messages = run_cwltest(command, env, args, work)
+    result = Result(label, mode, args.subset, time.monotonic() - started, messages=messages)
+    result.add(outcomes)
     return result
 
 
-def report(result: Result, baseline: Result | None) -> None:
-    """Print the summary line of ``result`` and the ids of the tests that did not pass."""
-    prefix = f"conformance {result.runner} {result.mode} {result.subset}"
-    print(result.line(), flush=True)
-    if result.failed:
-        print(f"{prefix} failed: {', '.join(result.failed)}")
-    if result.unsupported:
-        print(f"{prefix} unsupported: {', '.join(result.unsupported)}")
-    if result.unexpected:
-        print(f"{prefix} NOT ALLOWED to fail: {', '.join(result.unexpected)}")
-    if baseline is not None and baseline is not result:
-        worse = sorted(set(baseline.passed) - set(result.passed))
-        if worse:
-            print(f"{prefix} pass with cwltool direct, not through it: {', '.join(worse)}")
-    sys.stdout.flush()
+def allowed_for(args: argparse.Namespace) -> Callable[[Result, Result | None], set[str]]:
+    """Which tests a result may fail (see the module's docstring)."""
+    expected = read_expect(args.expect) if args.expect else None
 
+    def allowed(result: Result, baseline: Result | None) -> set[str]:
+        runner, _, engine = result.runner.partition("/")
+        limits = set(CLIENT_LIMITS.get((runner, args.subset), ()))
+        if expected is not None:
+            return expected | limits
+        if baseline is not None:
+            return baseline.not_passed() | limits
+        engine_of = {runner: engine for engine, runner in DIRECT.items()}
+        built_in = BUILT_IN[engine_of.get(runner) or engine or "cwltool"]
+        return set(built_in[args.subset]) | limits
 
-def keep_logs(work: Path, target: Path) -> None:
-    """Copy the logs and the JUnit XML of one cwltest run out of its temporary folder."""
-    target.mkdir(parents=True, exist_ok=True)
-    for path in [*work.glob("*.log"), *work.glob("*.xml"), *work.glob("redis/*.log")]:
-        shutil.copy2(path, target / path.name)
-
-
-def read_expect(path: Path) -> set[str]:
-    """Test ids, one per line; ``#`` starts a comment."""
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return {line for line in lines if line}
+    return allowed
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_common_options(parser, RUNNERS)
     parser.add_argument(
-        "--runner", action="append", choices=[*RUNNERS, "all"], help="repeatable; default all"
-    )
-    parser.add_argument(
-        "--mode", action="append", choices=[*MODES, "all"], help="repeatable; default embedded"
+        "--engine",
+        action="append",
+        choices=[*ENGINES, "all"],
+        help="the server's engine for the WES runners; repeatable; default cwltool",
     )
     parser.add_argument("--subset", choices=SUBSETS, default="required")
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="tests at once (cwltest -j)")
     parser.add_argument("--cwl-dir", type=Path, default=DEFAULT_CWL_DIR)
-    parser.add_argument(
-        "--serve-arg", action="append", default=[], help="an option for toolchest-wes serve"
-    )
-    parser.add_argument("--expect", type=Path, help="ids allowed to fail, one per line")
-    parser.add_argument("--json", type=Path, help="write a JSON summary here")
-    parser.add_argument("--logs", type=Path, help="keep server and cwltest logs here")
-    parser.add_argument("--tests", help="only these test ids, comma-separated")
-    parser.add_argument("--timeout", type=int, default=300, help="seconds per test")
-    parser.add_argument("--toil-venv", type=Path, default=DEFAULT_TOIL_VENV)
     args = parser.parse_args()
-    args.runner = _expand(args.runner or ["all"], RUNNERS)
-    args.mode = _expand(args.mode or ["embedded"], MODES)
+    expand_common(args, RUNNERS)
+    args.engine = expand(args.engine or ["cwltool"], ENGINES)
     args.cwl_dir = args.cwl_dir.resolve()
     return args
-
-
-def _expand(chosen: list[str], every: tuple[str, ...]) -> list[str]:
-    return [name for name in every if name in chosen or "all" in chosen]
 
 
 def check_setup(args: argparse.Namespace) -> None:
     """Fail before starting anything if a runner or the test suite is missing."""
     if not (args.cwl_dir / "conformance_tests.yaml").is_file():
         raise SetupError(f"no conformance_tests.yaml in {args.cwl_dir} (see --cwl-dir)")
-    toil = args.toil_venv / "bin" / "toil-wes-cwl-runner"
-    if "toil" in args.runner and not os.access(toil, os.X_OK):
-        raise SetupError(f"{toil} not found; pip install 'toil[cwl,server]' into --toil-venv")
-    servers = any(runner != "cwltool" for runner in args.runner)
-    if servers and "distributed" in args.mode and shutil.which("redis-server") is None:
-        raise SetupError("redis-server is not on PATH (Debian package redis-server)")
+    toil_programs = {"toil": "toil-wes-cwl-runner", "toil-cwl-runner": "toil-cwl-runner"}
+    for runner in args.runner:
+        if runner in toil_programs:
+            toil_program(args.toil_venv, toil_programs[runner])
 
 
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, _terminate)
-    allowed = read_expect(args.expect) if args.expect else set(ALLOWED[args.subset])
-    results: list[Result] = []
-    baseline: Result | None = None
-    try:
-        check_setup(args)
-        for runner in args.runner:
-            for mode in ["direct"] if runner == "cwltool" else args.mode:
-                with tempfile.TemporaryDirectory(prefix="toolchest-wes-conformance-") as tmp:
-                    try:
-                        result = run_one(runner, mode, args, Path(tmp), allowed)
-                    finally:
-                        if args.logs:
-                            keep_logs(Path(tmp), args.logs / f"{runner}-{mode}")
-                baseline = result if runner == "cwltool" else baseline
-                report(result, baseline)
-                results.append(result)
-    except SetupError as exc:
-        print(f"conformance: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("conformance: interrupted; everything started was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.json:
-            summary = {
-                "subset": args.subset,
-                "cwl_dir": str(args.cwl_dir),
-                "allowed": sorted(allowed),
-                "serve_args": args.serve_arg,
-                "results": [asdict(r) for r in results],
-            }
-            args.json.write_text(json.dumps(summary, indent=2) + "\n")
-    return 1 if any(r.unexpected for r in results) else 0
+    wes_runners = [r for r in RUNNERS if r not in DIRECT.values()]
+    direct = {
+        runner: tuple(w if engine == "cwltool" else f"{w}/{engine}" for w in wes_runners)
+        for engine, runner in DIRECT.items()
+    }
+    summary = {
+        "subset": args.subset,
+        "cwl_dir": str(args.cwl_dir),
+        "engines": args.engine,
+        "serve_args": args.serve_arg,
+    }
+    return run_all(args, check_setup, direct, run_one, allowed_for(args), lambda: summary)
 
 
 if __name__ == "__main__":

@@ -295,3 +295,15 @@ def test_sigterm_or_ctrl_c_cancels_the_run(
     with WesClient(live.url, journal=journal) as wes:
         log = wes.wait_for_run(run_id, timeout=60, initial_interval=0.05, raise_on_failure=False)
     assert log.state is State.CANCELED
+
+
+def test_engine_names_the_servers_engine(live: Any, journal: Journal, tmp_path: Path) -> None:
+    outdir = f"--outdir={tmp_path / 'out'}"
+    result = cwl_runner(live, outdir, "--quiet", "--engine", "cwltool", str(HELLO), str(HELLO_JOB))
+    assert result.exit_code == 0, result.stderr
+    run_id = result.stderr.split("toolchest-wes: run ", 1)[1].split()[0]
+    with WesClient(live.url, journal=journal) as wes:
+        assert wes.get_run_log(run_id).request.workflow_engine == "cwltool"
+    result = cwl_runner(live, outdir, "--engine", "nosuch", str(HELLO), str(HELLO_JOB))
+    assert result.exit_code != 0
+    assert "nosuch" in result.stderr

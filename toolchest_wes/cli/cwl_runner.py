@@ -80,6 +80,7 @@ def _ignored(command: Any) -> Any:
 @click.option("--quiet", is_flag=True, help="Do not copy the engine's log to stderr.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the run (repeat).")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Give up (and cancel) after this.")
+@click.option("--engine", metavar="NAME", help="The server's engine to run it (workflow_engine).")
 @_ignored
 @server_options
 def cwl_runner(
@@ -91,6 +92,7 @@ def cwl_runner(
     quiet: bool,
     tags: tuple[str, ...],
     timeout: float | None,
+    engine: str | None,
 ) -> None:
     """Run WORKFLOW with the inputs in JOB on a WES server, like a local cwl-runner.
 
@@ -110,7 +112,7 @@ def cwl_runner(
     run: Run | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run = client.submit(workflow, job, tags=parse_pairs(tags, "--tag"))
+        run = client.submit(workflow, job, tags=parse_pairs(tags, "--tag"), engine=engine)
         warn(f"toolchest-wes: run {run.run_id} on {client.url}")
         log = _wait(run, timeout, quiet)
         result = localize(log.outputs or {}, _download(run, outdir))
