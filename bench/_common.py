@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello" / "hello.cwl"
 #: The same in WDL, without a task (see the file).
 HELLO_WDL = Path(__file__).resolve().parent / "hello.wdl"
+#: The same as a Snakefile.
+HELLO_SMK = ROOT / "examples" / "snakemake" / "hello" / "Snakefile"
+#: Each language's hello-world and the workflow_type_version sent with it.
+HELLO_BY_TYPE = {"CWL": (HELLO, "v1.2"), "WDL": (HELLO_WDL, "1.0"), "SMK": (HELLO_SMK, "1.0")}
 API = "/ga4gh/wes/v1"
 #: A virtualenv with Toil (``toil[cwl,wdl,server]``), as ``scripts/interop.sh`` and CI make.
 DEFAULT_TOIL_VENV = Path(
@@ -43,12 +47,12 @@ def post_hello(
     engine: str | None = None,
     workflow_type: str = "CWL",
 ) -> httpx.Response:
-    """POST the hello-world example (``workflow_type`` CWL or WDL), with ``tags`` and
+    """POST the hello-world example (``workflow_type`` CWL, WDL or SMK), with ``tags`` and
     ``workflow_engine`` if given; the response, whatever it is."""
-    workflow = HELLO if workflow_type == "CWL" else HELLO_WDL
+    workflow, version = HELLO_BY_TYPE[workflow_type]
     data = {
         "workflow_type": workflow_type,
-        "workflow_type_version": "v1.2" if workflow_type == "CWL" else "1.0",
+        "workflow_type_version": version,
         "workflow_url": workflow.name,
         "workflow_params": json.dumps(hello_params(workflow_type, message)),
     }
@@ -65,7 +69,7 @@ def post_hello(
 
 def hello_params(workflow_type: str, message: str) -> dict[str, str]:
     """The inputs of the hello-world example (WDL names them by workflow)."""
-    return {"message" if workflow_type == "CWL" else "hello.message": message}
+    return {"hello.message" if workflow_type == "WDL" else "message": message}
 
 
 def submit_hello(

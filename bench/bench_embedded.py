@@ -7,6 +7,7 @@
 
 Usage: python bench/bench_embedded.py [--runs 30] [--list-requests 400]
        python bench/bench_embedded.py --engine toil [--runs 10] [--toil-venv DIR]
+       python bench/bench_embedded.py --engine snakemake [--runs 10]
 
 With ``--engine toil`` it measures instead hello-world submit -> COMPLETE through the server's
 Toil engine (``workflow_engine=toil``), in CWL (``examples/hello``) and in WDL
@@ -22,6 +23,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from _common import (
     API,
     DEFAULT_TOIL_VENV,
     HELLO,
+    HELLO_SMK,
     HELLO_WDL,
     embedded_server,
     hello_params,
@@ -80,6 +83,9 @@ def hello_direct(program: Path, workflow_type: str, folder: Path) -> float:
         # Without a container, as the server runs CWL tools by default here.
         argv = [str(program), "--no-container", "--outdir", str(folder / "out")]
         argv += [str(HELLO), str(job)]
+    elif workflow_type == "SMK":
+        argv = [str(program), "--snakefile", str(HELLO_SMK), "--configfile", str(job)]
+        argv += ["--cores", "1", "--quiet"]
     else:
         argv = [str(program), str(HELLO_WDL), "-i", str(job), "-o", str(folder / "out")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
@@ -117,6 +123,30 @@ def toil_latency(tmp: Path, runs: int, venv: Path, serve_args: list[str]) -> Non
                 "(difference of the medians)",
                 flush=True,
             )
+
+
+def snakemake_latency(tmp: Path, runs: int) -> None:
+    """Hello-world through the server's Snakemake engine and with Snakemake directly."""
+    program = Path(sys.executable).parent / "snakemake"
+    with (
+        embedded_server(tmp / "smk", serve_args=["--engine=snakemake"]) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        wes: list[float] = []
+        direct: list[float] = []
+        for i in range(runs + 1):  # the first of each warms the file cache
+            through = hello_through_wes(client, "snakemake", "SMK")
+            alone = hello_direct(program, "SMK", tmp / f"direct-smk-{i}")
+            if i >= 1:
+                wes.append(through)
+                direct.append(alone)
+        print(
+            f"snakemake SMK hello-world over {runs} runs: submit->COMPLETE through WES "
+            f"{describe(wes)}; snakemake directly {describe(direct)}; WES adds "
+            f"{(statistics.median(wes) - statistics.median(direct)) * 1000:.0f} ms "
+            "(difference of the medians)",
+            flush=True,
+        )
 
 
 def describe(times: list[float]) -> str:
@@ -168,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, help="default 30, with --engine toil 10")
     parser.add_argument("--list-requests", type=int, default=400)
-    parser.add_argument("--engine", choices=["cwltool", "toil"], default="cwltool")
+    parser.add_argument("--engine", choices=["cwltool", "toil", "snakemake"], default="cwltool")
     parser.add_argument("--toil-venv", type=Path, default=DEFAULT_TOIL_VENV)
     parser.add_argument(
         "--serve-arg", action="append", default=[], help="an option for toolchest-wes serve"
@@ -178,6 +208,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             serve_args = ["--engine=toil", f"--toil-venv={args.toil_venv}", *args.serve_arg]
             toil_latency(Path(tmp), args.runs or 10, args.toil_venv, serve_args)
+        return
+    if args.engine == "snakemake":
+        with tempfile.TemporaryDirectory() as tmp:
+            snakemake_latency(Path(tmp), args.runs or 10)
         return
     args.runs = args.runs or 30
     with tempfile.TemporaryDirectory() as tmp:
