@@ -17,6 +17,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.flags import no_container_args, switch
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
@@ -70,9 +71,6 @@ CONTAINER_ARGS: dict[str, list[str]] = {
     "singularity": ["--singularity"],
     "none": ["--no-container"],
 }
-
-_TRUE = {"", "true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
 
 
 @functools.cache
@@ -166,21 +164,10 @@ class CwltoolEngine:
         kind = ALLOWED_FLAGS[flag]
         text = str(value).strip() if not isinstance(value, bool) else str(value).lower()
         if kind is None:
-            if text.lower() in _FALSE:
+            if not switch(key, value):
                 return []
-            if text.lower() not in _TRUE:
-                raise InvalidEngineParameterError(
-                    f'workflow_engine_parameters {key!r} is a switch; give it "true" or '
-                    f'"false", not {value!r}'
-                )
             if flag == "--no-container":
-                if not self.allow_no_container:
-                    raise InvalidEngineParameterError(
-                        "workflow_engine_parameters '--no-container' is not allowed: this "
-                        "server runs every tool in a container"
-                    )
-                if self.container_runtime == "none":
-                    return []  # already in the default arguments
+                return no_container_args(self.allow_no_container, self.container_runtime)
             return [flag]
         if isinstance(kind, tuple):
             if text not in kind:

@@ -34,6 +34,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.flags import switch
 from toolchest_wes.engines.process import program_output
 from toolchest_wes.engines.sandbox import is_secret_env
 from toolchest_wes.engines.snakemake_outputs import collect_final_files
@@ -107,8 +108,6 @@ _HINTS = {
     "--directory": "the server chooses each run's folder",
 }
 
-_TRUE = {"", "true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
 _OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])\b")
 
 
@@ -221,7 +220,7 @@ class SnakemakeEngine:
             if flag in ALLOWED_FLAGS:
                 result.args.extend(self._flag_args(key, flag, value))
             elif flag in CONDA_FLAGS | CONTAINER_FLAGS:
-                result.args.extend(self._deployment_switch(key, flag, value))
+                result.args.extend(self._deploymentswitch(key, flag, value))
             elif flag in _DEPLOYMENT_FLAGS:
                 result.args.extend(self._deployment_methods(key, value))
             elif flag in _HINTS or flag in _known_flags(self.program):
@@ -249,7 +248,7 @@ class SnakemakeEngine:
 
     def _flag_args(self, key: str, flag: str, value: Any) -> list[str]:
         if ALLOWED_FLAGS[flag] is None:
-            return [flag] if _switch(key, value) else []
+            return [flag] if switch(key, value) else []
         text = str(value).strip()
         if not text.isdigit():
             raise InvalidEngineParameterError(
@@ -257,8 +256,8 @@ class SnakemakeEngine:
             )
         return [flag, text]
 
-    def _deployment_switch(self, key: str, flag: str, value: Any) -> list[str]:
-        if not _switch(key, value):
+    def _deploymentswitch(self, key: str, flag: str, value: Any) -> list[str]:
+        if not switch(key, value):
             return []
         allowed = self.allow_conda if flag in CONDA_FLAGS else self.allow_apptainer
         if not allowed:
@@ -329,14 +328,3 @@ class SnakemakeEngine:
     def collect_outputs(self, run: PreparedRun, stdout_path: Path) -> dict[str, Any]:
         """Link the run's final files into ``outputs_dir``; the output object names them."""
         return collect_final_files(run.work_dir / JOBS_FILE, run.attachments_dir, run.outputs_dir)
-
-
-def _switch(key: str, value: Any) -> bool:
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InvalidEngineParameterError(
-        f'workflow_engine_parameters {key!r} is a switch; give it "true" or "false", not {value!r}'
-    )

@@ -25,6 +25,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
+from toolchest_wes.engines.flags import no_container_args, switch
 from toolchest_wes.engines.slurm_sweep import run_comment
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
@@ -157,8 +158,6 @@ CWL_CONTAINER_ARGS: dict[str, list[str]] = {
 #: has no such mode; ``toil_hostexec`` stands in for Singularity, see there).
 WDL_CONTAINERS = ("host", "singularity", "docker")
 
-_TRUE = {"", "true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
 _DEFAULT_MEMORY = 2 * 1024**3  # Toil's own --defaultMemory
 _METADATA_GLOBS = (
     "lib/python3*/site-packages/toil-*.dist-info",
@@ -314,21 +313,10 @@ class ToilEngine:
     def _flag_args(self, key: str, flag: str, kind: Kind, value: Any) -> list[str]:
         text = str(value).lower() if isinstance(value, bool) else str(value).strip()
         if kind is None:
-            if text.lower() in _FALSE:
+            if not switch(key, value):
                 return []
-            if text.lower() not in _TRUE:
-                raise InvalidEngineParameterError(
-                    f'workflow_engine_parameters {key!r} is a switch; give it "true" or '
-                    f'"false", not {value!r}'
-                )
             if flag == "--no-container":
-                if not self.allow_no_container:
-                    raise InvalidEngineParameterError(
-                        "workflow_engine_parameters '--no-container' is not allowed: this "
-                        "server runs every tool in a container"
-                    )
-                if self.container_runtime == "none":
-                    return []  # already in the policy arguments
+                return no_container_args(self.allow_no_container, self.container_runtime)
             return [flag]
         if isinstance(kind, tuple) and kind and isinstance(kind[0], int):
             low, high = kind[0], int(kind[1])
