@@ -17,7 +17,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
-from toolchest_wes.engines.flags import no_container_args, switch
+from toolchest_wes.engines.flags import no_container_args, positive_number, switch
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
@@ -176,15 +176,7 @@ class CwltoolEngine:
                     f"not {value!r}"
                 )
             return [flag, text]
-        try:
-            number = float(text)
-        except ValueError:
-            number = -1.0
-        if not number > 0:
-            raise InvalidEngineParameterError(
-                f"workflow_engine_parameters {key!r} takes a positive number, not {value!r}"
-            )
-        return [flag, text]
+        return [flag, positive_number(key, value)]
 
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
         """``cwltool [policy flags] [user flags] --outdir … workflow params.json``."""

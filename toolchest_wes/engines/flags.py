@@ -6,7 +6,7 @@ from typing import Any
 
 from toolchest_wes.engines.base import InvalidEngineParameterError
 
-__all__ = ["no_container_args", "switch"]
+__all__ = ["no_container_args", "positive_number", "switch"]
 
 _TRUE = {"", "true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -41,3 +41,21 @@ def no_container_args(allow_no_container: bool, container_runtime: str) -> list[
         )
     # Without a container runtime the policy arguments already have it.
     return [] if container_runtime == "none" else ["--no-container"]
+
+
+def positive_number(key: str, value: Any) -> str:
+    """``value`` as the text of a number above zero, such as ``--eval-timeout``'s.
+
+    Raises:
+        InvalidEngineParameterError: Anything else.
+    """
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise InvalidEngineParameterError(
+            f"workflow_engine_parameters {key!r} takes a positive number, not {value!r}"
+        )
+    return text

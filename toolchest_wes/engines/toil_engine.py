@@ -25,7 +25,7 @@ from toolchest_wes.engines.base import (
     LaunchSpec,
     PreparedRun,
 )
-from toolchest_wes.engines.flags import no_container_args, switch
+from toolchest_wes.engines.flags import no_container_args, positive_number, switch
 from toolchest_wes.engines.slurm_sweep import run_comment
 from toolchest_wes.models import DefaultWorkflowEngineParameter
 
@@ -334,15 +334,7 @@ class ToilEngine:
                     f"{', '.join(map(str, kind))}, not {value!r}"
                 )
             return [flag, choices[text.lower()]]
-        try:
-            number = float(text)
-        except ValueError:
-            number = -1.0
-        if not number > 0:
-            raise InvalidEngineParameterError(
-                f"workflow_engine_parameters {key!r} takes a positive number, not {value!r}"
-            )
-        return [flag, text]
+        return [flag, positive_number(key, value)]
 
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
         """``toil_child RUNNER [policy] [user flags] workflow params.json``, exec'd."""

@@ -46,9 +46,11 @@ class FakeLauncher:
         pass
 
 
-def run(tmp_path: Path, launcher: Any, engine: Any = None) -> RunRecord:
+def run(
+    tmp_path: Path, launcher: Any, engine: Any = None, workspace: Workspace | None = None
+) -> RunRecord:
     store = EmbeddedStateStore(":memory:")
-    workspace = Workspace(tmp_path)
+    workspace = workspace or Workspace(tmp_path)
     workspace.stage("r", [], {})
     request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
     store.create_run(RunRecord("r", State.QUEUED, request, created_at=time.time()))
@@ -309,20 +311,6 @@ def test_a_run_whose_files_are_gone_ends_without_starting(tmp_path: Path) -> Non
             self.remove(run_id)  # as a submission answered 503 leaves it
             return staged
 
-    store = EmbeddedStateStore(":memory:")
-    workspace = GoneWorkspace(tmp_path)
-    workspace.stage("r", [], {})
-    request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
-    store.create_run(RunRecord("r", State.QUEUED, request, created_at=time.time()))
-    deps = ExecutorDeps(
-        store=store,
-        workspace=workspace,
-        engine_for=lambda record: CwltoolEngine(),
-        launcher=NeverLauncher(0),
-        poll_interval_s=0.01,
-    )
-    execute_run("r", deps)
-    ended = store.get_run("r")
-    store.close()
-    assert ended is not None and ended.state is State.SYSTEM_ERROR
+    ended = run(tmp_path, NeverLauncher(0), workspace=GoneWorkspace(tmp_path))
+    assert ended.state is State.SYSTEM_ERROR
     assert any("files are missing" in line for line in ended.system_logs)
