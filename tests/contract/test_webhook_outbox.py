@@ -1,50 +1,101 @@
-"""The webhook outbox contract, run against the SQLite and the Redis outbox."""
+"""The webhook outbox contract, run against the SQLite and the Redis outbox with their stores.
+
+Events come from the store's own writes, as in a server: each transition of a run with hooks
+records its event in the same transaction.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from toolchest_wes.models import State
+from toolchest_wes.models import RunRequest, State
+from toolchest_wes.store.base import RunRecord, StateStore
+from toolchest_wes.store.embedded_store import EmbeddedStateStore
 from toolchest_wes.store.outbox import Delivery, Outbox, RunHooks
 from toolchest_wes.store.sqlite_outbox import SqliteOutbox
 
+REQUEST = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="x")
+ORDER = (State.QUEUED, State.INITIALIZING, State.RUNNING, State.COMPLETE)
+
+
+@dataclass
+class Pair:
+    """A store and the outbox in the same database, and how to open another outbox there."""
+
+    store: StateStore
+    outbox: Outbox
+    reopen: object
+
+    def create(self, run_id: str = "r1", *, record_created: bool = True) -> None:
+        self.store.create_run(RunRecord(run_id, State.QUEUED, REQUEST, created_at=100.0))
+        if record_created and not self.outbox.records_creations:
+            self.outbox.record_created(run_id, State.QUEUED, 100.0)
+
+    def move(self, run_id: str, *states: State) -> None:
+        for before, after in itertools.pairwise(states):
+            assert self.store.transition(run_id, after, allowed_from=frozenset({before}))
+
 
 @pytest.fixture(params=["sqlite", "redis"])
-def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outbox]:
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
     if request.param == "sqlite":
-        box: Outbox = SqliteOutbox(tmp_path / "runs.sqlite")
+        path = tmp_path / "runs.sqlite"
+        outbox: Outbox = SqliteOutbox(path)
+        store: StateStore = EmbeddedStateStore(path)
+        pair = Pair(store, outbox, lambda: SqliteOutbox(path))
     else:
         from toolchest_wes.store.redis_outbox import RedisOutbox
+        from toolchest_wes.store.redis_store import RedisStateStore
 
         url = request.getfixturevalue("redis_url")
-        box = RedisOutbox(url, prefix=f"test-{uuid.uuid4().hex[:12]}")
-    yield box
-    box.close()
+        prefix = f"test-{uuid.uuid4().hex[:12]}"
+        outbox = RedisOutbox(url, prefix=prefix)
+        store = RedisStateStore(url, prefix=prefix)
+        pair = Pair(store, outbox, lambda: RedisOutbox(url, prefix=prefix))
+    yield pair
+    outbox.close()
+    store.close()
 
 
 def _one(url: str = "http://example.org/hook"):
     def build(hooks: RunHooks, to: State, at: float) -> list[Delivery]:
         previous = hooks.last_state.value if hooks.last_state else "-"
         body = f"{hooks.sequence}:{previous}->{to.value}"
-        return [Delivery(f"{body}.0", f"evt-{hooks.sequence}", url, "", body, at)]
+        return [
+            Delivery(f"{hooks.run_id}.{hooks.sequence}", f"evt-{hooks.sequence}", url, "", body, at)
+        ]
 
     return build
 
 
-def test_a_run_without_hooks_queues_nothing(outbox: Outbox) -> None:
-    assert outbox.record("unknown", State.QUEUED, 100.0, _one()) == 0
-    assert outbox.pending() == 0
+def _bodies(outbox: Outbox) -> list[str]:
+    return [d.body for d in outbox.claim_due(now=1e12, limit=100, hold_s=60)]
 
 
-def test_events_carry_the_previous_state_and_sequence_in_order(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", "alice", "http://wes", "http://example.org/hook", "all"))
-    for state in (State.QUEUED, State.INITIALIZING, State.RUNNING, State.COMPLETE):
-        assert outbox.record("r1", state, 100.0, _one()) == 1
-    due = outbox.claim_due(now=200.0, limit=10, hold_s=60)
+def test_a_run_without_hooks_queues_nothing(pair: Pair) -> None:
+    pair.create()
+    pair.move("r1", *ORDER)
+    pair.outbox.drain(_one())
+    assert pair.outbox.pending() == 0
+
+
+def test_each_transition_records_its_event_in_the_stores_own_write(pair: Pair) -> None:
+    pair.outbox.register(RunHooks("r1", "alice", "http://wes", "http://example.org/hook", "all"))
+    pair.create()
+    pair.move("r1", *ORDER)
+    assert not pair.store.transition("r1", State.RUNNING, allowed_from=frozenset({State.QUEUED}))
+    assert pair.outbox.pending() == 0  # recorded, not yet turned into deliveries
+    assert pair.outbox.drain(_one()) == 4
+    assert pair.outbox.drain(_one()) == 0
+    due = pair.outbox.claim_due(now=1e12, limit=10, hold_s=60)
     assert [d.body for d in due] == [
         "0:-->QUEUED",
         "1:QUEUED->INITIALIZING",
@@ -52,77 +103,112 @@ def test_events_carry_the_previous_state_and_sequence_in_order(outbox: Outbox) -
         "3:RUNNING->COMPLETE",
     ]
     assert due[0].url == "http://example.org/hook"
-    assert due[0].first_at == 100.0
 
 
-def test_claimed_deliveries_are_held_then_due_again(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", None, "http://wes"))
-    outbox.record("r1", State.QUEUED, 100.0, _one())
-    assert len(outbox.claim_due(now=200.0, limit=10, hold_s=60)) == 1
-    assert outbox.claim_due(now=210.0, limit=10, hold_s=60) == []
-    assert len(outbox.claim_due(now=261.0, limit=10, hold_s=60)) == 1
+def test_a_creation_whose_event_was_not_recorded_comes_first_at_the_first_transition(
+    pair: Pair,
+) -> None:
+    pair.outbox.register(RunHooks("r1", None, "http://wes"))
+    # As if the process that created the run died before recording its creation.
+    pair.create(record_created=False)
+    pair.move("r1", State.QUEUED, State.INITIALIZING)
+    assert not pair.outbox.record_created("r1", State.QUEUED, 100.0)
+    pair.outbox.drain(_one())
+    assert _bodies(pair.outbox) == ["0:-->QUEUED", "1:QUEUED->INITIALIZING"]
 
 
-def test_retry_and_done(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", None, "http://wes"))
-    outbox.record("r1", State.QUEUED, 100.0, _one())
-    (delivery,) = outbox.claim_due(now=200.0, limit=10, hold_s=60)
-    outbox.retry_at(delivery.delivery_id, 205.0, 1)
-    assert outbox.claim_due(now=204.0, limit=10, hold_s=60) == []
-    (again,) = outbox.claim_due(now=205.0, limit=10, hold_s=60)
+def test_a_terminal_event_is_the_runs_last(pair: Pair) -> None:
+    pair.outbox.register(RunHooks("r1", None, "http://wes"))
+    pair.create()
+    pair.move("r1", State.QUEUED, State.CANCELED)
+    pair.outbox.drain(_one())
+    assert not pair.outbox.record_created("r1", State.QUEUED, 100.0)
+    pair.outbox.drain(_one())
+    assert _bodies(pair.outbox) == ["0:-->QUEUED", "1:QUEUED->CANCELED"]
+
+
+def test_claimed_deliveries_are_held_then_due_again(pair: Pair) -> None:
+    pair.outbox.register(RunHooks("r1", None, "http://wes"))
+    pair.create()
+    pair.outbox.drain(_one())
+    assert len(pair.outbox.claim_due(now=200.0, limit=10, hold_s=60)) == 1
+    assert pair.outbox.claim_due(now=210.0, limit=10, hold_s=60) == []
+    assert len(pair.outbox.claim_due(now=261.0, limit=10, hold_s=60)) == 1
+
+
+def test_retry_and_done(pair: Pair) -> None:
+    pair.outbox.register(RunHooks("r1", None, "http://wes"))
+    pair.create()
+    pair.outbox.drain(_one())
+    (delivery,) = pair.outbox.claim_due(now=200.0, limit=10, hold_s=60)
+    pair.outbox.retry_at(delivery.delivery_id, 205.0, 1)
+    assert pair.outbox.claim_due(now=204.0, limit=10, hold_s=60) == []
+    (again,) = pair.outbox.claim_due(now=205.0, limit=10, hold_s=60)
     assert again.attempts == 1
-    outbox.done(again.delivery_id)
-    assert outbox.pending() == 0
-    assert outbox.claim_due(now=1e12, limit=10, hold_s=60) == []
+    pair.outbox.done(again.delivery_id)
+    assert pair.outbox.pending() == 0
+    assert pair.outbox.claim_due(now=1e12, limit=10, hold_s=60) == []
 
 
-def test_forgotten_runs_record_nothing_more(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", None, "http://wes"))
-    outbox.forget("r1")
-    assert outbox.record("r1", State.QUEUED, 100.0, _one()) == 0
+def test_forgotten_runs_record_nothing_more(pair: Pair) -> None:
+    pair.outbox.register(RunHooks("r1", None, "http://wes"))
+    pair.outbox.forget("r1")
+    pair.create()
+    pair.move("r1", *ORDER)
+    pair.outbox.drain(_one())
+    assert pair.outbox.pending() == 0
 
 
-def test_deliveries_survive_reopening(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", None, "http://wes"))
-    outbox.record("r1", State.COMPLETE, 100.0, _one())
-    outbox.close()
-    assert outbox.pending() == 1
-
-
-def test_the_sqlite_outbox_records_transitions_in_the_stores_transaction(tmp_path: Path) -> None:
-    from toolchest_wes.models import RunRequest
-    from toolchest_wes.store.base import RunRecord
-    from toolchest_wes.store.embedded_store import EmbeddedStateStore
-    from toolchest_wes.store.sqlite_outbox import disable
-
-    path = tmp_path / "runs.sqlite"
-    outbox = SqliteOutbox(path)
-    store = EmbeddedStateStore(path)
+def test_recorded_events_and_deliveries_survive_reopening(pair: Pair) -> None:
+    pair.outbox.register(RunHooks("r1", None, "http://wes", "http://example.org/hook", "all"))
+    pair.create()
+    pair.outbox.drain(_one())
+    pair.move("r1", State.QUEUED, State.INITIALIZING)
+    pair.outbox.close()
+    other = pair.reopen()  # type: ignore[operator]
     try:
-        outbox.register(RunHooks("r1", None, "http://wes", "http://example.org/hook", "all"))
-        request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="x")
-        store.create_run(RunRecord("r1", State.QUEUED, request, created_at=1.0))
-        assert store.transition("r1", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}))
-        assert not store.transition("r1", State.RUNNING, allowed_from=frozenset({State.QUEUED}))
-        assert outbox.pending() == 0
-        assert outbox.drain(_one()) == 2
-        bodies = [d.body for d in outbox.claim_due(now=1e12, limit=10, hold_s=60)]
-        assert bodies == ["0:-->QUEUED", "1:QUEUED->INITIALIZING"]
-        outbox.close()
-        disable(path)
-        store.transition("r1", State.RUNNING, allowed_from=frozenset({State.INITIALIZING}))
-        assert store.get_state("r1") is State.RUNNING
+        assert other.pending() == 1
+        assert other.drain(_one()) == 1
+        assert _bodies(other) == ["0:-->QUEUED", "1:QUEUED->INITIALIZING"]
     finally:
-        store.close()
+        other.close()
 
 
-def test_a_terminal_event_is_the_runs_last(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", None, "http://wes"))
-    assert outbox.record("r1", State.CANCELED, 100.0, _one()) == 1
-    assert outbox.record("r1", State.SYSTEM_ERROR, 100.0, _one()) == 0
+def test_concurrent_drains_turn_each_event_into_deliveries_once(pair: Pair) -> None:
+    runs = [f"r{i}" for i in range(20)]
+    for run_id in runs:
+        pair.outbox.register(RunHooks(run_id, None, "http://wes", None, "all"))
+        pair.create(run_id)
+        pair.move(run_id, *ORDER)
+    boxes = [pair.reopen() for _ in range(4)]  # type: ignore[operator]
+    taken: list[int] = []
+    threads = [threading.Thread(target=lambda b=b: taken.append(b.drain(_one()))) for b in boxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for box in boxes:
+        box.close()
+    assert sum(taken) == len(runs) * len(ORDER)
+    delivered = pair.outbox.claim_due(now=1e12, limit=1000, hold_s=60)
+    assert sorted(d.delivery_id for d in delivered) == sorted(
+        f"{run_id}.{n}" for run_id in runs for n in range(len(ORDER))
+    )
 
 
-def test_recording_the_last_state_again_is_a_copy(outbox: Outbox) -> None:
-    outbox.register(RunHooks("r1", None, "http://wes"))
-    assert outbox.record("r1", State.RUNNING, 100.0, _one()) == 1
-    assert outbox.record("r1", State.RUNNING, 100.0, _one()) == 0
+def test_an_unreadable_redis_event_is_dropped_not_kept_at_the_head(redis_url: str) -> None:
+    from toolchest_wes.store.redis_outbox import RedisOutbox, log_key
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    outbox = RedisOutbox(redis_url, prefix=prefix)
+    try:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        entry = {"run_id": "r1", "state": "QUEUED", "previous": "", "sequence": 1}
+        client.rpush(log_key(prefix), "not json", json.dumps({**entry, "hooks": {}}))
+        client.close()
+        assert outbox.drain(_one()) == 2
+        assert outbox.pending() == 0
+    finally:
+        outbox.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -27,7 +26,6 @@ from toolchest_wes.core.webhooks import (
     Webhooks,
     sign,
 )
-from toolchest_wes.models import State
 from toolchest_wes.store.outbox import Delivery
 
 __all__ = ["DeliveryLoop", "DeliveryPolicy"]
@@ -46,9 +44,6 @@ class DeliveryPolicy:
     backoff_max_s: float = 3600.0
     timeout_s: float = 10.0
     poll_s: float = 1.0
-    #: How often runs whose last event is behind the store are looked for, and how long one
-    #: must stay behind before its event is recorded again (the outbox of distributed mode).
-    repair_s: float = 60.0
 
     def next_try(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failure."""
@@ -58,17 +53,9 @@ class DeliveryPolicy:
 class DeliveryLoop:
     """A thread that sends what the outbox holds; :meth:`run_once` is one pass."""
 
-    def __init__(
-        self,
-        webhooks: Webhooks,
-        policy: DeliveryPolicy,
-        current: Callable[[str], State | None] | None = None,
-    ) -> None:
+    def __init__(self, webhooks: Webhooks, policy: DeliveryPolicy) -> None:
         self.webhooks = webhooks
         self.policy = policy
-        #: The store's state of a run, to find events a dead process did not record.
-        self.current = current
-        self._next_repair = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: httpx.Client | None = None
@@ -103,9 +90,6 @@ class DeliveryLoop:
         now = time.time() if now is None else now
         while self.webhooks.drain() > 0:
             pass
-        if self.current is not None and time.monotonic() >= self._next_repair:
-            self._next_repair = time.monotonic() + self.policy.repair_s
-            self.webhooks.repair(self.current, self.policy.repair_s)
         # Held a little longer than one attempt can take, for each delivery in the batch.
         hold = (self.policy.timeout_s + 1) * _BATCH
         due = self.webhooks.outbox.claim_due(now, _BATCH, hold)

@@ -3,8 +3,8 @@
 A run asks with two tags: ``toolchest_wes.notify_url`` (checked by the URL policy of webhooks
 at submit) and ``toolchest_wes.notify_on`` (``terminal``, the default, or ``all``). The
 operator adds subscriptions that get the events of every run. Each state change becomes one
-event (one id, one body) queued in the store's outbox for each receiver, right after the
-store's transition; ``core/webhook_delivery.py`` sends them.
+event (one id, one body), recorded in the store's outbox in the transition's own transaction
+and queued there for each receiver; ``core/webhook_delivery.py`` sends them.
 
 The body is signed as ``HMAC-SHA256(secret, timestamp + "." + body)``, in hex, in the header
 ``X-Toolchest-Wes-Signature: sha256=<hex>``, beside ``X-Toolchest-Wes-Timestamp`` (seconds
@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.models import TERMINAL_STATES, State
-from toolchest_wes.store.base import RunRecord, RunUpdate, StateStore, iso_time
+from toolchest_wes.store.base import RunRecord, StateStore, iso_time
 from toolchest_wes.store.outbox import Delivery, Outbox, RunHooks
 
 __all__ = [
@@ -109,7 +108,6 @@ class Webhooks:
     secret: str | None = None
     subscriptions: tuple[Subscription, ...] = ()
     base_url: Callable[[], str] = field(default=lambda: "")
-    _suspects: dict[str, tuple[State, float]] = field(default_factory=dict, repr=False)
 
     def secret_of(self, subscriber: str) -> str | None:
         """The secret that signs a delivery to ``subscriber`` (``""``: a run's own URL)."""
@@ -155,52 +153,20 @@ class Webhooks:
             )
         )
 
-    def record(self, run_id: str, state: State) -> None:
-        """Queue the event of the run's change to ``state`` for each receiver that wants it.
-
-        Only for an outbox that does not record transitions itself.
-        """
+    def record_created(self, run_id: str, state: State, at: float) -> None:
+        """Record the event of a run's creation, for an outbox that does not record it itself."""
         try:
-            self.outbox.record(run_id, state, time.time(), self._build)
+            self.outbox.record_created(run_id, state, at)
         except Exception:
-            # A webhook never fails the run; the transition has happened already.
-            logger.exception("could not queue the webhook event run_id=%s state=%s", run_id, state)
-
-    def repair(self, current: Callable[[str], State | None], grace_s: float) -> int:
-        """Record the state of runs whose last event is behind the store; how many.
-
-        With an outbox that records events after the transition, a process that dies between
-        the two leaves the run's event unrecorded. A run whose state has differed from its
-        last event for ``grace_s`` (seen on an earlier call, so not a transition whose event
-        is on its way) gets the event of its current state.
-        """
-        now = time.monotonic()
-        suspects: dict[str, tuple[State, float]] = {}
-        repaired = 0
-        for run_id, last in self.outbox.tracked():
-            state = current(run_id)
-            if state is None:
-                self.outbox.forget(run_id)
-                continue
-            if state is last:
-                continue
-            seen = self._suspects.get(run_id)
-            since = seen[1] if seen is not None and seen[0] is state else now
-            if now - since >= grace_s and seen is not None:
-                logger.warning(
-                    "webhook event of run_id=%s state=%s was not recorded; recording it now",
-                    run_id,
-                    state,
-                )
-                self.record(run_id, state)
-                repaired += 1
-            else:
-                suspects[run_id] = (state, since)
-        self._suspects = suspects
-        return repaired
+            # A webhook never fails the run; the run's first transition records the event.
+            logger.warning(
+                "could not record the creation event of run_id=%s; its first transition will",
+                run_id,
+                exc_info=True,
+            )
 
     def drain(self) -> int:
-        """Queue the deliveries of transitions the outbox recorded itself; how many."""
+        """Queue the deliveries of the events the outbox recorded; how many."""
         return self.outbox.drain(self._build)
 
     def _build(self, hooks: RunHooks, to: State, at: float) -> list[Delivery]:
@@ -231,9 +197,10 @@ def _event(event_id: str, hooks: RunHooks, state: State, now: float) -> dict[str
 
 
 class EventingStore:
-    """A :class:`StateStore` that records a webhook event after each creation and transition.
+    """A :class:`StateStore` that records a run's webhook event just after creating it.
 
-    Every other call goes to the wrapped store unchanged.
+    For a store whose creation does not record it (Redis: transitions do). Every other call
+    goes to the wrapped store unchanged.
     """
 
     def __init__(self, store: StateStore, webhooks: Webhooks) -> None:
@@ -244,26 +211,9 @@ class EventingStore:
         return getattr(self.wrapped, name)
 
     def create_run(self, record: RunRecord) -> None:
-        """Create the run, then record its QUEUED event."""
+        """Create the run, then record its creation's event."""
         self.wrapped.create_run(record)
-        self.webhooks.record(record.run_id, record.state)
-
-    def transition(
-        self,
-        run_id: str,
-        to: State,
-        *,
-        allowed_from: frozenset[State],
-        update: RunUpdate | None = None,
-        lease_ttl_s: float | None = None,
-    ) -> bool:
-        """The wrapped store's transition, then its event if it happened."""
-        done = self.wrapped.transition(
-            run_id, to, allowed_from=allowed_from, update=update, lease_ttl_s=lease_ttl_s
-        )
-        if done:
-            self.webhooks.record(run_id, to)
-        return done
+        self.webhooks.record_created(record.run_id, State(record.state), record.created_at)
 
     def delete_run(self, run_id: str) -> State | None:
         """Delete the run, and its hooks with it."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "CREATE",
+    "CREATED_EVENT",
     "DELETE",
     "EXPIRED_LEASES",
     "MARK_OUTPUTS_REMOVED",
@@ -49,6 +50,35 @@ local function now_ms()
 end
 """
 
+# The webhook outbox's half of a transition (``store/redis_outbox.py`` reads what it writes).
+# A run with webhooks has a hooks hash (owner, base_url, notify_url, notify_on, has_owner,
+# sequence: events recorded so far); each event is one JSON entry appended to the outbox's
+# log, holding everything its deliveries are built from, so the run's hooks can go with its
+# terminal event. Hooks kept for a run not created yet expire; a recorded event keeps them.
+_RECORD_EVENT = """
+local function record_event(hooks_key, log_key, run_id, previous, to, at_ms, terminal)
+  local raw = redis.call('HGETALL', hooks_key)
+  if #raw == 0 then
+    return 0
+  end
+  local hooks = {}
+  for i = 1, #raw, 2 do
+    hooks[raw[i]] = raw[i + 1]
+  end
+  local sequence = tonumber(hooks.sequence or '0') + 1
+  hooks.sequence = nil
+  redis.call('RPUSH', log_key, cjson.encode({run_id = run_id, state = to,
+    previous = previous or '', sequence = sequence, at_ms = at_ms, hooks = hooks}))
+  if terminal then
+    redis.call('DEL', hooks_key)
+  else
+    redis.call('HSET', hooks_key, 'sequence', sequence)
+    redis.call('PERSIST', hooks_key)
+  end
+  return 1
+end
+"""
+
 #: KEYS: run hash, seq counter, counts hash, then every ZSET the run joins (all runs, its
 #: state, its tags). ARGV: run id, state, then the hash's field/value pairs.
 #: Returns the new seq, or 0 if the run exists.
@@ -65,15 +95,18 @@ redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 return seq
 """
 
-#: KEYS: run hash, counts hash, leases ZSET, lease key, change channel, outputs-kept ZSET.
+#: KEYS: run hash, counts hash, leases ZSET, lease key, change channel, outputs-kept ZSET,
+#: the run's webhook hooks hash, the webhook outbox's log.
 #: ARGV: state-index key prefix, run id, new state, "1" if the new state is terminal, the
 #: number of allowed source states, those states, the lease TTL in ms (0: leave the lease as
 #: it is), then the update. Returns the run's new state version (1 or more) if it moved, else
 #: 0, and publishes "<run id> <version> <state>" on the change channel. A run that ends joins
-#: the outputs-kept ZSET, scored by its end (ms).
+#: the outputs-kept ZSET, scored by its end (ms). A run with webhooks gets the event of its
+#: move in its outbox log, in the same step.
 TRANSITION = (
     _APPLY_UPDATE
     + _NOW_MS
+    + _RECORD_EVENT
     + """
 local current = redis.call('HMGET', KEYS[1], 'state', 'seq')
 local state, seq = current[1], current[2]
@@ -113,9 +146,34 @@ elseif lease_ms > 0 then
   redis.call('ZADD', KEYS[3], string.format('%d', expires), ARGV[2])
 end
 apply_update(KEYS[1], 7 + n)
+local recorded = redis.call('HGET', KEYS[7], 'sequence')
+if recorded then
+  if recorded == '0' then
+    -- The process that created the run died before recording its creation: that event
+    -- comes first, late but in order.
+    local created = tonumber(redis.call('HGET', KEYS[1], 'created_at') or '0')
+    record_event(KEYS[7], KEYS[8], ARGV[2], false, state, math.floor(created * 1000), false)
+  end
+  record_event(KEYS[7], KEYS[8], ARGV[2], state, to, now_ms(), ARGV[4] == '1')
+end
 local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('PUBLISH', KEYS[5], ARGV[2] .. ' ' .. version .. ' ' .. to)
 return version
+"""
+)
+
+#: KEYS: the run's webhook hooks hash, the webhook outbox's log. ARGV: run id, the state it
+#: was created in, when (ms), "1" if that state is terminal. Records the event of the run's
+#: creation unless the run has none (no hooks) or has one recorded already. Returns 1 if it
+#: recorded it, else 0.
+CREATED_EVENT = (
+    _RECORD_EVENT
+    + """
+if redis.call('HGET', KEYS[1], 'sequence') ~= '0' then
+  return 0
+end
+return record_event(KEYS[1], KEYS[2], ARGV[1], false, ARGV[2], tonumber(ARGV[3]),
+  ARGV[4] == '1')
 """
 )
 

@@ -26,8 +26,8 @@ class RunHooks:
         base_url: The server's URL as the submitter reached it (or the public URL).
         notify_url: The run's own webhook (its ``toolchest_wes.notify_url`` tag), or ``None``.
         notify_on: ``all`` or ``terminal``: which of the run's events go to ``notify_url``.
-        last_state: The state of the last event recorded (``None`` before the first).
-        sequence: How many events were recorded for the run.
+        last_state: The run's state before the event being built (``None`` for its creation).
+        sequence: How many events were recorded for the run before it.
     """
 
     run_id: str
@@ -71,33 +71,35 @@ Builder = Callable[[RunHooks, State, float], list[Delivery]]
 class Outbox(Protocol):
     """Durable per-run webhook settings and a queue of deliveries; thread- and process-safe.
 
-    An outbox whose ``records_transitions`` is true sees each state change in the store's own
-    transaction (the SQLite outbox, by triggers on the runs table); :meth:`drain` turns what
-    it saw into deliveries. Otherwise each change is given to :meth:`record` after the store
-    made it.
+    The store records each state change of a run with hooks in its own transaction (the
+    SQLite outbox's triggers on the runs table; the Redis store's transition script), so no
+    stored change lacks its event. :meth:`drain` turns recorded events into deliveries. An
+    outbox whose ``records_creations`` is false is given each new run by
+    :meth:`record_created` just after the store created it.
     """
 
-    #: Whether the store's transitions are recorded in the same transaction as they happen.
-    records_transitions: bool
+    #: Whether a run's creation is recorded in the same transaction as it happens.
+    records_creations: bool
 
     def register(self, hooks: RunHooks) -> None:
         """Keep ``hooks`` for the run (before the run is created)."""
         ...
 
-    def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
-        """Move the run's ``last_state`` to ``state`` and queue what ``build`` returns (at ``at``).
+    def record_created(self, run_id: str, state: State, at: float) -> bool:
+        """Record the event of the run's creation in ``state`` at ``at``.
 
-        ``build`` sees the hooks as they were (the previous state and sequence); both steps
-        happen atomically. A run without hooks queues nothing; a terminal ``state`` removes
-        the run's hooks (a run ends once). A ``state`` equal to the last one recorded is a
-        copy (no transition repeats a state) and queues nothing. Returns how many were queued.
+        Nothing is recorded for a run without hooks, or one with an event recorded already
+        (its first transition records a creation not recorded before it). Returns whether
+        the event was recorded.
         """
         ...
 
     def drain(self, build: Builder, limit: int = 100) -> int:
-        """Turn up to ``limit`` recorded transitions into deliveries, oldest first.
+        """Turn up to ``limit`` recorded events into deliveries, oldest first.
 
-        Returns how many transitions were taken (0 for an outbox that records none).
+        ``build`` sees the run's hooks with the state before the event and the number of
+        events before it. A run's terminal event is its last: its hooks go with it. Returns
+        how many events were taken.
         """
         ...
 
@@ -111,11 +113,6 @@ class Outbox(Protocol):
 
     def retry_at(self, delivery_id: str, at: float, attempts: int) -> None:
         """Reschedule a failed delivery."""
-        ...
-
-    def tracked(self) -> list[tuple[str, State | None]]:
-        """``(run_id, last_state)`` of every run with hooks whose events are recorded after
-        the transition (empty for an outbox that records transitions itself)."""
         ...
 
     def forget(self, run_id: str) -> None:

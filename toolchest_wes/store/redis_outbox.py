@@ -1,21 +1,30 @@
 """The webhook outbox in Redis, under the state store's key prefix.
 
-``{prefix}:webhooks:run:{run_id}`` (hash) holds a run's hooks, ``{prefix}:webhooks:d:{id}``
-(hash) one delivery, and ``{prefix}:webhooks:due`` (sorted set) every delivery by the time
-it is due. A run's event is recorded in one optimistic transaction (WATCH on the run's hash,
-then MULTI), so two processes recording events of one run cannot both take one sequence.
+``{prefix}:webhooks:run:{run_id}`` (hash) holds a run's hooks, ``{prefix}:webhooks:log``
+(list) the events recorded and not yet turned into deliveries, ``{prefix}:webhooks:d:{id}``
+(hash) one delivery, and ``{prefix}:webhooks:due`` (sorted set) every delivery by the time it
+is due. The store's transition script appends a run's event to the log in the same step as
+the move (``_redis_scripts.TRANSITION``), so a state change that is stored has its event
+stored too. The creation of a run is the store's other write, made without the outbox; its
+event is recorded right after (:meth:`RedisOutbox.record_created`), and if the process dies
+in between, the run's first transition records it before its own.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import redis
 
-from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.models import State
+from toolchest_wes.store import _redis_scripts
 from toolchest_wes.store.outbox import Builder, Delivery, RunHooks
 
-__all__ = ["RedisOutbox"]
+__all__ = ["RedisOutbox", "hooks_key", "log_key"]
+
+logger = logging.getLogger(__name__)
 
 # Claims the due deliveries and holds them (a new score) in one step, so two processes'
 # loops do not both send the same delivery at once.
@@ -24,26 +33,51 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, AR
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
 return ids
 """
+# Takes the log's first entry, if it is still ARGV[1], and queues its deliveries (ARGV[3...],
+# six values each) in one step: an entry taken by another process meanwhile is left alone,
+# so each event is turned into deliveries once.
+_TAKE = """
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then
+  return 0
+end
+redis.call('LPOP', KEYS[1])
+for i = 3, #ARGV, 6 do
+  redis.call('HSET', ARGV[2] .. ARGV[i], 'event_id', ARGV[i + 1], 'url', ARGV[i + 2],
+    'subscriber', ARGV[i + 3], 'body', ARGV[i + 4], 'first_at', ARGV[i + 5], 'attempts', 0)
+  redis.call('ZADD', KEYS[2], ARGV[i + 5], ARGV[i])
+end
+return 1
+"""
 _FIELDS = ("event_id", "url", "subscriber", "body", "first_at", "attempts")
+#: How long a run's hooks wait for its creation to be recorded: long after any submission
+#: that kept them and then failed to create the run.
+_UNCREATED_TTL_S = 7 * 86400
+
+
+def hooks_key(prefix: str, run_id: str) -> str:
+    """The key of a run's hooks, for the store with key prefix ``prefix``."""
+    return f"{prefix}:webhooks:run:{run_id}"
+
+
+def log_key(prefix: str) -> str:
+    """The key of the log of recorded events, for the store with key prefix ``prefix``."""
+    return f"{prefix}:webhooks:log"
 
 
 class RedisOutbox:
-    """An :class:`~toolchest_wes.store.outbox.Outbox` in Redis.
+    """An :class:`~toolchest_wes.store.outbox.Outbox` in Redis (see the module docstring)."""
 
-    Events are recorded just after the store's transition script, not inside it.
-    """
-
-    records_transitions = False
+    records_creations = False
 
     def __init__(self, url: str, *, prefix: str) -> None:
         self._client: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+        self._store_prefix = prefix
         self._prefix = f"{prefix}:webhooks"
         self._due = f"{self._prefix}:due"
-        self._runs = f"{self._prefix}:runs"
+        self._log = log_key(prefix)
         self._claim = self._client.register_script(_CLAIM)
-
-    def _run_key(self, run_id: str) -> str:
-        return f"{self._prefix}:run:{run_id}"
+        self._take = self._client.register_script(_TAKE)
+        self._created = self._client.register_script(_redis_scripts.CREATED_EVENT)
 
     def _delivery_key(self, delivery_id: str) -> str:
         return f"{self._prefix}:d:{delivery_id}"
@@ -53,54 +87,31 @@ class RedisOutbox:
         mapping: dict[Any, Any] = {"owner": hooks.owner or "", "base_url": hooks.base_url}
         mapping |= {"notify_url": hooks.notify_url or "", "notify_on": hooks.notify_on}
         mapping |= {"has_owner": "1" if hooks.owner is not None else "", "sequence": "0"}
+        key = hooks_key(self._store_prefix, hooks.run_id)
         with self._client.pipeline() as pipe:
-            pipe.hset(self._run_key(hooks.run_id), mapping=mapping)
-            pipe.sadd(self._runs, hooks.run_id)
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, _UNCREATED_TTL_S)
             pipe.execute()
 
-    def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
-        """Advance the run's last state and queue its deliveries, atomically."""
-        key = self._run_key(run_id)
-        with self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    raw: dict[str, str] = pipe.hgetall(key)  # type: ignore[assignment]
-                    if not raw:
-                        pipe.unwatch()
-                        return 0
-                    hooks = RunHooks(
-                        run_id,
-                        raw["owner"] if raw.get("has_owner") else None,
-                        raw["base_url"],
-                        raw.get("notify_url") or None,
-                        raw.get("notify_on", "terminal"),
-                        State(raw["last_state"]) if raw.get("last_state") else None,
-                        int(raw.get("sequence", "0")),
-                    )
-                    if hooks.last_state is state:
-                        pipe.unwatch()
-                        return 0
-                    deliveries = build(hooks, state, at)
-                    pipe.multi()
-                    if state in TERMINAL_STATES:
-                        # A terminal state is final: no more events, so the hooks can go.
-                        pipe.delete(key)
-                        pipe.srem(self._runs, run_id)
-                    else:
-                        pipe.hset(key, "last_state", state.value)
-                        pipe.hincrby(key, "sequence", 1)
-                    for d in deliveries:
-                        pipe.hset(self._delivery_key(d.delivery_id), mapping=_mapping(d))
-                        pipe.zadd(self._due, {d.delivery_id: d.first_at})
-                    pipe.execute()
-                    return len(deliveries)
-                except redis.WatchError:
-                    continue
+    def record_created(self, run_id: str, state: State, at: float) -> bool:
+        """Record the event of the run's creation, unless one is recorded already."""
+        keys = [hooks_key(self._store_prefix, run_id), self._log]
+        args = [run_id, state.value, round(at * 1000), "1" if state.is_terminal else "0"]
+        return bool(self._created(keys=keys, args=args))
 
     def drain(self, build: Builder, limit: int = 100) -> int:
-        """Nothing to drain: :meth:`record` queues deliveries itself."""
-        return 0
+        """Turn up to ``limit`` logged events into deliveries, oldest first; how many."""
+        taken = 0
+        while taken < limit:
+            raw: str | None = self._client.lindex(self._log, 0)  # type: ignore[assignment]
+            if raw is None:
+                break
+            args: list[Any] = [raw, f"{self._prefix}:d:"]
+            for d in _deliveries(raw, build):
+                args += [d.delivery_id, d.event_id, d.url, d.subscriber, d.body, d.first_at]
+            # 0: another process took this entry first; look at the new first one.
+            taken += int(self._take(keys=[self._log, self._due], args=args))
+        return taken
 
     def claim_due(self, now: float, limit: int, hold_s: float) -> list[Delivery]:
         """Due deliveries, earliest first, held for ``hold_s``."""
@@ -136,21 +147,9 @@ class RedisOutbox:
             pipe.zadd(self._due, {delivery_id: at}, xx=True)
             pipe.execute()
 
-    def tracked(self) -> list[tuple[str, State | None]]:
-        """Every run with hooks and the last state recorded for it."""
-        run_ids = sorted(self._client.sscan_iter(self._runs))
-        with self._client.pipeline(transaction=False) as pipe:
-            for run_id in run_ids:
-                pipe.hget(self._run_key(run_id), "last_state")
-            states: list[str | None] = pipe.execute()
-        return [(r, State(s) if s else None) for r, s in zip(run_ids, states, strict=True)]
-
     def forget(self, run_id: str) -> None:
         """Drop the run's hooks."""
-        with self._client.pipeline() as pipe:
-            pipe.delete(self._run_key(run_id))
-            pipe.srem(self._runs, run_id)
-            pipe.execute()
+        self._client.delete(hooks_key(self._store_prefix, run_id))
 
     def pending(self) -> int:
         """How many deliveries are queued."""
@@ -161,12 +160,22 @@ class RedisOutbox:
         self._client.close()
 
 
-def _mapping(d: Delivery) -> dict[Any, Any]:
-    return {
-        "event_id": d.event_id,
-        "url": d.url,
-        "subscriber": d.subscriber,
-        "body": d.body,
-        "first_at": d.first_at,
-        "attempts": d.attempts,
-    }
+def _deliveries(raw: str, build: Builder) -> list[Delivery]:
+    """The deliveries of one logged event; none for an entry that cannot be read."""
+    try:
+        entry = json.loads(raw)
+        hooks = entry["hooks"]
+        run_hooks = RunHooks(
+            entry["run_id"],
+            hooks.get("owner", "") if hooks.get("has_owner") else None,
+            hooks.get("base_url", ""),
+            hooks.get("notify_url") or None,
+            hooks.get("notify_on", "terminal"),
+            State(entry["previous"]) if entry["previous"] else None,
+            int(entry["sequence"]) - 1,
+        )
+        return build(run_hooks, State(entry["state"]), int(entry["at_ms"]) / 1000)
+    except (ValueError, KeyError, TypeError):
+        # Kept, it would stop every event behind it.
+        logger.error("dropped a webhook event that cannot be read: %.200s", raw)
+        return []

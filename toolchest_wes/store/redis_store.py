@@ -23,6 +23,8 @@ under the prefix ``p`` (default ``toolchest-wes``):
                                   time (ms, Redis server clock): the retention sweep's index
 ``p:outputs-kept-indexed`` STRING set once the runs that ended before that index existed
                                   were added to it
+``p:webhooks:...``                the webhook outbox (``redis_outbox``); the transition script
+                                  appends each event of a run with webhooks to its log
 ========================== ====== ==============================================================
 
 Listing semantics match the embedded store: newest first by ``seq``, keyset pagination with
@@ -66,6 +68,7 @@ from toolchest_wes.store.base import (
     RunUpdate,
     StoreUnavailableError,
 )
+from toolchest_wes.store.redis_outbox import hooks_key, log_key
 
 __all__ = ["DEFAULT_PREFIX", "REDIS_TIMEOUT_S", "RedisStateStore", "connect"]
 
@@ -280,8 +283,9 @@ class RedisStateStore:
         update: RunUpdate | None = None,
         lease_ttl_s: float | None = None,
     ) -> bool:
-        """Compare-and-set the state, move the indexes, apply ``update`` and set the lease
-        (``lease_ttl_s``, for a non-terminal ``to``) in one script."""
+        """Compare-and-set the state, move the indexes, apply ``update``, set the lease
+        (``lease_ttl_s``, for a non-terminal ``to``) and record the webhook event (a run with
+        webhooks) in one script."""
         if not allowed_from:
             return False
         to = State(to)
@@ -293,6 +297,8 @@ class RedisStateStore:
             self._key("lease", run_id),
             self._key("events"),
             self._key("outputs-kept"),
+            hooks_key(self._prefix, run_id),
+            log_key(self._prefix),
         ]
         args = [
             self._key("state:"),

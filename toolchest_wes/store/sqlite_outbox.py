@@ -83,7 +83,7 @@ class SqliteOutbox:
     in the embedded store, so several processes on one file take turns.
     """
 
-    records_transitions = True
+    records_creations = True
 
     def __init__(self, path: str | Path) -> None:
         self._path = os.fspath(path)
@@ -117,11 +117,28 @@ class SqliteOutbox:
             (hooks.run_id, hooks.owner, hooks.base_url, hooks.notify_url, hooks.notify_on),
         )
 
-    def record(self, run_id: str, state: State, at: float, build: Builder) -> int:
-        """Advance the run's last state and queue its deliveries, in one transaction."""
+    def record_created(self, run_id: str, state: State, at: float) -> bool:
+        """Record the event of the run's creation, unless one is recorded already.
+
+        The trigger records it with the run; this records one only for a run whose hooks
+        were kept in a file without the store's runs (as in tests).
+        """
         conn = self._conn()
         with transaction(conn):
-            return _record(conn, run_id, state, None, at, build)
+            row = conn.execute(
+                "SELECT sequence FROM webhook_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            logged = conn.execute(
+                "SELECT 1 FROM webhook_transitions WHERE run_id = ? LIMIT 1", (run_id,)
+            ).fetchone()
+            if row is None or row[0] or logged is not None:
+                return False
+            conn.execute(
+                "INSERT INTO webhook_transitions (run_id, state, previous, at) "
+                "VALUES (?, ?, NULL, ?)",
+                (run_id, state.value, at),
+            )
+        return True
 
     def drain(self, build: Builder, limit: int = 100) -> int:
         """Turn the transitions the triggers wrote into deliveries, in one transaction."""
@@ -164,10 +181,6 @@ class SqliteOutbox:
             (at, attempts, delivery_id),
         )
 
-    def tracked(self) -> list[tuple[str, State | None]]:
-        """Nothing: the triggers miss no transition."""
-        return []
-
     def forget(self, run_id: str) -> None:
         """Drop the run's hooks."""
         self._conn().execute("DELETE FROM webhook_runs WHERE run_id = ?", (run_id,))
@@ -196,20 +209,16 @@ def _record(
 ) -> int:
     """Queue the deliveries of one event, inside the caller's transaction.
 
-    ``previous`` is the state the trigger saw; ``None`` takes the last one recorded.
+    ``previous`` is the state the trigger saw (``None`` at creation).
     """
     row = conn.execute(
-        "SELECT owner, base_url, notify_url, notify_on, last_state, sequence "
+        "SELECT owner, base_url, notify_url, notify_on, sequence "
         "FROM webhook_runs WHERE run_id = ?",
         (run_id,),
     ).fetchone()
     if row is None:
         return 0
-    recorded = State(row[4]) if row[4] else None
-    if previous is None and recorded is state:
-        return 0
-    last = previous or recorded
-    hooks = RunHooks(run_id, row[0], row[1], row[2], row[3], last, row[5])
+    hooks = RunHooks(run_id, row[0], row[1], row[2], row[3], previous, row[4])
     deliveries = build(hooks, state, at)
     if state in TERMINAL_STATES:
         # A terminal state is final: the run has no more events, so its hooks can go.

@@ -168,7 +168,7 @@ def build_parts(
             )
         resources.callback(store.close)
         webhooks = build_webhooks(settings)
-        if webhooks is not None and not webhooks.outbox.records_transitions:
+        if webhooks is not None and not webhooks.outbox.records_creations:
             store = cast(StateStore, EventingStore(store, webhooks))
         parts = Parts(settings, role, store, Workspace(settings.runs_dir), webhooks=webhooks)
         _webhook_loop(parts, resources)
@@ -194,7 +194,7 @@ def _webhook_loop(parts: Parts, resources: ExitStack) -> None:
         return
     if parts.role is Role.API:
         # The loop closes the outbox when it stops.
-        parts.loops.append(delivery_loop(parts.settings, parts.webhooks, parts.store))
+        parts.loops.append(delivery_loop(parts.settings, parts.webhooks))
     else:
         resources.callback(parts.webhooks.outbox.close)
 

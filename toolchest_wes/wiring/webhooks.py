@@ -17,7 +17,6 @@ from toolchest_wes.config import Settings
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.core.webhook_delivery import DeliveryLoop, DeliveryPolicy
 from toolchest_wes.core.webhooks import EVENTS, Subscription, Webhooks
-from toolchest_wes.store.base import StateStore
 from toolchest_wes.store.outbox import Outbox
 
 __all__ = ["build_webhooks", "delivery_loop", "load_subscriptions"]
@@ -128,14 +127,8 @@ def build_webhooks(settings: Settings) -> Webhooks | None:
     )
 
 
-def delivery_loop(
-    settings: Settings, webhooks: Webhooks, store: StateStore | None = None
-) -> DeliveryLoop:
-    """The loop that sends ``webhooks``' deliveries, timed by the settings.
-
-    With ``store``, it also records the events a process that died did not (see
-    ``Webhooks.repair``).
-    """
+def delivery_loop(settings: Settings, webhooks: Webhooks) -> DeliveryLoop:
+    """The loop that sends ``webhooks``' deliveries, timed by the settings."""
     return DeliveryLoop(
         webhooks,
         DeliveryPolicy(
@@ -145,5 +138,4 @@ def delivery_loop(
             timeout_s=settings.webhook_timeout_s,
             poll_s=settings.webhook_poll_s,
         ),
-        None if store is None else store.get_state,
     )

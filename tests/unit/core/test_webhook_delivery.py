@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_a_delivery_is_sent_signed_with_the_subscriptions_secret(tmp_path: Path)
     receiver = Receiver()
     try:
         hooks = _webhooks(tmp_path, receiver.url)
-        hooks.record("r1", State.QUEUED)
+        hooks.record_created("r1", State.QUEUED, time.time())
         assert DeliveryLoop(hooks, DeliveryPolicy(timeout_s=5)).run_once() == 1
         ((headers, body),) = receiver.received
         assert verify_signature("sub", body, headers)
@@ -73,7 +74,7 @@ def test_a_failing_delivery_is_rescheduled_then_dropped_after_the_window(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     hooks = _webhooks(tmp_path, f"http://127.0.0.1:{free_port()}/")
-    hooks.record("r1", State.COMPLETE)
+    hooks.record_created("r1", State.COMPLETE, time.time())
     loop = DeliveryLoop(hooks, DeliveryPolicy(backoff_s=100, retry_window_s=150, timeout_s=2))
     assert loop.run_once() == 1
     assert hooks.outbox.pending() == 1
@@ -89,47 +90,9 @@ def test_a_host_the_policy_refuses_at_send_time_is_not_contacted(tmp_path: Path)
     receiver = Receiver()
     try:
         hooks = _webhooks(tmp_path, receiver.url, UrlPolicy())
-        hooks.record("r1", State.COMPLETE)
+        hooks.record_created("r1", State.COMPLETE, time.time())
         DeliveryLoop(hooks, DeliveryPolicy(timeout_s=2)).run_once()
         assert receiver.received == []
         assert hooks.outbox.pending() == 1
     finally:
         receiver.close()
-
-
-def test_an_event_a_dead_process_did_not_record_is_recorded_later(redis_url: str) -> None:
-    import json
-    import uuid
-
-    from toolchest_wes.models import RunRequest
-    from toolchest_wes.store.base import RunRecord
-    from toolchest_wes.store.redis_outbox import RedisOutbox
-    from toolchest_wes.store.redis_store import RedisStateStore
-
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    store = RedisStateStore(redis_url, prefix=prefix)
-    hooks = Webhooks(RedisOutbox(redis_url, prefix=prefix), LOOPBACK, "s")
-    hooks.base_url = lambda: "https://wes.example"
-    try:
-        hooks.register(
-            "r1",
-            {"toolchest_wes.notify_url": "http://127.0.0.1:9/", "toolchest_wes.notify_on": "all"},
-            None,
-        )
-        request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="x")
-        store.create_run(RunRecord("r1", State.QUEUED, request, created_at=1.0))
-        hooks.record("r1", State.QUEUED)
-        hooks.record("r1", State.QUEUED)  # a copy: no second event
-        # The process that made this transition died before recording its event.
-        assert store.transition("r1", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}))
-        assert hooks.repair(store.get_state, grace_s=0) == 0  # maybe on its way: wait
-        assert hooks.repair(store.get_state, grace_s=0) == 1
-        assert hooks.repair(store.get_state, grace_s=0) == 0
-        events = [json.loads(d.body) for d in hooks.outbox.claim_due(1e12, 10, 60)]
-        assert [(e["previous_state"], e["state"]) for e in events] == [
-            (None, "QUEUED"),
-            ("QUEUED", "INITIALIZING"),
-        ]
-    finally:
-        hooks.outbox.close()
-        store.close()
