@@ -7,12 +7,20 @@ free loopback port, fills two prefixes on it (pipelined calls of the store's cre
 times the listings on both with calls interleaved so that both see the same machine load, and
 prints the medians side by side with their ratio (large / small).
 
+It then times ``transition`` (one run moved between INITIALIZING and RUNNING), for a run
+without webhooks and for one with webhooks (whose event the script records in the same
+step). With ``--baseline FILE``, another version of ``_redis_scripts.py`` (say main's, from
+``git show main:toolchest_wes/store/_redis_scripts.py``), its transition script is timed
+side by side with this checkout's, calls interleaved, with the ratio (this / baseline).
+
     python bench/bench_redis_store.py [--small 100] [--large 100000] [--repeat 2000]
+        [--baseline FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import socket
 import statistics
@@ -29,6 +37,8 @@ from _common import middle_token
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store._redis_schema import flatten, to_hash
 from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.outbox import RunHooks
+from toolchest_wes.store.redis_outbox import RedisOutbox
 from toolchest_wes.store.redis_store import RedisStateStore
 
 PAGE_SIZE = 10
@@ -36,10 +46,10 @@ FILL_BATCH = 2000
 #: One run in ten is RUNNING, the rest COMPLETE; one in five has project=p0, one in seven u0.
 FILTERS: dict[str, dict[str, Any]] = {
     "no filter": {},
-    "state=RUNNING": {"state": State.RUNNING},
-    "state=COMPLETE": {"state": State.COMPLETE},
+    "state=RUNNING": {"states": frozenset({State.RUNNING})},
+    "state=COMPLETE": {"states": frozenset({State.COMPLETE})},
     "tag project=p0": {"tag": ("project", "p0")},
-    "state=RUNNING + tag user=u0": {"state": State.RUNNING, "tag": ("user", "u0")},
+    "state=RUNNING + tag user=u0": {"states": frozenset({State.RUNNING}), "tag": ("user", "u0")},
 }
 
 
@@ -158,12 +168,69 @@ def measure(
     return results
 
 
+def _toggling(store: RedisStateStore, run_id: str) -> Callable[[], object]:
+    """A call that moves the run between INITIALIZING and RUNNING, one way each time."""
+    moves = [(State.INITIALIZING, State.RUNNING), (State.RUNNING, State.INITIALIZING)]
+    count = [0]
+
+    def move() -> object:
+        before, after = moves[count[0] % 2]
+        count[0] += 1
+        assert store.transition(run_id, after, allowed_from=frozenset({before}))
+        return None
+
+    return move
+
+
+def transition_stores(
+    url: str, baseline: str | None
+) -> list[tuple[str, RedisStateStore, Callable[[], object], Callable[[], object]]]:
+    """Per kind of run, a store and two calls to time side by side.
+
+    Without a baseline, the two are a run without webhooks and one with; with one, the same
+    run on a store running the baseline's transition script and on one running this one's.
+    """
+    old = None
+    if baseline is not None:
+        spec = importlib.util.spec_from_file_location("baseline_scripts", baseline)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        old = module.TRANSITION
+    stores = []
+    for name in ("baseline", "this") if old is not None else ("this",):
+        store = RedisStateStore(url, prefix=f"bench-transition-{name}")
+        if name == "baseline":
+            # The baseline script takes the first KEYS the current one does and ignores the rest.
+            store._transition = store._client.register_script(old)
+        outbox = RedisOutbox(url, prefix=store.prefix)
+        outbox.register(RunHooks("hooked", None, "http://wes", "http://example.org/hook", "all"))
+        outbox.close()
+        for run_id in ("plain", "hooked"):
+            request = RunRequest(
+                workflow_type="CWL", workflow_type_version="v1.2", workflow_url="x"
+            )
+            store.create_run(RunRecord(run_id, State.INITIALIZING, request, created_at=1.0))
+        stores.append(store)
+    rows = []
+    for run_id, label in (("plain", "run without webhooks"), ("hooked", "run with webhooks")):
+        calls = [_toggling(s, run_id) for s in stores]
+        if old is None:
+            calls = [_toggling(stores[0], "plain"), _toggling(stores[0], "hooked")]
+            label = "without / with webhooks"
+        rows.append((label, stores[-1], calls[0], calls[1]))
+        if old is None:
+            break
+    return rows
+
+
 def main() -> None:
     """Start Redis, fill both prefixes, time the listings and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--baseline", help="another _redis_scripts.py to time transitions against")
     args = parser.parse_args()
 
     with redis_server() as url:
@@ -175,6 +242,10 @@ def main() -> None:
         finally:
             for store in stores:
                 store.close()
+        transitions = []
+        for label, store, first, second in transition_stores(url, args.baseline):
+            transitions.append((label, interleaved_medians((first, second), args.repeat)))
+            store.close()
 
     width = max(len(name) for name in results)
     small_col, large_col = f"{args.small:,} runs", f"{args.large:,} runs"
@@ -186,6 +257,12 @@ def main() -> None:
         else:
             small_us, large_us = pair
             print(f"{name:{width}}  {small_us:12.1f}  {large_us:14.1f}  {large_us / small_us:6.2f}")
+
+    first_col, second_col = ("baseline", "this") if args.baseline else ("without", "with")
+    print(f"\ntransition, median of {args.repeat} calls, microseconds")
+    print(f"{'':{width}}  {first_col:>12}  {second_col:>14}  {'ratio':>6}")
+    for label, (first_us, second_us) in transitions:
+        print(f"{label:{width}}  {first_us:12.1f}  {second_us:14.1f}  {second_us / first_us:6.2f}")
 
 
 if __name__ == "__main__":
