@@ -151,3 +151,33 @@ def test_operator_subscriptions_get_every_run_with_their_own_secret(
         assert all(verify_signature("second", b, h) for h, b in other.received)
     finally:
         other.close()
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+def test_service_info_describes_webhooks_without_any_subscriptions_url_or_secret(
+    make_app: Callable[..., Any], make_settings: Callable[..., Any], wes: Wes, tmp_path: Any
+) -> None:
+    import jsonschema
+
+    from toolchest_wes.server.spec import load_spec
+
+    schema = load_spec()["components"]["schemas"]["ToolchestWesWebhooks"]
+    off = wes.client.get(f"{API}/service-info").json["toolchest_wes_webhooks"]
+    jsonschema.validate(off, schema)
+    assert off["enabled"] is False
+    assert off["run_webhooks"] is False
+
+    subs = tmp_path / "hooks.yaml"
+    subs.write_text("- {url: 'http://127.0.0.1:9/private-hook', secret: sub-secret}\n")
+    settings = make_settings(**FAST, webhooks_file=subs, webhook_retry_window_s=600)
+    response = make_app(settings).app.test_client().get(f"{API}/service-info")
+    info = response.json["toolchest_wes_webhooks"]
+    jsonschema.validate(info, schema)
+    assert info["enabled"] and info["run_webhooks"] and info["server_subscriptions"]
+    assert info["tags"] == {"notify_url": NOTIFY, "notify_on": "toolchest_wes.notify_on"}
+    assert info["notify_on"] == ["all", "terminal"]
+    assert info["signature"]["header"] == "X-Toolchest-Wes-Signature"
+    assert info["signature"]["algorithm"] == "HMAC-SHA256"
+    assert info["retry_window_s"] == 600
+    for hidden in ("private-hook", "sub-secret", SECRET):
+        assert hidden not in response.get_data(as_text=True)

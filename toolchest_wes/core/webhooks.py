@@ -30,6 +30,7 @@ from toolchest_wes.store.outbox import Delivery, Outbox, RunHooks
 
 __all__ = [
     "EVENTS",
+    "EVENT_TYPE",
     "NOTIFY_ON_TAG",
     "NOTIFY_URL_TAG",
     "EventingStore",
@@ -48,6 +49,8 @@ EVENTS = ("all", "terminal")
 SIGNATURE_HEADER = "X-Toolchest-Wes-Signature"
 TIMESTAMP_HEADER = "X-Toolchest-Wes-Timestamp"
 EVENT_ID_HEADER = "X-Toolchest-Wes-Event-Id"
+#: The ``type`` of every event.
+EVENT_TYPE = "run.state_changed"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -185,7 +188,7 @@ def _event(event_id: str, hooks: RunHooks, state: State, now: float) -> dict[str
     base = f"{hooks.base_url}/ga4gh/wes/v1/runs/{hooks.run_id}"
     return {
         "id": event_id,
-        "type": "run.state_changed",
+        "type": EVENT_TYPE,
         "run_id": hooks.run_id,
         "state": state.value,
         "previous_state": hooks.last_state.value if hooks.last_state else None,

@@ -41,6 +41,7 @@ from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.wiring.catalog import build_catalog, build_tool_resolver
 from toolchest_wes.wiring.parts import Parts, Role, build_parts
 from toolchest_wes.wiring.sandbox import check_sandbox, describe_sandbox
+from toolchest_wes.wiring.webhooks import describe_webhooks
 
 __all__ = ["AppState", "create_app", "get_state"]
 
@@ -213,6 +214,7 @@ def _service(
             limits=build_submit_limits(settings),
             extensions={
                 "toolchest_wes_sandbox": describe_sandbox(settings, sandbox),
+                "toolchest_wes_webhooks": describe_webhooks(settings, parts.webhooks),
                 "toolchest_wes_catalog": {
                     "catalog": catalog.label if catalog else None,
                     "catalog_only": settings.catalog_only,

@@ -16,10 +16,20 @@ import yaml
 from toolchest_wes.config import Settings
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.core.webhook_delivery import DeliveryLoop, DeliveryPolicy
-from toolchest_wes.core.webhooks import EVENTS, Subscription, Webhooks
+from toolchest_wes.core.webhooks import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE,
+    EVENTS,
+    NOTIFY_ON_TAG,
+    NOTIFY_URL_TAG,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Subscription,
+    Webhooks,
+)
 from toolchest_wes.store.outbox import Outbox
 
-__all__ = ["build_webhooks", "delivery_loop", "load_subscriptions"]
+__all__ = ["build_webhooks", "delivery_loop", "describe_webhooks", "load_subscriptions"]
 
 
 def _secret(settings: Settings) -> str | None:
@@ -139,3 +149,28 @@ def delivery_loop(settings: Settings, webhooks: Webhooks) -> DeliveryLoop:
             poll_s=settings.webhook_poll_s,
         ),
     )
+
+
+def describe_webhooks(settings: Settings, webhooks: Webhooks | None) -> dict[str, Any]:
+    """What a client needs to ask for webhooks and check them, as service-info's
+    ``toolchest_wes_webhooks``; no subscription's URL or secret."""
+    return {
+        "enabled": webhooks is not None,
+        "run_webhooks": webhooks is not None and webhooks.secret is not None,
+        "server_subscriptions": webhooks is not None and bool(webhooks.subscriptions),
+        "tags": {"notify_url": NOTIFY_URL_TAG, "notify_on": NOTIFY_ON_TAG},
+        "notify_on": list(EVENTS),
+        "notify_on_default": "terminal",
+        "event_types": [EVENT_TYPE],
+        "signature": {
+            "header": SIGNATURE_HEADER,
+            "algorithm": "HMAC-SHA256",
+            "signed": "timestamp.body",
+            "timestamp_header": TIMESTAMP_HEADER,
+            "event_id_header": EVENT_ID_HEADER,
+        },
+        "delivery": "at-least-once",
+        "retry_window_s": settings.webhook_retry_window_s,
+        "backoff_s": settings.webhook_backoff_s,
+        "backoff_max_s": settings.webhook_backoff_max_s,
+    }
