@@ -1,6 +1,6 @@
 """The webhook delivery loop: sends queued deliveries, at least once, with backoff.
 
-Every API process (and, in distributed mode, every worker) runs one. A delivery is claimed
+Every API process runs one. A delivery is claimed
 for a while before it is sent, so two loops seldom send it twice; when they do (a process
 died after sending and before removing it), the event id lets the receiver drop the copy.
 A delivery leaves the outbox on a 2xx answer; anything else (an error status, a redirect, a
