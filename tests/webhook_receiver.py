@@ -1,4 +1,5 @@
-"""A webhook receiver for tests: a threaded http.server on loopback that keeps what it gets."""
+"""A webhook receiver for tests: a threaded http.server on loopback that keeps what it gets,
+and the check that a run's events, however they arrived, tell its whole life in order."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+#: The states a run that completes goes through, each one event.
+LIFECYCLE = ("QUEUED", "INITIALIZING", "RUNNING", "COMPLETE")
 
 
 class Receiver:
@@ -62,3 +66,20 @@ class Receiver:
         """Stop serving and close the socket."""
         self._server.shutdown()
         self._server.server_close()
+
+
+def run_events(events: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """The run's events, one per event id (at least once: copies dropped), by ``sequence``."""
+    unique = {e["id"]: e for e in events if e["run_id"] == run_id}
+    return sorted(unique.values(), key=lambda e: e["sequence"])
+
+
+def assert_whole_life(
+    events: list[dict[str, Any]], run_id: str, states: tuple[str, ...] = LIFECYCLE
+) -> None:
+    """Assert that the run's events are exactly one per state of ``states``, numbered from 1
+    with each naming the state before it: none lost, none out of place."""
+    mine = run_events(events, run_id)
+    assert [e["state"] for e in mine] == list(states), mine
+    assert [e["sequence"] for e in mine] == list(range(1, len(states) + 1)), mine
+    assert [e["previous_state"] for e in mine] == [None, *states[:-1]], mine
