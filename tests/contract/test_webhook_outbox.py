@@ -212,3 +212,31 @@ def test_an_unreadable_redis_event_is_dropped_not_kept_at_the_head(redis_url: st
         assert outbox.pending() == 0
     finally:
         outbox.close()
+
+
+def test_redis_hooks_expire_until_their_run_has_an_event(
+    redis_url: str,
+) -> None:
+    import redis
+
+    from toolchest_wes.store.redis_outbox import RedisOutbox, hooks_key
+    from toolchest_wes.store.redis_store import RedisStateStore
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    outbox = RedisOutbox(redis_url, prefix=prefix)
+    store = RedisStateStore(redis_url, prefix=prefix)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for run_id in ("created", "lost"):
+            outbox.register(RunHooks(run_id, None, "http://wes"))
+            assert client.ttl(hooks_key(prefix, run_id)) > 0
+        pair = Pair(store, outbox, None)
+        pair.create("created")
+        assert client.ttl(hooks_key(prefix, "created")) == -1
+        pair.create("lost", record_created=False)
+        pair.move("lost", State.QUEUED, State.INITIALIZING)
+        assert client.ttl(hooks_key(prefix, "lost")) == -1
+    finally:
+        client.close()
+        store.close()
+        outbox.close()
