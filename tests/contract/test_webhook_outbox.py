@@ -77,7 +77,13 @@ def _one(url: str = "http://example.org/hook"):
 
 
 def _bodies(outbox: Outbox) -> list[str]:
-    return [d.body for d in outbox.claim_due(now=1e12, limit=100, hold_s=60)]
+    """Every queued body, as the delivery loop would send them all successfully."""
+    bodies: list[str] = []
+    while due := outbox.claim_due(now=1e12, limit=100, hold_s=60):
+        for delivery in due:
+            bodies.append(delivery.body)
+            outbox.done(delivery.delivery_id)
+    return bodies
 
 
 def test_a_run_without_hooks_queues_nothing(pair: Pair) -> None:
@@ -95,14 +101,14 @@ def test_each_transition_records_its_event_in_the_stores_own_write(pair: Pair) -
     assert pair.outbox.pending() == 0  # recorded, not yet turned into deliveries
     assert pair.outbox.drain(_one()) == 4
     assert pair.outbox.drain(_one()) == 0
-    due = pair.outbox.claim_due(now=1e12, limit=10, hold_s=60)
-    assert [d.body for d in due] == [
+    assert pair.outbox.pending() == 4
+    assert _bodies(pair.outbox) == [
         "0:-->QUEUED",
         "1:QUEUED->INITIALIZING",
         "2:INITIALIZING->RUNNING",
         "3:RUNNING->COMPLETE",
     ]
-    assert due[0].url == "http://example.org/hook"
+    assert pair.outbox.pending() == 0
 
 
 def test_a_creation_whose_event_was_not_recorded_comes_first_at_the_first_transition(
@@ -125,6 +131,27 @@ def test_a_terminal_event_is_the_runs_last(pair: Pair) -> None:
     assert not pair.outbox.record_created("r1", State.QUEUED, 100.0)
     pair.outbox.drain(_one())
     assert _bodies(pair.outbox) == ["0:-->QUEUED", "1:QUEUED->CANCELED"]
+
+
+def test_a_runs_deliveries_to_one_url_go_out_one_at_a_time_in_order(pair: Pair) -> None:
+    for run_id in ("r1", "r2"):
+        pair.outbox.register(RunHooks(run_id, None, "http://wes", None, "all"))
+        pair.create(run_id)
+        pair.move(run_id, *ORDER)
+    pair.outbox.drain(_one())
+    first = pair.outbox.claim_due(now=1e12, limit=10, hold_s=60)
+    assert sorted(d.delivery_id for d in first) == ["r1.0", "r2.0"]
+    # r1's first delivery fails: the next one of r1 waits for it, r2's goes on.
+    failed = next(d for d in first if d.delivery_id == "r1.0")
+    pair.outbox.retry_at(failed.delivery_id, 2e12, 1)
+    pair.outbox.done("r2.0")
+    assert [d.delivery_id for d in pair.outbox.claim_due(1e12 + 1, 10, 60)] == ["r2.1"]
+    pair.outbox.done("r2.1")
+    claimed = pair.outbox.claim_due(2e12, 10, 60)
+    assert sorted(d.delivery_id for d in claimed) == ["r1.0", "r2.2"]
+    assert next(d for d in claimed if d.delivery_id == "r1.0").attempts == 1
+    pair.outbox.done("r1.0")
+    assert [d.delivery_id for d in pair.outbox.claim_due(2e12 + 1, 10, 60)] == ["r1.1"]
 
 
 def test_claimed_deliveries_are_held_then_due_again(pair: Pair) -> None:
@@ -190,8 +217,13 @@ def test_concurrent_drains_turn_each_event_into_deliveries_once(pair: Pair) -> N
     for box in boxes:
         box.close()
     assert sum(taken) == len(runs) * len(ORDER)
-    delivered = pair.outbox.claim_due(now=1e12, limit=1000, hold_s=60)
-    assert sorted(d.delivery_id for d in delivered) == sorted(
+    assert pair.outbox.pending() == len(runs) * len(ORDER)
+    delivered = []
+    while due := pair.outbox.claim_due(now=1e12, limit=1000, hold_s=60):
+        delivered += [d.delivery_id for d in due]
+        for d in due:
+            pair.outbox.done(d.delivery_id)
+    assert sorted(delivered) == sorted(
         f"{run_id}.{n}" for run_id in runs for n in range(len(ORDER))
     )
 
@@ -240,3 +272,43 @@ def test_redis_hooks_expire_until_their_run_has_an_event(
         client.close()
         store.close()
         outbox.close()
+
+
+def test_deliveries_queued_by_an_earlier_version_are_still_sent(
+    tmp_path: Path, redis_url: str
+) -> None:
+    import sqlite3
+
+    import redis
+
+    from toolchest_wes.store.redis_outbox import RedisOutbox
+
+    path = tmp_path / "runs.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE webhook_deliveries (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "delivery_id TEXT UNIQUE NOT NULL, event_id TEXT NOT NULL, url TEXT NOT NULL, "
+        "subscriber TEXT NOT NULL, body TEXT NOT NULL, first_at REAL NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL);"
+        "INSERT INTO webhook_deliveries (delivery_id, event_id, url, subscriber, body, "
+        "first_at, due_at) VALUES ('old.0', 'old', 'http://example.org/', '', 'b', 1, 0);"
+    )
+    conn.close()
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(redis_url)
+    client.hset(
+        f"{prefix}:webhooks:d:old.0",
+        mapping={"event_id": "old", "url": "http://example.org/", "subscriber": "", "body": "b"}
+        | {"first_at": 1, "attempts": 0},
+    )
+    client.zadd(f"{prefix}:webhooks:due", {"old.0": 1})
+    client.close()
+    for box in (SqliteOutbox(path), RedisOutbox(redis_url, prefix=prefix)):
+        try:
+            assert box.pending() == 1
+            (delivery,) = box.claim_due(now=100.0, limit=10, hold_s=60)
+            assert delivery.delivery_id == "old.0"
+            box.done("old.0")
+            assert box.pending() == 0
+        finally:
+            box.close()

@@ -6,7 +6,8 @@ died after sending and before removing it), the event id lets the receiver drop 
 A delivery leaves the outbox on a 2xx answer; anything else (an error status, a redirect, a
 refused host, no answer) reschedules it after ``backoff_s * 2**attempts`` (at most
 ``backoff_max_s``), until ``retry_window_s`` after it was queued, when it is dropped with a
-warning.
+warning. The outbox holds back a run's next delivery to a URL until the one before it is
+removed, so each receiver gets a run's events in order.
 """
 
 from __future__ import annotations

@@ -104,7 +104,11 @@ class Outbox(Protocol):
         ...
 
     def claim_due(self, now: float, limit: int, hold_s: float) -> list[Delivery]:
-        """Deliveries due by ``now``, oldest first, each held from others for ``hold_s``."""
+        """Deliveries due by ``now``, oldest first, each held from others for ``hold_s``.
+
+        A delivery is not due while an earlier one of its run to the same URL is queued: each
+        receiver gets a run's events one at a time, in order.
+        """
         ...
 
     def done(self, delivery_id: str) -> None:

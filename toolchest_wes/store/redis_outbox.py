@@ -2,12 +2,15 @@
 
 ``{prefix}:webhooks:run:{run_id}`` (hash) holds a run's hooks, ``{prefix}:webhooks:log``
 (list) the events recorded and not yet turned into deliveries, ``{prefix}:webhooks:d:{id}``
-(hash) one delivery, and ``{prefix}:webhooks:due`` (sorted set) every delivery by the time it
-is due. The store's transition script appends a run's event to the log in the same step as
-the move (``_redis_scripts.TRANSITION``), so a state change that is stored has its event
-stored too. The creation of a run is the store's other write, made without the outbox; its
-event is recorded right after (:meth:`RedisOutbox.record_created`), and if the process dies
-in between, the run's first transition records it before its own.
+(hash) one delivery, ``{prefix}:webhooks:q:{run_id} {url}`` (list) the deliveries of one run
+to one URL in order, ``{prefix}:webhooks:due`` (sorted set) the first delivery of each such
+list by the time it is due (so a run's deliveries to a URL go out one at a time, in order),
+and ``{prefix}:webhooks:queued`` (sorted set) every delivery. The store's transition script
+appends a run's event to the log in the same step as the move (``_redis_scripts.TRANSITION``),
+so a state change that is stored has its event stored too. The creation of a run is the
+store's other write, made without the outbox; its event is recorded right after
+(:meth:`RedisOutbox.record_created`), and if the process dies in between, the run's first
+transition records it before its own.
 """
 
 from __future__ import annotations
@@ -34,19 +37,50 @@ for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
 return ids
 """
 # Takes the log's first entry, if it is still ARGV[1], and queues its deliveries (ARGV[3...],
-# six values each) in one step: an entry taken by another process meanwhile is left alone,
-# so each event is turned into deliveries once.
+# seven values each, the last its run-and-URL list) in one step: an entry taken by another
+# process meanwhile is left alone, so each event is turned into deliveries once. A delivery
+# is due only once it heads its list.
 _TAKE = """
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then
   return 0
 end
 redis.call('LPOP', KEYS[1])
-for i = 3, #ARGV, 6 do
+for i = 3, #ARGV, 7 do
   redis.call('HSET', ARGV[2] .. ARGV[i], 'event_id', ARGV[i + 1], 'url', ARGV[i + 2],
-    'subscriber', ARGV[i + 3], 'body', ARGV[i + 4], 'first_at', ARGV[i + 5], 'attempts', 0)
-  redis.call('ZADD', KEYS[2], ARGV[i + 5], ARGV[i])
+    'subscriber', ARGV[i + 3], 'body', ARGV[i + 4], 'first_at', ARGV[i + 5], 'attempts', 0,
+    'queue', ARGV[i + 6])
+  redis.call('ZADD', KEYS[3], ARGV[i + 5], ARGV[i])
+  if redis.call('RPUSH', ARGV[i + 6], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], ARGV[i + 5], ARGV[i])
+  end
 end
 return 1
+"""
+# Removes delivery ARGV[2] and makes the next one of its list due.
+_DONE = """
+local key = ARGV[1] .. ARGV[2]
+local queue = redis.call('HGET', key, 'queue')
+redis.call('DEL', key)
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if queue then
+  redis.call('LREM', queue, 1, ARGV[2])
+  local head = redis.call('LINDEX', queue, 0)
+  if head then
+    redis.call('ZADD', KEYS[1], 'NX', redis.call('HGET', ARGV[1] .. head, 'first_at'), head)
+  end
+end
+return 1
+"""
+# Deliveries queued before the queued set existed are only in the due set.
+_PENDING = """
+local n = redis.call('ZCARD', KEYS[2])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not redis.call('ZSCORE', KEYS[2], id) then
+    n = n + 1
+  end
+end
+return n
 """
 _FIELDS = ("event_id", "url", "subscriber", "body", "first_at", "attempts")
 #: How long a run's hooks wait for its creation to be recorded: long after any submission
@@ -74,9 +108,12 @@ class RedisOutbox:
         self._store_prefix = prefix
         self._prefix = f"{prefix}:webhooks"
         self._due = f"{self._prefix}:due"
+        self._queued = f"{self._prefix}:queued"
         self._log = log_key(prefix)
         self._claim = self._client.register_script(_CLAIM)
         self._take = self._client.register_script(_TAKE)
+        self._done = self._client.register_script(_DONE)
+        self._pending = self._client.register_script(_PENDING)
         self._created = self._client.register_script(_redis_scripts.CREATED_EVENT)
 
     def _delivery_key(self, delivery_id: str) -> str:
@@ -107,14 +144,17 @@ class RedisOutbox:
             if raw is None:
                 break
             args: list[Any] = [raw, f"{self._prefix}:d:"]
-            for d in _deliveries(raw, build):
+            run_id, deliveries = _deliveries(raw, build)
+            for d in deliveries:
                 args += [d.delivery_id, d.event_id, d.url, d.subscriber, d.body, d.first_at]
+                args.append(f"{self._prefix}:q:{run_id} {d.url}")
             # 0: another process took this entry first; look at the new first one.
-            taken += int(self._take(keys=[self._log, self._due], args=args))
+            taken += int(self._take(keys=[self._log, self._due, self._queued], args=args))
         return taken
 
     def claim_due(self, now: float, limit: int, hold_s: float) -> list[Delivery]:
-        """Due deliveries, earliest first, held for ``hold_s``."""
+        """Due deliveries, earliest first, held for ``hold_s``; one that waits for an earlier
+        one of its run to the same URL is not due."""
         ids: list[str] = self._claim(keys=[self._due], args=[now, limit, now + hold_s])
         if not ids:
             return []
@@ -134,11 +174,8 @@ class RedisOutbox:
         return found
 
     def done(self, delivery_id: str) -> None:
-        """Remove a delivery."""
-        with self._client.pipeline() as pipe:
-            pipe.delete(self._delivery_key(delivery_id))
-            pipe.zrem(self._due, delivery_id)
-            pipe.execute()
+        """Remove a delivery; the next of its run to its URL is due."""
+        self._done(keys=[self._due, self._queued], args=[f"{self._prefix}:d:", delivery_id])
 
     def retry_at(self, delivery_id: str, at: float, attempts: int) -> None:
         """Reschedule a delivery."""
@@ -153,15 +190,15 @@ class RedisOutbox:
 
     def pending(self) -> int:
         """How many deliveries are queued."""
-        return int(self._client.zcard(self._due))
+        return int(self._pending(keys=[self._due, self._queued]))
 
     def close(self) -> None:
         """Release the connection pool."""
         self._client.close()
 
 
-def _deliveries(raw: str, build: Builder) -> list[Delivery]:
-    """The deliveries of one logged event; none for an entry that cannot be read."""
+def _deliveries(raw: str, build: Builder) -> tuple[str, list[Delivery]]:
+    """The run and deliveries of one logged event; none for an entry that cannot be read."""
     try:
         entry = json.loads(raw)
         hooks = entry["hooks"]
@@ -174,8 +211,9 @@ def _deliveries(raw: str, build: Builder) -> list[Delivery]:
             State(entry["previous"]) if entry["previous"] else None,
             int(entry["sequence"]) - 1,
         )
-        return build(run_hooks, State(entry["state"]), int(entry["at_ms"]) / 1000)
+        deliveries = build(run_hooks, State(entry["state"]), int(entry["at_ms"]) / 1000)
+        return run_hooks.run_id, deliveries
     except (ValueError, KeyError, TypeError):
         # Kept, it would stop every event behind it.
         logger.error("dropped a webhook event that cannot be read: %.200s", raw)
-        return []
+        return "", []

@@ -4,7 +4,8 @@ Two triggers on ``runs`` write each new run and each change of state into
 ``webhook_transitions`` inside the store's own transaction: a state change that is stored has
 its event stored too, whichever process made it. The delivery loop then drains that table into
 ``webhook_deliveries``, one delivery per receiver, reading what the run asked for from
-``webhook_runs``. When the server sends no webhooks, :func:`disable` drops the triggers.
+``webhook_runs``. A run's deliveries to one URL go out one at a time, in order. When the
+server sends no webhooks, :func:`disable` drops the triggers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS webhook_runs (
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, delivery_id TEXT UNIQUE NOT NULL,
     event_id TEXT NOT NULL, url TEXT NOT NULL, subscriber TEXT NOT NULL, body TEXT NOT NULL,
-    first_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL
+    first_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL,
+    run_id TEXT
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (due_at, seq);
 CREATE TABLE IF NOT EXISTS webhook_transitions (
@@ -104,6 +106,7 @@ class SqliteOutbox:
             # The store's own schema first: the triggers need its runs table.
             ensure_schema(conn, self._path)
             conn.executescript(_SCHEMA + _TRIGGERS)
+            _add_run_column(conn)
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -156,12 +159,16 @@ class SqliteOutbox:
         return len(rows)
 
     def claim_due(self, now: float, limit: int, hold_s: float) -> list[Delivery]:
-        """Due deliveries in the order they were queued, held for ``hold_s``."""
+        """Due deliveries in the order they were queued, held for ``hold_s``; one that waits
+        for an earlier one of its run to the same URL is not due."""
         conn = self._conn()
         with transaction(conn):
             rows = conn.execute(
                 "SELECT delivery_id, event_id, url, subscriber, body, first_at, attempts "
-                "FROM webhook_deliveries WHERE due_at <= ? ORDER BY seq LIMIT ?",
+                "FROM webhook_deliveries AS d WHERE due_at <= ? AND NOT EXISTS ("
+                "SELECT 1 FROM webhook_deliveries AS e "
+                "WHERE e.run_id = d.run_id AND e.url = d.url AND e.seq < d.seq"
+                ") ORDER BY seq LIMIT ?",
                 (now, limit),
             ).fetchall()
             conn.executemany(
@@ -199,6 +206,19 @@ class SqliteOutbox:
         self._local = threading.local()
 
 
+def _add_run_column(conn: sqlite3.Connection) -> None:
+    """Give a file from before deliveries were kept in order per run their run column."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(webhook_deliveries)")}
+    if "run_id" not in columns:
+        with transaction(conn):
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(webhook_deliveries)")}
+            if "run_id" not in columns:
+                conn.execute("ALTER TABLE webhook_deliveries ADD COLUMN run_id TEXT")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_run ON webhook_deliveries (run_id, url, seq)"
+    )
+
+
 def _record(
     conn: sqlite3.Connection,
     run_id: str,
@@ -230,9 +250,9 @@ def _record(
         )
     conn.executemany(
         "INSERT INTO webhook_deliveries (delivery_id, event_id, url, subscriber, body, "
-        "first_at, attempts, due_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+        "first_at, attempts, due_at, run_id) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
         [
-            (d.delivery_id, d.event_id, d.url, d.subscriber, d.body, d.first_at, 0.0)
+            (d.delivery_id, d.event_id, d.url, d.subscriber, d.body, d.first_at, 0.0, run_id)
             for d in deliveries
         ],
     )
