@@ -7,6 +7,7 @@ any moment, a duplicate delivery or a racing reconcile can never produce two end
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -34,7 +35,7 @@ from toolchest_wes.engines.base import (
 )
 from toolchest_wes.engines.proctree import tree_memory_bytes
 from toolchest_wes.models import State
-from toolchest_wes.storage.base import StorageError
+from toolchest_wes.storage.base import StorageError, StorageUnavailableError
 from toolchest_wes.store.base import (
     RunRecord,
     RunUpdate,
@@ -57,6 +58,8 @@ _DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 #: the reconcile loop, which queues it again or ends it once its message or lease is gone.
 _STORE_PATIENCE_S = 60.0
 _STORE_RETRY_S = 0.5
+#: How long a finished run waits for an unreachable storage to take its results.
+_STORAGE_PATIENCE_S = 30.0
 #: How often a run with a memory limit has its processes' memory read: often enough to stop
 #: a runaway tool before it takes the machine's memory, rarely enough to cost nothing.
 _MEMORY_CHECK_S = 1.0
@@ -178,7 +181,7 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
         exit_code, stopped = _wait(handle, deps, run_id, resources)
         handle = None
         if deps.files is not None:
-            problem = _upload_results(deps.files, run_id, outputs=exit_code == 0 and not stopped)
+            problem = _upload_results(deps, run_id, outputs=exit_code == 0 and not stopped)
             if problem is not None and stopped != _CANCELLED:
                 _end(
                     store,
@@ -356,17 +359,34 @@ def _upload_logs(files: RunFiles, run_id: str) -> None:
         logger.warning("could not upload the logs of run_id=%s yet: %s", run_id, exc)
 
 
-def _upload_results(files: RunFiles, run_id: str, *, outputs: bool) -> str | None:
-    """Upload the logs, and the outputs if asked; a line for system_logs if that failed."""
-    try:
-        files.upload_logs(run_id)
-        if outputs:
-            files.upload_outputs(run_id)
-    except (StorageError, OSError) as exc:
-        logger.warning("could not upload the files of run_id=%s: %s", run_id, exc)
+def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | None:
+    """Upload the logs, and the outputs if asked; a line for system_logs if that failed.
+
+    A storage that does not answer is given ``_STORAGE_PATIENCE_S``, the run's lease kept
+    meanwhile, so that a bucket restarting does not cost the run its results.
+    """
+    files = deps.files
+    assert files is not None
+    deadline = time.monotonic() + _STORAGE_PATIENCE_S
+    while True:
+        try:
+            files.upload_logs(run_id)
+            if outputs:
+                files.upload_outputs(run_id)
+            return None
+        except StorageUnavailableError as exc:
+            if time.monotonic() < deadline:
+                logger.warning("storage unavailable, retrying run_id=%s: %s", run_id, exc)
+                time.sleep(_STORE_RETRY_S * 4)
+                with contextlib.suppress(StoreUnavailableError):
+                    deps.store.touch_lease(run_id, deps.lease_ttl_s)
+                continue
+            error: Exception = exc
+        except (StorageError, OSError) as exc:
+            error = exc
+        logger.warning("could not upload the files of run_id=%s: %s", run_id, error)
         what = "outputs and logs" if outputs else "logs"
-        return f"the run's {what} could not be uploaded to {files.url}: {exc}"
-    return None
+        return f"the run's {what} could not be uploaded to {files.url}: {error}"
 
 
 def _complete(
