@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.test_auth import Bearer
 from tests.conftest import API, CWL, EXAMPLES, Wes, assert_error
 from tests.moto_server import MotoServer
 from toolchest_wes.config import Settings
 from toolchest_wes.core.retention import sweep_outputs
 from toolchest_wes.models import State
 from toolchest_wes.server.app import get_state
+from toolchest_wes.server.tokens import TokenFile
 from toolchest_wes.storage.base import StorageFullError, StorageUnavailableError
 
 pytestmark = [
@@ -123,16 +125,25 @@ def test_delete_and_retention_remove_the_objects(
     assert_error(wes.get(f"/runs/{second}/outputs/hello.txt"), 410, "retention")
 
 
-def test_presigned_redirect_after_the_checks(stored: Callable[..., tuple[Wes, Any]]) -> None:
-    wes, _parts = stored(storage_presign=True)
-    run_id = wes.submit(HELLO, {"message": "signed"})
-    assert wes.wait(run_id) is State.COMPLETE
-    response = wes.get(f"/runs/{run_id}/outputs/hello.txt")
+def test_presigned_redirect_after_the_token_and_owner_checks(
+    make_app: Callable[..., Any], make_settings: Callable[..., Settings], bucket: str
+) -> None:
+    settings = make_settings(storage=f"s3://{bucket}/runs", storage_presign=True, auth="tokens")
+    tokens = TokenFile(settings.tokens_file)
+    alice, bob = tokens.create("alice")[1], tokens.create("bob")[1]
+    client = make_app(settings).app.test_client()
+    as_alice, as_bob = Wes(Bearer(client, alice)), Wes(Bearer(client, bob))
+    run_id = as_alice.submit(HELLO, {"message": "signed"})
+    assert as_alice.wait(run_id) is State.COMPLETE
+    path = f"{API}/runs/{run_id}/outputs/hello.txt"
+
+    response = as_alice.get(f"/runs/{run_id}/outputs/hello.txt")
     assert response.status_code == 302
     signed = httpx.get(response.headers["Location"])
     assert signed.content == b"signed\n"
-    assert_error(wes.get(f"/runs/{run_id}/outputs/missing.txt"), 404)
-    assert_error(wes.get("/runs/no-such-run/outputs/hello.txt"), 404)
+    assert_error(client.get(path), 401)
+    assert_error(as_bob.get(f"/runs/{run_id}/outputs/hello.txt"), 404)
+    assert_error(as_alice.get(f"/runs/{run_id}/outputs/missing.txt"), 404)
 
 
 def test_a_bucket_that_is_down_or_full_at_submit(
