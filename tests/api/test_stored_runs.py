@@ -7,6 +7,7 @@ import io
 import time
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +51,14 @@ def stored(
     return make
 
 
+def _wait_gone(path: Path) -> None:
+    """The executor removes a run's scratch copy just after it records the ending."""
+    deadline = time.monotonic() + 10
+    while path.exists():
+        assert time.monotonic() < deadline, f"{path} was left behind"
+        time.sleep(0.02)
+
+
 def _keys(parts: Any, run_id: str) -> set[str]:
     return {info.key for info in parts.files.storage.list_prefix(run_id)}
 
@@ -65,7 +74,7 @@ def test_a_run_keeps_its_files_in_the_bucket_and_serves_them_from_there(
     assert {f"{run_id}/attachments/hello.cwl", f"{run_id}/outputs/hello.txt"} <= keys
     assert f"{run_id}/stdout.log" in keys
     # No copy is left on the server's own disk.
-    assert not (make_settings().runs_dir / run_id).exists()
+    _wait_gone(make_settings().runs_dir / run_id)
 
     log = wes.log(run_id)
     location = log["outputs"]["greeting"]["location"]
@@ -203,3 +212,17 @@ def test_a_run_whose_files_cannot_move_ends_system_error(
     assert wes.wait(run_id) is State.SYSTEM_ERROR
     lines = wes.log(run_id)["run_log"]["system_logs"]
     assert any("could not be uploaded" in line and "XMinioStorageFull" in line for line in lines)
+
+
+def test_a_folder_of_its_own_works_the_same(
+    make_app: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """``--storage`` naming a folder (a network share, with local scratch folders)."""
+    settings = make_settings(storage=str(tmp_path / "share"))
+    wes = Wes(make_app(settings).app.test_client())
+    run_id = wes.submit(HELLO, {"message": "shared"})
+    assert wes.wait(run_id) is State.COMPLETE
+    assert (tmp_path / "share" / run_id / "outputs" / "hello.txt").read_bytes() == b"shared\n"
+    _wait_gone(settings.runs_dir / run_id)
+    part = wes.get(f"/runs/{run_id}/outputs/hello.txt", headers={"Range": "bytes=0-1"})
+    assert (part.status_code, part.data) == (206, b"sh")

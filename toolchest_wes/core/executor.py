@@ -60,6 +60,8 @@ _STORE_PATIENCE_S = 60.0
 _STORE_RETRY_S = 0.5
 #: How long a finished run waits for an unreachable storage to take its results.
 _STORAGE_PATIENCE_S = 30.0
+#: How long a running run waits before it tries again to upload its logs after a failure.
+_LOG_UPLOAD_BACKOFF_S = 15.0
 #: How often a run with a memory limit has its processes' memory read: often enough to stop
 #: a runaway tool before it takes the machine's memory, rarely enough to cost nothing.
 _MEMORY_CHECK_S = 1.0
@@ -298,9 +300,12 @@ def _wait(
             # caller decides which ending wins, so only report a cancel we acted on.
             return exit_code, None
         now = time.monotonic()
-        if deps.files is not None and now - uploaded >= deps.log_upload_interval_s:
+        if deps.files is not None and now >= uploaded + deps.log_upload_interval_s:
             uploaded = now
-            _upload_logs(deps.files, run_id)
+            if not _upload_logs(deps.files, run_id):
+                # A storage that does not answer is tried less often, so that waiting on
+                # it never delays the lease renewal and the cancel check much.
+                uploaded = now + _LOG_UPLOAD_BACKOFF_S
         over = _over_limit(handle, resources, now - started, now - checked)
         if over is not None:
             logger.info("stopping run_id=%s pid=%s: %s", run_id, handle.pid, over)
@@ -351,12 +356,15 @@ def _over_limit(
     return None
 
 
-def _upload_logs(files: RunFiles, run_id: str) -> None:
-    """Send the logs so far, so that users can follow them; a failure waits for the next."""
+def _upload_logs(files: RunFiles, run_id: str) -> bool:
+    """Send the logs so far, so that users can follow them; whether that worked (a failure
+    is only logged: the next upload, or the one at the end, sends them)."""
     try:
         files.upload_logs(run_id)
-    except StorageError as exc:
+    except (StorageError, OSError) as exc:
         logger.warning("could not upload the logs of run_id=%s yet: %s", run_id, exc)
+        return False
+    return True
 
 
 def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | None:
