@@ -29,13 +29,7 @@ from toolchest_wes.core.errors import (
     ServiceUnavailableError,
 )
 from toolchest_wes.core.workspace import RunDir, Workspace, safe_relative_path
-from toolchest_wes.storage.base import (
-    ObjectInfo,
-    ObjectStorage,
-    StorageError,
-    StorageFullError,
-    StorageUnavailableError,
-)
+from toolchest_wes.storage.base import ObjectInfo, ObjectStorage, StorageError, StorageFullError
 
 __all__ = ["RunFiles", "StoredFile", "StoredFolder", "storage_wes_error"]
 
@@ -63,15 +57,19 @@ class StoredFolder:
 
 
 def storage_wes_error(exc: StorageError, doing: str) -> Exception:
-    """The WES error a user gets when the storage failed while ``doing`` something."""
+    """The WES error a user gets when the storage failed while ``doing`` something.
+
+    The storage's own words (its address, its bucket) go to the server's log, not to users.
+    """
+    logger.warning("storage failed: %s: %s", doing, exc)
     if isinstance(exc, StorageFullError):
         return InsufficientStorageError(
-            f"the server's storage has no room for {doing} ({exc}); retry later, or ask its "
-            "operator to free space in the bucket"
+            f"the server's storage has no room for {doing}; retry later, or ask its operator "
+            "to free space in the bucket"
         )
-    reason = str(exc) if isinstance(exc, StorageUnavailableError) else f"it failed: {exc}"
     return ServiceUnavailableError(
-        f"the server's storage is unavailable for {doing}: {reason}; retry later"
+        f"the server's storage is unavailable for {doing}; retry later (its operator finds "
+        "why in the server's log)"
     )
 
 
