@@ -17,6 +17,7 @@ from tests.api.test_auth import Bearer
 from tests.conftest import API, CWL, EXAMPLES, Wes, assert_error
 from tests.moto_server import MotoServer
 from toolchest_wes.config import Settings
+from toolchest_wes.core import executor
 from toolchest_wes.core.retention import sweep_outputs
 from toolchest_wes.models import State
 from toolchest_wes.server.app import get_state
@@ -186,15 +187,31 @@ def test_a_bucket_that_is_down_or_full_at_submit(
     assert [r["run_id"] for r in listing] == [done]
 
 
-def test_a_run_whose_files_cannot_move_ends_system_error(
+def test_runs_wait_briefly_for_the_bucket_then_end_system_error(
     stored: Callable[..., tuple[Wes, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wes, parts = stored()
+    calls = []
+    real_list = parts.files.storage.list_prefix
+
+    def down_twice(prefix: str) -> Any:
+        calls.append(prefix)
+        if len(calls) <= 2:
+            raise StorageUnavailableError("the bucket did not answer: connection refused")
+        return real_list(prefix)
+
+    # A bucket that is back within the executor's patience costs the run nothing.
+    monkeypatch.setattr(executor, "_STORAGE_RETRY_S", 0.05)
+    with monkeypatch.context() as patch:
+        patch.setattr(parts.files.storage, "list_prefix", down_twice)
+        run_id = wes.submit(HELLO, {"message": "x"})
+        assert wes.wait(run_id) is State.COMPLETE
 
     def down(*_args: Any) -> Any:
         raise StorageUnavailableError("the bucket did not answer: connection refused")
 
     with monkeypatch.context() as patch:
+        patch.setattr(executor, "_STORAGE_PATIENCE_S", 0.2)
         patch.setattr(parts.files.storage, "list_prefix", down)
         run_id = wes.submit(HELLO, {"message": "x"})
         assert wes.wait(run_id) is State.SYSTEM_ERROR

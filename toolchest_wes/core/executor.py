@@ -58,10 +58,11 @@ _DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 #: the reconcile loop, which queues it again or ends it once its message or lease is gone.
 _STORE_PATIENCE_S = 60.0
 _STORE_RETRY_S = 0.5
-#: How long a finished run waits for an unreachable storage to take its results.
+#: How long a run waits for an unreachable storage to give its files or take its results.
 _STORAGE_PATIENCE_S = 30.0
 #: How long a running run waits before it tries again to upload its logs after a failure.
 _LOG_UPLOAD_BACKOFF_S = 15.0
+_STORAGE_RETRY_S = 2.0
 #: How often a run with a memory limit has its processes' memory read: often enough to stop
 #: a runaway tool before it takes the machine's memory, rarely enough to cost nothing.
 _MEMORY_CHECK_S = 1.0
@@ -129,17 +130,18 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             return
         engine = deps.engine_for(record)
         run_dir = deps.workspace.run_dir(run_id)
-        if deps.files is not None:
+        files = deps.files
+        if files is not None:
             try:
-                deps.files.fetch_inputs(run_id)
-            except StorageError as exc:
+                _with_storage_patience(deps, run_id, lambda: files.fetch_inputs(run_id))
+            except (StorageError, OSError) as exc:
                 _end(
                     store,
                     run_id,
                     State.SYSTEM_ERROR,
                     allowed_from(State.SYSTEM_ERROR),
                     lines=[
-                        f"the run's files could not be fetched from {deps.files.url}: {exc}; "
+                        f"the run's files could not be fetched from {files.url}: {exc}; "
                         "submit it again once the storage is back"
                     ],
                 )
@@ -368,33 +370,39 @@ def _upload_logs(files: RunFiles, run_id: str) -> bool:
 
 
 def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | None:
-    """Upload the logs, and the outputs if asked; a line for system_logs if that failed.
-
-    A storage that does not answer is given ``_STORAGE_PATIENCE_S``, the run's lease kept
-    meanwhile, so that a bucket restarting does not cost the run its results.
-    """
+    """Upload the logs, and the outputs if asked; a line for system_logs if that failed."""
     files = deps.files
     assert files is not None
+
+    def upload() -> None:
+        files.upload_logs(run_id)
+        if outputs:
+            files.upload_outputs(run_id)
+
+    try:
+        _with_storage_patience(deps, run_id, upload)
+    except (StorageError, OSError) as exc:
+        logger.warning("could not upload the files of run_id=%s: %s", run_id, exc)
+        what = "outputs and logs" if outputs else "logs"
+        return f"the run's {what} could not be uploaded to {files.url}: {exc}"
+    return None
+
+
+def _with_storage_patience(deps: ExecutorDeps, run_id: str, call: Callable[[], None]) -> None:
+    """``call()``, retried for ``_STORAGE_PATIENCE_S`` while the storage does not answer, the
+    run's lease kept meanwhile, so that a bucket that restarts costs no run."""
     deadline = time.monotonic() + _STORAGE_PATIENCE_S
     while True:
         try:
-            files.upload_logs(run_id)
-            if outputs:
-                files.upload_outputs(run_id)
-            return None
+            call()
+            return
         except StorageUnavailableError as exc:
-            if time.monotonic() < deadline:
-                logger.warning("storage unavailable, retrying run_id=%s: %s", run_id, exc)
-                time.sleep(_STORE_RETRY_S * 4)
-                with contextlib.suppress(StoreUnavailableError):
-                    deps.store.touch_lease(run_id, deps.lease_ttl_s)
-                continue
-            error: Exception = exc
-        except (StorageError, OSError) as exc:
-            error = exc
-        logger.warning("could not upload the files of run_id=%s: %s", run_id, error)
-        what = "outputs and logs" if outputs else "logs"
-        return f"the run's {what} could not be uploaded to {files.url}: {error}"
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("storage unavailable, retrying run_id=%s: %s", run_id, exc)
+            time.sleep(_STORAGE_RETRY_S)
+            with contextlib.suppress(StoreUnavailableError):
+                deps.store.touch_lease(run_id, deps.lease_ttl_s)
 
 
 def _complete(
