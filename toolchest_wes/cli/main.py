@@ -250,6 +250,22 @@ def _check_engines(settings: Settings) -> None:
         raise click.UsageError(f"--engine: {exc}") from None
 
 
+def _check_storage(settings: Settings) -> None:
+    """Fail now, not in every server process, on a storage that cannot be used at all."""
+    if settings.storage is None:
+        return
+    from toolchest_wes.storage import storage_from_url
+
+    try:
+        storage_from_url(
+            settings.storage,
+            endpoint_url=settings.storage_endpoint_url,
+            region=settings.storage_region,
+        )
+    except ValueError as exc:
+        raise click.UsageError(f"--storage: {exc}") from None
+
+
 def _pairs(
     _ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str] | None:
@@ -391,6 +407,7 @@ def serve(**flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     sandbox = _check_sandbox(settings)
     _check_engines(settings)
+    _check_storage(settings)
     from toolchest_wes.catalog.catalog import CatalogError
     from toolchest_wes.wiring.catalog import build_catalog
 
@@ -432,6 +449,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
     _check_sandbox(settings)
     _check_engines(settings)
+    _check_storage(settings)
     from toolchest_wes.logconfig import build_logging_config
     from toolchest_wes.worker.supervisor import Supervisor
 
