@@ -35,7 +35,12 @@ def topology(
         tmp_path,
         redis_server.url,
         data_dir=tmp_path / "api",
-        env={**moto_server.env, "TOOLCHEST_WES_STORAGE": f"s3://{bucket}/runs"},
+        env={
+            # The endpoint from the server's own setting; the rest as for any AWS client.
+            **{k: v for k, v in moto_server.env.items() if k != "AWS_ENDPOINT_URL"},
+            "TOOLCHEST_WES_STORAGE": f"s3://{bucket}/runs",
+            "TOOLCHEST_WES_STORAGE_ENDPOINT_URL": moto_server.endpoint_url,
+        },
         own_data_dirs=True,
     )
     try:
