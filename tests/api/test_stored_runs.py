@@ -90,6 +90,8 @@ def test_a_run_keeps_its_files_in_the_bucket_and_serves_them_from_there(
     late = wes.get(f"/runs/{run_id}/outputs/hello.txt", headers={"Range": "bytes=16-"})
     assert late.status_code == 416
 
+    listing = wes.get(f"/runs/{run_id}/outputs").get_json()
+    assert [(f["path"], f["size"]) for f in listing["files"]] == [("hello.txt", 16)]
     archive = wes.get(f"/runs/{run_id}/outputs?archive=zip")
     with zipfile.ZipFile(io.BytesIO(archive.data)) as zf:
         assert zf.read("hello.txt") == b"from the bucket\n"
