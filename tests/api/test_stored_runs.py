@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.api.test_auth import Bearer
+from tests.api.test_cwl_features import FILES_ATTACH, FILES_PARAMS
 from tests.conftest import API, CWL, EXAMPLES, Wes, assert_error
 from tests.moto_server import MotoServer
 from toolchest_wes.config import Settings
@@ -102,17 +103,25 @@ def test_a_run_keeps_its_files_in_the_bucket_and_serves_them_from_there(
     assert stderr.status_code == 200 and b"completed success" in stderr.data
 
 
-def test_task_logs_and_listings_come_from_the_bucket(
+def test_folders_and_task_logs_come_from_the_bucket(
     stored: Callable[..., tuple[Wes, Any]],
 ) -> None:
     wes, _parts = stored()
-    run_id = wes.submit(CWL / "shout.cwl", {"message": "loud"})
-    assert wes.wait(run_id) is State.COMPLETE
+    run_id = wes.submit(CWL / "files.cwl", FILES_PARAMS, attach=FILES_ATTACH)
+    assert wes.wait(run_id) is State.COMPLETE, wes.get(f"/runs/{run_id}/stderr").data
+    outputs = wes.log(run_id)["outputs"]
+    assert outputs["result"]["location"].endswith(f"/runs/{run_id}/outputs/result")
+    assert wes.get(f"/runs/{run_id}/outputs/joined.txt").data == b"data\nindex\n"
+    folder = wes.get(f"/runs/{run_id}/outputs/result")
+    with zipfile.ZipFile(io.BytesIO(folder.data)) as zf:
+        assert zf.read("result/sub/listing.txt") == b"x\ny\n"
+
     tasks = wes.get(f"/runs/{run_id}/tasks").get_json()["task_logs"]
     assert tasks
     task_id = tasks[0]["id"]
     assert wes.get(f"/runs/{run_id}/tasks/{task_id}").get_json()["id"] == task_id
     assert wes.get(f"/runs/{run_id}/tasks/{task_id}/stderr").status_code == 200
+    assert_error(wes.get(f"/runs/{run_id}/tasks/nope/stdout"), 404)
 
 
 def test_delete_and_retention_remove_the_objects(

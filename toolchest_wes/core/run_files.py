@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -52,8 +52,7 @@ class StoredFolder:
     """An output folder in storage: its name and its files, relative to the outputs root."""
 
     name: str
-    run_id: str
-    members: list[str] = field(default_factory=list)
+    members: list[str]
 
 
 def storage_wes_error(exc: StorageError, doing: str) -> Exception:
@@ -191,7 +190,7 @@ class RunFiles:
         members = [info.key[len(prefix) :] for info in self.storage.list_prefix(key)]
         if not members:
             raise NotFoundError(f"no output {rel!r} in this run")
-        return StoredFolder(clean.rsplit("/", 1)[-1], run_id, members)
+        return StoredFolder(clean.rsplit("/", 1)[-1], members)
 
     def stat(self, key: str) -> ObjectInfo | None:
         """The stored file's size, time and tag; ``None`` if it is not there."""

@@ -89,7 +89,7 @@ class LocalFolderStorage:
             return None
         if not path.is_file():
             return None
-        return ObjectInfo(key, st.st_size, st.st_mtime, f"{st.st_size:x}-{st.st_mtime_ns:x}")
+        return ObjectInfo(key, st.st_size, st.st_mtime, _etag(st))
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         """The bytes ``[start, stop)`` of ``root/key``; opened before the first piece."""
@@ -108,7 +108,7 @@ class LocalFolderStorage:
                     continue
                 st = full.stat()
                 key = full.relative_to(self.root).as_posix()
-                found.append(ObjectInfo(key, st.st_size, st.st_mtime, f"{st.st_mtime_ns:x}"))
+                found.append(ObjectInfo(key, st.st_size, st.st_mtime, _etag(st)))
         return sorted(found, key=lambda info: info.key)
 
     def delete_prefix(self, prefix: str) -> list[str]:
@@ -135,6 +135,11 @@ class LocalFolderStorage:
     def presigned_url(self, key: str, *, filename: str, expires_s: int) -> str | None:
         """A folder has no URLs of its own."""
         return None
+
+
+def _etag(st: os.stat_result) -> str:
+    """A tag that changes with every write: each is a new file (a rename), so a new inode."""
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
 def _chunks(fh: BinaryIO, start: int, stop: int | None) -> Iterator[bytes]:
