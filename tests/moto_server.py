@@ -108,7 +108,15 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
             pytest.fail(f"{message} (not allowed under CI)")
         pytest.skip(f"{message}; pip install -e '.[dev]'")
     server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
-    server.start()
+    for attempt in range(3):
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            # The free port was taken meanwhile by another process: try another.
+            if attempt == 2:
+                raise
+            server.port = _free_port()
     try:
         yield server
     finally:
