@@ -23,9 +23,9 @@ RUN useradd --create-home --uid 10001 wes \
 
 # Every engine: cwltool comes with the server, Snakemake with its extra, and Toil in a
 # virtualenv of its own (it pins cwltool exactly; see the README's Toil section), found
-# through TOOLCHEST_WES_TOIL_VENV. Toil and Snakemake runs are offered with --sandbox none.
+# through TOOLCHEST_WES_TOIL_VENV. The s3 extra (boto3) serves --storage s3://. Toil and Snakemake runs are offered with --sandbox none.
 COPY --from=build /dist /tmp/dist
-RUN pip install --no-cache-dir "$(ls /tmp/dist/toolchest_wes-*.whl)[snakemake]" \
+RUN pip install --no-cache-dir "$(ls /tmp/dist/toolchest_wes-*.whl)[snakemake,s3]" \
     && python -m venv /opt/toil \
     && /opt/toil/bin/pip install --no-cache-dir 'toil[cwl,wdl]==9.6.*' \
     && rm -rf /tmp/dist

@@ -23,7 +23,12 @@ from toolchest_wes.models import TERMINAL_STATES, State
 from toolchest_wes.server.app import create_app, get_state
 from toolchest_wes.worker.app import make_celery
 
-pytest_plugins = ["tests.redis_server", "tests.slurm_cluster", "tests.coverage_summary"]
+pytest_plugins = [
+    "tests.redis_server",
+    "tests.moto_server",
+    "tests.slurm_cluster",
+    "tests.coverage_summary",
+]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CWL = Path(__file__).resolve().parent / "cwl"

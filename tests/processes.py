@@ -240,6 +240,8 @@ class Topology:
         redis_url: The Redis both sides use; each topology gets its own key prefix.
         data_dir: The shared work directory, if not ``tmp_path / "shared"``.
         env: ``TOOLCHEST_WES_*`` settings over the defaults below.
+        own_data_dirs: Give every worker a data folder of its own (``tmp_path /
+            "worker<n>"``), as on separate machines; the API keeps ``data_dir``.
     """
 
     def __init__(
@@ -248,6 +250,8 @@ class Topology:
         redis_url: str,
         data_dir: Path | None = None,
         env: dict[str, str] | None = None,
+        *,
+        own_data_dirs: bool = False,
     ) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
@@ -274,6 +278,7 @@ class Topology:
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._started_workers = 0
+        self.own_data_dirs = own_data_dirs
 
     def start(self, workers: int = 2) -> None:
         """Start the workers and the API; return when the API answers /health (with no
@@ -286,9 +291,12 @@ class Topology:
         """Start one more ``toolchest-wes worker`` (concurrency 2) with a name of its own."""
         n = self._started_workers
         self._started_workers += 1
+        env = self.env
+        if self.own_data_dirs:
+            env = {**env, "TOOLCHEST_WES_DATA_DIR": str(self.tmp_path / f"worker{n}")}
         worker = spawn(
             ["worker", "--concurrency", "2", "-n", f"w{n}@%h"],
-            self.env,
+            env,
             self.tmp_path / f"worker{n}.log",
         )
         self.workers.append(worker)

@@ -448,6 +448,39 @@ class Settings(BaseSettings):
         description="Whether a Snakemake run may ask for --use-apptainer (--use-singularity).",
     )
 
+    # -- run files in object storage (core/run_files.py) --------------------------------------
+    storage: str | None = Field(
+        default=None,
+        description="Where run files are kept between the API and the workers: "
+        "s3://bucket/prefix (an S3-compatible bucket) or a folder. Unset: in data_dir, which "
+        "every process then shares.",
+    )
+    storage_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 endpoint (MinIO, Ceph, ...); default: AWS_ENDPOINT_URL, else AWS.",
+    )
+    storage_region: str | None = Field(
+        default=None, description="The bucket's region; default: AWS_REGION, then AWS config."
+    )
+    storage_presign: bool = Field(
+        default=False,
+        description="Answer output downloads with a redirect to a presigned URL of the "
+        "bucket, after the usual token and ownership checks.",
+    )
+    storage_presign_expiry_s: int = Field(default=300, ge=1, le=7 * 86400)
+    storage_log_interval_s: float = Field(
+        default=2.0, gt=0, description="How often a running run's logs are uploaded."
+    )
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(("s3://", "file://")):
+            raise ValueError(f"{value!r}: use s3://bucket/prefix or a folder")
+        if value is not None and value.startswith("s3://") and not value[5:].strip("/"):
+            raise ValueError(f"{value!r} names no bucket: use s3://bucket/prefix")
+        return value or None
+
     # -- webhooks (core/webhooks.py) ---------------------------------------------------------
     webhook_secret: SecretStr | None = Field(
         default=None,

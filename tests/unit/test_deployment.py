@@ -4,8 +4,10 @@ Every command they run must name an entry point, module or attribute that exists
 files cannot drift from the code. The image installs the wheel its build stage builds;
 tests/integration/test_wheel_contents.py builds the sdist from what that stage copies, and
 tests/integration/test_wheel_install.py runs the wheel. `docker compose config` (or
-`docker-compose config`) checks the compose file where one of them is installed. The same
-topology runs as real processes in tests/integration/test_distributed_processes.py.
+`docker-compose config`) checks the compose files where one of them is installed. The same
+topologies run as real processes in tests/integration/test_distributed_processes.py (the
+shared volume) and tests/integration/test_stored_processes.py (deploy/docker-compose.s3.yml:
+a bucket, and no shared folder).
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ import yaml
 
 from tests.dockerfile import build_stage, copied_sources, stages
 from toolchest_wes.cli.main import cli
+from toolchest_wes.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+#: The variant that keeps run files in an S3-compatible bucket instead of a shared volume.
+S3_COMPOSE = ROOT / "deploy" / "docker-compose.s3.yml"
+
+
+def compose(path: Path = ROOT / "docker-compose.yml") -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
     return data
 
 
@@ -92,9 +99,49 @@ def test_compose_redis_needs_a_password_that_no_command_line_carries() -> None:
         assert "requirepass" not in command and "--pass" not in command
 
 
+@pytest.mark.parametrize("path", [ROOT / "docker-compose.yml", S3_COMPOSE], ids=["shared", "s3"])
 @pytest.mark.parametrize("service", ["api", "worker"])
-def test_compose_commands_name_real_entry_points(service: str) -> None:
-    check_command(compose()["services"][service]["command"])
+def test_compose_commands_name_real_entry_points(service: str, path: Path) -> None:
+    check_command(compose(path)["services"][service]["command"])
+
+
+def test_s3_compose_shares_a_bucket_and_no_volume() -> None:
+    services = compose(S3_COMPOSE)["services"]
+    assert set(services) == {"redis", "minio", "bucket", "api", "worker"}
+    assert "volumes" not in services["worker"], "a worker keeps its scratch to itself"
+    named = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
+    for name in named:
+        users = [
+            n
+            for n, s in services.items()
+            if any(v.startswith(f"{name}:") for v in s.get("volumes", []))
+        ]
+        assert len(users) == 1, f"volume {name} is shared by {users}"
+    bucket = " ".join(services["bucket"]["entrypoint"])
+    for name in ("api", "worker"):
+        service = services[name]
+        env = service["environment"]
+        settings = Settings(
+            **{
+                k.removeprefix("TOOLCHEST_WES_").lower(): v
+                for k, v in env.items()
+                if k.startswith("TOOLCHEST_WES_") and not k.endswith("_FILE")
+            }
+        )
+        assert settings.storage == "s3://toolchest-wes/runs"
+        assert f"local/{settings.storage.split('/')[2]}" in bucket
+        assert settings.storage_endpoint_url == "http://minio:9000"
+        assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/s3_credentials"
+        assert "s3_credentials" in service["secrets"]
+        assert service["depends_on"]["bucket"]["condition"] == "service_completed_successfully"
+        assert not any("SECRET" in k or "PASSWORD=" in str(v) for k, v in env.items())
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD_FILE"].startswith("/run/secrets/")
+    declared = set(compose(S3_COMPOSE)["secrets"])
+    used = {s for service in services.values() for s in service.get("secrets", [])}
+    assert used == declared
+    for secret in compose(S3_COMPOSE)["secrets"].values():
+        assert (S3_COMPOSE.parent / secret["file"]).resolve().parent == ROOT / "secrets"
+    assert services["api"]["build"] == services["worker"]["build"] == ".."
 
 
 def test_dockerfile_is_slim_non_root_and_runs_a_real_command() -> None:
@@ -149,7 +196,8 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
             assert name not in ignored, f".dockerignore hides {name}, which the Dockerfile copies"
 
 
-def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", [ROOT / "docker-compose.yml", S3_COMPOSE], ids=["shared", "s3"])
+def test_compose_file_is_valid_for_docker_compose(tmp_path: Path, path: Path) -> None:
     """``docker compose config`` (or the older ``docker-compose``) accepts the file."""
     command = compose_command()
     if command is None:
@@ -160,9 +208,9 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
         [
             *command,
             "--project-directory",
-            str(ROOT),
+            str(path.parent),
             "-f",
-            str(ROOT / "docker-compose.yml"),
+            str(path),
             "config",
             "-q",
         ],
@@ -216,3 +264,5 @@ def test_systemd_worker_unit_runs_a_real_command_and_restarts_it() -> None:
 def test_compose_restarts_every_service() -> None:
     services = compose()["services"]
     assert {s["restart"] for s in services.values()} == {"unless-stopped"}
+    stored = compose(S3_COMPOSE)["services"]
+    assert {s["restart"] for n, s in stored.items() if n != "bucket"} == {"unless-stopped"}

@@ -46,6 +46,11 @@ CONTRACTS = [
     ),
     pytest.param("toolchest_wes.engines", ("toolchest_wes.server",), id="engines-not-server"),
     pytest.param(
+        "toolchest_wes.storage",
+        tuple(f"toolchest_wes.{name}" for name in ("server", "worker", "core", "store", "runner")),
+        id="storage-adapters-stand-alone",
+    ),
+    pytest.param(
         "toolchest_wes.compat",
         tuple(f"toolchest_wes.{name}" for name in ("server", "worker", "engines", "core", "store")),
         id="compat-adapters-stand-alone",

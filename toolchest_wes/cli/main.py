@@ -44,7 +44,8 @@ def _common_options(command: _Command) -> _Command:
             "--data-dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="Run records (embedded mode) and run directories; shared by the API and the "
-            "workers in distributed mode.  [default: ~/.local/share/toolchest-wes]",
+            "workers in distributed mode, unless --storage keeps run files elsewhere.  "
+            "[default: ~/.local/share/toolchest-wes]",
         ),
         click.option(
             "--redis",
@@ -149,6 +150,7 @@ def _common_options(command: _Command) -> _Command:
             default=None,
             help="Let Snakemake runs ask for --use-apptainer.",
         ),
+        *_storage_options(),
         *_webhook_options(),
         click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]"),
         click.option(
@@ -158,6 +160,32 @@ def _common_options(command: _Command) -> _Command:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _storage_options() -> list[Any]:
+    """Where run files are kept: every process must name the same storage."""
+    return [
+        click.option(
+            "--storage",
+            metavar="URL",
+            help="Keep run files in s3://bucket/prefix (or a folder) instead of a data "
+            "folder shared by the API and the workers; credentials and region come from the "
+            "usual AWS settings.  [default: the data folder]",
+        ),
+        click.option(
+            "--storage-endpoint-url",
+            metavar="URL",
+            help="An S3-compatible endpoint such as http://minio:9000.  [default: "
+            "AWS_ENDPOINT_URL, else AWS]",
+        ),
+        click.option("--storage-region", help="The bucket's region.  [default: AWS_REGION]"),
+        click.option(
+            "--storage-presign",
+            is_flag=True,
+            default=None,
+            help="Redirect output downloads to presigned bucket URLs (after the token checks).",
+        ),
+    ]
 
 
 def _webhook_options() -> list[Any]:
@@ -220,6 +248,22 @@ def _check_engines(settings: Settings) -> None:
         check_engines(settings)
     except ValueError as exc:
         raise click.UsageError(f"--engine: {exc}") from None
+
+
+def _check_storage(settings: Settings) -> None:
+    """Fail now, not in every server process, on a storage that cannot be used at all."""
+    if settings.storage is None:
+        return
+    from toolchest_wes.storage import storage_from_url
+
+    try:
+        storage_from_url(
+            settings.storage,
+            endpoint_url=settings.storage_endpoint_url,
+            region=settings.storage_region,
+        )
+    except ValueError as exc:
+        raise click.UsageError(f"--storage: {exc}") from None
 
 
 def _pairs(
@@ -363,6 +407,7 @@ def serve(**flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     sandbox = _check_sandbox(settings)
     _check_engines(settings)
+    _check_storage(settings)
     from toolchest_wes.catalog.catalog import CatalogError
     from toolchest_wes.wiring.catalog import build_catalog
 
@@ -394,8 +439,9 @@ def serve(**flags: Any) -> None:
 def worker(hostname: str | None, **flags: Any) -> None:
     """Start a Celery worker that executes runs (distributed mode).
 
-    Needs --redis (or TOOLCHEST_WES_REDIS_URL) and the same --data-dir as the API, on a
-    shared file system. The worker survives Redis restarts; if Celery ever exits unasked,
+    Needs --redis (or TOOLCHEST_WES_REDIS_URL), and either the same --data-dir as the API on
+    a shared file system or the same --storage (then --data-dir is this worker's own scratch
+    folder). The worker survives Redis restarts; if Celery ever exits unasked,
     this command starts it again (after 1 s, then up to 30 s between attempts).
     """
     settings, env = _settings(flags)
@@ -403,6 +449,7 @@ def worker(hostname: str | None, **flags: Any) -> None:
         raise click.UsageError("a worker needs --redis (or TOOLCHEST_WES_REDIS_URL)")
     _check_sandbox(settings)
     _check_engines(settings)
+    _check_storage(settings)
     from toolchest_wes.logconfig import build_logging_config
     from toolchest_wes.worker.supervisor import Supervisor
 
@@ -478,7 +525,7 @@ def sweep(**flags: Any) -> None:
     if settings.retention_s is not None:
         parts = build_parts(settings, Role.COMMAND)
         try:
-            removed = sweep_outputs(parts.store, parts.workspace, settings.retention_s)
+            removed = sweep_outputs(parts.store, parts.workspace, settings.retention_s, parts.files)
         finally:
             parts.close()
     click.echo(json.dumps({"removed": removed}))

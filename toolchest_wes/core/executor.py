@@ -7,6 +7,7 @@ any moment, a duplicate delivery or a racing reconcile can never produce two end
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from toolchest_wes.core.resources import ResourcePolicy, format_bytes
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.states import allowed_from
 from toolchest_wes.core.workspace import RunDir, Workspace
 from toolchest_wes.engines.base import (
@@ -33,6 +35,7 @@ from toolchest_wes.engines.base import (
 )
 from toolchest_wes.engines.proctree import tree_memory_bytes
 from toolchest_wes.models import State
+from toolchest_wes.storage.base import StorageError, StorageUnavailableError
 from toolchest_wes.store.base import (
     RunRecord,
     RunUpdate,
@@ -55,6 +58,11 @@ _DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 #: the reconcile loop, which queues it again or ends it once its message or lease is gone.
 _STORE_PATIENCE_S = 60.0
 _STORE_RETRY_S = 0.5
+#: How long a run waits for an unreachable storage to give its files or take its results.
+_STORAGE_PATIENCE_S = 30.0
+#: How long a running run waits before it tries again to upload its logs after a failure.
+_LOG_UPLOAD_BACKOFF_S = 15.0
+_STORAGE_RETRY_S = 2.0
 #: How often a run with a memory limit has its processes' memory read: often enough to stop
 #: a runaway tool before it takes the machine's memory, rarely enough to cost nothing.
 _MEMORY_CHECK_S = 1.0
@@ -74,6 +82,11 @@ class ExecutorDeps:
     cancel_grace_s: float = 1.0
     lease_ttl_s: float = 30.0
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+    #: Where run files are kept when the data folder is not shared (``--storage``); the
+    #: workspace is then this process's scratch space. ``None``: the files stay in place.
+    files: RunFiles | None = None
+    #: How often a running run's logs are uploaded to ``files``.
+    log_upload_interval_s: float = 2.0
 
 
 def execute_run(run_id: str, deps: ExecutorDeps) -> None:
@@ -117,6 +130,22 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             return
         engine = deps.engine_for(record)
         run_dir = deps.workspace.run_dir(run_id)
+        files = deps.files
+        if files is not None:
+            try:
+                _with_storage_patience(deps, run_id, lambda: files.fetch_inputs(run_id))
+            except (StorageError, OSError) as exc:
+                _end(
+                    store,
+                    run_id,
+                    State.SYSTEM_ERROR,
+                    allowed_from(State.SYSTEM_ERROR),
+                    lines=[
+                        f"the run's files could not be fetched from {files.url}: {exc}; "
+                        "submit it again once the storage is back"
+                    ],
+                )
+                return
         if not run_dir.params_file.exists():
             # A submission whose answer was an error (the store timed out, then applied the
             # write) leaves a record without files: it can never run, so it ends at once.
@@ -155,6 +184,18 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
         logger.info("run started run_id=%s pid=%s", run_id, handle.pid)
         exit_code, stopped = _wait(handle, deps, run_id, resources)
         handle = None
+        if deps.files is not None:
+            problem = _upload_results(deps, run_id, outputs=exit_code == 0 and not stopped)
+            if problem is not None and stopped != _CANCELLED:
+                _end(
+                    store,
+                    run_id,
+                    State.SYSTEM_ERROR,
+                    allowed_from(State.SYSTEM_ERROR),
+                    exit_code=exit_code,
+                    lines=[problem],
+                )
+                return
         if stopped == _CANCELLED:
             _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}), exit_code=exit_code)
         elif stopped is not None:
@@ -167,7 +208,7 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
                 lines=[stopped],
             )
         elif exit_code == 0:
-            _complete(store, engine, prepared, run_dir)
+            _complete(store, engine, prepared, run_dir, deps.files)
         else:
             _failed(store, run_id, run_dir, exit_code)
     except StoreUnavailableError as exc:
@@ -187,6 +228,10 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             allowed_from(State.SYSTEM_ERROR),
             lines=[f"the server failed to run the workflow: {_describe(exc)}"],
         )
+    finally:
+        if deps.files is not None:
+            # The files are in storage (or the run failed): the worker's disk keeps nothing.
+            deps.files.discard_scratch(run_id)
 
 
 def _patiently(call: Callable[[], _T], run_id: str) -> _T:
@@ -249,7 +294,7 @@ def _wait(
     # Renew the lease a few times per TTL: often enough that a slow store round trip never
     # lets it lapse, rarely enough to cost nothing next to the state poll.
     renew_every = deps.lease_ttl_s / 4
-    started = renewed = checked = time.monotonic()
+    started = renewed = checked = uploaded = time.monotonic()
     while True:
         exit_code = handle.wait(deps.poll_interval_s)
         if exit_code is not None:
@@ -257,6 +302,12 @@ def _wait(
             # caller decides which ending wins, so only report a cancel we acted on.
             return exit_code, None
         now = time.monotonic()
+        if deps.files is not None and now >= uploaded + deps.log_upload_interval_s:
+            uploaded = now
+            if not _upload_logs(deps.files, run_id):
+                # A storage that does not answer is tried less often, so that waiting on
+                # it never delays the lease renewal and the cancel check much.
+                uploaded = now + _LOG_UPLOAD_BACKOFF_S
         over = _over_limit(handle, resources, now - started, now - checked)
         if over is not None:
             logger.info("stopping run_id=%s pid=%s: %s", run_id, handle.pid, over)
@@ -307,11 +358,64 @@ def _over_limit(
     return None
 
 
+def _upload_logs(files: RunFiles, run_id: str) -> bool:
+    """Send the logs so far, so that users can follow them; whether that worked (a failure
+    is only logged: the next upload, or the one at the end, sends them)."""
+    try:
+        files.upload_logs(run_id)
+    except (StorageError, OSError) as exc:
+        logger.warning("could not upload the logs of run_id=%s yet: %s", run_id, exc)
+        return False
+    return True
+
+
+def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | None:
+    """Upload the logs, and the outputs if asked; a line for system_logs if that failed."""
+    files = deps.files
+    assert files is not None
+
+    def upload() -> None:
+        files.upload_logs(run_id)
+        if outputs:
+            files.upload_outputs(run_id)
+
+    try:
+        _with_storage_patience(deps, run_id, upload)
+    except (StorageError, OSError) as exc:
+        logger.warning("could not upload the files of run_id=%s: %s", run_id, exc)
+        what = "outputs and logs" if outputs else "logs"
+        return f"the run's {what} could not be uploaded to {files.url}: {exc}"
+    return None
+
+
+def _with_storage_patience(deps: ExecutorDeps, run_id: str, call: Callable[[], None]) -> None:
+    """``call()``, retried for ``_STORAGE_PATIENCE_S`` while the storage does not answer, the
+    run's lease kept meanwhile, so that a bucket that restarts costs no run."""
+    deadline = time.monotonic() + _STORAGE_PATIENCE_S
+    while True:
+        try:
+            call()
+            return
+        except StorageUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("storage unavailable, retrying run_id=%s: %s", run_id, exc)
+            time.sleep(_STORAGE_RETRY_S)
+            with contextlib.suppress(StoreUnavailableError):
+                deps.store.touch_lease(run_id, deps.lease_ttl_s)
+
+
 def _complete(
-    store: StateStore, engine: WorkflowEngine, prepared: PreparedRun, run_dir: RunDir
+    store: StateStore,
+    engine: WorkflowEngine,
+    prepared: PreparedRun,
+    run_dir: RunDir,
+    stored: RunFiles | None = None,
 ) -> None:
     outputs = engine.collect_outputs(prepared, prepared.stdout_path)
     files = list_output_files(outputs, run_dir.outputs)
+    if stored is not None:
+        outputs = stored.stored_locations(outputs, prepared.run_id)
     _end(
         store,
         prepared.run_id,

@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.workspace import Workspace
+from toolchest_wes.storage.base import StorageError
 from toolchest_wes.store.base import RunRecord, StateStore, iso_now, iso_time
 
 __all__ = ["OutputsExpiry", "SweepLoop", "describe_period", "outputs_expiry", "sweep_outputs"]
@@ -71,13 +73,16 @@ def describe_period(period_s: float | None) -> str:
     return f"{period_s:g} seconds"
 
 
-def sweep_outputs(store: StateStore, workspace: Workspace, period_s: float) -> list[str]:
+def sweep_outputs(
+    store: StateStore, workspace: Workspace, period_s: float, files: RunFiles | None = None
+) -> list[str]:
     """Remove the files of every run whose retention period is over; return their ids.
 
-    Each run's outputs, work files and attachments are removed, then the store records the
-    removal, which takes the run out of the store's index of runs to sweep. A file that cannot
-    be removed is logged and left; the run is still marked, so that one unremovable file does
-    not make every later pass retry it.
+    Each run's outputs, work files and attachments are removed (from ``files``' storage too,
+    when run files are kept there), then the store records the removal, which takes the run
+    out of the store's index of runs to sweep. A file that cannot be removed is logged and
+    left; the run is still marked, so that one unremovable file does not make every later
+    pass retry it. A storage that does not answer ends the pass: its runs stay due.
     """
     swept: list[str] = []
     while True:
@@ -85,6 +90,12 @@ def sweep_outputs(store: StateStore, workspace: Workspace, period_s: float) -> l
         progress = False
         for run_id in due:
             errors = workspace.remove_outputs(run_id)
+            if files is not None:
+                try:
+                    errors += files.remove_outputs(run_id)
+                except StorageError as exc:
+                    logger.warning("retention sweep stopped: the storage failed: %s", exc)
+                    return swept
             if errors:
                 logger.warning(
                     "could not remove every file of run_id=%s errors=%s", run_id, errors[:5]

@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from toolchest_wes.core.limits import SubmitLimits
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.resources import ResourcePolicy
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
+from toolchest_wes.core.run_files import RunFiles, StoredFile, StoredFolder, storage_wes_error
 from toolchest_wes.core.submission import (
     RunSubmission,
     check_input_types,
@@ -31,7 +33,12 @@ from toolchest_wes.core.submission import (
     resolve_engine,
     unique_attachments,
 )
-from toolchest_wes.core.tasks import decode_offset_token, encode_offset_token, read_tasks
+from toolchest_wes.core.tasks import (
+    decode_offset_token,
+    encode_offset_token,
+    parse_tasks,
+    read_tasks,
+)
 from toolchest_wes.core.tools import ToolResolver
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.core.webhooks import Webhooks, check_webhook_tags
@@ -43,6 +50,7 @@ from toolchest_wes.engines.base import InvalidEngineParameterError
 from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, parse_state_names
 from toolchest_wes.runner.base import TaskRunner
+from toolchest_wes.storage.base import StorageError
 from toolchest_wes.store.base import (
     InvalidPageTokenError,
     RunPage,
@@ -108,12 +116,15 @@ class RunService:
         registry: EngineRegistry,
         workspace: Workspace,
         config: ServiceConfig | None = None,
+        files: RunFiles | None = None,
     ) -> None:
         self.store = store
         self.runner = runner
         self.registry = registry
         self.workspace = workspace
         self.config = config or ServiceConfig()
+        #: Where run files are kept (``--storage``); ``None``: in ``workspace``, shared.
+        self.files = files
         self._owners: dict[str, str] = {}
         self._owners_lock = threading.Lock()
 
@@ -176,6 +187,8 @@ class RunService:
             if engine.workflow_type == "CWL":
                 # A wrong input is reported now, by name, rather than by the engine later.
                 check_input_types(run_dir.attachments, workflow_url, staged_params)
+            if self.files is not None:
+                self._upload_inputs(run_id)
             # Under the user's lock, so that concurrent submissions (in any API process)
             # cannot all pass the check and overshoot the limit together.
             with limits.hold(owner):
@@ -186,6 +199,8 @@ class RunService:
         except BaseException:
             # A StoreUnavailableError goes on to the server's one 503 handler.
             self.workspace.remove(run_id)
+            if self.files is not None:
+                self._forget_uploads(run_id)
             raise
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
         try:
@@ -198,6 +213,24 @@ class RunService:
                 "could not queue run_id=%s; it is sent again later", run_id, exc_info=True
             )
         return run_id
+
+    def _upload_inputs(self, run_id: str) -> None:
+        """Put the staged files in storage; the API's copy goes: a worker fetches them."""
+        assert self.files is not None
+        try:
+            self.files.upload_inputs(run_id)
+        except StorageError as exc:
+            raise storage_wes_error(exc, "this run's files") from exc
+        finally:
+            self.workspace.remove(run_id)
+
+    def _forget_uploads(self, run_id: str) -> None:
+        """Remove what a refused submission uploaded (best effort: it is never read)."""
+        assert self.files is not None
+        try:
+            self.files.remove(run_id)
+        except StorageError as exc:
+            logger.warning("could not remove the files of refused run_id=%s: %s", run_id, exc)
 
     def _check_active(self, owner: str | None) -> None:
         if self.config.limits.max_active_runs:
@@ -285,35 +318,71 @@ class RunService:
         caller: Caller = ANONYMOUS,
     ) -> Page:
         """A page of the run's tasks in start order."""
-        run_dir = self.run_dir(run_id, caller=caller)
         size = self._page_size(page_size)
         start = decode_offset_token(page_token)
-        tasks = read_tasks(run_dir.task_index)
+        tasks = self._tasks(run_id, caller)
         items = tasks[start : start + size]
         more = start + size < len(tasks)
         return Page(items, encode_offset_token(start + size) if more else "")
 
     def get_task(self, run_id: str, task_id: str, *, caller: Caller = ANONYMOUS) -> dict[str, Any]:
         """One task. Raises ``NotFoundError``."""
-        for task in read_tasks(self.run_dir(run_id, caller=caller).task_index):
+        for task in self._tasks(run_id, caller):
             if task["id"] == task_id:
                 return task
         raise NotFoundError(f"run {run_id!r} has no task {task_id!r}")
 
+    def _tasks(self, run_id: str, caller: Caller) -> list[dict[str, Any]]:
+        run_dir = self.run_dir(run_id, caller=caller)
+        if self.files is None:
+            return read_tasks(run_dir.task_index)
+        rel = run_dir.task_index.relative_to(run_dir.root).as_posix()
+        with self._storage("the run's tasks"):
+            return parse_tasks(self.files.read_text(run_id, rel))
+
+    def log_file(
+        self, run_id: str, stream: str, *, caller: Caller = ANONYMOUS
+    ) -> Path | StoredFile:
+        """The engine's ``stdout`` or ``stderr`` of an existing run (which may not exist yet)."""
+        run_dir = self.run_dir(run_id, caller=caller)
+        path = run_dir.stdout if stream == "stdout" else run_dir.stderr
+        if self.files is None:
+            return path
+        return StoredFile(f"{run_id}/{path.name}", path.name)
+
     def task_log(
         self, run_id: str, task_id: str, stream: str, *, caller: Caller = ANONYMOUS
-    ) -> Path:
+    ) -> Path | StoredFile:
         """The stdout or stderr file of one task. Raises ``NotFoundError``."""
         task = self.get_task(run_id, task_id, caller=caller)
         path = self.workspace.run_dir(run_id).task_log(task["id"], stream)
-        if not path.is_file():
-            raise NotFoundError(f"task {task_id!r} of run {run_id!r} has no {stream}")
-        return path
+        if self.files is not None:
+            rel = path.relative_to(self.workspace.run_dir(run_id).root).as_posix()
+            stored = StoredFile(f"{run_id}/{rel}", stream)
+            with self._storage("the task's log"):
+                if self.files.stat(stored.key) is not None:
+                    return stored
+        elif path.is_file():
+            return path
+        raise NotFoundError(f"task {task_id!r} of run {run_id!r} has no {stream}")
 
-    def output_path(self, run_id: str, rel: str, *, caller: Caller = ANONYMOUS) -> Path:
+    def output_path(
+        self, run_id: str, rel: str, *, caller: Caller = ANONYMOUS
+    ) -> Path | StoredFile | StoredFolder:
         """An output file or folder of the run. Raises ``NotFoundError``, ``GoneError``."""
         self.check_outputs_kept(self.get_run(run_id, caller=caller))
+        if self.files is not None:
+            with self._storage("the run's outputs"):
+                return self.files.output(run_id, rel)
         return self.workspace.run_dir(run_id).output_file(rel)
+
+    @contextmanager
+    def _storage(self, what: str) -> Iterator[None]:
+        """Turn a storage failure into the WES error that says so (503 or 507)."""
+        try:
+            yield
+        except StorageError as exc:
+            raise storage_wes_error(exc, what) from exc
 
     def outputs_expiry(self, record: RunRecord) -> OutputsExpiry:
         """When the run's outputs expire under the retention period, and whether they have."""
@@ -378,7 +447,13 @@ class RunService:
         """
         record = self.get_run(run_id, caller=caller)
         self._check_deletable(record.run_id, record.state)
-        errors = self.workspace.remove_run_dir(run_id)
+        errors: list[str] = []
+        if self.files is not None:
+            # First, so that a storage that is down leaves the run for a retry, not its files
+            # without a record.
+            with self._storage("deleting the run's files"):
+                errors += self.files.remove(run_id)
+        errors += self.workspace.remove_run_dir(run_id)
         if errors:
             logger.warning("could not remove every file of run_id=%s errors=%s", run_id, errors[:5])
         found = self.store.delete_run(run_id)

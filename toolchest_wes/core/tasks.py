@@ -9,7 +9,7 @@ from typing import Any
 
 from toolchest_wes.core.errors import BadRequestError
 
-__all__ = ["decode_offset_token", "encode_offset_token", "read_tasks"]
+__all__ = ["decode_offset_token", "encode_offset_token", "parse_tasks", "read_tasks"]
 
 
 def read_tasks(index: Path) -> list[dict[str, Any]]:
@@ -21,6 +21,11 @@ def read_tasks(index: Path) -> list[dict[str, Any]]:
         raw = index.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
+    return parse_tasks(raw)
+
+
+def parse_tasks(raw: str) -> list[dict[str, Any]]:
+    """:func:`read_tasks` of the index's text."""
     tasks: dict[str, dict[str, Any]] = {}
     for line in raw.splitlines():
         try:

@@ -11,6 +11,7 @@ from flask import Response, request
 
 from toolchest_wes.config import OutputLocations
 from toolchest_wes.core.errors import BadRequestError, NotFoundError
+from toolchest_wes.core.run_files import StoredFile, StoredFolder
 from toolchest_wes.core.service import RunService
 from toolchest_wes.server import render
 from toolchest_wes.server.archive import stream_zip
@@ -18,6 +19,7 @@ from toolchest_wes.server.auth import current_caller
 from toolchest_wes.server.forms import parse_run_request
 from toolchest_wes.server.limits import RequestLimits, check_form_sizes
 from toolchest_wes.server.spec import BASE_PATH
+from toolchest_wes.server.stored import send_stored, stored_zip
 
 __all__ = ["WesApi"]
 
@@ -44,8 +46,11 @@ class WesApi:
         limits: RequestLimits | None = None,
         output_locations: OutputLocations = OutputLocations.URL,
         submit_headers: Callable[[], dict[str, str]] | None = None,
+        presign_s: int | None = None,
     ) -> None:
         self.service = service
+        #: Output downloads redirect to presigned storage URLs valid this long; ``None``: no.
+        self.presign_s = presign_s
         self.public_url = public_url
         self.limits = limits
         self.output_locations = output_locations
@@ -97,9 +102,15 @@ class WesApi:
         """Everything about a run. Implements GET /runs/{run_id}."""
         record = self.service.get_run(run_id, caller=current_caller())
         outputs_dir = self.service.workspace.run_dir(run_id).outputs
+        files = self.service.files
         expiry = self.service.outputs_expiry(record)
         log = render.run_log(
-            record, outputs_dir, self._urls(), expiry=expiry, locations=self.output_locations
+            record,
+            outputs_dir,
+            self._urls(),
+            expiry=expiry,
+            locations=self.output_locations,
+            stored_outputs=files.outputs_url(run_id) if files else None,
         )
         return log.model_dump(mode="json", exclude_none=True)
 
@@ -140,21 +151,27 @@ class WesApi:
 
     def get_run_stdout(self, run_id: str) -> Response:
         """Engine stdout. Implements GET /runs/{run_id}/stdout (extension)."""
-        return _send(self.service.run_dir(run_id, caller=current_caller()).stdout, _TEXT)
+        return self._send(self.service.log_file(run_id, "stdout", caller=current_caller()))
 
     def get_run_stderr(self, run_id: str) -> Response:
         """Engine stderr. Implements GET /runs/{run_id}/stderr (extension)."""
-        return _send(self.service.run_dir(run_id, caller=current_caller()).stderr, _TEXT)
+        return self._send(self.service.log_file(run_id, "stderr", caller=current_caller()))
 
     def get_task_stdout(self, run_id: str, task_id: str) -> Response:
         """A task's stdout. Implements GET /runs/{run_id}/tasks/{task_id}/stdout (extension)."""
         path = self.service.task_log(run_id, task_id, "stdout", caller=current_caller())
-        return _send(path, _TEXT)
+        return self._send(path)
 
     def get_task_stderr(self, run_id: str, task_id: str) -> Response:
         """A task's stderr. Implements GET /runs/{run_id}/tasks/{task_id}/stderr (extension)."""
         path = self.service.task_log(run_id, task_id, "stderr", caller=current_caller())
-        return _send(path, _TEXT)
+        return self._send(path)
+
+    def _send(self, target: Path | StoredFile) -> Response:
+        if isinstance(target, Path):
+            return _send(target, _TEXT)
+        assert self.service.files is not None  # a stored file comes from a storage
+        return send_stored(self.service.files, target, _TEXT)
 
     def list_run_outputs(
         self, run_id: str, archive: str | None = None, path: list[str] | None = None
@@ -171,12 +188,27 @@ class WesApi:
         members = [f.path for f in listing.files]
         if path:
             members = _select(members, path)
+        filename = f"{run_id}-outputs.zip"
+        if self.service.files is not None:
+            return stored_zip(self.service.files, run_id, members, filename)
         root = self.service.workspace.run_dir(run_id).outputs
-        return _zip_response(root, members, f"{run_id}-outputs.zip")
+        return _zip_response(root, members, filename)
 
     def get_run_output(self, run_id: str, path: str) -> Response:
         """One output file, or a zip of a folder. Implements GET /runs/{run_id}/outputs/{path}."""
         target = self.service.output_path(run_id, path, caller=current_caller())
+        if isinstance(target, StoredFolder):
+            assert self.service.files is not None
+            return stored_zip(self.service.files, run_id, target.members, f"{target.name}.zip")
+        if isinstance(target, StoredFile):
+            assert self.service.files is not None
+            return send_stored(
+                self.service.files,
+                target,
+                "application/octet-stream",
+                download=True,
+                presign_s=self.presign_s,
+            )
         if target.is_dir():
             root = self.service.workspace.run_dir(run_id).outputs.resolve()
             members = sorted(

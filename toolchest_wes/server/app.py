@@ -143,6 +143,7 @@ def _connexion_app(
         limits=request_limits,
         output_locations=settings.output_locations,
         submit_headers=monitor.submit_headers if monitor else None,
+        presign_s=settings.storage_presign_expiry_s if settings.storage_presign else None,
     )
     app.add_api(
         spec,
@@ -228,6 +229,7 @@ def _service(
             resources=settings.resource_policy,
             webhooks=parts.webhooks,
         ),
+        files=parts.files,
     )
 
 

@@ -41,6 +41,7 @@ def rewrite_locations(
     run_id: str,
     urls: Urls,
     locations: OutputLocations = OutputLocations.URL,
+    stored_outputs: str | None = None,
 ) -> Any:
     """A copy of a CWL output object whose File and Directory locations clients can use.
 
@@ -49,8 +50,39 @@ def rewrite_locations(
     ``file`` each becomes the ``file://`` URL and ``path`` of the output in the run's outputs
     folder, for clients that share the server's file system. Either way, a File or Directory
     that leads out of the outputs folder (a link to elsewhere on the server) is left out.
+
+    When run files are kept in object storage, ``stored_outputs`` is the run's outputs
+    prefix there (``s3://bucket/prefix/<run_id>/outputs``), which the worker wrote in place
+    of its own folder: locations under it become download URLs (``url``) or stay as they are
+    (``file``), and any ``file://`` left names a worker's disk and is left out.
     """
+    if stored_outputs is not None:
+        return _rewrite_stored(value, stored_outputs, run_id, urls, locations)
     return _rewrite(value, outputs_dir.resolve(), run_id, urls, locations)
+
+
+def _rewrite_stored(
+    value: Any, base: str, run_id: str, urls: Urls, locations: OutputLocations
+) -> Any:
+    if isinstance(value, list):
+        rewritten = ((v, _rewrite_stored(v, base, run_id, urls, locations)) for v in value)
+        return [new for old, new in rewritten if new is not None or old is None]
+    if not isinstance(value, dict):
+        return value
+    is_file = value.get("class") in ("File", "Directory")
+    out = {
+        k: _rewrite_stored(v, base, run_id, urls, locations)
+        for k, v in value.items()
+        if not (k in _SERVER_ONLY_KEYS and is_file)
+    }
+    location = value.get("location")
+    if is_file and isinstance(location, str):
+        if location == base or location.startswith(base + "/"):
+            if locations is OutputLocations.URL:
+                out["location"] = urls.output(run_id, location[len(base) + 1 :])
+        elif urlparse(location).scheme in ("", "file"):
+            return None
+    return out
 
 
 def _rewrite(value: Any, root: Path, run_id: str, urls: Urls, locations: OutputLocations) -> Any:
@@ -89,6 +121,7 @@ def run_log(
     *,
     expiry: OutputsExpiry | None = None,
     locations: OutputLocations = OutputLocations.URL,
+    stored_outputs: str | None = None,
 ) -> RunLog:
     """The ``RunLog`` of a record, with ``outputs_expire_at``/``outputs_expired`` if given.
 
@@ -96,7 +129,9 @@ def run_log(
     """
     run_url = urls.run(record.run_id)
     outputs = (
-        rewrite_locations(record.outputs, outputs_dir, record.run_id, urls, locations)
+        rewrite_locations(
+            record.outputs, outputs_dir, record.run_id, urls, locations, stored_outputs
+        )
         if record.outputs is not None
         else {}
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolchest_wes.config import Settings
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.runner.celery_runner import CeleryTaskRunner
 from toolchest_wes.server.workers import WorkerMonitor
@@ -48,10 +49,15 @@ def celery_runner(settings: Settings) -> CeleryTaskRunner:
 
 
 def reconciler(
-    settings: Settings, store: StateStore, *, requeue: Callable[[str], None]
+    settings: Settings,
+    store: StateStore,
+    *,
+    requeue: Callable[[str], None],
+    files: RunFiles | None = None,
 ) -> Reconciler:
-    """The reconcile loop on the settings' Redis, not started."""
-    return Reconciler(settings, store, connect(_redis_url(settings)), requeue=requeue)
+    """The reconcile loop on the settings' Redis, not started; its retention sweep removes
+    stored files too when ``files`` keeps them."""
+    return Reconciler(settings, store, connect(_redis_url(settings)), requeue=requeue, files=files)
 
 
 def worker_monitor(settings: Settings) -> WorkerMonitor:

@@ -17,6 +17,7 @@ from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.core.reconcile import recover_after_restart
 from toolchest_wes.core.retention import SweepLoop, sweep_outputs
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
@@ -50,11 +51,14 @@ def restart_recovery(store: StateStore, runner: TaskRunner) -> Callable[[], None
     return recover
 
 
-def retention_loop(settings: Settings, store: StateStore, workspace: Workspace) -> SweepLoop | None:
+def retention_loop(
+    settings: Settings, store: StateStore, workspace: Workspace, files: RunFiles | None = None
+) -> SweepLoop | None:
     """The retention sweep every ``retention_sweep_interval_s``; ``None`` if outputs stay."""
     period = settings.retention_s
     if period is None:
         return None
     return SweepLoop(
-        lambda: sweep_outputs(store, workspace, period), settings.retention_sweep_interval_s
+        lambda: sweep_outputs(store, workspace, period, files),
+        settings.retention_sweep_interval_s,
     )

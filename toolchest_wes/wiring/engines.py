@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from toolchest_wes.config import ContainerRuntime, Settings
 from toolchest_wes.core.executor import ExecutorDeps
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY, CwltoolEngine
@@ -130,8 +131,10 @@ def build_executor_deps(
     workspace: Workspace,
     registry: EngineRegistry,
     launcher: Launcher,
+    files: RunFiles | None = None,
 ) -> ExecutorDeps:
-    """What ``execute_run`` needs in this process."""
+    """What ``execute_run`` needs in this process; ``files`` when run files are kept in a
+    storage of their own."""
     return ExecutorDeps(
         store=store,
         workspace=workspace,
@@ -141,6 +144,8 @@ def build_executor_deps(
         cancel_grace_s=settings.cancel_grace_s,
         lease_ttl_s=settings.lease_ttl_s,
         resources=settings.resource_policy,
+        files=files,
+        log_upload_interval_s=settings.storage_log_interval_s,
     )
 
 

@@ -30,6 +30,7 @@ from typing import Protocol, cast
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.webhooks import EventingStore, Webhooks
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
@@ -42,6 +43,7 @@ from toolchest_wes.store.base import StateStore
 from toolchest_wes.wiring import distributed, embedded
 from toolchest_wes.wiring.distributed import WorkerIdentity
 from toolchest_wes.wiring.engines import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.wiring.storage import build_run_files
 from toolchest_wes.wiring.webhooks import build_webhooks, delivery_loop
 from toolchest_wes.worker.reconciler import Reconciler
 
@@ -105,6 +107,8 @@ class Parts:
     loops: list[Loop] = field(default_factory=list)
     #: The webhooks, when this server sends them (the store then records their events).
     webhooks: Webhooks | None = None
+    #: Where run files are kept (``--storage``); ``None``: in the workspace, shared.
+    files: RunFiles | None = None
     #: What close() undoes, newest first: stop loops, close runner, launcher and store.
     _resources: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _started: bool = field(default=False, init=False, repr=False)
@@ -170,7 +174,15 @@ def build_parts(
         webhooks = build_webhooks(settings)
         if webhooks is not None and not webhooks.outbox.records_creations:
             store = cast(StateStore, EventingStore(store, webhooks))
-        parts = Parts(settings, role, store, Workspace(settings.runs_dir), webhooks=webhooks)
+        workspace = Workspace(settings.runs_dir)
+        parts = Parts(
+            settings,
+            role,
+            store,
+            workspace,
+            webhooks=webhooks,
+            files=build_run_files(settings, workspace),
+        )
         _webhook_loop(parts, resources)
         if role is Role.COMMAND:
             _command(parts, resources)
@@ -215,7 +227,7 @@ def _embedded_api(
     resources.callback(local.close)
     parts.queue_length = local.queue_length
     parts.recover = embedded.restart_recovery(parts.store, local)
-    sweeper = embedded.retention_loop(parts.settings, parts.store, parts.workspace)
+    sweeper = embedded.retention_loop(parts.settings, parts.store, parts.workspace, parts.files)
     if sweeper is not None:
         parts.loops.append(sweeper)
 
@@ -227,7 +239,9 @@ def _distributed_api(parts: Parts, resources: ExitStack, runner: TaskRunner | No
     parts.monitor = distributed.worker_monitor(settings)
     resources.callback(parts.monitor.announcer.client.close)
     # The API runs the reconcile loop too, so lost runs end even when no worker is left.
-    parts.reconciler = distributed.reconciler(settings, parts.store, requeue=parts.runner.submit)
+    parts.reconciler = distributed.reconciler(
+        settings, parts.store, requeue=parts.runner.submit, files=parts.files
+    )
     parts.queue_length = parts.reconciler.probe.length
     parts.loops.append(parts.reconciler)
 
@@ -238,7 +252,9 @@ def _worker(
     settings = parts.settings
     _executor(parts, resources, launcher)
     assert parts.registry is not None
-    parts.reconciler = distributed.reconciler(settings, parts.store, requeue=worker.requeue)
+    parts.reconciler = distributed.reconciler(
+        settings, parts.store, requeue=worker.requeue, files=parts.files
+    )
     parts.loops += [parts.reconciler, distributed.heartbeat(settings, parts.registry, worker)]
 
 
@@ -248,7 +264,9 @@ def _command(parts: Parts, resources: ExitStack) -> None:
     runner = distributed.celery_runner(parts.settings)
     parts.runner = runner
     resources.callback(runner.close)
-    parts.reconciler = distributed.reconciler(parts.settings, parts.store, requeue=runner.submit)
+    parts.reconciler = distributed.reconciler(
+        parts.settings, parts.store, requeue=runner.submit, files=parts.files
+    )
     # Never started, so close() must release its Redis client itself.
     resources.callback(parts.reconciler.stop)
 
@@ -260,5 +278,5 @@ def _executor(parts: Parts, resources: ExitStack, launcher: Launcher | None) -> 
         resources.callback(launcher.close)
     assert parts.registry is not None
     parts.executor = build_executor_deps(
-        parts.settings, parts.store, parts.workspace, parts.registry, launcher
+        parts.settings, parts.store, parts.workspace, parts.registry, launcher, parts.files
     )

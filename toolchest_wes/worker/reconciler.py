@@ -22,6 +22,7 @@ from toolchest_wes.compat import kombu_internals
 from toolchest_wes.config import Settings
 from toolchest_wes.core.reconcile import ReconcileReport, reconcile_runs
 from toolchest_wes.core.retention import sweep_outputs
+from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.store.base import StateStore, StoreError
 from toolchest_wes.worker.celery_config import queue_name
@@ -144,6 +145,7 @@ class Reconciler:
         *,
         requeue: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        files: RunFiles | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -154,6 +156,7 @@ class Reconciler:
         self._lock_key = f"{settings.redis_prefix}:reconcile-lock"
         self._sweep_lock_key = f"{settings.redis_prefix}:retention-lock"
         self.workspace = Workspace(settings.runs_dir)
+        self.files = files
         self._token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -204,7 +207,7 @@ class Reconciler:
             self._sweep_lock_key, self._token, nx=True, px=interval_ms
         ):
             return None
-        return sweep_outputs(self.store, self.workspace, period)
+        return sweep_outputs(self.store, self.workspace, period, self.files)
 
     def start(self) -> None:
         """Run passes every ``reconcile_interval_s`` on a daemon thread."""

@@ -67,6 +67,41 @@ def test_a_sandbox_that_cannot_work_stops_serve(tmp_path, no_exec):
     assert no_exec == []
 
 
+@pytest.mark.parametrize(
+    ("storage", "words"),
+    [("gs://bucket/x", "use s3://bucket/prefix or a folder"), ("s3://", "names no bucket")],
+)
+def test_a_storage_that_cannot_be_used_stops_serve(tmp_path, no_exec, storage, words):
+    result = invoke("serve", "--data-dir", str(tmp_path), "--storage", storage)
+
+    assert result.exit_code == 2, result.output
+    assert words in result.output
+    assert no_exec == []
+
+
+def test_storage_flags_reach_every_process_that_serve_starts(tmp_path, monkeypatch):
+    seen: list[dict[str, str]] = []
+    monkeypatch.setattr(main, "_exec", lambda env, *args: seen.append(env))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    result = invoke(
+        "serve",
+        "--data-dir",
+        str(tmp_path),
+        "--storage",
+        "s3://wes-runs/prod",
+        "--storage-endpoint-url",
+        "http://minio:9000",
+        "--storage-presign",
+    )
+
+    assert result.exit_code == 0, result.output
+    (env,) = seen
+    assert env["TOOLCHEST_WES_STORAGE"] == "s3://wes-runs/prod"
+    assert env["TOOLCHEST_WES_STORAGE_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["TOOLCHEST_WES_STORAGE_PRESIGN"] == "True"
+
+
 def test_reconcile_ends_the_runs_whose_worker_is_gone_and_says_so(tmp_path, redis_server):
     prefix = f"cli-{uuid.uuid4().hex[:8]}"
     store = RedisStateStore(redis_server.url, prefix=prefix)
