@@ -8,7 +8,10 @@ taking turns (bare, embedded, bare, embedded, ...) so both see the same load, an
 medians and their ratio (target: >= 0.85).
 
 Usage: python bench/bench_status.py [--rounds 5] [--seconds 10] [--bare-workers 2]
-       [--serve-arg=--option=value ...]
+       [--serve-arg=--option=value ...] [--code DIR]
+
+``--code DIR`` runs the server from another checkout (``git worktree add DIR <commit>``) with
+this virtualenv's libraries, to measure the same ratio for earlier code.
 Needs wrk on PATH.
 """
 
@@ -36,9 +39,9 @@ def start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
     env.update(PYTHONPATH=str(ROOT), TOOLCHEST_WES_LOG_LEVEL="WARNING")
     argv = ["-c", "python:toolchest_wes.server.gunicorn_conf", "--workers", str(workers)]
+    argv += ["--bind", f"127.0.0.1:{port}", "bench.bare_app:app"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *argv, "--bind", f"127.0.0.1:{port}"]
-        + ["bench.bare_app:app"],
+        [sys.executable, "-m", "gunicorn", *argv],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--bare-workers", type=int, default=2)
     parser.add_argument("--serve-arg", action="append", default=[], help="more serve options")
+    parser.add_argument("--code", type=Path, help="serve this checkout's code")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not on PATH")
@@ -89,7 +93,7 @@ def main() -> None:
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            embedded_server(Path(tmp), serve_args=args.serve_arg) as url,
+            embedded_server(Path(tmp), code=args.code, serve_args=args.serve_arg) as url,
         ):
             status_url = f"{url}{API}/runs/{finished_run(url)}/status"
             wrk(bare_url, seconds=2)  # warm-up of both
