@@ -8,7 +8,10 @@ taking turns (bare, embedded, bare, embedded, ...) so both see the same load, an
 medians and their ratio (target: >= 0.85).
 
 Usage: python bench/bench_status.py [--rounds 5] [--seconds 10] [--bare-workers 2]
-       [--serve-arg=--option=value ...] [--code DIR]
+       [--serve-arg=--option=value ...] [--code DIR] [--auth]
+
+``--auth`` serves with ``--auth tokens`` and polls with an API token of the run's owner (the
+bare handler gets the same header and ignores it).
 
 ``--code DIR`` runs the server from another checkout (``git worktree add DIR <commit>``) with
 this virtualenv's libraries, to measure the same ratio for earlier code.
@@ -61,9 +64,18 @@ def start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.1)
 
 
-def finished_run(url: str) -> str:
+def api_token(data_dir: Path) -> str:
+    """A new API token of user ``bench`` in ``data_dir``, from the real command."""
+    command = [sys.executable, "-m", "toolchest_wes.cli.main", "token", "create", "bench"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(data_dir)], capture_output=True, text=True, check=True
+    )
+    return done.stdout.splitlines()[-1]
+
+
+def finished_run(url: str, headers: dict[str, str]) -> str:
     """The id of a hello-world run that reached COMPLETE on the server at ``url``."""
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         run_id = submit_hello(client)
         deadline = time.monotonic() + 120
         while (state := client.get(f"{API}/runs/{run_id}/status").json()["state"]) not in {
@@ -86,33 +98,39 @@ def main() -> None:
     parser.add_argument("--bare-workers", type=int, default=2)
     parser.add_argument("--serve-arg", action="append", default=[], help="more serve options")
     parser.add_argument("--code", type=Path, help="serve this checkout's code")
+    parser.add_argument("--auth", action="store_true", help="serve with --auth tokens")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not on PATH")
     bare, bare_url = start_bare(args.bare_workers)
     try:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            embedded_server(Path(tmp), code=args.code, serve_args=args.serve_arg) as url,
-        ):
-            status_url = f"{url}{API}/runs/{finished_run(url)}/status"
-            wrk(bare_url, seconds=2)  # warm-up of both
-            wrk(status_url, seconds=2)
-            theirs, ours = [], []
-            for i in range(args.rounds):
-                theirs.append(wrk(bare_url, seconds=args.seconds))
-                ours.append(wrk(status_url, seconds=args.seconds))
-                print(
-                    f"round {i + 1}: bare {theirs[-1]:.0f} req/s, embedded {ours[-1]:.0f} req/s "
-                    f"({ours[-1] / theirs[-1]:.2f})",
-                    flush=True,
-                )
+        with tempfile.TemporaryDirectory() as tmp:
+            serve_args = list(args.serve_arg)
+            headers: dict[str, str] = {}
+            if args.auth:
+                serve_args.append("--auth=tokens")
+                headers["Authorization"] = f"Bearer {api_token(Path(tmp))}"
+            header = next((f"{k}: {v}" for k, v in headers.items()), None)
+            with embedded_server(Path(tmp), code=args.code, serve_args=serve_args) as url:
+                status_url = f"{url}{API}/runs/{finished_run(url, headers)}/status"
+                wrk(bare_url, seconds=2, header=header)  # warm-up of both
+                wrk(status_url, seconds=2, header=header)
+                theirs, ours = [], []
+                for i in range(args.rounds):
+                    theirs.append(wrk(bare_url, seconds=args.seconds, header=header))
+                    ours.append(wrk(status_url, seconds=args.seconds, header=header))
+                    print(
+                        f"round {i + 1}: bare {theirs[-1]:.0f} req/s, embedded "
+                        f"{ours[-1]:.0f} req/s ({ours[-1] / theirs[-1]:.2f})",
+                        flush=True,
+                    )
     finally:
         bare.terminate()
         bare.wait(30)
     o, t = statistics.median(ours), statistics.median(theirs)
     print(
-        f"status: embedded GET /runs/{{id}}/status {o:.0f} req/s vs bare Flask "
+        f"status: embedded GET /runs/{{id}}/status{' with a token' if args.auth else ''} "
+        f"{o:.0f} req/s vs bare Flask "
         f"({args.bare_workers} processes) {t:.0f} req/s, medians of {args.rounds} alternating "
         f"{args.seconds} s wrk runs at 16 connections: ratio {o / t:.2f}"
     )
