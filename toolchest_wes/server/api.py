@@ -10,7 +10,6 @@ import flask
 from flask import Response, request
 
 from toolchest_wes.config import OutputLocations
-from toolchest_wes.core.caller import Caller
 from toolchest_wes.core.errors import BadRequestError, NotFoundError
 from toolchest_wes.core.service import RunService
 from toolchest_wes.server import render
@@ -106,12 +105,8 @@ class WesApi:
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """The run's state. Implements GET /runs/{run_id}/status."""
-        return self.run_status(run_id, current_caller())
-
-    def run_status(self, run_id: str, caller: Caller) -> dict[str, Any]:
-        """The GetRunStatus document of ``run_id`` as ``caller`` sees it, outside a request."""
-        state = self.service.get_state(run_id, caller=caller)
-        return {"run_id": run_id, "state": state.value}
+        state = self.service.get_state(run_id, caller=current_caller())
+        return render.run_status(run_id, state)
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Cancel a run. Implements POST /runs/{run_id}/cancel."""

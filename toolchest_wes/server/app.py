@@ -160,7 +160,12 @@ def _connexion_app(
         workers=monitor.workers if monitor else None,
     )
     install_auth(app.app, authenticator)
-    install_status_lane(app, handlers.run_status, authenticator, record_request)
+    install_status_lane(
+        app,
+        lambda run_id, caller: service.get_state(run_id, caller=caller),
+        authenticator,
+        record_request,
+    )
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(parts.store, monitor))
     return app

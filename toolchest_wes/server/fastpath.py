@@ -34,6 +34,8 @@ from flask import Response, request
 from toolchest_wes.compat.connexion_views import replace_operation_view
 from toolchest_wes.core.caller import ANONYMOUS, Caller
 from toolchest_wes.core.errors import BadRequestError
+from toolchest_wes.models import State
+from toolchest_wes.server import render
 from toolchest_wes.server.auth import Authenticator, caller_from_header
 from toolchest_wes.server.metrics import RecordRequest
 from toolchest_wes.server.resolver import handler_name
@@ -86,7 +88,7 @@ def _lean_view(handler: Callable[..., dict[str, Any]]) -> Callable[..., Response
 
 def install_status_lane(
     app: connexion.FlaskApp,
-    run_status: Callable[[str, Caller], dict[str, Any]],
+    get_state: Callable[[str, Caller], State],
     authenticator: Authenticator | None,
     record: RecordRequest | None,
 ) -> None:
@@ -94,11 +96,12 @@ def install_status_lane(
 
     Args:
         app: The app; its Flask WSGI callable is wrapped.
-        run_status: The status document of a run as a caller sees it (``WesApi.run_status``).
+        get_state: A run's state as a caller may see it; raises for a run the caller may
+            not see (``RunService.get_state``).
         authenticator: The app's authenticator; ``None`` when authentication is off.
         record: Counts the requests the lane answers in the request metrics.
     """
-    app.app.wsgi_app = StatusLane(app.app.wsgi_app, run_status, authenticator, record)
+    app.app.wsgi_app = StatusLane(app.app.wsgi_app, get_state, authenticator, record)
 
 
 class StatusLane:
@@ -107,12 +110,12 @@ class StatusLane:
     def __init__(
         self,
         app: _WsgiApp,
-        run_status: Callable[[str, Caller], dict[str, Any]],
+        get_state: Callable[[str, Caller], State],
         authenticator: Authenticator | None,
         record: RecordRequest | None,
     ) -> None:
         self._app = app
-        self._run_status = run_status
+        self._get_state = get_state
         self._authenticator = authenticator
         self._record = record
 
@@ -152,9 +155,9 @@ class StatusLane:
                 if known is None:
                     return None
                 caller = known
-            document = self._run_status(run_id, caller)
+            state = self._get_state(run_id, caller)
         except Exception:
             # Not found, not the caller's, a store or token file that does not answer: the
             # app answers each in its own words, after asking again.
             return None
-        return json.dumps(document).encode()
+        return json.dumps(render.run_status(run_id, state)).encode()
