@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,6 +39,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wrk(url: str, seconds: int = 10, connections: int = 16, header: str | None = None) -> float:
+    """Requests per second that ``wrk`` (4 threads) reaches on ``url``, sending ``header``
+    (``"Name: value"``) if given; any non-2xx answer is a failure."""
+    extra = [] if header is None else ["-H", header]
+    out = subprocess.run(
+        ["wrk", "-t", "4", "-c", str(connections), "-d", f"{seconds}s", *extra, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if not match or errors:
+        raise RuntimeError(out)
+    return float(match.group(1))
 
 
 def post_hello(

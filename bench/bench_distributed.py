@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -38,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, free_port, list_all_runs, submit_hello
+from _common import API, ROOT, free_port, list_all_runs, submit_hello, wrk
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
@@ -237,20 +236,6 @@ def bench_throughput(url: str, rate: float = 20.0, seconds: float = 30.0) -> str
         f"{complete} COMPLETE, {lost} not; {complete / elapsed:.1f} completed runs/s from first "
         f"submit to the last one seen complete ({elapsed:.1f} s)"
     )
-
-
-def wrk(url: str, seconds: int = 10) -> float:
-    out = subprocess.run(
-        ["wrk", "-t", "4", "-c", "16", "-d", f"{seconds}s", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if not match or errors:
-        raise RuntimeError(out)
-    return float(match.group(1))
 
 
 def bench_status(cluster: Cluster, url: str, rounds: int = 5) -> str:

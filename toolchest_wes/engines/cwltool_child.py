@@ -274,16 +274,36 @@ def _install_patches() -> None:
     cwltool_internals.wrap_make_job_runner(_container_free_job_runner)
 
 
-def _enables_ext(argv: list[str]) -> bool:
-    """Whether cwltool will see ``--enable-ext``, parsing the arguments the way it does."""
+@functools.cache
+def _option_parser() -> argparse.ArgumentParser:
+    """cwltool's argument parser, built once per zygote (``warm``) rather than once per run:
+    building it is a good part of what a warm run spends before cwltool starts."""
     from cwltool.argparser import arg_parser
 
+    return arg_parser()
+
+
+@functools.cache
+def _version() -> str:
+    """cwltool's version; cwltool would read its package metadata again at every run."""
+    from importlib.metadata import version
+
+    return version("cwltool")
+
+
+def _version_line() -> str:
+    """What cwltool's ``versionstring`` answers (it logs it as a run starts)."""
+    return f"{sys.argv[0]} {_version()}"
+
+
+def _enables_ext(argv: list[str]) -> bool:
+    """Whether cwltool will see ``--enable-ext``, parsing the arguments the way it does."""
     options = [opt for opt in os.environ.get("CWLTOOL_OPTIONS", "").split(" ") if opt]
     tokens = options + list(argv)
     # cwltool reports bad arguments itself a moment later; once is enough.
     with contextlib.redirect_stderr(io.StringIO()):
         try:
-            args, _ = arg_parser().parse_known_args(tokens)
+            args, _ = _option_parser().parse_known_args(tokens)
         except SystemExit:
             return "--enable-ext" in tokens
     return bool(args.enable_ext)
@@ -396,7 +416,11 @@ def main(argv: list[str]) -> int:
     _state.sandbox = policy
     try:
         return int(
-            cwltool.main.main(list(argv), custom_schema_callback=_schema_setup(_enables_ext(argv)))
+            cwltool.main.main(
+                list(argv),
+                versionfunc=_version_line,
+                custom_schema_callback=_schema_setup(_enables_ext(argv)),
+            )
         )
     finally:
         _state.recorder = None
@@ -421,6 +445,9 @@ def warm() -> None:
 
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
+    # Built here, so that every forked run finds them ready.
+    _option_parser()
+    _version()
 
     registries = list(cwltool.resolver.ga4gh_tool_registries)
     saved_argv = sys.argv

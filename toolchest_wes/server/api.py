@@ -117,7 +117,7 @@ class WesApi:
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """The run's state. Implements GET /runs/{run_id}/status."""
         state = self.service.get_state(run_id, caller=current_caller())
-        return {"run_id": run_id, "state": state.value}
+        return render.run_status(run_id, state)
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Cancel a run. Implements POST /runs/{run_id}/cancel."""

@@ -24,7 +24,7 @@ from toolchest_wes.server.api import WesApi
 from toolchest_wes.server.auth import Authenticator, build_authenticator, install_auth
 from toolchest_wes.server.dashboard import OIDC_LOGIN_EXTENSION, install_dashboard, oidc_login
 from toolchest_wes.server.errors import RETRY_AFTER_S, error_response, register_error_handlers
-from toolchest_wes.server.fastpath import install_fast_views
+from toolchest_wes.server.fastpath import install_fast_views, install_status_lane
 from toolchest_wes.server.forms import check_field_names, check_form_request
 from toolchest_wes.server.limits import (
     RequestLimits,
@@ -155,13 +155,19 @@ def _connexion_app(
     install_fast_views(app, handlers, spec)
     register_error_handlers(app)
     # Before the request-field check, so the requests it rejects are timed too.
-    install_metrics(
+    record_request = install_metrics(
         app,
         count_by_state=parts.store.count_by_state,
         queue_length=parts.queue_length,
         workers=monitor.workers if monitor else None,
     )
     install_auth(app.app, authenticator)
+    install_status_lane(
+        app,
+        lambda run_id, caller: service.get_state(run_id, caller=caller),
+        authenticator,
+        record_request,
+    )
     app.app.before_request(_check_run_request_fields)
     app.app.add_url_rule("/health", "health", _health(parts.store, monitor))
     return app

@@ -4,7 +4,9 @@ One ``before_request`` hook on the Flask app checks every request, including the
 of ``GetRunStatus`` (``fastpath``), which replaces connexion's view but not the app's hooks.
 It answers 401 with ``WWW-Authenticate: Bearer`` unless the request carries a valid token,
 and leaves the :class:`~toolchest_wes.core.caller.Caller` in ``flask.g`` for the handlers,
-which pass it to ``RunService``; ownership is checked there.
+which pass it to ``RunService``; ownership is checked there. The status polls that
+``fastpath`` answers before Flask are authenticated there with the same authenticator
+(:func:`caller_from_header`); any request it cannot answer goes through the hook.
 
 Public, without a token: ``GET /service-info`` (clients read it to learn how to
 authenticate: ``auth_instructions_url``), ``/health`` (load balancer probes), ``/metrics``
@@ -36,6 +38,7 @@ __all__ = [
     "Authenticator",
     "TokenAuthenticator",
     "build_authenticator",
+    "caller_from_header",
     "check_auth_config",
     "current_caller",
     "install_auth",
@@ -205,6 +208,22 @@ def install_auth(app_flask: Flask, authenticator: Authenticator | None) -> None:
         return None
 
     app_flask.before_request(check)
+
+
+def caller_from_header(authenticator: Authenticator, header: str) -> Caller | None:
+    """The caller that an ``Authorization`` header's token names, or ``None`` when it names
+    nobody (no header, a malformed one, an unknown or revoked token).
+
+    For a path answered before the hook (``server.fastpath``), which leaves every request
+    without a known caller to the hook, and so to its 401 and challenge.
+    """
+    token = _token_of(header)
+    if not token:
+        return None
+    try:
+        return authenticator.authenticate(token)
+    except InvalidTokenError:
+        return None
 
 
 def _token_of(header: str) -> str | None:

@@ -28,7 +28,7 @@ from toolchest_wes.models import State
 from toolchest_wes.server.spec import load_spec
 from toolchest_wes.store.redis_workers import WorkerBeat
 
-__all__ = ["CONTENT_TYPE", "MULTIPROC_DIR_VAR", "OTHER", "install_metrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROC_DIR_VAR", "OTHER", "RecordRequest", "install_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 # buckets start at 5 ms and stop at 10 s.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
+#: Counts one answered request: operationId, method, status code and seconds taken (or
+#: ``None`` if not timed). For requests answered outside Flask's hooks (``server.fastpath``).
+RecordRequest = Callable[[str, str, int, float | None], None]
+
 
 def install_metrics(
     app: connexion.FlaskApp,
@@ -53,8 +57,9 @@ def install_metrics(
     count_by_state: Callable[[], dict[State, int]],
     queue_length: Callable[[], int] | None,
     workers: Callable[[], list[WorkerBeat]] | None = None,
-) -> None:
-    """Serve ``GET /metrics`` and count every request of ``app``.
+) -> RecordRequest:
+    """Serve ``GET /metrics`` and count every request of ``app``; return the function that
+    counts a request answered before Flask sees it.
 
     Call it after ``add_api``, which creates the routes whose operationIds label the requests,
     and before other ``before_request`` hooks, whose rejections would otherwise go untimed.
@@ -105,20 +110,29 @@ def install_metrics(
     durations = {op: duration.labels(op) for op in {*operations.values(), OTHER}}
     counters: dict[tuple[str, str, int], Counter] = {}
 
-    def start_clock() -> None:
-        g.toolchest_wes_started = perf_counter()
-
-    def record(response: Response) -> Response:
-        operation = operations.get(request.endpoint, OTHER)
-        method = request.method
-        key = (operation, method if method in _METHODS else OTHER, response.status_code)
+    def count(operation: str, method: str, status: int, seconds: float | None) -> None:
+        key = (operation, method if method in _METHODS else OTHER, status)
         counter = counters.get(key)
         if counter is None:
             counter = counters.setdefault(key, requests_total.labels(*key))
         counter.inc()
+        if seconds is not None:
+            observe = durations.get(operation)
+            if observe is None:
+                observe = durations.setdefault(operation, duration.labels(operation))
+            observe.observe(seconds)
+
+    def start_clock() -> None:
+        g.toolchest_wes_started = perf_counter()
+
+    def record(response: Response) -> Response:
         started: float | None = g.pop("toolchest_wes_started", None)
-        if started is not None:
-            durations[operation].observe(perf_counter() - started)
+        count(
+            operations.get(request.endpoint, OTHER),
+            request.method,
+            response.status_code,
+            None if started is None else perf_counter() - started,
+        )
         return response
 
     def metrics() -> Response:
@@ -127,6 +141,7 @@ def install_metrics(
     app.app.before_request(start_clock)
     app.app.after_request(record)
     app.app.add_url_rule("/metrics", "metrics", metrics)
+    return count
 
 
 def _check_multiprocess_values() -> None:

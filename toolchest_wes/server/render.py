@@ -8,10 +8,10 @@ from urllib.parse import quote, unquote, urlparse
 
 from toolchest_wes.config import OutputLocations
 from toolchest_wes.core.retention import OutputsExpiry
-from toolchest_wes.models import Log, OutputFile, OutputListResponse, RunLog, TaskLog
+from toolchest_wes.models import Log, OutputFile, OutputListResponse, RunLog, State, TaskLog
 from toolchest_wes.store.base import RunRecord, iso_time
 
-__all__ = ["Urls", "output_list", "rewrite_locations", "run_log", "task_log"]
+__all__ = ["Urls", "output_list", "rewrite_locations", "run_log", "run_status", "task_log"]
 
 _SERVER_ONLY_KEYS = ("path", "dirname")
 
@@ -158,6 +158,11 @@ def run_log(
         # Extension: when the run was accepted (start_time is when it left QUEUED).
         submitted_time=iso_time(record.created_at),
     )
+
+
+def run_status(run_id: str, state: State) -> dict[str, Any]:
+    """The ``RunStatus`` document of a run."""
+    return {"run_id": run_id, "state": state.value}
 
 
 def task_log(run_id: str, task: dict[str, Any], urls: Urls) -> TaskLog:

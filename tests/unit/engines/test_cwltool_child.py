@@ -327,3 +327,14 @@ def test_as_a_plain_subprocess(pythonpath, tmp_path):
 
     assert hello.task_log("1", "stdout") == "cold\n"
     assert [line["id"] for line in hello.task_lines()] == ["1", "1"]
+
+
+def test_the_version_line_kept_from_the_zygote_is_cwltools_own():
+    import cwltool.utils
+
+    from toolchest_wes.engines import cwltool_child
+
+    assert cwltool_child._version_line() == cwltool.utils.versionstring()
+    # The parser kept for --enable-ext reads a run's arguments as cwltool's own does.
+    assert cwltool_child._enables_ext(["--enable-ext", "wf.cwl"])
+    assert not cwltool_child._enables_ext(["--no-container", "wf.cwl"])
