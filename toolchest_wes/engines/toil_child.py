@@ -11,6 +11,9 @@ It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its c
   group alone would leave the workers, and the tools they run, behind. This process is a
   child subreaper (``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are re-parented
   to it instead of to init, so walking its descendants finds them all.
+- on other batch systems, removes the run's file job store (``TOOLCHEST_WES_TOIL_JOBSTORE``)
+  once every process below it is gone: a leader killed on cancel leaves it behind, whatever
+  ``--clean`` says;
 - on Slurm (``TOOLCHEST_WES_TOIL_SLURM_COMMENT``), starts a ``slurm_sweep`` watcher that
   outlives it: Toil's workers run under ``slurmstepd``, not below this process, and a
   leader SIGKILLed at the end of the cancel grace period cannot ``scancel`` them itself.
@@ -278,6 +281,7 @@ def main(argv: list[str]) -> int:
     (work_dir / "toil").mkdir(parents=True, exist_ok=True)
     slurm_comment = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_COMMENT")
     slurm_remove = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_REMOVE")
+    jobstore = os.environ.get("TOOLCHEST_WES_TOIL_JOBSTORE")
     env = _environment(work_dir)
     # Started before the leader, so no Slurm job of the run can escape it.
     watcher = _start_slurm_watcher(slurm_comment, slurm_remove) if slurm_comment else None
@@ -300,6 +304,8 @@ def main(argv: list[str]) -> int:
         # Nothing Toil started may outlive the run, whatever ended it.
         kill_descendants(os.getpid(), spare=spare)
         converter.close()
+        if jobstore:
+            shutil.rmtree(jobstore, ignore_errors=True)
         if watcher is not None:
             _finish_slurm_watcher(watcher)
 

@@ -387,12 +387,17 @@ class ToilEngine:
             if self.workflow_type == "WDL" and self.wdl_container == "host"
             else "",
         }
+        file_store = jobstore[len("file:") :] if jobstore.startswith("file:") else ""
         if self.batch_system == "slurm":
             # toil_child's watcher cancels the run's Slurm jobs that its leader leaves behind.
             env["TOOLCHEST_WES_TOIL_SLURM_COMMENT"] = run_comment(run.run_id)
             # A file job store outside the run's folder is the watcher's to remove.
-            outside = self.jobstore_dir is not None and jobstore.startswith("file:")
-            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = jobstore[len("file:") :] if outside else ""
+            outside = self.jobstore_dir is not None
+            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = file_store if outside else ""
+        else:
+            # Every process that uses it runs below toil_child, which removes it once they
+            # are gone: a leader killed on cancel cannot honour --clean always.
+            env["TOOLCHEST_WES_TOIL_JOBSTORE"] = file_store
         return LaunchSpec(
             argv=argv,
             entry=None,
