@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolchest_wes.engines.pidwait import wait_exit
 from toolchest_wes.engines.proctree import descendants
 
 __all__ = ["TaskLogConverter", "kill_descendants", "main"]
@@ -294,9 +295,8 @@ def main(argv: list[str]) -> int:
             if stop:
                 kill_descendants(os.getpid(), spare=spare)
                 return 128 + stop[0]
-            try:
-                code = leader.wait(_POLL_S)
-            except subprocess.TimeoutExpired:
+            code = wait_exit(leader, _POLL_S)
+            if code is None:
                 converter.scan()
         converter.scan(final=True)
         return code if code >= 0 else 128 - code
