@@ -146,11 +146,14 @@ def prepared_run(folder: Path, workflow_type: str) -> PreparedRun:
 def hello_launch_spec(engine: WorkflowEngine, folder: Path, supervised: bool = True) -> float:
     """Seconds that the command the server starts for hello-world takes, without the server.
 
-    With ``supervised`` false, a Toil run starts Toil's runner with the same flags without
-    ``toil_child`` (``python -m MODULE`` dropped), as a shell would with Toil on ``PATH``.
+    An entry module runs as ``python -m MODULE``, not forked from a warm interpreter. With
+    ``supervised`` false, a Toil run starts Toil's runner with the same flags without
+    ``toil_child``, as a shell would with Toil on ``PATH``.
     """
     spec = engine.launch_spec(prepared_run(folder, engine.workflow_type))
     argv, env = spec.argv, os.environ | spec.env
+    if spec.entry is not None:
+        argv = [sys.executable, "-m", spec.entry, *argv[1:]]  # as SubprocessLauncher runs it
     if not supervised:
         argv = argv[3:]
         env = {k: v for k, v in env.items() if not k.startswith("TOOLCHEST_WES_")}

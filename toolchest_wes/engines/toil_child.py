@@ -1,4 +1,5 @@
-"""The process of one Toil run: ``python -m toolchest_wes.engines.toil_child RUNNER ARGS…``.
+"""The process of one Toil run: ``python -m toolchest_wes.engines.toil_child RUNNER ARGS…``,
+or ``main([RUNNER, ARGS…])`` in a process forked from the warm zygote (no interpreter start).
 
 It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its child, and:
 
@@ -43,7 +44,11 @@ from typing import Any
 from toolchest_wes.engines.pidwait import wait_exit
 from toolchest_wes.engines.proctree import descendants
 
-__all__ = ["TaskLogConverter", "kill_descendants", "main"]
+__all__ = ["SHUTDOWN_GRACE_S", "TaskLogConverter", "kill_descendants", "main"]
+
+#: How long a zygote that forked this process and shuts down waits after SIGTERM before it
+#: SIGKILLs it: time to kill what Toil started, which its process group does not hold.
+SHUTDOWN_GRACE_S = 3.0
 
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 _PR_SET_CHILD_SUBREAPER = 36

@@ -337,14 +337,13 @@ class ToilEngine:
         return [flag, positive_number(key, value)]
 
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
-        """``toil_child RUNNER [policy] [user flags] workflow params.json``, exec'd."""
+        """``toil_child RUNNER [policy] [user flags] workflow params.json``: the ``toil_child``
+        entry, forked from a warm interpreter or run as ``python -m``."""
         work = run.work_dir
         jobstore = _jobstore(self.jobstore_dir, run)
         logs = work / "toil-logs"
         argv = [
-            sys.executable,
-            "-m",
-            CHILD_MODULE,
+            "toil_child",
             str(self.runner),
             "--jobStore",
             jobstore,
@@ -400,7 +399,8 @@ class ToilEngine:
             env["TOOLCHEST_WES_TOIL_JOBSTORE"] = file_store
         return LaunchSpec(
             argv=argv,
-            entry=None,
+            # Forked from the warm zygote where there is one: no interpreter to start.
+            entry=CHILD_MODULE,
             cwd=run.attachments_dir,
             stdout=run.stdout_path,
             stderr=run.stderr_path,
