@@ -25,7 +25,7 @@ import argparse
 import functools
 import json
 import os
-import shutil
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,6 +48,7 @@ from _common import (
 )
 
 from toolchest_wes.config import Settings
+from toolchest_wes.core.workspace import Attachment, Workspace
 from toolchest_wes.engines.base import PreparedRun, WorkflowEngine
 from toolchest_wes.engines.snakemake_engine import SnakemakeEngine
 from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine
@@ -122,24 +123,25 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str], stdout: Path, stderr:
 
 
 def prepared_run(folder: Path, workflow_type: str) -> PreparedRun:
-    """Hello-world laid out in ``folder`` as the server lays out a run."""
+    """Hello-world staged in ``folder`` by the server's own ``Workspace``."""
     workflow = HELLO_BY_TYPE[workflow_type][0]
-    for part in ("attachments", "outputs", "work", "tasks"):
-        (folder / part).mkdir(parents=True)
-    shutil.copy(workflow, folder / "attachments" / workflow.name)
-    params = folder / "attachments" / "params.json"
-    params.write_text(json.dumps(hello_params(workflow_type, "bench")))
+    with open(workflow, "rb") as stream:
+        run = Workspace(folder.parent).stage(
+            folder.name,
+            [Attachment(workflow.name, stream)],
+            hello_params(workflow_type, "bench"),
+        )
     return PreparedRun(
         run_id=folder.name,
-        run_dir=folder,
-        workflow=str(folder / "attachments" / workflow.name),
-        params_file=params,
-        attachments_dir=folder / "attachments",
-        outputs_dir=folder / "outputs",
-        work_dir=folder / "work",
-        task_dir=folder / "tasks",
-        stdout_path=folder / "stdout",
-        stderr_path=folder / "stderr",
+        run_dir=run.root,
+        workflow=str(run.attachments / workflow.name),
+        params_file=run.params_file,
+        attachments_dir=run.attachments,
+        outputs_dir=run.outputs,
+        work_dir=run.work,
+        task_dir=run.tasks,
+        stdout_path=run.stdout,
+        stderr_path=run.stderr,
     )
 
 
@@ -181,16 +183,31 @@ def engine_latency(
         for workflow_type, program in programs.items():
             parts = _parts(client, engine, workflow_type, program, engines[workflow_type])
             times: dict[str, list[float]] = {name: [] for name in parts}
+            cpu: dict[str, list[float]] = {name: [] for name in parts}
             for i in range(runs + 1):  # the first round warms the file cache
                 for n, (name, part) in enumerate(parts.items()):
+                    before = _children_cpu()
                     elapsed = part(tmp / f"{engine}-{workflow_type}-{n}-{i}")
                     if i >= 1:
                         times[name].append(elapsed)
+                        # The server's own processes are not this one's reaped children.
+                        cpu[name].append(_children_cpu() - before)
             direct = statistics.median(times[f"{program.name} directly"])
             print(f"{engine} {workflow_type} hello-world over {runs} rounds:", flush=True)
             for name, values in times.items():
                 extra = (statistics.median(values) - direct) * 1000
-                print(f"  {name}: {describe(values)}; {extra:+.0f} ms", flush=True)
+                used = statistics.median(cpu[name]) * 1000
+                print(
+                    f"  {name}: {describe(values)}; {extra:+.0f} ms"
+                    + (f"; CPU median {used:.0f} ms" if used else ""),
+                    flush=True,
+                )
+
+
+def _children_cpu() -> float:
+    """User and system seconds of this process's children that ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _parts(
@@ -203,8 +220,8 @@ def _parts(
     """What ``engine_latency`` times, by name, each run in a new folder."""
     parts: dict[str, Callable[[Path], float]] = {
         "through WES": lambda _f: hello_through_wes(client, engine, workflow_type),
-        f"server's command, nice {NICE}": lambda f: hello_launch_spec(make(NICE), f),
-        "server's command, nice 0": lambda f: hello_launch_spec(make(0), f),
+        f"server's command alone, nice {NICE}": lambda f: hello_launch_spec(make(NICE), f),
+        "server's command alone, nice 0": lambda f: hello_launch_spec(make(0), f),
     }
     if engine == "toil":
         parts["runner with the server's flags, no toil_child, nice 0"] = lambda f: (
