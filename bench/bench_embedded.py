@@ -48,8 +48,9 @@ from _common import (
 )
 
 from toolchest_wes.config import Settings
+from toolchest_wes.core.executor import prepare_run
 from toolchest_wes.core.workspace import Attachment, Workspace
-from toolchest_wes.engines.base import PreparedRun, WorkflowEngine
+from toolchest_wes.engines.base import PreparedRun, Resources, WorkflowEngine
 from toolchest_wes.engines.snakemake_engine import SnakemakeEngine
 from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine
 from toolchest_wes.models import RunRequest, State
@@ -123,26 +124,19 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str], stdout: Path, stderr:
 
 
 def prepared_run(folder: Path, workflow_type: str) -> PreparedRun:
-    """Hello-world staged in ``folder`` by the server's own ``Workspace``."""
-    workflow = HELLO_BY_TYPE[workflow_type][0]
+    """Hello-world staged in ``folder`` and prepared as the server's executor does it."""
+    workflow, version = HELLO_BY_TYPE[workflow_type]
     with open(workflow, "rb") as stream:
         run = Workspace(folder.parent).stage(
             folder.name,
             [Attachment(workflow.name, stream)],
             hello_params(workflow_type, "bench"),
         )
-    return PreparedRun(
-        run_id=folder.name,
-        run_dir=run.root,
-        workflow=str(run.attachments / workflow.name),
-        params_file=run.params_file,
-        attachments_dir=run.attachments,
-        outputs_dir=run.outputs,
-        work_dir=run.work,
-        task_dir=run.tasks,
-        stdout_path=run.stdout,
-        stderr_path=run.stderr,
+    request = RunRequest(
+        workflow_type=workflow_type, workflow_type_version=version, workflow_url=workflow.name
     )
+    record = RunRecord(run_id=folder.name, state=State.QUEUED, request=request, created_at=0)
+    return prepare_run(record, run, Resources())
 
 
 def hello_launch_spec(engine: WorkflowEngine, folder: Path, supervised: bool = True) -> float:
