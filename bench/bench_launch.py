@@ -3,6 +3,10 @@
 Run from the repository root: ``python bench/bench_launch.py [--runs 10]``. Each run is
 ``start`` to ``wait`` through a launcher, with a task directory as the server sets it up.
 The zygote's own warm-up is measured separately and is not part of the warm runs.
+
+``--toil-child`` times instead what the Toil engine's supervisor costs by itself: a run of
+``toil_child`` whose Toil leader is ``true`` (which exits at once), with the environment the
+Toil engine gives it, started cold (``python -m``) and forked from the zygote.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from toolchest_wes.engines.process import SubprocessLauncher  # noqa: E402
 from toolchest_wes.engines.warm_launcher import WarmLauncher  # noqa: E402
 
 ENTRY = "toolchest_wes.engines.cwltool_child"
+TOIL_CHILD = "toolchest_wes.engines.toil_child"
 TOOL = {
     "cwlVersion": "v1.2",
     "class": "CommandLineTool",
@@ -55,28 +60,59 @@ def one_run(launcher: Launcher, base: Path, n: int) -> float:
     return elapsed
 
 
+def toil_child_run(launcher: Launcher, base: Path, n: int) -> float:
+    """``toil_child true``: the supervisor of a Toil run around a leader that does nothing."""
+    run_dir = base / f"toil-{n}"
+    work = run_dir / "work"
+    work.mkdir(parents=True)
+    spec = LaunchSpec(
+        argv=["toil_child", "true"],
+        entry=TOIL_CHILD,
+        cwd=run_dir,
+        stdout=run_dir / "stdout",
+        stderr=run_dir / "stderr",
+        env={
+            "TOOLCHEST_WES_TOIL_TASK_DIR": str(run_dir / "tasks"),
+            "TOOLCHEST_WES_TOIL_LOG_DIR": str(work / "toil-logs"),
+            "TOOLCHEST_WES_TOIL_WORK_DIR": str(work),
+            "TOOLCHEST_WES_TOIL_BIN": "/usr/bin",
+            "TOOLCHEST_WES_TOIL_NICE": "0",
+            "TOOLCHEST_WES_TOIL_JOBSTORE": str(work / "jobstore"),
+        },
+    )
+    started = time.perf_counter()
+    code = launcher.start(spec).wait()
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"run {run_dir} exited {code}:\n{(run_dir / 'stderr').read_text()}")
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
-    runs = parser.parse_args().runs
+    parser.add_argument("--toil-child", action="store_true")
+    args = parser.parse_args()
+    runs = args.runs
+    entry, one_run_of = (TOIL_CHILD, toil_child_run) if args.toil_child else (ENTRY, one_run)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
     )
     with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
         base = Path(tmp)
         cold = SubprocessLauncher()
-        warm = WarmLauncher([ENTRY])
+        warm = WarmLauncher([entry])
         try:
             started = time.perf_counter()
             warm.start_background()
             # The first warm run waits for the zygote to be ready.
-            first = one_run(warm, base, -1)
+            first = one_run_of(warm, base, -1)
             warm_up = time.perf_counter() - started
             cold_times, warm_times = [], []
             # Interleaved, so that both see the same machine load.
             for n in range(runs):
-                cold_times.append(one_run(cold, base, 2 * n))
-                warm_times.append(one_run(warm, base, 2 * n + 1))
+                cold_times.append(one_run_of(cold, base, 2 * n))
+                warm_times.append(one_run_of(warm, base, 2 * n + 1))
         finally:
             warm.close()
             cold.close()
