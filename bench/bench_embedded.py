@@ -25,6 +25,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -73,9 +75,16 @@ def latency(url: str, runs: int) -> list[float]:
 
 
 def hello_through_wes(
-    client: httpx.Client, engine: str | None = None, workflow_type: str = "CWL"
+    client: httpx.Client,
+    engine: str | None = None,
+    workflow_type: str = "CWL",
+    stamps: dict[str, tuple[float, float]] | None = None,
 ) -> float:
-    """Seconds from POSTing hello-world to seeing it COMPLETE, polling every 10 ms."""
+    """Seconds from POSTing hello-world to seeing it COMPLETE, polling every 10 ms.
+
+    ``stamps`` gets the run's id with the wall-clock times of the POST and of seeing COMPLETE.
+    """
+    posted = time.time()
     start = time.perf_counter()
     run_id = submit_hello(client, engine=engine, workflow_type=workflow_type)
     while True:
@@ -86,7 +95,33 @@ def hello_through_wes(
     elapsed = time.perf_counter() - start
     if state != "COMPLETE":
         raise RuntimeError(f"run {run_id} ended {state}")
+    if stamps is not None:
+        stamps[run_id] = (posted, posted + elapsed)
     return elapsed
+
+
+_EXECUTOR_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO \[\d+\] toolchest_wes\.core\.executor: "
+    r"run (started|ended) run_id=(\S+)",
+    re.MULTILINE,
+)
+
+
+def server_phases(log: Path, stamps: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    """Each run's time in the server before its engine started, from then until its end was
+    recorded, and from then until the client saw it, from the executor's INFO log lines."""
+    seen: dict[tuple[str, str], float] = {}
+    for stamp, what, run_id in _EXECUTOR_LINE.findall(log.read_text(errors="replace")):
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        seen[(run_id, what)] = when
+    phases: dict[str, list[float]] = {"before the engine": [], "engine": [], "after": []}
+    for run_id, (posted, completed) in stamps.items():
+        started, ended = seen.get((run_id, "started")), seen.get((run_id, "ended"))
+        if started is not None and ended is not None:
+            phases["before the engine"].append(started - posted)
+            phases["engine"].append(ended - started)
+            phases["after"].append(completed - ended)
+    return phases
 
 
 def hello_direct(program: Path, workflow_type: str, folder: Path) -> float:
@@ -170,12 +205,14 @@ def engine_latency(
     turns after one warm-up round: through WES; the command the server starts, with the
     server's niceness and without; for Toil, its runner with the server's flags but without
     ``toil_child``; and the engine run directly from a shell."""
+    log = tmp / f"{engine}.log"
     with (
-        embedded_server(tmp / engine, serve_args=serve_args) as url,
+        embedded_server(tmp / engine, serve_args=serve_args, log=log) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
         for workflow_type, program in programs.items():
-            parts = _parts(client, engine, workflow_type, program, engines[workflow_type])
+            stamps: dict[str, tuple[float, float]] = {}
+            parts = _parts(client, engine, workflow_type, program, engines[workflow_type], stamps)
             times: dict[str, list[float]] = {name: [] for name in parts}
             cpu: dict[str, list[float]] = {name: [] for name in parts}
             for i in range(runs + 1):  # the first round warms the file cache
@@ -196,6 +233,14 @@ def engine_latency(
                     + (f"; CPU median {used:.0f} ms" if used else ""),
                     flush=True,
                 )
+            # The first round's run is in stamps too: it is left out like the others' first.
+            first = next(iter(stamps))
+            phases = server_phases(log, {k: v for k, v in stamps.items() if k != first})
+            print(
+                "  through WES, from the server's log: "
+                + "; ".join(f"{name} {describe(values)}" for name, values in phases.items()),
+                flush=True,
+            )
 
 
 def _children_cpu() -> float:
@@ -210,10 +255,11 @@ def _parts(
     workflow_type: str,
     program: Path,
     make: Callable[[int], WorkflowEngine],
+    stamps: dict[str, tuple[float, float]],
 ) -> dict[str, Callable[[Path], float]]:
     """What ``engine_latency`` times, by name, each run in a new folder."""
     parts: dict[str, Callable[[Path], float]] = {
-        "through WES": lambda _f: hello_through_wes(client, engine, workflow_type),
+        "through WES": lambda _f: hello_through_wes(client, engine, workflow_type, stamps),
         f"server's command alone, nice {NICE}": lambda f: hello_launch_spec(make(NICE), f),
         "server's command alone, nice 0": lambda f: hello_launch_spec(make(0), f),
     }
