@@ -7,6 +7,10 @@ The zygote's own warm-up is measured separately and is not part of the warm runs
 ``--toil-child`` times instead what the Toil engine's supervisor costs by itself: a run of
 ``toil_child`` whose Toil leader is ``true`` (which exits at once), with the environment the
 Toil engine gives it, started cold (``python -m``) and forked from the zygote.
+
+``--wait-latency`` times how late a supervisor that waits in a loop of 0.2 s waits (as the
+executor and ``toil_child`` do) sees a child that sleeps 0.3 to 0.45 s exit: with
+``Popen.wait(timeout)`` and with ``pidwait.wait_exit`` (a pidfd), in turns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from toolchest_wes.engines.base import Launcher, LaunchSpec  # noqa: E402
+from toolchest_wes.engines.pidwait import wait_exit  # noqa: E402
 from toolchest_wes.engines.process import SubprocessLauncher  # noqa: E402
 from toolchest_wes.engines.warm_launcher import WarmLauncher  # noqa: E402
 
@@ -88,12 +94,46 @@ def toil_child_run(launcher: Launcher, base: Path, n: int) -> float:
     return elapsed
 
 
+def wait_latency(runs: int) -> None:
+    """How late each way of waiting sees a child's exit (see the module docstring)."""
+
+    def popen_wait(proc: subprocess.Popen[bytes]) -> None:
+        while True:
+            try:
+                proc.wait(0.2)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+
+    def pidfd_wait(proc: subprocess.Popen[bytes]) -> None:
+        while wait_exit(proc, 0.2) is None:
+            pass
+
+    late: dict[str, list[float]] = {"Popen.wait": [], "wait_exit": []}
+    for n in range(runs):
+        nap = 0.3 + 0.15 * n / runs  # exits at every phase of the 0.2 s loop
+        for name, wait in (("Popen.wait", popen_wait), ("wait_exit", pidfd_wait)):
+            proc = subprocess.Popen(["sleep", f"{nap:.3f}"])
+            started = time.perf_counter()
+            wait(proc)
+            late[name].append(time.perf_counter() - started - nap)
+    for name, times in late.items():
+        print(
+            f"{name:<10} sees the exit late by median {statistics.median(times) * 1000:5.1f} ms"
+            f"  max {max(times) * 1000:5.1f}  (n={len(times)})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--toil-child", action="store_true")
+    parser.add_argument("--wait-latency", action="store_true")
     args = parser.parse_args()
     runs = args.runs
+    if args.wait_latency:
+        wait_latency(runs)
+        return
     entry, one_run_of = (TOIL_CHILD, toil_child_run) if args.toil_child else (ENTRY, one_run)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
