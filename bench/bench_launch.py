@@ -58,11 +58,16 @@ def one_run(launcher: Launcher, base: Path, n: int) -> float:
         stderr=run_dir / "stderr",
         env={"TOOLCHEST_WES_CHILD_TASK_DIR": str(run_dir / "tasks")},
     )
+    return timed_start(launcher, spec)
+
+
+def timed_start(launcher: Launcher, spec: LaunchSpec) -> float:
+    """Seconds from starting ``spec`` to its exit, which must be 0."""
     started = time.perf_counter()
     code = launcher.start(spec).wait()
     elapsed = time.perf_counter() - started
     if code != 0:
-        raise SystemExit(f"run {run_dir} exited {code}:\n{(run_dir / 'stderr').read_text()}")
+        raise SystemExit(f"{spec.cwd} exited {code}:\n{spec.stderr.read_text()}")
     return elapsed
 
 
@@ -86,12 +91,7 @@ def toil_child_run(launcher: Launcher, base: Path, n: int) -> float:
             "TOOLCHEST_WES_TOIL_JOBSTORE": str(work / "jobstore"),
         },
     )
-    started = time.perf_counter()
-    code = launcher.start(spec).wait()
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise SystemExit(f"run {run_dir} exited {code}:\n{(run_dir / 'stderr').read_text()}")
-    return elapsed
+    return timed_start(launcher, spec)
 
 
 def wait_latency(runs: int) -> None:
