@@ -279,7 +279,9 @@ def test_end_of_file_kills_the_children_and_still_reports_them(zygote, folder):
     assert zygote.wait() == 0
 
 
-def test_a_child_whose_entry_asks_for_grace_gets_sigterm_first(zygote, folder):
+def test_a_child_whose_entry_asks_for_grace_gets_sigterm_first(
+    zygote: Zygote, folder: Path
+) -> None:
     zygote.hello("zygote_demo", "graceful_demo")
     marker = folder / "cleaned-up"
     graceful = zygote.fork(folder, "graceful_demo", str(marker))["pid"]
