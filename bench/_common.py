@@ -130,29 +130,34 @@ def middle_token(store: StateStore, page_size: int, **filters: Any) -> str | Non
 
 @contextmanager
 def embedded_server(
-    data_dir: Path, code: Path | None = None, serve_args: Sequence[str] = ()
+    data_dir: Path,
+    code: Path | None = None,
+    serve_args: Sequence[str] = (),
+    log: Path | None = None,
 ) -> Iterator[str]:
     """A `toolchest-wes serve` process on a free port, without submit limits; yields its URL.
 
     ``code`` is a checkout whose code the server runs (``PYTHONPATH``) with this virtualenv's
     libraries; by default the installed package. ``serve_args`` are more serve options.
+    ``log``: a file that gets the server's log at level INFO (else warnings are dropped).
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
-    env["TOOLCHEST_WES_LOG_LEVEL"] = "WARNING"
+    env["TOOLCHEST_WES_LOG_LEVEL"] = "INFO" if log else "WARNING"
     # The benchmarks submit far faster than one user may by default.
     env["TOOLCHEST_WES_SUBMIT_RATE"] = "0"
     env["TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER"] = "0"
     if code is not None:
         env["PYTHONPATH"] = str(code)
     argv = [sys.executable, "-m", "toolchest_wes.cli.main", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*argv, "--data-dir", str(data_dir), *serve_args],
-        env=env,
-        cwd=code,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "wb") as stderr:
+        proc = subprocess.Popen(
+            [*argv, "--data-dir", str(data_dir), *serve_args],
+            env=env,
+            cwd=code,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -11,21 +11,29 @@ Usage: python bench/bench_embedded.py [--runs 30] [--list-requests 400]
 
 With ``--engine toil`` it measures instead hello-world submit -> COMPLETE through the server's
 Toil engine (``workflow_engine=toil``), in CWL (``examples/hello``) and in WDL
-(``bench/hello.wdl``), each beside the same workflow run by ``toil-cwl-runner`` or
-``toil-wdl-runner`` directly, as from a shell, taking turns after one warm-up run of each; the
-difference of the medians is what WES adds.
+(``bench/hello.wdl``), and ``--engine snakemake`` the Snakemake hello-world, each beside the
+same workflow run by the engine directly, as from a shell, and beside the parts of what the
+server does: the command it starts (``toil_child`` with Toil's flags, or ``snakemake`` with
+the server's flags), with the server's niceness and without, and for Toil the runner with the
+server's flags but without ``toil_child``. All take turns after one warm-up round; the
+differences of the medians say what WES adds, and where.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -33,6 +41,7 @@ from _common import (
     API,
     DEFAULT_TOIL_VENV,
     HELLO,
+    HELLO_BY_TYPE,
     HELLO_SMK,
     HELLO_WDL,
     embedded_server,
@@ -40,9 +49,18 @@ from _common import (
     submit_hello,
 )
 
+from toolchest_wes.config import Settings
+from toolchest_wes.core.executor import prepare_run
+from toolchest_wes.core.workspace import Attachment, Workspace
+from toolchest_wes.engines.base import PreparedRun, Resources, WorkflowEngine
+from toolchest_wes.engines.snakemake_engine import SnakemakeEngine
+from toolchest_wes.engines.toil_engine import RUNNERS, ToilEngine
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import RunRecord
+
+#: The niceness the server gives engine processes by default.
+NICE = Settings.model_fields["engine_nice"].default
 
 
 def latency(url: str, runs: int) -> list[float]:
@@ -57,9 +75,16 @@ def latency(url: str, runs: int) -> list[float]:
 
 
 def hello_through_wes(
-    client: httpx.Client, engine: str | None = None, workflow_type: str = "CWL"
+    client: httpx.Client,
+    engine: str | None = None,
+    workflow_type: str = "CWL",
+    stamps: dict[str, tuple[float, float]] | None = None,
 ) -> float:
-    """Seconds from POSTing hello-world to seeing it COMPLETE, polling every 10 ms."""
+    """Seconds from POSTing hello-world to seeing it COMPLETE, polling every 10 ms.
+
+    ``stamps`` gets the run's id with the wall-clock times of the POST and of seeing COMPLETE.
+    """
+    posted = time.time()
     start = time.perf_counter()
     run_id = submit_hello(client, engine=engine, workflow_type=workflow_type)
     while True:
@@ -70,7 +95,33 @@ def hello_through_wes(
     elapsed = time.perf_counter() - start
     if state != "COMPLETE":
         raise RuntimeError(f"run {run_id} ended {state}")
+    if stamps is not None:
+        stamps[run_id] = (posted, posted + elapsed)
     return elapsed
+
+
+_EXECUTOR_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO \[\d+\] toolchest_wes\.core\.executor: "
+    r"run (started|ended) run_id=(\S+)",
+    re.MULTILINE,
+)
+
+
+def server_phases(log: Path, stamps: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    """Each run's time in the server before its engine started, from then until its end was
+    recorded, and from then until the client saw it, from the executor's INFO log lines."""
+    seen: dict[tuple[str, str], float] = {}
+    for stamp, what, run_id in _EXECUTOR_LINE.findall(log.read_text(errors="replace")):
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        seen[(run_id, what)] = when
+    phases: dict[str, list[float]] = {"before the engine": [], "engine": [], "after": []}
+    for run_id, (posted, completed) in stamps.items():
+        started, ended = seen.get((run_id, "started")), seen.get((run_id, "ended"))
+        if started is not None and ended is not None:
+            phases["before the engine"].append(started - posted)
+            phases["engine"].append(ended - started)
+            phases["after"].append(completed - ended)
+    return phases
 
 
 def hello_direct(program: Path, workflow_type: str, folder: Path) -> float:
@@ -91,62 +142,137 @@ def hello_direct(program: Path, workflow_type: str, folder: Path) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
     # Toil starts its workers (_toil_worker) by name, as it does in its activated virtualenv.
     env["PATH"] = f"{program.parent}{os.pathsep}{env.get('PATH', '')}"
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{program.name} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return timed(argv, folder, env, folder / "stdout", folder / "stderr")
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str], stdout: Path, stderr: Path) -> float:
+    """Seconds that ``argv`` takes, run in a session of its own as the server runs engines."""
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        start = time.perf_counter()
+        code = subprocess.run(
+            argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True, check=False
+        ).returncode
+        elapsed = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"{argv[0]} exited {code}:\n{stderr.read_text()[-3000:]}")
     return elapsed
 
 
-def toil_latency(tmp: Path, runs: int, venv: Path, serve_args: list[str]) -> None:
-    """Hello-world through the server's Toil engine and with Toil directly, in turns."""
-    programs = {"CWL": venv / "bin" / "toil-cwl-runner", "WDL": venv / "bin" / "toil-wdl-runner"}
+def prepared_run(folder: Path, workflow_type: str) -> PreparedRun:
+    """Hello-world staged in ``folder`` and prepared as the server's executor does it."""
+    workflow, version = HELLO_BY_TYPE[workflow_type]
+    with open(workflow, "rb") as stream:
+        run = Workspace(folder.parent).stage(
+            folder.name,
+            [Attachment(workflow.name, stream)],
+            hello_params(workflow_type, "bench"),
+        )
+    request = RunRequest(
+        workflow_type=workflow_type, workflow_type_version=version, workflow_url=workflow.name
+    )
+    record = RunRecord(run_id=folder.name, state=State.QUEUED, request=request, created_at=0)
+    return prepare_run(record, run, Resources())
+
+
+def hello_launch_spec(engine: WorkflowEngine, folder: Path, supervised: bool = True) -> float:
+    """Seconds that the command the server starts for hello-world takes, without the server.
+
+    An entry module runs as ``python -m MODULE``, not forked from a warm interpreter. With
+    ``supervised`` false, a Toil run starts Toil's runner with the same flags without
+    ``toil_child``, as a shell would with Toil on ``PATH``.
+    """
+    spec = engine.launch_spec(prepared_run(folder, engine.workflow_type))
+    argv, env = spec.argv, os.environ | spec.env
+    if spec.entry is not None:
+        argv = [sys.executable, "-m", spec.entry, *argv[1:]]  # as SubprocessLauncher runs it
+    if not supervised:
+        argv = argv[3:]
+        env = {k: v for k, v in env.items() if not k.startswith("TOOLCHEST_WES_")}
+        env["PATH"] = f"{Path(argv[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+        (folder / "work" / "toil").mkdir()
+    return timed(argv, spec.cwd, env, spec.stdout, spec.stderr)
+
+
+def engine_latency(
+    tmp: Path,
+    runs: int,
+    engine: str,
+    serve_args: list[str],
+    programs: dict[str, Path],
+    engines: dict[str, Callable[[int], WorkflowEngine]],
+) -> None:
+    """Hello-world of each workflow type through the server's ``engine`` and its parts, in
+    turns after one warm-up round: through WES; the command the server starts, with the
+    server's niceness and without; for Toil, its runner with the server's flags but without
+    ``toil_child``; and the engine run directly from a shell."""
+    log = tmp / f"{engine}.log"
     with (
-        embedded_server(tmp / "toil", serve_args=serve_args) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
+        embedded_server(tmp / engine, serve_args=serve_args, log=log) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
     ):
         for workflow_type, program in programs.items():
-            wes: list[float] = []
-            direct: list[float] = []
-            for i in range(runs + 1):  # the first of each warms the file cache
-                folder = tmp / f"direct-{workflow_type}-{i}"
-                through = hello_through_wes(client, "toil", workflow_type)
-                alone = hello_direct(program, workflow_type, folder)
-                if i >= 1:
-                    wes.append(through)
-                    direct.append(alone)
+            stamps: dict[str, tuple[float, float]] = {}
+            parts = _parts(client, engine, workflow_type, program, engines[workflow_type], stamps)
+            times: dict[str, list[float]] = {name: [] for name in parts}
+            cpu: dict[str, list[float]] = {name: [] for name in parts}
+            for i in range(runs + 1):  # the first round warms the file cache
+                for n, (name, part) in enumerate(parts.items()):
+                    before = _children_cpu()
+                    elapsed = part(tmp / f"{engine}-{workflow_type}-{n}-{i}")
+                    if i >= 1:
+                        times[name].append(elapsed)
+                        # The server's own processes are not this one's reaped children.
+                        cpu[name].append(_children_cpu() - before)
+            direct = statistics.median(times[f"{program.name} directly"])
+            print(f"{engine} {workflow_type} hello-world over {runs} rounds:", flush=True)
+            for name, values in times.items():
+                extra = (statistics.median(values) - direct) * 1000
+                used = statistics.median(cpu[name]) * 1000
+                print(
+                    f"  {name}: {describe(values)}; {extra:+.0f} ms"
+                    + (f"; CPU median {used:.0f} ms" if used else ""),
+                    flush=True,
+                )
+            # The first round's run is in stamps too: it is left out like the others' first.
+            first = next(iter(stamps))
+            phases = server_phases(log, {k: v for k, v in stamps.items() if k != first})
             print(
-                f"toil {workflow_type} hello-world over {runs} runs: submit->COMPLETE through "
-                f"WES {describe(wes)}; {program.name} directly {describe(direct)}; "
-                f"WES adds {(statistics.median(wes) - statistics.median(direct)) * 1000:.0f} ms "
-                "(difference of the medians)",
+                "  through WES, from the server's log: "
+                + "; ".join(f"{name} {describe(values)}" for name, values in phases.items()),
                 flush=True,
             )
 
 
-def snakemake_latency(tmp: Path, runs: int) -> None:
-    """Hello-world through the server's Snakemake engine and with Snakemake directly."""
-    program = Path(sys.executable).parent / "snakemake"
-    with (
-        embedded_server(tmp / "smk", serve_args=["--engine=snakemake"]) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
-    ):
-        wes: list[float] = []
-        direct: list[float] = []
-        for i in range(runs + 1):  # the first of each warms the file cache
-            through = hello_through_wes(client, "snakemake", "SMK")
-            alone = hello_direct(program, "SMK", tmp / f"direct-smk-{i}")
-            if i >= 1:
-                wes.append(through)
-                direct.append(alone)
-        print(
-            f"snakemake SMK hello-world over {runs} runs: submit->COMPLETE through WES "
-            f"{describe(wes)}; snakemake directly {describe(direct)}; WES adds "
-            f"{(statistics.median(wes) - statistics.median(direct)) * 1000:.0f} ms "
-            "(difference of the medians)",
-            flush=True,
+def _children_cpu() -> float:
+    """User and system seconds of this process's children that ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _parts(
+    client: httpx.Client,
+    engine: str,
+    workflow_type: str,
+    program: Path,
+    make: Callable[[int], WorkflowEngine],
+    stamps: dict[str, tuple[float, float]],
+) -> dict[str, Callable[[Path], float]]:
+    """What ``engine_latency`` times, by name, each run in a new folder."""
+    parts: dict[str, Callable[[Path], float]] = {
+        "through WES": lambda _f: hello_through_wes(client, engine, workflow_type, stamps),
+        f"server's command alone, nice {NICE}": lambda f: hello_launch_spec(make(NICE), f),
+        "server's command alone, nice 0": lambda f: hello_launch_spec(make(0), f),
+    }
+    if engine == "toil":
+        parts["runner with the server's flags, no toil_child, nice 0"] = lambda f: (
+            hello_launch_spec(make(0), f, supervised=False)
         )
+    parts[f"{program.name} directly"] = lambda f: hello_direct(program, workflow_type, f)
+    return parts
+
+
+def _toil(workflow_type: str, bin_dir: Path, nice: int) -> WorkflowEngine:
+    return ToilEngine(workflow_type=workflow_type, bin_dir=bin_dir, nice=nice)
 
 
 def describe(times: list[float]) -> str:
@@ -205,13 +331,29 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.engine == "toil":
+        bin_dir = args.toil_venv / "bin"
         with tempfile.TemporaryDirectory() as tmp:
             serve_args = ["--engine=toil", f"--toil-venv={args.toil_venv}", *args.serve_arg]
-            toil_latency(Path(tmp), args.runs or 10, args.toil_venv, serve_args)
+            engine_latency(
+                Path(tmp),
+                args.runs or 10,
+                "toil",
+                serve_args,
+                {t: bin_dir / runner for t, runner in RUNNERS.items()},
+                {t: functools.partial(_toil, t, bin_dir) for t in RUNNERS},
+            )
         return
     if args.engine == "snakemake":
+        program = Path(sys.executable).parent / "snakemake"
         with tempfile.TemporaryDirectory() as tmp:
-            snakemake_latency(Path(tmp), args.runs or 10)
+            engine_latency(
+                Path(tmp),
+                args.runs or 10,
+                "snakemake",
+                ["--engine=snakemake", *args.serve_arg],
+                {"SMK": program},
+                {"SMK": lambda nice: SnakemakeEngine(program=program, nice=nice)},
+            )
         return
     args.runs = args.runs or 30
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,13 +16,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench_launch import ENTRY, TOOL  # noqa: E402
+from bench_launch import ENTRY, TOOL, timed_start  # noqa: E402
 
 from toolchest_wes.config import SandboxMode, Settings  # noqa: E402
 from toolchest_wes.engines.base import LaunchSpec  # noqa: E402
@@ -59,12 +58,7 @@ def one_run(launcher: WarmLauncher, runs: Path, n: int, policy: SandboxPolicy | 
         stderr=run / "stderr.log",
         env=env,
     )
-    started = time.perf_counter()
-    code = launcher.start(spec).wait()
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise SystemExit(f"run {run} exited {code}:\n{(run / 'stderr.log').read_text()}")
-    return elapsed
+    return timed_start(launcher, spec)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from tests.browser import Browser, browser_session, require_browser
 from tests.conftest import API, EXAMPLES
 from tests.oidc_provider import AUDIENCE, CLIENT_ID, Idp, serve_idp
 from tests.processes import Server, bearer_token
+from tests.snakemake_support import require_snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -90,7 +91,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data = tmp_path_factory.mktemp("dashboard") / "data"
     headers = {user: bearer_token(data, user) for user in ("alice", "bob", "boss")}
     # The tests submit faster than one user may by default (the paging test alone, 21 runs).
-    args = ("--auth", "tokens", "--admin-users", "boss", "--submit-rate", "0")
+    # Without the run sandbox, which tokens turn on, the server offers Snakemake too.
+    args = ("--auth", "tokens", "--admin-users", "boss", "--submit-rate", "0", "--sandbox", "none")
     server = Server(data, *args)
     server.start()
     yield Site(server, headers)
@@ -318,6 +320,27 @@ def test_submit_and_service_pages(browser, alice, tmp_path):
     request = alice.get(f"/runs/{run_id}").json()["request"]
     assert request["tags"] == {"origin": "form"}
     assert request["workflow_params"] == {"message": "from the form"}
+
+
+def test_a_snakefile_is_submitted_as_smk_to_the_engine_chosen(browser, alice, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    require_snakemake()
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_bytes((EXAMPLES / "snakemake" / "hello" / "Snakefile").read_bytes())
+    browser.sign_in(alice.token)
+    browser.go("/submit")
+    engines = Select(browser.find("#s-engine"))
+    assert engines.first_selected_option.text.startswith("cwltool")
+    browser.find("#s-workflow").send_keys(str(snakefile))
+    browser.wait(lambda: browser.find("#s-type").get_attribute("value").startswith("SMK "))
+    assert [o.get_attribute("value") for o in engines.options] == ["snakemake"]
+    browser.find("#submit button[type=submit]").click()
+    browser.wait(lambda: "#/runs/" in browser.driver.current_url)
+    run_id = browser.driver.current_url.rsplit("/", 1)[1]
+    browser.wait_text("#state", "COMPLETE", timeout=60)
+    request = alice.get(f"/runs/{run_id}").json()["request"]
+    assert (request["workflow_type"], request["workflow_engine"]) == ("SMK", "snakemake")
 
 
 def _choose_tool(browser: Browser, name: str) -> None:

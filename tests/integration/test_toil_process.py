@@ -286,7 +286,8 @@ task sleep {
 
 
 def test_cancel_kills_toil_and_its_workers(server: Server, tmp_path: Path) -> None:
-    """CWL and WDL runs at once: Toil's workers, and the tasks they run (WDL's in bwrap)."""
+    """CWL and WDL runs at once: Toil's workers, the tasks they run (WDL's in bwrap), and
+    the runs' job stores."""
     seconds = 400 + os.getpid() % 1000
     nap = tmp_path / "nap.wdl"
     nap.write_text(SLEEP_WDL)
@@ -298,8 +299,10 @@ def test_cancel_kills_toil_and_its_workers(server: Server, tmp_path: Path) -> No
     while not (sleeping(seconds) and sleeping(seconds + 1)):
         assert time.monotonic() < deadline, "the tools never started"
         time.sleep(0.05)
-    for run_id in run_ids:
+    stores = [server.data_dir / "runs" / run_id / "work" / "jobstore" for run_id in run_ids]
+    for run_id, store in zip(run_ids, stores, strict=True):
         assert processes_naming(run_id), "no Toil process names the run"
+        assert store.is_dir(), "the run has no job store in its work folder"
     started = time.monotonic()
     for run_id in run_ids:
         cancel = httpx.post(f"{server.url}{API}/runs/{run_id}/cancel", timeout=10)
@@ -310,8 +313,10 @@ def test_cancel_kills_toil_and_its_workers(server: Server, tmp_path: Path) -> No
     print(f"two Toil runs CANCELED {took:.2f} s after the first cancel request")
     assert not sleeping(seconds)
     assert not sleeping(seconds + 1)
-    for run_id in run_ids:
+    for run_id, store in zip(run_ids, stores, strict=True):
         assert processes_naming(run_id) == []
+        # The leader was killed before it could clean up; the job store goes all the same.
+        assert not store.exists()
 
 
 def test_refused_toil_flag_is_a_400_naming_it(server: Server) -> None:

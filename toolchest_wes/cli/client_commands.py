@@ -28,6 +28,11 @@ from toolchest_wes.cli._output import (
     exit_code_for_state,
     warn,
 )
+from toolchest_wes.cli._workflow_type import (
+    WORKFLOW_TYPES,
+    default_type_version,
+    workflow_type_of,
+)
 from toolchest_wes.client import ConflictError, Run, RunFailed, format_runs
 from toolchest_wes.client._core import REQUEST_ID_TAG, Stream
 from toolchest_wes.client._listing import parse_states
@@ -56,7 +61,20 @@ RUN_HELP = "RUN is a run id, @last (the newest run submitted from here) or @last
     type=click.Path(exists=True, path_type=Path),
     help="Another file or folder to attach (repeat).",
 )
-@click.option("--engine", help="workflow_engine, when the server offers several.")
+@click.option(
+    "--type",
+    "workflow_type",
+    type=click.Choice(WORKFLOW_TYPES, case_sensitive=False),
+    help="workflow_type, when the file name does not tell: .wdl is WDL, a Snakefile or .smk "
+    "is SMK (Snakemake), anything else CWL.",
+)
+@click.option(
+    "--type-version",
+    help="workflow_type_version; by default CWL's cwlVersion, WDL's version line, or 1.0.",
+)
+@click.option(
+    "--engine", help="workflow_engine (such as cwltool or toil), when the server offers several."
+)
 @click.option("--wait", is_flag=True, help="Wait until the run ends; exit with its outcome.")
 @click.option(
     "--timeout", type=float, metavar="SECONDS", help="Wait at most this long (implies --wait)."
@@ -76,23 +94,30 @@ def submit(
     tags: tuple[str, ...],
     engine_params: tuple[str, ...],
     attach: tuple[Path, ...],
+    workflow_type: str | None,
+    type_version: str | None,
     engine: str | None,
     wait: bool,
     timeout: float | None,
     download: Path | None,
     cancel_on_interrupt: bool,
 ) -> None:
-    """Submit WORKFLOW (a local CWL file or a URL) with the inputs in JOB (YAML or JSON).
+    """Submit WORKFLOW (a local CWL or WDL file or Snakefile, or a URL) with the inputs in
+    JOB (YAML or JSON).
 
-    The local files the workflow and its inputs name are attached. Prints the run id on
-    stdout, so RUN=$(toolchest-wes submit wf.cwl job.yml) works.
+    The local files a CWL workflow and its inputs name are attached; a WDL file or Snakefile
+    is attached as it is, with what --attach adds beside it (imports, scripts, data). Prints
+    the run id on stdout, so RUN=$(toolchest-wes submit wf.cwl job.yml) works.
     """
+    kind = workflow_type.upper() if workflow_type else workflow_type_of(workflow)
     run = session.client.submit(
         workflow,
         job,
         attachments=attach,
         tags=parse_pairs(tags, "--tag"),
         engine_params=parse_pairs(engine_params, "--engine-param") or None,
+        workflow_type=kind,
+        workflow_type_version=type_version or default_type_version(workflow, kind),
         engine=engine,
     )
     if not (wait or download or timeout is not None):

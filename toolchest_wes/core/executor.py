@@ -44,7 +44,7 @@ from toolchest_wes.store.base import (
     iso_now,
 )
 
-__all__ = ["ExecutorDeps", "execute_run", "list_output_files"]
+__all__ = ["ExecutorDeps", "execute_run", "list_output_files", "prepare_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
         resources, _ = deps.resources.resolve(
             record.request.workflow_engine_parameters, strict=False
         )
-        prepared = _prepare(record, run_dir, resources)
+        prepared = prepare_run(record, run_dir, resources)
         spec = engine.launch_spec(prepared)
         if not _patiently(
             lambda: store.transition(
@@ -258,7 +258,9 @@ def _finish_cancel_before_start(store: StateStore, run_id: str) -> None:
         _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}))
 
 
-def _prepare(record: RunRecord, run_dir: RunDir, resources: Resources) -> PreparedRun:
+def prepare_run(record: RunRecord, run_dir: RunDir, resources: Resources) -> PreparedRun:
+    """The staged run ``record`` as its engine sees it: the workflow as a path under the
+    attachments (unless it is a URL), and the folders of ``run_dir``."""
     url = record.request.workflow_url
     if "://" not in url:
         path, sep, fragment = url.partition("#")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from toolchest_wes.engines.base import LaunchSpec, ProcessHandle
+from toolchest_wes.engines.pidwait import wait_exit
 
 __all__ = ["ProcessLostError", "SubprocessLauncher", "program_output"]
 
@@ -125,10 +126,7 @@ class ChildProcess:
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code, or ``None`` if the process is still running after ``timeout``."""
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return wait_exit(self._proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL this process alone, not its group; nothing happens once it was reaped."""

@@ -1,4 +1,5 @@
-"""The process of one Toil run: ``python -m toolchest_wes.engines.toil_child RUNNER ARGS…``.
+"""The process of one Toil run: ``python -m toolchest_wes.engines.toil_child RUNNER ARGS…``,
+or ``main([RUNNER, ARGS…])`` in a process forked from the warm zygote (no interpreter start).
 
 It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its child, and:
 
@@ -11,6 +12,9 @@ It runs ``RUNNER ARGS…`` (``toil-cwl-runner`` or ``toil-wdl-runner``) as its c
   group alone would leave the workers, and the tools they run, behind. This process is a
   child subreaper (``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are re-parented
   to it instead of to init, so walking its descendants finds them all.
+- on other batch systems, removes the run's file job store (``TOOLCHEST_WES_TOIL_JOBSTORE``)
+  once every process below it is gone: a leader killed on cancel leaves it behind, whatever
+  ``--clean`` says;
 - on Slurm (``TOOLCHEST_WES_TOIL_SLURM_COMMENT``), starts a ``slurm_sweep`` watcher that
   outlives it: Toil's workers run under ``slurmstepd``, not below this process, and a
   leader SIGKILLed at the end of the cancel grace period cannot ``scancel`` them itself.
@@ -37,9 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolchest_wes.engines.pidwait import wait_exit
 from toolchest_wes.engines.proctree import descendants
 
-__all__ = ["TaskLogConverter", "kill_descendants", "main"]
+__all__ = ["SHUTDOWN_GRACE_S", "TaskLogConverter", "kill_descendants", "main"]
+
+#: How long a zygote that forked this process and shuts down waits after SIGTERM before it
+#: SIGKILLs it: time to kill what Toil started, which its process group does not hold.
+SHUTDOWN_GRACE_S = 3.0
 
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 _PR_SET_CHILD_SUBREAPER = 36
@@ -278,6 +287,7 @@ def main(argv: list[str]) -> int:
     (work_dir / "toil").mkdir(parents=True, exist_ok=True)
     slurm_comment = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_COMMENT")
     slurm_remove = os.environ.get("TOOLCHEST_WES_TOIL_SLURM_REMOVE")
+    jobstore = os.environ.get("TOOLCHEST_WES_TOIL_JOBSTORE")
     env = _environment(work_dir)
     # Started before the leader, so no Slurm job of the run can escape it.
     watcher = _start_slurm_watcher(slurm_comment, slurm_remove) if slurm_comment else None
@@ -290,9 +300,8 @@ def main(argv: list[str]) -> int:
             if stop:
                 kill_descendants(os.getpid(), spare=spare)
                 return 128 + stop[0]
-            try:
-                code = leader.wait(_POLL_S)
-            except subprocess.TimeoutExpired:
+            code = wait_exit(leader, _POLL_S)
+            if code is None:
                 converter.scan()
         converter.scan(final=True)
         return code if code >= 0 else 128 - code
@@ -300,6 +309,8 @@ def main(argv: list[str]) -> int:
         # Nothing Toil started may outlive the run, whatever ended it.
         kill_descendants(os.getpid(), spare=spare)
         converter.close()
+        if jobstore:
+            shutil.rmtree(jobstore, ignore_errors=True)
         if watcher is not None:
             _finish_slurm_watcher(watcher)
 

@@ -337,14 +337,13 @@ class ToilEngine:
         return [flag, positive_number(key, value)]
 
     def launch_spec(self, run: PreparedRun) -> LaunchSpec:
-        """``toil_child RUNNER [policy] [user flags] workflow params.json``, exec'd."""
+        """``toil_child RUNNER [policy] [user flags] workflow params.json``: the ``toil_child``
+        entry, forked from a warm interpreter or run as ``python -m``."""
         work = run.work_dir
         jobstore = _jobstore(self.jobstore_dir, run)
         logs = work / "toil-logs"
         argv = [
-            sys.executable,
-            "-m",
-            CHILD_MODULE,
+            "toil_child",
             str(self.runner),
             "--jobStore",
             jobstore,
@@ -387,15 +386,21 @@ class ToilEngine:
             if self.workflow_type == "WDL" and self.wdl_container == "host"
             else "",
         }
+        file_store = jobstore[len("file:") :] if jobstore.startswith("file:") else ""
         if self.batch_system == "slurm":
             # toil_child's watcher cancels the run's Slurm jobs that its leader leaves behind.
             env["TOOLCHEST_WES_TOIL_SLURM_COMMENT"] = run_comment(run.run_id)
             # A file job store outside the run's folder is the watcher's to remove.
-            outside = self.jobstore_dir is not None and jobstore.startswith("file:")
-            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = jobstore[len("file:") :] if outside else ""
+            outside = self.jobstore_dir is not None
+            env["TOOLCHEST_WES_TOIL_SLURM_REMOVE"] = file_store if outside else ""
+        else:
+            # Every process that uses it runs below toil_child, which removes it once they
+            # are gone: a leader killed on cancel cannot honour --clean always.
+            env["TOOLCHEST_WES_TOIL_JOBSTORE"] = file_store
         return LaunchSpec(
             argv=argv,
-            entry=None,
+            # Forked from the warm zygote where there is one: no interpreter to start.
+            entry=CHILD_MODULE,
             cwd=run.attachments_dir,
             stdout=run.stdout_path,
             stderr=run.stderr_path,

@@ -13,7 +13,10 @@ socket. Both sides send newline-delimited JSON objects:
   code is the signal that killed it.
 
 End of file on the socket (the parent closed it or died) and SIGTERM both make the zygote
-SIGKILL every child's process group, report and reap them, and exit.
+SIGKILL every child's process group, report and reap them, and exit. A child whose entry
+module sets ``SHUTDOWN_GRACE_S`` gets SIGTERM first and that long to end by itself: a
+supervisor such as ``toil_child`` then kills the processes it started in sessions of their
+own, which SIGKILLing its group would leave behind.
 
 The zygote stays single-threaded: forking a process that has other threads can leave the
 child with locks that nobody will ever release.
@@ -31,6 +34,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
@@ -41,6 +45,7 @@ __all__ = ["main"]
 
 # A child whose entry raised exits with this code.
 CHILD_CRASH_EXIT = EXIT_INTERNAL_ERROR
+_SHUTDOWN_POLL_S = 0.02
 
 
 def _noop(signum: int, frame: FrameType | None) -> None:
@@ -68,6 +73,8 @@ class _ForkServer:
         self._modules = modules
         self._buffer = buffered
         self._children: set[int] = set()
+        # The children that get SIGTERM and this long to end before the zygote SIGKILLs them.
+        self._graceful: dict[int, float] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -141,6 +148,7 @@ class _ForkServer:
     def _report(self, pid: int, status: int) -> None:
         if pid in self._children:
             self._children.discard(pid)
+            self._graceful.pop(pid, None)
             self.send({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
 
     def _handle(self, request: dict[str, Any]) -> None:
@@ -153,6 +161,9 @@ class _ForkServer:
             self.send({"req": req, "error": f"{type(exc).__name__}: {exc}"})
         else:
             self._children.add(pid)
+            grace = getattr(self._modules.get(str(request.get("entry"))), "SHUTDOWN_GRACE_S", 0)
+            if grace:
+                self._graceful[pid] = float(grace)
             self.send({"req": req, "pid": pid})
 
     def _fork(self, request: dict[str, Any]) -> int:
@@ -239,6 +250,14 @@ class _ForkServer:
                 os._exit(code)
 
     def _shutdown(self) -> None:
+        if self._graceful:
+            deadline = time.monotonic() + max(self._graceful.values())
+            for pid in self._graceful:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+            while self._graceful and time.monotonic() < deadline:
+                time.sleep(_SHUTDOWN_POLL_S)
+                self._reap()
         for pid in self._children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

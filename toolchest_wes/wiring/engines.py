@@ -19,6 +19,7 @@ from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY, CwltoolEngine
 from toolchest_wes.engines.process import SubprocessLauncher
 from toolchest_wes.engines.registry import EngineRegistry
+from toolchest_wes.engines.toil_engine import CHILD_MODULE as TOIL_CHILD
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.store.base import RunRecord, StateStore
 from toolchest_wes.wiring.sandbox import build_sandbox
@@ -120,7 +121,8 @@ def build_launcher(settings: Settings) -> Launcher:
     """A warm launcher that starts warming now, or plain subprocesses if switched off."""
     if not settings.warm_engine:
         return SubprocessLauncher()
-    launcher = WarmLauncher([CHILD_ENTRY])
+    # toil_child is light to import, and forked it starts a Toil run without an interpreter.
+    launcher = WarmLauncher([CHILD_ENTRY, TOIL_CHILD])
     launcher.start_background()
     return launcher
 

@@ -87,3 +87,5 @@ def test_other_batch_systems_get_no_comment_and_no_watcher(tmp_path: Path) -> No
 
     assert not any(a.startswith("--slurmArgs") for a in spec.argv)
     assert "TOOLCHEST_WES_TOIL_SLURM_COMMENT" not in spec.env
+    # No watcher: toil_child removes the job store itself, after the run's processes.
+    assert spec.env["TOOLCHEST_WES_TOIL_JOBSTORE"] == str(tmp_path / "run" / "work" / "jobstore")

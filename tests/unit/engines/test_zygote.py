@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,18 @@ ENTRIES = {
     """,
     "no_main_demo": """
         VALUE = 1
+    """,
+    # A supervisor that cleans up on SIGTERM, and has the zygote wait for it.
+    "graceful_demo": """
+        import signal, sys, time
+        SHUTDOWN_GRACE_S = 30.0
+        def main(argv):
+            def cleanup(signum, frame):
+                open(argv[0], "w").close()
+                sys.exit(9)
+            signal.signal(signal.SIGTERM, cleanup)
+            open(argv[0] + ".ready", "w").close()
+            time.sleep(600)
     """,
 }
 
@@ -263,6 +276,26 @@ def test_end_of_file_kills_the_children_and_still_reports_them(zygote, folder):
     zygote.sock.shutdown(socket.SHUT_WR)
 
     assert zygote.exit_of(pid) == -signal.SIGKILL
+    assert zygote.wait() == 0
+
+
+def test_a_child_whose_entry_asks_for_grace_gets_sigterm_first(
+    zygote: Zygote, folder: Path
+) -> None:
+    zygote.hello("zygote_demo", "graceful_demo")
+    marker = folder / "cleaned-up"
+    graceful = zygote.fork(folder, "graceful_demo", str(marker))["pid"]
+    plain = zygote.fork(folder, "zygote_demo", "sleep")["pid"]
+    deadline = time.monotonic() + 30
+    while not Path(f"{marker}.ready").exists():  # its SIGTERM handler is in place
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    zygote.sock.shutdown(socket.SHUT_WR)
+
+    assert zygote.exit_of(graceful) == 9
+    assert marker.exists()
+    assert zygote.exit_of(plain) == -signal.SIGKILL
     assert zygote.wait() == 0
 
 

@@ -15,6 +15,22 @@ function parseTags(text) {
   return tags;
 }
 
+/** The workflow type a file's name tells: .wdl is WDL, a Snakefile or .smk Snakemake. */
+function typeOfFile(name) {
+  const lower = name.toLowerCase();
+  if (lower.endsWith(".wdl")) return "WDL";
+  if (name === "Snakefile" || lower.endsWith(".smk")) return "SMK";
+  return "CWL";
+}
+
+/** The engines that run `type`, by service-info: the default one first. */
+function enginesFor(info, type) {
+  const engines = info.toolchest_wes_engines;
+  if (!engines) return Object.keys(info.workflow_engine_versions || {});
+  const names = Object.keys(engines).filter((name) => type in (engines[name].workflow_types || {}));
+  return names.sort((a, b) => (engines[b].default_for || []).includes(type) - (engines[a].default_for || []).includes(type));
+}
+
 export async function render(main) {
   const info = await call("/service-info");
   const types = Object.entries(info.workflow_type_versions || {}).flatMap(([type, v]) =>
@@ -26,9 +42,10 @@ export async function render(main) {
     </fieldset>
     <form class="form" id="tool-submit" hidden novalidate></form>
     <form class="form" id="submit">
-      <label>Workflow file<input type="file" name="workflow" id="s-workflow" required accept=".cwl,.yml,.yaml,.json"></label>
+      <label>Workflow file (CWL, WDL or a Snakefile)<input type="file" name="workflow" id="s-workflow" required></label>
       <label>Other files it needs (optional)<input type="file" name="attachments" id="s-attachments" multiple></label>
       <label>Workflow type<select name="type" id="s-type">${types.map((t) => html`<option>${t}</option>`)}</select></label>
+      <label>Engine<select name="engine" id="s-engine"></select></label>
       <label>Inputs (JSON object)<textarea name="params" id="s-params" spellcheck="false">{}</textarea></label>
       <label>Or an inputs file (JSON or YAML as JSON)<input type="file" name="paramsfile" id="s-paramsfile" accept=".json"></label>
       <label>Tags, one key:value per line<textarea name="tags" id="s-tags" rows="3"></textarea></label>
@@ -50,6 +67,26 @@ export async function render(main) {
       }
     });
   }
+  const showEngines = () => {
+    const engines = enginesFor(info, form.type.value.split(" ")[0]);
+    form.engine.innerHTML = engines.map((name, i) =>
+      html`<option value="${name}">${name}${i === 0 && engines.length > 1 ? " (default)" : ""}</option>`).join("");
+  };
+  form.type.addEventListener("change", showEngines);
+  form.workflow.addEventListener("change", async () => {
+    const file = form.workflow.files[0];
+    if (!file) return;
+    const type = typeOfFile(file.name);
+    // A WDL file declares its version on a line of its own, before any code.
+    const declared = type === "WDL" ? (/^\s*version\s+(\S+)/m.exec(await file.text()) || [])[1] : undefined;
+    const offered = types.filter((t) => t.split(" ")[0] === type);
+    const pick = offered.find((t) => t === `${type} ${declared}`) || offered[0];
+    if (pick) {
+      form.type.value = pick;
+      showEngines();
+    }
+  });
+  showEngines();
   const problem = main.querySelector("#s-error");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -73,6 +110,7 @@ export async function render(main) {
     body.set("workflow_url", workflow.name);
     body.set("workflow_params", JSON.stringify(params));
     body.set("tags", JSON.stringify(tags));
+    if (form.engine.value) body.set("workflow_engine", form.engine.value);
     body.append("workflow_attachment", workflow, workflow.name);
     for (const file of form.attachments.files) body.append("workflow_attachment", file, file.name);
     try {
