@@ -26,7 +26,13 @@ from typing import Any
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.models import TERMINAL_STATES, State
-from toolchest_wes.store.base import RunRecord, RunUpdate, StateStore, iso_time
+from toolchest_wes.store.base import (
+    IdempotencyClaim,
+    RunRecord,
+    RunUpdate,
+    StateStore,
+    iso_time,
+)
 from toolchest_wes.store.outbox import Delivery, Outbox, RunHooks
 
 __all__ = [
@@ -243,10 +249,13 @@ class EventingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
 
-    def create_run(self, record: RunRecord) -> None:
-        """Create the run, then record its QUEUED event."""
-        self.wrapped.create_run(record)
-        self.webhooks.record(record.run_id, record.state)
+    def create_run(self, record: RunRecord, *, claim: IdempotencyClaim | None = None) -> str:
+        """Create the run, then record its QUEUED event (none when ``claim`` found an earlier
+        run, as nothing was created)."""
+        run_id = self.wrapped.create_run(record, claim=claim)
+        if run_id == record.run_id:
+            self.webhooks.record(record.run_id, record.state)
+        return run_id
 
     def transition(
         self,
