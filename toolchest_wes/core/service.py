@@ -19,6 +19,7 @@ from toolchest_wes.core.errors import (
     GoneError,
     NotFoundError,
     RunNotFoundError,
+    UnprocessableContentError,
 )
 from toolchest_wes.core.limits import SubmitLimits
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
@@ -28,6 +29,7 @@ from toolchest_wes.core.submission import (
     RunSubmission,
     check_input_types,
     check_workflow_url,
+    fingerprint,
     resolve_engine,
     unique_attachments,
 )
@@ -44,6 +46,8 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, parse_state_names
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
+    IdempotencyClaim,
+    IdempotencyKeyReusedError,
     InvalidPageTokenError,
     RunPage,
     RunRecord,
@@ -58,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 #: Run owners one process remembers; the oldest entry goes first when it is full.
 _OWNER_CACHE_SIZE = 100_000
+#: How long an Idempotency-Key stands for its run when the operator sets nothing (24 h).
+DEFAULT_IDEMPOTENCY_WINDOW_S = 24 * 3600.0
 
 
 @dataclass
@@ -88,6 +94,8 @@ class ServiceConfig:
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
     #: The server's webhooks; ``None``: it sends none, and refuses runs that ask for them.
     webhooks: Webhooks | None = None
+    #: How long an ``Idempotency-Key`` stands for the run it made, in seconds.
+    idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S
 
 
 @dataclass
@@ -125,8 +133,18 @@ class RunService:
         """Check a submission, stage its files, record it QUEUED and hand it to the runner.
 
         The run belongs to ``owner``, or else to ``caller`` (no one when authentication is off).
+        With ``sub.idempotency_key``, a key the owner already used within the window returns
+        that run's id and makes no second run; used for another request, it is a 422.
+
+        Once the run is recorded the submission succeeds, whatever fails after: an error
+        answer would tell the client that no run was made.
         """
         owner = owner if owner is not None else caller.user
+        claim = self._claim(sub)
+        if claim is not None:
+            earlier = self._earlier_run(owner, claim)
+            if earlier is not None:
+                return earlier
         limits = self.config.limits
         limits.check_rate(owner)
         if self.config.tools is not None:
@@ -182,12 +200,24 @@ class RunService:
                 self._check_active(owner)
                 if self.config.webhooks is not None:
                     self.config.webhooks.register(run_id, request.tags, owner)
-                self.store.create_run(record)
-        except BaseException:
-            # A StoreUnavailableError goes on to the server's one 503 handler.
+                held = self.store.create_run(record, claim=claim)
+        except BaseException as exc:
+            # A StoreUnavailableError goes on to the server's one 503 handler. The store may
+            # have applied the create all the same (Redis died before it answered): without
+            # its files such a run can never execute, and ends SYSTEM_ERROR saying why when
+            # the reconcile loop queues it; a retry with the same key gives it these files.
             self.workspace.remove(run_id)
+            if isinstance(exc, IdempotencyKeyReusedError) and claim is not None:
+                raise self._reused(claim, exc.run_id) from None
             raise
+        if held != run_id:
+            # Another submission with the same key was recorded first.
+            return self._join(held, run_id)
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
+        self._queue(run_id)
+        return run_id
+
+    def _queue(self, run_id: str) -> None:
         try:
             self.runner.submit(run_id)
         except Exception:
@@ -197,7 +227,60 @@ class RunService:
             logger.warning(
                 "could not queue run_id=%s; it is sent again later", run_id, exc_info=True
             )
+
+    # -- idempotency keys -----------------------------------------------------------------
+
+    def _claim(self, sub: RunSubmission) -> IdempotencyClaim | None:
+        if sub.idempotency_key is None:
+            return None
+        return IdempotencyClaim(
+            sub.idempotency_key, fingerprint(sub), self.config.idempotency_window_s
+        )
+
+    def _earlier_run(self, owner: str | None, claim: IdempotencyClaim) -> str | None:
+        """The run the key already stands for, if it can be answered at once: before any
+        limit, since answering it makes nothing new."""
+        found = self.store.find_claim(owner, claim.key)
+        if found is None:
+            return None
+        held_fingerprint, run_id = found
+        if held_fingerprint != claim.fingerprint:
+            raise self._reused(claim, run_id)
+        if self._lacks_files(run_id):
+            # Recorded by a submission answered 503 whose files went with the refusal: this
+            # request stages them, and the create hands them over (see _join).
+            return None
+        logger.info("idempotent submission answered with run_id=%s", run_id)
         return run_id
+
+    def _lacks_files(self, run_id: str) -> bool:
+        return (
+            self.store.get_state(run_id) is State.QUEUED
+            and not self.workspace.run_dir(run_id).params_file.exists()
+        )
+
+    def _join(self, held: str, staged_id: str) -> str:
+        """Answer with run ``held``, which the key stands for; give it the files staged for
+        ``staged_id`` if it has none (and queue it then: no one did), else drop them."""
+        if self._lacks_files(held) and self.workspace.adopt(staged_id, held):
+            logger.info("idempotent submission gave run_id=%s its files", held)
+            self._queue(held)
+        else:
+            self.workspace.remove(staged_id)
+            logger.info("idempotent submission answered with run_id=%s", held)
+        if self.config.webhooks is not None:
+            try:
+                self.config.webhooks.outbox.forget(staged_id)
+            except Exception:  # hooks of a run that does not exist cost a little space
+                logger.warning("could not drop the hooks of %s", staged_id, exc_info=True)
+        return held
+
+    @staticmethod
+    def _reused(claim: IdempotencyClaim, run_id: str) -> UnprocessableContentError:
+        return UnprocessableContentError(
+            f"Idempotency-Key {claim.key!r} was already used for another request (run "
+            f"{run_id}); send a new key with a new request, or resend that request unchanged"
+        )
 
     def _check_active(self, owner: str | None) -> None:
         if self.config.limits.max_active_runs:

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 _INTERNAL_MSG = "internal server error; the server log has the details"
 _UNAVAILABLE_MSG = "the run database is not answering; retry in a few seconds"
+_RESEND_WITH_KEY = (
+    "; resend the request with the same Idempotency-Key, which returns the run if one was "
+    "recorded and never makes a second"
+)
 #: Seconds a client is told to wait before retrying a 503 (the header ``Retry-After``).
 RETRY_AFTER_S = 5
 
@@ -48,7 +52,10 @@ def _store_unavailable(exc: StoreUnavailableError) -> Response:
     # Any operation may find the store gone (a read, a submit, a cancel's transition); the
     # details, such as the database's address, go to the log only.
     logger.warning("%s %s: %s", request.method, request.path, exc)
-    return error_response(503, _UNAVAILABLE_MSG, {"Retry-After": str(RETRY_AFTER_S)})
+    msg = _UNAVAILABLE_MSG
+    if request.method == "POST" and "Idempotency-Key" in request.headers:
+        msg += _RESEND_WITH_KEY
+    return error_response(503, msg, {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _problem(exc: ProblemException) -> Response:
