@@ -188,6 +188,23 @@ class RedisStateStore:
 
         ``RunExistsError`` if the id is taken; see ``StateStore.create_run`` for ``claim``.
         """
+        keys, args = self._create_call(record, claim)
+        with self._errors():
+            result = self._create(keys=keys, args=args)
+        if isinstance(result, list):
+            matches, held = int(result[0]), str(result[1])
+            if not matches:
+                raise IdempotencyKeyReusedError(held)
+            return held
+        if not result:
+            raise RunExistsError(f"run {record.run_id} already exists")
+        return record.run_id
+
+    def _create_call(
+        self, record: RunRecord, claim: IdempotencyClaim | None = None
+    ) -> tuple[list[str], list[str | int]]:
+        """The ``KEYS`` and ``ARGV`` of the create script for ``record`` (a bulk loader sends
+        the same, pipelined)."""
         state = State(record.state).value
         keys = [
             self._run_key(record.run_id),
@@ -206,16 +223,7 @@ class RedisStateStore:
             max(1, round(claim.ttl_s * 1000)) if claim else 0,
             *flatten(to_hash(record)),
         ]
-        with self._errors():
-            result = self._create(keys=keys, args=args)
-        if isinstance(result, list):
-            matches, held = int(result[0]), str(result[1])
-            if not matches:
-                raise IdempotencyKeyReusedError(held)
-            return held
-        if not result:
-            raise RunExistsError(f"run {record.run_id} already exists")
-        return record.run_id
+        return keys, args
 
     def find_claim(self, owner: str | None, key: str) -> tuple[str, str] | None:
         """The fingerprint and run of ``owner``'s unexpired idempotency key (one ``HMGET``)."""
