@@ -19,8 +19,8 @@ from toolchest_wes.core.errors import (
     GoneError,
     NotFoundError,
     RunNotFoundError,
-    UnprocessableContentError,
 )
+from toolchest_wes.core.idempotency import DEFAULT_WINDOW_S, IdempotencyKeys
 from toolchest_wes.core.limits import SubmitLimits
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.resources import ResourcePolicy
@@ -29,7 +29,6 @@ from toolchest_wes.core.submission import (
     RunSubmission,
     check_input_types,
     check_workflow_url,
-    fingerprint,
     resolve_engine,
     unique_attachments,
 )
@@ -46,7 +45,6 @@ from toolchest_wes.engines.registry import EngineRegistry
 from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, parse_state_names
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.store.base import (
-    IdempotencyClaim,
     IdempotencyKeyReusedError,
     InvalidPageTokenError,
     RunPage,
@@ -62,8 +60,6 @@ logger = logging.getLogger(__name__)
 
 #: Run owners one process remembers; the oldest entry goes first when it is full.
 _OWNER_CACHE_SIZE = 100_000
-#: How long an Idempotency-Key stands for its run when the operator sets nothing (24 h).
-DEFAULT_IDEMPOTENCY_WINDOW_S = 24 * 3600.0
 
 
 @dataclass
@@ -95,7 +91,7 @@ class ServiceConfig:
     #: The server's webhooks; ``None``: it sends none, and refuses runs that ask for them.
     webhooks: Webhooks | None = None
     #: How long an ``Idempotency-Key`` stands for the run it made, in seconds.
-    idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S
+    idempotency_window_s: float = DEFAULT_WINDOW_S
 
 
 @dataclass
@@ -124,6 +120,7 @@ class RunService:
         self.config = config or ServiceConfig()
         self._owners: dict[str, str] = {}
         self._owners_lock = threading.Lock()
+        self._keys = IdempotencyKeys(store, workspace, self.config.idempotency_window_s)
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -140,9 +137,10 @@ class RunService:
         answer would tell the client that no run was made.
         """
         owner = owner if owner is not None else caller.user
-        claim = self._claim(sub)
+        claim = self._keys.claim(sub)
         if claim is not None:
-            earlier = self._earlier_run(owner, claim)
+            # Before any limit: answering with an earlier run makes nothing new.
+            earlier = self._keys.earlier_run(owner, claim)
             if earlier is not None:
                 return earlier
         limits = self.config.limits
@@ -208,11 +206,14 @@ class RunService:
             # the reconcile loop queues it; a retry with the same key gives it these files.
             self.workspace.remove(run_id)
             if isinstance(exc, IdempotencyKeyReusedError) and claim is not None:
-                raise self._reused(claim, exc.run_id) from None
+                raise self._keys.reused(claim, exc.run_id) from None
             raise
         if held != run_id:
             # Another submission with the same key was recorded first.
-            return self._join(held, run_id)
+            if self._keys.join(held, run_id):
+                self._queue(held)
+            self._forget_hooks(run_id)
+            return held
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
         self._queue(run_id)
         return run_id
@@ -228,59 +229,14 @@ class RunService:
                 "could not queue run_id=%s; it is sent again later", run_id, exc_info=True
             )
 
-    # -- idempotency keys -----------------------------------------------------------------
-
-    def _claim(self, sub: RunSubmission) -> IdempotencyClaim | None:
-        if sub.idempotency_key is None:
-            return None
-        return IdempotencyClaim(
-            sub.idempotency_key, fingerprint(sub), self.config.idempotency_window_s
-        )
-
-    def _earlier_run(self, owner: str | None, claim: IdempotencyClaim) -> str | None:
-        """The run the key already stands for, if it can be answered at once: before any
-        limit, since answering it makes nothing new."""
-        found = self.store.find_claim(owner, claim.key)
-        if found is None:
-            return None
-        held_fingerprint, run_id = found
-        if held_fingerprint != claim.fingerprint:
-            raise self._reused(claim, run_id)
-        if self._lacks_files(run_id):
-            # Recorded by a submission answered 503 whose files went with the refusal: this
-            # request stages them, and the create hands them over (see _join).
-            return None
-        logger.info("idempotent submission answered with run_id=%s", run_id)
-        return run_id
-
-    def _lacks_files(self, run_id: str) -> bool:
-        return (
-            self.store.get_state(run_id) is State.QUEUED
-            and not self.workspace.run_dir(run_id).params_file.exists()
-        )
-
-    def _join(self, held: str, staged_id: str) -> str:
-        """Answer with run ``held``, which the key stands for; give it the files staged for
-        ``staged_id`` if it has none (and queue it then: no one did), else drop them."""
-        if self._lacks_files(held) and self.workspace.adopt(staged_id, held):
-            logger.info("idempotent submission gave run_id=%s its files", held)
-            self._queue(held)
-        else:
-            self.workspace.remove(staged_id)
-            logger.info("idempotent submission answered with run_id=%s", held)
-        if self.config.webhooks is not None:
-            try:
-                self.config.webhooks.outbox.forget(staged_id)
-            except Exception:  # hooks of a run that does not exist cost a little space
-                logger.warning("could not drop the hooks of %s", staged_id, exc_info=True)
-        return held
-
-    @staticmethod
-    def _reused(claim: IdempotencyClaim, run_id: str) -> UnprocessableContentError:
-        return UnprocessableContentError(
-            f"Idempotency-Key {claim.key!r} was already used for another request (run "
-            f"{run_id}); send a new key with a new request, or resend that request unchanged"
-        )
+    def _forget_hooks(self, run_id: str) -> None:
+        """Drop the webhooks registered for a run that was not created after all."""
+        if self.config.webhooks is None:
+            return
+        try:
+            self.config.webhooks.outbox.forget(run_id)
+        except Exception:  # the hooks of a run that does not exist only cost a little space
+            logger.warning("could not drop the hooks of run_id=%s", run_id, exc_info=True)
 
     def _check_active(self, owner: str | None) -> None:
         if self.config.limits.max_active_runs:
