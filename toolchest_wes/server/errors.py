@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 
 from toolchest_wes.core.errors import TooManyRequestsError, WesError
 from toolchest_wes.models import ErrorResponse
+from toolchest_wes.server.forms import IDEMPOTENCY_KEY_HEADER
 from toolchest_wes.server.limits import too_large_message
 from toolchest_wes.server.spec import TRS_BASE_PATH
 from toolchest_wes.store.base import StoreUnavailableError
@@ -53,7 +54,7 @@ def _store_unavailable(exc: StoreUnavailableError) -> Response:
     # details, such as the database's address, go to the log only.
     logger.warning("%s %s: %s", request.method, request.path, exc)
     msg = _UNAVAILABLE_MSG
-    if request.method == "POST" and "Idempotency-Key" in request.headers:
+    if request.method == "POST" and IDEMPOTENCY_KEY_HEADER in request.headers:
         msg += _RESEND_WITH_KEY
     return error_response(503, msg, {"Retry-After": str(RETRY_AFTER_S)})
 
