@@ -9,8 +9,9 @@ and started again from its append-only file a second later. The same processes g
 every round, so a worker that stopped consuming after an earlier restart fails a later round.
 
 A quarter of the clients are foreign clients that follow the Idempotency-Key draft with plain
-httpx: they drop a connection after 1.5 s and resend every submission that got a 5xx or no
-answer, with the same key, until it is answered.
+httpx: they drop a connection after 1.5 s (the first try of every fourth submission after
+50 ms, while the server is still making the run) and resend every submission that got a 5xx
+or no answer, with the same key, until it is answered.
 
 After each round: every run a client got a 200 for is listed and terminal within two minutes
 of the end of the load (none lost), no two runs carry one client's tag (none made twice),
