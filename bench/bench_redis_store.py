@@ -35,7 +35,6 @@ from typing import Any
 from _common import middle_token
 
 from toolchest_wes.models import RunRequest, State
-from toolchest_wes.store._redis_schema import flatten, to_hash
 from toolchest_wes.store.base import RunRecord
 from toolchest_wes.store.outbox import RunHooks
 from toolchest_wes.store.redis_outbox import RedisOutbox
@@ -115,15 +114,7 @@ def fill(url: str, count: int) -> RedisStateStore:
                 cmd=["cwltool", "hello.cwl", "job.json"],
                 system_logs=["started"],
             )
-            keys = [
-                store._run_key(record.run_id),
-                store._key("seq"),
-                store._key("counts"),
-                store._key("runs"),
-                store._state_key(state.value),
-                *(store._tag_key(k, v) for k, v in tags.items()),
-            ]
-            args = [record.run_id, state.value, *flatten(to_hash(record))]
+            keys, args = store._create_call(record)
             store._create(keys=keys, args=args, client=pipe)
         pipe.execute()
     assert sum(store.count_by_state().values()) == count

@@ -329,6 +329,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Submissions one user may make at once before submit_rate applies.",
     )
+    idempotency_window_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description=(
+            "How long the Idempotency-Key of a POST /runs stands for the run it made: the "
+            "same key from the same user within this time returns that run's id."
+        ),
+    )
     allow_private_workflow_urls: bool = Field(
         default=False,
         description=(

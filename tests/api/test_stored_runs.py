@@ -24,6 +24,7 @@ from toolchest_wes.models import State
 from toolchest_wes.server.app import get_state
 from toolchest_wes.server.tokens import TokenFile
 from toolchest_wes.storage.base import StorageFullError, StorageUnavailableError
+from toolchest_wes.store.base import StoreUnavailableError
 
 pytestmark = [
     pytest.mark.integration,
@@ -254,3 +255,48 @@ def test_a_folder_of_its_own_works_the_same(
     _wait_gone(settings.runs_dir / run_id)
     part = wes.get(f"/runs/{run_id}/outputs/hello.txt", headers={"Range": "bytes=0-1"})
     assert (part.status_code, part.data) == (206, b"sh")
+
+
+def test_a_keyed_retry_after_an_ambiguous_503_gives_the_run_its_stored_files(
+    stored: Callable[..., tuple[Wes, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store applies the create but its answer is lost: the refusal removes what was
+    uploaded, and the retry with the same key stores its files for that one run."""
+    wes, parts = stored()
+    store = parts.store
+    create = store.create_run
+
+    def applied_then_lost(record: Any, **kwargs: Any) -> str:
+        create(record, **kwargs)
+        raise StoreUnavailableError("connection lost before the answer")
+
+    def post() -> Any:
+        return wes.client.post(
+            f"{API}/runs",
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": HELLO.name,
+                "workflow_params": '{"message": "kept"}',
+                "workflow_attachment": [(io.BytesIO(HELLO.read_bytes()), HELLO.name)],
+            },
+            headers={"Idempotency-Key": "stored-1"},
+            content_type="multipart/form-data",
+        )
+
+    monkeypatch.setattr(store, "create_run", applied_then_lost)
+    assert_error(post(), 503, "same Idempotency-Key")
+    (ghost,) = {run["run_id"] for run in wes.get("/runs").get_json()["runs"]}
+    assert _keys(parts, ghost) == set()
+
+    monkeypatch.setattr(store, "create_run", create)
+    retried = post()
+    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert retried.get_json()["run_id"] == ghost
+    assert wes.wait(ghost) is State.COMPLETE
+    assert wes.get(f"/runs/{ghost}/outputs/hello.txt").data == b"kept\n"
+    assert {run["run_id"] for run in wes.get("/runs").get_json()["runs"]} == {ghost}
+    # Nothing is left of the retry's own id, in the bucket or on disk.
+    storage = parts.files.storage
+    listed = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=storage.prefix)
+    assert {item["Key"].split("/")[1] for item in listed["Contents"]} == {ghost}

@@ -219,6 +219,45 @@ def test_submit_resends_after_a_refused_connection_or_503(hello: Path) -> None:
     assert server.posts == 3 and list(server.runs) == [run.run_id]
 
 
+class KeyedServer(FlakyServer):
+    """A FlakyServer that honours Idempotency-Key, as this server does, and says so."""
+
+    def __init__(self, lose: list[str]) -> None:
+        super().__init__(lose)
+        self.by_key: dict[str, httpx.Response] = {}
+        self.listings = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/service-info"):
+            return httpx.Response(200, json={"toolchest_wes_idempotency": {"window_s": 60}})
+        if request.method == "GET":
+            self.listings += 1
+        key = request.headers.get("Idempotency-Key", "")
+        if request.method == "POST" and key in self.by_key:
+            self.posts += 1
+            return self.by_key[key]
+        try:
+            response = super().__call__(request)
+        except httpx.ReadTimeout:
+            self.by_key[key] = httpx.Response(200, json={"run_id": list(self.runs)[-1]})
+            raise
+        if request.method == "POST" and response.status_code == 200:
+            self.by_key[key] = response
+        return response
+
+
+@pytest.mark.parametrize("lose", [["timeout", "ok"], ["503", "timeout", "ok"]])
+def test_submit_resends_with_the_same_key_to_a_server_that_honours_it(
+    hello: Path, lose: list[str]
+) -> None:
+    server = KeyedServer(lose)
+    run = client(server).submit(hello)
+    assert list(server.runs) == [run.run_id] and server.posts == len(lose)
+    assert server.listings == 0  # no search: the server's answer to the resend is the run
+    (key,) = server.by_key
+    assert key == f'"{server.runs[run.run_id][REQUEST_ID_TAG]}"'
+
+
 def test_submit_waits_out_429s_beyond_its_retries_without_a_lookup(
     hello: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

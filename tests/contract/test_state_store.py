@@ -14,6 +14,8 @@ import pytest
 from toolchest_wes.core.states import allowed_from
 from toolchest_wes.models import ACTIVE_STATES, RunRequest, State
 from toolchest_wes.store.base import (
+    IdempotencyClaim,
+    IdempotencyKeyReusedError,
     InvalidPageTokenError,
     RunExistsError,
     RunRecord,
@@ -104,6 +106,67 @@ def test_duplicate_run_id_raises_and_keeps_the_original(store, make_record):
     assert store.get_state("dup") is State.QUEUED
     assert store.get_run("dup").request.tags == {"a": "1"}
     assert [r.run_id for r in store.list_runs(page_size=10, tag=("b", "2")).runs] == []
+
+
+# -- idempotency keys --------------------------------------------------------------------------
+
+
+def test_a_claimed_key_returns_the_first_run_and_stores_nothing_more(store, make_record):
+    claim = IdempotencyClaim("key-1", "fp-a", ttl_s=60)
+    first = make_record(owner="alice", tags={"k": "v"})
+    assert store.create_run(first, claim=claim) == first.run_id
+    assert store.find_claim("alice", "key-1") == ("fp-a", first.run_id)
+
+    again = make_record(owner="alice", tags={"k": "v"})
+    assert store.create_run(again, claim=claim) == first.run_id
+    assert store.get_run(again.run_id) is None
+    assert [r.run_id for r in store.list_runs(page_size=10).runs] == [first.run_id]
+    assert store.count_by_state() == {State.QUEUED: 1}
+    assert [r.run_id for r in store.list_runs(page_size=10, tag=("k", "v")).runs] == [first.run_id]
+
+
+def test_a_key_reused_for_another_request_is_refused(store, make_record):
+    first = make_record(owner="alice")
+    store.create_run(first, claim=IdempotencyClaim("key-1", "fp-a", ttl_s=60))
+
+    with pytest.raises(IdempotencyKeyReusedError) as caught:
+        store.create_run(make_record(owner="alice"), claim=IdempotencyClaim("key-1", "fp-b", 60))
+    assert caught.value.run_id == first.run_id
+    assert store.count_by_state() == {State.QUEUED: 1}
+
+
+def test_keys_belong_to_their_owner(store, make_record):
+    claim = IdempotencyClaim("shared", "fp", ttl_s=60)
+    runs = [make_record(owner=owner) for owner in ("alice", "bob", None)]
+
+    assert [store.create_run(r, claim=claim) for r in runs] == [r.run_id for r in runs]
+    assert store.find_claim("bob", "shared") == ("fp", runs[1].run_id)
+    assert store.find_claim(None, "shared") == ("fp", runs[2].run_id)
+    assert store.find_claim("carol", "shared") is None
+
+
+def test_a_key_expires_after_its_window(store, make_record):
+    first = make_record()
+    store.create_run(first, claim=IdempotencyClaim("brief", "fp", ttl_s=0.2))
+    time.sleep(0.3)
+
+    assert store.find_claim(None, "brief") is None
+    later = make_record()
+    assert store.create_run(later, claim=IdempotencyClaim("brief", "fp-new", 60)) == later.run_id
+    assert store.find_claim(None, "brief") == ("fp-new", later.run_id)
+
+
+def test_concurrent_creates_with_one_key_store_one_run(open_store, make_record):
+    stores = [open_store() for _ in range(4)]
+    claim = IdempotencyClaim("race", "fp", ttl_s=60)
+    records = [make_record(owner="alice") for _ in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        held = list(
+            pool.map(lambda i: stores[i % 4].create_run(records[i], claim=claim), range(16))
+        )
+
+    assert len(set(held)) == 1
+    assert [r.run_id for r in stores[0].list_runs(page_size=50).runs] == held[:1]
 
 
 def test_unknown_run(store):

@@ -152,7 +152,7 @@ def wait_healthy_api(url: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def _post_hello(url: str) -> httpx.Response:
+def _post_hello(url: str, key: str | None = None) -> httpx.Response:
     return httpx.post(
         f"{url}{API}/runs",
         data={
@@ -162,6 +162,7 @@ def _post_hello(url: str) -> httpx.Response:
             "workflow_params": '{"message": "during"}',
         },
         files=[("workflow_attachment", (HELLO.name, HELLO.read_bytes()))],
+        headers={} if key is None else {"Idempotency-Key": key},
         timeout=5,
     )
 
@@ -225,6 +226,8 @@ def test_unreachable_redis_is_503_within_5s_and_recovers(
                 if response.status_code != 200:
                     assert_error(_Response(response), 503)
             assert_error(_Response(_post_hello(topo.url)), 503, "not answering")
+            keyed = _post_hello(topo.url, key="during-the-outage")
+            assert_error(_Response(keyed), 503, "not answering", "same Idempotency-Key")
         finally:
             if fault == "killed":
                 aof_redis.start()
@@ -242,7 +245,13 @@ def test_unreachable_redis_is_503_within_5s_and_recovers(
         # its files went with the refusal: never one stuck QUEUED, never one that runs.
         after = topo.submit(HELLO, {"message": "after"})
         assert wait(topo.url, after, TERMINAL) == "COMPLETE"
-        orphans = {r["run_id"] for r in list_all(topo.url)} - {done, after}
+        # A foreign client resends the refused request with its key: one run, and it runs.
+        resent = [_post_hello(topo.url, key="during-the-outage") for _ in range(2)]
+        assert [r.status_code for r in resent] == [200, 200], resent[0].text
+        keyed_run = resent[0].json()["run_id"]
+        assert resent[1].json()["run_id"] == keyed_run
+        assert wait(topo.url, keyed_run, TERMINAL) == "COMPLETE"
+        orphans = {r["run_id"] for r in list_all(topo.url)} - {done, after, keyed_run}
         assert len(orphans) <= (1 if fault == "frozen" else 0)
         for run_id in orphans:
             # Its submission was answered 503 and its files removed: it ends, and says why.

@@ -8,10 +8,16 @@ is SIGKILLed (its whole process group) and a replacement started, and Redis is S
 and started again from its append-only file a second later. The same processes go through
 every round, so a worker that stopped consuming after an earlier restart fails a later round.
 
+A quarter of the clients are foreign clients that follow the Idempotency-Key draft with plain
+httpx: they drop a connection after 1.5 s (the first try of every fourth submission after
+50 ms, while the server is still making the run) and resend every submission that got a 5xx
+or no answer, with the same key, until it is answered.
+
 After each round: every run a client got a 200 for is listed and terminal within two minutes
 of the end of the load (none lost), no two runs carry one client's tag (none made twice),
 every run of the round is terminal (including one stored while Redis died, whose client got
-no 200), and the workers are alive and consuming.
+no 200), every keyed submission got a 200 and no run beside the one it names, a run whose
+POST was answered 503 ended SYSTEM_ERROR saying why, and the workers are alive and consuming.
 
 ``TOOLCHEST_WES_TEST_LOAD_S`` sets the load of each round (default 8 s; the report this test
 comes from used 30 s), and ``TOOLCHEST_WES_TEST_ROUNDS`` the number of rounds (default 3: a
@@ -35,7 +41,7 @@ import pytest
 
 from tests.conftest import API, EXAMPLES
 from tests.load import TAG_BATCH, TAG_CLIENT, Load, batch_runs
-from tests.processes import TERMINAL, Topology, kill_group
+from tests.processes import TERMINAL, Topology, kill_group, run_log
 from tests.redis_server import AOF_ALWAYS, RedisServer, start_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -89,9 +95,11 @@ def test_a_worker_and_redis_killed_under_load_lose_and_stall_nothing(
     topology: Topology, aof_redis_module: RedisServer, round_: int
 ) -> None:
     # The load of the report: more than the workers can take, so the queue grows.
-    load = Load(topology.url, HELLO, clients=16, rate=30)
+    load = Load(topology.url, HELLO, clients=12, rate=22)
+    keyed = Load(topology.url, HELLO, clients=4, rate=8, keyed=True, timeout=1.5)
     started = time.monotonic()
     load.start()
+    keyed.start()
     try:
         _sleep_until(started + 0.25 * LOAD_S)
         victim = topology.workers.pop(round_ % len(topology.workers))
@@ -102,7 +110,9 @@ def test_a_worker_and_redis_killed_under_load_lose_and_stall_nothing(
         _sleep_until(started + LOAD_S)
     finally:
         load.stop()
+        keyed.stop()
     _check(topology, load, time.monotonic() + SETTLE_S)
+    _check(topology, keyed, time.monotonic() + SETTLE_S)
 
     # Then a light load that the workers keep up with, so that each waits on the queue
     # with a run in hand when Redis dies: the moment that ended workers (see
@@ -183,6 +193,16 @@ def _check(topology: Topology, load: Load, deadline: float) -> None:
     by_tag = {str(run["tags"][TAG_CLIENT]): str(run["run_id"]) for run in runs}  # type: ignore[index]
     assert all(by_tag.get(tag) == run_id for tag, run_id in accepted.items())
     assert all(str(run["tags"][TAG_BATCH]) == load.batch for run in runs)  # type: ignore[index]
+    if load.keyed:
+        # Resent with its key until answered: one run per submission, the one answered.
+        assert len(accepted) == len(load.answers), load.statuses()
+        assert listed == set(accepted.values()), "a run that no answer named"
+    # A run whose POST was answered 503 never executes: its files went with the refusal.
+    refused = {a.client_tag for a in load.answers if a.status == "503"}
+    for tag in refused & set(by_tag):
+        log = run_log(topology.url, by_tag[tag])
+        assert log["state"] == "SYSTEM_ERROR", (tag, log["state"])
+        assert log["run_log"]["system_logs"], log  # type: ignore[index]
     assert all(worker.poll() is None for worker in topology.workers), "a worker exited"
     # `toolchest-wes worker` starts a Celery worker that died again; none should have to.
     restarts = [

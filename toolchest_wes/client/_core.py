@@ -71,6 +71,10 @@ Stream = Literal["stdout", "stderr"]
 
 #: The tag every submission carries, so a retried submit can find the run its first try made.
 REQUEST_ID_TAG = "client_request_id"
+#: The header that carries the same request id, for servers that keep one run per key.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+#: The service-info field of a server that honours ``Idempotency-Key`` (this server).
+IDEMPOTENCY_EXTENSION = "toolchest_wes_idempotency"
 
 #: How many of the newest runs a retried submit looks through for its request id.
 LOOKUP_DEPTH = 200
@@ -204,6 +208,8 @@ class Core:
         self.headers = {"User-Agent": f"toolchest-wes/{__version__}", **(headers or {})}
         parts = urlsplit(self.base)
         self._origin = (parts.scheme, parts.netloc)
+        #: Whether the server honours Idempotency-Key; ``None`` until a retry needs to know.
+        self._honours_keys: bool | None = None
 
     @classmethod
     def configured(
@@ -295,10 +301,13 @@ class Core:
     def submit(self, submission: Submission) -> Op[str]:
         """POST /runs, retried without ever creating a second run.
 
-        Before sending again after an ambiguous failure (the connection broke, the answer
-        timed out, 502/503/504), the runs are searched for the submission's request id: if
-        the first try created a run, that run is the answer. A 429 stored nothing, so it is
-        simply sent again when ``Retry-After`` says (see ``RateLimitBudget``).
+        Every try carries the submission's request id, as the ``Idempotency-Key`` header and
+        as the ``client_request_id`` tag. After an ambiguous failure (the connection broke,
+        the answer timed out, 502/503/504), a server that honours the header (its
+        service-info says so) answers the resend with the run of the first try, if any; on
+        other servers the runs are searched for the tag before sending again. A 429 stored
+        nothing, so it is simply sent again when ``Retry-After`` says (see
+        ``RateLimitBudget``).
         """
         attempt = 0
         budget = self.policy.rate_limit_budget()
@@ -306,7 +315,7 @@ class Core:
         while True:
             if unsure:
                 try:
-                    found = yield from self.find_request(submission.request_id)
+                    found = yield from self._earlier_run(submission.request_id)
                 except (exc.TransportError, exc.ServerError) as lookup_error:
                     # Sending again without knowing could make a second run: wait instead.
                     attempt = yield from self._pause(attempt, lookup_error, None)
@@ -332,6 +341,24 @@ class Core:
             response = outcome if isinstance(outcome, httpx.Response) else None
             failed = outcome if isinstance(outcome, httpx.RequestError) else None
             attempt = yield from self._pause(attempt, failed, response)
+
+    def _earlier_run(self, request_id: str) -> Op[str | None]:
+        """The run an earlier try made, when only a search can tell; ``None`` when the server
+        honours Idempotency-Key, whose answer to the resend is the one to trust (it may also
+        complete a run that the failed try left without its files)."""
+        if self._honours_keys is None:
+            try:
+                info = yield from self.get_service_info()
+            except (exc.TransportError, exc.ServerError):
+                raise  # unknown yet: the caller waits and asks again
+            except exc.WesClientError:
+                # A server without service-info (WES 1.0 has one, some servers answer 404).
+                self._honours_keys = False
+            else:
+                self._honours_keys = IDEMPOTENCY_EXTENSION in (info.model_extra or {})
+        if self._honours_keys:
+            return None
+        return (yield from self.find_request(request_id))
 
     def _pause(
         self, attempt: int, error: Exception | None, response: httpx.Response | None
@@ -382,7 +409,13 @@ class Core:
             files.append(("workflow_attachment", (name, handle, "application/octet-stream")))
         # Without files httpx sends the fields form-urlencoded, which servers built on
         # Flask/connexion read the same way as multipart.
-        return self.build("POST", "/runs", data=submission.fields, files=files or None)
+        return self.build(
+            "POST",
+            "/runs",
+            data=submission.fields,
+            files=files or None,
+            headers={IDEMPOTENCY_KEY_HEADER: f'"{submission.request_id}"'},
+        )
 
     def get_run_log(self, run_id: str) -> Op[RunLog]:
         """GET /runs/{run_id}."""

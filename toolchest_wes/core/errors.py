@@ -15,6 +15,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TooManyRequestsError",
     "UnauthorizedError",
+    "UnprocessableContentError",
     "WesError",
 ]
 
@@ -75,6 +76,13 @@ class ConflictError(WesError):
     """The run's state does not allow the action now (such as deleting an active run)."""
 
     status_code = 409
+
+
+class UnprocessableContentError(WesError):
+    """The request is well formed but cannot be applied as sent (an idempotency key reused
+    for another request)."""
+
+    status_code = 422
 
 
 class GoneError(WesError):

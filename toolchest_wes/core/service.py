@@ -21,6 +21,7 @@ from toolchest_wes.core.errors import (
     NotFoundError,
     RunNotFoundError,
 )
+from toolchest_wes.core.idempotency import DEFAULT_WINDOW_S, IdempotencyKeys
 from toolchest_wes.core.limits import SubmitLimits
 from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.resources import ResourcePolicy
@@ -52,6 +53,7 @@ from toolchest_wes.models import RunRequest, ServiceInfo, State, WorkersInfo, pa
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.storage.base import StorageError
 from toolchest_wes.store.base import (
+    IdempotencyKeyReusedError,
     InvalidPageTokenError,
     RunPage,
     RunRecord,
@@ -96,6 +98,8 @@ class ServiceConfig:
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
     #: The server's webhooks; ``None``: it sends none, and refuses runs that ask for them.
     webhooks: Webhooks | None = None
+    #: How long an ``Idempotency-Key`` stands for the run it made, in seconds.
+    idempotency_window_s: float = DEFAULT_WINDOW_S
 
 
 @dataclass
@@ -127,6 +131,9 @@ class RunService:
         self.files = files
         self._owners: dict[str, str] = {}
         self._owners_lock = threading.Lock()
+        self._keys = IdempotencyKeys(
+            store, workspace, self.config.idempotency_window_s, files=files
+        )
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -136,8 +143,19 @@ class RunService:
         """Check a submission, stage its files, record it QUEUED and hand it to the runner.
 
         The run belongs to ``owner``, or else to ``caller`` (no one when authentication is off).
+        With ``sub.idempotency_key``, a key the owner already used within the window returns
+        that run's id and makes no second run; used for another request, it is a 422.
+
+        Once the run is recorded the submission succeeds, whatever fails after: an error
+        answer would tell the client that no run was made.
         """
         owner = owner if owner is not None else caller.user
+        claim = self._keys.claim(sub)
+        if claim is not None:
+            # Before any limit: answering with an earlier run makes nothing new.
+            earlier = self._keys.earlier_run(owner, claim)
+            if earlier is not None:
+                return earlier
         limits = self.config.limits
         limits.check_rate(owner)
         if self.config.tools is not None:
@@ -195,14 +213,32 @@ class RunService:
                 self._check_active(owner)
                 if self.config.webhooks is not None:
                     self.config.webhooks.register(run_id, request.tags, owner)
-                self.store.create_run(record)
-        except BaseException:
-            # A StoreUnavailableError goes on to the server's one 503 handler.
+                held = self.store.create_run(record, claim=claim)
+        except BaseException as exc:
+            # A StoreUnavailableError goes on to the server's one 503 handler. The store may
+            # have applied the create all the same (Redis died before it answered): without
+            # its files such a run can never execute, and ends SYSTEM_ERROR saying why when
+            # the reconcile loop queues it; a retry with the same key gives it these files.
             self.workspace.remove(run_id)
             if self.files is not None:
                 self._forget_uploads(run_id)
+            if isinstance(exc, IdempotencyKeyReusedError) and claim is not None:
+                raise self._keys.reused(claim, exc.run_id) from None
             raise
+        if held != run_id:
+            # Another submission with the same key was recorded first.
+            if self._keys.join(held, run_id):
+                self._queue(held)
+            self._forget_hooks(run_id)
+            return held
+        if self.files is not None:
+            # The files are in storage now; a worker fetches them.
+            self.workspace.remove(run_id)
         logger.info("run accepted run_id=%s type=%s", run_id, request.workflow_type)
+        self._queue(run_id)
+        return run_id
+
+    def _queue(self, run_id: str) -> None:
         try:
             self.runner.submit(run_id)
         except Exception:
@@ -212,17 +248,23 @@ class RunService:
             logger.warning(
                 "could not queue run_id=%s; it is sent again later", run_id, exc_info=True
             )
-        return run_id
+
+    def _forget_hooks(self, run_id: str) -> None:
+        """Drop the webhooks registered for a run that was not created after all."""
+        if self.config.webhooks is None:
+            return
+        try:
+            self.config.webhooks.outbox.forget(run_id)
+        except Exception:  # the hooks of a run that does not exist only cost a little space
+            logger.warning("could not drop the hooks of run_id=%s", run_id, exc_info=True)
 
     def _upload_inputs(self, run_id: str) -> None:
-        """Put the staged files in storage; the API's copy goes: a worker fetches them."""
+        """Put the staged files in storage (the API's copy goes once the run is recorded)."""
         assert self.files is not None
         try:
             self.files.upload_inputs(run_id)
         except StorageError as exc:
             raise storage_wes_error(exc, "this run's files") from exc
-        finally:
-            self.workspace.remove(run_id)
 
     def _forget_uploads(self, run_id: str) -> None:
         """Remove what a refused submission uploaded (best effort: it is never read)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "RunSubmission",
     "check_input_types",
     "check_workflow_url",
+    "fingerprint",
     "resolve_engine",
     "unique_attachments",
 ]
@@ -54,6 +56,31 @@ class RunSubmission:
     #: The host (``host:port``) the request was sent to: a ``trs://`` reference to it names
     #: this server's own catalog.
     host: str = ""
+    #: The request's ``Idempotency-Key``: the same key from the same user within the window
+    #: stands for one run.
+    idempotency_key: str | None = None
+
+
+def fingerprint(sub: RunSubmission) -> str:
+    """What identifies the request behind an idempotency key: a digest of its fields (JSON
+    fields by value, so key order does not count) and of each attachment's name and bytes.
+
+    Not a digest of the body itself, which differs between two sends of one request (a
+    multipart boundary is random). Call it before anything changes ``sub``.
+    """
+    document = {
+        "workflow_type": sub.workflow_type,
+        "workflow_type_version": sub.workflow_type_version,
+        "workflow_url": sub.workflow_url,
+        "workflow_params": sub.workflow_params,
+        "tags": sub.tags,
+        "workflow_engine_parameters": sub.workflow_engine_parameters,
+        "workflow_engine": sub.workflow_engine,
+        "workflow_engine_version": sub.workflow_engine_version,
+        "attachments": sorted([a.name, _digest(a.stream).hex()] for a in sub.attachments),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def resolve_engine(registry: EngineRegistry, sub: RunSubmission) -> tuple[WorkflowEngine, str]:

@@ -25,7 +25,7 @@ from typing import Any
 from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.models import TERMINAL_STATES, State
-from toolchest_wes.store.base import RunRecord, StateStore, iso_time
+from toolchest_wes.store.base import IdempotencyClaim, RunRecord, StateStore, iso_time
 from toolchest_wes.store.outbox import Delivery, Outbox, RunHooks
 
 __all__ = [
@@ -213,10 +213,13 @@ class EventingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
 
-    def create_run(self, record: RunRecord) -> None:
-        """Create the run, then record its creation's event."""
-        self.wrapped.create_run(record)
-        self.webhooks.record_created(record.run_id, State(record.state), record.created_at)
+    def create_run(self, record: RunRecord, *, claim: IdempotencyClaim | None = None) -> str:
+        """Create the run, then record its creation's event (none when ``claim`` found an
+        earlier run, as nothing was created)."""
+        run_id = self.wrapped.create_run(record, claim=claim)
+        if run_id == record.run_id:
+            self.webhooks.record_created(record.run_id, State(record.state), record.created_at)
+        return run_id
 
     def delete_run(self, run_id: str) -> State | None:
         """Delete the run, and its hooks with it."""

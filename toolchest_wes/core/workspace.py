@@ -205,6 +205,19 @@ class Workspace:
         """Delete the run directory, if any."""
         shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
 
+    def adopt(self, staged_id: str, run_id: str) -> bool:
+        """Give run ``run_id``, which has no directory, the files staged for ``staged_id``.
+
+        One rename, so the run sees all of its files or none. ``False`` (and the staged files
+        removed) if ``run_id`` has a directory already.
+        """
+        try:
+            os.rename(self.runs_dir / staged_id, self.runs_dir / run_id)
+        except OSError:
+            self.remove(staged_id)
+            return False
+        return True
+
     def ensure_root(self) -> None:
         """Create the runs directory."""
         os.makedirs(self.runs_dir, exist_ok=True)

@@ -16,7 +16,11 @@ from toolchest_wes.core.service import RunService
 from toolchest_wes.server import render
 from toolchest_wes.server.archive import stream_zip
 from toolchest_wes.server.auth import current_caller
-from toolchest_wes.server.forms import parse_run_request
+from toolchest_wes.server.forms import (
+    IDEMPOTENCY_KEY_HEADER,
+    parse_idempotency_key,
+    parse_run_request,
+)
 from toolchest_wes.server.limits import RequestLimits, check_form_sizes
 from toolchest_wes.server.spec import BASE_PATH
 from toolchest_wes.server.stored import send_stored, stored_zip
@@ -90,10 +94,12 @@ class WesApi:
 
     def run_workflow(self, **_form: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a run. Implements POST /runs."""
+        key = parse_idempotency_key(request.headers.get(IDEMPOTENCY_KEY_HEADER))
         if self.limits is not None:
             check_form_sizes(request.form, request.files, self.limits)
         submission = parse_run_request(request.form, request.files)
         submission.host = request.host.lower()
+        submission.idempotency_key = key
         run_id = self.service.submit(submission, caller=current_caller())
         headers = self.submit_headers() if self.submit_headers else {}
         return {"run_id": run_id}, 200, headers

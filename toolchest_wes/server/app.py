@@ -25,7 +25,11 @@ from toolchest_wes.server.auth import Authenticator, build_authenticator, instal
 from toolchest_wes.server.dashboard import OIDC_LOGIN_EXTENSION, install_dashboard, oidc_login
 from toolchest_wes.server.errors import RETRY_AFTER_S, error_response, register_error_handlers
 from toolchest_wes.server.fastpath import install_fast_views, install_status_lane
-from toolchest_wes.server.forms import check_field_names, check_form_request
+from toolchest_wes.server.forms import (
+    IDEMPOTENCY_KEY_HEADER,
+    check_field_names,
+    check_form_request,
+)
 from toolchest_wes.server.limits import (
     RequestLimits,
     build_submit_limits,
@@ -219,6 +223,7 @@ def _service(
             retention_s=settings.retention_s,
             url_policy=url_policy,
             limits=build_submit_limits(settings),
+            idempotency_window_s=settings.idempotency_window_s,
             extensions={
                 "toolchest_wes_sandbox": describe_sandbox(settings, sandbox),
                 "toolchest_wes_webhooks": describe_webhooks(settings, parts.webhooks),
@@ -228,6 +233,10 @@ def _service(
                     "trs": TRS_BASE_PATH,
                     "trs_allow": sorted(settings.trs_allowed_hosts),
                     "trs_registry": settings.trs_registry,
+                },
+                "toolchest_wes_idempotency": {
+                    "header": IDEMPOTENCY_KEY_HEADER,
+                    "window_s": settings.idempotency_window_s,
                 },
                 **_oidc_login_extension(settings),
             },

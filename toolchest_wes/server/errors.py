@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 
 from toolchest_wes.core.errors import TooManyRequestsError, WesError
 from toolchest_wes.models import ErrorResponse
+from toolchest_wes.server.forms import IDEMPOTENCY_KEY_HEADER
 from toolchest_wes.server.limits import too_large_message
 from toolchest_wes.server.spec import TRS_BASE_PATH
 from toolchest_wes.store.base import StoreUnavailableError
@@ -23,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 _INTERNAL_MSG = "internal server error; the server log has the details"
 _UNAVAILABLE_MSG = "the run database is not answering; retry in a few seconds"
+_RESEND_WITH_KEY = (
+    "; resend the request with the same Idempotency-Key, which returns the run if one was "
+    "recorded and never makes a second"
+)
 #: Seconds a client is told to wait before retrying a 503 (the header ``Retry-After``).
 RETRY_AFTER_S = 5
 
@@ -48,7 +53,10 @@ def _store_unavailable(exc: StoreUnavailableError) -> Response:
     # Any operation may find the store gone (a read, a submit, a cancel's transition); the
     # details, such as the database's address, go to the log only.
     logger.warning("%s %s: %s", request.method, request.path, exc)
-    return error_response(503, _UNAVAILABLE_MSG, {"Retry-After": str(RETRY_AFTER_S)})
+    msg = _UNAVAILABLE_MSG
+    if request.method == "POST" and IDEMPOTENCY_KEY_HEADER in request.headers:
+        msg += _RESEND_WITH_KEY
+    return error_response(503, msg, {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _problem(exc: ProblemException) -> Response:

@@ -11,7 +11,19 @@ from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.core.submission import RunSubmission
 from toolchest_wes.core.workspace import Attachment
 
-__all__ = ["RUN_REQUEST_FIELDS", "check_field_names", "check_form_request", "parse_run_request"]
+__all__ = [
+    "IDEMPOTENCY_KEY_HEADER",
+    "RUN_REQUEST_FIELDS",
+    "check_field_names",
+    "check_form_request",
+    "parse_idempotency_key",
+    "parse_run_request",
+]
+
+#: The request header of the IETF httpapi draft "The Idempotency-Key HTTP Header Field".
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+#: The longest key accepted; a UUID is 36 characters.
+MAX_IDEMPOTENCY_KEY = 255
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -97,6 +109,53 @@ def check_field_names(names: list[str]) -> None:
             f"unknown form field(s) {', '.join(repr(u) for u in unknown)}; POST /runs takes "
             f"{', '.join(sorted(RUN_REQUEST_FIELDS))}"
         )
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header, or ``None`` without one.
+
+    The draft makes the value a Structured Field string (``"8e03978e-..."``); the bare token
+    that many clients send (``8e03978e-...``) is taken as well.
+
+    Raises:
+        BadRequestError: An empty, overlong or non-ASCII key, or a malformed quoted string.
+    """
+    if value is None:
+        return None
+    raw = value.strip()
+    key: str | None = raw
+    if raw.startswith('"'):
+        key = _sf_string(raw)
+    if key is None or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not _printable(key):
+        raise BadRequestError(
+            f"{IDEMPOTENCY_KEY_HEADER} {raw[:60]!r} is not a valid key; send 1 to "
+            f"{MAX_IDEMPOTENCY_KEY} printable ASCII characters, such as a new UUID per "
+            'request, optionally in double quotes ("...")'
+        )
+    return key
+
+
+def _sf_string(raw: str) -> str | None:
+    """The content of an RFC 8941 sf-string: in double quotes, with backslash escapes."""
+    out: list[str] = []
+    escaped = False
+    for i, char in enumerate(raw[1:], start=1):
+        if escaped:
+            if char not in '"\\':
+                return None
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return "".join(out) if i == len(raw) - 1 else None
+        else:
+            out.append(char)
+    return None
+
+
+def _printable(text: str) -> bool:
+    return all(" " <= char <= "~" for char in text)
 
 
 def parse_run_request(

@@ -79,19 +79,32 @@ local function record_event(hooks_key, log_key, run_id, previous, to, at_ms, ter
 end
 """
 
-#: KEYS: run hash, seq counter, counts hash, then every ZSET the run joins (all runs, its
-#: state, its tags). ARGV: run id, state, then the hash's field/value pairs.
-#: Returns the new seq, or 0 if the run exists.
+#: KEYS: run hash, seq counter, counts hash, idempotency key hash, then every ZSET the run
+#: joins (all runs, its state, its tags). ARGV: run id, state, the request's fingerprint ("":
+#: no idempotency key), the key's TTL in ms, then the run hash's field/value pairs.
+#: Returns the new seq, or 0 if the run exists, or {1 if the fingerprint matches else 0, run
+#: id} if the idempotency key already stands for a run; then nothing is stored.
 CREATE = """
+local claimed = ARGV[3] ~= ''
+if claimed then
+  local held = redis.call('HMGET', KEYS[4], 'fp', 'run')
+  if held[2] then
+    return {held[1] == ARGV[3] and 1 or 0, held[2]}
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'seq', seq, unpack(ARGV, 3))
-for i = 4, #KEYS do
+redis.call('HSET', KEYS[1], 'seq', seq, unpack(ARGV, 5))
+for i = 5, #KEYS do
   redis.call('ZADD', KEYS[i], seq, ARGV[1])
 end
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if claimed then
+  redis.call('HSET', KEYS[4], 'fp', ARGV[3], 'run', ARGV[1])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
 return seq
 """
 

@@ -34,9 +34,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Version 2 adds ix_runs_owner_seq (in _SCHEMA: its statements are IF NOT EXISTS and run again
 # on every upgrade) and the outputs_removed_at column with its index (in _MIGRATIONS).
+# Version 3 adds the idempotency_keys table (in _MIGRATIONS).
 
 _SQLITE_BUSY = 5
 
@@ -83,6 +84,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # reads. A run leaves it when its outputs are removed, so the index stays small.
         "CREATE INDEX IF NOT EXISTS ix_runs_outputs_kept ON runs (end_time) "
         "WHERE outputs_removed_at IS NULL",
+    ),
+    3: (
+        # The Idempotency-Key of a POST /runs, per user ("-" without one, else "u:<user>"),
+        # and the run it stands for until expires_at (seconds since the epoch).
+        """CREATE TABLE IF NOT EXISTS idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        # Expired keys are removed a few at a time by each create that claims a key.
+        "CREATE INDEX IF NOT EXISTS ix_idempotency_keys_expires ON idempotency_keys (expires_at)",
     ),
 }
 

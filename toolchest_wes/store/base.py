@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 from toolchest_wes.models import RunRequest, RunSummary, State
 
 __all__ = [
+    "IdempotencyClaim",
+    "IdempotencyKeyReusedError",
     "InvalidPageTokenError",
     "RunExistsError",
     "RunPage",
@@ -42,6 +44,18 @@ class StoreError(Exception):
 
 class RunExistsError(StoreError):
     """``create_run`` was given a run id that is already stored."""
+
+
+class IdempotencyKeyReusedError(StoreError):
+    """``create_run`` was given an idempotency key that its owner used for another request.
+
+    Attributes:
+        run_id: The run the key already stands for.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"the idempotency key already stands for run {run_id}")
+        self.run_id = run_id
 
 
 class InvalidPageTokenError(StoreError, ValueError):
@@ -101,6 +115,24 @@ class RunRecord:
         )
 
 
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """An idempotency key that :meth:`StateStore.create_run` stores with the run, atomically.
+
+    A key belongs to the run's owner (``RunRecord.owner``): two users never share one.
+
+    Attributes:
+        key: The client's key (the ``Idempotency-Key`` header).
+        fingerprint: What identifies the request, so that the key cannot be reused for
+            another one.
+        ttl_s: How long the key stands for the run, in seconds.
+    """
+
+    key: str
+    fingerprint: str
+    ttl_s: float
+
+
 @dataclass
 class RunUpdate:
     """Fields to change on a record; ``None`` leaves a field as it is.
@@ -136,8 +168,24 @@ class StateStore(Protocol):
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, record: RunRecord) -> None:
-        """Store a new run. Raises ``RunExistsError`` if the id is taken."""
+    def create_run(self, record: RunRecord, *, claim: IdempotencyClaim | None = None) -> str:
+        """Store a new run; return the id of the run that ``claim`` stands for.
+
+        With a ``claim`` whose key the owner used within its ``ttl_s`` for the same
+        fingerprint, nothing is stored and the id of that earlier run is returned. The check
+        and the creation are one atomic step, so concurrent creates with one key store one
+        run. Without a claim, or with a new key, the run is stored and ``record.run_id`` is
+        returned.
+
+        Raises:
+            RunExistsError: The run id is taken.
+            IdempotencyKeyReusedError: The key stands for a request with another fingerprint.
+        """
+        ...
+
+    def find_claim(self, owner: str | None, key: str) -> tuple[str, str] | None:
+        """The ``(fingerprint, run_id)`` an unexpired idempotency key of ``owner`` stands
+        for, or ``None``."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -37,6 +37,8 @@ from toolchest_wes.store._sqlite_schema import (
     transaction,
 )
 from toolchest_wes.store.base import (
+    IdempotencyClaim,
+    IdempotencyKeyReusedError,
     RunExistsError,
     RunPage,
     RunRecord,
@@ -109,9 +111,18 @@ class EmbeddedStateStore:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, record: RunRecord) -> None:
-        """Store a run and its tags in one transaction; ``RunExistsError`` if the id is taken."""
+    def create_run(self, record: RunRecord, *, claim: IdempotencyClaim | None = None) -> str:
+        """Store a run, its tags and its idempotency key in one transaction.
+
+        ``RunExistsError`` if the id is taken; see ``StateStore.create_run`` for ``claim``.
+        """
         with self._connection() as conn, transaction(conn):
+            if claim is not None:
+                held = _held_claim(conn, record.owner, claim.key)
+                if held is not None:
+                    if held[0] != claim.fingerprint:
+                        raise IdempotencyKeyReusedError(held[1])
+                    return held[1]
             cur = conn.execute(
                 f"INSERT INTO runs ({RECORD_COLUMNS}) "
                 f"VALUES ({', '.join('?' * len(RECORD_FIELDS))}) ON CONFLICT (run_id) DO NOTHING",
@@ -124,6 +135,14 @@ class EmbeddedStateStore:
                 "INSERT INTO run_tags (run_id, key, value, seq) VALUES (?, ?, ?, ?)",
                 [(record.run_id, key, value, seq) for key, value in record.request.tags.items()],
             )
+            if claim is not None:
+                _store_claim(conn, record, claim)
+        return record.run_id
+
+    def find_claim(self, owner: str | None, key: str) -> tuple[str, str] | None:
+        """The fingerprint and run of ``owner``'s unexpired idempotency key, or ``None``."""
+        with self._connection() as conn:
+            return _held_claim(conn, owner, key)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The whole record, or ``None``."""
@@ -412,6 +431,41 @@ class EmbeddedStateStore:
     def _mac(self, payload: str) -> str:
         """The MAC that makes ``payload`` a token of this database (tests forge with it)."""
         return _page_token.sign(self._token_key, payload)
+
+
+def _claim_scope(owner: str | None) -> str:
+    return "-" if owner is None else f"u:{owner}"
+
+
+def _held_claim(conn: sqlite3.Connection, owner: str | None, key: str) -> tuple[str, str] | None:
+    row = conn.execute(
+        "SELECT fingerprint, run_id FROM idempotency_keys "
+        "WHERE scope = ? AND key = ? AND expires_at > ?",
+        (_claim_scope(owner), key, time.time()),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _store_claim(conn: sqlite3.Connection, record: RunRecord, claim: IdempotencyClaim) -> None:
+    now = time.time()
+    # A bounded batch per create keeps the table to the keys of one window without a sweep of
+    # its own: keys expire about as fast as new ones arrive.
+    conn.execute(
+        "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys "
+        "WHERE expires_at <= ? ORDER BY expires_at LIMIT 16)",
+        (now,),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO idempotency_keys (scope, key, fingerprint, run_id, expires_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (
+            _claim_scope(record.owner),
+            claim.key,
+            claim.fingerprint,
+            record.run_id,
+            now + claim.ttl_s,
+        ),
+    )
 
 
 def _list_query(

@@ -18,6 +18,9 @@ under the prefix ``p`` (default ``toolchest-wes``):
 ``p:counts``               HASH   state -> number of runs, kept by the scripts (no scans)
 ``p:leases``               ZSET   run ids scored by lease expiry (ms, Redis server clock)
 ``p:lease:<run_id>``       STRING present while the lease is fresh (``PX`` TTL)
+``p:idem:<json [u, k]>``   HASH   idempotency key ``k`` of user ``u`` (``null`` without
+                                  authentication): ``fp`` the request's fingerprint, ``run``
+                                  the run it stands for; expires with the key's window
 ``p:token-key``            STRING the page-token HMAC key (hex), created once with ``SET NX``
 ``p:outputs-kept``         ZSET   terminal runs whose outputs are still kept, scored by end
                                   time (ms, Redis server clock): the retention sweep's index
@@ -62,6 +65,8 @@ from toolchest_wes.store import _page_token, _redis_scripts
 from toolchest_wes.store._redis_schema import dumps, flatten, from_hash, to_hash, update_args
 from toolchest_wes.store._redis_state_cache import DELETED, StateCache
 from toolchest_wes.store.base import (
+    IdempotencyClaim,
+    IdempotencyKeyReusedError,
     RunExistsError,
     RunPage,
     RunRecord,
@@ -181,23 +186,57 @@ class RedisStateStore:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, record: RunRecord) -> None:
-        """Store a run and index it in one script; ``RunExistsError`` if the id is taken."""
+    def create_run(self, record: RunRecord, *, claim: IdempotencyClaim | None = None) -> str:
+        """Store a run, index it and hold its idempotency key in one script.
+
+        ``RunExistsError`` if the id is taken; see ``StateStore.create_run`` for ``claim``.
+        """
+        keys, args = self._create_call(record, claim)
+        with self._errors():
+            result = self._create(keys=keys, args=args)
+        if isinstance(result, list):
+            matches, held = int(result[0]), str(result[1])
+            if not matches:
+                raise IdempotencyKeyReusedError(held)
+            return held
+        if not result:
+            raise RunExistsError(f"run {record.run_id} already exists")
+        return record.run_id
+
+    def _create_call(
+        self, record: RunRecord, claim: IdempotencyClaim | None = None
+    ) -> tuple[list[str], list[str | int]]:
+        """The ``KEYS`` and ``ARGV`` of the create script for ``record`` (a bulk loader sends
+        the same, pipelined)."""
         state = State(record.state).value
         keys = [
             self._run_key(record.run_id),
             self._key("seq"),
             self._key("counts"),
+            self._claim_key(record.owner, claim.key if claim else ""),
             self._key("runs"),
             self._state_key(state),
             *(self._tag_key(k, v) for k, v in record.request.tags.items()),
             *([self._owner_key(record.owner)] if record.owner is not None else []),
         ]
-        args = [record.run_id, state, *flatten(to_hash(record))]
+        args: list[str | int] = [
+            record.run_id,
+            state,
+            claim.fingerprint if claim else "",
+            max(1, round(claim.ttl_s * 1000)) if claim else 0,
+            *flatten(to_hash(record)),
+        ]
+        return keys, args
+
+    def find_claim(self, owner: str | None, key: str) -> tuple[str, str] | None:
+        """The fingerprint and run of ``owner``'s unexpired idempotency key (one ``HMGET``)."""
         with self._errors():
-            seq = self._create(keys=keys, args=args)
-        if not seq:
-            raise RunExistsError(f"run {record.run_id} already exists")
+            fingerprint, run_id = cast(
+                "list[str | None]", self._client.hmget(self._claim_key(owner, key), "fp", "run")
+            )
+        if fingerprint is None or run_id is None:
+            return None
+        return fingerprint, run_id
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The whole record (one ``HGETALL``), or ``None``."""
@@ -559,6 +598,9 @@ class RedisStateStore:
 
     def _owner_key(self, owner: str) -> str:
         return self._key("owner", owner)
+
+    def _claim_key(self, owner: str | None, key: str) -> str:
+        return self._key("idem", dumps([owner, key]))
 
 
 def _describe(url: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from toolchest_wes.core.errors import BadRequestError
-from toolchest_wes.server.forms import parse_run_request
+from toolchest_wes.server.forms import parse_idempotency_key, parse_run_request
 
 
 def test_parses_json_fields_and_repeated_attachments() -> None:
@@ -53,3 +53,26 @@ def test_empty_fields_mean_absent() -> None:
 def test_bad_json_fields_name_the_field(field: str, value: str, fragment: str) -> None:
     with pytest.raises(BadRequestError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         parse_run_request(MultiDict({field: value}), MultiDict())
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        (None, None),
+        ("8e03978e-40d5-43e8-bc93-6894a57f9324", "8e03978e-40d5-43e8-bc93-6894a57f9324"),
+        ('"8e03978e-40d5"', "8e03978e-40d5"),
+        ('  "with space"  ', "with space"),
+        (r'"a \"quoted\" \\ key"', 'a "quoted" \\ key'),
+        ("x" * 255, "x" * 255),
+    ],
+)
+def test_idempotency_keys_quoted_or_bare(header: str | None, key: str | None) -> None:
+    assert parse_idempotency_key(header) == key
+
+
+@pytest.mark.parametrize(
+    "header", ["", "   ", '""', "x" * 256, "caf\u00e9", '"open', '"a"b"', r'"bad \n escape"']
+)
+def test_malformed_idempotency_keys_say_what_to_send(header: str) -> None:
+    with pytest.raises(BadRequestError, match=r"Idempotency-Key .* printable ASCII characters"):
+        parse_idempotency_key(header)
