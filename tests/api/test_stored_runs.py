@@ -124,6 +124,62 @@ def test_folders_and_task_logs_come_from_the_bucket(
     assert_error(wes.get(f"/runs/{run_id}/tasks/nope/stdout"), 404)
 
 
+TICKER = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ['for i in \\$(seq 1 40); do echo "line $i"; echo "err $i" >&2; sleep 0.05; done']
+inputs: []
+outputs: []
+"""
+
+
+def test_a_running_runs_logs_are_kept_in_parts_and_followed(
+    make_app: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    from tests.client.conftest import LiveServer
+    from toolchest_wes.client import WesClient
+
+    settings = make_settings(storage=f"s3://{bucket}/runs", storage_log_interval_s=0.1)
+    app = make_app(settings)
+    parts = get_state(app).parts
+    seen_parts = set()
+    real_send = parts.files._logs.send
+
+    def send(key: str, path: Path) -> None:
+        real_send(key, path)
+        seen_parts.update(i.key for i in parts.files.storage.list_prefix(key + ".parts"))
+
+    parts.files._logs.send = send
+    ticker = tmp_path / "ticker.cwl"
+    ticker.write_text(TICKER)
+    server = LiveServer(app)
+    try:
+        with WesClient(server.url) as client:
+            run = client.submit(ticker, {})
+            deadline = time.monotonic() + 60
+            while not (tasks := run.tasks()):
+                assert time.monotonic() < deadline, "the task never showed up"
+                time.sleep(0.05)
+            followed = "".join(run.follow_logs("stdout", task=tasks[0].id))
+            task_err = run.logs("stderr", task=tasks[0].id)
+            assert run.wait(timeout=60).state is State.COMPLETE
+    finally:
+        server.close()
+    expected = "".join(f"line {i}\n" for i in range(1, 41))
+    assert followed == expected
+    assert task_err == "".join(f"err {i}\n" for i in range(1, 41))
+    # Sent in parts while it ran; one object each at the end, the parts gone.
+    sent = {k.rsplit(".parts/", 1)[0] for k in seen_parts}
+    assert f"{run.run_id}/tasks/{tasks[0].id}/stdout" in sent, seen_parts
+    keys = _keys(parts, run.run_id)
+    assert not any(".parts/" in k for k in keys), keys
+    assert f"{run.run_id}/stdout.log" in keys
+
+
 def test_delete_and_retention_remove_the_objects(
     stored: Callable[..., tuple[Wes, Any]],
 ) -> None:

@@ -375,7 +375,7 @@ def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | 
     assert files is not None
 
     def upload() -> None:
-        files.upload_logs(run_id)
+        files.finish_logs(run_id)
         if outputs:
             files.upload_outputs(run_id)
 

@@ -5,12 +5,13 @@ files move like this (keys are the run directory's own paths, ``<run_id>/attachm
 
     API, at submit     attachments/ (and the params file)  scratch -> storage, scratch removed
     worker, at start   attachments/                        storage -> scratch
-    worker, running    stdout.log, stderr.log, tasks/      scratch -> storage, every few seconds
-    worker, at the end outputs/ and the logs               scratch -> storage, scratch removed
+    worker, running    stdout.log, stderr.log, tasks/      scratch -> storage, every few seconds,
+                                                           what each gained, as parts
+    worker, at the end outputs/ and the logs (whole)       scratch -> storage, scratch removed
     API, on a GET      logs, task index, outputs           read from storage
     retention, DELETE  outputs/ and attachments/, or all   removed from storage
 
-``work/`` (engine scratch) never leaves the worker.
+``work/`` (engine scratch) never leaves the worker. Logs in parts: ``storage/appended.py``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from toolchest_wes.core.errors import (
     ServiceUnavailableError,
 )
 from toolchest_wes.core.workspace import RunDir, Workspace, safe_relative_path
+from toolchest_wes.storage.appended import AppendUploader, LogView, look, read_view
 from toolchest_wes.storage.base import ObjectInfo, ObjectStorage, StorageError, StorageFullError
 
-__all__ = ["RunFiles", "StoredFile", "StoredFolder", "storage_wes_error"]
+__all__ = ["LogView", "RunFiles", "StoredFile", "StoredFolder", "storage_wes_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +43,12 @@ _LOGS = ("stdout.log", "stderr.log")
 
 @dataclass(frozen=True)
 class StoredFile:
-    """One file of a run in storage: its key and the name it downloads as."""
+    """One file of a run in storage: its key, the name it downloads as, and whether it is a
+    log (kept in parts while its run goes on)."""
 
     key: str
     name: str
+    log: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ class RunFiles:
     def __init__(self, storage: ObjectStorage, workspace: Workspace) -> None:
         self.storage = storage
         self.workspace = workspace
-        #: (size, mtime_ns) of each log file last uploaded, per run: only changes go up.
-        self._sent: dict[str, dict[str, tuple[int, int]]] = {}
+        #: Sends the logs of running runs in parts, and whole at their end.
+        self._logs = AppendUploader(storage)
 
     @property
     def url(self) -> str:
@@ -115,20 +119,19 @@ class RunFiles:
                 continue  # removed since it was listed: the params check says what is missing
 
     def upload_logs(self, run_id: str) -> None:
-        """Upload the engine's and the tasks' logs that changed since the last call."""
+        """Upload what the engine's and the tasks' logs gained since the last call, as parts."""
+        for key, path in self._log_files(run_id):
+            self._logs.send(key, path)
+
+    def finish_logs(self, run_id: str) -> None:
+        """Upload the logs whole, replacing their parts, once the engine has ended."""
+        for key, path in self._log_files(run_id):
+            self._logs.finish(key, path)
+
+    def _log_files(self, run_id: str) -> list[tuple[str, Path]]:
         run_dir = self.workspace.run_dir(run_id)
-        sent = self._sent.setdefault(run_id, {})
         paths = [run_dir.root / name for name in _LOGS] + list(_files(run_dir.tasks))
-        for path in paths:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            mark = (st.st_size, st.st_mtime_ns)
-            rel = path.relative_to(run_dir.root).as_posix()
-            if sent.get(rel) != mark:
-                self._put(run_dir, path)
-                sent[rel] = mark
+        return [(f"{run_id}/{p.relative_to(run_dir.root).as_posix()}", p) for p in paths]
 
     def upload_outputs(self, run_id: str) -> None:
         """Upload every file under the run's outputs folder (links are not followed)."""
@@ -138,7 +141,7 @@ class RunFiles:
 
     def discard_scratch(self, run_id: str) -> None:
         """Remove the run's local scratch folder once its files are in storage."""
-        self._sent.pop(run_id, None)
+        self._logs.forget(run_id)
         self.workspace.remove(run_id)
 
     def stored_locations(self, outputs: Any, run_id: str) -> Any:
@@ -171,11 +174,22 @@ class RunFiles:
     # -- the API's reads -----------------------------------------------------------------
 
     def read_text(self, run_id: str, rel: str) -> str:
-        """A stored text file of the run; ``""`` if it is not there (yet)."""
+        """A stored log of the run (whole, or its parts so far); ``""`` if there is none yet."""
         try:
-            return b"".join(self.storage.read(f"{run_id}/{rel}")).decode("utf-8", "replace")
+            view = look(self.storage, f"{run_id}/{rel}")
+            if view is None:
+                return ""
+            return b"".join(read_view(self.storage, view)).decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def look_log(self, key: str) -> LogView | None:
+        """A stored log as it is now (whole, or in parts); ``None`` if there is none yet."""
+        return look(self.storage, key)
+
+    def read_log(self, view: LogView, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """The bytes ``[start, stop)`` of a log as ``view`` saw it."""
+        return read_view(self.storage, view, start, stop)
 
     def output(self, run_id: str, rel: str) -> StoredFile | StoredFolder:
         """An output file or folder of the run. Raises ``NotFoundError``."""
@@ -200,9 +214,13 @@ class RunFiles:
         """The bytes ``[start, stop)`` of a stored file."""
         return self.storage.read(key, start, stop)
 
-    def presigned_url(self, stored: StoredFile, expires_s: int) -> str | None:
+    def presigned_url(
+        self, stored: StoredFile, expires_s: int, *, content_type: str | None = None
+    ) -> str | None:
         """A URL the storage serves the file at without credentials, or ``None``."""
-        return self.storage.presigned_url(stored.key, filename=stored.name, expires_s=expires_s)
+        return self.storage.presigned_url(
+            stored.key, filename=stored.name, expires_s=expires_s, content_type=content_type
+        )
 
     def _put(self, run_dir: RunDir, path: Path) -> None:
         rel = path.relative_to(run_dir.root).as_posix()
