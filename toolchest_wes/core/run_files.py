@@ -12,13 +12,21 @@ files move like this (keys are the run directory's own paths, ``<run_id>/attachm
     retention, DELETE  outputs/ and attachments/, or all   removed from storage
 
 ``work/`` (engine scratch) never leaves the worker. Logs in parts: ``storage/appended.py``.
+
+A process holds each scratch folder it uses with an exclusive ``flock`` on the folder, which
+the kernel drops when the process dies, even by SIGKILL. :meth:`RunFiles.sweep_scratch`
+removes the folders that no process holds, so a killed worker's scratch copies go once a
+worker (or the API) on the same disk runs again, and a folder in use is never touched, even
+by another process that shares the data folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 #: The run directory's parts that are kept in storage (``work/`` stays on the worker).
 _LOGS = ("stdout.log", "stderr.log")
+#: How long a process waits for a scratch folder another process holds (a sweep removing it).
+_HOLD_WAIT_S = 30.0
+#: A scratch folder of a run not recorded (yet) is left this long: the API stages a run's
+#: files there before it records the run, without holding the folder.
+_UNRECORDED_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,8 @@ class RunFiles:
         self.workspace = workspace
         #: Sends the logs of running runs in parts, and whole at their end.
         self._logs = AppendUploader(storage)
+        #: The scratch folders this process holds: run id -> the locked folder's descriptor.
+        self._held: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -107,6 +122,7 @@ class RunFiles:
             StorageError: The storage failed.
         """
         run_dir = self.workspace.run_dir(run_id)
+        self._hold(run_dir.root)
         for path in (run_dir.attachments, run_dir.outputs, run_dir.work, run_dir.tasks):
             path.mkdir(parents=True, exist_ok=True)
         for info in self.storage.list_prefix(f"{run_id}/attachments"):
@@ -140,9 +156,85 @@ class RunFiles:
             self._put(run_dir, path)
 
     def discard_scratch(self, run_id: str) -> None:
-        """Remove the run's local scratch folder once its files are in storage."""
+        """Remove the run's local scratch folder once its files are in storage, and let it go."""
         self._logs.forget(run_id)
-        self.workspace.remove(run_id)
+        fd = self._held.pop(run_id, None)
+        if fd is None:
+            return  # never held here: any folder there is another process's
+        try:
+            self.workspace.remove(run_id)
+        finally:
+            os.close(fd)
+
+    def _hold(self, root: Path) -> None:
+        """Create the scratch folder ``root`` and hold it (see the module docstring).
+
+        Raises:
+            OSError: Another process holds it for longer than ``_HOLD_WAIT_S``.
+        """
+        if root.name in self._held:
+            return
+        deadline = time.monotonic() + _HOLD_WAIT_S
+        while True:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() > deadline:
+                    raise OSError(f"the scratch folder {root} is held by another process") from None
+                time.sleep(0.1)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            # A sweep may have removed the folder between the mkdir and the lock.
+            if _same_folder(fd, root):
+                self._held[root.name] = fd
+                return
+            os.close(fd)
+
+    def sweep_scratch(self, recorded: Callable[[str], bool]) -> list[str]:
+        """Remove the scratch folders no process holds; the ids of the runs removed.
+
+        A folder of a run that ``recorded`` does not know is left for ``_UNRECORDED_GRACE_S``
+        after it was made: it may be a submission's files being staged.
+        """
+        if self.storage.url == self.workspace.runs_dir.resolve().as_uri():
+            return []  # the runs folder is the storage itself: nothing in it is scratch
+        try:
+            entries = list(os.scandir(self.workspace.runs_dir))
+        except FileNotFoundError:
+            return []
+        removed: list[str] = []
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in self._held:
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                fd = os.open(
+                    entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                )
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a process runs it (or the file system has no locks: keep it)
+                young = time.time() - os.fstat(fd).st_mtime < _UNRECORDED_GRACE_S
+                if young and not recorded(entry.name):
+                    continue
+                if _same_folder(fd, Path(entry.path)):
+                    self.workspace.remove(entry.name)
+                    removed.append(entry.name)
+            finally:
+                os.close(fd)
+        if removed:
+            logger.info("removed scratch folders no process held: %s", ", ".join(removed))
+        return removed
 
     def stored_locations(self, outputs: Any, run_id: str) -> Any:
         """A copy of a CWL output object whose ``file://`` locations under the run's scratch
@@ -225,6 +317,16 @@ class RunFiles:
     def _put(self, run_dir: RunDir, path: Path) -> None:
         rel = path.relative_to(run_dir.root).as_posix()
         self.storage.put_file(f"{run_dir.root.name}/{rel}", path)
+
+
+def _same_folder(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the folder open as ``fd``."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _files(root: Path) -> Iterator[Path]:
