@@ -34,11 +34,8 @@ HELLO = EXAMPLES / "hello" / "hello.cwl"
 
 
 @pytest.fixture
-def bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    moto_server.start()
-    for key, value in moto_server.env.items():
-        monkeypatch.setenv(key, value)
-    return moto_server.new_bucket()
+def bucket(moto_bucket: str) -> str:
+    return moto_bucket
 
 
 @pytest.fixture
