@@ -140,7 +140,9 @@ def test_a_running_runs_logs_are_kept_in_parts_and_followed(
     from tests.client.conftest import LiveServer
     from toolchest_wes.client import WesClient
 
-    settings = make_settings(storage=f"s3://{bucket}/runs", storage_log_interval_s=0.1)
+    settings = make_settings(
+        storage=f"s3://{bucket}/runs", storage_log_interval_s=0.1, storage_presign=True
+    )
     app = make_app(settings)
     parts = get_state(app).parts
     seen_parts = set()
@@ -175,6 +177,16 @@ def test_a_running_runs_logs_are_kept_in_parts_and_followed(
     keys = _keys(parts, run.run_id)
     assert not any(".parts/" in k for k in keys), keys
     assert f"{run.run_id}/stdout.log" in keys
+
+    # Finished, each log is one object: a presigned redirect, shown as text.
+    wes = Wes(app.app.test_client())
+    for path in (f"/runs/{run.run_id}/stderr", f"/runs/{run.run_id}/tasks/{tasks[0].id}/stdout"):
+        response = wes.get(path)
+        assert response.status_code == 302, path
+        signed = httpx.get(response.headers["Location"])
+        assert signed.headers["Content-Type"].startswith("text/plain")
+        assert signed.headers["Content-Disposition"].startswith("inline")
+    assert signed.text == expected
 
 
 def test_delete_and_retention_remove_the_objects(
@@ -217,6 +229,9 @@ def test_presigned_redirect_after_the_token_and_owner_checks(
     assert signed.content == b"signed\n"
     assert_error(client.get(path), 401)
     assert_error(as_bob.get(f"/runs/{run_id}/outputs/hello.txt"), 404)
+    assert as_alice.get(f"/runs/{run_id}/stderr").status_code == 302
+    assert_error(client.get(f"{API}/runs/{run_id}/stderr"), 401)
+    assert_error(as_bob.get(f"/runs/{run_id}/stderr"), 404)
     assert_error(as_alice.get(f"/runs/{run_id}/outputs/missing.txt"), 404)
 
 
