@@ -166,6 +166,13 @@ class RunFiles:
         finally:
             os.close(fd)
 
+    def _storage_in_runs_dir(self) -> bool:
+        folder = _folder_of(self.storage.url)
+        if folder is None:
+            return False
+        runs = self.workspace.runs_dir.resolve()
+        return folder.is_relative_to(runs) or runs.is_relative_to(folder)
+
     def _hold(self, root: Path) -> None:
         """Create the scratch folder ``root`` and hold it (see the module docstring).
 
@@ -201,8 +208,8 @@ class RunFiles:
         A folder of a run that ``recorded`` does not know is left for ``_UNRECORDED_GRACE_S``
         after it was made: it may be a submission's files being staged.
         """
-        if self.storage.url == self.workspace.runs_dir.resolve().as_uri():
-            return []  # the runs folder is the storage itself: nothing in it is scratch
+        if self._storage_in_runs_dir():
+            return []  # the storage is (in) the runs folder: what is there is not scratch
         try:
             entries = list(os.scandir(self.workspace.runs_dir))
         except FileNotFoundError:
@@ -317,6 +324,12 @@ class RunFiles:
     def _put(self, run_dir: RunDir, path: Path) -> None:
         rel = path.relative_to(run_dir.root).as_posix()
         self.storage.put_file(f"{run_dir.root.name}/{rel}", path)
+
+
+def _folder_of(url: str) -> Path | None:
+    """The folder a ``file://`` storage URL names; ``None`` for other storages."""
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
 def _same_folder(fd: int, path: Path) -> bool:

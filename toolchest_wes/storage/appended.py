@@ -98,7 +98,7 @@ def _cover(listed: list[ObjectInfo]) -> list[tuple[int, ObjectInfo]]:
             continue
         offset = int(name)
         end = offset + info.size
-        if end <= covered:
+        if found and end <= covered:
             continue  # absorbed by a part listed before it, not deleted yet
         if offset > covered:
             break  # a gap: the file was started again and is being sent anew
@@ -224,6 +224,11 @@ class AppendUploader:
             sent = None
         if sent is None:
             sent = self._sent[key] = _Sent(st.st_ino)
+            if st.st_size == 0:
+                # An empty part: the log exists (a task that printed nothing yet).
+                self.storage.put_bytes(_part_key(key, 0), b"")
+                sent.parts.append(_Part(0, 0, 1))
+                return
         with open(path, "rb") as fh:
             while sent.end < st.st_size:
                 if not self._send_next(key, fh, sent, st.st_size):
@@ -269,5 +274,7 @@ class AppendUploader:
 
     def forget(self, prefix: str) -> None:
         """Drop what is known of the keys under ``prefix + "/"`` (a run that ended)."""
-        for key in [k for k in self._sent if k.startswith(prefix + "/")]:
-            del self._sent[key]
+        # list() copies the keys at once: other threads add keys of their own runs meanwhile.
+        for key in list(self._sent):
+            if key.startswith(prefix + "/"):
+                self._sent.pop(key, None)

@@ -43,3 +43,10 @@ def test_the_runs_folder_that_is_the_storage_is_never_swept(tmp_path: Path) -> N
     (runs / "a").mkdir(parents=True)
     assert files.sweep_scratch(lambda _: True) == []
     assert (runs / "a").is_dir()
+
+
+def test_a_storage_folder_inside_the_runs_folder_is_never_swept(tmp_path: Path) -> None:
+    runs = tmp_path / "data" / "runs"
+    files = RunFiles(LocalFolderStorage(runs / "bucket"), Workspace(runs))
+    (runs / "bucket").mkdir(parents=True)
+    assert files.sweep_scratch(lambda _: True) == []

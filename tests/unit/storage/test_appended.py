@@ -92,3 +92,16 @@ def test_large_output_is_cut_into_bounded_parts(tmp_path: Path, monkeypatch) -> 
     sizes = [info.size for info in storage.list_prefix(parts_prefix(KEY))]
     assert max(sizes) <= 100 and sum(sizes) == len(data)
     assert _read(storage, 150, 420) == data[150:420]
+
+
+def test_an_empty_log_exists_as_soon_as_it_is_sent(tmp_path: Path) -> None:
+    storage = LocalFolderStorage(tmp_path / "objects")
+    uploader = AppendUploader(storage)
+    log = tmp_path / "stdout"
+    log.touch()
+    uploader.send(KEY, log)
+    view = look(storage, KEY)
+    assert view is not None and view.info.size == 0 and _read(storage) == b""
+    log.write_bytes(b"later\n")
+    uploader.send(KEY, log)
+    assert _read(storage) == b"later\n"
