@@ -116,8 +116,18 @@ def read_view(
     Bytes written after ``view`` was taken are left for the next read.
     """
     limit = view.info.size if stop is None else min(stop, view.info.size)
-    first = _open(storage, view, start, limit)
-    return _pieces(storage, view, start, limit, first)
+    for _ in range(_LOOKS):
+        try:
+            first = _open(storage, view, start, limit)
+        except FileNotFoundError:
+            # Absorbed or put whole since ``view`` was taken: the bytes are elsewhere now.
+            again = look(storage, view.info.key)
+            if again is None:
+                raise
+            view = again
+            continue
+        return _pieces(storage, view, start, limit, first)
+    raise FileNotFoundError(f"{view.info.key} changed while it was read")
 
 
 def _open(

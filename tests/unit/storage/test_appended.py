@@ -105,3 +105,16 @@ def test_an_empty_log_exists_as_soon_as_it_is_sent(tmp_path: Path) -> None:
     log.write_bytes(b"later\n")
     uploader.send(KEY, log)
     assert _read(storage) == b"later\n"
+
+
+def test_a_view_taken_before_the_log_was_put_whole_still_reads(tmp_path: Path) -> None:
+    storage = LocalFolderStorage(tmp_path / "objects")
+    uploader = AppendUploader(storage)
+    log = tmp_path / "stdout.log"
+    log.write_bytes(b"abc")
+    uploader.send(KEY, log)
+    old = look(storage, KEY)
+    assert old is not None and not old.whole
+    log.write_bytes(b"abcdef")
+    uploader.finish(KEY, log)
+    assert b"".join(read_view(storage, old, 1)) == b"bc"
