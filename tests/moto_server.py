@@ -2,6 +2,7 @@
 
 Session fixture ``moto_server`` starts ``python -m moto.server`` once and stops it at the end;
 ``new_bucket()`` makes a bucket of its own for each test, so tests keep apart by bucket.
+Fixture ``moto_bucket`` is such a bucket, with the AWS settings in the test's environment.
 ``stop()`` and ``start()`` take it down and bring it back on the same port, for fault tests.
 ``env`` holds the AWS settings every client of it needs (fake credentials, the endpoint).
 
@@ -27,7 +28,7 @@ import pytest
 
 from tests.redis_server import _free_port
 
-__all__ = ["MotoServer", "moto_server"]
+__all__ = ["MotoServer", "moto_bucket", "moto_server"]
 
 _REQUIRE = bool(os.environ.get("CI"))
 _START_TIMEOUT_S = 30.0
@@ -121,3 +122,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket of the (running) moto server, its settings in the environment; its name."""
+    moto_server.start()
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    return moto_server.new_bucket()

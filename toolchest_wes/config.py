@@ -472,12 +472,14 @@ class Settings(BaseSettings):
     )
     storage_presign: bool = Field(
         default=False,
-        description="Answer output downloads with a redirect to a presigned URL of the "
-        "bucket, after the usual token and ownership checks.",
+        description="Answer output downloads and finished runs' logs with a redirect to a "
+        "presigned URL of the bucket, after the usual token and ownership checks.",
     )
     storage_presign_expiry_s: int = Field(default=300, ge=1, le=7 * 86400)
     storage_log_interval_s: float = Field(
-        default=2.0, gt=0, description="How often a running run's logs are uploaded."
+        default=2.0,
+        gt=0,
+        description="How often what a running run's logs gained is uploaded (as parts).",
     )
 
     @field_validator("storage")

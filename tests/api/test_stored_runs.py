@@ -35,11 +35,8 @@ HELLO = EXAMPLES / "hello" / "hello.cwl"
 
 
 @pytest.fixture
-def bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    moto_server.start()
-    for key, value in moto_server.env.items():
-        monkeypatch.setenv(key, value)
-    return moto_server.new_bucket()
+def bucket(moto_bucket: str) -> str:
+    return moto_bucket
 
 
 @pytest.fixture
@@ -125,6 +122,74 @@ def test_folders_and_task_logs_come_from_the_bucket(
     assert_error(wes.get(f"/runs/{run_id}/tasks/nope/stdout"), 404)
 
 
+TICKER = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ['for i in \\$(seq 1 40); do echo "line $i"; echo "err $i" >&2; sleep 0.05; done']
+inputs: []
+outputs: []
+"""
+
+
+def test_a_running_runs_logs_are_kept_in_parts_and_followed(
+    make_app: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    from tests.client.conftest import LiveServer
+    from toolchest_wes.client import WesClient
+
+    settings = make_settings(
+        storage=f"s3://{bucket}/runs", storage_log_interval_s=0.1, storage_presign=True
+    )
+    app = make_app(settings)
+    parts = get_state(app).parts
+    seen_parts = set()
+    real_send = parts.files._logs.send
+
+    def send(key: str, path: Path) -> None:
+        real_send(key, path)
+        seen_parts.update(i.key for i in parts.files.storage.list_prefix(key + ".parts"))
+
+    parts.files._logs.send = send
+    ticker = tmp_path / "ticker.cwl"
+    ticker.write_text(TICKER)
+    server = LiveServer(app)
+    try:
+        with WesClient(server.url) as client:
+            run = client.submit(ticker, {})
+            deadline = time.monotonic() + 60
+            while not (tasks := run.tasks()):
+                assert time.monotonic() < deadline, "the task never showed up"
+                time.sleep(0.05)
+            followed = "".join(run.follow_logs("stdout", task=tasks[0].id))
+            task_err = run.logs("stderr", task=tasks[0].id)
+            assert run.wait(timeout=60).state is State.COMPLETE
+    finally:
+        server.close()
+    expected = "".join(f"line {i}\n" for i in range(1, 41))
+    assert followed == expected
+    assert task_err == "".join(f"err {i}\n" for i in range(1, 41))
+    # Sent in parts while it ran; one object each at the end, the parts gone.
+    sent = {k.rsplit(".parts/", 1)[0] for k in seen_parts}
+    assert f"{run.run_id}/tasks/{tasks[0].id}/stdout" in sent, seen_parts
+    keys = _keys(parts, run.run_id)
+    assert not any(".parts/" in k for k in keys), keys
+    assert f"{run.run_id}/stdout.log" in keys
+
+    # Finished, each log is one object: a presigned redirect, shown as text.
+    wes = Wes(app.app.test_client())
+    for path in (f"/runs/{run.run_id}/stderr", f"/runs/{run.run_id}/tasks/{tasks[0].id}/stdout"):
+        response = wes.get(path)
+        assert response.status_code == 302, path
+        signed = httpx.get(response.headers["Location"])
+        assert signed.headers["Content-Type"].startswith("text/plain")
+        assert signed.headers["Content-Disposition"].startswith("inline")
+    assert signed.text == expected
+
+
 def test_delete_and_retention_remove_the_objects(
     stored: Callable[..., tuple[Wes, Any]],
 ) -> None:
@@ -165,6 +230,9 @@ def test_presigned_redirect_after_the_token_and_owner_checks(
     assert signed.content == b"signed\n"
     assert_error(client.get(path), 401)
     assert_error(as_bob.get(f"/runs/{run_id}/outputs/hello.txt"), 404)
+    assert as_alice.get(f"/runs/{run_id}/stderr").status_code == 302
+    assert_error(client.get(f"{API}/runs/{run_id}/stderr"), 401)
+    assert_error(as_bob.get(f"/runs/{run_id}/stderr"), 404)
     assert_error(as_alice.get(f"/runs/{run_id}/outputs/missing.txt"), 404)
 
 

@@ -128,6 +128,26 @@ _EMBEDDED = pytest.mark.parametrize("mode", ["embedded"], indirect=True)
 
 # In both modes: a Celery worker runs every engine as the embedded server does.
 def test_a_run_completes_with_its_file_output_and_tasks(wes_for: Wes, cases: EngineCases) -> None:
+    _completes(wes_for, cases)
+
+
+@pytest.mark.parametrize("mode", ["distributed"], indirect=True)
+def test_a_run_completes_with_its_files_in_a_bucket(
+    make_app: Any, make_settings: Any, cases: EngineCases, moto_bucket: str
+) -> None:
+    """The same, with the run's files in object storage (``--storage``): the worker runs the
+    engine in a scratch folder and uploads what it wrote, outputs and task logs."""
+    settings = make_settings(
+        engines=[cases.engine], storage=f"s3://{moto_bucket}/runs", **cases.settings
+    )
+    app = make_app(settings)
+    run_id = _completes(Wes(app.app.test_client()), cases)
+    log = Wes(app.app.test_client()).log(run_id)
+    assert "/runs/" + run_id + "/outputs/" in json.dumps(log["outputs"])
+    assert settings.runs_dir.exists() and not (settings.runs_dir / run_id / "outputs").exists()
+
+
+def _completes(wes_for: Wes, cases: EngineCases) -> str:
     run_id = cases.submit(wes_for, "ok", {"name": "contract"})
     assert wes_for.wait(run_id, timeout=120) is State.COMPLETE, wes_for.log(run_id)
     log = wes_for.log(run_id)
@@ -140,6 +160,9 @@ def test_a_run_completes_with_its_file_output_and_tasks(wes_for: Wes, cases: Eng
     tasks = wes_for.client.get(f"{API}/runs/{run_id}/tasks").get_json()["task_logs"]
     assert tasks, "no task was recorded"
     assert all(t["stdout"] and t["stderr"] for t in tasks)
+    for task in tasks:
+        assert wes_for.get(task["stderr"]).status_code == 200, task
+    return run_id
 
 
 @_EMBEDDED

@@ -87,6 +87,8 @@ def test_listing_is_by_prefix_and_deleting_a_prefix_leaves_the_rest(
     assert storage.list_prefix("a/outputs") == []
     assert storage.stat("a/stdout.log") is not None
     assert [i.key for i in storage.list_prefix("ab")] == ["ab/outputs/z.txt"]
+    assert storage.delete_keys(["a/stdout.log", "a/never-written"]) == []
+    assert storage.stat("a/stdout.log") is None
 
 
 def test_keys_that_could_leave_the_root_are_refused(storage: ObjectStorage) -> None:

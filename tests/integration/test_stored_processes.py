@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import API, CWL, EXAMPLES
 from tests.moto_server import MotoServer
-from tests.processes import TERMINAL, Topology, sleeping, wait
+from tests.processes import TERMINAL, Topology, sleeping, spawn, wait
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -106,5 +106,17 @@ def test_a_sigkilled_worker_run_ends_system_error(topology: Topology) -> None:
     while sleeping(seconds):
         assert time.monotonic() < deadline, "the run's tool outlived its worker"
         time.sleep(0.05)
-    # The run's record and its logs so far are still served.
+    # The run's record and its logs so far (in parts) are still served.
     assert httpx.get(f"{topology.url}{API}/runs/{run_id}/stderr").status_code == 200
+
+    # The killed worker's scratch copy stays on its disk until a worker starts there again.
+    folders = [topology.tmp_path / f"worker{n}" for n in range(2)]
+    assert any((f / "runs" / run_id).exists() for f in folders)
+    for n, folder in enumerate(folders):
+        env = {**topology.env, "TOOLCHEST_WES_DATA_DIR": str(folder)}
+        log = topology.tmp_path / f"worker{n}-again.log"
+        topology.workers.append(spawn(["worker", "-n", f"again{n}@%h"], env, log))
+    deadline = time.monotonic() + 60
+    while any((f / "runs" / run_id).exists() for f in folders):
+        assert time.monotonic() < deadline, "the killed worker's scratch copy was left behind"
+        time.sleep(0.1)

@@ -183,7 +183,8 @@ def _storage_options() -> list[Any]:
             "--storage-presign",
             is_flag=True,
             default=None,
-            help="Redirect output downloads to presigned bucket URLs (after the token checks).",
+            help="Redirect output downloads and finished logs to presigned bucket URLs (after "
+            "the token checks).",
         ),
     ]
 

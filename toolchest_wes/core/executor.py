@@ -184,6 +184,11 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
         logger.info("run started run_id=%s pid=%s", run_id, handle.pid)
         exit_code, stopped = _wait(handle, deps, run_id, resources)
         handle = None
+        collected: dict[str, Any] | None = None
+        if deps.files is not None and exit_code == 0 and not stopped:
+            # Before the upload: an engine may gather its outputs only once it has exited
+            # (Snakemake links its final files into outputs/).
+            collected = engine.collect_outputs(prepared, prepared.stdout_path)
         if deps.files is not None:
             problem = _upload_results(deps, run_id, outputs=exit_code == 0 and not stopped)
             if problem is not None and stopped != _CANCELLED:
@@ -208,7 +213,7 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
                 lines=[stopped],
             )
         elif exit_code == 0:
-            _complete(store, engine, prepared, run_dir, deps.files)
+            _complete(store, engine, prepared, run_dir, deps.files, collected)
         else:
             _failed(store, run_id, run_dir, exit_code)
     except StoreUnavailableError as exc:
@@ -377,7 +382,7 @@ def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | 
     assert files is not None
 
     def upload() -> None:
-        files.upload_logs(run_id)
+        files.finish_logs(run_id)
         if outputs:
             files.upload_outputs(run_id)
 
@@ -413,8 +418,12 @@ def _complete(
     prepared: PreparedRun,
     run_dir: RunDir,
     stored: RunFiles | None = None,
+    collected: dict[str, Any] | None = None,
 ) -> None:
-    outputs = engine.collect_outputs(prepared, prepared.stdout_path)
+    """End the run COMPLETE with its outputs (``collected`` already, or collected now)."""
+    outputs = collected
+    if outputs is None:
+        outputs = engine.collect_outputs(prepared, prepared.stdout_path)
     files = list_output_files(outputs, run_dir.outputs)
     if stored is not None:
         outputs = stored.stored_locations(outputs, prepared.run_id)

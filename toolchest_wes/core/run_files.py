@@ -5,19 +5,28 @@ files move like this (keys are the run directory's own paths, ``<run_id>/attachm
 
     API, at submit     attachments/ (and the params file)  scratch -> storage, scratch removed
     worker, at start   attachments/                        storage -> scratch
-    worker, running    stdout.log, stderr.log, tasks/      scratch -> storage, every few seconds
-    worker, at the end outputs/ and the logs               scratch -> storage, scratch removed
+    worker, running    stdout.log, stderr.log, tasks/      scratch -> storage, every few seconds,
+                                                           what each gained, as parts
+    worker, at the end outputs/ and the logs (whole)       scratch -> storage, scratch removed
     API, on a GET      logs, task index, outputs           read from storage
     retention, DELETE  outputs/ and attachments/, or all   removed from storage
 
-``work/`` (engine scratch) never leaves the worker.
+``work/`` (engine scratch) never leaves the worker. Logs in parts: ``storage/appended.py``.
+
+A process holds each scratch folder it uses with an exclusive ``flock`` on the folder, which
+the kernel drops when the process dies, even by SIGKILL. :meth:`RunFiles.sweep_scratch`
+removes the folders that no process holds, so a killed worker's scratch copies go once a
+worker (or the API) on the same disk runs again, and a folder in use is never touched, even
+by another process that shares the data folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,22 +38,30 @@ from toolchest_wes.core.errors import (
     ServiceUnavailableError,
 )
 from toolchest_wes.core.workspace import RunDir, Workspace, safe_relative_path
+from toolchest_wes.storage.appended import AppendUploader, LogView, look, read_view
 from toolchest_wes.storage.base import ObjectInfo, ObjectStorage, StorageError, StorageFullError
 
-__all__ = ["RunFiles", "StoredFile", "StoredFolder", "storage_wes_error"]
+__all__ = ["LogView", "RunFiles", "StoredFile", "StoredFolder", "storage_wes_error"]
 
 logger = logging.getLogger(__name__)
 
 #: The run directory's parts that are kept in storage (``work/`` stays on the worker).
 _LOGS = ("stdout.log", "stderr.log")
+#: How long a process waits for a scratch folder another process holds (a sweep removing it).
+_HOLD_WAIT_S = 30.0
+#: A scratch folder of a run not recorded (yet) is left this long: the API stages a run's
+#: files there before it records the run, without holding the folder.
+_UNRECORDED_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True)
 class StoredFile:
-    """One file of a run in storage: its key and the name it downloads as."""
+    """One file of a run in storage: its key, the name it downloads as, and whether it is a
+    log (kept in parts while its run goes on)."""
 
     key: str
     name: str
+    log: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,8 +95,10 @@ class RunFiles:
     def __init__(self, storage: ObjectStorage, workspace: Workspace) -> None:
         self.storage = storage
         self.workspace = workspace
-        #: (size, mtime_ns) of each log file last uploaded, per run: only changes go up.
-        self._sent: dict[str, dict[str, tuple[int, int]]] = {}
+        #: Sends the logs of running runs in parts, and whole at their end.
+        self._logs = AppendUploader(storage)
+        #: The scratch folders this process holds: run id -> the locked folder's descriptor.
+        self._held: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -103,6 +122,7 @@ class RunFiles:
             StorageError: The storage failed.
         """
         run_dir = self.workspace.run_dir(run_id)
+        self._hold(run_dir.root)
         for path in (run_dir.attachments, run_dir.outputs, run_dir.work, run_dir.tasks):
             path.mkdir(parents=True, exist_ok=True)
         for info in self.storage.list_prefix(f"{run_id}/attachments"):
@@ -115,20 +135,19 @@ class RunFiles:
                 continue  # removed since it was listed: the params check says what is missing
 
     def upload_logs(self, run_id: str) -> None:
-        """Upload the engine's and the tasks' logs that changed since the last call."""
+        """Upload what the engine's and the tasks' logs gained since the last call, as parts."""
+        for key, path in self._log_files(run_id):
+            self._logs.send(key, path)
+
+    def finish_logs(self, run_id: str) -> None:
+        """Upload the logs whole, replacing their parts, once the engine has ended."""
+        for key, path in self._log_files(run_id):
+            self._logs.finish(key, path)
+
+    def _log_files(self, run_id: str) -> list[tuple[str, Path]]:
         run_dir = self.workspace.run_dir(run_id)
-        sent = self._sent.setdefault(run_id, {})
         paths = [run_dir.root / name for name in _LOGS] + list(_files(run_dir.tasks))
-        for path in paths:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            mark = (st.st_size, st.st_mtime_ns)
-            rel = path.relative_to(run_dir.root).as_posix()
-            if sent.get(rel) != mark:
-                self._put(run_dir, path)
-                sent[rel] = mark
+        return [(f"{run_id}/{p.relative_to(run_dir.root).as_posix()}", p) for p in paths]
 
     def upload_outputs(self, run_id: str) -> None:
         """Upload every file under the run's outputs folder (links are not followed)."""
@@ -137,9 +156,92 @@ class RunFiles:
             self._put(run_dir, path)
 
     def discard_scratch(self, run_id: str) -> None:
-        """Remove the run's local scratch folder once its files are in storage."""
-        self._sent.pop(run_id, None)
-        self.workspace.remove(run_id)
+        """Remove the run's local scratch folder once its files are in storage, and let it go."""
+        self._logs.forget(run_id)
+        fd = self._held.pop(run_id, None)
+        if fd is None:
+            return  # never held here: any folder there is another process's
+        try:
+            self.workspace.remove(run_id)
+        finally:
+            os.close(fd)
+
+    def _storage_in_runs_dir(self) -> bool:
+        folder = _folder_of(self.storage.url)
+        if folder is None:
+            return False
+        runs = self.workspace.runs_dir.resolve()
+        return folder.is_relative_to(runs) or runs.is_relative_to(folder)
+
+    def _hold(self, root: Path) -> None:
+        """Create the scratch folder ``root`` and hold it (see the module docstring).
+
+        Raises:
+            OSError: Another process holds it for longer than ``_HOLD_WAIT_S``.
+        """
+        if root.name in self._held:
+            return
+        deadline = time.monotonic() + _HOLD_WAIT_S
+        while True:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() > deadline:
+                    raise OSError(f"the scratch folder {root} is held by another process") from None
+                time.sleep(0.1)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            # A sweep may have removed the folder between the mkdir and the lock.
+            if _same_folder(fd, root):
+                self._held[root.name] = fd
+                return
+            os.close(fd)
+
+    def sweep_scratch(self, recorded: Callable[[str], bool]) -> list[str]:
+        """Remove the scratch folders no process holds; the ids of the runs removed.
+
+        A folder of a run that ``recorded`` does not know is left for ``_UNRECORDED_GRACE_S``
+        after it was made: it may be a submission's files being staged.
+        """
+        if self._storage_in_runs_dir():
+            return []  # the storage is (in) the runs folder: what is there is not scratch
+        try:
+            entries = list(os.scandir(self.workspace.runs_dir))
+        except FileNotFoundError:
+            return []
+        removed: list[str] = []
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in self._held:
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                fd = os.open(
+                    entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                )
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a process runs it (or the file system has no locks: keep it)
+                young = time.time() - os.fstat(fd).st_mtime < _UNRECORDED_GRACE_S
+                if young and not recorded(entry.name):
+                    continue
+                if _same_folder(fd, Path(entry.path)):
+                    self.workspace.remove(entry.name)
+                    removed.append(entry.name)
+            finally:
+                os.close(fd)
+        if removed:
+            logger.info("removed scratch folders no process held: %s", ", ".join(removed))
+        return removed
 
     def stored_locations(self, outputs: Any, run_id: str) -> Any:
         """A copy of a CWL output object whose ``file://`` locations under the run's scratch
@@ -171,11 +273,22 @@ class RunFiles:
     # -- the API's reads -----------------------------------------------------------------
 
     def read_text(self, run_id: str, rel: str) -> str:
-        """A stored text file of the run; ``""`` if it is not there (yet)."""
+        """A stored log of the run (whole, or its parts so far); ``""`` if there is none yet."""
         try:
-            return b"".join(self.storage.read(f"{run_id}/{rel}")).decode("utf-8", "replace")
+            view = look(self.storage, f"{run_id}/{rel}")
+            if view is None:
+                return ""
+            return b"".join(read_view(self.storage, view)).decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def look_log(self, key: str) -> LogView | None:
+        """A stored log as it is now (whole, or in parts); ``None`` if there is none yet."""
+        return look(self.storage, key)
+
+    def read_log(self, view: LogView, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """The bytes ``[start, stop)`` of a log as ``view`` saw it."""
+        return read_view(self.storage, view, start, stop)
 
     def output(self, run_id: str, rel: str) -> StoredFile | StoredFolder:
         """An output file or folder of the run. Raises ``NotFoundError``."""
@@ -200,13 +313,33 @@ class RunFiles:
         """The bytes ``[start, stop)`` of a stored file."""
         return self.storage.read(key, start, stop)
 
-    def presigned_url(self, stored: StoredFile, expires_s: int) -> str | None:
+    def presigned_url(
+        self, stored: StoredFile, expires_s: int, *, content_type: str | None = None
+    ) -> str | None:
         """A URL the storage serves the file at without credentials, or ``None``."""
-        return self.storage.presigned_url(stored.key, filename=stored.name, expires_s=expires_s)
+        return self.storage.presigned_url(
+            stored.key, filename=stored.name, expires_s=expires_s, content_type=content_type
+        )
 
     def _put(self, run_dir: RunDir, path: Path) -> None:
         rel = path.relative_to(run_dir.root).as_posix()
         self.storage.put_file(f"{run_dir.root.name}/{rel}", path)
+
+
+def _folder_of(url: str) -> Path | None:
+    """The folder a ``file://`` storage URL names; ``None`` for other storages."""
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _same_folder(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the folder open as ``fd``."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _files(root: Path) -> Iterator[Path]:

@@ -390,7 +390,7 @@ class RunService:
         path = run_dir.stdout if stream == "stdout" else run_dir.stderr
         if self.files is None:
             return path
-        return StoredFile(f"{run_id}/{path.name}", path.name)
+        return StoredFile(f"{run_id}/{path.name}", path.name, log=True)
 
     def task_log(
         self, run_id: str, task_id: str, stream: str, *, caller: Caller = ANONYMOUS
@@ -400,9 +400,9 @@ class RunService:
         path = self.workspace.run_dir(run_id).task_log(task["id"], stream)
         if self.files is not None:
             rel = path.relative_to(self.workspace.run_dir(run_id).root).as_posix()
-            stored = StoredFile(f"{run_id}/{rel}", stream)
+            stored = StoredFile(f"{run_id}/{rel}", stream, log=True)
             with self._storage("the task's log"):
-                if self.files.stat(stored.key) is not None:
+                if self.files.look_log(stored.key) is not None:
                     return stored
         elif path.is_file():
             return path

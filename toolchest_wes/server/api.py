@@ -53,7 +53,8 @@ class WesApi:
         presign_s: int | None = None,
     ) -> None:
         self.service = service
-        #: Output downloads redirect to presigned storage URLs valid this long; ``None``: no.
+        #: Output downloads and finished logs redirect to presigned storage URLs valid this
+        #: long; ``None``: no.
         self.presign_s = presign_s
         self.public_url = public_url
         self.limits = limits
@@ -177,7 +178,8 @@ class WesApi:
         if isinstance(target, Path):
             return _send(target, _TEXT)
         assert self.service.files is not None  # a stored file comes from a storage
-        return send_stored(self.service.files, target, _TEXT)
+        # Only a finished log (one object) is redirected; one in parts is served here.
+        return send_stored(self.service.files, target, _TEXT, presign_s=self.presign_s)
 
     def list_run_outputs(
         self, run_id: str, archive: str | None = None, path: list[str] | None = None

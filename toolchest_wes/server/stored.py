@@ -10,7 +10,7 @@ from functools import partial
 
 from flask import Response, request
 
-from toolchest_wes.core.run_files import RunFiles, StoredFile, storage_wes_error
+from toolchest_wes.core.run_files import LogView, RunFiles, StoredFile, storage_wes_error
 from toolchest_wes.server.archive import stream_zip_entries
 from toolchest_wes.storage.base import StorageError
 
@@ -28,14 +28,26 @@ def send_stored(
     """The stored file, whole or the byte range asked for; an empty body if it is not there
     yet (a log not written yet), or a redirect to a presigned URL when ``presign_s`` is set.
 
+    A log is served as the concatenation of its parts while its run goes on, and redirected
+    only once it is one object (its run has ended).
+
     The caller has checked the token and the run's owner already.
     """
     try:
-        if presign_s is not None:
-            url = files.presigned_url(stored, presign_s)
-            if url is not None:
-                return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-        info = files.stat(stored.key)
+        view: LogView | None = None
+        if stored.log:
+            view = files.look_log(stored.key)
+            if presign_s is not None and view is not None and view.whole:
+                url = files.presigned_url(stored, presign_s, content_type=mimetype)
+                if url is not None:
+                    return _redirect(url)
+            info = view.info if view is not None else None
+        else:
+            if presign_s is not None:
+                url = files.presigned_url(stored, presign_s)
+                if url is not None:
+                    return _redirect(url)
+            info = files.stat(stored.key)
         if info is None:
             return Response(b"", mimetype=mimetype)
         headers = {
@@ -54,7 +66,10 @@ def send_stored(
             return Response(b"", status=416, headers=headers)
         start, stop = span or (0, info.size)
         # Read now, so that a storage failure is an error answer, not a cut-off body.
-        body = files.read(stored.key, start, stop)
+        if view is not None:
+            body = files.read_log(view, start, stop)
+        else:
+            body = files.read(stored.key, start, stop)
     except FileNotFoundError:
         return Response(b"", mimetype=mimetype)
     except StorageError as exc:
@@ -63,6 +78,10 @@ def send_stored(
     if span is not None:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{info.size}"
     return Response(body, status=206 if span else 200, mimetype=mimetype, headers=headers)
+
+
+def _redirect(url: str) -> Response:
+    return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
 def stored_zip(files: RunFiles, run_id: str, members: list[str], filename: str) -> Response:

@@ -90,7 +90,14 @@ class ObjectStorage(Protocol):
         """Delete every object under ``prefix + "/"``; return one line per failure."""
         ...
 
-    def presigned_url(self, key: str, *, filename: str, expires_s: int) -> str | None:
+    def delete_keys(self, keys: list[str]) -> list[str]:
+        """Delete these objects (missing ones are not an error); one line per failure."""
+        ...
+
+    def presigned_url(
+        self, key: str, *, filename: str, expires_s: int, content_type: str | None = None
+    ) -> str | None:
         """A URL that serves the object as ``filename`` without credentials for
-        ``expires_s`` seconds, or ``None`` if the storage has none."""
+        ``expires_s`` seconds, or ``None`` if the storage has none. With ``content_type``,
+        it is served as that type, to be shown rather than saved (a log)."""
         ...

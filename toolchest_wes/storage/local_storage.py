@@ -132,7 +132,19 @@ class LocalFolderStorage:
             errors.append(f"{base}: {exc}")
         return errors
 
-    def presigned_url(self, key: str, *, filename: str, expires_s: int) -> str | None:
+    def delete_keys(self, keys: list[str]) -> list[str]:
+        """Remove these files; a missing one is already deleted."""
+        errors: list[str] = []
+        for key in keys:
+            try:
+                self._path(key).unlink(missing_ok=True)
+            except OSError as exc:
+                errors.append(f"{key}: {exc}")
+        return errors
+
+    def presigned_url(
+        self, key: str, *, filename: str, expires_s: int, content_type: str | None = None
+    ) -> str | None:
         """A folder has no URLs of its own."""
         return None
 

@@ -173,29 +173,40 @@ class S3ObjectStorage:
 
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete the objects under ``prefix/``, a thousand per request."""
-        keys = [self._key(info.key) for info in self.list_prefix(prefix)]
+        return self._delete([info.key for info in self.list_prefix(prefix)], prefix)
+
+    def delete_keys(self, keys: list[str]) -> list[str]:
+        """Delete these objects, a thousand per request."""
+        return self._delete(keys, keys[0] if keys else "")
+
+    def _delete(self, keys: list[str], where: str) -> list[str]:
+        full = [self._key(key) for key in keys]
         errors: list[str] = []
-        for i in range(0, len(keys), 1000):
-            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[i : i + 1000]]
-            with _errors(self, prefix):
+        for i in range(0, len(full), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in full[i : i + 1000]]
+            with _errors(self, where):
                 answer = self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
             errors += [f"{e.get('Key')}: {e.get('Message')}" for e in answer.get("Errors", [])]
         return errors
 
-    def presigned_url(self, key: str, *, filename: str, expires_s: int) -> str | None:
+    def presigned_url(
+        self, key: str, *, filename: str, expires_s: int, content_type: str | None = None
+    ) -> str | None:
         """A presigned GET that names the file for the browser; made locally, no request."""
         safe = filename.replace('"', "")
+        disposition = "inline" if content_type else "attachment"
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._key(key),
+            "ResponseContentDisposition": f'{disposition}; filename="{safe}"',
+        }
+        if content_type:
+            params["ResponseContentType"] = content_type
         with _errors(self, key):
             url: str = self.client.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self.bucket,
-                    "Key": self._key(key),
-                    "ResponseContentDisposition": f'attachment; filename="{safe}"',
-                },
-                ExpiresIn=expires_s,
+                "get_object", Params=params, ExpiresIn=expires_s
             )
         return url
 

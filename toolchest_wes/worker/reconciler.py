@@ -225,8 +225,25 @@ class Reconciler:
             self._thread.join(timeout=10)
         self.client.close()
 
+    def sweep_scratch(self) -> list[str]:
+        """Remove this process's scratch folders that no process holds any more (a killed
+        worker's); the ids of their runs. Nothing without ``--storage``."""
+        if self.files is None:
+            return []
+        store = self.store
+        return self.files.sweep_scratch(lambda run_id: store.get_state(run_id) is not None)
+
+    def _sweep_scratch(self) -> None:
+        try:
+            self.sweep_scratch()
+        except (redis.RedisError, StoreError, OSError):
+            logger.warning("scratch sweep failed; retrying next interval", exc_info=True)
+
     def _loop(self) -> None:
+        # At once: a worker started again after a SIGKILL clears what the killed one left.
+        self._sweep_scratch()
         while not self._stop.wait(self.settings.reconcile_interval_s):
+            self._sweep_scratch()
             try:
                 report = self.run_once()
             except (redis.RedisError, StoreError):
