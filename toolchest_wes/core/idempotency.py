@@ -72,16 +72,18 @@ class IdempotencyKeys:
         """Settle the files staged for ``staged_id`` once the store said the key stands for
         run ``held``: ``held`` gets them if it has none (``True``: queue it, as no one did),
         else they are removed."""
-        given = self._lacks_files(held) and self.workspace.adopt(staged_id, held)
-        if given and self.files is not None:
-            given = self._upload(held)
+        if self.files is not None:
+            given = self._lacks_files(held) and self._upload(staged_id, held)
+            self.workspace.remove(staged_id)
+            self._forget_stored(staged_id)
+        else:
+            given = self._lacks_files(held) and self.workspace.adopt(staged_id, held)
+            if not given:
+                self.workspace.remove(staged_id)
         if given:
             logger.info("idempotent submission gave run_id=%s its files", held)
         else:
-            self.workspace.remove(staged_id)
             logger.info("idempotent submission answered with run_id=%s", held)
-        if self.files is not None:
-            self._forget_stored(staged_id)
         return given
 
     @staticmethod
@@ -104,16 +106,15 @@ class IdempotencyKeys:
             # Unknown: answer with the run as it is rather than risk a second copy of it.
             return False
 
-    def _upload(self, run_id: str) -> bool:
-        """Put the files just handed to ``run_id`` in storage; the local copy goes."""
+    def _upload(self, staged_id: str, run_id: str) -> bool:
+        """Store the files staged for ``staged_id`` as ``run_id``'s. (Not by renaming the
+        staged folder first: a recorded run's folder that no process holds is swept.)"""
         assert self.files is not None
         try:
-            self.files.upload_inputs(run_id)
+            self.files.upload_inputs(staged_id, as_run=run_id)
         except StorageError as exc:
             logger.warning("could not store the files of run_id=%s: %s", run_id, exc)
             return False
-        finally:
-            self.workspace.remove(run_id)
         return True
 
     def _forget_stored(self, staged_id: str) -> None:

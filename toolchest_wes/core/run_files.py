@@ -107,11 +107,17 @@ class RunFiles:
 
     # -- the API at submit ---------------------------------------------------------------
 
-    def upload_inputs(self, run_id: str) -> None:
-        """Upload the run's staged attachments and params. Raises ``StorageError``."""
+    def upload_inputs(self, run_id: str, *, as_run: str | None = None) -> None:
+        """Upload the run's staged attachments and params, under ``as_run``'s keys if given
+        (the files staged by a retry, for the run its key stands for). Raises
+        ``StorageError``.
+
+        The params file goes last: a run whose params are stored has all its files.
+        """
         run_dir = self.workspace.run_dir(run_id)
-        for path in _files(run_dir.attachments):
-            self._put(run_dir, path)
+        params = run_dir.params_file
+        for path in [*(p for p in _files(run_dir.attachments) if p != params), params]:
+            self._put(run_dir, path, as_run=as_run)
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -321,9 +327,9 @@ class RunFiles:
             stored.key, filename=stored.name, expires_s=expires_s, content_type=content_type
         )
 
-    def _put(self, run_dir: RunDir, path: Path) -> None:
+    def _put(self, run_dir: RunDir, path: Path, *, as_run: str | None = None) -> None:
         rel = path.relative_to(run_dir.root).as_posix()
-        self.storage.put_file(f"{run_dir.root.name}/{rel}", path)
+        self.storage.put_file(f"{as_run or run_dir.root.name}/{rel}", path)
 
 
 def _folder_of(url: str) -> Path | None:
