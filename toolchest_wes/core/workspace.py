@@ -18,13 +18,13 @@ import errno
 import json
 import os
 import shutil
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from toolchest_wes.core.errors import BadRequestError, InsufficientStorageError, NotFoundError
+from toolchest_wes.storage.local_storage import remove_tree
 
 __all__ = [
     "PARAMS_NAME",
@@ -234,31 +234,9 @@ class Workspace:
         if run_dir.root.is_symlink():
             return [f"{run_dir.root}: the run directory is a symbolic link; left alone"]
         for path in (run_dir.outputs, run_dir.work, run_dir.attachments):
-            errors += _remove_tree(path)
+            errors += remove_tree(path)
         return errors
 
     def remove_run_dir(self, run_id: str) -> list[str]:
         """Delete the whole run directory without following links; return what failed."""
-        return _remove_tree(self.run_dir(run_id).root)
-
-
-def _remove_tree(path: Path) -> list[str]:
-    """Remove a file, a symbolic link (not its target) or a folder tree; return the errors."""
-    errors: list[str] = []
-
-    def record(_fn: object, where: str, exc: object) -> None:
-        error = exc[1] if isinstance(exc, tuple) else exc
-        errors.append(f"{where}: {error}")
-
-    try:
-        if path.is_symlink() or not path.is_dir():
-            path.unlink(missing_ok=True)
-        elif sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=record)
-        else:
-            # On this platform rmtree works on directory descriptors and never follows a
-            # link inside the tree (shutil.rmtree.avoids_symlink_attacks).
-            shutil.rmtree(path, onerror=record)
-    except OSError as exc:
-        errors.append(f"{path}: {exc}")
-    return errors
+        return remove_tree(self.run_dir(run_id).root)

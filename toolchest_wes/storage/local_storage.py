@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from toolchest_wes.storage.base import ObjectInfo, StorageError, StorageFullError
 
-__all__ = ["LocalFolderStorage"]
+__all__ = ["LocalFolderStorage", "remove_tree"]
 
 _CHUNK = 1024 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -113,24 +113,10 @@ class LocalFolderStorage:
 
     def delete_prefix(self, prefix: str) -> list[str]:
         """Remove the folder ``root/prefix``, never following a link out of it."""
-        errors: list[str] = []
-
-        def record(_fn: object, where: str, exc: object) -> None:
-            error = exc[1] if isinstance(exc, tuple) else exc
-            errors.append(f"{where}: {error}")
-
         base = self._path(prefix)
-        try:
-            if base.is_symlink():
-                base.unlink()
-            elif base.is_dir():
-                if sys.version_info >= (3, 12):
-                    shutil.rmtree(base, onexc=record)
-                else:
-                    shutil.rmtree(base, onerror=record)
-        except OSError as exc:
-            errors.append(f"{base}: {exc}")
-        return errors
+        if not base.is_symlink() and not base.is_dir():
+            return []
+        return remove_tree(base)
 
     def delete_keys(self, keys: list[str]) -> list[str]:
         """Remove these files; a missing one is already deleted."""
@@ -165,3 +151,25 @@ def _chunks(fh: BinaryIO, start: int, stop: int | None) -> Iterator[bytes]:
             if left is not None:
                 left -= len(block)
             yield block
+
+
+def remove_tree(path: Path) -> list[str]:
+    """Remove a file, a symbolic link (not its target) or a folder tree; return the errors."""
+    errors: list[str] = []
+
+    def record(_fn: object, where: str, exc: object) -> None:
+        error = exc[1] if isinstance(exc, tuple) else exc
+        errors.append(f"{where}: {error}")
+
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)
+        elif sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=record)
+        else:
+            # On this platform rmtree works on directory descriptors and never follows a
+            # link inside the tree (shutil.rmtree.avoids_symlink_attacks).
+            shutil.rmtree(path, onerror=record)
+    except OSError as exc:
+        errors.append(f"{path}: {exc}")
+    return errors
