@@ -31,6 +31,7 @@ import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,7 @@ class Server:
     store_bytes: Callable[[], int]
     sweep_argv: list[str]
     sweep_env: dict[str, str]
+    kept: Callable[[], int]
     tokens: dict[str, str | None] = field(default_factory=dict)
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
 
@@ -218,11 +220,12 @@ def sweep(small: Server, large: Server, repeat: int, limit_s: float) -> list[str
     calls = (lambda: small.get(status), lambda: large.get(status))
     # p99 needs many samples: at least 1,000 calls to each server before the sweep.
     before_small, before_large = interleaved(calls, max(repeat, 1000))
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed once the sweep has ended)
     proc = subprocess.Popen(
         large.sweep_argv,
         env=large.sweep_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         start_new_session=True,
     )
     start = time.monotonic()
@@ -239,9 +242,12 @@ def sweep(small: Server, large: Server, repeat: int, limit_s: float) -> list[str
         if not finished:
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
-    remaining = len(large.store.outputs_due(86400, limit=large.runs))
-    swept = large.runs - remaining
+    swept = large.runs - large.kept()
     how = "finished" if finished and proc.returncode == 0 else f"stopped (rc {proc.returncode})"
+    if proc.returncode:
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-2000:])
+    log.close()
     lines = [
         f"sweep of {large.runs:,} runs: {how} after {elapsed:.1f} s, {swept:,} runs swept "
         f"({swept / elapsed:,.0f}/s)",
@@ -293,6 +299,15 @@ def _serve_pids(port: int) -> list[int]:
     return pids
 
 
+def _sqlite_kept(path: Path) -> int:
+    """Runs whose outputs are still kept (not swept)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE outputs_removed_at IS NULL"
+        ).fetchone()
+    return int(count)
+
+
 def _sqlite_bytes(path: Path) -> Callable[[], int]:
     def size() -> int:
         return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*"))
@@ -321,7 +336,14 @@ def embedded_pair(tmp: Path, sizes: tuple[int, int]) -> Iterator[tuple[Server, S
             argv = [sys.executable, "-m", "toolchest_wes.cli.main", "sweep"]
             argv += ["--data-dir", str(data_dir), "--retention-days", "1"]
             server = Server(
-                count, url, lambda port=port: _serve_pids(port), store, _sqlite_bytes(db), argv, env
+                count,
+                url,
+                lambda port=port: _serve_pids(port),
+                store,
+                _sqlite_bytes(db),
+                argv,
+                env,
+                lambda db=db: _sqlite_kept(db),
             )
             server.tokens = deep_tokens(store, count)
             stack.callback(server.client.close)
@@ -362,7 +384,14 @@ def distributed_pair(tmp: Path, sizes: tuple[int, int]) -> Iterator[tuple[Server
                 "1",
             ]
             server = Server(
-                count, url, lambda proc=proc: [proc.pid], store, lambda used=used: used, argv, env
+                count,
+                url,
+                lambda proc=proc: [proc.pid],
+                store,
+                lambda used=used: used,
+                argv,
+                env,
+                lambda store=store: int(store._client.zcard(store._key("outputs-kept"))),
             )
             server.tokens = deep_tokens(store, count)
             stack.callback(server.client.close)
