@@ -36,6 +36,7 @@ from _common import middle_token
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.bulk_load import load_redis
 from toolchest_wes.store.outbox import RunHooks
 from toolchest_wes.store.redis_outbox import RedisOutbox
 from toolchest_wes.store.redis_store import RedisStateStore
@@ -85,20 +86,15 @@ def redis_server() -> Iterator[str]:
 
 
 def fill(url: str, count: int) -> RedisStateStore:
-    """A store under a fresh prefix holding ``count`` runs.
-
-    Sends the store's own create script, ``FILL_BATCH`` calls per pipeline, so the keys and
-    indexes are exactly what ``create_run`` writes, in a fraction of the round trips.
-    """
+    """A store under a fresh prefix holding ``count`` runs, written by the store's bulk
+    loader: exactly the keys and indexes that ``create_run`` writes, in fewer round trips."""
     store = RedisStateStore(url, prefix=f"bench-{count}")
-    client = store._client
     now = time.time()
-    for start in range(0, count, FILL_BATCH):
-        pipe = client.pipeline(transaction=False)
-        for i in range(start, min(start + FILL_BATCH, count)):
+
+    def records() -> Iterator[RunRecord]:
+        for i in range(count):
             state = State.RUNNING if i % 10 == 0 else State.COMPLETE
-            tags = {"project": f"p{i % 5}", "user": f"u{i % 7}"}
-            record = RunRecord(
+            yield RunRecord(
                 run_id=f"run-{i:08d}",
                 state=state,
                 request=RunRequest(
@@ -106,7 +102,7 @@ def fill(url: str, count: int) -> RedisStateStore:
                     workflow_type="CWL",
                     workflow_type_version="v1.2",
                     workflow_params={"message": f"hello {i}", "threads": 4},
-                    tags=tags,
+                    tags={"project": f"p{i % 5}", "user": f"u{i % 7}"},
                 ),
                 created_at=now + i,
                 start_time="2024-01-01T00:00:00Z",
@@ -114,9 +110,8 @@ def fill(url: str, count: int) -> RedisStateStore:
                 cmd=["cwltool", "hello.cwl", "job.json"],
                 system_logs=["started"],
             )
-            keys, args = store._create_call(record)
-            store._create(keys=keys, args=args, client=pipe)
-        pipe.execute()
+
+    load_redis(store, records(), batch=FILL_BATCH)
     assert sum(store.count_by_state().values()) == count
     return store
 

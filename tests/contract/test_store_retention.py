@@ -208,3 +208,29 @@ def test_delete_races_with_the_run_ending(open_store, make_record):
     remaining = len(runs) - sum(1 for s in results.values() if s is State.CANCELED)
     assert sum(setup.count_by_state().values()) == remaining
     assert len(setup.list_runs(page_size=100).runs) == remaining
+
+
+def test_bulk_loaded_runs_read_count_list_and_sweep_like_created_ones(store, make_record):
+    from toolchest_wes.store.bulk_load import load_runs
+
+    ended = {"end_time": "2020-01-01T00:00:00Z"}
+    records = [
+        make_record("done", state=State.COMPLETE, tags={"p": "a"}, **ended),
+        make_record("failed", state=State.EXECUTOR_ERROR, tags={"p": "b"}, **ended),
+        make_record("swept", state=State.COMPLETE, outputs_removed_at=iso_now(), **ended),
+        make_record("active", state=State.RUNNING, tags={"p": "a"}),
+    ]
+    load_runs(store, records)
+    # Loading again changes nothing: a stored id is skipped.
+    load_runs(store, records)
+
+    assert [store.get_run(r.run_id) for r in records] == records
+    counts = {State.COMPLETE: 2, State.EXECUTOR_ERROR: 1, State.RUNNING: 1}
+    assert store.count_by_state() == counts
+    listed = store.list_runs(page_size=10, tag=("p", "a")).runs
+    assert [run.run_id for run in listed] == ["active", "done"]
+    assert sorted(store.outputs_due(ENDED, limit=10)) == ["done", "failed"]
+    assert store.mark_outputs_removed("done", iso_now())
+    assert store.outputs_due(ENDED, limit=10) == ["failed"]
+    store.create_run(make_record("new", state=State.QUEUED))
+    assert store.count_by_state() == {**counts, State.QUEUED: 1}

@@ -34,10 +34,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The ``PRAGMA user_version`` this code writes and reads; bump it with a migration.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2 adds ix_runs_owner_seq (in _SCHEMA: its statements are IF NOT EXISTS and run again
 # on every upgrade) and the outputs_removed_at column with its index (in _MIGRATIONS).
 # Version 3 adds the idempotency_keys table (in _MIGRATIONS).
+# Version 4 adds the state_counts table and the triggers that keep it (in _MIGRATIONS).
 
 _SQLITE_BUSY = 5
 
@@ -98,6 +99,28 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         # Expired keys are removed a few at a time by each create that claims a key.
         "CREATE INDEX IF NOT EXISTS ix_idempotency_keys_expires ON idempotency_keys (expires_at)",
+    ),
+    # How many runs are in each state, kept by triggers on every write to runs, so that
+    # service-info's counts are a read of a few rows instead of a scan of the whole history.
+    # Triggers rather than code in each write: no statement that changes a state can miss it.
+    4: (
+        "CREATE TABLE IF NOT EXISTS state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+        "WITHOUT ROWID",
+        "INSERT OR REPLACE INTO state_counts (state, n) "
+        "SELECT state, COUNT(*) FROM runs GROUP BY state",
+        """CREATE TRIGGER IF NOT EXISTS tr_runs_count_insert AFTER INSERT ON runs BEGIN
+            INSERT OR IGNORE INTO state_counts (state, n) VALUES (NEW.state, 0);
+            UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+        END""",
+        """CREATE TRIGGER IF NOT EXISTS tr_runs_count_update AFTER UPDATE OF state ON runs
+        WHEN OLD.state IS NOT NEW.state BEGIN
+            UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+            INSERT OR IGNORE INTO state_counts (state, n) VALUES (NEW.state, 0);
+            UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+        END""",
+        """CREATE TRIGGER IF NOT EXISTS tr_runs_count_delete AFTER DELETE ON runs BEGIN
+            UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+        END""",
     ),
 }
 

@@ -234,9 +234,9 @@ class EmbeddedStateStore:
             )
 
     def count_by_state(self) -> dict[State, int]:
-        """How many runs are in each state that has any."""
+        """How many runs are in each state that has any: the few rows of ``state_counts``."""
         with self._connection() as conn:
-            rows = conn.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
+            rows = conn.execute("SELECT state, n FROM state_counts WHERE n > 0").fetchall()
         return {State(state): count for state, count in rows}
 
     def count_active(self, owner: str | None = None) -> int:

@@ -427,6 +427,10 @@ def test_a_version_1_database_is_upgraded(db_path):
         with store._connection() as conn:
             names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert "ix_runs_owner_seq" in names
+        # The counts table starts from the runs already stored, then follows every write.
+        assert store.count_by_state() == {State.COMPLETE: 1}
+        store.create_run(_record("new"))
+        assert store.count_by_state() == {State.COMPLETE: 1, State.QUEUED: 1}
         assert store.get_run("old").outputs_removed_at is None
         assert store.outputs_due(86400, limit=10) == ["old"]
         assert store.mark_outputs_removed("old", "2024-01-01T00:00:00Z")
