@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
@@ -119,6 +120,26 @@ def below(roots: list[int]) -> set[int]:
     return pids
 
 
+def largest(roots: list[int], count: int = 5) -> str:
+    """The ``count`` processes below ``roots`` with the largest PSS, in MB."""
+    sizes = sorted(
+        (
+            (tree_memory_bytes(pid) - sum(tree_memory_bytes(c) for c in children(pid)), pid)
+            for pid in below(roots)
+        ),
+        reverse=True,
+    )
+    return ", ".join(f"{pid}: {size / MB:.0f}" for size, pid in sizes[:count])
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
 def redis_used_memory(port: int) -> int:
     import redis
 
@@ -186,6 +207,10 @@ def servers(mode: str, runs: int) -> Iterator[Servers]:
             yield s
         finally:
             s.stop()
+            logs = Path(tempfile.gettempdir()) / "bench-concurrent-logs"
+            logs.mkdir(exist_ok=True)
+            for log in Path(tmp).glob("*.log"):
+                shutil.copy(log, logs / f"{mode}-{log.name}")
 
 
 def bench_mode(mode: str, args: argparse.Namespace) -> None:
@@ -213,9 +238,16 @@ def bench_mode(mode: str, args: argparse.Namespace) -> None:
             f"RUNNING: {running} of {len(run_ids)} after {time.monotonic() - start:.1f} s",
             flush=True,
         )
-        # Engines are up; give the forked children a moment to touch what they will.
-        time.sleep(3)
+        # RUNNING is recorded as the engine starts: wait until its tools have started too
+        # (the process count stops growing), for at most a minute.
+        count, settle = len(below(s.roots())), time.monotonic() + 60
+        while time.monotonic() < settle:
+            time.sleep(3)
+            count, previous = len(below(s.roots())), count
+            if count == previous:
+                break
         active_pss, active_count = tree_pss(s.roots())
+        print(f"largest: {largest(s.roots())}", flush=True)
         per_run = (active_pss - idle_pss) / max(1, running)
         print(
             f"memory: {active_count} processes, PSS {active_pss / MB:.0f} MB with {running} "
