@@ -238,14 +238,12 @@ def bench_mode(mode: str, args: argparse.Namespace) -> None:
             f"RUNNING: {running} of {len(run_ids)} after {time.monotonic() - start:.1f} s",
             flush=True,
         )
-        # RUNNING is recorded as the engine starts: wait until its tools have started too
-        # (the process count stops growing), for at most a minute.
-        count, settle = len(below(s.roots())), time.monotonic() + 60
-        while time.monotonic() < settle:
+        # RUNNING is recorded as the engine starts: wait until each run's `sleep` has started
+        # too (two processes per run: the engine and its tool), for at most five minutes.
+        settle = time.monotonic() + 300
+        while len(below(s.roots())) < idle_count + 2 * running and time.monotonic() < settle:
             time.sleep(3)
-            count, previous = len(below(s.roots())), count
-            if count == previous:
-                break
+        print(f"tools started after {time.monotonic() - start:.1f} s", flush=True)
         active_pss, active_count = tree_pss(s.roots())
         print(f"largest: {largest(s.roots())}", flush=True)
         per_run = (active_pss - idle_pss) / max(1, running)
