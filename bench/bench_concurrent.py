@@ -268,6 +268,11 @@ def bench_mode(mode: str, args: argparse.Namespace) -> None:
             list_ms.append((t2 - t1) * 1000)
         print(f"status ms over {len(status_ms)}: {summary(status_ms)}")
         print(f"GET /runs ms over {len(list_ms)}: {summary(list_ms)}", flush=True)
+        current = states(client)
+        gone = [r for r in run_ids if current.get(r) != "RUNNING"]
+        if gone:
+            print(f"{len(gone)} runs no longer RUNNING before the cancels: use a longer --sleep")
+        run_ids = [r for r in run_ids if current.get(r) == "RUNNING"]
         cancel_sent: dict[str, float] = {}
 
         def cancel(c: httpx.Client, i: int) -> str:
