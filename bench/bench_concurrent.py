@@ -190,7 +190,14 @@ class Servers:
     def stop(self) -> None:
         leftover = below(self.roots())
         self.cluster.stop()
-        # Engines run in sessions of their own: kill whatever outlived its server.
+        # Engines run in sessions of their own: kill whatever outlived its server, and any
+        # tool started meanwhile that its killed engine left to init (it runs in a run folder).
+        for entry in os.scandir("/proc"):
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and os.readlink(f"/proc/{entry.name}/cwd").startswith(
+                    str(self.cluster.tmp)
+                ):
+                    leftover.add(int(entry.name))
         for pid in leftover:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
