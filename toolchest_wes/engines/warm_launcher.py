@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 _ZYGOTE_MODULE = "toolchest_wes.engines.zygote"
 
-# Fork requests are answered right after the fork, so a zygote silent for this long is stuck.
+# Fork requests are answered right after the fork, so a zygote silent for this long while a
+# request waits is stuck. Silent, not slow: a burst of requests is answered one fork at a time,
+# and the last of a thousand may wait longer than this behind the others.
 _REQUEST_TIMEOUT_S = 30.0
 # A dead zygote is replaced at most this often, so a zygote that keeps crashing costs one
 # interpreter start per interval instead of one per run.
@@ -118,6 +120,8 @@ class _ZygoteClient:
         self._ready = threading.Event()
         self._closing = False
         self._req_ids = itertools.count(1)
+        #: When the zygote last sent anything (monotonic clock).
+        self._heard_at = time.monotonic()
         self._requests: dict[int, _Request] = {}
         self._children: dict[int, _WarmHandle] = {}
         self._reader = threading.Thread(
@@ -159,7 +163,7 @@ class _ZygoteClient:
             with self._lock:
                 self._requests.pop(req, None)
             raise _ZygoteLostError(f"cannot reach the zygote: {exc}") from exc
-        if not request.done.wait(_REQUEST_TIMEOUT_S):
+        if not self._wait_answer(request, time.monotonic()):
             # Killing it rules out a late fork of a run that the caller starts elsewhere.
             logger.error("zygote did not answer a fork request pid=%s; killing it", self.pid)
             self._proc.kill()
@@ -170,6 +174,18 @@ class _ZygoteClient:
         if request.handle is None:
             raise OSError(reply.get("errno") or errno.EIO, str(reply.get("error")))
         return request.handle
+
+    def _wait_answer(self, request: _Request, sent_at: float) -> bool:
+        """Wait for the answer while the zygote keeps answering; ``False`` once it falls
+        silent for ``_REQUEST_TIMEOUT_S`` (since the request was sent, or since its last
+        message, whichever is later)."""
+        while True:
+            silent_since = max(sent_at, self._heard_at)
+            remaining = silent_since + _REQUEST_TIMEOUT_S - time.monotonic()
+            if remaining <= 0:
+                return request.done.is_set()
+            if request.done.wait(remaining):
+                return True
 
     def close(self) -> None:
         """Tell the zygote to kill its children and exit, and wait until it did."""
@@ -202,6 +218,7 @@ class _ZygoteClient:
             self._on_eof()
 
     def _dispatch(self, line: bytes) -> None:
+        self._heard_at = time.monotonic()
         try:
             message = json.loads(line)
             if not isinstance(message, dict):

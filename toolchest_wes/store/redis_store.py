@@ -88,12 +88,20 @@ DEFAULT_PREFIX = "toolchest-wes"
 REDIS_TIMEOUT_S = 2.0
 
 
+#: Connections one client's pool may open (redis-server accepts 10,000 clients by default).
+_MAX_CONNECTIONS = 10_000
+
+
 def connect(url: str, *, decode_responses: bool = False, **options: Any) -> redis.Redis:
     """A client for ``url`` with the server's timeouts and no retries (see the store).
 
     Options in the URL's query string win over these defaults, as in redis-py.
     """
     timeout = options.setdefault("socket_timeout", REDIS_TIMEOUT_S)
+    # redis-py 8 caps a pool at 100 connections and fails the 101st at once ("Too many
+    # connections"); a worker with a thousand runs needs as many as it has threads. Connections
+    # are still opened only when needed.
+    options.setdefault("max_connections", _MAX_CONNECTIONS)
     options.setdefault("socket_connect_timeout", timeout or REDIS_TIMEOUT_S)
     return redis.Redis.from_url(
         url, decode_responses=decode_responses, retry=Retry(NoBackoff(), 0), **options

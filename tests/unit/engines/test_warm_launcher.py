@@ -15,6 +15,7 @@ import signal
 import textwrap
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,42 @@ def test_close_kills_a_zygote_that_does_not_exit(run_dir, monkeypatch, caplog):
 
     assert "did not exit" in caplog.text
     assert gone(zygote)
+
+
+def test_a_zygote_busy_with_a_burst_of_requests_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A thousand requests at once are answered one fork at a time: the last one waits longer
+    # than the timeout, yet the zygote is not stuck as long as it keeps answering others.
+    monkeypatch.setattr(warm_launcher, "_REQUEST_TIMEOUT_S", 0.3)
+    client = types.SimpleNamespace(_heard_at=time.monotonic())
+    request = warm_launcher._Request()
+    stop = threading.Event()
+
+    def answer_others() -> None:
+        for _ in range(8):
+            if stop.wait(0.1):
+                return
+            client._heard_at = time.monotonic()
+        request.done.set()
+
+    thread = threading.Thread(target=answer_others)
+    start = time.monotonic()
+    thread.start()
+    try:
+        assert warm_launcher._ZygoteClient._wait_answer(client, request, start)  # type: ignore[arg-type]
+    finally:
+        stop.set()
+        thread.join()
+    assert time.monotonic() - start >= 0.6
+
+
+def test_a_zygote_silent_while_a_request_waits_counts_as_stuck(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(warm_launcher, "_REQUEST_TIMEOUT_S", 0.2)
+    # Last heard long before the request: only the time since the request counts.
+    client = types.SimpleNamespace(_heard_at=time.monotonic() - 3600)
+    start = time.monotonic()
+    assert not warm_launcher._ZygoteClient._wait_answer(client, warm_launcher._Request(), start)  # type: ignore[arg-type]
+    assert time.monotonic() - start >= 0.2

@@ -561,3 +561,17 @@ def test_frozen_server_is_unavailable_within_the_timeout(redis_server):
         redis_server.send_signal(signal.SIGCONT)
     store.ping()
     store.close()
+
+
+def test_a_client_serves_more_threads_at_once_than_redis_pys_default_pool(redis_url: str) -> None:
+    # A worker with a thousand runs uses as many connections at once; redis-py 8 would fail
+    # the 101st with "Too many connections".
+    client = connect(redis_url)
+    pool = client.connection_pool
+    held = [pool.get_connection() for _ in range(150)]
+    try:
+        assert len({id(c) for c in held}) == 150
+    finally:
+        for conn in held:
+            pool.release(conn)
+        client.close()

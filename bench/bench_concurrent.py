@@ -1,0 +1,329 @@
+"""Many long runs at once: latency, memory per run and cancel, in either mode.
+
+Starts the server (embedded: ``toolchest-wes serve --max-concurrent-runs N``; distributed: a
+redis-server, the API and one Celery worker with ``--concurrency N``), submits N runs of a
+``sleep`` workflow (``bench/sleep.cwl``) and waits until all are RUNNING. Then, while they run:
+
+1. latency   GET /runs/{id}/status of a random run and GET /runs (first page of 10), one
+             request at a time, alternating; median and p99 of each (goal: p99 < 50 ms)
+2. memory    PSS (``/proc/PID/smaps_rollup``) of every process the benchmark started and all
+             their descendants (API, pool or worker, zygote, engines, tools), with the runs
+             active against the same servers idle before the submissions; the difference per
+             run (goal: < 30 MB). Redis's own memory is reported apart.
+3. cancel    POST /runs/{id}/cancel for every run (8 clients); for each, the time from its
+             cancel request to CANCELED (goal: each within 10 s), and the processes left
+             below the servers afterwards (goal: none beyond those there before the runs)
+
+Every step has a deadline; the servers and anything left below them are killed at the end.
+
+Usage: python bench/bench_concurrent.py [--mode embedded,distributed] [--runs 1000]
+       [--sleep 120]
+Needs redis-server on PATH for the distributed mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from _common import API, ROOT, free_port
+from bench_distributed import Cluster, wait_http
+
+from toolchest_wes.engines.proctree import descendants, tree_memory_bytes
+
+SLEEP_CWL = Path(__file__).resolve().parent / "sleep.cwl"
+TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
+MB = 1024 * 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def summary(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.1f}, p99 {percentile(values, 0.99):.1f}, "
+        f"max {max(values):.1f}"
+    )
+
+
+def submit_sleep(client: httpx.Client, seconds: int) -> str:
+    response = client.post(
+        f"{API}/runs",
+        data={
+            "workflow_type": "CWL",
+            "workflow_type_version": "v1.2",
+            "workflow_url": SLEEP_CWL.name,
+            "workflow_params": json.dumps({"seconds": seconds}),
+        },
+        files=[("workflow_attachment", (SLEEP_CWL.name, SLEEP_CWL.read_bytes()))],
+    )
+    response.raise_for_status()
+    return str(response.json()["run_id"])
+
+
+def states(client: httpx.Client) -> dict[str, str]:
+    """Every run's state, from GET /runs (the whole listing)."""
+    found: dict[str, str] = {}
+    token = ""
+    while True:
+        response = client.get(f"{API}/runs", params={"page_size": 1000, "page_token": token})
+        response.raise_for_status()
+        page = response.json()
+        found.update((run["run_id"], run["state"]) for run in page["runs"])
+        token = page["next_page_token"]
+        if not token:
+            return found
+
+
+def parallel(fn: Callable[[httpx.Client, int], str], count: int, url: str) -> list[str]:
+    """``fn(client, i)`` for i < count from 8 clients, each with its own connection."""
+    local = threading.local()
+
+    def one(i: int) -> str:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, timeout=60)
+        return fn(local.client, i)
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def tree_pss(roots: list[int]) -> tuple[int, int]:
+    """(PSS in bytes, process count) of ``roots`` and every process below them."""
+    pids: set[int] = set()
+    for root in roots:
+        pids |= set(descendants(root))
+    return sum(tree_memory_bytes(root) for root in roots), len(pids)
+
+
+def below(roots: list[int]) -> set[int]:
+    pids: set[int] = set()
+    for root in roots:
+        pids |= set(descendants(root))
+    return pids
+
+
+def largest(roots: list[int], count: int = 3) -> str:
+    """The ``count`` processes below ``roots`` with the largest PSS, in MB (one /proc scan)."""
+    sizes = sorted(((pss(pid), pid) for pid in below(roots)), reverse=True)
+    return ", ".join(f"{pid}: {size / MB:.0f}" for size, pid in sizes[:count])
+
+
+def pss(pid: int) -> int:
+    """One process's PSS in bytes; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def redis_used_memory(port: int) -> int:
+    import redis
+
+    return int(redis.Redis(port=port).info("memory")["used_memory"])
+
+
+class Servers:
+    """The processes of one mode, started as the README starts them."""
+
+    def __init__(self, tmp: Path, mode: str, runs: int) -> None:
+        cluster_args = argparse.Namespace(api_workers=2, workers=1, concurrency=runs)
+        self.cluster = Cluster(tmp, cluster_args)
+        self.cluster.env["PYTHONPATH"] = str(ROOT)
+        self.mode = mode
+        self.runs = runs
+        self.url = ""
+
+    def start(self) -> None:
+        if self.mode == "distributed":
+            self.cluster.start_redis()
+            prefix = f"conc-{uuid.uuid4().hex[:6]}"
+            self.url = self.cluster.start_api(prefix)
+            self.cluster.start_workers(prefix)
+            wait_http(f"{self.url}/health", self.cluster.procs[-1], "worker")
+            return
+        env = {k: v for k, v in self.cluster.env.items() if k != "TOOLCHEST_WES_REDIS_URL"}
+        env["TOOLCHEST_WES_DATA_DIR"] = str(self.cluster.tmp / "embedded")
+        port = free_port()
+        proc = self.cluster.spawn(
+            [
+                sys.executable,
+                "-m",
+                "toolchest_wes.cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--max-concurrent-runs",
+                str(self.runs),
+            ],
+            env,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.url}/health", proc, "server")
+
+    def roots(self) -> list[int]:
+        """The WES processes (not redis-server)."""
+        procs = self.cluster.procs[1:] if self.mode == "distributed" else self.cluster.procs
+        return [p.pid for p in procs]
+
+    def stop(self) -> None:
+        leftover = below(self.roots())
+        self.cluster.stop()
+        # Engines run in sessions of their own: kill whatever outlived its server, and any
+        # tool started meanwhile that its killed engine left to init (it runs in a run folder).
+        for entry in os.scandir("/proc"):
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and os.readlink(f"/proc/{entry.name}/cwd").startswith(
+                    str(self.cluster.tmp)
+                ):
+                    leftover.add(int(entry.name))
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def servers(mode: str, runs: int) -> Iterator[Servers]:
+    with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
+        s = Servers(Path(tmp), mode, runs)
+        try:
+            s.start()
+            yield s
+        finally:
+            s.stop()
+            logs = Path(tempfile.gettempdir()) / "bench-concurrent-logs"
+            logs.mkdir(exist_ok=True)
+            for log in Path(tmp).glob("*.log"):
+                shutil.copy(log, logs / f"{mode}-{log.name}")
+
+
+def bench_mode(mode: str, args: argparse.Namespace) -> None:
+    print(f"== {mode}: {args.runs} runs of sleep {args.sleep} s, on {os.cpu_count()} CPUs")
+    with servers(mode, args.runs) as s, httpx.Client(base_url=s.url, timeout=60) as client:
+        time.sleep(2)
+        idle_pss, idle_count = tree_pss(s.roots())
+        idle_pids = below(s.roots())
+        print(f"idle: {idle_count} processes, PSS {idle_pss / MB:.0f} MB", flush=True)
+        start = time.monotonic()
+        run_ids = parallel(lambda c, i: submit_sleep(c, args.sleep), args.runs, s.url)
+        print(f"submitted {len(run_ids)} in {time.monotonic() - start:.1f} s", flush=True)
+        deadline = time.monotonic() + args.start_timeout
+        while True:
+            current = states(client)
+            running = sum(1 for r in run_ids if current.get(r) == "RUNNING")
+            if running == len(run_ids) or time.monotonic() > deadline:
+                break
+            if any(current.get(r) in TERMINAL for r in run_ids):
+                ended = {current[r] for r in run_ids if current.get(r) in TERMINAL}
+                print(f"some runs ended before all ran: {ended}", flush=True)
+                break
+            time.sleep(1)
+        print(
+            f"RUNNING: {running} of {len(run_ids)} after {time.monotonic() - start:.1f} s",
+            flush=True,
+        )
+        # RUNNING is recorded as the engine starts: wait until each run's `sleep` has started
+        # too (two processes per run: the engine and its tool), for at most five minutes.
+        settle = time.monotonic() + 300
+        while len(below(s.roots())) < idle_count + 2 * running and time.monotonic() < settle:
+            time.sleep(3)
+        print(f"tools started after {time.monotonic() - start:.1f} s", flush=True)
+        active_pss, active_count = tree_pss(s.roots())
+        print(f"largest: {largest(s.roots())}", flush=True)
+        per_run = (active_pss - idle_pss) / max(1, running)
+        print(
+            f"memory: {active_count} processes, PSS {active_pss / MB:.0f} MB with {running} "
+            f"running (idle {idle_pss / MB:.0f} MB): {per_run / MB:.1f} MB per run",
+            flush=True,
+        )
+        if mode == "distributed":
+            print(f"redis used_memory {redis_used_memory(s.cluster.redis_port) / MB:.1f} MB")
+        status_ms: list[float] = []
+        list_ms: list[float] = []
+        sample_end = time.monotonic() + args.sample_seconds
+        while time.monotonic() < sample_end:
+            run_id = random.choice(run_ids)
+            t0 = time.perf_counter()
+            client.get(f"{API}/runs/{run_id}/status").raise_for_status()
+            t1 = time.perf_counter()
+            client.get(f"{API}/runs", params={"page_size": 10}).raise_for_status()
+            t2 = time.perf_counter()
+            status_ms.append((t1 - t0) * 1000)
+            list_ms.append((t2 - t1) * 1000)
+        print(f"status ms over {len(status_ms)}: {summary(status_ms)}")
+        print(f"GET /runs ms over {len(list_ms)}: {summary(list_ms)}", flush=True)
+        current = states(client)
+        gone = [r for r in run_ids if current.get(r) != "RUNNING"]
+        if gone:
+            print(f"{len(gone)} runs no longer RUNNING before the cancels: use a longer --sleep")
+        run_ids = [r for r in run_ids if current.get(r) == "RUNNING"]
+        cancel_sent: dict[str, float] = {}
+
+        def cancel(c: httpx.Client, i: int) -> str:
+            cancel_sent[run_ids[i]] = time.monotonic()
+            c.post(f"{API}/runs/{run_ids[i]}/cancel").raise_for_status()
+            return run_ids[i]
+
+        cancel_start = time.monotonic()
+        parallel(cancel, len(run_ids), s.url)
+        print(f"cancel requests answered in {time.monotonic() - cancel_start:.1f} s", flush=True)
+        canceled_after: dict[str, float] = {}
+        deadline = time.monotonic() + args.cancel_timeout
+        while len(canceled_after) < len(run_ids) and time.monotonic() < deadline:
+            current = states(client)
+            now = time.monotonic()
+            for run_id in run_ids:
+                if run_id not in canceled_after and current.get(run_id) == "CANCELED":
+                    canceled_after[run_id] = now - cancel_sent[run_id]
+            time.sleep(0.2)
+        times = list(canceled_after.values())
+        late = sum(1 for t in times if t > 10)
+        print(
+            f"cancel -> CANCELED for {len(times)} of {len(run_ids)} runs, seconds: "
+            f"{summary(times) if times else '-'}; {late} over 10 s; all done "
+            f"{time.monotonic() - cancel_start:.1f} s after the first cancel",
+            flush=True,
+        )
+        time.sleep(2)
+        left = below(s.roots()) - idle_pids
+        print(f"processes left below the servers after the cancels: {len(left)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", default="embedded,distributed")
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--sleep", type=int, default=120)
+    parser.add_argument("--sample-seconds", type=float, default=20.0)
+    parser.add_argument("--start-timeout", type=float, default=600.0)
+    parser.add_argument("--cancel-timeout", type=float, default=120.0)
+    args = parser.parse_args()
+    for mode in args.mode.split(","):
+        bench_mode(mode, args)
+
+
+if __name__ == "__main__":
+    main()
