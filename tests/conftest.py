@@ -18,6 +18,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from connexion.spec import Specification
 
+from toolchest_wes.catalog import catalog as catalog_module
 from toolchest_wes.config import Settings
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY
 from toolchest_wes.engines.warm_launcher import WarmLauncher
@@ -72,6 +73,28 @@ def _openapi_documents_read_once() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(spec_documents, "_read", read_once)
         patch.setattr(Specification, "_validate_spec", classmethod(validate_once))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _starter_catalog_read_once() -> Iterator[None]:
+    """Read each manifest of the catalog shipped in the package once a session: every app
+    serves that catalog by default, and its files do not change during a run. Manifests of
+    any other folder (the catalog tests write their own) are read every time, as always."""
+    load = catalog_module.load_manifest
+    starter = catalog_module.starter_dir()
+    tools: dict[tuple[Path, str], Any] = {}
+
+    def load_once(path: Path, organization: str) -> Any:
+        if not path.is_relative_to(starter):
+            return load(path, organization)
+        if (path, organization) not in tools:
+            tools[path, organization] = load(path, organization)
+        # A copy each time: a version's default inputs are a dict that a caller could change.
+        return copy.deepcopy(tools[path, organization])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(catalog_module, "load_manifest", load_once)
         yield
 
 
