@@ -19,6 +19,7 @@ from celery.contrib.testing.worker import start_worker
 from connexion.spec import Specification
 
 from toolchest_wes.catalog import catalog as catalog_module
+from toolchest_wes.catalog.manifest import load_manifest
 from toolchest_wes.config import Settings
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY
 from toolchest_wes.engines.warm_launcher import WarmLauncher
@@ -81,7 +82,7 @@ def _starter_catalog_read_once() -> Iterator[None]:
     """Read each manifest of the catalog shipped in the package once a session: every app
     serves that catalog by default, and its files do not change during a run. Manifests of
     any other folder (the catalog tests write their own) are read every time, as always."""
-    load = catalog_module.load_manifest
+    load = load_manifest
     starter = catalog_module.starter_dir()
     tools: dict[tuple[Path, str], Any] = {}
 
