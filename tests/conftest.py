@@ -175,7 +175,7 @@ def make_app(
                 )
                 # The worker notices it should stop between two waits on the queue (1 s by
                 # default); shorter waits make each test's teardown that much shorter.
-                celery_app.conf.broker_transport_options["polling_interval"] = 0.2
+                celery_app.conf.broker_transport_options["polling_interval"] = 0.05
                 context = celery_app.conf.toolchest_wes_context
                 stack.callback(context.close)
                 stack.enter_context(
