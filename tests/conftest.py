@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -15,11 +16,15 @@ from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from connexion.spec import Specification
 
+from toolchest_wes.catalog import catalog as catalog_module
+from toolchest_wes.catalog.manifest import load_manifest
 from toolchest_wes.config import Settings
 from toolchest_wes.engines.cwltool_engine import CHILD_ENTRY
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 from toolchest_wes.models import TERMINAL_STATES, State
+from toolchest_wes.server import spec as spec_documents
 from toolchest_wes.server.app import create_app, get_state
 from toolchest_wes.worker.app import make_celery
 
@@ -41,6 +46,62 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("TOOLCHEST_WES_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _openapi_documents_read_once() -> Iterator[None]:
+    """Parse each OpenAPI document and check each spec against the OpenAPI schema once a
+    session rather than in every app that a test builds.
+
+    Reading the YAML documents and connexion's validation of the specs were about three
+    quarters of ``create_app``, which hundreds of tests call. Both are pure functions of files
+    that do not change during a run, so the first app of the session still does all of it;
+    every later app gets a deep copy of the parsed document (``load_spec`` and connexion
+    change what they are given) and skips validating a spec already found valid.
+    """
+    read = spec_documents._read
+    parsed: dict[str, dict[str, Any]] = {}
+
+    def read_once(name: str) -> dict[str, Any]:
+        if name not in parsed:
+            parsed[name] = read(name)
+        return copy.deepcopy(parsed[name])
+
+    validate = Specification._validate_spec.__func__
+    valid: set[str] = set()
+
+    def validate_once(cls: type[Specification], spec: dict[str, Any]) -> None:
+        key = cls.__name__ + json.dumps(spec, sort_keys=True, default=repr)
+        if key not in valid:
+            validate(cls, spec)
+            valid.add(key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spec_documents, "_read", read_once)
+        patch.setattr(Specification, "_validate_spec", classmethod(validate_once))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _starter_catalog_read_once() -> Iterator[None]:
+    """Read each manifest of the catalog shipped in the package once a session: every app
+    serves that catalog by default, and its files do not change during a run. Manifests of
+    any other folder (the catalog tests write their own) are read every time, as always."""
+    load = load_manifest
+    starter = catalog_module.starter_dir()
+    tools: dict[tuple[Path, str], Any] = {}
+
+    def load_once(path: Path, organization: str) -> Any:
+        if not path.is_relative_to(starter):
+            return load(path, organization)
+        if (path, organization) not in tools:
+            tools[path, organization] = load(path, organization)
+        # A copy each time: a version's default inputs are a dict that a caller could change.
+        return copy.deepcopy(tools[path, organization])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(catalog_module, "load_manifest", load_once)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +180,7 @@ def make_app(
                 )
                 # The worker notices it should stop between two waits on the queue (1 s by
                 # default); shorter waits make each test's teardown that much shorter.
-                celery_app.conf.broker_transport_options["polling_interval"] = 0.2
+                celery_app.conf.broker_transport_options["polling_interval"] = 0.05
                 context = celery_app.conf.toolchest_wes_context
                 stack.callback(context.close)
                 stack.enter_context(
