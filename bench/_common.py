@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -174,3 +174,20 @@ def embedded_server(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def interleaved(
+    calls: Sequence[Callable[[], object]], repeat: int, *, warmup: int = 10
+) -> tuple[list[float], list[float]]:
+    """Milliseconds of each of ``repeat`` calls of both, alternating, after a warm-up of
+    ``warmup`` calls each, so that both see the same machine load."""
+    for _ in range(min(warmup, repeat)):
+        for call in calls:
+            call()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for call, times in zip(calls, samples, strict=True):
+            start = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - start) * 1000)
+    return samples

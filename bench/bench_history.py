@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 import psutil
-from _common import API, ROOT, embedded_server
+from _common import API, ROOT, embedded_server, interleaved
 from bench_distributed import Cluster
 from bench_redis_store import redis_server
 
@@ -164,22 +164,6 @@ class Server:
     def get(self, path: str, **params: str) -> None:
         response = self.client.get(f"{self.url}{API}{path}", params=params)
         response.raise_for_status()
-
-
-def interleaved(
-    calls: tuple[Callable[[], object], Callable[[], object]], repeat: int
-) -> tuple[list[float], list[float]]:
-    """Milliseconds of each of ``repeat`` calls of both, alternating, after a warm-up."""
-    for _ in range(min(10, repeat)):
-        for call in calls:
-            call()
-    samples: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeat):
-        for call, times in zip(calls, samples, strict=True):
-            start = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def p99(samples: list[float]) -> float:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from _common import middle_token
+from _common import interleaved, middle_token
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
@@ -118,16 +118,8 @@ def fill(url: str, count: int) -> RedisStateStore:
 
 def interleaved_medians(calls: Sequence[Callable[[], object]], repeat: int) -> tuple[float, float]:
     """Median microseconds of each call, alternating between the two after a warm-up."""
-    for _ in range(min(50, repeat)):
-        for call in calls:
-            call()
-    samples: tuple[list[int], list[int]] = ([], [])
-    for _ in range(repeat):
-        for call, times in zip(calls, samples, strict=True):
-            start = time.perf_counter_ns()
-            call()
-            times.append(time.perf_counter_ns() - start)
-    small, large = (statistics.median(times) / 1000 for times in samples)
+    samples = interleaved(calls, repeat, warmup=50)
+    small, large = (statistics.median(times) * 1000 for times in samples)
     return small, large
 
 

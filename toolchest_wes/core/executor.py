@@ -171,29 +171,21 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             try:
                 _with_storage_patience(deps, run_id, lambda: files.fetch_inputs(run_id))
             except (StorageError, OSError) as exc:
-                _end(
+                _refuse(
                     store,
                     run_id,
-                    State.SYSTEM_ERROR,
-                    allowed_from(State.SYSTEM_ERROR),
-                    lines=[
-                        f"the run's files could not be fetched from {files.url}: {exc}; "
-                        "submit it again once the storage is back"
-                    ],
+                    f"the run's files could not be fetched from {files.url}: {exc}; "
+                    "submit it again once the storage is back",
                 )
                 return
         if not run_dir.params_file.exists():
             # A submission whose answer was an error (the store timed out, then applied the
             # write) leaves a record without files: it can never run, so it ends at once.
-            _end(
+            _refuse(
                 store,
                 run_id,
-                State.SYSTEM_ERROR,
-                allowed_from(State.SYSTEM_ERROR),
-                lines=[
-                    "the run's files are missing: its submission was answered with an error "
-                    "(or the files were removed), so it was not run; submit it again"
-                ],
+                "the run's files are missing: its submission was answered with an error "
+                "(or the files were removed), so it was not run; submit it again",
             )
             return
         # Not strict: the run was accepted, so a policy changed since only clamps it.
@@ -502,6 +494,11 @@ def _failed(store: StateStore, run_id: str, run_dir: RunDir, exit_code: int) -> 
     if tail:
         lines.append("last lines of stderr:\n" + "\n".join(tail))
     _end(store, run_id, state, allowed_from(state), exit_code=exit_code, lines=lines)
+
+
+def _refuse(store: StateStore, run_id: str, reason: str) -> None:
+    """End a run that cannot start, SYSTEM_ERROR, with ``reason`` in its system logs."""
+    _end(store, run_id, State.SYSTEM_ERROR, allowed_from(State.SYSTEM_ERROR), lines=[reason])
 
 
 def _end(
