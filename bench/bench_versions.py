@@ -7,20 +7,30 @@ servers so that both see the same machine load, it measures:
 
 1. hello-world submit -> COMPLETE, polling the status every 10 ms (after 3 warm-up runs each);
 2. ``GET /runs?page_size=10``;
-3. ``GET /runs/{id}/status``.
+3. ``GET /runs/{id}/status``;
+4. with ``--throughput N``: hello-world runs per second, ``--submitters`` threads (default 8)
+   each submitting and polling (every 10 ms) one run after another until ``N`` runs are
+   COMPLETE; runs/s = completed / wall time from the first submit to the last COMPLETE. The two
+   servers take turns, ``--rounds`` rounds each (default 3), and the median round is quoted.
+   Both servers start with ``--max-concurrent-runs`` equal to the number of submitters, so
+   that the pool is not what limits the rate.
 
 It prints the medians and the ratio this/baseline of each; a ratio near 1.0 means no change.
 
 Usage: python bench/bench_versions.py --baseline DIR [--runs 30] [--requests 400]
+       [--throughput 120 [--submitters 8] [--rounds 3]] [--skip-latency]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -57,6 +67,29 @@ def alternate(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def throughput(url: str, runs: int, submitters: int) -> float:
+    """Hello-world runs per second: ``submitters`` threads, each with its own connection,
+    submit and wait for runs one after another until ``runs`` are COMPLETE."""
+    left = [runs]
+    lock = threading.Lock()
+
+    def submitter() -> int:
+        done = 0
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return done
+                    left[0] -= 1
+                hello(client)
+                done += 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(submitters) as pool:
+        completed = sum(pool.map(lambda _: submitter(), range(submitters)))
+    return completed / (time.perf_counter() - start)
+
+
 def report(label: str, medians: dict[str, float]) -> None:
     this, base = medians["this"], medians["baseline"]
     print(
@@ -70,18 +103,42 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--throughput", type=int, default=0, metavar="N")
+    parser.add_argument("--submitters", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-latency", action="store_true", help="only the throughput")
     args = parser.parse_args()
+    serve_args = ["--max-concurrent-runs", str(max(args.submitters, 2))]
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         urls = {
-            "this": stack.enter_context(embedded_server(Path(tmp) / "this", ROOT)),
+            "this": stack.enter_context(embedded_server(Path(tmp) / "this", ROOT, serve_args)),
             "baseline": stack.enter_context(
-                embedded_server(Path(tmp) / "base", args.baseline.resolve())
+                embedded_server(Path(tmp) / "base", args.baseline.resolve(), serve_args)
             ),
         }
         clients = {
             name: stack.enter_context(httpx.Client(base_url=url, timeout=30))
             for name, url in urls.items()
         }
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if args.throughput:
+            for client in clients.values():
+                for _ in range(3):
+                    hello(client)
+            rates: dict[str, list[float]] = {name: [] for name in urls}
+            for _ in range(args.rounds):
+                for name, url in urls.items():
+                    rates[name].append(throughput(url, args.throughput, args.submitters))
+            this, base = (statistics.median(rates[n]) for n in ("this", "baseline"))
+            spread = {n: sorted(round(r, 1) for r in rates[n]) for n in rates}
+            print(
+                f"hello runs/s ({args.throughput} runs, {args.submitters} submitters, "
+                f"{args.rounds} rounds): this {this:.1f} {spread['this']}, "
+                f"baseline {base:.1f} {spread['baseline']}, ratio {this / base:.2f}"
+            )
+        if args.skip_latency:
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            return
         report(
             f"hello submit->COMPLETE ({args.runs} runs)",
             alternate(clients, args.runs, lambda _, c: hello(c)),
@@ -103,6 +160,7 @@ def main() -> None:
                 lambda name, c: c.get(f"{API}/runs/{last[name]}/status").raise_for_status(),
             ),
         )
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ class _Request:
 class _ZygoteClient:
     """The launcher's side of one zygote process: its socket and the thread reading it."""
 
-    def __init__(self, entries: Sequence[str]) -> None:
+    def __init__(self, entries: Sequence[str], spare_nice: int | None = None) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             # Its own session keeps a Ctrl-C meant for the server away from the zygote: it
@@ -130,7 +130,10 @@ class _ZygoteClient:
         self._reader.start()
         # If this fails, the reader sees the same end of file and marks the zygote dead.
         with contextlib.suppress(OSError):
-            self._send({"entries": list(entries)})
+            hello: dict[str, Any] = {"entries": list(entries)}
+            if spare_nice is not None:
+                hello["spare_nice"] = spare_nice
+            self._send(hello)
         logger.info("zygote starting pid=%s entries=%s", self._proc.pid, list(entries))
 
     @property
@@ -291,6 +294,10 @@ class WarmLauncher:
     The zygote gets this process's environment as it is when the zygote starts, plus each
     spec's ``env``. Create the launcher in the process that uses it: a copy inherited
     through ``fork`` would share the zygote's socket.
+
+    ``spare_nice``: keep a spare child ready for the entry module that defines
+    ``prefault(nice)``, prepared at that niceness (see ``toolchest_wes.engines.zygote``);
+    None for none.
     """
 
     def __init__(
@@ -299,8 +306,10 @@ class WarmLauncher:
         *,
         fallback: Launcher | None = None,
         ready_timeout_s: float = 60.0,
+        spare_nice: int | None = None,
     ) -> None:
         self._entries = frozenset(entries)
+        self._spare_nice = spare_nice
         self._owns_fallback = fallback is None
         self._fallback: Launcher = SubprocessLauncher() if fallback is None else fallback
         self._ready_timeout_s = ready_timeout_s
@@ -368,7 +377,7 @@ class WarmLauncher:
         if zygote is not None:
             zygote.close()
         try:
-            self._zygote = _ZygoteClient(sorted(self._entries))
+            self._zygote = _ZygoteClient(sorted(self._entries), self._spare_nice)
         except OSError as exc:
             logger.warning("cannot start the zygote error=%s", exc)
             self._zygote = None

@@ -3,9 +3,10 @@
 Run as ``python -m toolchest_wes.engines.zygote FD``, where FD is one end of a Unix stream
 socket. Both sides send newline-delimited JSON objects:
 
-- parent -> zygote, first: ``{"entries": [module, ...]}``. The zygote imports each module,
-  calls its optional ``warm()`` and answers ``{"ready": true, "entries": [imported, ...],
-  "failed": {module: error}, "warnings": [...]}``.
+- parent -> zygote, first: ``{"entries": [module, ...], "spare_nice": n}``. The zygote
+  imports each module, calls its optional ``warm()`` and answers ``{"ready": true,
+  "entries": [imported, ...], "failed": {module: error}, "warnings": [...]}``.
+  ``spare_nice`` (optional, an integer) asks for a spare child, below.
 - parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env"}``. The
   zygote forks a child that runs ``entry.main(argv[1:])`` in its own session and answers
   ``{"req": n, "pid": p}``, or ``{"req": n, "error": message, "errno": number}``.
@@ -20,6 +21,22 @@ own, which SIGKILLing its group would leave behind.
 
 The zygote stays single-threaded: forking a process that has other threads can leave the
 child with locks that nobody will ever release.
+
+The spare child. A child forked from the zygote pays for the fork as it runs: each page of the
+zygote it writes to (mostly through reference counts) is copied on the first write, some 3,000
+copy-on-write faults for a cwltool hello-world, about half of its CPU time. When the first
+entry module that defines ``prefault(nice)`` was loaded and the parent sent ``spare_nice``,
+the zygote keeps one child forked ahead of time: in a session of its own, it calls
+``prefault(spare_nice)`` (which lowers its priority to that nice value and walks the run's
+path once, taking those faults) and then waits. The next request for that entry goes to the
+spare, if it is ready, instead of to a new fork: the zygote opens the output files, hands the
+request and the two descriptors to the spare over their socket, and answers the parent with
+the spare's pid. A spare that is not ready yet is left alone, and the request is forked as
+usual. A new spare is forked after a request while fewer children run than the machine has
+CPUs, and when a child ends, so that the prefault uses a core that is idle rather than one
+that runs need; with every CPU busy, no spare is made. A spare that fails before it is ready
+turns the spare off for the zygote's life. A spare never reported to the parent is killed
+and reaped quietly.
 """
 
 from __future__ import annotations
@@ -67,11 +84,21 @@ class _ForkServer:
     """The zygote's loop: forks a child per request and reports how each child ends."""
 
     def __init__(
-        self, sock: socket.socket, modules: dict[str, ModuleType], buffered: bytes = b""
+        self,
+        sock: socket.socket,
+        modules: dict[str, ModuleType],
+        buffered: bytes = b"",
+        spare_nice: int | None = None,
     ) -> None:
         self._sock = sock
         self._modules = modules
         self._buffer = buffered
+        self._spare_entry = next(
+            (name for name, m in modules.items() if callable(getattr(m, "prefault", None))), None
+        )
+        self._spare_nice = spare_nice
+        self._spare: _Spare | None = None
+        self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self._children: set[int] = set()
         # The children that get SIGTERM and this long to end before the zygote SIGKILLs them.
         self._graceful: dict[int, float] = {}
@@ -84,16 +111,25 @@ class _ForkServer:
         signal.signal(signal.SIGCHLD, _noop)
         signal.signal(signal.SIGTERM, _noop)
         self._handle_lines()
+        self._keep_spare()
         stop = False
         sock_fd = self._sock.fileno()
         while not stop:
-            readable, _, _ = select.select([sock_fd, self._wake_r], [], [])
+            watched = [sock_fd, self._wake_r]
+            spare = self._spare
+            if spare is not None and not spare.ready:
+                watched.append(spare.sock.fileno())
+            readable, _, _ = select.select(watched, [], [])
             if self._wake_r in readable:
                 signals = self._drain_wakeup()
                 self._reap()
                 stop = signal.SIGTERM in signals
+            if spare is not None and spare is self._spare and spare.sock.fileno() in readable:
+                self._spare_ready(spare)
             if sock_fd in readable and not stop:
                 stop = not self._receive()
+            if not stop:
+                self._keep_spare()
         self._shutdown()
         return 0
 
@@ -136,7 +172,7 @@ class _ForkServer:
             self._sock.sendall(json.dumps(message).encode() + b"\n")
 
     def _reap(self) -> None:
-        while self._children:
+        while self._children or self._spare is not None:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -146,6 +182,11 @@ class _ForkServer:
             self._report(pid, status)
 
     def _report(self, pid: int, status: int) -> None:
+        spare = self._spare
+        if spare is not None and pid == spare.pid:
+            # Died before any request reached it: nothing to report, and no more spares.
+            self._drop_spare(failed=True, reaped=True)
+            return
         if pid in self._children:
             self._children.discard(pid)
             self._graceful.pop(pid, None)
@@ -181,11 +222,106 @@ class _ForkServer:
         try:
             err_fd = os.open(str(request["stderr"]), flags, 0o666)
             try:
+                pid = self._hand_to_spare(request, out_fd, err_fd)
+                if pid is not None:
+                    return pid
                 return self._fork_child(module, request, out_fd, err_fd)
             finally:
                 os.close(err_fd)
         finally:
             os.close(out_fd)
+
+    def _hand_to_spare(self, request: dict[str, Any], out_fd: int, err_fd: int) -> int | None:
+        """The ready spare's pid once it has ``request``; None to fork the request instead."""
+        spare = self._spare
+        if spare is None or not spare.ready or request["entry"] != self._spare_entry:
+            return None
+        self._spare = None
+        try:
+            socket.send_fds(spare.sock, [json.dumps(request).encode()], [out_fd, err_fd])
+        except OSError:
+            # Gone since it said it was ready; the reaper drops it quietly.
+            self._spare = spare
+            self._drop_spare(failed=True)
+            return None
+        spare.sock.close()
+        return spare.pid
+
+    def _keep_spare(self) -> None:
+        """Fork a spare when there is none and a CPU is likely idle."""
+        if (
+            self._spare is not None
+            or self._spare_entry is None
+            or self._spare_nice is None
+            or len(self._children) >= self._cpus
+        ):
+            return
+        module = self._modules[self._spare_entry]
+        # Packets, so that the request arrives whole in one recvmsg with its descriptors.
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            self._spare_entry = None
+            return
+        if pid == 0:
+            ours.close()
+            self._run_spare(module, theirs, self._spare_nice)
+        theirs.close()
+        self._spare = _Spare(pid, ours)
+
+    def _spare_ready(self, spare: _Spare) -> None:
+        try:
+            data = spare.sock.recv(1)
+        except OSError:
+            data = b""
+        if data:
+            spare.ready = True
+        else:
+            self._drop_spare(failed=True)
+
+    def _drop_spare(self, *, failed: bool, reaped: bool = False) -> None:
+        spare, self._spare = self._spare, None
+        if failed:
+            self._spare_entry = None
+        if spare is None:
+            return
+        spare.sock.close()
+        if reaped:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(spare.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(spare.pid, 0)
+
+    def _run_spare(self, module: ModuleType, sock: socket.socket, nice: int) -> NoReturn:
+        """The spare: prefault, say so, wait for a request and run it."""
+        code = CHILD_CRASH_EXIT
+        try:
+            self._detach()
+            module.prefault(nice)
+            sock.sendall(b"r")
+            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+            if not message or len(fds) != 2:
+                os._exit(0)  # the zygote went away or gave up on this spare
+            sock.close()
+            argv = self._become(json.loads(message), fds[0], fds[1])
+            code = _exit_code(module.main(argv[1:]))
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        except BaseException:
+            traceback.print_exc()
+            code = CHILD_CRASH_EXIT
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
 
     def _fork_child(
         self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int
@@ -215,27 +351,9 @@ class _ForkServer:
     ) -> NoReturn:
         code = CHILD_CRASH_EXIT
         try:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            # What a fresh interpreter has: KeyboardInterrupt on SIGINT, SIGPIPE ignored.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-            self._sock.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            os.setsid()
+            self._detach()
             os.close(sync_w)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(out_fd, 1)
-            os.dup2(err_fd, 2)
-            for fd in {devnull, out_fd, err_fd} - {0, 1, 2}:
-                os.close(fd)
-            os.chdir(str(request["cwd"]))
-            os.environ.update({str(k): str(v) for k, v in dict(request.get("env", {})).items()})
-            argv = [str(arg) for arg in request["argv"]]
-            sys.argv = list(argv)
+            argv = self._become(request, out_fd, err_fd)
             code = _exit_code(module.main(argv[1:]))
         except SystemExit as exc:
             code = _exit_code(exc.code)
@@ -249,7 +367,39 @@ class _ForkServer:
             finally:
                 os._exit(code)
 
+    def _detach(self) -> None:
+        """In a new child: the signal handling of a fresh interpreter, none of the zygote's
+        descriptors, and a session and process group of its own."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # What a fresh interpreter has: KeyboardInterrupt on SIGINT, SIGPIPE ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self._sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        if self._spare is not None:
+            self._spare.sock.close()
+        os.setsid()
+
+    @staticmethod
+    def _become(request: dict[str, Any], out_fd: int, err_fd: int) -> list[str]:
+        """Take the request's standard streams, directory, environment and argv; the argv."""
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in {devnull, out_fd, err_fd} - {0, 1, 2}:
+            os.close(fd)
+        os.chdir(str(request["cwd"]))
+        os.environ.update({str(k): str(v) for k, v in dict(request.get("env", {})).items()})
+        argv = [str(arg) for arg in request["argv"]]
+        sys.argv = list(argv)
+        return argv
+
     def _shutdown(self) -> None:
+        self._drop_spare(failed=True)
         if self._graceful:
             deadline = time.monotonic() + max(self._graceful.values())
             for pid in self._graceful:
@@ -268,6 +418,15 @@ class _ForkServer:
                 self._children.discard(pid)
                 continue
             self._report(pid, status)
+
+
+class _Spare:
+    """A child forked ahead of a request (see the module docstring)."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.ready = False
 
 
 def _load(entries: list[str]) -> tuple[dict[str, ModuleType], dict[str, str], list[str]]:
@@ -319,9 +478,13 @@ def main(argv: list[str]) -> int:
     hello, rest = _read_line(sock)
     if not hello:
         return 0
-    entries = [str(name) for name in json.loads(hello)["entries"]]
+    first = json.loads(hello)
+    entries = [str(name) for name in first["entries"]]
+    spare_nice = first.get("spare_nice")
     modules, failed, warnings = _load(entries)
-    server = _ForkServer(sock, modules, rest)
+    server = _ForkServer(
+        sock, modules, rest, spare_nice=None if spare_nice is None else int(spare_nice)
+    )
     server.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
     return server.serve()
 

@@ -122,7 +122,10 @@ def build_launcher(settings: Settings) -> Launcher:
     if not settings.warm_engine:
         return SubprocessLauncher()
     # toil_child is light to import, and forked it starts a Toil run without an interpreter.
-    launcher = WarmLauncher([CHILD_ENTRY, TOIL_CHILD])
+    launcher = WarmLauncher(
+        [CHILD_ENTRY, TOIL_CHILD],
+        spare_nice=settings.engine_nice if settings.engine_spare else None,
+    )
     launcher.start_background()
     return launcher
 
