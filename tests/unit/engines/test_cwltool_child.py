@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from toolchest_wes.engines.base import LaunchSpec
-from toolchest_wes.engines.cwltool_child import IGNORE_DOCKER_ENV, TASK_DIR_ENV
+from toolchest_wes.engines.cwltool_child import IGNORE_DOCKER_ENV, NICE_ENV, TASK_DIR_ENV
 from toolchest_wes.engines.process import SubprocessLauncher
 from toolchest_wes.engines.warm_launcher import WarmLauncher
 
@@ -79,6 +79,15 @@ SLEEP = {
     "outputs": {},
 }
 
+# Prints the niceness that the engine process passed on to its tools.
+NICENESS = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "baseCommand": "nice",
+    "inputs": {},
+    "outputs": {},
+}
+
 WITH_EXTENSION = {
     "cwlVersion": "v1.2",
     "class": "CommandLineTool",
@@ -106,6 +115,41 @@ def launcher(pythonpath) -> Iterator[WarmLauncher]:
     made.start_background()
     yield made
     made.close()
+
+
+@pytest.fixture(scope="module")
+def spare_launcher(pythonpath) -> Iterator[WarmLauncher]:
+    """A launcher whose zygote keeps a spare child prepared at niceness 10."""
+    made = WarmLauncher([ENTRY], spare_nice=10)
+    made.start_background()
+    yield made
+    made.close()
+
+
+def children_of(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat_file.parent.name))
+    return found
+
+
+def prepared_spare(launcher: WarmLauncher) -> int:
+    """The pid of the zygote's spare once it is the zygote's only child and has prefaulted
+    (its niceness is lowered first, then it walks the warm-up path)."""
+    launcher.start(Run.noop()).wait(120)  # the zygote is up
+    zygote = launcher.zygote_pid
+    assert zygote is not None
+    assert wait_until(lambda: len(children_of(zygote)) == 1)
+    (spare,) = children_of(zygote)
+    # Ready is not visible from outside; a run that comes too early is forked as before.
+    time.sleep(2.0)
+    return spare
 
 
 def group_members(pgid: int) -> list[int]:
@@ -146,6 +190,18 @@ class Run:
             stdout=tmp_path / "stdout",
             stderr=tmp_path / "stderr",
             env={TASK_DIR_ENV: str(self.tasks)},
+        )
+
+    @classmethod
+    def noop(cls) -> LaunchSpec:
+        """A request that is not a run: cwltool prints its version and exits."""
+        folder = Path(os.environ.get("TMPDIR", "/tmp"))
+        return LaunchSpec(
+            argv=["cwltool", "--version"],
+            entry=ENTRY,
+            cwd=folder,
+            stdout=Path(os.devnull),
+            stderr=Path(os.devnull),
         )
 
     @property
@@ -338,3 +394,30 @@ def test_the_version_line_kept_from_the_zygote_is_cwltools_own():
     # The parser kept for --enable-ext reads a run's arguments as cwltool's own does.
     assert cwltool_child._enables_ext(["--enable-ext", "wf.cwl"])
     assert not cwltool_child._enables_ext(["--no-container", "wf.cwl"])
+
+
+def test_a_run_taken_by_the_spare_runs_as_a_forked_one(spare_launcher, tmp_path):
+    spare = prepared_spare(spare_launcher)
+    niceness = Run(tmp_path, NICENESS, {})
+    niceness.spec.env[NICE_ENV] = "10"
+
+    handle = spare_launcher.start(niceness.spec)
+
+    assert handle.pid == spare
+    assert handle.wait(120) == 0, niceness.stderr
+    # Lowered once, by the spare, and not once more by the run.
+    assert niceness.task_log("1", "stdout") == "10\n"
+    assert [line["id"] for line in niceness.task_lines()] == ["1", "1"]
+
+
+def test_kill_tree_stops_a_run_taken_by_the_spare(spare_launcher, tmp_path):
+    spare = prepared_spare(spare_launcher)
+    sleeper = Run(tmp_path, SLEEP, {})
+    handle = spare_launcher.start(sleeper.spec)
+    assert handle.pid == spare
+    assert wait_until(lambda: (sleeper.tasks / "tasks.jsonl").exists() and sleeper.task_lines())
+
+    handle.kill_tree(5.0)
+
+    assert handle.wait(30) == -signal.SIGKILL
+    assert wait_until(lambda: not group_members(handle.pid))

@@ -64,6 +64,27 @@ ENTRIES = {
     "no_main_demo": """
         VALUE = 1
     """,
+    # An entry with a spare: prefault() runs in the spare, main() tells whether it did.
+    "spare_demo": """
+        import os
+        PREPARED = None
+
+        def prefault(nice):
+            global PREPARED
+            os.nice(nice)
+            PREPARED = os.getpid()
+
+        def main(argv):
+            print(PREPARED == os.getpid(), os.getsid(0) == os.getpid(), os.nice(0))
+            return 0
+    """,
+    "failing_spare_demo": """
+        def prefault(nice):
+            raise RuntimeError("no spare today")
+
+        def main(argv):
+            return 0
+    """,
     # A supervisor that cleans up on SIGTERM, and has the zygote wait for it.
     "graceful_demo": """
         import signal, sys, time
@@ -114,8 +135,11 @@ class Zygote:
             if wanted(message):
                 return message  # type: ignore[no-any-return]
 
-    def hello(self, *entries: str) -> dict[str, Any]:
-        self.send({"entries": list(entries)})
+    def hello(self, *entries: str, spare_nice: int | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"entries": list(entries)}
+        if spare_nice is not None:
+            message["spare_nice"] = spare_nice
+        self.send(message)
         return self.receive()
 
     def fork(self, folder: Path, module: str, *args: str, **fields: Any) -> dict[str, Any]:
@@ -308,3 +332,78 @@ def test_a_parent_gone_for_good_leaves_no_child_behind(zygote, folder):
 
     assert zygote.wait() == 0
     assert not alive(pid)
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            # The fields after the command name, which is in parentheses.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def run_spare_demo(zygote: Zygote, folder: Path) -> list[str]:
+    """Fork spare_demo once; what its main printed."""
+    reply = zygote.fork(folder, "spare_demo")
+    assert zygote.exit_of(reply["pid"]) == 0
+    return (folder / "stdout").read_text().split()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_request_goes_to_the_spare_prepared_ahead_of_it(zygote, folder):
+    zygote.hello("spare_demo", "zygote_demo", spare_nice=3)
+
+    # The first requests may come before the spare is ready and are forked as before; one
+    # that comes after finds it. Both kinds run in a session of their own.
+    for _ in range(100):
+        printed = run_spare_demo(zygote, folder)
+        assert printed[1] == "True"
+        if printed[0] == "True":
+            break
+        time.sleep(0.1)
+    assert printed == ["True", "True", "3"]
+    # Other entries are forked as before, and the zygote goes on making spares.
+    assert zygote.exit_of(zygote.fork(folder, "zygote_demo", "none")["pid"]) == 0
+    for _ in range(100):
+        if run_spare_demo(zygote, folder)[0] == "True":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no second spare")
+
+
+def test_without_spare_nice_there_is_no_spare(zygote, folder):
+    zygote.hello("spare_demo")
+    time.sleep(0.5)
+
+    assert run_spare_demo(zygote, folder) == ["False", "True", "0"]
+
+
+def test_a_spare_that_fails_to_prepare_turns_spares_off(zygote, folder):
+    zygote.hello("failing_spare_demo", spare_nice=3)
+    time.sleep(0.5)
+
+    for _ in range(3):
+        assert zygote.exit_of(zygote.fork(folder, "failing_spare_demo")["pid"]) == 0
+    assert children_of(zygote.proc.pid) == set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_spare_goes_with_the_zygote(zygote, folder):
+    zygote.hello("spare_demo", spare_nice=3)
+    deadline = time.monotonic() + 30
+    while not (spares := children_of(zygote.proc.pid)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    zygote.sock.shutdown(socket.SHUT_WR)
+
+    assert zygote.wait() == 0
+    assert not any(alive(pid) for pid in spares)
