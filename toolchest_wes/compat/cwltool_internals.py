@@ -21,7 +21,9 @@ changes how it starts tools; cwltool has no public hook for that. Every such bet
   ``cwltool.main.main(custom_schema_callback=...)``, ``cwltool.main.setup_schema``,
   ``cwltool.process.custom_schemas`` and ``use_standard_schema``.
 - ``cwltool.argparser.arg_parser()`` is an ``argparse.ArgumentParser`` whose ``_actions``
-  list cwltool's options.
+  list cwltool's options. ``cwltool.main.main(args=...)`` takes a parsed command line and
+  then fills in missing options from ``get_default_args()``, which it imports into
+  ``cwltool.main`` and which builds a whole parser again at every call.
 
 Importing this module imports cwltool and runs :func:`verify`, so a cwltool without one of
 these parts fails where it is first used (the engine's ``warm`` at startup), not in a run.
@@ -30,6 +32,8 @@ these parts fails where it is first used (the engine's ``warm`` at startup), not
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import inspect
 import re
 import subprocess
@@ -54,6 +58,7 @@ __all__ = [
     "CWLTOOL",
     "CWL_UTILS",
     "JS_PROCESS_CALLS",
+    "cache_default_args",
     "forget_job_names",
     "job_class_checked_after_setup",
     "option_strings",
@@ -84,7 +89,7 @@ _JOB_POPEN_PARAMETERS = (
 )
 _JOB_ATTRIBUTES = ("outdir", "pathmapper", "generatemapper", "networkaccess")
 _MAPPER_ENTRY_FIELDS = ("resolved", "target", "type")
-_MAIN_PARAMETERS = ("argsl", "stdout", "stderr", "logger_handler", "custom_schema_callback")
+_MAIN_PARAMETERS = ("argsl", "args", "stdout", "stderr", "logger_handler", "custom_schema_callback")
 
 
 def wrap_job_popen(wrapper: Callable[[Callable[..., int]], Callable[..., int]]) -> None:
@@ -116,6 +121,21 @@ def _wrap_once(owner: object, name: str, wrapper: Callable[[Any], Any]) -> None:
     patched = wrapper(current)
     setattr(patched, _PATCH_MARK, True)
     setattr(owner, name, patched)
+
+
+def cache_default_args() -> None:
+    """Make ``cwltool.main.get_default_args`` answer a copy of defaults computed now, once
+    per process, instead of building cwltool's argument parser at every call."""
+    defaults = cwltool.argparser.get_default_args()
+
+    def wrapper(original: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        @functools.wraps(original)
+        def get_default_args() -> dict[str, Any]:
+            return copy.deepcopy(defaults)
+
+        return get_default_args
+
+    _wrap_once(cwltool.main, "get_default_args", wrapper)
 
 
 def job_class_checked_after_setup(name: str, check: Callable[[Any], None]) -> type:
@@ -177,6 +197,8 @@ def verify() -> None:
     setup_schema = CWLTOOL.attribute(cwltool.main, "setup_schema")
     CWLTOOL.parameters(setup_schema, "cwltool.main.setup_schema", ("args",))
     CWLTOOL.parameters(cwltool.main.main, "cwltool.main.main", _MAIN_PARAMETERS)
+    CWLTOOL.attribute(cwltool.main, "get_default_args")
+    CWLTOOL.attribute(cwltool.argparser, "get_default_args")
     parser = CWLTOOL.attribute(cwltool.argparser, "arg_parser")()
     if not isinstance(parser, argparse.ArgumentParser):
         raise CWLTOOL.changed("has an arg_parser() that is no argparse.ArgumentParser")

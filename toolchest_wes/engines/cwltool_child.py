@@ -274,13 +274,24 @@ def _install_patches() -> None:
     cwltool_internals.wrap_make_job_runner(_container_free_job_runner)
 
 
-@functools.cache
-def _option_parser() -> argparse.ArgumentParser:
-    """cwltool's argument parser, built once per zygote (``warm``) rather than once per run:
-    building it is a good part of what a warm run spends before cwltool starts."""
+# cwltool's argument parser, built by ``warm`` for one parse in a forked child. cwltool builds
+# its parser twice per run (to parse, and for ``get_default_args``), a tenth of a warm run's
+# work. An argparse action may keep state from one parse to the next (cwltool's own
+# AppendAction empties its default list in place), so a parser serves one parse: each process
+# takes this one once and builds its own afterwards, and the zygote never parses with it.
+_spare_parser: argparse.ArgumentParser | None = None
+
+
+def _make_parser() -> argparse.ArgumentParser:
     from cwltool.argparser import arg_parser
 
     return arg_parser()
+
+
+def _take_parser() -> argparse.ArgumentParser:
+    global _spare_parser
+    parser, _spare_parser = _spare_parser, None
+    return parser if parser is not None else _make_parser()
 
 
 @functools.cache
@@ -296,17 +307,21 @@ def _version_line() -> str:
     return f"{sys.argv[0]} {_version()}"
 
 
-def _enables_ext(argv: list[str]) -> bool:
-    """Whether cwltool will see ``--enable-ext``, parsing the arguments the way it does."""
+def _parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """``CWLTOOL_OPTIONS`` and ``argv``, parsed as ``cwltool.main.main`` parses them.
+
+    An unusable command line exits (``SystemExit`` 2) with argparse's message, as cwltool's.
+    """
     options = [opt for opt in os.environ.get("CWLTOOL_OPTIONS", "").split(" ") if opt]
-    tokens = options + list(argv)
-    # cwltool reports bad arguments itself a moment later; once is enough.
-    with contextlib.redirect_stderr(io.StringIO()):
-        try:
-            args, _ = _option_parser().parse_known_args(tokens)
-        except SystemExit:
-            return "--enable-ext" in tokens
-    return bool(args.enable_ext)
+    parser = _take_parser()
+    # The parser took its program name from the argv of the process that built it.
+    parser.prog = os.path.basename(sys.argv[0])
+    args = parser.parse_args(options + list(argv))
+    if args.record_container_id:
+        if not args.cidfile_dir:
+            args.cidfile_dir = os.getcwd()
+        del args.record_container_id
+    return args
 
 
 def _schema_setup(enable_ext: bool) -> Callable[[], None]:
@@ -422,11 +437,12 @@ def main(argv: list[str]) -> int:
     _state.docker_warned = set()
     _state.sandbox = policy
     try:
+        args = _parse_arguments(argv)
         return int(
             cwltool.main.main(
-                list(argv),
+                args=args,
                 versionfunc=_version_line,
-                custom_schema_callback=_schema_setup(_enables_ext(argv)),
+                custom_schema_callback=_schema_setup(bool(args.enable_ext)),
             )
         )
     finally:
@@ -467,8 +483,8 @@ def warm() -> None:
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
     # Built here, so that every forked run finds them ready.
-    _option_parser()
     _version()
+    cwltool_internals.cache_default_args()
 
     registries = list(cwltool.resolver.ga4gh_tool_registries)
     saved_argv = sys.argv
@@ -517,6 +533,8 @@ def warm() -> None:
                     thread.join(timeout=2.0)
     if code != 0:
         raise RuntimeError(f"the warm-up workflow exited with {code}")
+    global _spare_parser
+    _spare_parser = _make_parser()
 
 
 if __name__ == "__main__":

@@ -391,9 +391,51 @@ def test_the_version_line_kept_from_the_zygote_is_cwltools_own():
     from toolchest_wes.engines import cwltool_child
 
     assert cwltool_child._version_line() == cwltool.utils.versionstring()
-    # The parser kept for --enable-ext reads a run's arguments as cwltool's own does.
-    assert cwltool_child._enables_ext(["--enable-ext", "wf.cwl"])
-    assert not cwltool_child._enables_ext(["--no-container", "wf.cwl"])
+
+
+def test_the_command_line_is_parsed_as_cwltool_parses_it(monkeypatch, tmp_path):
+    import cwltool.argparser
+
+    from toolchest_wes.engines import cwltool_child
+
+    monkeypatch.setenv("CWLTOOL_OPTIONS", " --enable-ext  --record-container-id")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--no-container", "--tmpdir-prefix", "/tmp/x", "wf.cwl", "job.json"]
+
+    ours = cwltool_child._parse_arguments(argv)
+
+    theirs = cwltool.argparser.arg_parser().parse_args(
+        ["--enable-ext", "--record-container-id", *argv]
+    )
+    theirs.cidfile_dir = os.getcwd()
+    del theirs.record_container_id
+    assert vars(ours) == vars(theirs)
+    assert ours.enable_ext and ours.cidfile_dir == str(tmp_path)
+
+
+def test_a_parser_serves_one_parse(monkeypatch):
+    """An argparse action may keep state from one parse to the next."""
+    from toolchest_wes.engines import cwltool_child
+
+    monkeypatch.delenv("CWLTOOL_OPTIONS", raising=False)
+    monkeypatch.setattr(cwltool_child, "_spare_parser", cwltool_child._make_parser())
+    first = cwltool_child._parse_arguments(["--skip-schemas", "wf.cwl"])
+    second = cwltool_child._parse_arguments(["wf.cwl"])
+
+    assert cwltool_child._spare_parser is None
+    assert vars(second) == vars(cwltool_child._make_parser().parse_args(["wf.cwl"]))
+    assert first.workflow == second.workflow == "wf.cwl"
+
+
+def test_a_bad_command_line_exits_as_cwltool_does(monkeypatch, capsys):
+    from toolchest_wes.engines import cwltool_child
+
+    monkeypatch.setattr("sys.argv", ["cwltool"])
+    with pytest.raises(SystemExit) as exited:
+        cwltool_child._parse_arguments(["--no-such-option", "wf.cwl"])
+
+    assert exited.value.code == 2
+    assert "cwltool: error: unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
 def test_a_run_taken_by_the_spare_runs_as_a_forked_one(spare_launcher, tmp_path):
