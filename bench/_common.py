@@ -176,6 +176,47 @@ def embedded_server(
         proc.wait(30)
 
 
+def process_tree_cpu_ms(root: int) -> float:
+    """CPU milliseconds used so far by process ``root`` and every process below it, including
+    children they already reaped (Linux, from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        # utime, stime, cutime, cstime
+        times[int(entry)] = sum(int(f) for f in fields[11:15])
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total * 1000 / tick
+
+
+def server_pid(code: Path) -> int:
+    """The pid of the embedded server, started by this process, that runs ``code``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != os.getpid():
+            continue
+        if f"PYTHONPATH={code}".encode() in environ:
+            return int(entry)
+    raise LookupError(f"no server of this process runs {code}")
+
+
 def interleaved(
     calls: Sequence[Callable[[], object]], repeat: int, *, warmup: int = 10
 ) -> tuple[list[float], list[float]]:

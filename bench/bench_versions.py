@@ -8,12 +8,20 @@ servers so that both see the same machine load, it measures:
 1. hello-world submit -> COMPLETE, polling the status every 10 ms (after 3 warm-up runs each);
 2. ``GET /runs?page_size=10``;
 3. ``GET /runs/{id}/status``;
-4. with ``--throughput N``: hello-world runs per second, ``--submitters`` threads (default 8)
-   each submitting and polling (every 10 ms) one run after another until ``N`` runs are
-   COMPLETE; runs/s = completed / wall time from the first submit to the last COMPLETE. The two
-   servers take turns, ``--rounds`` rounds each (default 3), and the median round is quoted.
-   Both servers start with ``--max-concurrent-runs`` equal to the number of submitters, so
-   that the pool is not what limits the rate.
+4. with ``--throughput N``: hello-world runs per second, two ways. Closed loop:
+   ``--submitters`` threads (default 4) each submit a run and poll its status every 10 ms until
+   it ends, then submit the next, until ``N`` runs are COMPLETE. Open loop: the same threads
+   submit ``N`` runs as fast as the server answers, without waiting for them, while one more
+   thread reads ``system_state_counts`` from ``GET /service-info`` every 20 ms until ``N``
+   more runs are COMPLETE. Either way runs/s = ``N`` / the wall time from the first submit to
+   the last COMPLETE. The closed loop's status polls (hundreds a second) cost the server and
+   the client as much CPU as the runs themselves on two cores, so the open loop is the
+   figure for what the server can run. The two servers take turns, ``--rounds`` rounds each
+   (default 3), and the median round is quoted. Both servers start with
+   ``--max-concurrent-runs`` equal to the number of submitters. With each rate it prints the
+   CPU time per run of the server's whole process tree (API, executor threads, zygote, engine
+   processes and their tools) and of this script's threads, which unlike the rates hardly
+   move with the load of a shared machine: two cores divided by their sum bound the rate.
 
 It prints the medians and the ratio this/baseline of each; a ratio near 1.0 means no change.
 
@@ -35,7 +43,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, embedded_server, submit_hello
+from _common import API, ROOT, embedded_server, process_tree_cpu_ms, server_pid, submit_hello
 
 from toolchest_wes.models import State
 
@@ -67,11 +75,19 @@ def alternate(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def throughput(url: str, runs: int, submitters: int) -> float:
+def throughput(url: str, runs: int, submitters: int, *, wait_each: bool) -> float:
     """Hello-world runs per second: ``submitters`` threads, each with its own connection,
-    submit and wait for runs one after another until ``runs`` are COMPLETE."""
+    submit runs one after another until ``runs`` are COMPLETE, each waiting for its run to
+    end (``wait_each``) or not (open loop, watched through ``GET /service-info``)."""
     left = [runs]
     lock = threading.Lock()
+
+    def completed(client: httpx.Client) -> int:
+        counts = client.get(f"{API}/service-info").json()["system_state_counts"]
+        failed = sum(counts.get(s, 0) for s in ("EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"))
+        if failed:
+            raise RuntimeError(f"runs ended badly: {counts}")
+        return int(counts.get("COMPLETE", 0))
 
     def submitter() -> int:
         done = 0
@@ -81,13 +97,20 @@ def throughput(url: str, runs: int, submitters: int) -> float:
                     if left[0] == 0:
                         return done
                     left[0] -= 1
-                hello(client)
+                if wait_each:
+                    hello(client)
+                else:
+                    submit_hello(client)
                 done += 1
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(submitters) as pool:
-        completed = sum(pool.map(lambda _: submitter(), range(submitters)))
-    return completed / (time.perf_counter() - start)
+    with httpx.Client(base_url=url, timeout=60) as watcher:
+        before = completed(watcher)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(submitters) as pool:
+            submitted = sum(pool.map(lambda _: submitter(), range(submitters)))
+            while not wait_each and completed(watcher) < before + runs:
+                time.sleep(0.02)
+        return submitted / (time.perf_counter() - start)
 
 
 def report(label: str, medians: dict[str, float]) -> None:
@@ -104,7 +127,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--throughput", type=int, default=0, metavar="N")
-    parser.add_argument("--submitters", type=int, default=8)
+    parser.add_argument("--submitters", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true", help="only the throughput")
     args = parser.parse_args()
@@ -116,6 +139,7 @@ def main() -> None:
                 embedded_server(Path(tmp) / "base", args.baseline.resolve(), serve_args)
             ),
         }
+        pids = {"this": server_pid(ROOT), "baseline": server_pid(args.baseline.resolve())}
         clients = {
             name: stack.enter_context(httpx.Client(base_url=url, timeout=30))
             for name, url in urls.items()
@@ -125,17 +149,37 @@ def main() -> None:
             for client in clients.values():
                 for _ in range(3):
                     hello(client)
-            rates: dict[str, list[float]] = {name: [] for name in urls}
-            for _ in range(args.rounds):
-                for name, url in urls.items():
-                    rates[name].append(throughput(url, args.throughput, args.submitters))
-            this, base = (statistics.median(rates[n]) for n in ("this", "baseline"))
-            spread = {n: sorted(round(r, 1) for r in rates[n]) for n in rates}
-            print(
-                f"hello runs/s ({args.throughput} runs, {args.submitters} submitters, "
-                f"{args.rounds} rounds): this {this:.1f} {spread['this']}, "
-                f"baseline {base:.1f} {spread['baseline']}, ratio {this / base:.2f}"
-            )
+            for wait_each, loop in ((False, "open"), (True, "closed")):
+                rates: dict[str, list[float]] = {name: [] for name in urls}
+                server_cpu: dict[str, list[float]] = {name: [] for name in urls}
+                client_cpu: dict[str, list[float]] = {name: [] for name in urls}
+                for _ in range(args.rounds):
+                    for name, url in urls.items():
+                        before, mine = process_tree_cpu_ms(pids[name]), time.process_time()
+                        rate = throughput(
+                            url, args.throughput, args.submitters, wait_each=wait_each
+                        )
+                        rates[name].append(rate)
+                        spent = process_tree_cpu_ms(pids[name]) - before
+                        server_cpu[name].append(spent / args.throughput)
+                        client_cpu[name].append(
+                            (time.process_time() - mine) * 1000 / args.throughput
+                        )
+                this, base = (statistics.median(rates[n]) for n in ("this", "baseline"))
+                spread = {n: sorted(round(r, 1) for r in rates[n]) for n in rates}
+                print(
+                    f"hello runs/s, {loop} loop ({args.throughput} runs, {args.submitters} "
+                    f"submitters, {args.rounds} rounds): this {this:.1f} {spread['this']}, "
+                    f"baseline {base:.1f} {spread['baseline']}, ratio {this / base:.2f}"
+                )
+                print(
+                    "  CPU ms per run, server tree + client: "
+                    + ", ".join(
+                        f"{n} {statistics.median(server_cpu[n]):.1f} + "
+                        f"{statistics.median(client_cpu[n]):.1f}"
+                        for n in ("this", "baseline")
+                    )
+                )
         if args.skip_latency:
             print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             return
