@@ -126,9 +126,10 @@ def _wrap_once(owner: object, name: str, wrapper: Callable[[Any], Any]) -> None:
 def cache_default_args() -> None:
     """Make ``cwltool.main.get_default_args`` answer a copy of defaults computed now, once
     per process, instead of building cwltool's argument parser at every call."""
-    defaults = cwltool.argparser.get_default_args()
 
     def wrapper(original: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        defaults = original()
+
         @functools.wraps(original)
         def get_default_args() -> dict[str, Any]:
             return copy.deepcopy(defaults)

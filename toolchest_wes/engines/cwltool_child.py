@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import ctypes
 import functools
 import inspect
@@ -458,13 +459,18 @@ def prefault(nice: int) -> None:
 
     Called in a process forked from the warm zygote, in its own session, before it knows its
     run: it lowers its priority as a run's ``main`` will (``nice``), then walks the warm-up
-    path once more, so that the pages of the zygote that a run writes to are copied now,
-    while the CPU is idle, rather than one copy-on-write fault at a time during the run (about
-    half of a hello-world run's CPU time). ``warm`` leaves cwltool as it found it, so the run
+    workflow once more, so that the pages of the zygote that a run writes to are copied now,
+    while the CPU is idle, rather than one copy-on-write fault at a time during the run (some
+    40 % of a hello-world run's CPU time). The walk leaves cwltool as it found it, so the run
     that follows starts from the same state as one forked from the zygote directly.
     """
     _lower_priority(nice)
-    warm()
+    _walk_warm_workflow()
+
+
+# The warm-up workflow's command line, parsed once by ``warm``; each walk takes a copy with its
+# own paths, so that a spare's prefault does not build cwltool's parser again.
+_warm_args: argparse.Namespace | None = None
 
 
 def warm() -> None:
@@ -473,19 +479,32 @@ def warm() -> None:
     Leaves cwltool's module state as a fresh process would have it, apart from the loaded
     schemas and imports, so that each forked child behaves like ``cwltool`` started anew.
     """
-    import cwltool.main
     import cwltool.process
-    import cwltool.resolver
-    import cwltool.utils
 
     from toolchest_wes.compat import cwltool_internals
 
+    global _spare_parser, _warm_args
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
     # Built here, so that every forked run finds them ready.
     _version()
     cwltool_internals.cache_default_args()
+    _warm_args = _make_parser().parse_args(
+        ["--quiet", "--no-container", "--outdir", "out", "warm.cwl", "job.json"]
+    )
+    _walk_warm_workflow()
+    _spare_parser = _make_parser()
 
+
+def _walk_warm_workflow() -> None:
+    """Run the warm-up workflow in this process, quietly, and put back what cwltool changed."""
+    import cwltool.main
+    import cwltool.resolver
+    import cwltool.utils
+
+    from toolchest_wes.compat import cwltool_internals
+
+    assert _warm_args is not None, "warm() comes first"
     registries = list(cwltool.resolver.ga4gh_tool_registries)
     saved_argv = sys.argv
     handler = logging.NullHandler()
@@ -494,23 +513,18 @@ def warm() -> None:
         workflow.write_text(json.dumps(_WARM_WORKFLOW))
         job = Path(tmp, "job.json")
         job.write_text(json.dumps({"message": "warm"}))
+        args = copy.deepcopy(_warm_args)
+        args.outdir = str(Path(tmp, "out"))
+        args.tmpdir_prefix = f"{tmp}/tmp-"
+        args.tmp_outdir_prefix = f"{tmp}/outtmp-"
+        args.workflow = str(workflow)
+        args.job_order = [str(job)]
         # cwltool appends basename(argv[0]) to the requests User-Agent once per process;
         # "cwltool" matches what the children pass, so they do not append it again.
         sys.argv = ["cwltool"]
         try:
             code = cwltool.main.main(
-                [
-                    "--quiet",
-                    "--no-container",
-                    "--outdir",
-                    str(Path(tmp, "out")),
-                    "--tmpdir-prefix",
-                    f"{tmp}/tmp-",
-                    "--tmp-outdir-prefix",
-                    f"{tmp}/outtmp-",
-                    str(workflow),
-                    str(job),
-                ],
+                args=args,
                 stdout=io.StringIO(),
                 stderr=io.StringIO(),
                 logger_handler=handler,
@@ -533,8 +547,6 @@ def warm() -> None:
                     thread.join(timeout=2.0)
     if code != 0:
         raise RuntimeError(f"the warm-up workflow exited with {code}")
-    global _spare_parser
-    _spare_parser = _make_parser()
 
 
 if __name__ == "__main__":
