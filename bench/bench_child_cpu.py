@@ -8,7 +8,12 @@ machine, so small changes to the run's own work show. Each checkout runs in an i
 its own (``PYTHONPATH``) with this virtualenv's libraries; the two take turns, ``--batch``
 runs at a time, and the script prints the medians and their ratio.
 
-Usage: python bench/bench_child_cpu.py --baseline DIR [--runs 60] [--batch 10]
+With ``--spare``, this checkout's children are spares (``toolchest_wes.engines.zygote``): each
+first runs ``cwltool_child.prefault`` as the zygote's spare does while idle, and the figures
+are from the end of that to the exit, the part of the run that a request waits for (the
+prefault's own CPU time is printed apart). The baseline's children are plain forks.
+
+Usage: python bench/bench_child_cpu.py --baseline DIR [--runs 60] [--batch 10] [--spare]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -26,8 +32,9 @@ from pathlib import Path
 from _common import HELLO, ROOT
 
 
-def child_cpu_ms() -> tuple[float, int]:
-    """Fork one hello-world run from this (warm) process; its CPU ms and minor page faults."""
+def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
+    """Fork one hello-world run from this (warm) process; its CPU ms and minor page faults,
+    and with ``spare`` the CPU ms of the prefault that came first (left out of the others)."""
     from toolchest_wes.engines import cwltool_child
 
     folder = Path(tempfile.mkdtemp(prefix="child-cpu-"))
@@ -38,38 +45,47 @@ def child_cpu_ms() -> tuple[float, int]:
         argv = ["--disable-color", "--no-container", "--outdir", str(folder / "out")]
         argv += ["--tmpdir-prefix", f"{folder}/work/tmp", "--tmp-outdir-prefix"]
         argv += [f"{folder}/work/out", str(HELLO), str(folder / "job.json")]
+        report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the run, as the zygote's child would be
-            os.environ[cwltool_child.TASK_DIR_ENV] = str(folder / "tasks")
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
+            if spare:
+                cwltool_child.prefault(0)
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            os.write(report_w, json.dumps([own.ru_utime + own.ru_stime, own.ru_minflt]).encode())
+            os.environ[cwltool_child.TASK_DIR_ENV] = str(folder / "tasks")
             os._exit(cwltool_child.main(argv))
+        os.close(report_w)
         _, status, usage = os.wait4(pid, 0)
+        with os.fdopen(report_r) as report:
+            before_cpu, before_faults = json.loads(report.read()) if spare else (0.0, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"the run exited {os.waitstatus_to_exitcode(status)}")
-        return (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_minflt
+        cpu = (usage.ru_utime + usage.ru_stime - before_cpu) * 1000
+        return cpu, usage.ru_minflt - before_faults, before_cpu * 1000
     finally:
         shutil.rmtree(folder)
 
 
-def serve() -> None:
+def serve(spare: bool) -> None:
     """Worker mode: warm up, then answer each line ``N`` with N runs' figures as JSON."""
     from toolchest_wes.engines import cwltool_child
 
     cwltool_child.warm()
     print("ready", flush=True)
     for line in sys.stdin:
-        print(json.dumps([child_cpu_ms() for _ in range(int(line))]), flush=True)
+        print(json.dumps([child_cpu_ms(spare) for _ in range(int(line))]), flush=True)
 
 
 class Worker:
     """An interpreter running ``serve`` with one checkout's code."""
 
-    def __init__(self, code: Path) -> None:
+    def __init__(self, code: Path, spare: bool = False) -> None:
         env = dict(os.environ, PYTHONPATH=str(code))
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
+            [sys.executable, __file__, "--serve", *(["--spare"] if spare else [])],
             cwd=Path(__file__).parent,
             env=env,
             stdin=subprocess.PIPE,
@@ -83,11 +99,11 @@ class Worker:
         assert self.proc.stdout is not None
         return self.proc.stdout.readline().strip()
 
-    def runs(self, count: int) -> list[tuple[float, int]]:
+    def runs(self, count: int) -> list[tuple[float, int, float]]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{count}\n")
         self.proc.stdin.flush()
-        return [(cpu, faults) for cpu, faults in json.loads(self._line())]
+        return [(cpu, faults, prefault) for cpu, faults, prefault in json.loads(self._line())]
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -102,31 +118,36 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--spare", action="store_true", help="this checkout's runs as spares")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve(args.spare)
         return
     if args.baseline is None:
         parser.error("--baseline DIR is required")
-    this, base = Worker(ROOT), Worker(args.baseline)
+    this, base = Worker(ROOT, args.spare), Worker(args.baseline)
     try:
         this.runs(3), base.runs(3)  # warm-up
-        ours: list[tuple[float, int]] = []
-        theirs: list[tuple[float, int]] = []
+        ours: list[tuple[float, int, float]] = []
+        theirs: list[tuple[float, int, float]] = []
         while len(ours) < args.runs:
             ours += this.runs(args.batch)
             theirs += base.runs(args.batch)
     finally:
         this.close()
         base.close()
-    o, t = (statistics.median(cpu for cpu, _ in runs) for runs in (ours, theirs))
-    of, tf = (statistics.median(faults for _, faults in runs) for runs in (ours, theirs))
+    o, t = (statistics.median(cpu for cpu, _, _ in runs) for runs in (ours, theirs))
+    of, tf = (statistics.median(faults for _, faults, _ in runs) for runs in (ours, theirs))
+    start = "the end of a spare's prefault" if args.spare else "fork"
     print(
-        f"warm hello-world run, CPU from fork to exit ({len(ours)} runs each, in turns): "
+        f"warm hello-world run, CPU from {start} to exit ({len(ours)} runs each, in turns): "
         f"this {o:.1f} ms, baseline {t:.1f} ms, ratio {o / t:.2f}; "
         f"minor page faults {of:.0f} vs {tf:.0f}"
     )
+    if args.spare:
+        prefault = statistics.median(p for _, _, p in ours)
+        print(f"the prefault before each of this checkout's runs: {prefault:.1f} ms of CPU")
 
 
 if __name__ == "__main__":
