@@ -6,7 +6,7 @@ socket. Both sides send newline-delimited JSON objects:
 - parent -> zygote, first: ``{"entries": [module, ...], "spare_nice": n}``. The zygote
   imports each module, calls its optional ``warm()`` and answers ``{"ready": true,
   "entries": [imported, ...], "failed": {module: error}, "warnings": [...]}``.
-  ``spare_nice`` (optional, an integer) asks for a spare child, below.
+  ``spare_nice`` (optional, an integer) asks for spare children, below.
 - parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env"}``. The
   zygote forks a child that runs ``entry.main(argv[1:])`` in its own session and answers
   ``{"req": n, "pid": p}``, or ``{"req": n, "error": message, "errno": number}``.
@@ -22,21 +22,21 @@ own, which SIGKILLing its group would leave behind.
 The zygote stays single-threaded: forking a process that has other threads can leave the
 child with locks that nobody will ever release.
 
-The spare child. A child forked from the zygote pays for the fork as it runs: each page of the
-zygote it writes to (mostly through reference counts) is copied on the first write, some 3,000
-copy-on-write faults for a cwltool hello-world, about half of its CPU time. When the first
+Spare children. A child forked from the zygote pays for the fork as it runs: each page of the
+zygote it writes to (mostly through reference counts) is copied on the first write, some 2,500
+copy-on-write faults for a cwltool hello-world, about 40 % of its CPU time. When the first
 entry module that defines ``prefault(nice)`` was loaded and the parent sent ``spare_nice``,
-the zygote keeps one child forked ahead of time: in a session of its own, it calls
-``prefault(spare_nice)`` (which lowers its priority to that nice value and walks the run's
-path once, taking those faults) and then waits. The next request for that entry goes to the
-spare, if it is ready, instead of to a new fork: the zygote opens the output files, hands the
-request and the two descriptors to the spare over their socket, and answers the parent with
-the spare's pid. A spare that is not ready yet is left alone, and the request is forked as
-usual. A new spare is forked after a request while fewer children run than the machine has
-CPUs, and when a child ends, so that the prefault uses a core that is idle rather than one
-that runs need; with every CPU busy, no spare is made. A spare that fails before it is ready
-turns the spare off for the zygote's life. A spare never reported to the parent is killed
-and reaped quietly.
+the zygote keeps up to two children forked ahead of time: each, in a session of its own, calls
+``prefault(spare_nice)`` (which lowers its priority to that nice value and walks a run's path
+once, taking those faults), says it is ready and waits. The next request for that entry goes
+to the oldest ready spare instead of to a new fork: the zygote opens the output files, hands
+the request and the two descriptors to the spare over their socket, and answers the parent
+with the spare's pid. With no spare ready the request is forked as usual. New spares are
+forked while fewer children run than the machine has CPUs, so that they prepare on a core
+that is idle rather than one that runs need; with every CPU busy, none is made. Two rather
+than one, so that runs that follow each other closely find one ready: each spare has two
+runs' time to prepare. A spare that fails before it is ready turns spares off for the
+zygote's life. A spare never handed a request is killed and reaped quietly.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ __all__ = ["main"]
 # A child whose entry raised exits with this code.
 CHILD_CRASH_EXIT = EXIT_INTERNAL_ERROR
 _SHUTDOWN_POLL_S = 0.02
+# Spares kept at most. Two, so that runs that follow each other closely find one ready: each
+# spare then has two runs' time to prepare instead of one.
+_MAX_SPARES = 2
 
 
 def _noop(signum: int, frame: FrameType | None) -> None:
@@ -97,7 +100,8 @@ class _ForkServer:
             (name for name, m in modules.items() if callable(getattr(m, "prefault", None))), None
         )
         self._spare_nice = spare_nice
-        self._spare: _Spare | None = None
+        # Oldest first, so that the one that had the longest to prepare goes first.
+        self._spares: list[_Spare] = []
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self._children: set[int] = set()
         # The children that get SIGTERM and this long to end before the zygote SIGKILLs them.
@@ -111,25 +115,23 @@ class _ForkServer:
         signal.signal(signal.SIGCHLD, _noop)
         signal.signal(signal.SIGTERM, _noop)
         self._handle_lines()
-        self._keep_spare()
+        self._keep_spares()
         stop = False
         sock_fd = self._sock.fileno()
         while not stop:
-            watched = [sock_fd, self._wake_r]
-            spare = self._spare
-            if spare is not None and not spare.ready:
-                watched.append(spare.sock.fileno())
-            readable, _, _ = select.select(watched, [], [])
+            preparing = {spare.sock.fileno(): spare for spare in self._spares if not spare.ready}
+            readable, _, _ = select.select([sock_fd, self._wake_r, *preparing], [], [])
             if self._wake_r in readable:
                 signals = self._drain_wakeup()
                 self._reap()
                 stop = signal.SIGTERM in signals
-            if spare is not None and spare is self._spare and spare.sock.fileno() in readable:
-                self._spare_ready(spare)
+            for fd, spare in preparing.items():
+                if fd in readable and spare in self._spares:
+                    self._spare_ready(spare)
             if sock_fd in readable and not stop:
                 stop = not self._receive()
             if not stop:
-                self._keep_spare()
+                self._keep_spares()
         self._shutdown()
         return 0
 
@@ -172,7 +174,7 @@ class _ForkServer:
             self._sock.sendall(json.dumps(message).encode() + b"\n")
 
     def _reap(self) -> None:
-        while self._children or self._spare is not None:
+        while self._children or self._spares:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -182,11 +184,11 @@ class _ForkServer:
             self._report(pid, status)
 
     def _report(self, pid: int, status: int) -> None:
-        spare = self._spare
-        if spare is not None and pid == spare.pid:
-            # Died before any request reached it: nothing to report, and no more spares.
-            self._drop_spare(failed=True, reaped=True)
-            return
+        for spare in self._spares:
+            if spare.pid == pid:
+                # Died before any request reached it: nothing to report, and no more spares.
+                self._drop_spare(spare, failed=True, reaped=True)
+                return
         if pid in self._children:
             self._children.discard(pid)
             self._graceful.pop(pid, None)
@@ -233,30 +235,32 @@ class _ForkServer:
 
     def _hand_to_spare(self, request: dict[str, Any], out_fd: int, err_fd: int) -> int | None:
         """The ready spare's pid once it has ``request``; None to fork the request instead."""
-        spare = self._spare
-        if spare is None or not spare.ready or request["entry"] != self._spare_entry:
+        if request["entry"] != self._spare_entry:
             return None
-        self._spare = None
+        spare = next((spare for spare in self._spares if spare.ready), None)
+        if spare is None:
+            return None
         try:
             socket.send_fds(spare.sock, [json.dumps(request).encode()], [out_fd, err_fd])
         except OSError:
-            # Gone since it said it was ready; the reaper drops it quietly.
-            self._spare = spare
-            self._drop_spare(failed=True)
+            # Gone since it said it was ready.
+            self._drop_spare(spare, failed=True)
             return None
+        self._spares.remove(spare)
         spare.sock.close()
         return spare.pid
 
-    def _keep_spare(self) -> None:
-        """Fork a spare when there is none and a CPU is likely idle."""
-        if (
-            self._spare is not None
-            or self._spare_entry is None
-            or self._spare_nice is None
-            or len(self._children) >= self._cpus
+    def _keep_spares(self) -> None:
+        """Fork spares up to ``_MAX_SPARES`` while a CPU is likely idle."""
+        while (
+            self._spare_entry is not None
+            and self._spare_nice is not None
+            and len(self._spares) < _MAX_SPARES
+            and len(self._children) < self._cpus
         ):
-            return
-        module = self._modules[self._spare_entry]
+            self._fork_spare(self._modules[self._spare_entry], self._spare_nice)
+
+    def _fork_spare(self, module: ModuleType, nice: int) -> None:
         # Packets, so that the request arrives whole in one recvmsg with its descriptors.
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()
@@ -270,9 +274,9 @@ class _ForkServer:
             return
         if pid == 0:
             ours.close()
-            self._run_spare(module, theirs, self._spare_nice)
+            self._run_spare(module, theirs, nice)
         theirs.close()
-        self._spare = _Spare(pid, ours)
+        self._spares.append(_Spare(pid, ours))
 
     def _spare_ready(self, spare: _Spare) -> None:
         try:
@@ -282,14 +286,14 @@ class _ForkServer:
         if data:
             spare.ready = True
         else:
-            self._drop_spare(failed=True)
+            self._drop_spare(spare, failed=True)
 
-    def _drop_spare(self, *, failed: bool, reaped: bool = False) -> None:
-        spare, self._spare = self._spare, None
+    def _drop_spare(self, spare: _Spare, *, failed: bool, reaped: bool = False) -> None:
+        """Forget ``spare`` and, unless ``reaped``, kill and reap it; ``failed`` turns spares
+        off, so that a prefault that keeps failing does not cost a fork per request."""
+        self._spares.remove(spare)
         if failed:
             self._spare_entry = None
-        if spare is None:
-            return
         spare.sock.close()
         if reaped:
             return
@@ -379,8 +383,8 @@ class _ForkServer:
         self._sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        if self._spare is not None:
-            self._spare.sock.close()
+        for spare in self._spares:
+            spare.sock.close()
         os.setsid()
 
     @staticmethod
@@ -399,7 +403,8 @@ class _ForkServer:
         return argv
 
     def _shutdown(self) -> None:
-        self._drop_spare(failed=True)
+        for spare in list(self._spares):
+            self._drop_spare(spare, failed=True)
         if self._graceful:
             deadline = time.monotonic() + max(self._graceful.values())
             for pid in self._graceful:

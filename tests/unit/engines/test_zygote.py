@@ -396,12 +396,14 @@ def test_a_spare_that_fails_to_prepare_turns_spares_off(zygote, folder):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_the_spare_goes_with_the_zygote(zygote, folder):
+def test_two_spares_are_kept_and_go_with_the_zygote(zygote, folder):
     zygote.hello("spare_demo", spare_nice=3)
     deadline = time.monotonic() + 30
-    while not (spares := children_of(zygote.proc.pid)):
+    while len(spares := children_of(zygote.proc.pid)) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(children_of(zygote.proc.pid)) == 2
 
     zygote.sock.shutdown(socket.SHUT_WR)
 
