@@ -212,8 +212,8 @@ class Settings(BaseSettings):
     engine_spare: bool = Field(
         default=True,
         description=(
-            "With warm_engine: keep one engine process forked and prepared ahead of the next "
-            "run while a CPU is idle, taking the fork's copy-on-write faults off the run's path."
+            "With warm_engine: keep two engine processes forked and prepared ahead of the next "
+            "runs while a CPU is idle, taking the fork's copy-on-write faults off a run's path."
         ),
     )
     engine_nice: int = Field(

@@ -295,7 +295,7 @@ class WarmLauncher:
     spec's ``env``. Create the launcher in the process that uses it: a copy inherited
     through ``fork`` would share the zygote's socket.
 
-    ``spare_nice``: keep a spare child ready for the entry module that defines
+    ``spare_nice``: keep spare children ready for the entry module that defines
     ``prefault(nice)``, prepared at that niceness (see ``toolchest_wes.engines.zygote``);
     None for none.
     """
