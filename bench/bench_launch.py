@@ -8,6 +8,11 @@ The zygote's own warm-up is measured separately and is not part of the warm runs
 ``toil_child`` whose Toil leader is ``true`` (which exits at once), with the environment the
 Toil engine gives it, started cold (``python -m``) and forked from the zygote.
 
+``--spare`` times instead the warm launcher with spares (``spare_nice``: children forked and
+prefaulted ahead of time, see ``toolchest_wes.engines.zygote``) and without, each starting a
+run 10 ms after the last one ended, in blocks of 5 runs taking turns (within a block, runs
+follow each other as closely as a busy server's do).
+
 ``--wait-latency`` times how late a supervisor that waits in a loop of 0.2 s waits (as the
 executor and ``toil_child`` do) sees a child that sleeps 0.3 to 0.45 s exit: with
 ``Popen.wait(timeout)`` and with ``pidwait.wait_exit`` (a pidfd), in turns.
@@ -124,15 +129,55 @@ def wait_latency(runs: int) -> None:
         )
 
 
+def spares(runs: int) -> None:
+    """Warm runs with spares and without, in blocks of 5 back-to-back runs taking turns."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+    )
+    launchers = {
+        "with spares": WarmLauncher([ENTRY], spare_nice=0),
+        "without": WarmLauncher([ENTRY]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in launchers}
+    with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
+        base = Path(tmp)
+        try:
+            n = 0
+            for launcher in launchers.values():
+                launcher.start_background()
+                for _ in range(3):  # the zygote's start, then warm runs
+                    n += 1
+                    one_run(launcher, base, n)
+            while len(times["without"]) < runs:
+                for name, launcher in launchers.items():
+                    time.sleep(0.5)  # a server that was idle for a moment
+                    for _ in range(5):
+                        n += 1
+                        time.sleep(0.01)
+                        times[name].append(one_run(launcher, base, n))
+        finally:
+            for launcher in launchers.values():
+                launcher.close()
+    for name, values in times.items():
+        print(
+            f"WarmLauncher {name:<11} median {statistics.median(values) * 1000:8.1f} ms"
+            f"  min {min(values) * 1000:8.1f}  max {max(values) * 1000:8.1f}  (n={len(values)})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--toil-child", action="store_true")
     parser.add_argument("--wait-latency", action="store_true")
+    parser.add_argument("--spare", action="store_true")
     args = parser.parse_args()
     runs = args.runs
     if args.wait_latency:
         wait_latency(runs)
+        return
+    if args.spare:
+        spares(runs)
         return
     entry, one_run_of = (TOIL_CHILD, toil_child_run) if args.toil_child else (ENTRY, one_run)
     os.environ["PYTHONPATH"] = os.pathsep.join(
