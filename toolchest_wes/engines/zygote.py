@@ -308,8 +308,11 @@ class _ForkServer:
         try:
             self._detach()
             module.prefault(nice)
-            sock.sendall(b"r")
-            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+            try:
+                sock.sendall(b"r")
+                message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+            except OSError:
+                os._exit(0)  # the zygote is gone
             if not message or len(fds) != 2:
                 os._exit(0)  # the zygote went away or gave up on this spare
             sock.close()
