@@ -243,8 +243,9 @@ class _ForkServer:
         try:
             socket.send_fds(spare.sock, [json.dumps(request).encode()], [out_fd, err_fd])
         except OSError:
-            # Gone since it said it was ready.
-            self._drop_spare(spare, failed=True)
+            # Gone since it said it was ready, or a request too large for one packet: the
+            # request is forked as usual, and the next spare tried with the next request.
+            self._drop_spare(spare, failed=False)
             return None
         self._spares.remove(spare)
         spare.sock.close()

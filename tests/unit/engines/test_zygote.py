@@ -409,3 +409,20 @@ def test_two_spares_are_kept_and_go_with_the_zygote(zygote, folder):
 
     assert zygote.wait() == 0
     assert not any(alive(pid) for pid in spares)
+
+
+def test_a_request_too_large_for_a_spare_is_forked_as_usual(zygote, folder):
+    zygote.hello("spare_demo", spare_nice=3)
+    for _ in range(100):
+        if run_spare_demo(zygote, folder)[0] == "True":
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # both spares ready again
+
+    # More than one packet of the spare's socket holds.
+    reply = zygote.fork(folder, "spare_demo", env={"LARGE": "x" * 4_000_000})
+    assert zygote.exit_of(reply["pid"]) == 0
+    assert (folder / "stdout").read_text().split()[:2] == ["False", "True"]
+
+    # The other spare still takes the next request.
+    assert run_spare_demo(zygote, folder)[0] == "True"
