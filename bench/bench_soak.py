@@ -225,8 +225,8 @@ class Driver:
     def run(self, seconds: float, stop: threading.Event) -> float:
         """Submit for ``seconds`` (or until ``stop``); the seconds it took."""
         start = time.perf_counter()
-        threads = max(8, int(self.rate))
-        with ThreadPoolExecutor(threads, thread_name_prefix="soak") as pool:
+        pool = ThreadPoolExecutor(max(8, int(self.rate)), thread_name_prefix="soak")
+        try:
             i = 0
             while not stop.is_set():
                 now = time.perf_counter()
@@ -243,12 +243,19 @@ class Driver:
                     pool.submit(self.cancel, run_id)
                 time.sleep(0.005)
             elapsed = time.perf_counter() - start
-            # The sleep runs still waiting for their cancel get it now: none should run 120 s.
-            with self.lock:
-                rest = [run_id for _, run_id in self.cancels]
-                self.cancels.clear()
-            for run_id in rest:
-                pool.submit(self.cancel, run_id)
+            # The submissions still in flight end (each request has a 30 s timeout) ...
+            pool.shutdown(wait=True)
+        finally:
+            # ... unless interrupted: then nothing queued is sent.
+            pool.shutdown(wait=False, cancel_futures=True)
+        # The sleep runs still waiting for their cancel get it now: none should run 120 s.
+        with self.lock:
+            rest = [run_id for _, run_id in sorted(self.cancels)]
+            self.cancels.clear()
+        for run_id in rest:
+            if stop.is_set():
+                break
+            self.cancel(run_id)
         for client in self.clients:
             client.close()
         return elapsed
@@ -344,7 +351,10 @@ def sample_redis(client: redis.Redis, prefix: str) -> dict[str, Any]:
     info = client.info("memory")
     idem = sum(1 for _ in client.scan_iter(match=f"{prefix}:idem:*", count=5000))
     runs = int(client.zcard(f"{prefix}:runs"))
+    counts = client.hgetall(f"{prefix}:counts")
     return {
+        # Runs not yet terminal: a backlog that grows means the workers fall behind the rate.
+        "unfinished": sum(int(n) for state, n in counts.items() if state not in TERMINAL),
         "used_memory_mb": int(info["used_memory"]) / 2**20,
         "rss_mb": int(info["used_memory_rss"]) / 2**20,
         "keys": int(client.dbsize()),
@@ -395,6 +405,7 @@ def summarize(
         "redis_keys": redis_info["keys"],
         "redis_runs": redis_info["runs"],
         "redis_idempotency_keys": redis_info["idempotency_keys"],
+        "unfinished_runs": redis_info["unfinished"],
         "redis_bytes_per_run": redis_info["used_memory_mb"] * 2**20 / runs,
         "data_dir_mb": data["mb"],
         "data_dir_files": data["files"],
@@ -449,6 +460,20 @@ def growth(samples: list[dict[str, Any]], settle: float) -> dict[str, dict[str, 
             "slope_per_hour_rel": slope * 60 / first if first else float("nan"),
         }
     return out
+
+
+def added_per_run(analysis: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Bytes of Redis memory and of the data directory per run stored since the start of the
+    analysis: what the history costs, without the fixed base that the per-run series carry."""
+    runs = analysis.get("redis_runs")
+    if not runs or runs["last"] <= runs["first"]:
+        return {}
+    added = runs["last"] - runs["first"]
+    return {
+        name: (analysis[name]["last"] - analysis[name]["first"]) * 2**20 / added
+        for name in ("redis_used_memory_mb", "data_dir_mb")
+        if name in analysis
+    }
 
 
 #: Series that grow with the history by design (or count since the start): their growth is
@@ -578,6 +603,8 @@ def main() -> None:
             stop.set()
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             cluster.stop()
+            # Tens of thousands of run directories take a while to remove on a busy disk.
+            print("soak: everything stopped; removing the temporary data directory", flush=True)
     sys.exit(0 if passed else 1)
 
 
@@ -628,7 +655,8 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
                 f"{s['redis_used_memory_mb']:.1f} MiB "
                 f"({s['redis_bytes_per_run']:.0f} B/run), data dir {s['data_dir_mb']:.1f} MiB; "
                 f"p99 POST {s['post_p99_ms']:.0f} status {s['status_p99_ms']:.0f} list "
-                f"{s['list_p99_ms']:.0f} ms; 5xx/errors {s['errors_5xx_total']:.0f}; load "
+                f"{s['list_p99_ms']:.0f} ms; {s['unfinished_runs']:.0f} unfinished; 5xx/errors "
+                f"{s['errors_5xx_total']:.0f}; load "
                 f"{os.getloadavg()[0]:.2f}",
                 flush=True,
             )
@@ -666,6 +694,12 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
     analysis = growth(samples, args.settle)
     if analysis:
         print_table(analysis)
+    per_added = added_per_run(analysis)
+    if per_added:
+        print(
+            f"soak: per run added since minute {analysis['redis_runs']['from_minute']:g}: "
+            + ", ".join(f"{k} {v:.0f} B" for k, v in per_added.items())
+        )
     answers = {f"{e} {o}": n for (e, o), n in sorted(load.answers.items())}
     print(f"soak: answers {answers}")
     print(f"soak: endings { ({k: dict(v) for k, v in sorted(endings.items())}) }")
@@ -697,6 +731,7 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
         "endings": {k: dict(v) for k, v in endings.items()},
         "wrong_endings": wrong,
         "growth": analysis,
+        "bytes_per_added_run": per_added,
         "samples": samples,
     }
     if args.json:
