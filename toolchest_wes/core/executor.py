@@ -284,10 +284,7 @@ def adopt_run(run_id: str, deps: ExecutorDeps, handle: ProcessHandle, running_fo
             )
             return
         adopted = None
-        line = (
-            f"{_RESTARTED}; the new one took over its engine process (pid {handle.pid}) "
-            "and followed it to its end"
-        )
+        line = f"{_RESTARTED}; the new one took over its engine process (pid {handle.pid})"
         _patiently(lambda: store.update_run(run_id, RunUpdate(append_system_logs=[line])), run_id)
         _conclude(deps, engine, prepared, run_dir, exit_code, stopped)
     except StoreUnavailableError as exc:

@@ -1,0 +1,201 @@
+"""A real `toolchest-wes serve` whose gunicorn worker dies while runs are active: the arbiter
+starts a new worker, which adopts the runs whose engines still run (embedded mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import API
+from tests.processes import TERMINAL, Server, run_log, submit, wait
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+#: Waits until the file its input names exists, then writes a line: the test decides when
+#: the run may end, so the worker surely dies while the run is active.
+GATED = """\
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c, 'while [ ! -e "$0" ]; do sleep 0.2; done; echo "released by $0"']
+inputs:
+  gate:
+    type: string
+    inputBinding:
+      position: 1
+stdout: out.txt
+outputs:
+  out:
+    type: stdout
+"""
+
+_WAIT_S = 60.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path / "data", env={"TOOLCHEST_WES_SANDBOX": "none"})
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> Path:
+    path = tmp_path / "gated.cwl"
+    path.write_text(GATED)
+    return path
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _worker(server: Server) -> int:
+    assert server.proc is not None
+    deadline = time.monotonic() + _WAIT_S
+    while not (workers := _children(server.proc.pid)):
+        assert time.monotonic() < deadline, "gunicorn started no worker"
+        time.sleep(0.05)
+    return workers[0]
+
+
+def _replace_worker(server: Server, sig: int) -> None:
+    """Signal the worker and wait until the arbiter's new worker answers (it has run the
+    restart recovery by then: the app is built before it serves)."""
+    old = _worker(server)
+    os.kill(old, sig)
+    deadline = time.monotonic() + _WAIT_S
+    while True:
+        assert time.monotonic() < deadline, "no new worker answered"
+        alive = [pid for pid in _children(server.proc.pid) if pid != old] if server.proc else []
+        if alive:
+            try:
+                if httpx.get(f"{server.url}/health", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+
+
+def _gate_processes(gate: Path) -> list[int]:
+    """The pids of the tool processes still waiting on ``gate``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(gate).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _engine_pid(server: Server, run_id: str) -> int:
+    record = server.data_dir / "engines" / f"{run_id}.json"
+    return int(json.loads(record.read_text())["pid"])
+
+
+def _running(server: Server, gate: Path, run_id: str) -> None:
+    wait(server.url, run_id, {"RUNNING"})
+    deadline = time.monotonic() + _WAIT_S
+    while not _gate_processes(gate):
+        assert time.monotonic() < deadline, "the run's tool did not start"
+        time.sleep(0.05)
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie that its (stopped) parent has not reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] == "Z"
+
+
+def _gone(pids: list[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGABRT], ids=["killed", "aborted"])
+def test_runs_outlive_their_worker_and_complete_with_outputs(
+    server: Server, gated: Path, tmp_path: Path, sig: int
+) -> None:
+    # SIGABRT is what gunicorn sends a worker that missed its heartbeat timeout.
+    gates = [tmp_path / f"gate-{i}" for i in range(2)]
+    runs = [submit(server.url, gated, {"gate": str(gate)}) for gate in gates]
+    for run_id, gate in zip(runs, gates, strict=True):
+        _running(server, gate, run_id)
+    engines = [_engine_pid(server, run_id) for run_id in runs]
+
+    _replace_worker(server, sig)
+    for gate in gates:
+        gate.touch()
+
+    for run_id, gate, engine in zip(runs, gates, engines, strict=True):
+        assert wait(server.url, run_id, TERMINAL, timeout=_WAIT_S) == "COMPLETE"
+        log = run_log(server.url, run_id)
+        assert any(
+            f"took over its engine process (pid {engine})" in line
+            for line in log["run_log"]["system_logs"]  # type: ignore[index]
+        )
+        location = log["outputs"]["out"]["location"]  # type: ignore[index]
+        assert httpx.get(location).text == f"released by {gate}\n"
+    assert not list((server.data_dir / "engines").iterdir())
+
+
+def test_an_adopted_run_is_cancelled_with_its_whole_tree(
+    server: Server, gated: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "never"
+    run_id = submit(server.url, gated, {"gate": str(gate)})
+    _running(server, gate, run_id)
+    engine = _engine_pid(server, run_id)
+    tools = _gate_processes(gate)
+
+    _replace_worker(server, signal.SIGKILL)
+    assert _gate_processes(gate), "the tool died with the worker"
+    response = httpx.post(f"{server.url}{API}/runs/{run_id}/cancel", timeout=10)
+    assert response.status_code == 200, response.text
+
+    assert wait(server.url, run_id, TERMINAL, timeout=_WAIT_S) == "CANCELED"
+    deadline = time.monotonic() + _WAIT_S
+    while _gate_processes(gate) or not _gone([engine, *tools]):
+        assert time.monotonic() < deadline, "the adopted run left processes behind"
+        time.sleep(0.05)
+
+
+def test_an_engine_that_died_while_no_worker_was_there_is_reported(
+    server: Server, gated: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "never"
+    run_id = submit(server.url, gated, {"gate": str(gate)})
+    _running(server, gate, run_id)
+    engine = _engine_pid(server, run_id)
+    assert server.proc is not None
+    arbiter = server.proc.pid
+    worker = _worker(server)
+    # A stopped arbiter starts no new worker: the engine dies between the two workers.
+    os.kill(arbiter, signal.SIGSTOP)
+    try:
+        os.kill(worker, signal.SIGKILL)
+        os.killpg(engine, signal.SIGKILL)
+        deadline = time.monotonic() + _WAIT_S
+        while _gate_processes(gate) or not _dead(worker):
+            assert time.monotonic() < deadline, "the worker or the engine did not die"
+            time.sleep(0.05)
+    finally:
+        os.kill(arbiter, signal.SIGCONT)
+
+    assert wait(server.url, run_id, TERMINAL, timeout=_WAIT_S) == "SYSTEM_ERROR"
+    lines = run_log(server.url, run_id)["run_log"]["system_logs"]  # type: ignore[index]
+    assert any(f"took over its engine process (pid {engine})" in line for line in lines)
+    assert any("the engine was killed by signal 9 SIGKILL" in line for line in lines)
