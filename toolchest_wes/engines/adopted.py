@@ -17,7 +17,7 @@ import select
 import time
 from pathlib import Path
 
-from toolchest_wes.engines.engine_record import EngineRecord, read_exit, read_record
+from toolchest_wes.engines.engine_record import EngineRecord, read_exit, read_record, was_stopped
 from toolchest_wes.engines.process import ProcessLostError, kill_group
 
 __all__ = ["AdoptedProcess", "CannotAdoptError", "adopt", "stop_recorded"]
@@ -117,6 +117,8 @@ def adopt(path: Path) -> AdoptedProcess:
     code = read_exit(path)
     if code is not None:
         return AdoptedProcess(record, path, None, code)
+    if was_stopped(path):
+        raise CannotAdoptError(_why_ended(record, path))
     if not record.adoptable:
         raise CannotAdoptError(
             f"its engine process (pid {record.pid}) was not started by the zygote, so its "
@@ -133,10 +135,16 @@ def adopt(path: Path) -> AdoptedProcess:
         code = read_exit(path)
         if code is not None:
             return AdoptedProcess(record, path, None, code)
-        raise CannotAdoptError(
-            f"its engine process (pid {record.pid}) ended without a recorded exit status"
-        )
+        raise CannotAdoptError(_why_ended(record, path))
     return AdoptedProcess(record, path, pidfd)
+
+
+def _why_ended(record: EngineRecord, path: Path) -> str:
+    if was_stopped(path):
+        return (
+            f"its engine process (pid {record.pid}) was stopped when the server's processes stopped"
+        )
+    return f"its engine process (pid {record.pid}) ended without a recorded exit status"
 
 
 def stop_recorded(path: Path, grace_s: float) -> str | None:

@@ -5,7 +5,8 @@ A launcher that is given a record path (``LaunchSpec.record``) writes, as the en
 since boot) and the machine's boot id, so that a later reader can tell the engine from
 another process that took its pid since. The zygote, which is the parent of the engines it
 forks and reaps them, also writes ``<record>.exit`` with the exit code (negative: the signal
-that killed it) the moment it reaps one. A server process that starts while an engine of
+that killed it) the moment it reaps one, or ``stopped`` if it killed the process itself
+because it was shutting down. A server process that starts while an engine of
 its predecessor still runs reads the first file to find and wait on it, and the second to
 learn how it ended: it is not the engine's parent, so ``waitpid`` cannot tell it.
 
@@ -23,6 +24,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+_STOPPED = "stopped"
+
 __all__ = [
     "EngineRecord",
     "exit_path",
@@ -30,6 +33,7 @@ __all__ = [
     "read_exit",
     "read_record",
     "remove_record",
+    "was_stopped",
     "write_exit",
     "write_record",
 ]
@@ -127,9 +131,10 @@ def write_record(path: Path, pid: int, *, reaper: int | None) -> None:
     _write_atomically(path, json.dumps(payload))
 
 
-def write_exit(record: Path, code: int) -> None:
-    """Record the exit code of the process of ``record``. Raises ``OSError``."""
-    _write_atomically(exit_path(record), f"{code}\n")
+def write_exit(record: Path, code: int, *, stopped: bool = False) -> None:
+    """Record the exit code of the process of ``record``, or with ``stopped`` that its
+    zygote killed it as it shut down. Raises ``OSError``."""
+    _write_atomically(exit_path(record), f"{_STOPPED if stopped else code}\n")
 
 
 def read_record(path: Path) -> EngineRecord | None:
@@ -153,6 +158,14 @@ def read_exit(record: Path) -> int | None:
         return int(exit_path(record).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def was_stopped(record: Path) -> bool:
+    """Whether the process of ``record`` was killed by its zygote's shutdown."""
+    try:
+        return exit_path(record).read_text().strip() == _STOPPED
+    except OSError:
+        return False
 
 
 def remove_record(path: Path) -> None:

@@ -91,6 +91,8 @@ class _ForkServer:
         # Where each child's engine record is, to record its exit when it is reaped.
         self._records: dict[int, Path] = {}
         self._told_to_stop = False
+        # Set once the zygote shuts down: what it reaps from then on, it killed.
+        self._stopping = False
         # A pidfd of the keeper, opened now while it surely is the process we were told
         # about: a pid alone could name another process once the keeper is gone.
         self._keeper_fd = _open_pidfd(keeper)
@@ -190,7 +192,7 @@ class _ForkServer:
             record = self._records.pop(pid, None)
             if record is not None:
                 try:
-                    write_exit(record, code)
+                    write_exit(record, code, stopped=self._stopping)
                 except OSError as exc:
                     print(f"zygote: cannot record the exit of {pid}: {exc}", file=sys.stderr)
             self.send({"pid": pid, "status": code})
@@ -307,6 +309,7 @@ class _ForkServer:
                 os._exit(code)
 
     def _shutdown(self) -> None:
+        self._stopping = True
         if self._graceful:
             deadline = time.monotonic() + max(self._graceful.values())
             for pid in self._graceful:

@@ -159,3 +159,15 @@ def test_a_process_started_by_exec_is_recorded_without_a_reaper(tmp_path):
         assert not recorded.adoptable
     finally:
         launcher.close()
+
+
+def test_an_engine_its_zygote_stopped_is_not_adopted(tmp_path):
+    path = tmp_path / "run.json"
+    proc = subprocess.Popen(["true"])
+    write_record(path, proc.pid, reaper=os.getpid())
+    proc.wait(30)
+    write_exit(path, -signal.SIGKILL, stopped=True)
+
+    assert read_exit(path) is None
+    with pytest.raises(CannotAdoptError, match="stopped when the server's processes stopped"):
+        adopt(path)
