@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from tests.conftest import API
-from tests.processes import TERMINAL, Server, run_log, submit, wait
+from tests.integration.test_toil_process import toil_venv
+from tests.processes import TERMINAL, Server, run_log, sleeping, submit, wait
+from tests.snakemake_support import require_snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,6 +38,7 @@ outputs:
 """
 
 _WAIT_S = 60.0
+SNAKEMAKE_SLEEP = Path(__file__).resolve().parents[1] / "snakemake" / "sleep"
 
 
 @pytest.fixture
@@ -199,3 +202,80 @@ def test_an_engine_that_died_while_no_worker_was_there_is_reported(
     lines = run_log(server.url, run_id)["run_log"]["system_logs"]  # type: ignore[index]
     assert any(f"took over its engine process (pid {engine})" in line for line in lines)
     assert any("the engine was killed by signal 9 SIGKILL" in line for line in lines)
+
+
+def _post(
+    url: str,
+    workflow_type: str,
+    version: str,
+    files: list[Path],
+    params: dict[str, object],
+    **extra: str,
+) -> str:
+    data = {
+        "workflow_type": workflow_type,
+        "workflow_type_version": version,
+        "workflow_url": files[0].name,
+        "workflow_params": json.dumps(params),
+        **extra,
+    }
+    attached = [("workflow_attachment", (path.name, path.read_bytes())) for path in files]
+    response = httpx.post(f"{url}{API}/runs", data=data, files=attached, timeout=30)
+    assert response.status_code == 200, response.text
+    return str(response.json()["run_id"])
+
+
+def test_a_toil_run_outlives_its_worker(tmp_path: Path, gated: Path) -> None:
+    """toil_child, forked from the zygote like cwltool's runs, is adopted the same way."""
+    venv = toil_venv()
+    srv = Server(
+        tmp_path / "data",
+        *("--engine", "cwltool", "--engine", "toil", "--toil-venv", str(venv)),
+        *("--container-runtime", "none", "--sandbox", "none"),
+    )
+    try:
+        srv.start()
+        gate = tmp_path / "gate"
+        run_id = _post(srv.url, "CWL", "v1.2", [gated], {"gate": str(gate)}, workflow_engine="toil")
+        _running(srv, gate, run_id)
+
+        _replace_worker(srv, signal.SIGKILL)
+        gate.touch()
+
+        assert wait(srv.url, run_id, TERMINAL, timeout=_WAIT_S) == "COMPLETE"
+        log = run_log(srv.url, run_id)
+        assert any("took over" in line for line in log["run_log"]["system_logs"])  # type: ignore[index]
+        location = log["outputs"]["out"]["location"]  # type: ignore[index]
+        assert httpx.get(location).text == f"released by {gate}\n"
+    finally:
+        if srv.proc is not None:
+            srv.kill(signal.SIGTERM)
+
+
+def test_a_snakemake_run_that_cannot_be_adopted_is_stopped(tmp_path: Path) -> None:
+    """Snakemake is exec'd, not forked from the zygote: nothing records its exit status, so
+    the new worker stops it rather than leave it running unwatched."""
+    require_snakemake()
+    srv = Server(tmp_path / "data", env={"TOOLCHEST_WES_SANDBOX": "none"})
+    try:
+        srv.start()
+        seconds = 700 + os.getpid() % 1000
+        run_id = _post(srv.url, "SMK", "1.0", [SNAKEMAKE_SLEEP / "Snakefile"], {"seconds": seconds})
+        wait(srv.url, run_id, {"RUNNING"})
+        deadline = time.monotonic() + _WAIT_S
+        while not sleeping(seconds):
+            assert time.monotonic() < deadline, "the rule never started"
+            time.sleep(0.05)
+
+        _replace_worker(srv, signal.SIGKILL)
+
+        assert wait(srv.url, run_id, TERMINAL, timeout=_WAIT_S) == "SYSTEM_ERROR"
+        lines = run_log(srv.url, run_id)["run_log"]["system_logs"]  # type: ignore[index]
+        assert any("not started by the zygote" in line and "stopped" in line for line in lines)
+        deadline = time.monotonic() + _WAIT_S
+        while sleeping(seconds):
+            assert time.monotonic() < deadline, "the Snakemake job outlived its run"
+            time.sleep(0.05)
+    finally:
+        if srv.proc is not None:
+            srv.kill(signal.SIGTERM)
