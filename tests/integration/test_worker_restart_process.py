@@ -176,13 +176,16 @@ def test_an_adopted_run_is_cancelled_with_its_whole_tree(
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("zygote_too", [False, True], ids=["engine-killed", "zygote-killed"])
 def test_an_engine_that_died_while_no_worker_was_there_is_reported(
-    server: Server, gated: Path, tmp_path: Path
+    server: Server, gated: Path, tmp_path: Path, zygote_too: bool
 ) -> None:
     gate = tmp_path / "never"
     run_id = submit(server.url, gated, {"gate": str(gate)})
     _running(server, gate, run_id)
     engine = _engine_pid(server, run_id)
+    record = server.data_dir / "engines" / f"{run_id}.json"
+    zygote = int(json.loads(record.read_text())["reaper"][0])
     assert server.proc is not None
     arbiter = server.proc.pid
     worker = _worker(server)
@@ -190,7 +193,11 @@ def test_an_engine_that_died_while_no_worker_was_there_is_reported(
     os.kill(arbiter, signal.SIGSTOP)
     try:
         os.kill(worker, signal.SIGKILL)
-        os.killpg(engine, signal.SIGKILL)
+        if zygote_too:
+            # Nothing is left to record the engine's exit; it dies of its parent's death.
+            os.kill(zygote, signal.SIGKILL)
+        else:
+            os.killpg(engine, signal.SIGKILL)
         deadline = time.monotonic() + _WAIT_S
         while _gate_processes(gate) or not _dead(worker):
             assert time.monotonic() < deadline, "the worker or the engine did not die"
@@ -200,8 +207,14 @@ def test_an_engine_that_died_while_no_worker_was_there_is_reported(
 
     assert wait(server.url, run_id, TERMINAL, timeout=_WAIT_S) == "SYSTEM_ERROR"
     lines = run_log(server.url, run_id)["run_log"]["system_logs"]  # type: ignore[index]
-    assert any(f"took over its engine process (pid {engine})" in line for line in lines)
-    assert any("the engine was killed by signal 9 SIGKILL" in line for line in lines)
+    if zygote_too:
+        assert lines == [
+            "the server restarted while the run was RUNNING; its engine process "
+            f"(pid {engine}) ended without a recorded exit status"
+        ]
+    else:
+        assert any(f"took over its engine process (pid {engine})" in line for line in lines)
+        assert any("the engine was killed by signal 9 SIGKILL" in line for line in lines)
 
 
 def _post(
