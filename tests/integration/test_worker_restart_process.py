@@ -152,6 +152,8 @@ def test_runs_outlive_their_worker_and_complete_with_outputs(
         )
         location = log["outputs"]["out"]["location"]  # type: ignore[index]
         assert httpx.get(location).text == f"released by {gate}\n"
+        tasks = httpx.get(f"{server.url}{API}/runs/{run_id}/tasks", timeout=10).json()
+        assert [task["exit_code"] for task in tasks["task_logs"]] == [0]
     assert not list((server.data_dir / "engines").iterdir())
 
 
