@@ -107,6 +107,11 @@ def _engine_pid(server: Server, run_id: str) -> int:
     return int(json.loads(record.read_text())["pid"])
 
 
+def _reaper_pid(server: Server, run_id: str) -> int:
+    record = server.data_dir / "engines" / f"{run_id}.json"
+    return int(json.loads(record.read_text())["reaper"][0])
+
+
 def _running(server: Server, gate: Path, run_id: str) -> None:
     wait(server.url, run_id, {"RUNNING"})
     deadline = time.monotonic() + _WAIT_S
@@ -138,6 +143,7 @@ def test_runs_outlive_their_worker_and_complete_with_outputs(
     for run_id, gate in zip(runs, gates, strict=True):
         _running(server, gate, run_id)
     engines = [_engine_pid(server, run_id) for run_id in runs]
+    zygote = _reaper_pid(server, runs[0])
 
     _replace_worker(server, sig)
     for gate in gates:
@@ -155,6 +161,11 @@ def test_runs_outlive_their_worker_and_complete_with_outputs(
         tasks = httpx.get(f"{server.url}{API}/runs/{run_id}/tasks", timeout=10).json()
         assert [task["exit_code"] for task in tasks["task_logs"]] == [0]
     assert not list((server.data_dir / "engines").iterdir())
+    # The old worker's zygote kept the engines until they ended, and no longer.
+    deadline = time.monotonic() + _WAIT_S
+    while not _dead(zygote):
+        assert time.monotonic() < deadline, "the old zygote outlived its last engine"
+        time.sleep(0.05)
 
 
 def test_an_adopted_run_is_cancelled_with_its_whole_tree(
@@ -186,8 +197,7 @@ def test_an_engine_that_died_while_no_worker_was_there_is_reported(
     run_id = submit(server.url, gated, {"gate": str(gate)})
     _running(server, gate, run_id)
     engine = _engine_pid(server, run_id)
-    record = server.data_dir / "engines" / f"{run_id}.json"
-    zygote = int(json.loads(record.read_text())["reaper"][0])
+    zygote = _reaper_pid(server, run_id)
     assert server.proc is not None
     arbiter = server.proc.pid
     worker = _worker(server)
