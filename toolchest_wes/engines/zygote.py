@@ -3,20 +3,29 @@
 Run as ``python -m toolchest_wes.engines.zygote FD``, where FD is one end of a Unix stream
 socket. Both sides send newline-delimited JSON objects:
 
-- parent -> zygote, first: ``{"entries": [module, ...]}``. The zygote imports each module,
-  calls its optional ``warm()`` and answers ``{"ready": true, "entries": [imported, ...],
-  "failed": {module: error}, "warnings": [...]}``.
-- parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env"}``. The
-  zygote forks a child that runs ``entry.main(argv[1:])`` in its own session and answers
-  ``{"req": n, "pid": p}``, or ``{"req": n, "error": message, "errno": number}``.
+- parent -> zygote, first: ``{"entries": [module, ...], "keeper": pid or null}``. The
+  zygote imports each module, calls its optional ``warm()`` and answers ``{"ready": true,
+  "entries": [imported, ...], "failed": {module: error}, "warnings": [...]}``.
+- parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env",
+  "record"}``. The zygote forks a child that runs ``entry.main(argv[1:])`` in its own session
+  and answers ``{"req": n, "pid": p}``, or ``{"req": n, "error": message, "errno": number}``.
+  With a ``record`` path, it first writes the child's engine record there, and when it
+  reaps the child, its exit code beside it (``toolchest_wes.engines.engine_record``).
 - zygote -> parent, when a child ends: ``{"pid": p, "status": exit_code}``, where a negative
   code is the signal that killed it.
+- parent -> zygote, last: ``{"shutdown": true}`` before the parent closes the socket.
 
-End of file on the socket (the parent closed it or died) and SIGTERM both make the zygote
-SIGKILL every child's process group, report and reap them, and exit. A child whose entry
-module sets ``SHUTDOWN_GRACE_S`` gets SIGTERM first and that long to end by itself: a
-supervisor such as ``toil_child`` then kills the processes it started in sessions of their
-own, which SIGKILLing its group would leave behind.
+SIGTERM, and end of file after ``shutdown``, make the zygote SIGKILL every child's process
+group, report and reap them, and exit. A child whose entry module sets ``SHUTDOWN_GRACE_S``
+gets SIGTERM first and that long to end by itself: a supervisor such as ``toil_child`` then
+kills the processes it started in sessions of their own, which SIGKILLing its group would
+leave behind.
+
+End of file without ``shutdown`` means the parent died. Without a keeper the zygote shuts
+down as above. With one (the gunicorn arbiter of an embedded server's worker, which starts
+the next worker) it stops taking requests but keeps its children, reaping them and
+recording their exits, so that the next worker can adopt their runs; it exits when the last
+child has ended, and shuts down as above if the keeper exits first or SIGTERM arrives.
 
 The zygote stays single-threaded: forking a process that has other threads can leave the
 child with locks that nobody will ever release.
@@ -36,10 +45,12 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
 from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR
+from toolchest_wes.engines.engine_record import write_exit, write_record
 
 __all__ = ["main"]
 
@@ -67,12 +78,24 @@ class _ForkServer:
     """The zygote's loop: forks a child per request and reports how each child ends."""
 
     def __init__(
-        self, sock: socket.socket, modules: dict[str, ModuleType], buffered: bytes = b""
+        self,
+        sock: socket.socket,
+        modules: dict[str, ModuleType],
+        buffered: bytes = b"",
+        keeper: int | None = None,
     ) -> None:
         self._sock = sock
         self._modules = modules
         self._buffer = buffered
         self._children: set[int] = set()
+        # Where each child's engine record is, to record its exit when it is reaped.
+        self._records: dict[int, Path] = {}
+        self._told_to_stop = False
+        # Set once the zygote shuts down: what it reaps from then on, it killed.
+        self._stopping = False
+        # A pidfd of the keeper, opened now while it surely is the process we were told
+        # about: a pid alone could name another process once the keeper is gone.
+        self._keeper_fd = _open_pidfd(keeper)
         # The children that get SIGTERM and this long to end before the zygote SIGKILLs them.
         self._graceful: dict[int, float] = {}
         self._wake_r, self._wake_w = os.pipe()
@@ -94,8 +117,24 @@ class _ForkServer:
                 stop = signal.SIGTERM in signals
             if sock_fd in readable and not stop:
                 stop = not self._receive()
+                if stop and not self._told_to_stop and self._keeper_fd is not None:
+                    self._linger(self._keeper_fd)
         self._shutdown()
         return 0
+
+    def _linger(self, keeper_fd: int) -> None:
+        """Keep the children of a parent that died until they end, the keeper exits or
+        SIGTERM arrives; their exits go to their records, as nobody reads the socket."""
+        self._reap()
+        while self._children:
+            readable, _, _ = select.select([self._wake_r, keeper_fd], [], [])
+            if self._wake_r in readable:
+                signals = self._drain_wakeup()
+                self._reap()
+                if signal.SIGTERM in signals:
+                    return
+            if keeper_fd in readable:
+                return
 
     def _drain_wakeup(self) -> set[int]:
         seen: set[int] = set()
@@ -149,9 +188,19 @@ class _ForkServer:
         if pid in self._children:
             self._children.discard(pid)
             self._graceful.pop(pid, None)
-            self.send({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
+            code = os.waitstatus_to_exitcode(status)
+            record = self._records.pop(pid, None)
+            if record is not None:
+                try:
+                    write_exit(record, code, stopped=self._stopping)
+                except OSError as exc:
+                    print(f"zygote: cannot record the exit of {pid}: {exc}", file=sys.stderr)
+            self.send({"pid": pid, "status": code})
 
     def _handle(self, request: dict[str, Any]) -> None:
+        if request.get("shutdown"):
+            self._told_to_stop = True
+            return
         req = request.get("req")
         try:
             pid = self._fork(request)
@@ -161,6 +210,14 @@ class _ForkServer:
             self.send({"req": req, "error": f"{type(exc).__name__}: {exc}"})
         else:
             self._children.add(pid)
+            if request.get("record"):
+                record = Path(str(request["record"]))
+                try:
+                    write_record(record, pid, reaper=os.getpid())
+                    self._records[pid] = record
+                except OSError as exc:
+                    # The run goes on; only a later worker could not adopt it.
+                    print(f"zygote: cannot write the record of {pid}: {exc}", file=sys.stderr)
             grace = getattr(self._modules.get(str(request.get("entry"))), "SHUTDOWN_GRACE_S", 0)
             if grace:
                 self._graceful[pid] = float(grace)
@@ -224,6 +281,8 @@ class _ForkServer:
             self._sock.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
+            if self._keeper_fd is not None:
+                os.close(self._keeper_fd)
             os.setsid()
             os.close(sync_w)
             devnull = os.open(os.devnull, os.O_RDONLY)
@@ -250,6 +309,7 @@ class _ForkServer:
                 os._exit(code)
 
     def _shutdown(self) -> None:
+        self._stopping = True
         if self._graceful:
             deadline = time.monotonic() + max(self._graceful.values())
             for pid in self._graceful:
@@ -268,6 +328,16 @@ class _ForkServer:
                 self._children.discard(pid)
                 continue
             self._report(pid, status)
+
+
+def _open_pidfd(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        # No pidfd (before Linux 5.3), or the keeper is gone already: shut down as without.
+        return None
 
 
 def _load(entries: list[str]) -> tuple[dict[str, ModuleType], dict[str, str], list[str]]:
@@ -319,9 +389,11 @@ def main(argv: list[str]) -> int:
     hello, rest = _read_line(sock)
     if not hello:
         return 0
-    entries = [str(name) for name in json.loads(hello)["entries"]]
+    first = json.loads(hello)
+    entries = [str(name) for name in first["entries"]]
+    keeper = first.get("keeper")
     modules, failed, warnings = _load(entries)
-    server = _ForkServer(sock, modules, rest)
+    server = _ForkServer(sock, modules, rest, None if keeper is None else int(keeper))
     server.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
     return server.serve()
 
