@@ -24,7 +24,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchest_wes.engines.proctree import stat_fields
+
 _STOPPED = "stopped"
+# The start time's index among the fields of /proc/PID/stat after the command name.
+_START_TIME = 19
 
 __all__ = [
     "EngineRecord",
@@ -81,15 +85,9 @@ def exit_path(record: Path) -> Path:
 
 def process_start(pid: int) -> int | None:
     """The start time of process ``pid`` in clock ticks since boot; ``None`` if it is gone."""
+    fields = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])
+        return None if fields is None else int(fields[_START_TIME])
     except (IndexError, ValueError):
         return None
 
