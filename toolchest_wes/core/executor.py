@@ -34,6 +34,8 @@ from toolchest_wes.engines.base import (
     Resources,
     WorkflowEngine,
 )
+from toolchest_wes.engines.engine_record import remove_record
+from toolchest_wes.engines.process import ProcessLostError
 from toolchest_wes.engines.proctree import tree_memory_bytes
 from toolchest_wes.models import State
 from toolchest_wes.storage.base import StorageError, StorageUnavailableError
@@ -45,7 +47,7 @@ from toolchest_wes.store.base import (
     iso_now,
 )
 
-__all__ = ["ExecutorDeps", "execute_run", "list_output_files", "prepare_run"]
+__all__ = ["ExecutorDeps", "adopt_run", "execute_run", "list_output_files", "prepare_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,13 @@ class ExecutorDeps:
     files: RunFiles | None = None
     #: How often a running run's logs are uploaded to ``files``.
     log_upload_interval_s: float = 2.0
+    #: Where each run's engine process is recorded while it runs, for a process that takes
+    #: over after this one dies (``toolchest_wes.engines.engine_record``); ``None``: nowhere.
+    engine_records: Path | None = None
+
+    def engine_record(self, run_id: str) -> Path | None:
+        """Where the engine of ``run_id`` is recorded, if engines are recorded."""
+        return None if self.engine_records is None else self.engine_records / f"{run_id}.json"
 
 
 def execute_run(run_id: str, deps: ExecutorDeps) -> None:
@@ -194,6 +203,7 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
         )
         prepared = prepare_run(record, run_dir, resources)
         spec = engine.launch_spec(prepared)
+        spec.record = deps.engine_record(run_id)
         if not _patiently(
             lambda: store.transition(
                 run_id,
@@ -212,38 +222,7 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
         logger.info("run started run_id=%s pid=%s", run_id, handle.pid)
         exit_code, stopped = _wait(handle, deps, run_id, resources)
         handle = None
-        collected: dict[str, Any] | None = None
-        if deps.files is not None and exit_code == 0 and not stopped:
-            # Before the upload: an engine may gather its outputs only once it has exited
-            # (Snakemake links its final files into outputs/).
-            collected = engine.collect_outputs(prepared, prepared.stdout_path)
-        if deps.files is not None:
-            problem = _upload_results(deps, run_id, outputs=exit_code == 0 and not stopped)
-            if problem is not None and stopped != _CANCELLED:
-                _end(
-                    store,
-                    run_id,
-                    State.SYSTEM_ERROR,
-                    allowed_from(State.SYSTEM_ERROR),
-                    exit_code=exit_code,
-                    lines=[problem],
-                )
-                return
-        if stopped == _CANCELLED:
-            _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}), exit_code=exit_code)
-        elif stopped is not None:
-            _end(
-                store,
-                run_id,
-                State.EXECUTOR_ERROR,
-                allowed_from(State.EXECUTOR_ERROR),
-                exit_code=exit_code,
-                lines=[stopped],
-            )
-        elif exit_code == 0:
-            _complete(store, engine, prepared, run_dir, deps.files, collected)
-        else:
-            _failed(store, run_id, run_dir, exit_code)
+        _conclude(deps, engine, prepared, run_dir, exit_code, stopped)
     except StoreUnavailableError as exc:
         if handle is not None:
             handle.kill_tree(deps.cancel_grace_s)
@@ -262,9 +241,126 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             lines=[f"the server failed to run the workflow: {_describe(exc)}"],
         )
     finally:
+        _forget_engine(deps, run_id)
         if deps.files is not None:
             # The files are in storage (or the run failed): the worker's disk keeps nothing.
             deps.files.discard_scratch(run_id)
+
+
+def adopt_run(run_id: str, deps: ExecutorDeps, handle: ProcessHandle, running_for_s: float) -> None:
+    """Follow a RUNNING run whose engine an earlier process of this server started, from
+    where that process left it to a terminal state, as ``execute_run`` would have.
+
+    ``handle`` is the engine (it may have exited already), running for ``running_for_s``
+    seconds, which count towards the run's runtime limit. A cancel, the limits, the outputs
+    and the logs are handled as for a run this process started. Never raises for a run's own
+    failure. Not for runs whose files are kept in a storage (``deps.files``).
+    """
+    store = deps.store
+    adopted: ProcessHandle | None = handle
+    try:
+        record = _patiently(lambda: store.get_run(run_id), run_id)
+        if record is None or record.state.is_terminal:
+            handle.kill_tree(deps.cancel_grace_s)
+            return
+        engine = deps.engine_for(record)
+        run_dir = deps.workspace.run_dir(run_id)
+        resources, _ = deps.resources.resolve(
+            record.request.workflow_engine_parameters, strict=False
+        )
+        prepared = prepare_run(record, run_dir, resources)
+        store.touch_lease(run_id, deps.lease_ttl_s)
+        logger.info("run adopted run_id=%s pid=%s", run_id, handle.pid)
+        try:
+            exit_code, stopped = _wait(handle, deps, run_id, resources, running_for_s)
+        except ProcessLostError as exc:
+            adopted = None
+            _end(
+                store,
+                run_id,
+                State.SYSTEM_ERROR,
+                allowed_from(State.SYSTEM_ERROR),
+                lines=[f"{_RESTARTED}; {exc}"],
+            )
+            return
+        adopted = None
+        line = f"{_RESTARTED}; the new one took over its engine process (pid {handle.pid})"
+        _patiently(lambda: store.update_run(run_id, RunUpdate(append_system_logs=[line])), run_id)
+        _conclude(deps, engine, prepared, run_dir, exit_code, stopped)
+    except StoreUnavailableError as exc:
+        if adopted is not None:
+            adopted.kill_tree(deps.cancel_grace_s)
+        logger.warning("store unavailable, run left to its lease run_id=%s: %s", run_id, exc)
+    except Exception as exc:
+        logger.exception("adopted run failed in the server run_id=%s", run_id)
+        if adopted is not None:
+            adopted.kill_tree(deps.cancel_grace_s)
+        _end(
+            store,
+            run_id,
+            State.SYSTEM_ERROR,
+            allowed_from(State.SYSTEM_ERROR),
+            lines=[f"the server failed to follow the workflow: {_describe(exc)}"],
+        )
+    finally:
+        _forget_engine(deps, run_id)
+
+
+#: How an adopted run's system logs begin.
+_RESTARTED = "the server's worker process restarted while the run was RUNNING"
+
+
+def _forget_engine(deps: ExecutorDeps, run_id: str) -> None:
+    """Remove the run's engine record: its engine has ended, or was never started."""
+    path = deps.engine_record(run_id)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            remove_record(path)
+
+
+def _conclude(
+    deps: ExecutorDeps,
+    engine: WorkflowEngine,
+    prepared: PreparedRun,
+    run_dir: RunDir,
+    exit_code: int,
+    stopped: str | None,
+) -> None:
+    """Record how the run ended, once its engine exited with ``exit_code`` (``stopped``: why
+    the executor stopped it, if it did), uploading its files first if they are kept apart."""
+    store, run_id = deps.store, prepared.run_id
+    collected: dict[str, Any] | None = None
+    if deps.files is not None and exit_code == 0 and not stopped:
+        # Before the upload: an engine may gather its outputs only once it has exited
+        # (Snakemake links its final files into outputs/).
+        collected = engine.collect_outputs(prepared, prepared.stdout_path)
+    if deps.files is not None:
+        problem = _upload_results(deps, run_id, outputs=exit_code == 0 and not stopped)
+        if problem is not None and stopped != _CANCELLED:
+            _end(
+                store,
+                run_id,
+                State.SYSTEM_ERROR,
+                allowed_from(State.SYSTEM_ERROR),
+                exit_code=exit_code,
+                lines=[problem],
+            )
+            return
+    if stopped == _CANCELLED:
+        _end(store, run_id, State.CANCELED, frozenset({State.CANCELING}), exit_code=exit_code)
+    elif stopped is not None:
+        _end(
+            store,
+            run_id,
+            State.EXECUTOR_ERROR,
+            allowed_from(State.EXECUTOR_ERROR),
+            exit_code=exit_code,
+            lines=[stopped],
+        )
+    elif exit_code == 0:
+        _complete(store, engine, prepared, run_dir, deps.files, collected)
+    else:
+        _failed(store, run_id, run_dir, exit_code)
 
 
 def _patiently(call: Callable[[], _T], run_id: str) -> _T:
@@ -319,17 +415,23 @@ _CANCELLED = "cancelled"
 
 
 def _wait(
-    handle: ProcessHandle, deps: ExecutorDeps, run_id: str, resources: Resources
+    handle: ProcessHandle,
+    deps: ExecutorDeps,
+    run_id: str,
+    resources: Resources,
+    running_for_s: float = 0.0,
 ) -> tuple[int, str | None]:
     """Wait for the engine, killing it if the run is cancelled or goes over its limits.
 
+    ``running_for_s``: how long the engine ran before this wait (an adopted run's).
     Returns the exit code and why the run was stopped: ``None`` if it ended by itself,
     ``_CANCELLED``, or a line for the user naming the limit it went over.
     """
     # Renew the lease a few times per TTL: often enough that a slow store round trip never
     # lets it lapse, rarely enough to cost nothing next to the state poll.
     renew_every = deps.lease_ttl_s / 4
-    started = renewed = checked = uploaded = time.monotonic()
+    renewed = checked = uploaded = time.monotonic()
+    started = renewed - running_for_s
     # Counted while it waits, so that each run's state poll spreads out with many runs.
     _WAITERS.enter()
     try:

@@ -23,17 +23,25 @@ class ReconcileReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
 
 
 def recover_after_restart(
-    store: StateStore, requeue: Callable[[str], None], *, reason: str
+    store: StateStore,
+    requeue: Callable[[str], None],
+    *,
+    reason: str,
+    take_over: Callable[[RunRecord], str | None] | None = None,
 ) -> ReconcileReport:
-    """End every active run of a server that stopped; queue again those that never started.
+    """Take over, end or queue again every active run of a server process that stopped.
 
-    For the embedded mode, where the server process owns every engine process: after a
-    restart, no run past QUEUED can still be running. QUEUED runs had not started, so they
-    are simply queued again; the others end SYSTEM_ERROR (or CANCELED if a cancel was
-    pending) with ``reason`` in ``system_logs``.
+    For the embedded mode, where one server process executes every run. QUEUED runs had not
+    started, so they are queued again. A RUNNING or CANCELING run goes to ``take_over``,
+    which either adopts it (its engine outlived the process that started it; it answers
+    ``None`` and the run goes on) or stops what is left of its engine and answers why the
+    run cannot go on. The others end SYSTEM_ERROR (or CANCELED if a cancel was pending), with
+    ``reason`` and that answer (without ``take_over``: that the engine was lost) in
+    ``system_logs``.
     """
     report = ReconcileReport()
     for record in store.list_active():
@@ -42,8 +50,15 @@ def recover_after_restart(
             requeue(run_id)
             report.requeued.append(run_id)
             continue
+        fate = "its engine process was lost"
+        if take_over is not None and state in (State.RUNNING, State.CANCELING):
+            answer = take_over(record)
+            if answer is None:
+                report.adopted.append(run_id)
+                continue
+            fate = answer
         target = State.CANCELED if state is State.CANCELING else State.SYSTEM_ERROR
-        line = f"{reason} while the run was {state}; its engine process was lost"
+        line = f"{reason} while the run was {state}; {fate}"
         if state in allowed_from(target) and _end(store, run_id, state, target, line):
             (report.cancelled if target is State.CANCELED else report.failed).append(run_id)
     return report

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Runs one store call of the sweep handles at most.
 _BATCH = 100
+#: The share of its time the sweep works; between batches it rests for the rest.
+_WORK_SHARE = 0.5
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -82,10 +84,12 @@ def sweep_outputs(
     when run files are kept there), then the store records the removal, which takes the run
     out of the store's index of runs to sweep. A file that cannot be removed is logged and
     left; the run is still marked, so that one unremovable file does not make every later
-    pass retry it. A storage that does not answer ends the pass: its runs stay due.
+    pass retry it. A storage that does not answer ends the pass: its runs stay due. Between
+    batches the sweep rests as long as the batch took.
     """
     swept: list[str] = []
     while True:
+        started = time.monotonic()
         due = store.outputs_due(period_s, limit=_BATCH)
         progress = False
         for run_id in due:
@@ -104,6 +108,12 @@ def sweep_outputs(
             swept.append(run_id)
         if len(due) < _BATCH or not progress:
             break
+        # A sweep over a long history runs for minutes, in the server's own process (a thread
+        # that competes for the GIL) or beside it on the same cores and store. Resting
+        # between batches keeps the requests served meanwhile at their usual latency
+        # (bench/bench_history.py); a slower sweep costs nothing, since due runs already
+        # answer 410.
+        time.sleep((time.monotonic() - started) * (1 / _WORK_SHARE - 1))
     if swept:
         logger.info("retention sweep removed the outputs of runs=%d", len(swept))
     return swept

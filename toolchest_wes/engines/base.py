@@ -109,6 +109,9 @@ class LaunchSpec:
         stdout: File that receives the process's stdout.
         stderr: File that receives the process's stderr.
         env: Variables added to the server's environment.
+        record: Where the launcher records the started process (and, if it can, its exit)
+            for a later server process to find it (``toolchest_wes.engines.engine_record``);
+            ``None``: nowhere.
     """
 
     argv: list[str]
@@ -117,6 +120,7 @@ class LaunchSpec:
     stdout: Path
     stderr: Path
     env: dict[str, str] = field(default_factory=dict)
+    record: Path | None = None
 
 
 @runtime_checkable

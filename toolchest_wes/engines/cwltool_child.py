@@ -355,7 +355,9 @@ def _bind_lifetime_to_parent() -> None:
 
     A server killed outright cannot stop its runs; with PR_SET_PDEATHSIG the kernel sends
     this process SIGTERM when its parent (the zygote or the server) goes, so no orphaned tool
-    keeps running after the server restarts and marks the run SYSTEM_ERROR.
+    keeps running unwatched. The zygote outlives an embedded worker that dies while the
+    gunicorn arbiter lives, so that the next worker can adopt the run; it never outlives the
+    server.
     """
     signal.signal(signal.SIGTERM, _die_with_group)
     if not sys.platform.startswith("linux"):

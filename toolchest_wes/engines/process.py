@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from toolchest_wes.engines.base import LaunchSpec, ProcessHandle
+from toolchest_wes.engines.engine_record import write_record
 from toolchest_wes.engines.pidwait import wait_exit
 
 __all__ = ["ProcessLostError", "SubprocessLauncher", "program_output"]
@@ -202,6 +203,13 @@ class SubprocessLauncher:
         handle = _PopenHandle(proc, self._forget)
         with self._lock:
             self._running.add(handle)
+        if spec.record is not None:
+            # Without a reaper: nothing but this process can learn its exit code, so a later
+            # server process finds it only to stop it.
+            try:
+                write_record(spec.record, proc.pid, reaper=None)
+            except OSError as exc:
+                logger.warning("cannot record engine process pid=%s: %s", proc.pid, exc)
         logger.debug("started engine process pid=%s argv0=%s", proc.pid, spec.argv[:1])
         return handle
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["descendants", "tree_memory_bytes"]
+__all__ = ["descendants", "stat_fields", "tree_memory_bytes"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 # Fields of /proc/PID/stat after the command name, counted from 0: state is 0.
@@ -17,16 +17,22 @@ _PPID = 1
 _RSS_PAGES = 21
 
 
-def _stat(pid: str) -> tuple[int, int] | None:
-    """(parent pid, resident pages) of ``pid``; ``None`` if it is gone."""
+def stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state is field 0);
+    ``None`` if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     # The command name is in parentheses and may hold spaces or parentheses itself.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[_PPID]), int(fields[_RSS_PAGES])
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def _stat(pid: str) -> tuple[int, int] | None:
+    """(parent pid, resident pages) of ``pid``; ``None`` if it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[_PPID]), int(fields[_RSS_PAGES]))
 
 
 def descendants(root: int) -> dict[int, int]:

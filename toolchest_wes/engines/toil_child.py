@@ -280,7 +280,8 @@ def main(argv: list[str]) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     # A server killed outright cannot cancel its runs: the kernel sends SIGTERM here when
-    # the server goes, so Toil does not run on after the restart ended the run SYSTEM_ERROR.
+    # the parent (the zygote, or the server) goes, so Toil never runs on unwatched. The
+    # zygote outlives an embedded worker that dies while the arbiter lives: the run is adopted.
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the server died before the request took effect
         return 128 + signal.SIGTERM

@@ -99,7 +99,12 @@ class _Request:
 class _ZygoteClient:
     """The launcher's side of one zygote process: its socket and the thread reading it."""
 
-    def __init__(self, entries: Sequence[str], spare_nice: int | None = None) -> None:
+    def __init__(
+        self,
+        entries: Sequence[str],
+        keeper: int | None = None,
+        spare_nice: int | None = None,
+    ) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             # Its own session keeps a Ctrl-C meant for the server away from the zygote: it
@@ -130,7 +135,7 @@ class _ZygoteClient:
         self._reader.start()
         # If this fails, the reader sees the same end of file and marks the zygote dead.
         with contextlib.suppress(OSError):
-            hello: dict[str, Any] = {"entries": list(entries)}
+            hello: dict[str, Any] = {"entries": list(entries), "keeper": keeper}
             if spare_nice is not None:
                 hello["spare_nice"] = spare_nice
             self._send(hello)
@@ -159,6 +164,7 @@ class _ZygoteClient:
             "stdout": str(spec.stdout),
             "stderr": str(spec.stderr),
             "env": dict(spec.env),
+            "record": None if spec.record is None else str(spec.record),
         }
         try:
             self._send(message)
@@ -193,8 +199,11 @@ class _ZygoteClient:
     def close(self) -> None:
         """Tell the zygote to kill its children and exit, and wait until it did."""
         self._closing = True
+        # Said first, so that the end of file reads as a shutdown, not as this process's
+        # death (after which a zygote with a keeper keeps its children for the next one).
         # Half-closing lets the zygote still report how its children ended.
         with contextlib.suppress(OSError):
+            self._send({"shutdown": True})
             self._sock.shutdown(socket.SHUT_WR)
         if self._proc.wait(_CLOSE_TIMEOUT_S) is None:
             logger.warning("zygote did not exit pid=%s; killing it", self.pid)
@@ -295,6 +304,10 @@ class WarmLauncher:
     spec's ``env``. Create the launcher in the process that uses it: a copy inherited
     through ``fork`` would share the zygote's socket.
 
+    ``keeper``: the pid of a process (an embedded server's gunicorn arbiter) while which the
+    zygote keeps its children if this process dies without closing the launcher, so that the
+    process that replaces this one can adopt their runs; ``None``: the zygote kills them.
+
     ``spare_nice``: keep spare children ready for the entry module that defines
     ``prefault(nice)``, prepared at that niceness (see ``toolchest_wes.engines.zygote``);
     None for none.
@@ -306,9 +319,11 @@ class WarmLauncher:
         *,
         fallback: Launcher | None = None,
         ready_timeout_s: float = 60.0,
+        keeper: int | None = None,
         spare_nice: int | None = None,
     ) -> None:
         self._entries = frozenset(entries)
+        self._keeper = keeper
         self._spare_nice = spare_nice
         self._owns_fallback = fallback is None
         self._fallback: Launcher = SubprocessLauncher() if fallback is None else fallback
@@ -377,7 +392,7 @@ class WarmLauncher:
         if zygote is not None:
             zygote.close()
         try:
-            self._zygote = _ZygoteClient(sorted(self._entries), self._spare_nice)
+            self._zygote = _ZygoteClient(sorted(self._entries), self._keeper, self._spare_nice)
         except OSError as exc:
             logger.warning("cannot start the zygote error=%s", exc)
             self._zygote = None

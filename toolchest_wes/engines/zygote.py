@@ -3,21 +3,31 @@
 Run as ``python -m toolchest_wes.engines.zygote FD``, where FD is one end of a Unix stream
 socket. Both sides send newline-delimited JSON objects:
 
-- parent -> zygote, first: ``{"entries": [module, ...], "spare_nice": n}``. The zygote
-  imports each module, calls its optional ``warm()`` and answers ``{"ready": true,
-  "entries": [imported, ...], "failed": {module: error}, "warnings": [...]}``.
-  ``spare_nice`` (optional, an integer) asks for spare children, below.
-- parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env"}``. The
-  zygote forks a child that runs ``entry.main(argv[1:])`` in its own session and answers
-  ``{"req": n, "pid": p}``, or ``{"req": n, "error": message, "errno": number}``.
+- parent -> zygote, first: ``{"entries": [module, ...], "keeper": pid or null,
+  "spare_nice": n}``. The zygote imports each module, calls its optional ``warm()`` and
+  answers ``{"ready": true, "entries": [imported, ...], "failed": {module: error},
+  "warnings": [...]}``. ``spare_nice`` (optional, an integer) asks for spare children, below.
+- parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env",
+  "record"}``. The zygote forks a child that runs ``entry.main(argv[1:])`` in its own session
+  (or hands the request to a spare child) and answers ``{"req": n, "pid": p}``, or
+  ``{"req": n, "error": message, "errno": number}``. With a ``record`` path, it first writes
+  the child's engine record there, and when it reaps the child, its exit code beside it
+  (``toolchest_wes.engines.engine_record``).
 - zygote -> parent, when a child ends: ``{"pid": p, "status": exit_code}``, where a negative
   code is the signal that killed it.
+- parent -> zygote, last: ``{"shutdown": true}`` before the parent closes the socket.
 
-End of file on the socket (the parent closed it or died) and SIGTERM both make the zygote
-SIGKILL every child's process group, report and reap them, and exit. A child whose entry
-module sets ``SHUTDOWN_GRACE_S`` gets SIGTERM first and that long to end by itself: a
-supervisor such as ``toil_child`` then kills the processes it started in sessions of their
-own, which SIGKILLing its group would leave behind.
+SIGTERM, and end of file after ``shutdown``, make the zygote SIGKILL every child's process
+group, report and reap them, and exit. A child whose entry module sets ``SHUTDOWN_GRACE_S``
+gets SIGTERM first and that long to end by itself: a supervisor such as ``toil_child`` then
+kills the processes it started in sessions of their own, which SIGKILLing its group would
+leave behind.
+
+End of file without ``shutdown`` means the parent died. Without a keeper the zygote shuts
+down as above. With one (the gunicorn arbiter of an embedded server's worker, which starts
+the next worker) it stops taking requests but keeps its children, reaping them and
+recording their exits, so that the next worker can adopt their runs; it exits when the last
+child has ended, and shuts down as above if the keeper exits first or SIGTERM arrives.
 
 The zygote stays single-threaded: forking a process that has other threads can leave the
 child with locks that nobody will ever release.
@@ -53,10 +63,12 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
 from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR
+from toolchest_wes.engines.engine_record import write_exit, write_record
 
 __all__ = ["main"]
 
@@ -91,6 +103,7 @@ class _ForkServer:
         sock: socket.socket,
         modules: dict[str, ModuleType],
         buffered: bytes = b"",
+        keeper: int | None = None,
         spare_nice: int | None = None,
     ) -> None:
         self._sock = sock
@@ -104,6 +117,14 @@ class _ForkServer:
         self._spares: list[_Spare] = []
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self._children: set[int] = set()
+        # Where each child's engine record is, to record its exit when it is reaped.
+        self._records: dict[int, Path] = {}
+        self._told_to_stop = False
+        # Set once the zygote shuts down: what it reaps from then on, it killed.
+        self._stopping = False
+        # A pidfd of the keeper, opened now while it surely is the process we were told
+        # about: a pid alone could name another process once the keeper is gone.
+        self._keeper_fd = _open_pidfd(keeper)
         # The children that get SIGTERM and this long to end before the zygote SIGKILLs them.
         self._graceful: dict[int, float] = {}
         self._wake_r, self._wake_w = os.pipe()
@@ -130,10 +151,28 @@ class _ForkServer:
                     self._spare_ready(spare)
             if sock_fd in readable and not stop:
                 stop = not self._receive()
+                if stop and not self._told_to_stop and self._keeper_fd is not None:
+                    # Spares are no runs: nobody will adopt them.
+                    self._drop_spares()
+                    self._linger(self._keeper_fd)
             if not stop:
                 self._keep_spares()
         self._shutdown()
         return 0
+
+    def _linger(self, keeper_fd: int) -> None:
+        """Keep the children of a parent that died until they end, the keeper exits or
+        SIGTERM arrives; their exits go to their records, as nobody reads the socket."""
+        self._reap()
+        while self._children:
+            readable, _, _ = select.select([self._wake_r, keeper_fd], [], [])
+            if self._wake_r in readable:
+                signals = self._drain_wakeup()
+                self._reap()
+                if signal.SIGTERM in signals:
+                    return
+            if keeper_fd in readable:
+                return
 
     def _drain_wakeup(self) -> set[int]:
         seen: set[int] = set()
@@ -192,9 +231,19 @@ class _ForkServer:
         if pid in self._children:
             self._children.discard(pid)
             self._graceful.pop(pid, None)
-            self.send({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
+            code = os.waitstatus_to_exitcode(status)
+            record = self._records.pop(pid, None)
+            if record is not None:
+                try:
+                    write_exit(record, code, stopped=self._stopping)
+                except OSError as exc:
+                    print(f"zygote: cannot record the exit of {pid}: {exc}", file=sys.stderr)
+            self.send({"pid": pid, "status": code})
 
     def _handle(self, request: dict[str, Any]) -> None:
+        if request.get("shutdown"):
+            self._told_to_stop = True
+            return
         req = request.get("req")
         try:
             pid = self._fork(request)
@@ -204,6 +253,14 @@ class _ForkServer:
             self.send({"req": req, "error": f"{type(exc).__name__}: {exc}"})
         else:
             self._children.add(pid)
+            if request.get("record"):
+                record = Path(str(request["record"]))
+                try:
+                    write_record(record, pid, reaper=os.getpid())
+                    self._records[pid] = record
+                except OSError as exc:
+                    # The run goes on; only a later worker could not adopt it.
+                    print(f"zygote: cannot write the record of {pid}: {exc}", file=sys.stderr)
             grace = getattr(self._modules.get(str(request.get("entry"))), "SHUTDOWN_GRACE_S", 0)
             if grace:
                 self._graceful[pid] = float(grace)
@@ -287,6 +344,11 @@ class _ForkServer:
         if data:
             spare.ready = True
         else:
+            self._drop_spare(spare, failed=True)
+
+    def _drop_spares(self) -> None:
+        """Kill and reap every spare, and make no more."""
+        for spare in list(self._spares):
             self._drop_spare(spare, failed=True)
 
     def _drop_spare(self, spare: _Spare, *, failed: bool, reaped: bool = False) -> None:
@@ -387,6 +449,8 @@ class _ForkServer:
         self._sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        if self._keeper_fd is not None:
+            os.close(self._keeper_fd)
         for spare in self._spares:
             spare.sock.close()
         os.setsid()
@@ -407,8 +471,8 @@ class _ForkServer:
         return argv
 
     def _shutdown(self) -> None:
-        for spare in list(self._spares):
-            self._drop_spare(spare, failed=True)
+        self._stopping = True
+        self._drop_spares()
         if self._graceful:
             deadline = time.monotonic() + max(self._graceful.values())
             for pid in self._graceful:
@@ -436,6 +500,16 @@ class _Spare:
         self.pid = pid
         self.sock = sock
         self.ready = False
+
+
+def _open_pidfd(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        # No pidfd (before Linux 5.3), or the keeper is gone already: shut down as without.
+        return None
 
 
 def _load(entries: list[str]) -> tuple[dict[str, ModuleType], dict[str, str], list[str]]:
@@ -489,10 +563,15 @@ def main(argv: list[str]) -> int:
         return 0
     first = json.loads(hello)
     entries = [str(name) for name in first["entries"]]
+    keeper = first.get("keeper")
     spare_nice = first.get("spare_nice")
     modules, failed, warnings = _load(entries)
     server = _ForkServer(
-        sock, modules, rest, spare_nice=None if spare_nice is None else int(spare_nice)
+        sock,
+        modules,
+        rest,
+        None if keeper is None else int(keeper),
+        spare_nice=None if spare_nice is None else int(spare_nice),
     )
     server.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
     return server.serve()

@@ -89,6 +89,7 @@ def create_app(
     engines: list[WorkflowEngine] | None = None,
     launcher: Launcher | None = None,
     validate_responses: bool = False,
+    engine_keeper: int | None = None,
 ) -> connexion.FlaskApp:
     """The WES app, with its background jobs started.
 
@@ -106,6 +107,9 @@ def create_app(
         launcher: Starts engine processes in embedded mode; default from settings. The
             caller keeps ownership of a launcher it passes.
         validate_responses: Check every response against the spec (tests switch it on).
+        engine_keeper: Embedded mode: the pid of the gunicorn arbiter, while which the
+            engines of this process outlive its death, for the next worker to adopt;
+            ``None``: they die with this process.
     """
     # First, so that a configuration that cannot work fails before anything starts.
     authenticator = build_authenticator(settings)
@@ -113,7 +117,13 @@ def create_app(
     verify_all()
     catalog = build_catalog(settings)
     parts = build_parts(
-        settings, Role.API, store=store, runner=runner, engines=engines, launcher=launcher
+        settings,
+        Role.API,
+        store=store,
+        runner=runner,
+        engines=engines,
+        launcher=launcher,
+        engine_keeper=engine_keeper,
     )
     try:
         service = _service(settings, parts, sandbox, catalog)

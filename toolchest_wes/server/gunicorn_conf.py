@@ -87,6 +87,22 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
+def worker_abort(worker: Any) -> None:
+    """Exit at once, as a killed worker would, when gunicorn aborts a worker (SIGABRT).
+
+    gunicorn aborts a worker that missed its heartbeat for ``timeout`` seconds (a machine
+    so loaded that the worker's main thread did not get to run). Exiting normally would run
+    ``worker_exit``, which stops every engine process; exiting at once leaves them to the
+    zygote, which keeps them while the arbiter lives, and the next worker adopts their runs.
+    """
+    import logging
+
+    logging.getLogger(__name__).error(
+        "worker aborted pid=%s; its engine processes are left for the next worker", worker.pid
+    )
+    os._exit(1)
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop the engine processes and the run pool when a worker exits."""
     import sys

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from toolchest_wes.config import Settings
 from toolchest_wes.server.app import create_app
 
-app = create_app(Settings())
+# Loaded in each worker after the fork, so the parent is the arbiter, which starts a new
+# worker when this one dies: the engines this worker starts outlive it while the arbiter
+# lives, and the new worker adopts their runs (embedded mode).
+app = create_app(Settings(), engine_keeper=os.getppid())

@@ -117,13 +117,18 @@ def build_registry(
     return EngineRegistry(engines or build_engines(settings))
 
 
-def build_launcher(settings: Settings) -> Launcher:
-    """A warm launcher that starts warming now, or plain subprocesses if switched off."""
+def build_launcher(settings: Settings, keeper: int | None = None) -> Launcher:
+    """A warm launcher that starts warming now, or plain subprocesses if switched off.
+
+    ``keeper``: see ``WarmLauncher``; the engines it forks outlive this process while the
+    keeper lives.
+    """
     if not settings.warm_engine:
         return SubprocessLauncher()
     # toil_child is light to import, and forked it starts a Toil run without an interpreter.
     launcher = WarmLauncher(
         [CHILD_ENTRY, TOIL_CHILD],
+        keeper=keeper,
         spare_nice=settings.engine_nice if settings.engine_spare else None,
     )
     launcher.start_background()

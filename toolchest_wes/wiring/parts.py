@@ -143,6 +143,7 @@ def build_parts(
     engines: list[WorkflowEngine] | None = None,
     launcher: Launcher | None = None,
     worker: WorkerIdentity | None = None,
+    engine_keeper: int | None = None,
 ) -> Parts:
     """The parts of a process in ``role``, for the mode ``settings`` select; none started.
 
@@ -155,6 +156,9 @@ def build_parts(
         engines: Workflow engines; default cwltool configured by ``settings``.
         launcher: Starts engine processes; default one built here (and closed by ``close``).
         worker: The worker process's name, liveness and requeue (worker role only).
+        engine_keeper: Embedded API: the pid of the process (the gunicorn arbiter) while
+            which the engines this process starts outlive its death, for the process that
+            replaces it to adopt; ``None``: they die with it.
 
     Raises:
         ValueError: A worker role without ``worker``, or in embedded mode.
@@ -195,7 +199,7 @@ def build_parts(
             elif settings.distributed:
                 _distributed_api(parts, resources, runner)
             else:
-                _embedded_api(parts, resources, runner, launcher)
+                _embedded_api(parts, resources, runner, launcher, engine_keeper)
         # Built: from here on, close() releases what a failure above released at once.
         parts._resources = resources.pop_all()
     return parts
@@ -212,7 +216,11 @@ def _webhook_loop(parts: Parts, resources: ExitStack) -> None:
 
 
 def _embedded_api(
-    parts: Parts, resources: ExitStack, runner: TaskRunner | None, launcher: Launcher | None
+    parts: Parts,
+    resources: ExitStack,
+    runner: TaskRunner | None,
+    launcher: Launcher | None,
+    engine_keeper: int | None,
 ) -> None:
     if runner is not None:
         parts.runner = runner
@@ -220,13 +228,15 @@ def _embedded_api(
         if isinstance(runner, LocalTaskRunner):
             parts.queue_length = runner.queue_length
         return
-    _executor(parts, resources, launcher)
+    _executor(parts, resources, launcher, engine_keeper)
     assert parts.executor is not None
-    local = embedded.local_runner(parts.settings, parts.executor)
+    parts.executor.engine_records = embedded.engine_records(parts.settings)
+    adoption = embedded.EngineAdoption(parts.executor)
+    local = embedded.local_runner(parts.settings, adoption)
     parts.runner = local
     resources.callback(local.close)
     parts.queue_length = local.queue_length
-    parts.recover = embedded.restart_recovery(parts.store, local)
+    parts.recover = embedded.restart_recovery(parts.store, local, adoption)
     sweeper = embedded.retention_loop(parts.settings, parts.store, parts.workspace, parts.files)
     if sweeper is not None:
         parts.loops.append(sweeper)
@@ -271,10 +281,12 @@ def _command(parts: Parts, resources: ExitStack) -> None:
     resources.callback(parts.reconciler.stop)
 
 
-def _executor(parts: Parts, resources: ExitStack, launcher: Launcher | None) -> None:
+def _executor(
+    parts: Parts, resources: ExitStack, launcher: Launcher | None, keeper: int | None = None
+) -> None:
     """Give ``parts`` what ``execute_run`` needs: this process executes runs."""
     if launcher is None:
-        launcher = build_launcher(parts.settings)
+        launcher = build_launcher(parts.settings, keeper)
         resources.callback(launcher.close)
     assert parts.registry is not None
     parts.executor = build_executor_deps(

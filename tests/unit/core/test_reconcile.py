@@ -109,6 +109,31 @@ def test_a_restart_ends_what_was_running_and_queues_again_what_was_not(store):
     assert ended is not None and ended.end_time is not None
 
 
+def test_a_restart_hands_started_runs_to_take_over(store):
+    add(store, "adopted", State.RUNNING)
+    add(store, "lost", State.RUNNING)
+    add(store, "canceling", State.CANCELING)
+    add(store, "starting", State.INITIALIZING)
+    asked: list[str] = []
+
+    def take_over(record: RunRecord) -> str | None:
+        asked.append(record.run_id)
+        return None if record.run_id == "adopted" else f"engine of {record.run_id} stopped"
+
+    report = recover_after_restart(store, print, reason="the server restarted", take_over=take_over)
+
+    # INITIALIZING never started an engine: nothing to take over.
+    assert sorted(asked) == ["adopted", "canceling", "lost"]
+    assert report.adopted == ["adopted"] and store.get_state("adopted") is State.RUNNING
+    assert logs(store, "adopted") == ""
+    assert store.get_state("lost") is State.SYSTEM_ERROR
+    assert logs(store, "lost") == (
+        "the server restarted while the run was RUNNING; engine of lost stopped"
+    )
+    assert store.get_state("canceling") is State.CANCELED
+    assert store.get_state("starting") is State.SYSTEM_ERROR
+
+
 def test_a_restart_leaves_alone_a_run_that_ended_meanwhile(store):
     add(store, "r", State.RUNNING)
     outdated = Outdated(store)

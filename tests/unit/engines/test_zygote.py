@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from toolchest_wes.engines.engine_record import read_exit, was_stopped
 from toolchest_wes.engines.zygote import CHILD_CRASH_EXIT
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -426,3 +427,88 @@ def test_a_request_too_large_for_a_spare_is_forked_as_usual(zygote, folder):
 
     # The other spare still takes the next request.
     assert run_spare_demo(zygote, folder)[0] == "True"
+
+
+@pytest.fixture
+def keeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that stands for the gunicorn arbiter."""
+    proc = subprocess.Popen(["sleep", "600"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_record_names_the_child_and_then_its_exit(zygote, folder):
+    zygote.hello("zygote_demo")
+    record = folder / "engines" / "run.json"
+
+    pid = zygote.fork(folder, "zygote_demo", "none", record=str(record))["pid"]
+
+    assert json.loads(record.read_text())["pid"] == pid
+    assert json.loads(record.read_text())["reaper"][0] == zygote.proc.pid
+    assert zygote.exit_of(pid) == 0
+    assert read_exit(record) == 0
+
+
+def test_with_a_keeper_a_dead_parent_leaves_the_children_to_end_by_themselves(
+    zygote, folder, keeper
+):
+    zygote.send({"entries": ["zygote_demo"], "keeper": keeper.pid})
+    zygote.receive()
+    record = folder / "run.json"
+    pid = zygote.fork(folder, "zygote_demo", "sleep", record=str(record))["pid"]
+
+    zygote.sock.close()
+    # Had the zygote shut down, it would have SIGKILLed the child.
+    os.kill(pid, signal.SIGTERM)
+
+    assert zygote.wait() == 0
+    assert read_exit(record) == -signal.SIGTERM
+
+
+def test_a_lingering_zygote_kills_its_children_when_the_keeper_exits(zygote, folder, keeper):
+    zygote.send({"entries": ["zygote_demo"], "keeper": keeper.pid})
+    zygote.receive()
+    record = folder / "run.json"
+    pid = zygote.fork(folder, "zygote_demo", "sleep", record=str(record))["pid"]
+    zygote.sock.close()
+
+    keeper.kill()
+    keeper.wait()
+
+    assert zygote.wait() == 0
+    assert read_exit(record) is None and was_stopped(record)
+    assert not alive(pid)
+
+
+def test_a_shutdown_kills_the_children_even_with_a_keeper(zygote, folder, keeper):
+    zygote.send({"entries": ["zygote_demo"], "keeper": keeper.pid})
+    zygote.receive()
+    pid = zygote.fork(folder, "zygote_demo", "sleep")["pid"]
+
+    zygote.send({"shutdown": True})
+    zygote.sock.shutdown(socket.SHUT_WR)
+
+    assert zygote.exit_of(pid) == -signal.SIGKILL
+    assert zygote.wait() == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_lingering_zygote_keeps_its_runs_but_not_its_spares(zygote, folder, keeper):
+    zygote.send({"entries": ["spare_demo", "zygote_demo"], "keeper": keeper.pid, "spare_nice": 3})
+    zygote.receive()
+    deadline = time.monotonic() + 30
+    while len(children_of(zygote.proc.pid)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    record = folder / "run.json"
+    pid = zygote.fork(folder, "zygote_demo", "sleep", record=str(record))["pid"]
+
+    zygote.sock.close()
+
+    while children_of(zygote.proc.pid) != {pid}:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGTERM)
+    assert zygote.wait() == 0
+    assert read_exit(record) == -signal.SIGTERM
