@@ -48,13 +48,13 @@ class AdoptedProcess:
         return self._record.pid
 
     def running_for_s(self) -> float:
-        """Seconds since the engine started (0 if the clock cannot be read)."""
+        """Seconds since the engine's run began (0 if the clock cannot be read)."""
         try:
             with open("/proc/uptime") as fh:
                 uptime = float(fh.read().split()[0])
         except (OSError, ValueError, IndexError):
             return 0.0
-        return max(0.0, uptime - self._record.start / os.sysconf("SC_CLK_TCK"))
+        return max(0.0, uptime - self._record.run_began / os.sysconf("SC_CLK_TCK"))
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code once the engine exited; ``None`` if it still runs after ``timeout``.

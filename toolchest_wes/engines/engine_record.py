@@ -3,12 +3,14 @@
 A launcher that is given a record path (``LaunchSpec.record``) writes, as the engine starts,
 ``<record>``: the process's pid, its start time (``/proc/PID/stat`` field 22, in clock ticks
 since boot) and the machine's boot id, so that a later reader can tell the engine from
-another process that took its pid since. The zygote, which is the parent of the engines it
-forks and reaps them, also writes ``<record>.exit`` with the exit code (negative: the signal
-that killed it) the moment it reaps one, or ``stopped`` if it killed the process itself
-because it was shutting down. A server process that starts while an engine of
-its predecessor still runs reads the first file to find and wait on it, and the second to
-learn how it ended: it is not the engine's parent, so ``waitpid`` cannot tell it.
+another process that took its pid since, and when its run began (clock ticks since boot: a
+spare child of the zygote, ``toolchest_wes.engines.zygote``, starts before its run). The
+zygote, which is the parent of the engines it forks and reaps them, also writes
+``<record>.exit`` with the exit code (negative: the signal that killed it) the moment it
+reaps one, or ``stopped`` if it killed the process itself because it was shutting down. A
+server process that starts while an engine of its predecessor still runs reads the first
+file to find and wait on it, and the second to learn how it ended: it is not the engine's
+parent, so ``waitpid`` cannot tell it.
 
 The records live in a folder of the server (``<data_dir>/engines``), outside every run's
 folder, which the engine jail hides from the run: a workflow cannot forge them.
@@ -53,12 +55,20 @@ class EngineRecord:
         boot: The boot id of the machine it started on.
         reaper: ``(pid, start)`` of the zygote that forked it and records its exit, or
             ``None`` when nothing will record its exit (a process started by exec).
+        began: When its run began, in clock ticks since boot: later than ``start`` for a
+            spare that waited for its run; ``None`` in records that predate the field.
     """
 
     pid: int
     start: int
     boot: str
     reaper: tuple[int, int] | None
+    began: int | None = None
+
+    @property
+    def run_began(self) -> int:
+        """When its run began, in clock ticks since boot."""
+        return self.start if self.began is None else self.began
 
     @property
     def adoptable(self) -> bool:
@@ -89,6 +99,15 @@ def process_start(pid: int) -> int | None:
     try:
         return None if fields is None else int(fields[_START_TIME])
     except (IndexError, ValueError):
+        return None
+
+
+def _uptime_ticks() -> int | None:
+    """Now, in clock ticks since boot (the clock of process start times)."""
+    try:
+        with open("/proc/uptime") as fh:
+            return int(float(fh.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -124,6 +143,7 @@ def write_record(path: Path, pid: int, *, reaper: int | None) -> None:
         "start": start,
         "boot": _boot_id(),
         "reaper": None if reaper is None or reaper_start is None else [reaper, reaper_start],
+        "began": max(start, _uptime_ticks() or start),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, json.dumps(payload))
@@ -145,6 +165,7 @@ def read_record(path: Path) -> EngineRecord | None:
             start=int(payload["start"]),
             boot=str(payload["boot"]),
             reaper=None if not reaper else (int(reaper[0]), int(reaper[1])),
+            began=None if payload.get("began") is None else int(payload["began"]),
         )
     except (OSError, ValueError, TypeError, KeyError, IndexError):
         return None

@@ -171,3 +171,25 @@ def test_an_engine_its_zygote_stopped_is_not_adopted(tmp_path):
     assert read_exit(path) is None
     with pytest.raises(CannotAdoptError, match="stopped when the server's processes stopped"):
         adopt(path)
+
+
+def test_a_run_is_timed_from_when_it_began_not_from_its_process_start(tmp_path, sleeper):
+    """A spare child of the zygote starts long before the run it is handed."""
+    path = tmp_path / "run.json"
+    write_record(path, sleeper.pid, reaper=os.getpid())
+    record = read_record(path)
+    assert record is not None and record.began is not None
+    assert record.run_began == record.began >= record.start
+
+    # As if the spare had waited an hour for its run: the run is timed from when it began.
+    payload = json.loads(path.read_text())
+    payload["began"] = payload["start"] - 3600 * os.sysconf("SC_CLK_TCK")
+    path.write_text(json.dumps(payload))
+    assert adopt(path).running_for_s() >= 3600
+
+    # A record from before the field: timed from the process start.
+    del payload["began"]
+    path.write_text(json.dumps(payload))
+    legacy = read_record(path)
+    assert legacy is not None and legacy.began is None
+    assert legacy.run_began == legacy.start
