@@ -56,12 +56,13 @@ def recover_after_restart(
             continue
         fate = "its engine process was lost"
         if state is State.INITIALIZING:
-            fate = _starting_fate(record, has_engine)
-            if fate is None:
+            refusal = _starting_fate(record, has_engine)
+            if refusal is None:
                 line = f"{_REQUEUED} {reason} while the run was {state}, before its engine started"
                 if _requeue(store, run_id, state, requeue, line):
                     report.requeued.append(run_id)
                 continue
+            fate = refusal
         if take_over is not None and state in (State.RUNNING, State.CANCELING):
             answer = take_over(record)
             if answer is None:
