@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from toolchest_wes.config import Settings
-from toolchest_wes.core.executor import ExecutorDeps, adopt_run, execute_run
+from toolchest_wes.core.adoption import adopt_run
+from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.core.reconcile import recover_after_restart
 from toolchest_wes.core.retention import SweepLoop, sweep_outputs
 from toolchest_wes.core.run_files import RunFiles
