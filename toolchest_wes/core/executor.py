@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from toolchest_wes.core.leases import LeaseKeeper
 from toolchest_wes.core.resources import ResourcePolicy, format_bytes
 from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.states import allowed_from
@@ -98,14 +99,13 @@ class _Waiters:
 _WAITERS = _Waiters()
 
 
-def _state_poll_interval(poll_interval_s: float, lease_ttl_s: float) -> float:
+def _state_poll_interval(poll_interval_s: float) -> float:
     """How long a run waits between two reads of its state, with the runs waiting now.
 
-    Never below ``poll_interval_s``; never so long that the lease (renewed each
-    ``lease_ttl_s / 4``) could lapse between two renewals.
+    Never below ``poll_interval_s``. The lease does not depend on it: ``LeaseKeeper``
+    renews it apart from the state reads.
     """
-    spread = _WAITERS.count / _STATE_READS_PER_S
-    return max(poll_interval_s, min(spread, lease_ttl_s / 8))
+    return max(poll_interval_s, _WAITERS.count / _STATE_READS_PER_S)
 
 
 @dataclass
@@ -128,6 +128,13 @@ class ExecutorDeps:
     #: Where each run's engine process is recorded while it runs, for a process that takes
     #: over after this one dies (``toolchest_wes.engines.engine_record``); ``None``: nowhere.
     engine_records: Path | None = None
+
+    #: Renews the lease of every run this process holds (built from ``store`` and
+    #: ``lease_ttl_s``).
+    leases: LeaseKeeper = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.leases = LeaseKeeper(self.store, self.lease_ttl_s)
 
     def engine_record(self, run_id: str) -> Path | None:
         """Where the engine of ``run_id`` is recorded, if engines are recorded."""
@@ -168,6 +175,15 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             exc,
         )
         return
+    # From here until the run ends, its lease is renewed by the process, whatever the run
+    # waits for: its files, a fork from a zygote busy with a burst of runs, its engine.
+    with deps.leases.hold(run_id):
+        _execute_started(run_id, deps)
+
+
+def _execute_started(run_id: str, deps: ExecutorDeps) -> None:
+    """The rest of ``execute_run``, for a run moved to INITIALIZING by this process."""
+    store = deps.store
     handle: ProcessHandle | None = None
     try:
         record = _patiently(lambda: store.get_run(run_id), run_id)
@@ -256,6 +272,14 @@ def adopt_run(run_id: str, deps: ExecutorDeps, handle: ProcessHandle, running_fo
     and the logs are handled as for a run this process started. Never raises for a run's own
     failure. Not for runs whose files are kept in a storage (``deps.files``).
     """
+    with deps.leases.hold(run_id):
+        _follow_adopted(run_id, deps, handle, running_for_s)
+
+
+def _follow_adopted(
+    run_id: str, deps: ExecutorDeps, handle: ProcessHandle, running_for_s: float
+) -> None:
+    """The body of ``adopt_run``, with the run's lease held."""
     store = deps.store
     adopted: ProcessHandle | None = handle
     try:
@@ -427,16 +451,13 @@ def _wait(
     Returns the exit code and why the run was stopped: ``None`` if it ended by itself,
     ``_CANCELLED``, or a line for the user naming the limit it went over.
     """
-    # Renew the lease a few times per TTL: often enough that a slow store round trip never
-    # lets it lapse, rarely enough to cost nothing next to the state poll.
-    renew_every = deps.lease_ttl_s / 4
-    renewed = checked = uploaded = time.monotonic()
-    started = renewed - running_for_s
+    checked = uploaded = time.monotonic()
+    started = checked - running_for_s
     # Counted while it waits, so that each run's state poll spreads out with many runs.
     _WAITERS.enter()
     try:
         while True:
-            exit_code = handle.wait(_state_poll_interval(deps.poll_interval_s, deps.lease_ttl_s))
+            exit_code = handle.wait(_state_poll_interval(deps.poll_interval_s))
             if exit_code is not None:
                 # A run can be cancelled in the instant its engine exits; the CAS in the
                 # caller decides which ending wins, so only report a cancel we acted on.
@@ -446,7 +467,7 @@ def _wait(
                 uploaded = now
                 if not _upload_logs(deps.files, run_id):
                     # A storage that does not answer is tried less often, so that waiting on
-                    # it never delays the lease renewal and the cancel check much.
+                    # it never delays the cancel check much.
                     uploaded = now + _LOG_UPLOAD_BACKOFF_S
             over = _over_limit(handle, resources, now - started, now - checked)
             if over is not None:
@@ -455,14 +476,11 @@ def _wait(
             if resources.memory_bytes is not None and now - checked >= _MEMORY_CHECK_S:
                 checked = now
             try:
-                if now - renewed >= renew_every:
-                    deps.store.touch_lease(run_id, deps.lease_ttl_s)
-                    renewed = time.monotonic()
                 cancelling = deps.store.get_state(run_id) is State.CANCELING
             except StoreUnavailableError as exc:
-                # The store is restarting or out of reach: the engine keeps running, and the
-                # lease is renewed once the store is back. If that takes longer than the lease,
-                # the reconcile loop ends the run as lost, and the final CAS below finds it ended.
+                # The store is restarting or out of reach: the engine keeps running (its lease
+                # too, by ``deps.leases`` once the store is back). If that takes longer than the
+                # lease, the reconcile loop ends the run as lost, and the final CAS finds it ended.
                 logger.warning("store unavailable while running run_id=%s: %s", run_id, exc)
                 continue
             if cancelling:
@@ -531,8 +549,8 @@ def _upload_results(deps: ExecutorDeps, run_id: str, *, outputs: bool) -> str | 
 
 
 def _with_storage_patience(deps: ExecutorDeps, run_id: str, call: Callable[[], None]) -> None:
-    """``call()``, retried for ``_STORAGE_PATIENCE_S`` while the storage does not answer, the
-    run's lease kept meanwhile, so that a bucket that restarts costs no run."""
+    """``call()``, retried for ``_STORAGE_PATIENCE_S`` while the storage does not answer, so
+    that a bucket that restarts costs no run (its lease is kept by ``deps.leases``)."""
     deadline = time.monotonic() + _STORAGE_PATIENCE_S
     while True:
         try:
@@ -543,8 +561,6 @@ def _with_storage_patience(deps: ExecutorDeps, run_id: str, call: Callable[[], N
                 raise
             logger.warning("storage unavailable, retrying run_id=%s: %s", run_id, exc)
             time.sleep(_STORAGE_RETRY_S)
-            with contextlib.suppress(StoreUnavailableError):
-                deps.store.touch_lease(run_id, deps.lease_ttl_s)
 
 
 def _complete(

@@ -319,12 +319,11 @@ def test_a_run_whose_files_are_gone_ends_without_starting(tmp_path: Path) -> Non
 
 def test_the_state_poll_spreads_out_with_many_runs_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     # A thousand runs in one process read their states 500 times a second in all, not 5,000;
-    # a few runs keep the configured interval, and none lets its lease lapse.
+    # a few runs keep the configured interval.
     monkeypatch.setattr(executor._WAITERS, "count", 3)
-    assert executor._state_poll_interval(0.2, lease_ttl_s=30) == 0.2
+    assert executor._state_poll_interval(0.2) == 0.2
     monkeypatch.setattr(executor._WAITERS, "count", 1000)
-    assert executor._state_poll_interval(0.2, lease_ttl_s=30) == 2.0
-    assert executor._state_poll_interval(0.2, lease_ttl_s=8) == 1.0
+    assert executor._state_poll_interval(0.2) == 2.0
 
 
 def adopted(tmp_path: Path, handle: Any, running_for_s: float, **params: str) -> RunRecord:
