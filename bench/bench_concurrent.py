@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, free_port
+from _common import API, ROOT, free_port, stop_on_signals
 from bench_distributed import Cluster, wait_http
 
 from toolchest_wes.engines.proctree import descendants, tree_memory_bytes
@@ -101,8 +101,12 @@ def parallel(fn: Callable[[httpx.Client, int], str], count: int, url: str) -> li
             local.client = httpx.Client(base_url=url, timeout=60)
         return fn(local.client, i)
 
-    with ThreadPoolExecutor(8) as pool:
+    pool = ThreadPoolExecutor(8)
+    try:
         return list(pool.map(one, range(count)))
+    finally:
+        # On Ctrl-C, the requests not sent yet are dropped rather than waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def tree_pss(roots: list[int]) -> tuple[int, int]:
@@ -321,6 +325,7 @@ def main() -> None:
     parser.add_argument("--start-timeout", type=float, default=600.0)
     parser.add_argument("--cancel-timeout", type=float, default=120.0)
     args = parser.parse_args()
+    stop_on_signals()
     for mode in args.mode.split(","):
         bench_mode(mode, args)
 
