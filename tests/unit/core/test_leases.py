@@ -9,7 +9,7 @@ from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
-TTL_S = 0.2
+TTL_S = 0.5
 
 
 def _started(store: EmbeddedStateStore, run_id: str) -> None:
@@ -27,11 +27,11 @@ def test_a_held_run_keeps_its_lease_and_a_released_one_loses_it() -> None:
     keeper = LeaseKeeper(store, TTL_S)
     with keeper.hold("held"):
         with keeper.hold("released"):
-            time.sleep(5 * TTL_S)
+            time.sleep(3 * TTL_S)
             assert store.expired_leases() == []
-        time.sleep(5 * TTL_S)
+        time.sleep(3 * TTL_S)
         assert store.expired_leases() == ["released"]
-    time.sleep(5 * TTL_S)
+    time.sleep(3 * TTL_S)
     assert store.expired_leases() == ["held", "released"]
     store.close()
 
@@ -47,7 +47,7 @@ def test_the_thread_ends_once_no_run_is_held_and_comes_back() -> None:
     thread.join(10)
     assert not thread.is_alive(), "the renewing thread outlived its last run"
     with keeper.hold("r"):
-        time.sleep(5 * TTL_S)
+        time.sleep(3 * TTL_S)
         assert store.expired_leases() == []
     store.close()
 
