@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import HELLO, ROOT
+from _common import HELLO, ROOT, stop_on_signals
 
 
 def child_cpu_ms() -> tuple[float, int]:
@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    stop_on_signals()
     if args.serve:
         serve()
         return

@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, embedded_server, submit_hello
+from _common import API, ROOT, embedded_server, stop_on_signals, submit_hello
 
 from toolchest_wes.models import State
 
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--requests", type=int, default=400)
     args = parser.parse_args()
+    stop_on_signals()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         urls = {
             "this": stack.enter_context(embedded_server(Path(tmp) / "this", ROOT)),

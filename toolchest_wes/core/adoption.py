@@ -36,6 +36,14 @@ def adopt_run(run_id: str, deps: ExecutorDeps, handle: ProcessHandle, running_fo
     and the logs are handled as for a run this process started. Never raises for a run's own
     failure. Not for runs whose files are kept in a storage (``deps.files``).
     """
+    with deps.leases.hold(run_id):
+        _follow_adopted(run_id, deps, handle, running_for_s)
+
+
+def _follow_adopted(
+    run_id: str, deps: ExecutorDeps, handle: ProcessHandle, running_for_s: float
+) -> None:
+    """The body of ``adopt_run``, with the run's lease held."""
     store = deps.store
     adopted: ProcessHandle | None = handle
     try:

@@ -69,6 +69,15 @@ def execute_run(run_id: str, deps: ExecutorDeps) -> None:
             exc,
         )
         return
+    # From here until the run ends, its lease is renewed by the process, whatever the run
+    # waits for: its files, a fork from a zygote busy with a burst of runs, its engine.
+    with deps.leases.hold(run_id):
+        _execute_started(run_id, deps)
+
+
+def _execute_started(run_id: str, deps: ExecutorDeps) -> None:
+    """The rest of ``execute_run``, for a run moved to INITIALIZING by this process."""
+    store = deps.store
     handle: ProcessHandle | None = None
     try:
         record = patiently(lambda: store.get_run(run_id), run_id)

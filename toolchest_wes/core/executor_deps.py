@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from toolchest_wes.core.leases import LeaseKeeper
 from toolchest_wes.core.resources import ResourcePolicy
 from toolchest_wes.core.run_files import RunFiles
 from toolchest_wes.core.workspace import Workspace
@@ -59,6 +60,12 @@ class ExecutorDeps:
     #: Where each run's engine process is recorded while it runs, for a process that takes
     #: over after this one dies (``toolchest_wes.engines.engine_record``); ``None``: nowhere.
     engine_records: Path | None = None
+    #: Renews the lease of every run this process holds (built from ``store`` and
+    #: ``lease_ttl_s``).
+    leases: LeaseKeeper = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.leases = LeaseKeeper(self.store, self.lease_ttl_s)
 
     def engine_record(self, run_id: str) -> Path | None:
         """Where the engine of ``run_id`` is recorded, if engines are recorded."""
@@ -91,8 +98,8 @@ def patiently(call: Callable[[], _T], run_id: str) -> _T:
 
 
 def with_storage_patience(deps: ExecutorDeps, run_id: str, call: Callable[[], None]) -> None:
-    """``call()``, retried for ``_STORAGE_PATIENCE_S`` while the storage does not answer, the
-    run's lease kept meanwhile, so that a bucket that restarts costs no run."""
+    """``call()``, retried for ``_STORAGE_PATIENCE_S`` while the storage does not answer, so
+    that a bucket that restarts costs no run (its lease is kept by ``deps.leases``)."""
     deadline = time.monotonic() + _STORAGE_PATIENCE_S
     while True:
         try:
@@ -103,5 +110,3 @@ def with_storage_patience(deps: ExecutorDeps, run_id: str, call: Callable[[], No
                 raise
             logger.warning("storage unavailable, retrying run_id=%s: %s", run_id, exc)
             time.sleep(_STORAGE_RETRY_S)
-            with contextlib.suppress(StoreUnavailableError):
-                deps.store.touch_lease(run_id, deps.lease_ttl_s)

@@ -77,14 +77,13 @@ class _Waiters:
 _WAITERS = _Waiters()
 
 
-def _state_poll_interval(poll_interval_s: float, lease_ttl_s: float) -> float:
+def _state_poll_interval(poll_interval_s: float) -> float:
     """How long a run waits between two reads of its state, with the runs waiting now.
 
-    Never below ``poll_interval_s``; never so long that the lease (renewed each
-    ``lease_ttl_s / 4``) could lapse between two renewals.
+    Never below ``poll_interval_s``. The lease does not depend on it: ``LeaseKeeper``
+    renews it apart from the state reads.
     """
-    spread = _WAITERS.count / _STATE_READS_PER_S
-    return max(poll_interval_s, min(spread, lease_ttl_s / 8))
+    return max(poll_interval_s, _WAITERS.count / _STATE_READS_PER_S)
 
 
 #: What ``wait_for_engine`` reports for a run stopped by a cancel request.
@@ -149,16 +148,13 @@ def wait_for_engine(
     Returns the exit code and why the run was stopped: ``None`` if it ended by itself,
     ``_CANCELLED``, or a line for the user naming the limit it went over.
     """
-    # Renew the lease a few times per TTL: often enough that a slow store round trip never
-    # lets it lapse, rarely enough to cost nothing next to the state poll.
-    renew_every = deps.lease_ttl_s / 4
-    renewed = checked = uploaded = time.monotonic()
-    started = renewed - running_for_s
+    checked = uploaded = time.monotonic()
+    started = checked - running_for_s
     # Counted while it waits, so that each run's state poll spreads out with many runs.
     _WAITERS.enter()
     try:
         while True:
-            exit_code = handle.wait(_state_poll_interval(deps.poll_interval_s, deps.lease_ttl_s))
+            exit_code = handle.wait(_state_poll_interval(deps.poll_interval_s))
             if exit_code is not None:
                 # A run can be cancelled in the instant its engine exits; the CAS in the
                 # caller decides which ending wins, so only report a cancel we acted on.
@@ -168,7 +164,7 @@ def wait_for_engine(
                 uploaded = now
                 if not _upload_logs(deps.files, run_id):
                     # A storage that does not answer is tried less often, so that waiting on
-                    # it never delays the lease renewal and the cancel check much.
+                    # it never delays the cancel check much.
                     uploaded = now + _LOG_UPLOAD_BACKOFF_S
             over = _over_limit(handle, resources, now - started, now - checked)
             if over is not None:
@@ -177,14 +173,11 @@ def wait_for_engine(
             if resources.memory_bytes is not None and now - checked >= _MEMORY_CHECK_S:
                 checked = now
             try:
-                if now - renewed >= renew_every:
-                    deps.store.touch_lease(run_id, deps.lease_ttl_s)
-                    renewed = time.monotonic()
                 cancelling = deps.store.get_state(run_id) is State.CANCELING
             except StoreUnavailableError as exc:
-                # The store is restarting or out of reach: the engine keeps running, and the
-                # lease is renewed once the store is back. If that takes longer than the lease,
-                # the reconcile loop ends the run as lost, and the final CAS below finds it ended.
+                # The store is restarting or out of reach: the engine keeps running (its lease
+                # too, by ``deps.leases`` once the store is back). If that takes longer than the
+                # lease, the reconcile loop ends the run as lost, and the final CAS finds it ended.
                 logger.warning("store unavailable while running run_id=%s: %s", run_id, exc)
                 continue
             if cancelling:

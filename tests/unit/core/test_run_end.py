@@ -9,9 +9,8 @@ from toolchest_wes.core import run_end
 
 def test_the_state_poll_spreads_out_with_many_runs_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     # A thousand runs in one process read their states 500 times a second in all, not 5,000;
-    # a few runs keep the configured interval, and none lets its lease lapse.
+    # a few runs keep the configured interval.
     monkeypatch.setattr(run_end._WAITERS, "count", 3)
-    assert run_end._state_poll_interval(0.2, lease_ttl_s=30) == 0.2
+    assert run_end._state_poll_interval(0.2) == 0.2
     monkeypatch.setattr(run_end._WAITERS, "count", 1000)
-    assert run_end._state_poll_interval(0.2, lease_ttl_s=30) == 2.0
-    assert run_end._state_poll_interval(0.2, lease_ttl_s=8) == 1.0
+    assert run_end._state_poll_interval(0.2) == 2.0
