@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -32,6 +34,99 @@ API = "/ga4gh/wes/v1"
 DEFAULT_TOIL_VENV = Path(
     os.environ.get("TOOLCHEST_WES_TOIL_VENV", "/tmp/toolchest-wes-interop/toil")
 )
+
+
+#: The signals on which a benchmark stops everything it started: Ctrl-C, ``kill``, and the
+#: terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP unwind the benchmark as Ctrl-C does, once.
+
+    Python's default SIGTERM ends the process without running a single ``finally`` block, so
+    a benchmark killed by hand left its servers running. With this, each signal raises
+    ``KeyboardInterrupt`` in the main thread, and the ``finally`` blocks and context managers
+    that stop what the benchmark started (``stop_sessions``) run. Later signals are ignored:
+    a second Ctrl-C would otherwise cut that cleanup short, and each stop is bounded anyway
+    (SIGKILL after its grace period). Call it first thing in ``main``.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _unwind)
+
+
+def _unwind(signum: int, frame: FrameType | None) -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    # os.write, not print: the handler may interrupt a print of the main thread.
+    os.write(2, f"\n{signal.Signals(signum).name}: stopping what the benchmark started\n".encode())
+    raise KeyboardInterrupt
+
+
+def spawn_session(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: Any = None,
+    stdout: Any = subprocess.DEVNULL,
+    stderr: Any = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """``argv`` in a session (so a process group) of its own.
+
+    One ``killpg`` then reaches every process it starts (gunicorn's and Celery's workers, the
+    zygote); and a Ctrl-C, which the terminal sends to its whole foreground group, reaches
+    only the benchmark, which stops the servers in order instead of leaving each to die on its
+    own.
+    """
+    return subprocess.Popen(
+        list(argv),
+        env=env,
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+
+
+def stop_sessions(procs: Sequence[subprocess.Popen[Any]], grace_s: float = 20.0) -> None:
+    """SIGTERM the process group of each of ``procs`` (in that order), wait until every
+    process of them has exited, SIGKILL the groups still there after ``grace_s``; reap all.
+
+    Waiting for the group, not only for its leader: a gunicorn arbiter may exit before one of
+    its workers does, which was then left running.
+    """
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    alive = list(procs)
+    while alive and time.monotonic() < deadline:
+        alive = [proc for proc in alive if _group_alive(proc)]
+        if alive:
+            time.sleep(0.1)
+    for proc in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+
+
+def stop_session(proc: subprocess.Popen[Any], grace_s: float = 20.0) -> None:
+    """``stop_sessions`` of one process."""
+    stop_sessions([proc], grace_s)
+
+
+def _group_alive(proc: subprocess.Popen[Any]) -> bool:
+    # Reap the leader first: a zombie still counts as a member of its group.
+    proc.poll()
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def free_port() -> int:
@@ -151,12 +246,8 @@ def embedded_server(
         env["PYTHONPATH"] = str(code)
     argv = [sys.executable, "-m", "toolchest_wes.cli.main", "serve", "--port", str(port)]
     with open(log or os.devnull, "wb") as stderr:
-        proc = subprocess.Popen(
-            [*argv, "--data-dir", str(data_dir), *serve_args],
-            env=env,
-            cwd=code,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
+        proc = spawn_session(
+            [*argv, "--data-dir", str(data_dir), *serve_args], env=env, cwd=code, stderr=stderr
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -172,8 +263,7 @@ def embedded_server(
             time.sleep(0.1)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop_session(proc, grace_s=30)
 
 
 def process_tree_cpu_ms(root: int) -> float:

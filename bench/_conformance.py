@@ -11,7 +11,6 @@ on the script's built-in list or the ``--expect`` file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -19,18 +18,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, ClassVar
 
-from _common import DEFAULT_TOIL_VENV, ROOT
+from _common import DEFAULT_TOIL_VENV, ROOT, stop_on_signals, stop_session
 
 sys.path.insert(0, str(ROOT))
-from tests.processes import Server, clean_env, kill_group, spawn
+from tests.processes import Server, clean_env, spawn
 from tests.redis_server import RedisServer, start_redis_server
 
 MODES = ("embedded", "distributed")
@@ -86,11 +83,6 @@ class SetupError(RuntimeError):
     """Something the conformance run needs could not be found or started."""
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every finally block stops what it started.
-    raise KeyboardInterrupt
-
-
 @contextmanager
 def wes_server(mode: str, work: Path, serve_args: list[str]) -> Iterator[str]:
     """The server of ``mode``, logs and data under ``work``; yields its base URL."""
@@ -121,7 +113,7 @@ def wes_server(mode: str, work: Path, serve_args: list[str]) -> Iterator[str]:
         if server is not None and server.proc is not None:
             server.kill(signal.SIGTERM)
         for worker in workers:
-            kill_group(worker)
+            stop_session(worker, grace_s=30)
         if redis is not None:
             redis.stop()
 
@@ -162,27 +154,16 @@ def run_session(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> i
         return proc.wait()
     finally:
         if proc.poll() is None:
-            stop_session(proc)
+            stop_runner(proc)
 
 
-def stop_session(proc: subprocess.Popen[bytes], grace_s: float = 60) -> None:
-    """SIGTERM the session ``proc`` leads and wait until every process of it has exited.
+def stop_runner(proc: subprocess.Popen[bytes], grace_s: float = 60) -> None:
+    """Stop the session ``proc`` leads, giving it ``grace_s`` to end.
 
     The test driver exits at once, but each WES runner still cancels its run on the server,
     which must stay up until they are done.
     """
-    kill_group(proc)
-    deadline = time.monotonic() + grace_s
-    while True:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
-        time.sleep(0.1)
+    stop_session(proc, grace_s)
 
 
 def keep_logs(work: Path, target: Path) -> None:
@@ -254,7 +235,7 @@ def run_all(
     0, 1 if a test that is not allowed to fail did not pass, 2 if something could not be
     started, 130 on Ctrl-C or SIGTERM.
     """
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_signals()
     results: list[Result] = []
     baselines: dict[tuple[str, str], Result] = {}
     order = sorted(args.runner, key=lambda runner: runner not in direct)

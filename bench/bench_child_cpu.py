@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import HELLO, ROOT
+from _common import HELLO, ROOT, stop_on_signals
 
 
 def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--spare", action="store_true", help="this checkout's runs as spares")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    stop_on_signals()
     if args.serve:
         serve(args.spare)
         return

@@ -16,8 +16,12 @@ redis-server, the API and one Celery worker with ``--concurrency N``), submits N
 
 Every step has a deadline; the servers and anything left below them are killed at the end.
 
+``--lease-ttl S`` gives the servers a lease of S seconds instead of their default (30): with
+a lease shorter than the wait for the zygote's forks, a run whose lease were not renewed
+while it waited would be ended by the reconcile loop.
+
 Usage: python bench/bench_concurrent.py [--mode embedded,distributed] [--runs 1000]
-       [--sleep 120]
+       [--sleep 120] [--lease-ttl 30]
 Needs redis-server on PATH for the distributed mode.
 """
 
@@ -41,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, free_port
+from _common import API, ROOT, free_port, stop_on_signals
 from bench_distributed import Cluster, wait_http
 
 from toolchest_wes.engines.proctree import descendants, tree_memory_bytes
@@ -101,8 +105,12 @@ def parallel(fn: Callable[[httpx.Client, int], str], count: int, url: str) -> li
             local.client = httpx.Client(base_url=url, timeout=60)
         return fn(local.client, i)
 
-    with ThreadPoolExecutor(8) as pool:
+    pool = ThreadPoolExecutor(8)
+    try:
         return list(pool.map(one, range(count)))
+    finally:
+        # On Ctrl-C, the requests not sent yet are dropped rather than waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def tree_pss(roots: list[int]) -> tuple[int, int]:
@@ -147,10 +155,12 @@ def redis_used_memory(port: int) -> int:
 class Servers:
     """The processes of one mode, started as the README starts them."""
 
-    def __init__(self, tmp: Path, mode: str, runs: int) -> None:
+    def __init__(self, tmp: Path, mode: str, runs: int, lease_ttl: float | None = None) -> None:
         cluster_args = argparse.Namespace(api_workers=2, workers=1, concurrency=runs)
         self.cluster = Cluster(tmp, cluster_args)
         self.cluster.env["PYTHONPATH"] = str(ROOT)
+        if lease_ttl is not None:
+            self.cluster.env["TOOLCHEST_WES_LEASE_TTL_S"] = str(lease_ttl)
         self.mode = mode
         self.runs = runs
         self.url = ""
@@ -204,9 +214,9 @@ class Servers:
 
 
 @contextlib.contextmanager
-def servers(mode: str, runs: int) -> Iterator[Servers]:
+def servers(mode: str, runs: int, lease_ttl: float | None) -> Iterator[Servers]:
     with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
-        s = Servers(Path(tmp), mode, runs)
+        s = Servers(Path(tmp), mode, runs, lease_ttl)
         try:
             s.start()
             yield s
@@ -220,7 +230,10 @@ def servers(mode: str, runs: int) -> Iterator[Servers]:
 
 def bench_mode(mode: str, args: argparse.Namespace) -> None:
     print(f"== {mode}: {args.runs} runs of sleep {args.sleep} s, on {os.cpu_count()} CPUs")
-    with servers(mode, args.runs) as s, httpx.Client(base_url=s.url, timeout=60) as client:
+    with (
+        servers(mode, args.runs, args.lease_ttl) as s,
+        httpx.Client(base_url=s.url, timeout=60) as client,
+    ):
         time.sleep(2)
         idle_pss, idle_count = tree_pss(s.roots())
         idle_pids = below(s.roots())
@@ -320,7 +333,9 @@ def main() -> None:
     parser.add_argument("--sample-seconds", type=float, default=20.0)
     parser.add_argument("--start-timeout", type=float, default=600.0)
     parser.add_argument("--cancel-timeout", type=float, default=120.0)
+    parser.add_argument("--lease-ttl", type=float, default=None)
     args = parser.parse_args()
+    stop_on_signals()
     for mode in args.mode.split(","):
         bench_mode(mode, args)
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import embedded_server
+from _common import embedded_server, stop_on_signals
 from bench_embedded import fill
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=20)
     parser.add_argument("--browsers", type=int, default=5)
     args = parser.parse_args()
+    stop_on_signals()
     with tempfile.TemporaryDirectory() as tmp:
         for count in (100, args.runs):
             data = Path(tmp) / f"runs-{count}"

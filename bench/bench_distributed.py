@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -37,7 +36,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, free_port, list_all_runs, submit_hello, wrk
+from _common import (
+    API,
+    ROOT,
+    free_port,
+    list_all_runs,
+    spawn_session,
+    stop_on_signals,
+    stop_sessions,
+    submit_hello,
+    wrk,
+)
 
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
@@ -74,13 +83,8 @@ class Cluster:
         )
 
     def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            argv,
-            env=env or self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.tmp / f"proc-{len(self.procs)}.log", "wb"),  # noqa: SIM115
-            start_new_session=True,
-        )
+        with open(self.tmp / f"proc-{len(self.procs)}.log", "wb") as log:
+            proc = spawn_session(argv, env=env or self.env, stderr=log)
         self.procs.append(proc)
         return proc
 
@@ -150,14 +154,8 @@ class Cluster:
             )
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        """Stop every process group started, the last started first (redis-server last)."""
+        stop_sessions(list(reversed(self.procs)))
 
 
 def wait_all(client: httpx.Client, run_ids: list[str], timeout: float = 600) -> dict[str, str]:
@@ -354,6 +352,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
+    stop_on_signals()
     for tool in ("redis-server", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not on PATH")

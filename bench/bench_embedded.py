@@ -46,6 +46,7 @@ from _common import (
     HELLO_WDL,
     embedded_server,
     hello_params,
+    stop_on_signals,
     submit_hello,
 )
 
@@ -330,6 +331,7 @@ def main() -> None:
         "--serve-arg", action="append", default=[], help="an option for toolchest-wes serve"
     )
     args = parser.parse_args()
+    stop_on_signals()
     if args.engine == "toil":
         bin_dir = args.toil_venv / "bin"
         with tempfile.TemporaryDirectory() as tmp:

@@ -30,10 +30,8 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,15 @@ from typing import Any
 
 import httpx
 import psutil
-from _common import API, ROOT, embedded_server, interleaved
+from _common import (
+    API,
+    ROOT,
+    embedded_server,
+    interleaved,
+    spawn_session,
+    stop_on_signals,
+    stop_session,
+)
 from bench_distributed import Cluster
 from bench_redis_store import redis_server
 
@@ -205,13 +211,7 @@ def sweep(small: Server, large: Server, repeat: int, limit_s: float) -> list[str
     # p99 needs many samples: at least 1,000 calls to each server before the sweep.
     before_small, before_large = interleaved(calls, max(repeat, 1000))
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed once the sweep has ended)
-    proc = subprocess.Popen(
-        large.sweep_argv,
-        env=large.sweep_env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
+    proc = spawn_session(large.sweep_argv, env=large.sweep_env, stderr=log)
     start = time.monotonic()
     during_small: list[float] = []
     during_large: list[float] = []
@@ -224,7 +224,7 @@ def sweep(small: Server, large: Server, repeat: int, limit_s: float) -> list[str
         elapsed = time.monotonic() - start
         finished = proc.poll() is not None
         if not finished:
-            os.killpg(proc.pid, signal.SIGTERM)
+            stop_session(proc, grace_s=60)
         proc.wait(60)
     swept = large.runs - large.kept()
     how = "finished" if finished and proc.returncode == 0 else f"stopped (rc {proc.returncode})"
@@ -393,6 +393,7 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true", help="skip the retention sweep")
     parser.add_argument("--tmp", help="where to put the stores (default: the system's temp)")
     args = parser.parse_args()
+    stop_on_signals()
     if "distributed" in args.modes and shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not on PATH")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from _common import list_all_runs, post_hello
+from _common import list_all_runs, post_hello, stop_on_signals
 from bench_distributed import TERMINAL, Cluster
 
 TAG_BATCH = "load-batch"
@@ -159,6 +159,7 @@ def main() -> None:
         "--timeout", type=float, default=900, help="seconds to wait for every run to end"
     )
     args = parser.parse_args()
+    stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         cluster = Cluster(Path(tmp), args)
         try:

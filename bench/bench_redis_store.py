@@ -24,7 +24,6 @@ import importlib.util
 import shutil
 import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +31,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from _common import interleaved, middle_token
+from _common import interleaved, middle_token, spawn_session, stop_on_signals, stop_session
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
@@ -65,7 +64,7 @@ def redis_server() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         argv = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "no", "--dir", tmp, "--daemonize", "no"]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        proc = spawn_session(argv, stderr=None)
         try:
             deadline = time.monotonic() + 20
             while True:
@@ -81,8 +80,7 @@ def redis_server() -> Iterator[str]:
                 time.sleep(0.05)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_session(proc, grace_s=30)
 
 
 def fill(url: str, count: int) -> RedisStateStore:
@@ -210,6 +208,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2000)
     parser.add_argument("--baseline", help="another _redis_scripts.py to time transitions against")
     args = parser.parse_args()
+    stop_on_signals()
 
     with redis_server() as url:
         start = time.perf_counter()

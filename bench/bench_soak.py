@@ -73,12 +73,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
 import redis
-from _common import API, HELLO, list_all_runs
+from _common import API, HELLO, list_all_runs, stop_on_signals
 from bench_distributed import TERMINAL, Cluster
 
 BENCH = Path(__file__).resolve().parent
@@ -575,13 +574,8 @@ def main() -> None:
         args.plot = args.plot or BENCH / "soak.svg"
 
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Out of the load loop and into the finally below, which kills what was started.
-        stop.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    # Out of the load loop and into the finally below, which stops what was started.
+    stop_on_signals()
     total = args.minutes + args.drain / 60 + 1
     print(
         f"soak: {args.minutes:g} min at {args.rate:g} runs/s, then a drain of at most "

@@ -31,7 +31,17 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, embedded_server, free_port, submit_hello, wrk
+from _common import (
+    API,
+    ROOT,
+    embedded_server,
+    free_port,
+    spawn_session,
+    stop_on_signals,
+    stop_session,
+    submit_hello,
+    wrk,
+)
 
 from toolchest_wes.models import State
 
@@ -43,13 +53,7 @@ def start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
     env.update(PYTHONPATH=str(ROOT), TOOLCHEST_WES_LOG_LEVEL="WARNING")
     argv = ["-c", "python:toolchest_wes.server.gunicorn_conf", "--workers", str(workers)]
     argv += ["--bind", f"127.0.0.1:{port}", "bench.bare_app:app"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *argv],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_session([sys.executable, "-m", "gunicorn", *argv], env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/status"
     deadline = time.monotonic() + 60
     while True:
@@ -59,7 +63,7 @@ def start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            stop_session(proc)
             raise RuntimeError("bare Flask did not start")
         time.sleep(0.1)
 
@@ -100,6 +104,7 @@ def main() -> None:
     parser.add_argument("--code", type=Path, help="serve this checkout's code")
     parser.add_argument("--auth", action="store_true", help="serve with --auth tokens")
     args = parser.parse_args()
+    stop_on_signals()
     if not shutil.which("wrk"):
         sys.exit("wrk is not on PATH")
     bare, bare_url = start_bare(args.bare_workers)
@@ -125,8 +130,7 @@ def main() -> None:
                         flush=True,
                     )
     finally:
-        bare.terminate()
-        bare.wait(30)
+        stop_session(bare, grace_s=30)
     o, t = statistics.median(ours), statistics.median(theirs)
     print(
         f"status: embedded GET /runs/{{id}}/status{' with a token' if args.auth else ''} "

@@ -46,7 +46,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from _common import API, ROOT, embedded_server, process_tree_cpu_ms, server_pid, submit_hello
+from _common import (
+    API,
+    ROOT,
+    embedded_server,
+    process_tree_cpu_ms,
+    server_pid,
+    stop_on_signals,
+    submit_hello,
+)
 
 from toolchest_wes.models import State
 
@@ -134,6 +142,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true", help="only the throughput")
     args = parser.parse_args()
+    stop_on_signals()
     serve_args = ["--max-concurrent-runs", str(max(args.submitters, 2))]
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         urls = {

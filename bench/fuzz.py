@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import schemathesis
-from _common import API, ROOT, free_port, submit_hello
+from _common import API, ROOT, free_port, spawn_session, stop_on_signals, stop_session, submit_hello
 
 sys.path.insert(0, str(ROOT))
 from tests.fuzzing import fuzz
@@ -38,10 +37,10 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
     env["TOOLCHEST_WES_LOG_LEVEL"] = "WARNING"
     argv = [sys.executable, "-m", "toolchest_wes.cli.main", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
+    proc = spawn_session(
         [*argv, "--data-dir", str(data_dir), "--container-runtime", "none"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stderr=None,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -52,7 +51,7 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
+            stop_session(proc)
             raise RuntimeError("server did not start")
         time.sleep(0.1)
 
@@ -94,6 +93,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=500, help="examples per operation")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds, at most")
     args = parser.parse_args()
+    stop_on_signals()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="toolchest-wes-fuzz-") as tmp:
         proc, url = start_server(Path(tmp) / "data")
@@ -114,8 +114,7 @@ def main() -> int:
                 on_response=lambda label, status: statuses.update([(label, status)]),
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            stop_session(proc, grace_s=30)
     for (label, status), count in sorted(statuses.items()):
         print(f"{count:6d}  {status}  {label}")
     timed_out = {k for k, v in failures.items() if "time limit reached" in v}

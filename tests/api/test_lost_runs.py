@@ -1,6 +1,7 @@
 """Leases hold in every state: a run whose worker vanished is queued again if its engine never
 started (INITIALIZING), and ends SYSTEM_ERROR if it had (RUNNING), within the lease plus one
-reconcile interval; a QUEUED run whose message vanished is queued again and runs.
+reconcile interval; a QUEUED run whose message vanished is queued again and runs; and a run
+whose worker lives keeps its lease however long its engine takes to start.
 
 The runs are left exactly as a worker that died would leave them: moved to INITIALIZING or
 RUNNING with a lease in the same step, and nothing renewing it. A real in-process worker and
@@ -19,6 +20,7 @@ import pytest
 from tests.conftest import EXAMPLES, Wes
 from toolchest_wes.config import Settings
 from toolchest_wes.core.workspace import Attachment
+from toolchest_wes.engines.base import Launcher, LaunchSpec, ProcessHandle
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.server.app import get_state
 from toolchest_wes.store.base import RunRecord
@@ -89,3 +91,40 @@ def test_a_queued_run_whose_message_was_lost_runs(wes_app: Any) -> None:
     assert wes.wait(run_id, timeout=60) is State.COMPLETE
     system_logs = wes.log(run_id)["run_log"]["system_logs"]
     assert any("message was no longer in the queue" in line for line in system_logs)
+
+
+class SlowForks:
+    """The session's warm launcher, each start answered only after ``delay_s``: as the zygote
+    answers the last fork requests of a burst of runs, minutes after they were sent."""
+
+    def __init__(self, launcher: Launcher, delay_s: float) -> None:
+        self.launcher = launcher
+        self.delay_s = delay_s
+
+    def start(self, spec: LaunchSpec) -> ProcessHandle:
+        time.sleep(self.delay_s)
+        return self.launcher.start(spec)
+
+    def close(self) -> None:
+        """The session's launcher outlives the test."""
+
+
+def test_a_run_whose_engine_starts_after_several_leases_completes(
+    make_settings: Callable[..., Settings], make_app: Callable[..., Any], warm_launcher: Any
+) -> None:
+    """The worker is alive but its forks are slow: the runs wait four leases (twenty
+    reconcile passes) for their engines, RUNNING, and are never taken for lost."""
+    settings = make_settings(
+        lease_ttl_s=LEASE_S,
+        reconcile_interval_s=INTERVAL_S,
+        queue_lost_after_s=1,
+        max_concurrent_runs=2,
+    )
+    app = make_app(settings, launcher=SlowForks(warm_launcher, 4 * LEASE_S))
+    wes = Wes(app.app.test_client())
+    run_ids = [wes.submit(HELLO, {"message": f"late {i}"}) for i in range(2)]
+
+    for run_id in run_ids:
+        assert wes.wait(run_id, timeout=60) is State.COMPLETE
+        system_logs = wes.log(run_id)["run_log"]["system_logs"]
+        assert not any("lease" in line or "queued again" in line for line in system_logs)

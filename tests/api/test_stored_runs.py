@@ -18,7 +18,7 @@ from tests.api.test_cwl_features import FILES_ATTACH, FILES_PARAMS
 from tests.conftest import API, CWL, EXAMPLES, Wes, assert_error
 from tests.moto_server import MotoServer
 from toolchest_wes.config import Settings
-from toolchest_wes.core import executor
+from toolchest_wes.core import executor_deps
 from toolchest_wes.core.retention import sweep_outputs
 from toolchest_wes.models import State
 from toolchest_wes.server.app import get_state
@@ -281,7 +281,7 @@ def test_runs_wait_briefly_for_the_bucket_then_end_system_error(
         return real_list(prefix)
 
     # A bucket that is back within the executor's patience costs the run nothing.
-    monkeypatch.setattr(executor, "_STORAGE_RETRY_S", 0.05)
+    monkeypatch.setattr(executor_deps, "_STORAGE_RETRY_S", 0.05)
     with monkeypatch.context() as patch:
         patch.setattr(parts.files.storage, "list_prefix", down_twice)
         run_id = wes.submit(HELLO, {"message": "x"})
@@ -291,7 +291,7 @@ def test_runs_wait_briefly_for_the_bucket_then_end_system_error(
         raise StorageUnavailableError("the bucket did not answer: connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(executor, "_STORAGE_PATIENCE_S", 0.2)
+        patch.setattr(executor_deps, "_STORAGE_PATIENCE_S", 0.2)
         patch.setattr(parts.files.storage, "list_prefix", down)
         run_id = wes.submit(HELLO, {"message": "x"})
         assert wes.wait(run_id) is State.SYSTEM_ERROR

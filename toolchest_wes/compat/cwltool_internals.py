@@ -7,9 +7,11 @@ changes how it starts tools; cwltool has no public hook for that. Every such bet
   of ``cwltool.job`` at every call, so replacing it there wraps every job. The wrappers bind
   its arguments by name: ``commands``, ``env``, ``cwd``, ``name``, ``stdout_path``,
   ``stderr_path``, ``default_stdout``, ``default_stderr``.
+- ``JobBase.process_monitor(self, sproc)`` is called with each started tool's ``Popen`` before
+  cwltool waits for it; jobs have a ``name``.
 - ``CommandLineJob.run(self, runtimeContext, ...)`` runs a container-free job (container jobs
   have their own), and ``CommandLineJob._setup(self, runtimeContext)`` stages its files.
-- Jobs have ``outdir``, ``pathmapper``, ``generatemapper`` and ``networkaccess``, set in
+- Jobs have ``name``, ``outdir``, ``pathmapper``, ``generatemapper`` and ``networkaccess``, set in
   ``JobBase.__init__``, and path mapper entries have ``resolved``, ``target`` and ``type``.
 - ``CommandLineTool.make_job_runner(self, runtimeContext)`` picks a tool's job class;
   ``get_requirement`` and ``RuntimeContext.use_container`` are what it decides by.
@@ -67,6 +69,7 @@ __all__ = [
     "wrap_job_run",
     "wrap_js_subprocess",
     "wrap_make_job_runner",
+    "wrap_process_monitor",
 ]
 
 CWLTOOL = SupportedRange("cwltool", ">=3.1.20250101,<4")
@@ -87,7 +90,7 @@ _JOB_POPEN_PARAMETERS = (
     "default_stdout",
     "default_stderr",
 )
-_JOB_ATTRIBUTES = ("outdir", "pathmapper", "generatemapper", "networkaccess")
+_JOB_ATTRIBUTES = ("name", "outdir", "pathmapper", "generatemapper", "networkaccess")
 _MAPPER_ENTRY_FIELDS = ("resolved", "target", "type")
 _MAIN_PARAMETERS = ("argsl", "args", "stdout", "stderr", "logger_handler", "custom_schema_callback")
 
@@ -100,6 +103,13 @@ def wrap_job_popen(wrapper: Callable[[Callable[..., int]], Callable[..., int]]) 
 def wrap_job_run(wrapper: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
     """Replace ``CommandLineJob.run`` by ``wrapper(current)``, once per process."""
     _wrap_once(cwltool.job.CommandLineJob, "run", wrapper)
+
+
+def wrap_process_monitor(
+    wrapper: Callable[[Callable[..., None]], Callable[..., None]],
+) -> None:
+    """Replace ``JobBase.process_monitor`` by ``wrapper(current)``, once per process."""
+    _wrap_once(cwltool.job.JobBase, "process_monitor", wrapper)
 
 
 def wrap_make_job_runner(wrapper: Callable[[Callable[..., type]], Callable[..., type]]) -> None:
@@ -180,6 +190,8 @@ def verify() -> None:
         function = CWLTOOL.attribute(cwltool.job, f"CommandLineJob.{method}")
         CWLTOOL.parameters(function, f"CommandLineJob.{method}", ("self", "runtimeContext"))
     CWLTOOL.assigned_in_init(cwltool.job.CommandLineJob, _JOB_ATTRIBUTES)
+    monitor = CWLTOOL.attribute(cwltool.job, "JobBase.process_monitor")
+    CWLTOOL.parameters(monitor, "JobBase.process_monitor", ("self", "sproc"))
     entry = CWLTOOL.attribute(cwltool.pathmapper, "MapperEnt")
     missing = [f for f in _MAPPER_ENTRY_FIELDS if f not in getattr(entry, "_fields", ())]
     if missing:

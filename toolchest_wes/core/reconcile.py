@@ -32,11 +32,15 @@ def recover_after_restart(
     *,
     reason: str,
     take_over: Callable[[RunRecord], str | None] | None = None,
+    has_engine: Callable[[RunRecord], bool] | None = None,
 ) -> ReconcileReport:
     """Take over, end or queue again every active run of a server process that stopped.
 
     For the embedded mode, where one server process executes every run. QUEUED runs had not
-    started, so they are queued again. A RUNNING or CANCELING run goes to ``take_over``,
+    started, so they are queued again. So are INITIALIZING runs, whose engine had not started
+    either, up to ``MAX_REQUEUES`` times (counted as the reconcile loop of distributed mode
+    counts them, in case it is the run that kills its server process), unless ``has_engine``
+    finds an engine recorded for one. A RUNNING or CANCELING run goes to ``take_over``,
     which either adopts it (its engine outlived the process that started it; it answers
     ``None`` and the run goes on) or stops what is left of its engine and answers why the
     run cannot go on. The others end SYSTEM_ERROR (or CANCELED if a cancel was pending), with
@@ -51,6 +55,14 @@ def recover_after_restart(
             report.requeued.append(run_id)
             continue
         fate = "its engine process was lost"
+        if state is State.INITIALIZING:
+            refusal = _starting_fate(record, has_engine)
+            if refusal is None:
+                line = f"{_REQUEUED} {reason} while the run was {state}, before its engine started"
+                if _requeue(store, run_id, state, requeue, line):
+                    report.requeued.append(run_id)
+                continue
+            fate = refusal
         if take_over is not None and state in (State.RUNNING, State.CANCELING):
             answer = take_over(record)
             if answer is None:
@@ -129,6 +141,18 @@ def reconcile_runs(
 #: ends SYSTEM_ERROR: a run that kills every worker that starts it must not go round forever.
 MAX_REQUEUES = 3
 _REQUEUED = "queued again:"
+
+
+def _starting_fate(record: RunRecord, has_engine: Callable[[RunRecord], bool] | None) -> str | None:
+    """Why an INITIALIZING run left by a stopped process cannot be queued again, or ``None``."""
+    # The executor records the move to RUNNING before it starts the engine, so an engine
+    # recorded for an INITIALIZING run is a leftover of something else; starting the run a
+    # second time next to it could make two engines write one run's files.
+    if has_engine is not None and has_engine(record):
+        return "an engine process was recorded for it, so it was not queued again"
+    if _requeues(record) >= MAX_REQUEUES:
+        return f"its engine had not started (the run was queued again {MAX_REQUEUES} times already)"
+    return None
 
 
 def _requeues(record: RunRecord) -> int:

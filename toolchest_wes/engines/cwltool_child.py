@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR
+from toolchest_wes.engines.cwltool_monitor import sampling_process_monitor
 from toolchest_wes.engines.cwltool_sandbox import (
     SandboxedSubprocess,
     marking_job_run,
@@ -271,6 +272,7 @@ def _install_patches() -> None:
     # The JavaScript engine starts node through its module's own name for subprocess.
     cwltool_internals.wrap_js_subprocess(lambda real: SandboxedSubprocess(real, _sandbox_policy))
     cwltool_internals.wrap_make_job_runner(_container_free_job_runner)
+    cwltool_internals.wrap_process_monitor(sampling_process_monitor)
 
 
 # cwltool's argument parser, built by ``warm`` for one parse in a forked child. cwltool builds

@@ -3,7 +3,8 @@
 In embedded mode the API process executes runs itself: a ``LocalTaskRunner`` whose threads
 call ``execute_run``, with run records in the SQLite file. Each run's engine process is
 recorded in ``<data_dir>/engines`` while it runs. When the process starts, the restart
-recovery queues again the QUEUED runs an earlier process left, and hands the RUNNING and
+recovery queues again the QUEUED runs an earlier process left (and the INITIALIZING ones,
+whose engine had not started, a few times at most), and hands the RUNNING and
 CANCELING ones to ``EngineAdoption``: a run whose engine the zygote kept alive (the earlier
 process was a gunicorn worker that died while the arbiter lived) is adopted and followed to
 its end on the pool like any other; the engine of a run that cannot be adopted is stopped,
@@ -21,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from toolchest_wes.config import Settings
-from toolchest_wes.core.executor import ExecutorDeps, adopt_run, execute_run
+from toolchest_wes.core.adoption import adopt_run
+from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.core.reconcile import recover_after_restart
 from toolchest_wes.core.retention import SweepLoop, sweep_outputs
 from toolchest_wes.core.run_files import RunFiles
@@ -95,6 +97,12 @@ class EngineAdoption:
             stopped += " (the runs of a server that keeps run files in a storage are not adopted)"
         return stopped or "its engine process was lost"
 
+    def has_engine(self, record: RunRecord) -> bool:
+        """Whether an engine process is recorded for the run (one that the recovery must not
+        start a second time; ``stop_strays`` stops it once the run has ended)."""
+        path = self._executor.engine_record(record.run_id)
+        return path is not None and path.exists()
+
     def stop_strays(self, active: set[str]) -> list[str]:
         """Stop the engines recorded for runs that are not active (a process died between
         an engine's end and its record's removal); the run ids whose engine was stopped."""
@@ -132,6 +140,7 @@ def restart_recovery(
             runner.submit,
             reason="the server restarted",
             take_over=lambda record: adoption.take_over(record, runner.submit),
+            has_engine=adoption.has_engine,
         )
         strays = adoption.stop_strays(
             {*report.adopted, *(record.run_id for record in store.list_active())}

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from toolchest_wes.core import executor
-from toolchest_wes.core.executor import ExecutorDeps, adopt_run, execute_run
+from toolchest_wes.core import executor_deps
+from toolchest_wes.core.executor import ExecutorDeps, execute_run
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import EXIT_INTERNAL_ERROR, LaunchSpec
 from toolchest_wes.engines.cwltool_engine import CwltoolEngine
-from toolchest_wes.engines.process import ProcessLostError
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord, StoreUnavailableError
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
@@ -182,7 +181,7 @@ class FlakyStore:
 def test_a_store_outage_while_running_does_not_end_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(executor, "_STORE_RETRY_S", 0.01)
+    monkeypatch.setattr(executor_deps, "_STORE_RETRY_S", 0.01)
     store = EmbeddedStateStore(":memory:")
     workspace = Workspace(tmp_path)
     workspace.stage("r", [], {})
@@ -233,7 +232,7 @@ def test_a_store_outage_at_start_is_waited_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The task arrives while Redis restarts: the start is retried, and the run runs."""
-    monkeypatch.setattr(executor, "_STORE_RETRY_S", 0.01)
+    monkeypatch.setattr(executor_deps, "_STORE_RETRY_S", 0.01)
     store, workspace = _queued(tmp_path)
     flaky = FlakyStore(store, 5)
     deps = ExecutorDeps(
@@ -274,8 +273,8 @@ def test_a_store_that_stays_away_leaves_the_run_to_its_lease_or_message(
 ) -> None:
     """The store goes away for good before the engine starts: the run is not failed, and
     it is never in INITIALIZING without a lease that runs out (for the reconcile loop)."""
-    monkeypatch.setattr(executor, "_STORE_RETRY_S", 0.01)
-    monkeypatch.setattr(executor, "_STORE_PATIENCE_S", 0.05)
+    monkeypatch.setattr(executor_deps, "_STORE_RETRY_S", 0.01)
+    monkeypatch.setattr(executor_deps, "_STORE_PATIENCE_S", 0.05)
     store, workspace = _queued(tmp_path)
     deps = ExecutorDeps(
         store=DyingStore(store, answers),  # type: ignore[arg-type]
@@ -315,73 +314,3 @@ def test_a_run_whose_files_are_gone_ends_without_starting(tmp_path: Path) -> Non
     ended = run(tmp_path, NeverLauncher(0), workspace=GoneWorkspace(tmp_path))
     assert ended.state is State.SYSTEM_ERROR
     assert any("files are missing" in line for line in ended.system_logs)
-
-
-def test_the_state_poll_spreads_out_with_many_runs_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A thousand runs in one process read their states 500 times a second in all, not 5,000;
-    # a few runs keep the configured interval, and none lets its lease lapse.
-    monkeypatch.setattr(executor._WAITERS, "count", 3)
-    assert executor._state_poll_interval(0.2, lease_ttl_s=30) == 0.2
-    monkeypatch.setattr(executor._WAITERS, "count", 1000)
-    assert executor._state_poll_interval(0.2, lease_ttl_s=30) == 2.0
-    assert executor._state_poll_interval(0.2, lease_ttl_s=8) == 1.0
-
-
-def adopted(tmp_path: Path, handle: Any, running_for_s: float, **params: str) -> RunRecord:
-    """The run after ``adopt_run`` followed ``handle``, an engine left by another process."""
-    store = EmbeddedStateStore(":memory:")
-    workspace = Workspace(tmp_path)
-    workspace.stage("r", [], {})
-    request = RunRequest(
-        workflow_type="CWL",
-        workflow_type_version="v1.2",
-        workflow_url="w.cwl",
-        workflow_engine_parameters=params,
-    )
-    store.create_run(RunRecord("r", State.RUNNING, request, created_at=time.time()))
-    deps = ExecutorDeps(
-        store=store,
-        workspace=workspace,
-        engine_for=lambda record: CwltoolEngine(),
-        launcher=FakeLauncher(0),
-        poll_interval_s=0.01,
-    )
-    adopt_run("r", deps, handle, running_for_s)
-    record = store.get_run("r")
-    store.close()
-    assert record is not None
-    return record
-
-
-def test_an_adopted_run_ends_as_its_engine_did(tmp_path: Path) -> None:
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "stdout.log").write_text("{}")
-
-    record = adopted(tmp_path, FakeHandle(0, pid=77), 5.0)
-
-    assert record.state is State.COMPLETE and record.outputs == {}
-    assert record.system_logs == [
-        "the server's worker process restarted while the run was RUNNING; the new one took "
-        "over its engine process (pid 77)"
-    ]
-
-
-def test_an_adopted_run_counts_its_runtime_from_the_engine_start(tmp_path: Path) -> None:
-    record = adopted(tmp_path, FakeHandle(None), 3600.0, runtime="60")
-
-    assert record.state is State.EXECUTOR_ERROR
-    assert "went over its runtime limit of 60 s" in record.system_logs[-1]
-
-
-def test_an_adopted_engine_lost_without_an_exit_is_a_system_error(tmp_path: Path) -> None:
-    class Lost(FakeHandle):
-        def wait(self, timeout: float | None = None) -> int | None:
-            raise ProcessLostError("its engine process (pid 4242) ended without a recorded exit")
-
-    record = adopted(tmp_path, Lost(None), 1.0)
-
-    assert record.state is State.SYSTEM_ERROR
-    assert record.system_logs == [
-        "the server's worker process restarted while the run was RUNNING; its engine process "
-        "(pid 4242) ended without a recorded exit"
-    ]

@@ -97,10 +97,11 @@ def test_a_restart_ends_what_was_running_and_queues_again_what_was_not(store):
 
     report = recover_after_restart(store, requeued.append, reason="the server restarted")
 
-    assert report.requeued == requeued == ["queued"]
-    assert sorted(report.failed) == ["paused", "running", "starting"]
+    assert sorted(report.requeued) == sorted(requeued) == ["queued", "starting"]
+    assert sorted(report.failed) == ["paused", "running"]
     assert report.cancelled == ["canceling"]
     assert store.get_state("queued") is State.QUEUED
+    assert store.get_state("starting") is State.QUEUED
     assert store.get_state("running") is State.SYSTEM_ERROR
     assert store.get_state("canceling") is State.CANCELED
     assert store.get_state("done") is State.COMPLETE
@@ -131,7 +132,52 @@ def test_a_restart_hands_started_runs_to_take_over(store):
         "the server restarted while the run was RUNNING; engine of lost stopped"
     )
     assert store.get_state("canceling") is State.CANCELED
+    assert store.get_state("starting") is State.QUEUED
+
+
+def test_a_restart_queues_a_starting_run_again_a_few_times_at_most(store):
+    add(store, "starting", State.INITIALIZING)
+    add(store, "poison", State.INITIALIZING, system_logs=["queued again: x"] * MAX_REQUEUES)
+    requeued: list[str] = []
+
+    report = recover_after_restart(store, requeued.append, reason="the server restarted")
+
+    assert report.requeued == requeued == ["starting"]
+    assert logs(store, "starting") == (
+        "queued again: the server restarted while the run was INITIALIZING, "
+        "before its engine started"
+    )
+    assert report.failed == ["poison"]
+    assert store.get_state("poison") is State.SYSTEM_ERROR
+    assert f"queued again {MAX_REQUEUES} times already" in logs(store, "poison")
+    # Each restart counts: the run that came back is queued again until the bound.
+    for _ in range(MAX_REQUEUES - 1):
+        store.transition("starting", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}))
+        assert recover_after_restart(store, print, reason="restart").requeued == ["starting"]
+    store.transition("starting", State.INITIALIZING, allowed_from=frozenset({State.QUEUED}))
+    assert recover_after_restart(store, print, reason="restart").failed == ["starting"]
     assert store.get_state("starting") is State.SYSTEM_ERROR
+
+
+def test_a_restart_does_not_queue_again_a_starting_run_with_an_engine(store):
+    add(store, "starting", State.INITIALIZING)
+    add(store, "clean", State.INITIALIZING)
+    requeued: list[str] = []
+
+    report = recover_after_restart(
+        store,
+        requeued.append,
+        reason="the server restarted",
+        has_engine=lambda record: record.run_id == "starting",
+    )
+
+    assert requeued == report.requeued == ["clean"]
+    assert report.failed == ["starting"]
+    assert store.get_state("starting") is State.SYSTEM_ERROR
+    assert logs(store, "starting") == (
+        "the server restarted while the run was INITIALIZING; an engine process was recorded "
+        "for it, so it was not queued again"
+    )
 
 
 def test_a_restart_leaves_alone_a_run_that_ended_meanwhile(store):

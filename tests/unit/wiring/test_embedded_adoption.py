@@ -19,7 +19,8 @@ from toolchest_wes.engines.engine_record import write_record
 from toolchest_wes.engines.process import SubprocessLauncher
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
-from toolchest_wes.wiring.embedded import EngineAdoption
+from toolchest_wes.store.embedded_store import EmbeddedStateStore
+from toolchest_wes.wiring.embedded import EngineAdoption, restart_recovery
 
 REQUEST = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
 
@@ -33,9 +34,9 @@ def engine() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
-def adoption(tmp_path: Path, **fields: Any) -> EngineAdoption:
+def adoption(tmp_path: Path, store: Any = None, **fields: Any) -> EngineAdoption:
     deps = ExecutorDeps(
-        store=None,  # type: ignore[arg-type]
+        store=store,
         workspace=Workspace(tmp_path / "runs"),
         engine_for=lambda record: None,  # type: ignore[arg-type,return-value]
         launcher=SubprocessLauncher(),
@@ -96,3 +97,38 @@ def test_the_engine_of_a_run_no_longer_active_is_stopped(tmp_path, engine):
     assert stopped == ["gone"]
     assert engine.wait(30) == -signal.SIGTERM
     assert [p.name for p in (tmp_path / "engines").iterdir()] == ["active.json"]
+
+
+class Submitted:
+    """A runner that only remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.run_ids: list[str] = []
+
+    def submit(self, run_id: str) -> None:
+        self.run_ids.append(run_id)
+
+
+def test_a_starting_run_is_queued_again_unless_an_engine_is_recorded(tmp_path, engine):
+    store = EmbeddedStateStore(tmp_path / "runs.sqlite")
+    try:
+        for run_id in ("starting", "odd"):
+            store.create_run(record(run_id, State.INITIALIZING))
+        # The executor records an engine only after the move to RUNNING: one recorded for an
+        # INITIALIZING run is a leftover, and the run must not start next to it.
+        write_record(tmp_path / "engines" / "odd.json", engine.pid, reaper=None)
+        runner = Submitted()
+        made = adoption(tmp_path, store)
+
+        assert made.has_engine(record("odd", State.INITIALIZING))
+        assert not made.has_engine(record("starting", State.INITIALIZING))
+        restart_recovery(store, runner, made)()  # type: ignore[arg-type]
+
+        assert runner.run_ids == ["starting"]
+        assert store.get_state("starting") is State.QUEUED
+        assert store.get_state("odd") is State.SYSTEM_ERROR
+        # The ended run's engine is a stray now, stopped with its record.
+        assert engine.wait(30) == -signal.SIGTERM
+        assert not list((tmp_path / "engines").iterdir())
+    finally:
+        store.close()
