@@ -114,3 +114,26 @@ def test_a_checked_job_class_calls_the_check_after_staging(
 
     assert job_class.__name__ == "HostJob" and issubclass(job_class, cwltool.job.CommandLineJob)
     assert staged == ["s", "checked"]
+
+
+def _no_parser() -> None:
+    raise AssertionError("cwltool's parser was built again")
+
+
+def test_default_args_are_computed_once_and_handed_out_as_copies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cwltool.argparser
+    import cwltool.main
+
+    expected = cwltool.argparser.get_default_args()
+    monkeypatch.setattr(cwltool.main, "get_default_args", cwltool.argparser.get_default_args)
+    cwltool_internals.cache_default_args()
+    # From here on, building cwltool's parser fails the test.
+    monkeypatch.setattr(cwltool.argparser, "arg_parser", _no_parser)
+    cwltool_internals.cache_default_args()  # a second call keeps the first wrapper
+
+    first = cwltool.main.get_default_args()
+    assert first == expected
+    first["outdir"] = "changed"
+    assert cwltool.main.get_default_args() == expected
