@@ -507,7 +507,8 @@ def _walk_warm_workflow(document: dict[str, Any]) -> None:
 
     from toolchest_wes.compat import cwltool_internals
 
-    assert _warm_args is not None, "warm() comes first"
+    if _warm_args is None:
+        raise RuntimeError("warm() comes before any other walk of the warm-up workflow")
     registries = list(cwltool.resolver.ga4gh_tool_registries)
     saved_argv = sys.argv
     handler = logging.NullHandler()
