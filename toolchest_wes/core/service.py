@@ -67,7 +67,7 @@ __all__ = ["Page", "RunService", "RunSubmission", "ServiceConfig"]
 logger = logging.getLogger(__name__)
 
 #: Run owners one process remembers; the oldest entry goes first when it is full.
-_OWNER_CACHE_SIZE = 100_000
+_OWNER_CACHE_SIZE = 10_000
 
 
 @dataclass

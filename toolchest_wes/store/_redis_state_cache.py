@@ -34,6 +34,13 @@ _POLL_S = 0.25
 
 #: What the change feed carries in place of a state when a run is deleted.
 DELETED = "DELETED"
+#: Entries kept, about 260 bytes each. Enough for every run of a thousand at once and the
+#: runs their clients poll; an entry read or changed moves to the back. The feed writes an
+#: entry for every transition, so a larger cache only fills with runs nobody reads, and the
+#: API's memory grows with the history until it is full (bench/README.md, "An hour without
+#: drift"). An evicted entry is safe as long as the eviction horizon (capacity divided by
+#: transitions per second: minutes at hundreds a second) exceeds one read of Redis.
+_CAPACITY = 10_000
 
 
 class StateCache:
@@ -46,7 +53,7 @@ class StateCache:
     """
 
     def __init__(
-        self, connect: Callable[[], redis.Redis], channel: str, *, capacity: int = 200_000
+        self, connect: Callable[[], redis.Redis], channel: str, *, capacity: int = _CAPACITY
     ) -> None:
         self._connect = connect
         self._channel = channel
