@@ -63,6 +63,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
@@ -82,6 +83,27 @@ _MAX_SPARES = 2
 
 def _noop(signum: int, frame: FrameType | None) -> None:
     """Installed so the signal is delivered (and written to the wakeup fd), not ignored."""
+
+
+def _main_then_exit(module: ModuleType, start: Callable[[], list[str]]) -> NoReturn:
+    """In a forked child: ``start()`` for the command line, then the entry's ``main`` on it,
+    and exit with its code, whatever happens; a crash prints its traceback to the run's
+    stderr and exits ``CHILD_CRASH_EXIT``."""
+    code = CHILD_CRASH_EXIT
+    try:
+        argv = start()
+        code = _exit_code(module.main(argv[1:]))
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except BaseException:
+        traceback.print_exc()
+        code = CHILD_CRASH_EXIT
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 def _exit_code(code: object) -> int:
@@ -367,8 +389,8 @@ class _ForkServer:
 
     def _run_spare(self, module: ModuleType, sock: socket.socket, nice: int) -> NoReturn:
         """The spare: prefault, say so, wait for a request and run it."""
-        code = CHILD_CRASH_EXIT
-        try:
+
+        def start() -> list[str]:
             self._detach()
             module.prefault(nice)
             try:
@@ -379,19 +401,9 @@ class _ForkServer:
             if not message or len(fds) != 2:
                 os._exit(0)  # the zygote went away or gave up on this spare
             sock.close()
-            argv = self._become(json.loads(message), fds[0], fds[1])
-            code = _exit_code(module.main(argv[1:]))
-        except SystemExit as exc:
-            code = _exit_code(exc.code)
-        except BaseException:
-            traceback.print_exc()
-            code = CHILD_CRASH_EXIT
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            return self._become(json.loads(message), fds[0], fds[1])
+
+        _main_then_exit(module, start)
 
     def _fork_child(
         self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int
@@ -419,23 +431,12 @@ class _ForkServer:
     def _run_child(
         self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int, sync_w: int
     ) -> NoReturn:
-        code = CHILD_CRASH_EXIT
-        try:
+        def start() -> list[str]:
             self._detach()
             os.close(sync_w)
-            argv = self._become(request, out_fd, err_fd)
-            code = _exit_code(module.main(argv[1:]))
-        except SystemExit as exc:
-            code = _exit_code(exc.code)
-        except BaseException:
-            traceback.print_exc()
-            code = CHILD_CRASH_EXIT
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            return self._become(request, out_fd, err_fd)
+
+        _main_then_exit(module, start)
 
     def _detach(self) -> None:
         """In a new child: the signal handling of a fresh interpreter, none of the zygote's
