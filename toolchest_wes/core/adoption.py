@@ -12,12 +12,12 @@ import logging
 
 from toolchest_wes.core.executor import prepare_run
 from toolchest_wes.core.executor_deps import ExecutorDeps, patiently
-from toolchest_wes.core.run_end import conclude, describe, end_run, wait_for_engine
+from toolchest_wes.core.run_end import conclude, end_run, fail_outside_engine, wait_for_engine
 from toolchest_wes.core.states import allowed_from
 from toolchest_wes.engines.base import ProcessHandle
 from toolchest_wes.engines.process import ProcessLostError
 from toolchest_wes.models import State
-from toolchest_wes.store.base import RunUpdate, StoreUnavailableError
+from toolchest_wes.store.base import RunUpdate
 
 __all__ = ["adopt_run"]
 
@@ -75,20 +75,14 @@ def _follow_adopted(
         line = f"{_RESTARTED}; the new one took over its engine process (pid {handle.pid})"
         patiently(lambda: store.update_run(run_id, RunUpdate(append_system_logs=[line])), run_id)
         conclude(deps, engine, prepared, run_dir, exit_code, stopped)
-    except StoreUnavailableError as exc:
-        if adopted is not None:
-            adopted.kill_tree(deps.cancel_grace_s)
-        logger.warning("store unavailable, run left to its lease run_id=%s: %s", run_id, exc)
     except Exception as exc:
-        logger.exception("adopted run failed in the server run_id=%s", run_id)
-        if adopted is not None:
-            adopted.kill_tree(deps.cancel_grace_s)
-        end_run(
-            store,
+        fail_outside_engine(
+            deps,
             run_id,
-            State.SYSTEM_ERROR,
-            allowed_from(State.SYSTEM_ERROR),
-            lines=[f"the server failed to follow the workflow: {describe(exc)}"],
+            adopted,
+            exc,
+            log_line="adopted run failed in the server",
+            reason="the server failed to follow the workflow",
         )
     finally:
         deps.forget_engine(run_id)

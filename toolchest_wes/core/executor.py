@@ -14,8 +14,13 @@ from __future__ import annotations
 import logging
 
 from toolchest_wes.core.executor_deps import ExecutorDeps, patiently, with_storage_patience
-from toolchest_wes.core.run_end import conclude, describe, end_run, refuse, wait_for_engine
-from toolchest_wes.core.states import allowed_from
+from toolchest_wes.core.run_end import (
+    conclude,
+    end_run,
+    fail_outside_engine,
+    refuse,
+    wait_for_engine,
+)
 from toolchest_wes.core.workspace import RunDir
 from toolchest_wes.engines.base import PreparedRun, ProcessHandle, Resources
 from toolchest_wes.models import State
@@ -133,22 +138,14 @@ def _execute_started(run_id: str, deps: ExecutorDeps) -> None:
         exit_code, stopped = wait_for_engine(handle, deps, run_id, resources)
         handle = None
         conclude(deps, engine, prepared, run_dir, exit_code, stopped)
-    except StoreUnavailableError as exc:
-        if handle is not None:
-            handle.kill_tree(deps.cancel_grace_s)
-        # Recording an ending needs the store too: the lease runs out instead, and the
-        # reconcile loop queues the run again (never started) or ends it SYSTEM_ERROR.
-        logger.warning("store unavailable, run left to its lease run_id=%s: %s", run_id, exc)
     except Exception as exc:
-        logger.exception("run failed in the server run_id=%s", run_id)
-        if handle is not None:
-            handle.kill_tree(deps.cancel_grace_s)
-        end_run(
-            store,
+        fail_outside_engine(
+            deps,
             run_id,
-            State.SYSTEM_ERROR,
-            allowed_from(State.SYSTEM_ERROR),
-            lines=[f"the server failed to run the workflow: {describe(exc)}"],
+            handle,
+            exc,
+            log_line="run failed in the server",
+            reason="the server failed to run the workflow",
         )
     finally:
         deps.forget_engine(run_id)

@@ -36,7 +36,14 @@ from toolchest_wes.models import State
 from toolchest_wes.storage.base import StorageError
 from toolchest_wes.store.base import RunUpdate, StateStore, StoreUnavailableError, iso_now
 
-__all__ = ["conclude", "describe", "end_run", "refuse", "wait_for_engine"]
+__all__ = [
+    "conclude",
+    "describe",
+    "end_run",
+    "fail_outside_engine",
+    "refuse",
+    "wait_for_engine",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +306,40 @@ def _failed(store: StateStore, run_id: str, run_dir: RunDir, exit_code: int) -> 
 def refuse(store: StateStore, run_id: str, reason: str) -> None:
     """End a run that cannot start, SYSTEM_ERROR, with ``reason`` in its system logs."""
     end_run(store, run_id, State.SYSTEM_ERROR, allowed_from(State.SYSTEM_ERROR), lines=[reason])
+
+
+def fail_outside_engine(
+    deps: ExecutorDeps,
+    run_id: str,
+    handle: ProcessHandle | None,
+    exc: Exception,
+    *,
+    log_line: str,
+    reason: str,
+) -> None:
+    """End a run that failed in the server rather than in its engine, with ``exc`` caught.
+
+    The engine (``handle``, if it has not been waited for) is killed with its process tree.
+    A store that does not answer leaves the run to its lease: recording an ending needs the
+    store too, and the reconcile loop queues the run again (never started) or ends it
+    SYSTEM_ERROR. Any other failure is logged with its traceback (``log_line``) and ends the
+    run SYSTEM_ERROR with ``reason`` and a traceback-free line for ``exc`` in its system logs.
+    """
+    if isinstance(exc, StoreUnavailableError):
+        if handle is not None:
+            handle.kill_tree(deps.cancel_grace_s)
+        logger.warning("store unavailable, run left to its lease run_id=%s: %s", run_id, exc)
+        return
+    logger.error("%s run_id=%s", log_line, run_id, exc_info=exc)
+    if handle is not None:
+        handle.kill_tree(deps.cancel_grace_s)
+    end_run(
+        deps.store,
+        run_id,
+        State.SYSTEM_ERROR,
+        allowed_from(State.SYSTEM_ERROR),
+        lines=[f"{reason}: {describe(exc)}"],
+    )
 
 
 def end_run(
