@@ -1,15 +1,19 @@
-"""The built sdist and wheel, a fresh virtualenv with the wheel installed (once a session), and
-a user's folder outside the checkout."""
+"""The built sdist and wheel, a fresh virtualenv with the wheel installed (once a session), a
+user's folder outside the checkout, and a real `toolchest-wes serve` process."""
 
 from __future__ import annotations
 
 import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import EXAMPLES
 from tests.dists import ROOT, Dists, build_dists, copy_checkout, install_wheel, require_build_tool
+from tests.processes import Server
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +40,29 @@ def home(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLES / "hello", folder)
     assert not folder.resolve().is_relative_to(ROOT)
     return folder
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`toolchest-wes serve` on ``data_dir`` with ``args`` and ``env``, started and answering,
+    then stopped with SIGTERM (as an operator stops it), even if a test killed it before."""
+    srv = Server(data_dir, *args, env=env)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    """The ``TOOLCHEST_WES_*`` settings of the ``server`` fixture; a module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Server]:
+    """A `toolchest-wes serve` of the test's own, on ``tmp_path / "data"``."""
+    with serving(tmp_path / "data", env=server_env) as srv:
+        yield srv

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,17 +13,6 @@ from tests.conftest import API, CWL, EXAMPLES
 from tests.processes import Server, sleeping, submit, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path / "data")
-    try:
-        srv.start()
-        yield srv
-    finally:
-        if srv.proc is not None:
-            srv.kill(signal.SIGTERM)
 
 
 def test_serve_runs_hello_world_over_http(server: Server) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import time
 import zipfile
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, EXAMPLES
+from tests.integration.conftest import serving
 from tests.processes import TERMINAL, Server, run_log, sleeping, wait
 from tests.snakemake_support import require_snakemake
 from toolchest_wes.client import WesClient
@@ -29,13 +29,8 @@ SLEEP = Path(__file__).resolve().parents[1] / "snakemake" / "sleep"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     require_snakemake()
-    srv = Server(tmp_path_factory.mktemp("smk") / "data")
-    try:
-        srv.start()
+    with serving(tmp_path_factory.mktemp("smk") / "data") as srv:
         yield srv
-    finally:
-        if srv.proc is not None:
-            srv.kill(signal.SIGTERM)
 
 
 def post_run(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import time
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, CWL, EXAMPLES
+from tests.integration.conftest import serving
 from tests.processes import Server, sleeping, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -94,25 +94,12 @@ def processes_naming(text: str) -> list[str]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     venv = toil_venv()
     tmp = tmp_path_factory.mktemp("toil")
-    srv = Server(
+    with serving(
         tmp / "data",
-        "--engine",
-        "cwltool",
-        "--engine",
-        "toil",
-        "--toil-venv",
-        str(venv),
-        "--container-runtime",
-        "none",
-        "--sandbox",
-        "none",
-    )
-    try:
-        srv.start()
+        *("--engine", "cwltool", "--engine", "toil", "--toil-venv", str(venv)),
+        *("--container-runtime", "none", "--sandbox", "none"),
+    ) as srv:
         yield srv
-    finally:
-        if srv.proc is not None:
-            srv.kill(signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import API
+from tests.integration.conftest import serving
 from tests.integration.test_toil_process import toil_venv
 from tests.processes import TERMINAL, Server, run_log, sleeping, submit, wait
 from tests.snakemake_support import require_snakemake
@@ -41,15 +41,13 @@ _WAIT_S = 60.0
 SNAKEMAKE_SLEEP = Path(__file__).resolve().parents[1] / "snakemake" / "sleep"
 
 
+#: The settings of every server here.
+_ENV = {"TOOLCHEST_WES_SANDBOX": "none"}
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path / "data", env={"TOOLCHEST_WES_SANDBOX": "none"})
-    try:
-        srv.start()
-        yield srv
-    finally:
-        if srv.proc is not None:
-            srv.kill(signal.SIGTERM)
+def server_env() -> dict[str, str]:
+    return _ENV
 
 
 @pytest.fixture
@@ -253,13 +251,11 @@ def _post(
 def test_a_toil_run_outlives_its_worker(tmp_path: Path, gated: Path) -> None:
     """toil_child, forked from the zygote like cwltool's runs, is adopted the same way."""
     venv = toil_venv()
-    srv = Server(
+    with serving(
         tmp_path / "data",
         *("--engine", "cwltool", "--engine", "toil", "--toil-venv", str(venv)),
         *("--container-runtime", "none", "--sandbox", "none"),
-    )
-    try:
-        srv.start()
+    ) as srv:
         gate = tmp_path / "gate"
         run_id = _post(srv.url, "CWL", "v1.2", [gated], {"gate": str(gate)}, workflow_engine="toil")
         _running(srv, gate, run_id)
@@ -272,18 +268,13 @@ def test_a_toil_run_outlives_its_worker(tmp_path: Path, gated: Path) -> None:
         assert any("took over" in line for line in log["run_log"]["system_logs"])  # type: ignore[index]
         location = log["outputs"]["out"]["location"]  # type: ignore[index]
         assert httpx.get(location).text == f"released by {gate}\n"
-    finally:
-        if srv.proc is not None:
-            srv.kill(signal.SIGTERM)
 
 
 def test_a_snakemake_run_that_cannot_be_adopted_is_stopped(tmp_path: Path) -> None:
     """Snakemake is exec'd, not forked from the zygote: nothing records its exit status, so
     the new worker stops it rather than leave it running unwatched."""
     require_snakemake()
-    srv = Server(tmp_path / "data", env={"TOOLCHEST_WES_SANDBOX": "none"})
-    try:
-        srv.start()
+    with serving(tmp_path / "data", env=_ENV) as srv:
         seconds = 700 + os.getpid() % 1000
         run_id = _post(srv.url, "SMK", "1.0", [SNAKEMAKE_SLEEP / "Snakefile"], {"seconds": seconds})
         wait(srv.url, run_id, {"RUNNING"})
@@ -301,6 +292,3 @@ def test_a_snakemake_run_that_cannot_be_adopted_is_stopped(tmp_path: Path) -> No
         while sleeping(seconds):
             assert time.monotonic() < deadline, "the Snakemake job outlived its run"
             time.sleep(0.05)
-    finally:
-        if srv.proc is not None:
-            srv.kill(signal.SIGTERM)
