@@ -57,7 +57,8 @@ def _follow_adopted(
             record.request.workflow_engine_parameters, strict=False
         )
         prepared = prepare_run(record, run_dir, resources)
-        store.touch_lease(run_id, deps.lease_ttl_s)
+        if deps.renew_leases:
+            store.touch_lease(run_id, deps.lease_ttl_s)
         logger.info("run adopted run_id=%s pid=%s", run_id, handle.pid)
         try:
             exit_code, stopped = wait_for_engine(handle, deps, run_id, resources, running_for_s)

@@ -60,12 +60,15 @@ class ExecutorDeps:
     #: Where each run's engine process is recorded while it runs, for a process that takes
     #: over after this one dies (``toolchest_wes.engines.engine_record``); ``None``: nowhere.
     engine_records: Path | None = None
-    #: Renews the lease of every run this process holds (built from ``store`` and
-    #: ``lease_ttl_s``).
+    #: Whether the leases of the runs are renewed: only a reconcile loop reads them, which
+    #: the embedded server has not (``toolchest_wes.core.leases``).
+    renew_leases: bool = True
+    #: Renews the lease of every run this process holds (built from ``store``,
+    #: ``lease_ttl_s`` and ``renew_leases``).
     leases: LeaseKeeper = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.leases = LeaseKeeper(self.store, self.lease_ttl_s)
+        self.leases = LeaseKeeper(self.store, self.lease_ttl_s, renew=self.renew_leases)
 
     def engine_record(self, run_id: str) -> Path | None:
         """Where the engine of ``run_id`` is recorded, if engines are recorded."""

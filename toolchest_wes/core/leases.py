@@ -12,6 +12,12 @@ One thread renews every held run, each ``ttl_s / 4``: a thousand runs cost one t
 few hundred store calls a second, not a thousand timers. It dies with the process, so a
 worker that dies stops renewing all its runs at once, and they are reconciled within the
 lease as before.
+
+Only distributed mode reads leases. The embedded server executes every run in its one
+process, and when that process is replaced, ``reconcile.recover_after_restart`` takes each
+active run by its state and its engine record, never by its lease (and the ``reconcile``
+command refuses embedded mode); so an embedded keeper renews nothing, which spares the
+SQLite file a write per run every ``ttl_s / 4``.
 """
 
 from __future__ import annotations
@@ -39,11 +45,14 @@ class LeaseKeeper:
     Args:
         store: Where the leases are kept.
         ttl_s: The length of a lease; each renewal extends it to ``ttl_s`` from now.
+        renew: Whether anything reads the leases (a reconcile loop). Without, :meth:`hold`
+            only counts the held runs, and no thread starts.
     """
 
-    def __init__(self, store: StateStore, ttl_s: float) -> None:
+    def __init__(self, store: StateStore, ttl_s: float, *, renew: bool = True) -> None:
         self.store = store
         self.ttl_s = ttl_s
+        self.renew = renew
         # Notified when the last held run is released, so the thread ends at once.
         self._lock = threading.Condition()
         #: run id -> how many holders (a duplicate delivery may hold a run twice for a moment).
@@ -60,7 +69,7 @@ class LeaseKeeper:
         with self._lock:
             self._held[run_id] += 1
             # is_alive, not only None: a keeper inherited through fork has no thread.
-            if self._thread is None or not self._thread.is_alive():
+            if self.renew and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(
                     target=self._loop, name="toolchest-wes-leases", daemon=True
                 )

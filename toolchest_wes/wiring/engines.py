@@ -153,6 +153,7 @@ def build_executor_deps(
         poll_interval_s=settings.poll_interval_s,
         cancel_grace_s=settings.cancel_grace_s,
         lease_ttl_s=settings.lease_ttl_s,
+        renew_leases=settings.distributed,
         resources=settings.resource_policy,
         files=files,
         log_upload_interval_s=settings.storage_log_interval_s,

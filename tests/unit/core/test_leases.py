@@ -62,3 +62,16 @@ def test_a_run_held_twice_is_kept_until_both_release_it() -> None:
         assert keeper.held() == ["r"]
     assert keeper.held() == []
     store.close()
+
+
+def test_a_keeper_whose_leases_nobody_reads_writes_none() -> None:
+    # The embedded server's keeper: a held run is counted, but its lease runs out as set.
+    store = EmbeddedStateStore(":memory:")
+    _started(store, "r")
+    keeper = LeaseKeeper(store, TTL_S, renew=False)
+    with keeper.hold("r"):
+        assert keeper.held() == ["r"] and keeper._thread is None
+        time.sleep(3 * TTL_S)
+        assert store.expired_leases() == ["r"]
+    assert keeper.held() == []
+    store.close()

@@ -61,6 +61,7 @@ def test_embedded_api_recovers_and_sweeps_only_once_started(make_settings, warm_
     try:
         assert isinstance(parts.runner, LocalTaskRunner)
         assert parts.executor is not None and parts.monitor is None
+        assert not parts.executor.leases.renew  # nothing reads an embedded server's leases
         assert [type(loop) for loop in parts.loops] == [SweepLoop]
         parts.store.create_run(RunRecord("left", State.RUNNING, REQUEST, created_at=time.time()))
         assert not _threads("toolchest-wes-retention")
@@ -95,6 +96,7 @@ def test_distributed_roles_get_their_loops(make_settings, warm_launcher) -> None
         assert [type(loop) for loop in api.loops] == [Reconciler]
         assert api.executor is None and api.queue_length is not None
         assert worker.runner is None and worker.executor is not None
+        assert worker.executor.leases.renew  # the reconcile loop reads them
         assert [type(loop) for loop in worker.loops] == [Reconciler, Heartbeat]
         worker.start()
         assert worker.monitor is None
