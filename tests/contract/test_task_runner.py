@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from celery.contrib.testing.worker import start_worker
 
 from tests.conftest import CWL, EXAMPLES
@@ -149,6 +150,35 @@ def test_submitted_runs_execute_exactly_once(make_env: Callable[[int], RunnerEnv
         assert env.wait(run_id, lambda s: s.is_terminal) is State.COMPLETE
         tasks = read_tasks(env.service.workspace.run_dir(run_id).task_index)
         assert len(tasks) == 1, "the run executed more than once"
+
+
+def test_a_run_is_sent_without_a_result_subscription(
+    request: pytest.FixtureRequest, tmp_path: Path, warm_launcher: WarmLauncher
+) -> None:
+    """Sending a run subscribes the sender to no result channel in Redis.
+
+    Nobody waits for a Celery result. A subscription per run (and its unsubscription) would
+    be two more Redis commands on every ``POST /runs``, and any that were not undone would pile
+    up for as long as the API lives.
+    """
+    env, close = _celery(request, tmp_path, warm_launcher, 2)
+    client = redis.Redis.from_url(request.getfixturevalue("redis_server").url)
+
+    def subscribes() -> int:
+        stats = client.info("commandstats").get("cmdstat_subscribe", {"calls": 0})
+        return int(stats["calls"])
+
+    try:
+        hello = EXAMPLES / "hello" / "hello.cwl"
+        # The first run starts what subscribes once per process (the store's change feed).
+        assert env.wait(env.submit(hello, {}), lambda s: s.is_terminal) is State.COMPLETE
+        before = subscribes()
+        run_ids = [env.submit(hello, {}) for _ in range(10)]
+        for run_id in run_ids:
+            assert env.wait(run_id, lambda s: s.is_terminal) is State.COMPLETE
+        assert subscribes() == before
+    finally:
+        close()
 
 
 def test_cancel_reaches_a_queued_run_before_it_starts(make_env: Callable[[int], RunnerEnv]) -> None:

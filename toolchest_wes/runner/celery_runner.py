@@ -22,7 +22,11 @@ class CeleryTaskRunner:
 
     def submit(self, run_id: str) -> None:
         """Send the run's message to the broker."""
-        self.app.send_task(EXECUTE_RUN_TASK, args=[run_id], task_id=run_id)
+        # ignore_result: send_task does not read task_ignore_result, and without it Celery's
+        # Redis result backend subscribes this process to a channel per task, waiting for a
+        # result that never comes; the subscriptions pile up in this process and in Redis for
+        # as long as it lives (celery/celery#3808), and are all sent again at a reconnect.
+        self.app.send_task(EXECUTE_RUN_TASK, args=[run_id], task_id=run_id, ignore_result=True)
 
     def cancel(self, run_id: str) -> None:
         """Revoke the message of a queued run, so a worker that receives it drops it.
