@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,6 +326,51 @@ def _parse_arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+# How many URLs ``urllib.parse.urlsplit`` remembers for good in the engine process. The
+# standard library keeps the last 128 (``functools.lru_cache``), but every run builds
+# schema_salad loaders from a CWL schema context of some 230 URLs, walked in the same order each
+# time: with room for 128, each walk evicts every URL before it comes round again, and all 230
+# are split anew, several times per run. Remembered for good (no eviction), the zygote's warm-up
+# fills the table once and each forked run only reads it: an LRU list would be rewritten at
+# every hit, and each rewritten page is one more copy-on-write fault in a forked run.
+_URLSPLIT_TABLE_SIZE = 4096
+
+
+class _RememberingUrlsplit:
+    """``urllib.parse.urlsplit`` with a table of the first URLs it split, never evicted.
+
+    Past ``limit`` entries, calls go to the standard library's function (and its own LRU
+    cache). The answers are the same; ``SplitResult`` is an immutable tuple.
+    """
+
+    def __init__(self, split: Callable[..., Any], limit: int) -> None:
+        self.split = split
+        self.limit = limit
+        self.table: dict[tuple[Any, Any, Any], Any] = {}
+
+    def __call__(self, url: Any, scheme: Any = "", allow_fragments: Any = True) -> Any:
+        key = (url, scheme, allow_fragments)
+        known = self.table.get(key)
+        if known is not None:
+            return known
+        result = self.split(url, scheme, allow_fragments)
+        if len(self.table) < self.limit:
+            self.table[key] = result
+        return result
+
+
+def _remember_urlsplits() -> None:
+    """Put :class:`_RememberingUrlsplit` in place of ``urllib.parse.urlsplit``; once per process.
+
+    ``urllib.parse`` calls its own ``urlsplit`` through the module (``urlparse``, ``urljoin``),
+    and so does schema_salad; code that imported the function by name keeps the original.
+    """
+    if not isinstance(urllib.parse.urlsplit, _RememberingUrlsplit):
+        urllib.parse.urlsplit = _RememberingUrlsplit(
+            urllib.parse.urlsplit, _URLSPLIT_TABLE_SIZE
+        )
+
+
 def _schema_setup(enable_ext: bool) -> Callable[[], None]:
     """The ``custom_schema_callback`` for ``cwltool.main.main``.
 
@@ -434,6 +480,7 @@ def main(argv: list[str]) -> int:
         # After the jail: a change of uid clears the parent-death signal.
         _bind_lifetime_to_parent()
     _install_patches()
+    _remember_urlsplits()
     recorder = _TaskRecorder(Path(task_dir)) if task_dir else None
     _state.recorder = recorder
     _state.ignore_docker = ignore_docker
@@ -486,6 +533,7 @@ def warm() -> None:
     from toolchest_wes.compat import cwltool_internals
 
     global _spare_parser, _warm_args
+    _remember_urlsplits()
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
     # Built here, so that every forked run finds them ready.
