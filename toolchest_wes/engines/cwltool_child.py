@@ -366,9 +366,7 @@ def _remember_urlsplits() -> None:
     and so does schema_salad; code that imported the function by name keeps the original.
     """
     if not isinstance(urllib.parse.urlsplit, _RememberingUrlsplit):
-        urllib.parse.urlsplit = _RememberingUrlsplit(
-            urllib.parse.urlsplit, _URLSPLIT_TABLE_SIZE
-        )
+        urllib.parse.urlsplit = _RememberingUrlsplit(urllib.parse.urlsplit, _URLSPLIT_TABLE_SIZE)
 
 
 def _schema_setup(enable_ext: bool) -> Callable[[], None]:
