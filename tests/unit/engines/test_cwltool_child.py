@@ -437,6 +437,37 @@ def test_a_bad_command_line_exits_as_cwltool_does(monkeypatch, capsys):
     assert "cwltool: error: unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
+def test_remembered_urlsplits_answer_as_the_standard_library(monkeypatch):
+    import urllib.parse
+
+    from toolchest_wes.engines import cwltool_child
+
+    standard = urllib.parse.urlsplit
+    if isinstance(standard, cwltool_child._RememberingUrlsplit):  # a warm() ran in this process
+        standard = standard.split
+    monkeypatch.setattr(urllib.parse, "urlsplit", standard)
+    monkeypatch.setattr(cwltool_child, "_URLSPLIT_TABLE_SIZE", 3)
+    cwltool_child._remember_urlsplits()
+    remembering = urllib.parse.urlsplit
+    cwltool_child._remember_urlsplits()  # once per process: the second call keeps the first
+    assert urllib.parse.urlsplit is remembering
+    urls = [
+        "https://w3id.org/cwl/cwl#inputs",
+        "file:///a/b.cwl#main/x",
+        "file:///a/b.cwl#main/x",
+        b"http://host:8080/p?q=1",
+        "//host/path",
+        "relative/path#frag",
+    ]
+    for url in urls:
+        assert remembering(url) == standard(url)
+        scheme = b"file" if isinstance(url, bytes) else "file"
+        assert remembering(url, scheme, False) == standard(url, scheme, False)
+    # urllib.parse's own functions call it through the module.
+    assert urllib.parse.urljoin("file:///a/b.cwl", "c.yml") == "file:///a/c.yml"
+    assert len(remembering.table) == 3  # bounded: past the limit, only the standard cache
+
+
 def test_a_run_taken_by_the_spare_runs_as_a_forked_one(spare_launcher, tmp_path):
     spares = prepared_spares(spare_launcher)
     niceness = Run(tmp_path, NICENESS, {})
