@@ -466,6 +466,11 @@ def test_remembered_urlsplits_answer_as_the_standard_library(monkeypatch):
     # urllib.parse's own functions call it through the module.
     assert urllib.parse.urljoin("file:///a/b.cwl", "c.yml") == "file:///a/c.yml"
     assert len(remembering.table) == 3  # bounded: past the limit, only the standard cache
+    before = dict(remembering.table)
+    remembering.compact()
+    assert remembering.table == before
+    assert all(remembering.table[key] is not before[key] for key in before)
+    assert remembering(urls[0]) == standard(urls[0])
 
 
 def test_a_run_taken_by_the_spare_runs_as_a_forked_one(spare_launcher, tmp_path):
