@@ -41,6 +41,7 @@ import contextlib
 import copy
 import ctypes
 import functools
+import hashlib
 import inspect
 import io
 import json
@@ -52,6 +53,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +69,7 @@ from toolchest_wes.engines.cwltool_sandbox import (
 from toolchest_wes.engines.engine_jail import JailError, enter_jail, scrub_environment
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 
-__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "main", "prefault", "warm"]
+__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "learn", "main", "prefault", "warm"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,9 @@ class _RunState:
     """What the patched cwltool functions need to know about the current ``main`` call."""
 
     recorder: _TaskRecorder | None = None
+    # The workflow document, parsed by the zygote before this process was forked, for the
+    # loader cwltool makes next: (the path cwltool was given, the parsed tree).
+    document: tuple[str, Any] | None = None
     ignore_docker: bool = False
     docker_warned: set[str] = field(default_factory=set)
     sandbox: SandboxPolicy | None = None
@@ -274,6 +279,7 @@ def _install_patches() -> None:
     cwltool_internals.wrap_js_subprocess(lambda real: SandboxedSubprocess(real, _sandbox_policy))
     cwltool_internals.wrap_make_job_runner(_container_free_job_runner)
     cwltool_internals.wrap_process_monitor(sampling_process_monitor)
+    cwltool_internals.wrap_default_loader(_seeding_default_loader)
 
 
 # cwltool's argument parser, built by ``warm`` for one parse in a forked child. cwltool builds
@@ -387,6 +393,93 @@ def _remember_urlsplits() -> None:
     """
     if not isinstance(urllib.parse.urlsplit, _RememberingUrlsplit):
         urllib.parse.urlsplit = _RememberingUrlsplit(urllib.parse.urlsplit, _URLSPLIT_TABLE_SIZE)
+
+
+# Workflow documents the zygote parsed, by the SHA-256 of their text; children forked afterwards
+# find them here and skip the parse (ruamel.yaml's round-trip loader: 1.5 ms for hello-world,
+# a tenth of a warm run). Keyed by content, not path: each run's copy lies in its own folder,
+# and a run only ever gets the parse of the very text it read itself.
+_documents: OrderedDict[str, Any] = OrderedDict()
+_DOCUMENTS_KEPT = 16
+# Bigger documents are left to cwltool: the zygote should not spend long on any one.
+_DOCUMENT_MAX_CHARS = 256 * 1024
+
+
+def _read_document(path: str) -> str | None:
+    """The text of the local workflow document ``path`` as cwltool's fetcher reads it, or
+    None for anything else (a URL, a fragment, a missing or too big file)."""
+    if "#" in path or "://" in path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as document:
+            text = document.read(_DOCUMENT_MAX_CHARS + 1)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) <= _DOCUMENT_MAX_CHARS else None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def learn(argv: list[str], cwd: str) -> None:
+    """Parse the workflow document of the run ``argv`` (``cwd`` its folder), in the zygote.
+
+    Called by the zygote after it has answered a request (``toolchest_wes.engines.zygote``),
+    so that runs forked afterwards, spares included, that bring the same text skip the parse.
+    cwltool's command line ends with the workflow and the job order, as ``CwltoolEngine``
+    writes it; anything else is a document no run will look up.
+    """
+    from toolchest_wes.compat import cwltool_internals
+
+    if len(argv) < 2:
+        return
+    text = _read_document(os.path.join(cwd, argv[-2]))
+    if text is None:
+        return
+    key = _digest(text)
+    if key in _documents:
+        _documents.move_to_end(key)
+        return
+    try:
+        tree = cwltool_internals.parse_document(text)
+    except Exception:
+        return
+    if tree is None:
+        return
+    _documents[key] = tree
+    while len(_documents) > _DOCUMENTS_KEPT:
+        _documents.popitem(last=False)
+
+
+def _known_document(args: argparse.Namespace) -> tuple[str, Any] | None:
+    """The zygote's parse of this run's workflow document, if it has one for the same text."""
+    if not _documents or args.enable_dev or not isinstance(args.workflow, str):
+        return None  # with --enable-dev, cwltool also reads further YAML documents in the file
+    text = _read_document(args.workflow)
+    if text is None:
+        return None
+    tree = _documents.get(_digest(text))
+    return None if tree is None else (args.workflow, tree)
+
+
+def _seeding_default_loader(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``cwltool.main.default_loader`` to hand the first loader of a run the document
+    the zygote parsed, so that cwltool's fetch of it parses nothing."""
+
+    @functools.wraps(original)
+    def default_loader(*args: Any, **kwargs: Any) -> Any:
+        from toolchest_wes.compat import cwltool_internals
+
+        loader = original(*args, **kwargs)
+        document, _state.document = _state.document, None
+        if document is not None:
+            path, tree = document
+            url = cwltool_internals.document_url(path)
+            cwltool_internals.seed_document(loader, url, tree)
+        return loader
+
+    return default_loader
 
 
 def _schema_setup(enable_ext: bool) -> Callable[[], None]:
@@ -506,6 +599,7 @@ def main(argv: list[str]) -> int:
     _state.sandbox = policy
     try:
         args = _parse_arguments(argv)
+        _state.document = _known_document(args)
         return int(
             cwltool.main.main(
                 args=args,
@@ -515,6 +609,7 @@ def main(argv: list[str]) -> int:
         )
     finally:
         _state.recorder = None
+        _state.document = None
         _state.ignore_docker = False
         _state.sandbox = None
         if recorder is not None:

@@ -175,6 +175,7 @@ def wait_until(condition, timeout: float = 60.0) -> bool:
 
 class Run:
     def __init__(self, tmp_path: Path, document: dict, params: dict, *flags: str) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.dir = tmp_path
         self.tasks = tmp_path / "tasks"
         workflow = tmp_path / "workflow.cwl"
@@ -498,3 +499,92 @@ def test_kill_tree_stops_a_run_taken_by_the_spare(spare_launcher, tmp_path):
 
     assert handle.wait(30) == -signal.SIGKILL
     assert wait_until(lambda: not group_members(handle.pid))
+
+
+# A tool with comments, a list, nested maps and a mistake on line 9 (a number as baseCommand).
+BROKEN_YAML = """\
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+# a comment
+inputs:
+  message:
+    type: string
+    inputBinding: {position: 1}
+baseCommand: [echo, 3]
+arguments:
+  - valueFrom: $(1 + )
+outputs: {}
+"""
+
+
+@pytest.mark.parametrize("with_id", [False, True])
+def test_a_document_parsed_before_loads_as_cwltool_loads_it(tmp_path, with_id):
+    import cwltool.load_tool
+
+    from toolchest_wes.compat import cwltool_internals
+
+    text = ("id: tool\n" if with_id else "") + BROKEN_YAML
+    path = tmp_path / "tool.cwl"
+    path.write_text(text)
+    url = cwltool_internals.document_url(str(path))
+    fetched_by = cwltool.load_tool.default_loader()
+    fetched = fetched_by.fetch(url)
+    tree = cwltool_internals.parse_document(text)
+    assert tree is not None
+    seeded_by = cwltool.load_tool.default_loader()
+
+    cwltool_internals.seed_document(seeded_by, url, tree)
+
+    assert seeded_by.fetch(url) == fetched
+    assert set(seeded_by.idx) == set(fetched_by.idx)
+    pending = [(seeded_by.fetch(url), fetched)]
+    while pending:
+        ours, theirs = pending.pop()
+        assert type(ours) is type(theirs)
+        if not hasattr(theirs, "lc"):
+            assert ours == theirs
+            continue
+        assert (ours.lc.line, ours.lc.col, ours.lc.filename, ours.lc.data) == (
+            theirs.lc.line,
+            theirs.lc.col,
+            theirs.lc.filename,
+            theirs.lc.data,
+        )
+        values = theirs.items() if isinstance(theirs, dict) else enumerate(theirs)
+        pending.extend((ours[key], value) for key, value in values)
+    # The zygote's parse stays as it was for the next run.
+    assert getattr(tree.lc, "filename", None) is None
+    assert ("id" in tree) == with_id
+
+
+def test_a_document_with_shared_nodes_is_left_to_cwltool():
+    from toolchest_wes.compat import cwltool_internals
+
+    assert cwltool_internals.parse_document("a: &x {b: 1}\nc: *x\n") is None
+    assert cwltool_internals.parse_document("a: &x {b: 1}\nc: {<<: *x, d: 2}\n") is None
+    assert cwltool_internals.parse_document("just text") is None
+    assert cwltool_internals.parse_document("a: {b: [1, {c: 2}]}\n") is not None
+
+
+def test_runs_after_the_zygote_learned_a_document_see_their_own(launcher, tmp_path):
+    """The zygote parses each run's workflow document for later runs with the same text."""
+    first = Run(tmp_path / "1", ECHO_TO_FILE, {"message": "first"})
+    assert run(launcher, first) == 0, first.stderr
+    same = Run(tmp_path / "2", ECHO_TO_FILE, {"message": "again"})
+    assert run(launcher, same) == 0, same.stderr
+    assert Path(same.outputs()["out"]["path"]).read_text() == "again\n"
+    changed = Run(tmp_path / "3", {**ECHO_TO_FILE, "stdout": "changed.txt"}, {"message": "x"})
+    assert run(launcher, changed) == 0, changed.stderr
+    assert changed.outputs()["out"]["basename"] == "changed.txt"
+
+    # A broken document: the second run's messages (from the zygote's parse) name the same
+    # lines and columns, in its own file, as the first run's (from cwltool's own).
+    broken = []
+    for name in ("4", "5"):
+        attempt = Run(tmp_path / name, {}, {"message": "x"})
+        (attempt.dir / "workflow.cwl").write_text(BROKEN_YAML)
+        assert run(launcher, attempt) != 0
+        broken.append(attempt.stderr.replace(str(attempt.dir), "RUN"))
+    assert "workflow.cwl:9:" in broken[0]
+    assert broken[0] == broken[1]
