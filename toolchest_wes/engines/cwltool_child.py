@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -411,10 +412,20 @@ def _read_document(path: str) -> str | None:
     if "#" in path or "://" in path:
         return None
     try:
-        with open(path, encoding="utf-8") as document:
+        # Without blocking: a FIFO in the document's place must not hang the zygote.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        # Text mode, as cwltool's fetcher reads it (universal newlines).
+        with open(fd, encoding="utf-8", closefd=False) as document:
             text = document.read(_DOCUMENT_MAX_CHARS + 1)
     except (OSError, UnicodeDecodeError):
         return None
+    finally:
+        os.close(fd)
     return text if len(text) <= _DOCUMENT_MAX_CHARS else None
 
 

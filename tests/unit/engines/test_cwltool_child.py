@@ -588,3 +588,21 @@ def test_runs_after_the_zygote_learned_a_document_see_their_own(launcher, tmp_pa
         broken.append(attempt.stderr.replace(str(attempt.dir), "RUN"))
     assert "workflow.cwl:9:" in broken[0]
     assert broken[0] == broken[1]
+
+
+def test_only_regular_files_are_read_as_documents(tmp_path):
+    from toolchest_wes.engines import cwltool_child
+
+    fifo = tmp_path / "fifo.cwl"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.cwl"
+    big.write_text("#" * (cwltool_child._DOCUMENT_MAX_CHARS + 1))
+    small = tmp_path / "small.cwl"
+    small.write_bytes(b"a: 1\r\nb: 2\r\n")
+
+    assert cwltool_child._read_document(str(fifo)) is None  # and does not block
+    assert cwltool_child._read_document(str(tmp_path)) is None
+    assert cwltool_child._read_document(str(big)) is None
+    assert cwltool_child._read_document(str(tmp_path / "missing.cwl")) is None
+    assert cwltool_child._read_document(f"{small}#main") is None
+    assert cwltool_child._read_document(str(small)) == "a: 1\nb: 2\n"
