@@ -79,8 +79,9 @@ def serve(spare: bool, learn: bool = False) -> None:
     from toolchest_wes.engines import cwltool_child
 
     cwltool_child.warm()
-    if learn:
-        cwltool_child.learn([str(HELLO), "job.json"], str(ROOT))
+    if learn:  # twice, as the zygote parses a document the second time a run brings it
+        for _ in range(2):
+            cwltool_child.learn([str(HELLO), "job.json"], str(ROOT))
     print("ready", flush=True)
     for line in sys.stdin:
         print(json.dumps([child_cpu_ms(spare) for _ in range(int(line))]), flush=True)

@@ -402,8 +402,13 @@ def _remember_urlsplits() -> None:
 # and a run only ever gets the parse of the very text it read itself.
 _documents: OrderedDict[str, Any] = OrderedDict()
 _DOCUMENTS_KEPT = 16
-# Bigger documents are left to cwltool: the zygote should not spend long on any one.
-_DOCUMENT_MAX_CHARS = 256 * 1024
+# The digests of the documents of recent runs: a document is parsed the second time it comes,
+# so that documents run once cost the zygote a read and a hash, not a parse of their own.
+_seen: OrderedDict[str, None] = OrderedDict()
+_SEEN_KEPT = 256
+# Bigger documents are left to cwltool: the zygote answers no request while it parses (some
+# 5 microseconds per character), and should not spend long on any one.
+_DOCUMENT_MAX_CHARS = 16 * 1024
 
 
 def _read_document(path: str) -> str | None:
@@ -438,6 +443,7 @@ def learn(argv: list[str], cwd: str) -> None:
 
     Called by the zygote after it has answered a request (``toolchest_wes.engines.zygote``),
     so that runs forked afterwards, spares included, that bring the same text skip the parse.
+    A document is parsed the second time a run brings it, and kept while it keeps coming.
     cwltool's command line ends with the workflow and the job order, as ``CwltoolEngine``
     writes it; anything else is a document no run will look up.
     """
@@ -451,6 +457,11 @@ def learn(argv: list[str], cwd: str) -> None:
     key = _digest(text)
     if key in _documents:
         _documents.move_to_end(key)
+        return
+    if key not in _seen:
+        _seen[key] = None
+        while len(_seen) > _SEEN_KEPT:
+            _seen.popitem(last=False)
         return
     try:
         tree = cwltool_internals.parse_document(text)

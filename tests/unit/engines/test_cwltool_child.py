@@ -568,26 +568,26 @@ def test_a_document_with_shared_nodes_is_left_to_cwltool():
 
 
 def test_runs_after_the_zygote_learned_a_document_see_their_own(launcher, tmp_path):
-    """The zygote parses each run's workflow document for later runs with the same text."""
-    first = Run(tmp_path / "1", ECHO_TO_FILE, {"message": "first"})
-    assert run(launcher, first) == 0, first.stderr
-    same = Run(tmp_path / "2", ECHO_TO_FILE, {"message": "again"})
-    assert run(launcher, same) == 0, same.stderr
-    assert Path(same.outputs()["out"]["path"]).read_text() == "again\n"
-    changed = Run(tmp_path / "3", {**ECHO_TO_FILE, "stdout": "changed.txt"}, {"message": "x"})
+    """The zygote parses a workflow document the second time a run brings it, for later runs
+    with the same text."""
+    for name in ("1", "2", "3"):
+        same = Run(tmp_path / name, ECHO_TO_FILE, {"message": f"run {name}"})
+        assert run(launcher, same) == 0, same.stderr
+        assert Path(same.outputs()["out"]["path"]).read_text() == f"run {name}\n"
+    changed = Run(tmp_path / "4", {**ECHO_TO_FILE, "stdout": "changed.txt"}, {"message": "x"})
     assert run(launcher, changed) == 0, changed.stderr
     assert changed.outputs()["out"]["basename"] == "changed.txt"
 
-    # A broken document: the second run's messages (from the zygote's parse) name the same
+    # A broken document: the third run's messages (from the zygote's parse) name the same
     # lines and columns, in its own file, as the first run's (from cwltool's own).
     broken = []
-    for name in ("4", "5"):
+    for name in ("5", "6", "7"):
         attempt = Run(tmp_path / name, {}, {"message": "x"})
         (attempt.dir / "workflow.cwl").write_text(BROKEN_YAML)
         assert run(launcher, attempt) != 0
         broken.append(attempt.stderr.replace(str(attempt.dir), "RUN"))
     assert "workflow.cwl:9:" in broken[0]
-    assert broken[0] == broken[1]
+    assert broken[0] == broken[1] == broken[2]
 
 
 def test_only_regular_files_are_read_as_documents(tmp_path):
@@ -606,3 +606,22 @@ def test_only_regular_files_are_read_as_documents(tmp_path):
     assert cwltool_child._read_document(str(tmp_path / "missing.cwl")) is None
     assert cwltool_child._read_document(f"{small}#main") is None
     assert cwltool_child._read_document(str(small)) == "a: 1\nb: 2\n"
+
+
+def test_a_document_is_parsed_the_second_time_it_comes(tmp_path, monkeypatch):
+    from toolchest_wes.engines import cwltool_child
+
+    monkeypatch.setattr(cwltool_child, "_documents", type(cwltool_child._documents)())
+    monkeypatch.setattr(cwltool_child, "_seen", type(cwltool_child._seen)())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "workflow.cwl").write_text(json.dumps(ECHO))
+    argv = ["--outdir", "out", "workflow.cwl", "job.json"]
+
+    cwltool_child.learn(argv, str(tmp_path / "a"))
+    assert not cwltool_child._documents
+    cwltool_child.learn(argv, str(tmp_path / "b"))  # the same text in another folder
+    assert len(cwltool_child._documents) == 1
+    cwltool_child.learn(["--version"], str(tmp_path))  # no document
+    assert len(cwltool_child._documents) == 1
