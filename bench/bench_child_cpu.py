@@ -13,7 +13,12 @@ first runs ``cwltool_child.prefault`` as the zygote's spare does while idle, and
 are from the end of that to the exit, the part of the run that a request waits for (the
 prefault's own CPU time is printed apart). The baseline's children are plain forks.
 
+With ``--learn``, this checkout's worker first calls ``cwltool_child.learn`` for hello-world,
+as the zygote does once it has answered a request, so that its children find the workflow
+document parsed; the baseline's do not.
+
 Usage: python bench/bench_child_cpu.py --baseline DIR [--runs 60] [--batch 10] [--spare]
+       [--learn]
 """
 
 from __future__ import annotations
@@ -69,11 +74,14 @@ def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
         shutil.rmtree(folder)
 
 
-def serve(spare: bool) -> None:
+def serve(spare: bool, learn: bool = False) -> None:
     """Worker mode: warm up, then answer each line ``N`` with N runs' figures as JSON."""
     from toolchest_wes.engines import cwltool_child
 
     cwltool_child.warm()
+    if learn:  # twice, as the zygote parses a document the second time a run brings it
+        for _ in range(2):
+            cwltool_child.learn([str(HELLO), "job.json"], str(ROOT))
     print("ready", flush=True)
     for line in sys.stdin:
         print(json.dumps([child_cpu_ms(spare) for _ in range(int(line))]), flush=True)
@@ -82,10 +90,11 @@ def serve(spare: bool) -> None:
 class Worker:
     """An interpreter running ``serve`` with one checkout's code."""
 
-    def __init__(self, code: Path, spare: bool = False) -> None:
+    def __init__(self, code: Path, spare: bool = False, learn: bool = False) -> None:
         env = dict(os.environ, PYTHONPATH=str(code))
+        flags = [*(["--spare"] if spare else []), *(["--learn"] if learn else [])]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", *(["--spare"] if spare else [])],
+            [sys.executable, __file__, "--serve", *flags],
             cwd=Path(__file__).parent,
             env=env,
             stdin=subprocess.PIPE,
@@ -119,15 +128,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--spare", action="store_true", help="this checkout's runs as spares")
+    parser.add_argument(
+        "--learn", action="store_true", help="this checkout's zygote parsed hello-world before"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     stop_on_signals()
     if args.serve:
-        serve(args.spare)
+        serve(args.spare, args.learn)
         return
     if args.baseline is None:
         parser.error("--baseline DIR is required")
-    this, base = Worker(ROOT, args.spare), Worker(args.baseline)
+    this, base = Worker(ROOT, args.spare, args.learn), Worker(args.baseline)
     try:
         this.runs(3), base.runs(3)  # warm-up
         ours: list[tuple[float, int, float]] = []

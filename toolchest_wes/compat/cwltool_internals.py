@@ -27,6 +27,18 @@ changes how it starts tools; cwltool has no public hook for that. Every such bet
   then fills in missing options from ``get_default_args()``, which it imports into
   ``cwltool.main`` and which builds a whole parser again at every call.
 
+- ``cwltool.main.default_loader(...)`` makes the ``Loader`` that ``cwltool.main.main`` reads
+  the workflow document with (``setup_loadingContext`` calls it through ``cwltool.main``), and
+  ``cwltool.load_tool.resolve_tool_uri`` names a local document's URL
+  ``file_uri(os.path.abspath(path))``. schema_salad's ``Loader.fetch(url)`` answers
+  ``Loader.idx[url]`` when it is there; otherwise it parses the text with
+  ``schema_salad.utils.yaml_no_ts()`` (the first YAML document; further ones only with
+  attachments allowed, which ``--enable-dev`` does), sets ``lc.filename`` on every node to
+  ``schema_salad.sourceline.relname(url)`` (``add_lc_filename``), indexes the result under
+  each of ``Loader.identifiers`` it has (``expand_url(value, url, scoped_id=True)``) or sets
+  the first to ``url``, and indexes it under ``url``. :func:`seed_document` repeats the steps
+  after the parse.
+
 Importing this module imports cwltool and runs :func:`verify`, so a cwltool without one of
 these parts fails where it is first used (the engine's ``warm`` at startup), not in a run.
 """
@@ -37,6 +49,8 @@ import argparse
 import copy
 import functools
 import inspect
+import io
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -47,12 +61,17 @@ import cwl_utils.sandboxjs
 import cwltool.argparser
 import cwltool.command_line_tool
 import cwltool.job
+import cwltool.load_tool
 import cwltool.main
 import cwltool.pathmapper
 import cwltool.process
 import cwltool.resolver
 import cwltool.utils
 from cwltool.context import RuntimeContext
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from schema_salad.ref_resolver import file_uri
+from schema_salad.sourceline import relname
+from schema_salad.utils import yaml_no_ts
 
 from toolchest_wes.compat.private_api import SupportedRange
 
@@ -61,10 +80,14 @@ __all__ = [
     "CWL_UTILS",
     "JS_PROCESS_CALLS",
     "cache_default_args",
+    "document_url",
     "forget_job_names",
     "job_class_checked_after_setup",
     "option_strings",
+    "parse_document",
+    "seed_document",
     "verify",
+    "wrap_default_loader",
     "wrap_job_popen",
     "wrap_job_run",
     "wrap_js_subprocess",
@@ -165,6 +188,72 @@ def job_class_checked_after_setup(name: str, check: Callable[[Any], None]) -> ty
     return CheckedCommandLineJob
 
 
+def wrap_default_loader(wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replace ``cwltool.main.default_loader`` by ``wrapper(current)``, once per process."""
+    _wrap_once(cwltool.main, "default_loader", wrapper)
+
+
+def document_url(path: str) -> str:
+    """The URL ``cwltool.main.main`` fetches the local workflow document ``path`` from, as
+    ``cwltool.load_tool.resolve_tool_uri`` names an existing file (without logging it again)."""
+    return str(file_uri(os.path.abspath(path)))
+
+
+def parse_document(text: str) -> CommentedMap | CommentedSeq | None:
+    """The first YAML document in ``text``, parsed as schema_salad parses a CWL document.
+
+    None if it is neither a mapping nor a list, or shares a node between two places (YAML
+    anchors and aliases, or merge keys): a copy made by :func:`seed_document` would not.
+    """
+    tree = next(yaml_no_ts().load_all(io.StringIO(text)))
+    seen: set[int] = set()
+    pending: list[Any] = [tree]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, (CommentedMap, CommentedSeq)):
+            continue
+        if id(node) in seen or getattr(node, "merge", None):
+            return None
+        seen.add(id(node))
+        pending.extend(node.values() if isinstance(node, CommentedMap) else node)
+    return tree if isinstance(tree, (CommentedMap, CommentedSeq)) else None
+
+
+def _copy_tree(node: Any, filename: str) -> Any:
+    """A copy of a parsed document's containers, with their line and column data, each
+    named ``filename`` as ``add_lc_filename`` names them; scalars are shared (immutable)."""
+    copy_: CommentedMap | CommentedSeq
+    if isinstance(node, CommentedMap):
+        copy_ = CommentedMap()
+        for key, value in node.items():
+            copy_[key] = _copy_tree(value, filename)
+    elif isinstance(node, CommentedSeq):
+        copy_ = CommentedSeq(_copy_tree(value, filename) for value in node)
+    else:
+        return node
+    copy_.lc.line, copy_.lc.col = node.lc.line, node.lc.col
+    if node.lc.data is not None:
+        copy_.lc.data = {key: list(place) for key, place in node.lc.data.items()}
+    copy_.lc.filename = filename
+    return copy_
+
+
+def seed_document(loader: Any, url: str, tree: CommentedMap | CommentedSeq) -> None:
+    """Put a copy of ``tree`` (from :func:`parse_document`) in ``loader`` as what
+    ``loader.fetch(url)`` would make of the same text, so that fetching it parses nothing."""
+    result = _copy_tree(tree, relname(url))
+    identifiers = list(loader.identifiers)
+    if isinstance(result, CommentedMap) and identifiers:
+        missing = True
+        for identifier in identifiers:
+            if identifier in result:
+                missing = False
+                loader.idx[loader.expand_url(result[identifier], url, scoped_id=True)] = result
+        if missing:
+            result[identifiers[0]] = url
+    loader.idx[url] = result
+
+
 def forget_job_names() -> None:
     """Empty the set cwltool makes its job names unique against."""
     cwltool.process._names.clear()
@@ -211,6 +300,8 @@ def verify() -> None:
     CWLTOOL.parameters(setup_schema, "cwltool.main.setup_schema", ("args",))
     CWLTOOL.parameters(cwltool.main.main, "cwltool.main.main", _MAIN_PARAMETERS)
     CWLTOOL.attribute(cwltool.main, "get_default_args")
+    CWLTOOL.attribute(cwltool.main, "default_loader")
+    CWLTOOL.attribute(cwltool.load_tool, "file_uri")  # the function cwltool names URLs with
     CWLTOOL.attribute(cwltool.argparser, "get_default_args")
     parser = CWLTOOL.attribute(cwltool.argparser, "arg_parser")()
     if not isinstance(parser, argparse.ArgumentParser):

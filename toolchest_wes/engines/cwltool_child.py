@@ -41,16 +41,20 @@ import contextlib
 import copy
 import ctypes
 import functools
+import hashlib
 import inspect
 import io
 import json
 import logging
 import os
 import signal
+import stat
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +70,7 @@ from toolchest_wes.engines.cwltool_sandbox import (
 from toolchest_wes.engines.engine_jail import JailError, enter_jail, scrub_environment
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 
-__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "main", "prefault", "warm"]
+__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "learn", "main", "prefault", "warm"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +108,9 @@ class _RunState:
     """What the patched cwltool functions need to know about the current ``main`` call."""
 
     recorder: _TaskRecorder | None = None
+    # The workflow document, parsed by the zygote before this process was forked, for the
+    # loader cwltool makes next: (the path cwltool was given, the parsed tree).
+    document: tuple[str, Any] | None = None
     ignore_docker: bool = False
     docker_warned: set[str] = field(default_factory=set)
     sandbox: SandboxPolicy | None = None
@@ -273,6 +280,7 @@ def _install_patches() -> None:
     cwltool_internals.wrap_js_subprocess(lambda real: SandboxedSubprocess(real, _sandbox_policy))
     cwltool_internals.wrap_make_job_runner(_container_free_job_runner)
     cwltool_internals.wrap_process_monitor(sampling_process_monitor)
+    cwltool_internals.wrap_default_loader(_seeding_default_loader)
 
 
 # cwltool's argument parser, built by ``warm`` for one parse in a forked child. cwltool builds
@@ -323,6 +331,177 @@ def _parse_arguments(argv: list[str]) -> argparse.Namespace:
             args.cidfile_dir = os.getcwd()
         del args.record_container_id
     return args
+
+
+# How many URLs ``urllib.parse.urlsplit`` remembers for good in the engine process. The
+# standard library keeps the last 128 (``functools.lru_cache``), but every run builds
+# schema_salad loaders from a CWL schema context of some 230 URLs, walked in the same order each
+# time: with room for 128, each walk evicts every URL before it comes round again, and all 230
+# are split anew, several times per run. Remembered for good (no eviction), the zygote's warm-up
+# fills the table once and each forked run only reads it: an LRU list would be rewritten at
+# every hit, and each rewritten page is one more copy-on-write fault in a forked run.
+_URLSPLIT_TABLE_SIZE = 4096
+
+
+class _RememberingUrlsplit:
+    """``urllib.parse.urlsplit`` with a table of the first URLs it split, never evicted.
+
+    Past ``limit`` entries, calls go to the standard library's function (and its own LRU
+    cache). The answers are the same; ``SplitResult`` is an immutable tuple.
+    """
+
+    def __init__(self, split: Callable[..., Any], limit: int) -> None:
+        self.split = split
+        self.limit = limit
+        self.table: dict[tuple[Any, Any, Any], Any] = {}
+
+    def __call__(self, url: Any, scheme: Any = "", allow_fragments: Any = True) -> Any:
+        key = (url, scheme, allow_fragments)
+        known = self.table.get(key)
+        if known is not None:
+            return known
+        result = self.split(url, scheme, allow_fragments)
+        if len(self.table) < self.limit:
+            self.table[key] = result
+        return result
+
+    def compact(self) -> None:
+        """Copy the answers so far, and the strings in them, into memory of their own.
+
+        A run that reads an answer writes to it (reference counts), and to each of its parts
+        that it uses. Made one after another, the answers share a few pages; made where the
+        warm-up happened to split them, they are strewn over a hundred, and each page is one
+        more copy-on-write fault in a child forked afterwards.
+        """
+        for key, result in self.table.items():
+            self.table[key] = type(result)(*(_own_copy(part) for part in result))
+
+
+def _own_copy(value: Any) -> Any:
+    """A new string equal to ``value`` (a ``str`` or ``bytes``), allocated now."""
+    if isinstance(value, str) and value:
+        return (value + " ")[:-1]
+    if isinstance(value, bytes) and value:
+        return (value + b" ")[:-1]
+    return value
+
+
+def _remember_urlsplits() -> None:
+    """Put :class:`_RememberingUrlsplit` in place of ``urllib.parse.urlsplit``; once per process.
+
+    ``urllib.parse`` calls its own ``urlsplit`` through the module (``urlparse``, ``urljoin``),
+    and so does schema_salad; code that imported the function by name keeps the original.
+    """
+    if not isinstance(urllib.parse.urlsplit, _RememberingUrlsplit):
+        urllib.parse.urlsplit = _RememberingUrlsplit(urllib.parse.urlsplit, _URLSPLIT_TABLE_SIZE)
+
+
+# Workflow documents the zygote parsed, by the SHA-256 of their text; children forked afterwards
+# find them here and skip the parse (ruamel.yaml's round-trip loader: 1.5 ms for hello-world,
+# a tenth of a warm run). Keyed by content, not path: each run's copy lies in its own folder,
+# and a run only ever gets the parse of the very text it read itself.
+_documents: OrderedDict[str, Any] = OrderedDict()
+_DOCUMENTS_KEPT = 16
+# The digests of the documents of recent runs: a document is parsed the second time it comes,
+# so that documents run once cost the zygote a read and a hash, not a parse of their own.
+_seen: OrderedDict[str, None] = OrderedDict()
+_SEEN_KEPT = 256
+# Bigger documents are left to cwltool: the zygote answers no request while it parses (some
+# 5 microseconds per character), and should not spend long on any one.
+_DOCUMENT_MAX_CHARS = 16 * 1024
+
+
+def _read_document(path: str) -> str | None:
+    """The text of the local workflow document ``path`` as cwltool's fetcher reads it, or
+    None for anything else (a URL, a fragment, a missing or too big file)."""
+    if "#" in path or "://" in path:
+        return None
+    try:
+        # Without blocking: a FIFO in the document's place must not hang the zygote.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        # Text mode, as cwltool's fetcher reads it (universal newlines).
+        with open(fd, encoding="utf-8", closefd=False) as document:
+            text = document.read(_DOCUMENT_MAX_CHARS + 1)
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        os.close(fd)
+    return text if len(text) <= _DOCUMENT_MAX_CHARS else None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def learn(argv: list[str], cwd: str) -> None:
+    """Parse the workflow document of the run ``argv`` (``cwd`` its folder), in the zygote.
+
+    Called by the zygote after it has answered a request (``toolchest_wes.engines.zygote``),
+    so that runs forked afterwards, spares included, that bring the same text skip the parse.
+    A document is parsed the second time a run brings it, and kept while it keeps coming.
+    cwltool's command line ends with the workflow and the job order, as ``CwltoolEngine``
+    writes it; anything else is a document no run will look up.
+    """
+    from toolchest_wes.compat import cwltool_internals
+
+    if len(argv) < 2:
+        return
+    text = _read_document(os.path.join(cwd, argv[-2]))
+    if text is None:
+        return
+    key = _digest(text)
+    if key in _documents:
+        _documents.move_to_end(key)
+        return
+    if key not in _seen:
+        _seen[key] = None
+        while len(_seen) > _SEEN_KEPT:
+            _seen.popitem(last=False)
+        return
+    try:
+        tree = cwltool_internals.parse_document(text)
+    except Exception:
+        return
+    if tree is None:
+        return
+    _documents[key] = tree
+    while len(_documents) > _DOCUMENTS_KEPT:
+        _documents.popitem(last=False)
+
+
+def _known_document(args: argparse.Namespace) -> tuple[str, Any] | None:
+    """The zygote's parse of this run's workflow document, if it has one for the same text."""
+    if not _documents or args.enable_dev or not isinstance(args.workflow, str):
+        return None  # with --enable-dev, cwltool also reads further YAML documents in the file
+    text = _read_document(args.workflow)
+    if text is None:
+        return None
+    tree = _documents.get(_digest(text))
+    return None if tree is None else (args.workflow, tree)
+
+
+def _seeding_default_loader(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``cwltool.main.default_loader`` to hand the first loader of a run the document
+    the zygote parsed, so that cwltool's fetch of it parses nothing."""
+
+    @functools.wraps(original)
+    def default_loader(*args: Any, **kwargs: Any) -> Any:
+        from toolchest_wes.compat import cwltool_internals
+
+        loader = original(*args, **kwargs)
+        document, _state.document = _state.document, None
+        if document is not None:
+            path, tree = document
+            url = cwltool_internals.document_url(path)
+            cwltool_internals.seed_document(loader, url, tree)
+        return loader
+
+    return default_loader
 
 
 def _schema_setup(enable_ext: bool) -> Callable[[], None]:
@@ -434,6 +613,7 @@ def main(argv: list[str]) -> int:
         # After the jail: a change of uid clears the parent-death signal.
         _bind_lifetime_to_parent()
     _install_patches()
+    _remember_urlsplits()
     recorder = _TaskRecorder(Path(task_dir)) if task_dir else None
     _state.recorder = recorder
     _state.ignore_docker = ignore_docker
@@ -441,6 +621,7 @@ def main(argv: list[str]) -> int:
     _state.sandbox = policy
     try:
         args = _parse_arguments(argv)
+        _state.document = _known_document(args)
         return int(
             cwltool.main.main(
                 args=args,
@@ -450,6 +631,7 @@ def main(argv: list[str]) -> int:
         )
     finally:
         _state.recorder = None
+        _state.document = None
         _state.ignore_docker = False
         _state.sandbox = None
         if recorder is not None:
@@ -486,6 +668,7 @@ def warm() -> None:
     from toolchest_wes.compat import cwltool_internals
 
     global _spare_parser, _warm_args
+    _remember_urlsplits()
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
     # Built here, so that every forked run finds them ready.
@@ -496,6 +679,8 @@ def warm() -> None:
     )
     _walk_warm_workflow(_WARM_WORKFLOW)
     _spare_parser = _make_parser()
+    if isinstance(urllib.parse.urlsplit, _RememberingUrlsplit):
+        urllib.parse.urlsplit.compact()
 
 
 def _walk_warm_workflow(document: dict[str, Any]) -> None:

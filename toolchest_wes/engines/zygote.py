@@ -47,6 +47,11 @@ that is idle rather than one that runs need; with every CPU busy, none is made. 
 than one, so that runs that follow each other closely find one ready: each spare has two
 runs' time to prepare. A spare that fails before it is ready turns spares off for the
 zygote's life. A spare never handed a request is killed and reaped quietly.
+
+Learning. An entry module may define ``learn(argv, cwd)``: the zygote calls it with each
+request's ``argv[1:]`` and ``cwd`` once it has answered the request, so that the module can
+load here what later runs of the same kind would load again (``cwltool_child`` parses the
+workflow document); children forked afterwards, spares included, inherit it.
 """
 
 from __future__ import annotations
@@ -287,6 +292,17 @@ class _ForkServer:
             if grace:
                 self._graceful[pid] = float(grace)
             self.send({"req": req, "pid": pid})
+            self._learn(request)
+
+    def _learn(self, request: dict[str, Any]) -> None:
+        """Let the entry module load, here, what later runs like this one will load again."""
+        learn = getattr(self._modules.get(str(request.get("entry"))), "learn", None)
+        if not callable(learn):
+            return
+        try:
+            learn(list(request["argv"])[1:], str(request["cwd"]))
+        except Exception:  # a cache that could not be filled is no error
+            print(f"zygote: learn failed: {traceback.format_exc(limit=-3)}", file=sys.stderr)
 
     def _fork(self, request: dict[str, Any]) -> int:
         module = self._modules.get(str(request["entry"]))

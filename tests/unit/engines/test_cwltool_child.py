@@ -175,6 +175,7 @@ def wait_until(condition, timeout: float = 60.0) -> bool:
 
 class Run:
     def __init__(self, tmp_path: Path, document: dict, params: dict, *flags: str) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.dir = tmp_path
         self.tasks = tmp_path / "tasks"
         workflow = tmp_path / "workflow.cwl"
@@ -437,6 +438,42 @@ def test_a_bad_command_line_exits_as_cwltool_does(monkeypatch, capsys):
     assert "cwltool: error: unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
+def test_remembered_urlsplits_answer_as_the_standard_library(monkeypatch):
+    import urllib.parse
+
+    from toolchest_wes.engines import cwltool_child
+
+    standard = urllib.parse.urlsplit
+    if isinstance(standard, cwltool_child._RememberingUrlsplit):  # a warm() ran in this process
+        standard = standard.split
+    monkeypatch.setattr(urllib.parse, "urlsplit", standard)
+    monkeypatch.setattr(cwltool_child, "_URLSPLIT_TABLE_SIZE", 3)
+    cwltool_child._remember_urlsplits()
+    remembering = urllib.parse.urlsplit
+    cwltool_child._remember_urlsplits()  # once per process: the second call keeps the first
+    assert urllib.parse.urlsplit is remembering
+    urls = [
+        "https://w3id.org/cwl/cwl#inputs",
+        "file:///a/b.cwl#main/x",
+        "file:///a/b.cwl#main/x",
+        b"http://host:8080/p?q=1",
+        "//host/path",
+        "relative/path#frag",
+    ]
+    for url in urls:
+        assert remembering(url) == standard(url)
+        scheme = b"file" if isinstance(url, bytes) else "file"
+        assert remembering(url, scheme, False) == standard(url, scheme, False)
+    # urllib.parse's own functions call it through the module.
+    assert urllib.parse.urljoin("file:///a/b.cwl", "c.yml") == "file:///a/c.yml"
+    assert len(remembering.table) == 3  # bounded: past the limit, only the standard cache
+    before = dict(remembering.table)
+    remembering.compact()
+    assert remembering.table == before
+    assert all(remembering.table[key] is not before[key] for key in before)
+    assert remembering(urls[0]) == standard(urls[0])
+
+
 def test_a_run_taken_by_the_spare_runs_as_a_forked_one(spare_launcher, tmp_path):
     spares = prepared_spares(spare_launcher)
     niceness = Run(tmp_path, NICENESS, {})
@@ -462,3 +499,129 @@ def test_kill_tree_stops_a_run_taken_by_the_spare(spare_launcher, tmp_path):
 
     assert handle.wait(30) == -signal.SIGKILL
     assert wait_until(lambda: not group_members(handle.pid))
+
+
+# A tool with comments, a list, nested maps and a mistake on line 9 (a number as baseCommand).
+BROKEN_YAML = """\
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+# a comment
+inputs:
+  message:
+    type: string
+    inputBinding: {position: 1}
+baseCommand: [echo, 3]
+arguments:
+  - valueFrom: $(1 + )
+outputs: {}
+"""
+
+
+@pytest.mark.parametrize("with_id", [False, True])
+def test_a_document_parsed_before_loads_as_cwltool_loads_it(tmp_path, with_id):
+    import cwltool.load_tool
+
+    from toolchest_wes.compat import cwltool_internals
+
+    text = ("id: tool\n" if with_id else "") + BROKEN_YAML
+    path = tmp_path / "tool.cwl"
+    path.write_text(text)
+    url = cwltool_internals.document_url(str(path))
+    fetched_by = cwltool.load_tool.default_loader()
+    fetched = fetched_by.fetch(url)
+    tree = cwltool_internals.parse_document(text)
+    assert tree is not None
+    seeded_by = cwltool.load_tool.default_loader()
+
+    cwltool_internals.seed_document(seeded_by, url, tree)
+
+    assert seeded_by.fetch(url) == fetched
+    assert set(seeded_by.idx) == set(fetched_by.idx)
+    pending = [(seeded_by.fetch(url), fetched)]
+    while pending:
+        ours, theirs = pending.pop()
+        assert type(ours) is type(theirs)
+        if not hasattr(theirs, "lc"):
+            assert ours == theirs
+            continue
+        assert (ours.lc.line, ours.lc.col, ours.lc.filename, ours.lc.data) == (
+            theirs.lc.line,
+            theirs.lc.col,
+            theirs.lc.filename,
+            theirs.lc.data,
+        )
+        values = theirs.items() if isinstance(theirs, dict) else enumerate(theirs)
+        pending.extend((ours[key], value) for key, value in values)
+    # The zygote's parse stays as it was for the next run.
+    assert getattr(tree.lc, "filename", None) is None
+    assert ("id" in tree) == with_id
+
+
+def test_a_document_with_shared_nodes_is_left_to_cwltool():
+    from toolchest_wes.compat import cwltool_internals
+
+    assert cwltool_internals.parse_document("a: &x {b: 1}\nc: *x\n") is None
+    assert cwltool_internals.parse_document("a: &x {b: 1}\nc: {<<: *x, d: 2}\n") is None
+    assert cwltool_internals.parse_document("just text") is None
+    assert cwltool_internals.parse_document("a: {b: [1, {c: 2}]}\n") is not None
+
+
+def test_runs_after_the_zygote_learned_a_document_see_their_own(launcher, tmp_path):
+    """The zygote parses a workflow document the second time a run brings it, for later runs
+    with the same text."""
+    for name in ("1", "2", "3"):
+        same = Run(tmp_path / name, ECHO_TO_FILE, {"message": f"run {name}"})
+        assert run(launcher, same) == 0, same.stderr
+        assert Path(same.outputs()["out"]["path"]).read_text() == f"run {name}\n"
+    changed = Run(tmp_path / "4", {**ECHO_TO_FILE, "stdout": "changed.txt"}, {"message": "x"})
+    assert run(launcher, changed) == 0, changed.stderr
+    assert changed.outputs()["out"]["basename"] == "changed.txt"
+
+    # A broken document: the third run's messages (from the zygote's parse) name the same
+    # lines and columns, in its own file, as the first run's (from cwltool's own).
+    broken = []
+    for name in ("5", "6", "7"):
+        attempt = Run(tmp_path / name, {}, {"message": "x"})
+        (attempt.dir / "workflow.cwl").write_text(BROKEN_YAML)
+        assert run(launcher, attempt) != 0
+        broken.append(attempt.stderr.replace(str(attempt.dir), "RUN"))
+    assert "workflow.cwl:9:" in broken[0]
+    assert broken[0] == broken[1] == broken[2]
+
+
+def test_only_regular_files_are_read_as_documents(tmp_path):
+    from toolchest_wes.engines import cwltool_child
+
+    fifo = tmp_path / "fifo.cwl"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.cwl"
+    big.write_text("#" * (cwltool_child._DOCUMENT_MAX_CHARS + 1))
+    small = tmp_path / "small.cwl"
+    small.write_bytes(b"a: 1\r\nb: 2\r\n")
+
+    assert cwltool_child._read_document(str(fifo)) is None  # and does not block
+    assert cwltool_child._read_document(str(tmp_path)) is None
+    assert cwltool_child._read_document(str(big)) is None
+    assert cwltool_child._read_document(str(tmp_path / "missing.cwl")) is None
+    assert cwltool_child._read_document(f"{small}#main") is None
+    assert cwltool_child._read_document(str(small)) == "a: 1\nb: 2\n"
+
+
+def test_a_document_is_parsed_the_second_time_it_comes(tmp_path, monkeypatch):
+    from toolchest_wes.engines import cwltool_child
+
+    monkeypatch.setattr(cwltool_child, "_documents", type(cwltool_child._documents)())
+    monkeypatch.setattr(cwltool_child, "_seen", type(cwltool_child._seen)())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "workflow.cwl").write_text(json.dumps(ECHO))
+    argv = ["--outdir", "out", "workflow.cwl", "job.json"]
+
+    cwltool_child.learn(argv, str(tmp_path / "a"))
+    assert not cwltool_child._documents
+    cwltool_child.learn(argv, str(tmp_path / "b"))  # the same text in another folder
+    assert len(cwltool_child._documents) == 1
+    cwltool_child.learn(["--version"], str(tmp_path))  # no document
+    assert len(cwltool_child._documents) == 1

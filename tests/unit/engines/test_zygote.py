@@ -86,6 +86,20 @@ ENTRIES = {
         def main(argv):
             return 0
     """,
+    # An entry that learns from each request: children forked afterwards print what it
+    # learned before them; a request for "fail" makes learn() raise.
+    "learning_demo": """
+        LEARNED = []
+
+        def learn(argv, cwd):
+            if argv == ["fail"]:
+                raise RuntimeError("nothing to learn")
+            LEARNED.append([argv, cwd])
+
+        def main(argv):
+            print(LEARNED)
+            return 0
+    """,
     # A supervisor that cleans up on SIGTERM, and has the zygote wait for it.
     "graceful_demo": """
         import signal, sys, time
@@ -512,3 +526,17 @@ def test_a_lingering_zygote_keeps_its_runs_but_not_its_spares(zygote, folder, ke
     os.kill(pid, signal.SIGTERM)
     assert zygote.wait() == 0
     assert read_exit(record) == -signal.SIGTERM
+
+
+def test_children_inherit_what_the_entry_learned_from_earlier_requests(zygote, folder):
+    zygote.hello("learning_demo")
+
+    printed = []
+    for args in (["a", "b"], ["fail"], ["c"]):
+        reply = zygote.fork(folder, "learning_demo", *args)
+        assert zygote.exit_of(reply["pid"]) == 0
+        printed.append(json.loads((folder / "stdout").read_text().replace("'", '"')))
+
+    # Each child was forked before the zygote learned from its own request; a learn() that
+    # raised costs the zygote nothing.
+    assert printed == [[], [[["a", "b"], str(folder)]], [[["a", "b"], str(folder)]]]
