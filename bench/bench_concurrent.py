@@ -128,6 +128,59 @@ def below(roots: list[int]) -> set[int]:
     return pids
 
 
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def left_below(roots: list[int], idle_pids: set[int]) -> tuple[list[str], int]:
+    """What is below ``roots`` and was not there idle: ``pid command`` of each process that
+    is not a spare, and the number of spares.
+
+    A spare is a child of the zygote (which was there idle) with no child of its own: the
+    zygote forks up to two ahead of the next runs whenever the CPUs are idle, so after the
+    runs end new ones replace those the runs took. An engine that outlived its cancelled run
+    would still have its tool (``sleep``) below it, and is counted as left.
+    """
+    left: list[str] = []
+    spares = 0
+    for pid in sorted(below(roots) - idle_pids):
+        command = _command(pid)
+        parent = _parent(pid)
+        if (
+            "toolchest_wes.engines.zygote" in command
+            and parent in idle_pids
+            and len(descendants(pid)) <= 1
+        ):
+            spares += 1
+        else:
+            left.append(f"{pid} {command[:80]}")
+    return left, spares
+
+
+def tools_running(roots: list[int]) -> int:
+    """How many ``sleep`` processes (the runs' tools) are below ``roots``."""
+    count = 0
+    for pid in below(roots):
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                count += f.read().strip() == b"sleep"
+        except OSError:
+            pass
+    return count
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def largest(roots: list[int], count: int = 3) -> str:
     """The ``count`` processes below ``roots`` with the largest PSS, in MB (one /proc scan)."""
     sizes = sorted(((pss(pid), pid) for pid in below(roots)), reverse=True)
@@ -257,9 +310,10 @@ def bench_mode(mode: str, args: argparse.Namespace) -> None:
             flush=True,
         )
         # RUNNING is recorded as the engine starts: wait until each run's `sleep` has started
-        # too (two processes per run: the engine and its tool), for at most five minutes.
+        # too, for at most five minutes. The tools are counted by name: the engines are not
+        # always new processes, as a run may take a spare the zygote forked while idle.
         settle = time.monotonic() + 300
-        while len(below(s.roots())) < idle_count + 2 * running and time.monotonic() < settle:
+        while tools_running(s.roots()) < running and time.monotonic() < settle:
             time.sleep(3)
         print(f"tools started after {time.monotonic() - start:.1f} s", flush=True)
         active_pss, active_count = tree_pss(s.roots())
@@ -319,8 +373,13 @@ def bench_mode(mode: str, args: argparse.Namespace) -> None:
             flush=True,
         )
         time.sleep(2)
-        left = below(s.roots()) - idle_pids
-        print(f"processes left below the servers after the cancels: {len(left)}", flush=True)
+        left, spares = left_below(s.roots(), idle_pids)
+        print(
+            f"processes left below the servers after the cancels: {len(left)}"
+            f"{': ' + ', '.join(left) if left else ''} (and {spares} new spare engine "
+            "children of the zygote, which keeps up to two ready while the CPUs are idle)",
+            flush=True,
+        )
 
 
 def main() -> None:
