@@ -116,16 +116,23 @@ def test_a_launcher_that_cannot_start_is_a_system_error(tmp_path: Path) -> None:
     assert any("No space left on device" in line for line in record.system_logs)
 
 
-def test_a_run_that_is_not_queued_is_left_alone(tmp_path: Path) -> None:
+def stored_run(tmp_path: Path, state: State) -> tuple[EmbeddedStateStore, ExecutorDeps]:
+    """A store holding run ``r`` in ``state``, and executor deps over it with a launcher
+    whose engines exit 0."""
     store = EmbeddedStateStore(":memory:")
     request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
-    store.create_run(RunRecord("r", State.CANCELING, request, created_at=time.time()))
+    store.create_run(RunRecord("r", state, request, created_at=time.time()))
     deps = ExecutorDeps(
         store=store,
         workspace=Workspace(tmp_path),
         engine_for=lambda record: CwltoolEngine(),
         launcher=FakeLauncher(0),
     )
+    return store, deps
+
+
+def test_a_run_that_is_not_queued_is_left_alone(tmp_path: Path) -> None:
+    store, deps = stored_run(tmp_path, State.CANCELING)
     execute_run("r", deps)  # a duplicate delivery of a run cancelled while queued
     assert store.get_state("r") is State.CANCELED
     store.close()

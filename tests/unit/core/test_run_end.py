@@ -4,19 +4,14 @@ outside its engine ends."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.unit.core.test_executor import FakeHandle, FakeLauncher
+from tests.unit.core.test_executor import FakeHandle, stored_run
 from toolchest_wes.core import run_end
-from toolchest_wes.core.executor_deps import ExecutorDeps
-from toolchest_wes.core.workspace import Workspace
-from toolchest_wes.engines.cwltool_engine import CwltoolEngine
-from toolchest_wes.models import RunRequest, State
-from toolchest_wes.store.base import RunRecord, StoreUnavailableError
-from toolchest_wes.store.embedded_store import EmbeddedStateStore
+from toolchest_wes.models import State
+from toolchest_wes.store.base import StoreUnavailableError
 
 
 def test_the_state_poll_spreads_out_with_many_runs_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,21 +23,8 @@ def test_the_state_poll_spreads_out_with_many_runs_waiting(monkeypatch: pytest.M
     assert run_end._state_poll_interval(0.2) == 2.0
 
 
-def _running(tmp_path: Path) -> tuple[EmbeddedStateStore, ExecutorDeps]:
-    store = EmbeddedStateStore(":memory:")
-    request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w.cwl")
-    store.create_run(RunRecord("r", State.RUNNING, request, created_at=time.time()))
-    deps = ExecutorDeps(
-        store=store,
-        workspace=Workspace(tmp_path),
-        engine_for=lambda record: CwltoolEngine(),
-        launcher=FakeLauncher(0),
-    )
-    return store, deps
-
-
 def test_a_failure_outside_the_engine_kills_it_and_ends_the_run(tmp_path: Path) -> None:
-    store, deps = _running(tmp_path)
+    store, deps = stored_run(tmp_path, State.RUNNING)
     handle = FakeHandle(None)
     try:
         raise ValueError("bad record")
@@ -59,7 +41,7 @@ def test_a_failure_outside_the_engine_kills_it_and_ends_the_run(tmp_path: Path) 
 
 
 def test_a_store_outage_outside_the_engine_leaves_the_run_to_its_lease(tmp_path: Path) -> None:
-    store, deps = _running(tmp_path)
+    store, deps = stored_run(tmp_path, State.RUNNING)
     handle = FakeHandle(None)
     exc = StoreUnavailableError("Redis state store: connection refused")
     run_end.fail_outside_engine(deps, "r", handle, exc, log_line="run failed", reason="failed")
