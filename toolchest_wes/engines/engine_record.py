@@ -29,7 +29,9 @@ from pathlib import Path
 from toolchest_wes.engines.proctree import stat_fields
 
 _STOPPED = "stopped"
-# The start time's index among the fields of /proc/PID/stat after the command name.
+# The indexes of the state and the start time among the fields of /proc/PID/stat after the
+# command name.
+_STATE = 0
 _START_TIME = 19
 
 __all__ = [
@@ -76,9 +78,17 @@ class EngineRecord:
         return self.reaper is not None
 
     def is_running(self) -> bool:
-        """Whether the recorded process exists now and is the one recorded (a zombie that
-        its parent did not reap yet counts as running: its exit is not recorded yet)."""
-        return self.boot == _boot_id() and process_start(self.pid) == self.start
+        """Whether the recorded process exists now and is the one recorded.
+
+        A zombie counts as running while the zygote that will reap it and record its exit
+        runs. Once that zygote is gone, the orphaned zombie waits only for init to reap it,
+        which may take seconds, and its exit will never be recorded: it has ended.
+        """
+        fields = stat_fields(self.pid)
+        if self.boot != _boot_id() or _start_of(fields) != self.start:
+            return False
+        assert fields is not None
+        return fields[_STATE] != b"Z" or self.reaper_running()
 
     def reaper_running(self) -> bool:
         """Whether the zygote that records this process's exit still exists."""
@@ -95,7 +105,11 @@ def exit_path(record: Path) -> Path:
 
 def process_start(pid: int) -> int | None:
     """The start time of process ``pid`` in clock ticks since boot; ``None`` if it is gone."""
-    fields = stat_fields(pid)
+    return _start_of(stat_fields(pid))
+
+
+def _start_of(fields: list[bytes] | None) -> int | None:
+    """The start time among the fields of a ``/proc/PID/stat``; ``None`` without them."""
     try:
         return None if fields is None else int(fields[_START_TIME])
     except (IndexError, ValueError):

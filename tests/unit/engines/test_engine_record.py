@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,7 @@ from toolchest_wes.engines.engine_record import (
     write_record,
 )
 from toolchest_wes.engines.process import ProcessLostError, SubprocessLauncher
+from toolchest_wes.engines.proctree import stat_fields
 
 
 @pytest.fixture
@@ -120,6 +122,31 @@ def test_an_engine_that_ended_without_a_recorded_exit_cannot_be_adopted(tmp_path
         adopt(path)
     with pytest.raises(CannotAdoptError, match="no record"):
         adopt(tmp_path / "none.json")
+
+
+def test_a_zombie_runs_while_its_reaper_does_and_has_ended_once_it_is_gone(tmp_path, sleeper):
+    # An engine whose zygote was killed is a zombie until init reaps it, which may take
+    # seconds; nothing will record its exit, so it is not adopted.
+    zombie = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 30
+    while (stat_fields(zombie.pid) or [b"Z"])[0] != b"Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    reaped = tmp_path / "reaped.json"
+    write_record(reaped, zombie.pid, reaper=os.getpid())
+    orphaned = tmp_path / "orphaned.json"
+    write_record(orphaned, zombie.pid, reaper=sleeper.pid)
+    sleeper.kill()
+    sleeper.wait()
+
+    record = read_record(reaped)
+    assert record is not None and record.is_running()
+    record = read_record(orphaned)
+    assert record is not None and not record.is_running()
+    with pytest.raises(CannotAdoptError, match="ended without a recorded exit status"):
+        adopt(orphaned)
+    assert stop_recorded(orphaned, 0.1) is None
+    zombie.wait(30)
 
 
 def test_an_engine_whose_reaper_died_is_lost_when_it_ends(tmp_path):
