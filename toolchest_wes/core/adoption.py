@@ -57,8 +57,7 @@ def _follow_adopted(
             record.request.workflow_engine_parameters, strict=False
         )
         prepared = prepare_run(record, run_dir, resources)
-        if deps.renew_leases:
-            store.touch_lease(run_id, deps.lease_ttl_s)
+        deps.leases.renew_now(run_id)
         logger.info("run adopted run_id=%s pid=%s", run_id, handle.pid)
         try:
             exit_code, stopped = wait_for_engine(handle, deps, run_id, resources, running_for_s)

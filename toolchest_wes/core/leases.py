@@ -84,6 +84,14 @@ class LeaseKeeper:
                 if not self._held:
                     self._lock.notify_all()
 
+    def renew_now(self, run_id: str) -> None:
+        """Renew the run's lease at once, rather than at the next pass, if leases are renewed.
+
+        For a run whose lease may have run out before this process took it (an adopted run).
+        """
+        if self.renew:
+            self.store.touch_lease(run_id, self.ttl_s)
+
     def held(self) -> list[str]:
         """The run ids held now."""
         with self._lock:

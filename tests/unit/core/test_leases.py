@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from toolchest_wes.core.leases import LeaseKeeper
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
@@ -74,4 +76,16 @@ def test_a_keeper_whose_leases_nobody_reads_writes_none() -> None:
         time.sleep(3 * TTL_S)
         assert store.expired_leases() == ["r"]
     assert keeper.held() == []
+    store.close()
+
+
+@pytest.mark.parametrize("renew", [True, False])
+def test_renew_now_extends_a_lease_only_where_leases_are_read(renew: bool) -> None:
+    # An adopted run's lease may have run out while no process held it.
+    store = EmbeddedStateStore(":memory:")
+    _started(store, "r")
+    time.sleep(2 * TTL_S)
+    assert store.expired_leases() == ["r"]
+    LeaseKeeper(store, TTL_S, renew=renew).renew_now("r")
+    assert store.expired_leases() == ([] if renew else ["r"])
     store.close()
