@@ -197,3 +197,19 @@ def test_a_burst_past_the_submit_rate_waits_its_turn(make_live, make_settings, j
         runs = [wes.submit(HELLO, {"message": str(i)}) for i in range(3)]
         assert [r.wait(timeout=120).state for r in runs] == [State.COMPLETE] * 3
         assert len(list(wes.list_runs())) == 3
+
+
+def test_wait_asks_a_server_that_can_to_hold_its_answer(wes: WesClient) -> None:
+    sent: list[str] = []
+    send = wes.http.send
+
+    def recording(request, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
+        return send(request, **kwargs)
+
+    wes.http.send = recording  # type: ignore[method-assign]
+    run = wes.submit(HELLO, HELLO_JOB)
+    # With polling from 30 s, only a held answer ends this wait within the test's minutes.
+    assert run.wait(timeout=600, initial_interval=30).state == State.COMPLETE
+    status = [line for line in sent if line.split("?")[0].endswith("/status")]
+    assert status == [f"GET /ga4gh/wes/v1/runs/{run.run_id}/status?wait=20"], sent

@@ -673,3 +673,51 @@ def test_owner_state_and_tag_filters_combine(store, make_record):
     assert [len(p) for p in both] == [10, 6]
     assert [i for p in three for i in p] == wanted[::-1]
     assert _all_pages(store, tag=("project", "a"), owner="carol") == [[]]
+
+
+# -- waiting for a state -----------------------------------------------------------------------
+
+
+def _over(state: State | None) -> bool:
+    return state is None or state.is_terminal
+
+
+def _later(action, *args, **kwargs) -> threading.Thread:
+    def run() -> None:
+        time.sleep(0.2)
+        action(*args, **kwargs)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_wait_answers_the_change_this_store_makes(store, make_record):
+    store.create_run(make_record("w1", state=State.RUNNING))
+    thread = _later(store.transition, "w1", State.COMPLETE, allowed_from=ENDING)
+    # An hour's timeout: only the change can end the wait.
+    assert store.wait_for_state("w1", _over, 3600) is State.COMPLETE
+    thread.join()
+
+
+def test_a_wait_sees_a_change_another_process_makes(open_store, make_record):
+    store, other = open_store(), open_store()
+    store.create_run(make_record("w2", state=State.RUNNING))
+    thread = _later(other.transition, "w2", State.EXECUTOR_ERROR, allowed_from=ENDING)
+    assert store.wait_for_state("w2", _over, 3600) is State.EXECUTOR_ERROR
+    thread.join()
+
+
+def test_a_wait_answers_the_state_at_its_timeout(store, make_record):
+    store.create_run(make_record("w3", state=State.RUNNING))
+    assert store.wait_for_state("w3", _over, 0.05) is State.RUNNING
+    assert store.wait_for_state("w3", lambda s: s is not State.RUNNING, 0) is State.RUNNING
+
+
+def test_a_wait_for_a_run_that_is_gone_or_goes_answers_none(store, make_record):
+    assert store.wait_for_state("missing", _over, 3600) is None
+    store.create_run(make_record("w4", state=State.COMPLETE))
+    assert store.wait_for_state("w4", lambda s: s is None, 0) is State.COMPLETE
+    thread = _later(store.delete_run, "w4")
+    assert store.wait_for_state("w4", lambda s: s is None, 3600) is None
+    thread.join()

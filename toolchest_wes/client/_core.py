@@ -76,6 +76,13 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: The service-info field of a server that honours ``Idempotency-Key`` (this server).
 IDEMPOTENCY_EXTENSION = "toolchest_wes_idempotency"
 
+#: The service-info field of a server whose status requests can wait for the run to end.
+STATUS_WAIT_EXTENSION = "toolchest_wes_status_wait"
+#: How long one status request of a wait asks such a server to hold its answer (seconds).
+STATUS_WAIT_S = 20.0
+#: What the HTTP read timeout of such a request allows beyond its wait (seconds).
+STATUS_WAIT_SLACK_S = 30.0
+
 #: How many of the newest runs a retried submit looks through for its request id.
 LOOKUP_DEPTH = 200
 
@@ -210,6 +217,7 @@ class Core:
         self._origin = (parts.scheme, parts.netloc)
         #: Whether the server honours Idempotency-Key; ``None`` until a retry needs to know.
         self._honours_keys: bool | None = None
+        self._waits_on_status: bool | None = None
 
     @classmethod
     def configured(
@@ -422,10 +430,32 @@ class Core:
         response = yield from self.get(f"/runs/{_q(run_id)}", run_url=True)
         return decode(response, RunLog)
 
-    def get_run_status(self, run_id: str) -> Op[RunStatus]:
-        """GET /runs/{run_id}/status."""
-        response = yield from self.get(f"/runs/{_q(run_id)}/status", run_url=True)
+    def get_run_status(self, run_id: str, wait_s: float = 0.0) -> Op[RunStatus]:
+        """GET /runs/{run_id}/status; with ``wait_s``, asking the server to hold the answer
+        up to that long until the run ends (only for a server that says it can)."""
+        path = f"/runs/{_q(run_id)}/status"
+        if wait_s <= 0:
+            response = yield from self.get(path, run_url=True)
+        else:
+            timeout = httpx.Timeout(STATUS_WAIT_SLACK_S, read=wait_s + STATUS_WAIT_SLACK_S)
+            response = yield from self.get(
+                path,
+                run_url=True,
+                params={"wait": f"{wait_s:g}"},
+                extensions={"timeout": timeout.as_dict()},
+            )
         return decode(response, RunStatus)
+
+    def _status_waits(self) -> Op[bool]:
+        """Whether the server's status requests can wait for the run to end (service-info
+        names ``toolchest_wes_status_wait``); asked once per client."""
+        if self._waits_on_status is None:
+            try:
+                info = yield from self.get_service_info()
+            except exc.WesClientError:
+                return False  # ask again at the next wait; this one polls
+            self._waits_on_status = STATUS_WAIT_EXTENSION in (info.model_extra or {})
+        return self._waits_on_status
 
     def cancel_run(self, run_id: str) -> Op[str]:
         """POST /runs/{run_id}/cancel (safe to repeat, so retried)."""
@@ -701,12 +731,23 @@ class Core:
     def wait(
         self, run_id: str, timeout: float | None, policy: WaitPolicy, raise_on_failure: bool
     ) -> Op[RunLog]:
-        """Poll the status until the run ends; return its RunLog, or raise ``RunFailed``."""
+        """Poll the status until the run ends; return its RunLog, or raise ``RunFailed``.
+
+        A server whose status requests can wait (this one) is asked to hold each answer
+        until the run ends, so the end is seen the moment it comes and no request is spent
+        in between; others are polled with ``policy``'s backoff.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = policy.initial
         last: State | None = None
+        waits = yield from self._status_waits()
         while True:
-            state = (yield from self.get_run_status(run_id)).state
+            left = None if deadline is None else deadline - time.monotonic()
+            hold = 0.0
+            if waits:
+                hold = STATUS_WAIT_S if left is None else max(0.0, min(STATUS_WAIT_S, left))
+            asked = time.monotonic()
+            state = (yield from self.get_run_status(run_id, hold)).state
             if ended(state):
                 log = yield from self.get_run_log(run_id)
                 if raise_on_failure and not state.is_success:
@@ -720,9 +761,11 @@ class Core:
                     raise exc.WaitTimeout(
                         f"run {run_id} is still {state} after {timeout:g} s", run_id, state
                     )
-                yield Sleep(min(interval, left))
-            else:
-                yield Sleep(interval)
+            # A server that held the answer as asked needs no pause before the next request;
+            # one that answered early (all its waiting slots taken) gets the usual backoff.
+            if hold > 0 and time.monotonic() - asked >= hold / 2:
+                continue
+            yield Sleep(interval if left is None else min(interval, left))
 
     def failure(self, log: RunLog, state: State) -> Op[exc.RunFailed]:
         """The ``RunFailed`` for a run that ended in ``state``.

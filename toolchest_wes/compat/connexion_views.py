@@ -15,7 +15,7 @@ both facts on it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import connexion
 from flask import Response
@@ -72,8 +72,9 @@ def operation_id_of(endpoint: str) -> str:
 
 def replace_operation_view(
     app: connexion.FlaskApp, base_path: str, operation_id: str, view: Callable[..., Response]
-) -> None:
-    """Serve ``operation_id`` with ``view``, called with the path parameters as keywords.
+) -> Callable[..., Any]:
+    """Serve ``operation_id`` with ``view``, called with the path parameters as keywords;
+    return connexion's view, which ``view`` may call in turn with the same keywords.
 
     Raises:
         LookupError: The app has no route for the operation.
@@ -81,7 +82,9 @@ def replace_operation_view(
     endpoint = operation_endpoint(base_path, operation_id)
     if endpoint not in app.app.view_functions:
         raise LookupError(f"no route for {operation_id}")
+    replaced: Callable[..., Any] = app.app.view_functions[endpoint]
     app.app.view_functions[endpoint] = view
+    return replaced
 
 
 def verify() -> None:
@@ -107,13 +110,25 @@ def verify() -> None:
         )
     if operation_id_of(endpoint) != _endpoint_name(_PROBE_OPERATION):
         raise CONNEXION.changed(f"has an endpoint {endpoint!r} that does not end in the operation")
-    replace_operation_view(
-        app, _PROBE_BASE_PATH, _PROBE_OPERATION, lambda item_id: Response(f"lean {item_id}")
-    )
-    answer = app.app.test_client().get(f"{_PROBE_BASE_PATH}/items/x")
+    replaced: list[Callable[..., Any]] = []
+
+    def view(item_id: str) -> Response:
+        if item_id == "chain":
+            return cast(Response, replaced[0](item_id=item_id))
+        return Response(f"lean {item_id}")
+
+    replaced.append(replace_operation_view(app, _PROBE_BASE_PATH, _PROBE_OPERATION, view))
+    client = app.app.test_client()
+    answer = client.get(f"{_PROBE_BASE_PATH}/items/x")
     if answer.get_data(as_text=True) != "lean x":
         raise CONNEXION.changed(
             "does not serve a route through the view function Flask holds for its endpoint"
+        )
+    answer = client.get(f"{_PROBE_BASE_PATH}/items/chain")
+    if answer.status_code != 200 or answer.get_json() != {"item": "chain"}:
+        raise CONNEXION.changed(
+            "does not answer through its own view once another view calls it with the path "
+            f"parameters (status {answer.status_code})"
         )
 
 

@@ -27,6 +27,7 @@ from toolchest_wes.core.params import REMOTE_SCHEMES, localise_params
 from toolchest_wes.core.resources import ResourcePolicy
 from toolchest_wes.core.retention import OutputsExpiry, describe_period, outputs_expiry
 from toolchest_wes.core.run_files import RunFiles, StoredFile, StoredFolder, storage_wes_error
+from toolchest_wes.core.status_waits import StatusWaits
 from toolchest_wes.core.submission import (
     RunSubmission,
     check_input_types,
@@ -100,6 +101,9 @@ class ServiceConfig:
     webhooks: Webhooks | None = None
     #: How long an ``Idempotency-Key`` stands for the run it made, in seconds.
     idempotency_window_s: float = DEFAULT_WINDOW_S
+    #: How many status requests of this process may wait for a change at once (each holds
+    #: a request thread); 0: none waits.
+    status_waits: int = 8
 
 
 @dataclass
@@ -134,6 +138,7 @@ class RunService:
         self._keys = IdempotencyKeys(
             store, workspace, self.config.idempotency_window_s, files=files
         )
+        self._waits = StatusWaits(store, self.config.status_waits)
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -289,10 +294,21 @@ class RunService:
             raise RunNotFoundError(run_id)
         return record
 
-    def get_state(self, run_id: str, *, caller: Caller = ANONYMOUS) -> State:
-        """The run's state. Raises ``RunNotFoundError``."""
+    def get_state(
+        self,
+        run_id: str,
+        *,
+        caller: Caller = ANONYMOUS,
+        wait_s: float = 0.0,
+        changed_from: State | None = None,
+    ) -> State:
+        """The run's state. Raises ``RunNotFoundError``.
+
+        With ``wait_s``, the answer waits up to that long for the run to end, or to leave
+        ``changed_from`` (``core.status_waits``).
+        """
         self._check_owned(run_id, caller)
-        state = self.store.get_state(run_id)
+        state = self._waits.state(run_id, wait_s, changed_from)
         if state is None:
             raise RunNotFoundError(run_id)
         return state

@@ -13,6 +13,7 @@ from toolchest_wes.config import OutputLocations
 from toolchest_wes.core.errors import BadRequestError, NotFoundError
 from toolchest_wes.core.run_files import StoredFile, StoredFolder
 from toolchest_wes.core.service import RunService
+from toolchest_wes.models import State
 from toolchest_wes.server import render
 from toolchest_wes.server.archive import stream_zip
 from toolchest_wes.server.auth import current_caller
@@ -121,9 +122,17 @@ class WesApi:
         )
         return log.model_dump(mode="json", exclude_none=True)
 
-    def get_run_status(self, run_id: str) -> dict[str, Any]:
-        """The run's state. Implements GET /runs/{run_id}/status."""
-        state = self.service.get_state(run_id, caller=current_caller())
+    def get_run_status(
+        self, run_id: str, wait: float | None = None, changed_from: str | None = None
+    ) -> dict[str, Any]:
+        """The run's state. Implements GET /runs/{run_id}/status (``wait`` and
+        ``changed_from``: extensions)."""
+        state = self.service.get_state(
+            run_id,
+            caller=current_caller(),
+            wait_s=wait or 0.0,
+            changed_from=None if changed_from is None else State(changed_from),
+        )
         return render.run_status(run_id, state)
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from toolchest_wes.catalog.catalog import Catalog
 from toolchest_wes.compat import verify_all
 from toolchest_wes.config import SandboxMode, Settings
 from toolchest_wes.core.service import RunService, ServiceConfig
+from toolchest_wes.core.status_waits import MAX_WAIT_S
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.server.api import WesApi
@@ -234,6 +235,8 @@ def _service(
             url_policy=url_policy,
             limits=build_submit_limits(settings),
             idempotency_window_s=settings.idempotency_window_s,
+            # Half the request threads: waiting requests never starve the others.
+            status_waits=max(1, settings.threads // 2),
             extensions={
                 "toolchest_wes_sandbox": describe_sandbox(settings, sandbox),
                 "toolchest_wes_webhooks": describe_webhooks(settings, parts.webhooks),
@@ -247,6 +250,10 @@ def _service(
                 "toolchest_wes_idempotency": {
                     "header": IDEMPOTENCY_KEY_HEADER,
                     "window_s": settings.idempotency_window_s,
+                },
+                "toolchest_wes_status_wait": {
+                    "parameters": ["wait", "changed_from"],
+                    "max_wait_s": MAX_WAIT_S,
                 },
                 **_oidc_login_extension(settings),
             },

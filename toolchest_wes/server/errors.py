@@ -22,6 +22,7 @@ __all__ = ["RETRY_AFTER_S", "error_response", "register_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
+_SCHEMA_DUMP = "\n\nFailed validating"
 _INTERNAL_MSG = "internal server error; the server log has the details"
 _UNAVAILABLE_MSG = "the run database is not answering; retry in a few seconds"
 _RESEND_WITH_KEY = (
@@ -65,6 +66,9 @@ def _problem(exc: ProblemException) -> Response:
         logger.error("request failed: %s: %s", exc.title, exc.detail)
         return error_response(status, _INTERNAL_MSG)
     msg = str(exc.detail or exc.title or "bad request")
+    # jsonschema's message goes on to dump the whole schema (every State's description, for
+    # one); its first paragraph says what to fix.
+    msg = msg.split(_SCHEMA_DUMP, 1)[0]
     return error_response(status, msg, {k: v for k, v in (exc.headers or {}).items()})
 
 

@@ -26,14 +26,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import connexion
 from flask import Response, request
 
 from toolchest_wes.compat.connexion_views import replace_operation_view
 from toolchest_wes.core.caller import ANONYMOUS, Caller
-from toolchest_wes.core.errors import BadRequestError
 from toolchest_wes.models import State
 from toolchest_wes.server import render
 from toolchest_wes.server.auth import Authenticator, caller_from_header
@@ -55,16 +54,25 @@ FAST_OPERATIONS = ("GetRunStatus",)
 def install_fast_views(app: connexion.FlaskApp, handlers: object, spec: dict[str, Any]) -> None:
     """Swap connexion's view of each fast operation for a lean one calling the same handler.
 
+    The lean view answers requests with path parameters only; a request with a query string
+    (``GetRunStatus``'s ``wait``) goes on to connexion's own view, which parses and validates
+    the query as for every other operation.
+
     Raises:
-        LookupError: An operation is not in the spec, takes more than path parameters, or
-            has no route in the app.
+        LookupError: An operation is not in the spec, has a parameter that is neither in the
+            path nor optional in the query, or has no route in the app.
     """
     for operation_id in FAST_OPERATIONS:
         operation = _operation(spec, operation_id)
-        if any(p.get("in") != "path" for p in operation.get("parameters", [])):
-            raise LookupError(f"{operation_id} takes more than path parameters")
-        handler = getattr(handlers, handler_name(operation_id))
-        replace_operation_view(app, BASE_PATH, operation_id, _lean_view(handler))
+        for parameter in operation.get("parameters", []):
+            where = parameter.get("in")
+            if where != "path" and (where != "query" or parameter.get("required")):
+                raise LookupError(
+                    f"{operation_id} takes a parameter the lean view cannot leave to "
+                    f"connexion: {parameter.get('name')!r} in {where}"
+                )
+        view = _LeanView(getattr(handlers, handler_name(operation_id)))
+        view.full = replace_operation_view(app, BASE_PATH, operation_id, view)
 
 
 def _operation(spec: dict[str, Any], operation_id: str) -> dict[str, Any]:
@@ -75,15 +83,20 @@ def _operation(spec: dict[str, Any], operation_id: str) -> dict[str, Any]:
     raise LookupError(f"{operation_id} is not in the spec")
 
 
-def _lean_view(handler: Callable[..., dict[str, Any]]) -> Callable[..., Response]:
-    def view(**path_params: str) -> Response:
-        if request.args:
-            # The same rule as connexion's strict validation: no undeclared query parameters.
-            raise BadRequestError(f"Extra query parameter(s) {','.join(request.args)} not in spec")
-        body = json.dumps(handler(**path_params))
-        return Response(body, mimetype="application/json")
+class _LeanView:
+    """The view of a fast operation: ``handler`` for a request with path parameters only,
+    connexion's own view (``full``) for one with a query string, declared parameters and
+    undeclared ones (a 400) alike."""
 
-    return view
+    def __init__(self, handler: Callable[..., dict[str, Any]]) -> None:
+        self.handler = handler
+        self.full: Callable[..., Any] | None = None
+
+    def __call__(self, **path_params: str) -> Response:
+        if request.args and self.full is not None:
+            return cast(Response, self.full(**path_params))
+        body = json.dumps(self.handler(**path_params))
+        return Response(body, mimetype="application/json")
 
 
 def install_status_lane(

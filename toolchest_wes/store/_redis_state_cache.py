@@ -50,14 +50,22 @@ class StateCache:
         connect: Makes a new Redis client for the subscription (its own connection).
         channel: The change channel the transition script publishes on.
         capacity: Entries kept; the oldest are dropped first.
+        on_change: Called with the run id of each message of the feed, once the cache holds
+            what it says (it wakes the threads waiting on that run's state).
     """
 
     def __init__(
-        self, connect: Callable[[], redis.Redis], channel: str, *, capacity: int = _CAPACITY
+        self,
+        connect: Callable[[], redis.Redis],
+        channel: str,
+        *,
+        capacity: int = _CAPACITY,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._connect = connect
         self._channel = channel
         self._capacity = capacity
+        self._on_change = on_change
         # A deleted run keeps an entry with no state, so that an older read cannot put back
         # the state it had; get() then answers "unknown" and the store reads Redis.
         self._entries: OrderedDict[str, tuple[int, State | None]] = OrderedDict()
@@ -155,3 +163,5 @@ class StateCache:
             current = self._entries.get(run_id)
             if current is None or current[0] < parsed[0]:
                 self._put(run_id, *parsed)
+        if self._on_change is not None:
+            self._on_change(run_id)

@@ -7,6 +7,7 @@ passes the one contract suite in ``tests/contract/test_state_store.py``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -194,6 +195,18 @@ class StateStore(Protocol):
 
     def get_state(self, run_id: str) -> State | None:
         """Only the state (the cheap path behind ``GET /runs/{id}/status``), or ``None``."""
+        ...
+
+    def wait_for_state(
+        self, run_id: str, done: Callable[[State | None], bool], timeout_s: float
+    ) -> State | None:
+        """The run's state (``None``: no such run) as soon as ``done`` holds for it, or
+        after ``timeout_s`` seconds, whichever comes first (``GET /runs/{id}/status?wait=``).
+
+        A change made through this store object, or one its change feed brings, ends the
+        wait at once; any other is seen within a quarter of a second. A waiting thread
+        costs no CPU in between.
+        """
         ...
 
     def list_runs(

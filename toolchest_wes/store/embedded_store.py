@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from toolchest_wes.store._sqlite_schema import (
     to_row,
     transaction,
 )
+from toolchest_wes.store._state_waits import StateWaits
 from toolchest_wes.store.base import (
     IdempotencyClaim,
     IdempotencyKeyReusedError,
@@ -100,6 +101,7 @@ class EmbeddedStateStore:
         self._conns: dict[threading.Thread, sqlite3.Connection] = {}
         self._shared: sqlite3.Connection | None = None
         self._token_key = b""
+        self._waits = StateWaits()
 
     def __repr__(self) -> str:
         return f"EmbeddedStateStore({self._path!r})"
@@ -157,6 +159,12 @@ class EmbeddedStateStore:
         with self._connection() as conn:
             row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else State(row[0])
+
+    def wait_for_state(
+        self, run_id: str, done: Callable[[State | None], bool], timeout_s: float
+    ) -> State | None:
+        """See ``StateStore.wait_for_state``: woken by the transitions of this object."""
+        return self._waits.wait(run_id, lambda: self.get_state(run_id), done, timeout_s)
 
     def list_runs(
         self,
@@ -221,6 +229,8 @@ class EmbeddedStateStore:
         with self._connection() as conn:
             changed = conn.execute(sql, [State(to).value, *params, run_id, *sources]).rowcount
         logger.debug("transition run_id=%s to=%s applied=%s", run_id, to, changed == 1)
+        if changed == 1:
+            self._waits.changed(run_id)
         return bool(changed == 1)
 
     def update_run(self, run_id: str, update: RunUpdate) -> None:
@@ -333,6 +343,8 @@ class EmbeddedStateStore:
                 conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, state.is_terminal)
+        if state.is_terminal:
+            self._waits.changed(run_id)
         return state
 
     # -- health and shutdown -----------------------------------------------------------------

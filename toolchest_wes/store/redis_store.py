@@ -50,7 +50,7 @@ import calendar
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -64,6 +64,7 @@ from toolchest_wes.models import ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES, 
 from toolchest_wes.store import _page_token, _redis_scripts
 from toolchest_wes.store._redis_schema import dumps, flatten, from_hash, to_hash, update_args
 from toolchest_wes.store._redis_state_cache import DELETED, StateCache
+from toolchest_wes.store._state_waits import StateWaits
 from toolchest_wes.store.base import (
     IdempotencyClaim,
     IdempotencyKeyReusedError,
@@ -170,6 +171,7 @@ class RedisStateStore:
         self._mark_outputs_removed = client.register_script(_redis_scripts.MARK_OUTPUTS_REMOVED)
         self._delete = client.register_script(_redis_scripts.DELETE)
         self._kept_indexed = False
+        self._waits = StateWaits()
         self._cache: StateCache | None = None
         if cache_states:
             self._cache = StateCache(
@@ -181,6 +183,7 @@ class RedisStateStore:
                     health_check_interval=5,
                 ),
                 self._key("events"),
+                on_change=self._waits.changed,
             )
             self._cache.start()
 
@@ -268,6 +271,13 @@ class RedisStateStore:
         if self._cache is not None:
             self._cache.offer(run_id, int(version or 0), state)
         return state
+
+    def wait_for_state(
+        self, run_id: str, done: Callable[[State | None], bool], timeout_s: float
+    ) -> State | None:
+        """See ``StateStore.wait_for_state``: woken by the change feed, where states are
+        cached, and by the transitions of this object."""
+        return self._waits.wait(run_id, lambda: self.get_state(run_id), done, timeout_s)
 
     def list_runs(
         self,
@@ -362,6 +372,8 @@ class RedisStateStore:
         if version and self._cache is not None:
             self._cache.offer(run_id, version, to)
         logger.debug("transition run_id=%s to=%s version=%s", run_id, to, version)
+        if version:
+            self._waits.changed(run_id)
         return version > 0
 
     def update_run(self, run_id: str, update: RunUpdate) -> None:
@@ -499,6 +511,8 @@ class RedisStateStore:
             # This process answers 404 at once, without waiting for its own feed message.
             self._cache.offer(run_id, version, None)
         logger.debug("delete run_id=%s state=%s deleted=%s", run_id, state, bool(version))
+        if version:
+            self._waits.changed(run_id)
         return state
 
     # -- health and shutdown -----------------------------------------------------------------

@@ -78,3 +78,22 @@ def test_a_lost_feed_empties_the_cache_and_reads_go_to_redis(redis_server, store
     # The server started empty (no persistence): the run is gone, and the cache knows it.
     eventually(lambda: api._cache.live, timeout=15)
     assert api.get_state("r4") is None
+
+
+def test_each_feed_message_is_told_once_the_cache_holds_it(redis_server) -> None:  # type: ignore[no-untyped-def]
+    prefix = f"cache-{uuid.uuid4().hex[:8]}"
+    told: list[tuple[str, State | None]] = []
+    api = RedisStateStore(redis_server.url, prefix=prefix, cache_states=True)
+    worker = RedisStateStore(redis_server.url, prefix=prefix)
+    try:
+        cache = api._cache
+        assert cache is not None
+        # What the threads waiting on a run's state are woken by: they read the cache then.
+        cache._on_change = lambda run_id: told.append((run_id, cache.get(run_id)))
+        eventually(lambda: cache.live)
+        worker.create_run(RunRecord("r5", State.QUEUED, REQUEST, created_at=time.time()))
+        assert worker.transition("r5", State.CANCELED, allowed_from=frozenset({State.QUEUED}))
+        eventually(lambda: ("r5", State.CANCELED) in told)
+    finally:
+        api.close()
+        worker.close()
