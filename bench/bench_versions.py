@@ -8,7 +8,10 @@ servers so that both see the same machine load, it measures:
 1. hello-world submit -> COMPLETE, polling the status every 10 ms (after 3 warm-up runs each),
    and, as a separate figure, the same polling every 1 ms: the 10 ms poll adds 5 ms on
    average to a run's measured time whatever the server does, and the finer poll shows more
-   of the server's own latency (at the price of more requests while the run runs);
+   of the server's own latency (at the price of more requests while the run runs); and, for
+   a server whose status requests take ``?wait=`` (service-info's
+   ``toolchest_wes_status_wait``), the same with one held status request per run, which
+   answers the moment the run ends (a baseline without it is polled every 10 ms in that row);
 2. ``GET /runs?page_size=10``;
 3. ``GET /runs/{id}/status``;
 4. with ``--throughput N``: hello-world runs per second, two ways. Closed loop:
@@ -17,10 +20,12 @@ servers so that both see the same machine load, it measures:
    submit ``N`` runs as fast as the server answers, without waiting for them, while one more
    thread reads ``system_state_counts`` from ``GET /service-info`` every 100 ms until ``N``
    more runs are COMPLETE. Either way runs/s = ``N`` / the wall time from the first submit to
-   the last COMPLETE. The closed loop's status polls (hundreds a second) cost the server and
-   the client as much CPU as the runs themselves on two cores, so the open loop is the
-   figure for what the server can run. The two servers take turns, ``--rounds`` rounds each
-   (default 3), and the median round is quoted. Both servers start with
+   the last COMPLETE. Where this server holds status requests, a third loop is the closed
+   one with a held status request per run instead of polls (what the SDK's ``wait`` does;
+   a baseline without them polls). The closed loop's status polls (hundreds a second) cost
+   the server and the client as much CPU as the runs themselves on two cores, so the open
+   loop is the figure for what the server can run. The two servers take turns, ``--rounds``
+   rounds each (default 3), and the median round is quoted. Both servers start with
    ``--max-concurrent-runs`` equal to the number of submitters. With each rate it prints the
    CPU time per run of the server's whole process tree (API, executor threads, zygote, engine
    processes and their tools) and of this script's threads, which unlike the rates hardly
@@ -56,19 +61,30 @@ from _common import (
     submit_hello,
 )
 
+from toolchest_wes.client._core import STATUS_WAIT_EXTENSION
 from toolchest_wes.models import State
 
 
-def hello(client: httpx.Client, poll_s: float = 0.01) -> str:
-    """Submit hello-world and poll its status every ``poll_s`` until it ends; its run id."""
+def hello(client: httpx.Client, poll_s: float = 0.01, *, held: bool = False) -> str:
+    """Submit hello-world and poll its status every ``poll_s`` until it ends, or, ``held``,
+    ask for the status with ``?wait=30`` (the server answers once the run has ended); its
+    run id."""
     run_id = submit_hello(client)
+    params = {"wait": "30"} if held else None
     while True:
-        state = State(client.get(f"{API}/runs/{run_id}/status").json()["state"])
+        answer = client.get(f"{API}/runs/{run_id}/status", params=params, timeout=60)
+        state = State(answer.json()["state"])
         if state.is_terminal:
             if state is not State.COMPLETE:
                 raise RuntimeError(f"run {run_id} ended {state}")
             return run_id
-        time.sleep(poll_s)
+        if not held:
+            time.sleep(poll_s)
+
+
+def holds_status(client: httpx.Client) -> bool:
+    """Whether the server's status requests take ``wait`` (service-info says so)."""
+    return STATUS_WAIT_EXTENSION in client.get(f"{API}/service-info").json()
 
 
 def alternate(
@@ -86,10 +102,13 @@ def alternate(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def throughput(url: str, runs: int, submitters: int, *, wait_each: bool) -> float:
+def throughput(
+    url: str, runs: int, submitters: int, *, wait_each: bool, held: bool = False
+) -> float:
     """Hello-world runs per second: ``submitters`` threads, each with its own connection,
     submit runs one after another until ``runs`` are COMPLETE, each waiting for its run to
-    end (``wait_each``) or not (open loop, watched through ``GET /service-info``)."""
+    end (``wait_each``: with 10 ms polls, or with held status requests where ``held``) or
+    not (open loop, watched through ``GET /service-info``)."""
     left = [runs]
     lock = threading.Lock()
 
@@ -109,7 +128,7 @@ def throughput(url: str, runs: int, submitters: int, *, wait_each: bool) -> floa
                         return done
                     left[0] -= 1
                 if wait_each:
-                    hello(client)
+                    hello(client, held=held)
                 else:
                     submit_hello(client)
                 done += 1
@@ -156,12 +175,16 @@ def main() -> None:
             name: stack.enter_context(httpx.Client(base_url=url, timeout=30))
             for name, url in urls.items()
         }
+        holds = {name: holds_status(client) for name, client in clients.items()}
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.throughput:
             for client in clients.values():
                 for _ in range(3):
                     hello(client)
-            for wait_each, loop in ((False, "open"), (True, "closed")):
+            loops = [(False, False, "open"), (True, False, "closed")]
+            if holds["this"]:
+                loops.append((True, True, "closed, held status where taken"))
+            for wait_each, held_loop, loop in loops:
                 rates: dict[str, list[float]] = {name: [] for name in urls}
                 server_cpu: dict[str, list[float]] = {name: [] for name in urls}
                 client_cpu: dict[str, list[float]] = {name: [] for name in urls}
@@ -169,7 +192,11 @@ def main() -> None:
                     for name, url in urls.items():
                         before, mine = process_tree_cpu_ms(pids[name]), time.process_time()
                         rate = throughput(
-                            url, args.throughput, args.submitters, wait_each=wait_each
+                            url,
+                            args.throughput,
+                            args.submitters,
+                            wait_each=wait_each,
+                            held=held_loop and holds[name],
                         )
                         rates[name].append(rate)
                         spent = process_tree_cpu_ms(pids[name]) - before
@@ -203,6 +230,13 @@ def main() -> None:
             f"hello submit->COMPLETE, 1 ms polls ({args.runs} runs)",
             alternate(clients, args.runs, lambda _, c: hello(c, 0.001)),
         )
+        if any(holds.values()):
+            report(
+                f"hello submit->COMPLETE, held status (?wait=30) where the server takes it, "
+                f"else 10 ms polls; this {'holds' if holds['this'] else 'polls'}, baseline "
+                f"{'holds' if holds['baseline'] else 'polls'} ({args.runs} runs)",
+                alternate(clients, args.runs, lambda name, c: hello(c, held=holds[name])),
+            )
         last = {name: hello(client) for name, client in clients.items()}
         report(
             f"GET /runs?page_size=10 ({args.requests} requests)",
