@@ -16,6 +16,11 @@ Every POST carries an Idempotency-Key, as the SDK sends one; each answered run i
 with GET /runs/{id}/status, and each submission also reads GET /runs?page_size=10. Every
 answer 5xx and every connection error is counted.
 
+The history grows by some 70,000 runs an hour at 20 runs/s. With ``--history N`` it stays
+at about N runs instead: once a second, the oldest runs past the newest N that have ended
+are read (GET /runs/{id}/status, to check how each ended) and deleted (DELETE /runs/{id}),
+so that what drifts with the history can be told apart from what drifts with time.
+
 Each ``--sample-seconds`` (60) it samples:
 - RSS and PSS (smaps_rollup) and open descriptors (/proc/PID/fd) of the long-lived processes
   of the API (gunicorn master and workers), of the Celery workers (main process, zygote) and
@@ -31,7 +36,8 @@ Each ``--sample-seconds`` (60) it samples:
 
 After ``--minutes`` it stops submitting, waits up to ``--drain`` seconds for every run to end,
 and checks the goals of issue 18:
-1. 0 lost runs: every run whose POST answered 200 is listed by GET /runs, paged to the end;
+1. 0 lost runs: every run whose POST answered 200 is listed by GET /runs, paged to the end
+   (or, with ``--history``, was deleted once it had ended);
 2. 0 stuck runs: every one of them is terminal once the drain ends;
 3. 0 answers 5xx and 0 connection errors.
 It also reports runs that ended otherwise than their kind should (hello not COMPLETE, ...).
@@ -49,7 +55,7 @@ process it started is killed (by process group) on the way out.
 
 Usage: python bench/bench_soak.py [--minutes 60] [--rate 20] [--api-workers 2] [--workers 2]
        [--concurrency 4] [--retention-days 0.002] [--sample-seconds 60] [--settle 5]
-       [--drain 300] [--json PATH] [--plot PATH]
+       [--drain 300] [--history N] [--json PATH] [--plot PATH]
 Needs redis-server on PATH; exits 1 if a goal is missed.
 """
 
@@ -258,6 +264,61 @@ class Driver:
         for client in self.clients:
             client.close()
         return elapsed
+
+
+class Pruner:
+    """Keeps about ``keep`` runs stored: deletes the oldest accepted runs past the newest
+    ``keep`` once they have ended, remembering how each ended."""
+
+    def __init__(self, url: str, load: Load, keep: int) -> None:
+        self.url = url
+        self.load = load
+        self.keep = keep
+        self.ended: dict[str, str] = {}  # run id -> its terminal state, for deleted runs
+        self._next = 0  # index in the accepted runs (in their order) of the next to look at
+        self._later: list[str] = []  # runs looked at that had not ended yet
+
+    def run(self, stop: threading.Event) -> None:
+        """Prune once a second until ``stop``."""
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not stop.wait(1.0):
+                self.prune(client)
+
+    def prune(self, client: httpx.Client) -> None:
+        """Delete what is past the newest ``keep`` runs and has ended."""
+        with self.load.lock:
+            accepted = list(self.load.accepted)
+        excess = len(accepted) - len(self.ended) - self.keep
+        candidates = self._later
+        self._later = []
+        while len(candidates) < excess and self._next < len(accepted):
+            candidates.append(accepted[self._next])
+            self._next += 1
+        for run_id in candidates:
+            if excess <= 0 or not self._delete(client, run_id):
+                self._later.append(run_id)
+            else:
+                excess -= 1
+
+    def _delete(self, client: httpx.Client, run_id: str) -> bool:
+        status = request(
+            self.load,
+            client,
+            "GET /runs/{id}/status (prune)",
+            lambda: client.get(f"{API}/runs/{run_id}/status"),
+        )
+        if status is None or status.status_code != 200:
+            return False
+        state = str(status.json()["state"])
+        if state not in TERMINAL:
+            return False
+        deleted = request(
+            self.load, client, "DELETE /runs/{id}", lambda: client.delete(f"{API}/runs/{run_id}")
+        )
+        if deleted is None or deleted.status_code != 200:
+            return False
+        self.ended[run_id] = state
+        return True
 
 
 # ---------------------------------------------------------------------------------------
@@ -563,6 +624,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5, help="minutes before growth counts")
     parser.add_argument("--cancel-after", type=float, default=1.5)
     parser.add_argument("--drain", type=float, default=300, help="seconds for runs to end")
+    parser.add_argument(
+        "--history", type=int, default=0, help="keep about this many runs stored (0: all)"
+    )
     parser.add_argument("--json", type=Path, help="write samples and analysis here")
     parser.add_argument("--plot", type=Path, help="draw the series here (.svg or .png)")
     args = parser.parse_args()
@@ -658,11 +722,17 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
 
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
+    pruner = Pruner(url, load, args.history)
+    pruning = threading.Thread(target=pruner.run, args=(stop,), daemon=True)
+    if args.history:
+        pruning.start()
     elapsed = driver.run(args.minutes * 60, stop)
     if stop.is_set():
         raise KeyboardInterrupt
     stop.set()
     thread.join(60)
+    if args.history:
+        pruning.join(60)
     achieved = load.submitted / elapsed
     print(
         f"soak: {load.submitted} submissions in {elapsed:.0f} s = {achieved:.2f}/s "
@@ -674,6 +744,8 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
     drained_s = time.perf_counter() - drain_start
     rclient.close()
 
+    # A deleted run had ended: its state then stands for the listing's.
+    listed = {**pruner.ended, **listed}
     lost = [r for r in load.accepted if r not in listed]
     stuck = [r for r in load.accepted if r in listed and listed[r] not in TERMINAL]
     failures = load.failures()
@@ -702,8 +774,9 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
     if load.errors:
         print(f"soak: first errors {load.errors}")
     print(
-        f"soak: {len(load.accepted)} accepted, {len(lost)} lost, {len(stuck)} stuck after a "
-        f"{drained_s:.0f} s drain, {failures} answers 5xx or connection errors"
+        f"soak: {len(load.accepted)} accepted ({len(pruner.ended)} of them deleted once "
+        f"ended), {len(lost)} lost, {len(stuck)} stuck after a {drained_s:.0f} s drain, "
+        f"{failures} answers 5xx or connection errors"
     )
     passed = not lost and not stuck and not failures
     print("soak: every goal met" if passed else "soak: goals MISSED", flush=True)
@@ -721,6 +794,7 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
         "stuck": len(stuck),
         "errors_5xx": failures,
         "drain_s": drained_s,
+        "deleted": len(pruner.ended),
         "answers": answers,
         "endings": {k: dict(v) for k, v in endings.items()},
         "wrong_endings": wrong,
@@ -735,7 +809,9 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
     if args.plot and samples:
         title = (
             f"bench_soak.py: {args.minutes:g} min at {args.rate:g} runs/s "
-            f"({achieved:.1f} achieved), {result['date']}"
+            f"({achieved:.1f} achieved)"
+            + (f", history kept at {args.history:,} runs" if args.history else "")
+            + f", {result['date']}"
         )
         plot(samples, args.plot, title, args.settle)
         print(f"soak: wrote {args.plot}")
