@@ -14,32 +14,37 @@ servers so that both see the same machine load, it measures:
    answers the moment the run ends (a baseline without it is polled every 10 ms in that row);
 2. ``GET /runs?page_size=10``;
 3. ``GET /runs/{id}/status``;
-4. with ``--throughput N``: hello-world runs per second, two ways. Closed loop:
+4. with ``--throughput N``: hello-world runs per second, several ways. Closed loop:
    ``--submitters`` threads (default 4) each submit a run and poll its status every 10 ms until
    it ends, then submit the next, until ``N`` runs are COMPLETE. Open loop: the same threads
    submit ``N`` runs as fast as the server answers, without waiting for them, while one more
    thread reads ``system_state_counts`` from ``GET /service-info`` every 100 ms until ``N``
-   more runs are COMPLETE. Either way runs/s = ``N`` / the wall time from the first submit to
-   the last COMPLETE. Where this server holds status requests, a third loop is the closed
-   one with a held status request per run instead of polls (what the SDK's ``wait`` does;
-   a baseline without them polls). The closed loop's status polls (hundreds a second) cost
-   the server and the client as much CPU as the runs themselves on two cores, so the open
-   loop is the figure for what the server can run. The two servers take turns, ``--rounds``
-   rounds each (default 3), and the median round is quoted. Both servers start with
-   ``--max-concurrent-runs`` equal to the number of submitters. With each rate it prints the
-   CPU time per run of the server's whole process tree (API, executor threads, zygote, engine
-   processes and their tools) and of this script's threads, which unlike the rates hardly
-   move with the load of a shared machine: two cores divided by their sum bound the rate.
+   more runs are COMPLETE; with ``--lean``, the open loop again with submitters that send a
+   body built once over ``http.client`` (a tenth of httpx's CPU per POST, so that the client
+   takes less of the cores the server needs). Where this server holds status requests, one
+   more loop is the closed one with a held status request per run instead of polls (what the
+   SDK's ``wait`` does; a baseline without them polls). Each way, runs/s = ``N`` / the wall
+   time from the first submit to the last COMPLETE. The closed loop's status polls (hundreds
+   a second) cost the server and the client as much CPU as the runs themselves on two cores,
+   so the open loop is the figure for what the server can run. The two servers take turns,
+   ``--rounds`` rounds each (default 3), and the median round is quoted. Both servers start
+   with ``--max-concurrent-runs`` equal to the number of submitters. With each rate it prints
+   the CPU time per run of the server's whole process tree (API, executor threads, zygote,
+   engine processes and their tools) and of this script's threads, which unlike the rates
+   hardly move with the load of a shared machine: two cores divided by their sum bound the
+   rate.
 
 It prints the medians and the ratio this/baseline of each; a ratio near 1.0 means no change.
 
 Usage: python bench/bench_versions.py --baseline DIR [--runs 30] [--requests 400]
-       [--throughput 120 [--submitters 8] [--rounds 3]] [--skip-latency]
+       [--throughput 120 [--submitters 8] [--rounds 3] [--lean]] [--skip-latency]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import statistics
 import tempfile
@@ -49,10 +54,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from _common import (
     API,
+    HELLO,
     ROOT,
     embedded_server,
     process_tree_cpu_ms,
@@ -82,6 +89,43 @@ def hello(client: httpx.Client, poll_s: float = 0.01, *, held: bool = False) -> 
             time.sleep(poll_s)
 
 
+class LeanSubmitter:
+    """POSTs hello-world over one kept-alive connection, with the request body built once.
+
+    A load generator competes with the server for the machine's two cores; httpx spends
+    about 4 ms of CPU on building and sending each multipart POST, this about a tenth of it.
+    """
+
+    def __init__(self, url: str) -> None:
+        request = httpx.Request(
+            "POST",
+            f"{url}{API}/runs",
+            data={
+                "workflow_type": "CWL",
+                "workflow_type_version": "v1.2",
+                "workflow_url": HELLO.name,
+                "workflow_params": json.dumps({"message": "bench"}),
+            },
+            files=[("workflow_attachment", (HELLO.name, HELLO.read_bytes()))],
+        )
+        self.body = request.read()
+        self.headers = {"Content-Type": request.headers["Content-Type"]}
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+
+    def submit(self) -> None:
+        """One POST /runs; raises unless it answers 200."""
+        self.connection.request("POST", f"{API}/runs", self.body, self.headers)
+        response = self.connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST /runs answered {response.status}: {body[:200]!r}")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.connection.close()
+
+
 def holds_status(client: httpx.Client) -> bool:
     """Whether the server's status requests take ``wait`` (service-info says so)."""
     return STATUS_WAIT_EXTENSION in client.get(f"{API}/service-info").json()
@@ -103,12 +147,19 @@ def alternate(
 
 
 def throughput(
-    url: str, runs: int, submitters: int, *, wait_each: bool, held: bool = False
+    url: str,
+    runs: int,
+    submitters: int,
+    *,
+    wait_each: bool,
+    held: bool = False,
+    lean: bool = False,
 ) -> float:
     """Hello-world runs per second: ``submitters`` threads, each with its own connection,
     submit runs one after another until ``runs`` are COMPLETE, each waiting for its run to
     end (``wait_each``: with 10 ms polls, or with held status requests where ``held``) or
-    not (open loop, watched through ``GET /service-info``)."""
+    not (open loop, watched through ``GET /service-info``; with ``LeanSubmitter``s where
+    ``lean``)."""
     left = [runs]
     lock = threading.Lock()
 
@@ -119,19 +170,30 @@ def throughput(
             raise RuntimeError(f"runs ended badly: {counts}")
         return int(counts.get("COMPLETE", 0))
 
+    def take() -> bool:
+        with lock:
+            if left[0] == 0:
+                return False
+            left[0] -= 1
+            return True
+
     def submitter() -> int:
         done = 0
+        if lean:
+            lean_submitter = LeanSubmitter(url)
+            while take():
+                lean_submitter.submit()
+                done += 1
+            lean_submitter.close()
+            return done
         with httpx.Client(base_url=url, timeout=60) as client:
-            while True:
-                with lock:
-                    if left[0] == 0:
-                        return done
-                    left[0] -= 1
+            while take():
                 if wait_each:
                     hello(client, held=held)
                 else:
                     submit_hello(client)
                 done += 1
+        return done
 
     with httpx.Client(base_url=url, timeout=60) as watcher:
         before = completed(watcher)
@@ -160,6 +222,9 @@ def main() -> None:
     parser.add_argument("--submitters", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true", help="only the throughput")
+    parser.add_argument(
+        "--lean", action="store_true", help="also the open loop with LeanSubmitter clients"
+    )
     args = parser.parse_args()
     stop_on_signals()
     serve_args = ["--max-concurrent-runs", str(max(args.submitters, 2))]
@@ -182,6 +247,8 @@ def main() -> None:
                 for _ in range(3):
                     hello(client)
             loops = [(False, False, "open"), (True, False, "closed")]
+            if args.lean:
+                loops.insert(1, (False, False, "open, lean client"))
             if holds["this"]:
                 loops.append((True, True, "closed, held status where taken"))
             for wait_each, held_loop, loop in loops:
@@ -197,6 +264,7 @@ def main() -> None:
                             args.submitters,
                             wait_each=wait_each,
                             held=held_loop and holds[name],
+                            lean="lean" in loop,
                         )
                         rates[name].append(rate)
                         spent = process_tree_cpu_ms(pids[name]) - before
