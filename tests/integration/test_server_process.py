@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import httpx
@@ -46,3 +47,28 @@ def test_killed_server_leaves_no_run_active_and_no_process(server: Server) -> No
     log = httpx.get(f"{server.url}{API}/runs/{run_id}").json()
     assert log["state"] == "SYSTEM_ERROR"
     assert any("server restarted" in line for line in log["run_log"]["system_logs"])
+
+
+def test_a_graceful_stop_answers_the_held_status_requests(server: Server) -> None:
+    seconds = 300 + os.getpid() % 1000
+    run_id = submit(server.url, CWL / "sleep.cwl", {"seconds": seconds})
+    wait(server.url, run_id, {"RUNNING"})
+    answers: list[httpx.Response | Exception] = []
+
+    def held() -> None:
+        url = f"{server.url}{API}/runs/{run_id}/status"
+        try:
+            answers.append(httpx.get(url, params={"wait": 30}, timeout=60))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    thread = threading.Thread(target=held)
+    thread.start()
+    time.sleep(2)  # the request is being held
+    # Held past gunicorn's 10 s graceful stop, the worker would be killed with the request
+    # unanswered; released, it answers the state it sees.
+    server.kill(signal.SIGTERM)
+    thread.join(60)
+    assert isinstance(answers[0], httpx.Response), answers
+    assert answers[0].status_code == 200
+    assert answers[0].json() == {"run_id": run_id, "state": "RUNNING"}

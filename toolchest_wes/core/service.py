@@ -313,6 +313,10 @@ class RunService:
             raise RunNotFoundError(run_id)
         return state
 
+    def release_waits(self) -> None:
+        """Answer the status requests that wait, now and from now on (the server stops)."""
+        self._waits.release()
+
     def list_runs(
         self,
         *,

@@ -103,12 +103,37 @@ def worker_abort(worker: Any) -> None:
     os._exit(1)
 
 
+def post_worker_init(worker: Any) -> None:
+    """Answer the held status requests (``?wait=``) as soon as the worker is told to stop.
+
+    A graceful stop (SIGTERM) lets the requests in progress finish for up to
+    ``graceful_timeout``; a status request may be holding its answer for up to 30 s, so the
+    worker releases them first, and they answer the state they see then.
+    """
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def release_then_stop(signum: int, frame: Any) -> None:
+        _app_state().service.release_waits()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, release_then_stop)
+
+
+def _app_state() -> Any:
+    """The ``AppState`` of the worker's app (its wsgi module is loaded by then)."""
+    import sys
+
+    from toolchest_wes.server.app import get_state
+
+    return get_state(sys.modules["toolchest_wes.server.wsgi"].app)
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop the engine processes and the run pool when a worker exits."""
     import sys
 
-    wsgi = sys.modules.get("toolchest_wes.server.wsgi")
-    if wsgi is not None:  # absent when the app failed to load
-        from toolchest_wes.server.app import get_state
-
-        get_state(wsgi.app).close()
+    if "toolchest_wes.server.wsgi" in sys.modules:  # absent when the app failed to load
+        _app_state().close()

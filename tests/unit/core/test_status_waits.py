@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from toolchest_wes.core.status_waits import MAX_WAIT_S, StatusWaits
@@ -73,3 +74,29 @@ def test_a_wait_is_over_when_the_run_ends_goes_or_leaves_the_state_seen() -> Non
         assert until_ended(state) and until_changed(state)
     assert not until_ended(State.RUNNING) and not until_ended(State.QUEUED)
     assert until_changed(State.RUNNING) and not until_changed(State.QUEUED)
+
+
+class _PollingStore:
+    """Asks ``done`` every 10 ms, as the stores do each recheck; the state never changes."""
+
+    def get_state(self, run_id: str) -> State:
+        return State.RUNNING
+
+    def wait_for_state(
+        self, run_id: str, done: Callable[[State | None], bool], timeout_s: float
+    ) -> State:
+        deadline = time.monotonic() + timeout_s
+        while not done(State.RUNNING) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return State.RUNNING
+
+
+def test_released_waits_answer_now_and_later_ones_at_once() -> None:
+    waits = StatusWaits(_PollingStore(), limit=2)  # type: ignore[arg-type]
+    answers: list[State | None] = []
+    held = threading.Thread(target=lambda: answers.append(waits.state("r", wait_s=30)))
+    held.start()
+    waits.release()
+    held.join(30)  # within the 30 s only if released
+    assert answers == [State.RUNNING] and not held.is_alive()
+    assert waits.state("r", wait_s=30) is State.RUNNING
