@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -72,3 +74,18 @@ def test_a_graceful_stop_answers_the_held_status_requests(server: Server) -> Non
     assert isinstance(answers[0], httpx.Response), answers
     assert answers[0].status_code == 200
     assert answers[0].json() == {"run_id": run_id, "state": "RUNNING"}
+
+
+def test_curl_waits_for_the_end_of_a_run_in_one_request(server: Server) -> None:
+    run_id = submit(server.url, EXAMPLES / "hello" / "hello.cwl", {"message": "held"})
+    url = f"{server.url}{API}/runs/{run_id}/status?wait=30"
+    answer = subprocess.run(
+        ["curl", "-sS", "--max-time", "60", url], capture_output=True, text=True, check=True
+    )
+    # Held until the run ended: a hello-world takes well under the 30 s.
+    assert json.loads(answer.stdout) == {"run_id": run_id, "state": "COMPLETE"}
+    refused = subprocess.run(
+        ["curl", "-sS", f"{url}&changed_from=SOON"], capture_output=True, text=True, check=True
+    )
+    body = json.loads(refused.stdout)
+    assert body["status_code"] == 400 and "'SOON' is not one of" in body["msg"]
