@@ -1,6 +1,6 @@
-"""bench/bench_soak.py at a small scale: half a minute of the mix of runs ends with no run lost
-or stuck and no answer 5xx, and writes its samples and plot (the full run, an hour at 20 runs/s,
-is a benchmark)."""
+"""bench/bench_soak.py at a small scale: half a minute of the mix of runs, with the history kept
+at 20 runs, ends with no run lost or stuck and no answer 5xx, and writes its samples and plot
+(the full run, an hour at 20 runs/s, is a benchmark)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def test_a_short_soak_loses_nothing_and_writes_its_results(
     results, plot = tmp_path / "soak.json", tmp_path / "soak.svg"
     result = run_bench(
         "bench_soak.py",
-        *("--minutes", "0.5", "--rate", "2", "--sample-seconds", "10", "--settle", "0"),
-        *("--drain", "120", "--json", str(results), "--plot", str(plot)),
+        *("--minutes", "0.5", "--rate", "4", "--sample-seconds", "10", "--settle", "0"),
+        *("--drain", "120", "--history", "20", "--json", str(results), "--plot", str(plot)),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every goal met" in result.stdout
@@ -33,22 +33,8 @@ def test_a_short_soak_loses_nothing_and_writes_its_results(
     assert set(report["endings"]) == {"hello", "fail", "cancel"}
     assert report["samples"] and report["growth"]
     assert plot.read_text().lstrip().startswith("<?xml")
-
-
-def test_a_soak_with_a_kept_history_deletes_only_ended_runs(
-    redis_server: RedisServer, tmp_path: Path
-) -> None:
-    results = tmp_path / "soak.json"
-    result = run_bench(
-        "bench_soak.py",
-        *("--minutes", "0.4", "--rate", "4", "--sample-seconds", "10", "--settle", "0"),
-        *("--drain", "120", "--history", "20", "--json", str(results)),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(results.read_text())
-    assert (report["lost"], report["stuck"], report["errors_5xx"]) == (0, 0, 0)
-    # About 96 runs went in and about 20 stay (more on a slow machine, where runs queue);
-    # each deleted one had ended as its kind should.
+    # --history 20: about 120 runs went in and about 20 stay (more on a slow machine, where
+    # runs queue); each deleted one had ended as its kind should.
     assert report["deleted"] >= report["accepted"] // 2
     assert not report["wrong_endings"]
     assert report["samples"][-1]["series"]["redis_runs"] < report["accepted"]
