@@ -588,7 +588,7 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str, settle: float) -
     plt.close(fig)
 
 
-def drain(url: str, accepted: dict[str, str], load: Load, seconds: float) -> dict[str, str]:
+def drain(url: str, accepted: list[str], load: Load, seconds: float) -> dict[str, str]:
     """Run id -> state from GET /runs once every accepted run is terminal, or when ``seconds``
     run out; each listing's requests count toward the 5xx total if they fail."""
     deadline = time.monotonic() + seconds
@@ -740,7 +740,8 @@ def soak(cluster: Cluster, args: argparse.Namespace, stop: threading.Event) -> b
         flush=True,
     )
     drain_start = time.perf_counter()
-    listed = drain(url, load.accepted, load, args.drain)
+    # Runs deleted to keep the history had ended; the drain waits for the others.
+    listed = drain(url, [r for r in load.accepted if r not in pruner.ended], load, args.drain)
     drained_s = time.perf_counter() - drain_start
     rclient.close()
 
