@@ -19,7 +19,7 @@ from toolchest_wes.store.base import StateStore
 __all__ = ["MAX_WAIT_S", "StatusWaits"]
 
 #: The longest a status request waits, in seconds: well under the idle timeouts of load
-#: balancers (60 s by default on the common ones) and gunicorn's graceful stop (30 s).
+#: balancers (60 s by default on the common ones).
 MAX_WAIT_S = 30.0
 
 
@@ -33,7 +33,6 @@ class StatusWaits:
 
     def __init__(self, store: StateStore, limit: int) -> None:
         self.store = store
-        self.limit = limit
         self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
         self._released = threading.Event()
 
