@@ -14,7 +14,11 @@ socket. Both sides send newline-delimited JSON objects:
   the child's engine record there, and when it reaps the child, its exit code beside it
   (``toolchest_wes.engines.engine_record``).
 - zygote -> parent, when a child ends: ``{"pid": p, "status": exit_code}``, where a negative
-  code is the signal that killed it.
+  code is the signal that killed it. A child that ends by itself writes its exit code to a
+  pipe that the zygote reads, after flushing its output and just before it exits, and the
+  zygote sends the status then; the child is reaped quietly once it is gone. The kernel
+  takes milliseconds to tear down a forked interpreter's memory, and the run has nothing
+  left to do by then. A child killed by a signal is reported when it is reaped.
 - parent -> zygote, last: ``{"shutdown": true}`` before the parent closes the socket.
 
 SIGTERM, and end of file after ``shutdown``, make the zygote SIGKILL every child's process
@@ -64,6 +68,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -84,16 +89,19 @@ _SHUTDOWN_POLL_S = 0.02
 # Spares kept at most. Two, so that runs that follow each other closely find one ready: each
 # spare then has two runs' time to prepare instead of one.
 _MAX_SPARES = 2
+# A child's exit report: its pid and exit code, in one write shorter than PIPE_BUF, so that
+# the reports of children ending at once never interleave.
+_EXIT_REPORT = struct.Struct("=ii")
 
 
 def _noop(signum: int, frame: FrameType | None) -> None:
     """Installed so the signal is delivered (and written to the wakeup fd), not ignored."""
 
 
-def _main_then_exit(module: ModuleType, start: Callable[[], list[str]]) -> NoReturn:
+def _main_then_exit(module: ModuleType, start: Callable[[], list[str]], report_fd: int) -> NoReturn:
     """In a forked child: ``start()`` for the command line, then the entry's ``main`` on it,
     and exit with its code, whatever happens; a crash prints its traceback to the run's
-    stderr and exits ``CHILD_CRASH_EXIT``."""
+    stderr and exits ``CHILD_CRASH_EXIT``. The code goes to ``report_fd`` first."""
     code = CHILD_CRASH_EXIT
     try:
         argv = start()
@@ -108,7 +116,15 @@ def _main_then_exit(module: ModuleType, start: Callable[[], list[str]]) -> NoRet
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
+            _report_exit(report_fd, code)
             os._exit(code)
+
+
+def _report_exit(fd: int, code: int) -> None:
+    """Tell the zygote this process's exit code (as the exit status will carry it)."""
+    # A full pipe (a zygote that stopped reading) fails at once: the reap reports instead.
+    with contextlib.suppress(OSError):
+        os.write(fd, _EXIT_REPORT.pack(os.getpid(), code & 0xFF))
 
 
 def _exit_code(code: object) -> int:
@@ -157,6 +173,13 @@ class _ForkServer:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        # Every child inherits the write end (close-on-exec: its tools do not) for its exit
+        # report; the children that reported and are not reaped yet.
+        self._report_r, self._report_w = os.pipe()
+        os.set_blocking(self._report_r, False)
+        os.set_blocking(self._report_w, False)
+        self._reports = b""
+        self._reported: set[int] = set()
 
     def serve(self) -> int:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
@@ -168,7 +191,11 @@ class _ForkServer:
         sock_fd = self._sock.fileno()
         while not stop:
             preparing = {spare.sock.fileno(): spare for spare in self._spares if not spare.ready}
-            readable, _, _ = select.select([sock_fd, self._wake_r, *preparing], [], [])
+            readable, _, _ = select.select(
+                [sock_fd, self._wake_r, self._report_r, *preparing], [], []
+            )
+            if self._report_r in readable:
+                self._read_reports()
             if self._wake_r in readable:
                 signals = self._drain_wakeup()
                 self._reap()
@@ -239,7 +266,27 @@ class _ForkServer:
         with contextlib.suppress(OSError):
             self._sock.sendall(json.dumps(message).encode() + b"\n")
 
+    def _read_reports(self) -> None:
+        """Report the children that wrote their exit code, before they are reaped."""
+        while True:
+            try:
+                data = os.read(self._report_r, 4096)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self._reports += data
+            whole = len(self._reports) - len(self._reports) % _EXIT_REPORT.size
+            for pid, code in _EXIT_REPORT.iter_unpack(self._reports[:whole]):
+                # Not a child: a spare whose prefault failed, which has nothing to report.
+                if pid in self._children and pid not in self._reported:
+                    self._reported.add(pid)
+                    self._tell_exit(pid, code)
+            self._reports = self._reports[whole:]
+
     def _reap(self) -> None:
+        # Reports first: a child reaped before its report was read would be reported twice.
+        self._read_reports()
         while self._children or self._spares:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -257,15 +304,21 @@ class _ForkServer:
                 return
         if pid in self._children:
             self._children.discard(pid)
-            self._graceful.pop(pid, None)
-            code = os.waitstatus_to_exitcode(status)
-            record = self._records.pop(pid, None)
-            if record is not None:
-                try:
-                    write_exit(record, code, stopped=self._stopping)
-                except OSError as exc:
-                    print(f"zygote: cannot record the exit of {pid}: {exc}", file=sys.stderr)
-            self.send({"pid": pid, "status": code})
+            if pid in self._reported:
+                self._reported.discard(pid)
+            else:
+                self._tell_exit(pid, os.waitstatus_to_exitcode(status))
+
+    def _tell_exit(self, pid: int, code: int) -> None:
+        """Record and send child ``pid``'s exit code."""
+        self._graceful.pop(pid, None)
+        record = self._records.pop(pid, None)
+        if record is not None:
+            try:
+                write_exit(record, code, stopped=self._stopping)
+            except OSError as exc:
+                print(f"zygote: cannot record the exit of {pid}: {exc}", file=sys.stderr)
+        self.send({"pid": pid, "status": code})
 
     def _handle(self, request: dict[str, Any]) -> None:
         if request.get("shutdown"):
@@ -419,7 +472,7 @@ class _ForkServer:
             sock.close()
             return self._become(json.loads(message), fds[0], fds[1])
 
-        _main_then_exit(module, start)
+        _main_then_exit(module, start, self._report_w)
 
     def _fork_child(
         self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int
@@ -452,7 +505,7 @@ class _ForkServer:
             os.close(sync_w)
             return self._become(request, out_fd, err_fd)
 
-        _main_then_exit(module, start)
+        _main_then_exit(module, start, self._report_w)
 
     def _detach(self) -> None:
         """In a new child: the signal handling of a fresh interpreter, none of the zygote's
@@ -466,6 +519,7 @@ class _ForkServer:
         self._sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        os.close(self._report_r)
         if self._keeper_fd is not None:
             os.close(self._keeper_fd)
         for spare in self._spares:
@@ -488,6 +542,8 @@ class _ForkServer:
         return argv
 
     def _shutdown(self) -> None:
+        # Those that ended by themselves are not recorded as stopped.
+        self._read_reports()
         self._stopping = True
         self._drop_spares()
         if self._graceful:
