@@ -11,8 +11,8 @@ socket. Both sides send newline-delimited JSON objects:
   "record"}``. The zygote forks a child that runs ``entry.main(argv[1:])`` in its own session
   (or hands the request to a spare child) and answers ``{"req": n, "pid": p}``, or
   ``{"req": n, "error": message, "errno": number}``. With a ``record`` path, it first writes
-  the child's engine record there, and when it reaps the child, its exit code beside it
-  (``toolchest_wes.engines.engine_record``).
+  the child's engine record there, and once the child has ended (below), its exit code
+  beside it (``toolchest_wes.engines.engine_record``).
 - zygote -> parent, when a child ends: ``{"pid": p, "status": exit_code}``, where a negative
   code is the signal that killed it. A child that ends by itself writes its exit code to a
   pipe that the zygote reads, after flushing its output and just before it exits, and the
