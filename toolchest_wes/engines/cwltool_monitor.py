@@ -14,6 +14,7 @@ tool, instead of scanning every process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import threading
@@ -47,23 +48,30 @@ def sampling_process_monitor(original: _Monitor) -> _Monitor:
 
     def process_monitor(self: Any, sproc: subprocess.Popen[str]) -> None:
         peak = 0
-        done = threading.Event()
+        # The first sample is due a second after the start, as cwltool's: a tool that has
+        # ended by then (most of a short run's tools) needs no sampling thread at all.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            sproc.wait(timeout=_SAMPLE_S)
+        if sproc.returncode is None:
+            done = threading.Event()
 
-        def sample() -> None:
-            nonlocal peak
-            while not done.wait(_SAMPLE_S):
-                used = resident_tree_bytes(sproc.pid)
-                if used is None:
-                    return
-                peak = max(peak, used)
+            def sample() -> None:
+                nonlocal peak
+                while True:
+                    used = resident_tree_bytes(sproc.pid)
+                    if used is None:
+                        return
+                    peak = max(peak, used)
+                    if done.wait(_SAMPLE_S):
+                        return
 
-        sampler = threading.Thread(target=sample, name="toolchest-wes-job-memory", daemon=True)
-        sampler.start()
-        try:
-            sproc.wait()
-        finally:
-            done.set()
-            sampler.join()
+            sampler = threading.Thread(target=sample, name="toolchest-wes-job-memory", daemon=True)
+            sampler.start()
+            try:
+                sproc.wait()
+            finally:
+                done.set()
+                sampler.join()
         if peak:
             _logger.info("[job %s] Max memory used: %iMiB", self.name, round(peak / (1 << 20)))
         else:

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -52,3 +53,20 @@ def test_the_tree_of_this_process_includes_its_children() -> None:
         child.kill()
         child.wait()
     assert resident_tree_bytes(child.pid) is None
+
+
+def test_a_tool_that_ends_within_the_first_second_is_not_sampled(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_thread(*args: object, **kwargs: object) -> threading.Thread:
+        raise AssertionError("a sampling thread was started")
+
+    monkeypatch.setattr(threading, "Thread", no_thread)
+    monitor = sampling_process_monitor(_never)
+    sproc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"], text=True)
+    with caplog.at_level(logging.DEBUG, logger="cwltool"):
+        monitor(Job("quick"), sproc)
+    assert sproc.returncode == 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "Max memory used" in m]
+    assert "Could not collect memory usage, job ended before monitoring began." in messages
