@@ -14,13 +14,13 @@ tool, instead of scanning every process.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import subprocess
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from toolchest_wes.engines.pidwait import wait_exit
 from toolchest_wes.engines.proctree import descendants
 
 __all__ = ["resident_tree_bytes", "sampling_process_monitor"]
@@ -49,10 +49,9 @@ def sampling_process_monitor(original: _Monitor) -> _Monitor:
     def process_monitor(self: Any, sproc: subprocess.Popen[str]) -> None:
         peak = 0
         # The first sample is due a second after the start, as cwltool's: a tool that has
-        # ended by then (most of a short run's tools) needs no sampling thread at all.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            sproc.wait(timeout=_SAMPLE_S)
-        if sproc.returncode is None:
+        # ended by then (most of a short run's tools) needs no sampling thread at all. Woken
+        # the moment the tool exits, unlike Popen.wait(timeout), which polls.
+        if wait_exit(sproc, _SAMPLE_S) is None:
             done = threading.Event()
 
             def sample() -> None:

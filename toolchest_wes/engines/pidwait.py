@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+from typing import Any
 
 __all__ = ["wait_exit"]
 
 
-def wait_exit(proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+def wait_exit(proc: subprocess.Popen[Any], timeout: float | None) -> int | None:
     """The exit code of ``proc`` (negative: killed by that signal), or ``None`` if it is
     still running after ``timeout`` seconds (``None``: wait as long as it takes)."""
     if timeout is None or proc.returncode is not None:
