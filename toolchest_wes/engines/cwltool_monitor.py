@@ -47,33 +47,36 @@ def sampling_process_monitor(original: _Monitor) -> _Monitor:
     """
 
     def process_monitor(self: Any, sproc: subprocess.Popen[str]) -> None:
-        peak = 0
         # The first sample is due a second after the start, as cwltool's: a tool that has
         # ended by then (most of a short run's tools) needs no sampling thread at all. Woken
         # the moment the tool exits, unlike Popen.wait(timeout), which polls.
-        if wait_exit(sproc, _SAMPLE_S) is None:
-            done = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while True:
-                    used = resident_tree_bytes(sproc.pid)
-                    if used is None:
-                        return
-                    peak = max(peak, used)
-                    if done.wait(_SAMPLE_S):
-                        return
-
-            sampler = threading.Thread(target=sample, name="toolchest-wes-job-memory", daemon=True)
-            sampler.start()
-            try:
-                sproc.wait()
-            finally:
-                done.set()
-                sampler.join()
+        peak = 0 if wait_exit(sproc, _SAMPLE_S) is not None else _peak_until_exit(sproc)
         if peak:
             _logger.info("[job %s] Max memory used: %iMiB", self.name, round(peak / (1 << 20)))
         else:
             _logger.debug("Could not collect memory usage, job ended before monitoring began.")
 
     return process_monitor
+
+
+def _peak_until_exit(sproc: subprocess.Popen[str]) -> int:
+    """Wait for ``sproc``, sampling its tree now and once a second in a thread of its own;
+    the largest resident sum seen (0 if none was)."""
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while (used := resident_tree_bytes(sproc.pid)) is not None:
+            peak = max(peak, used)
+            if done.wait(_SAMPLE_S):
+                return
+
+    sampler = threading.Thread(target=sample, name="toolchest-wes-job-memory", daemon=True)
+    sampler.start()
+    try:
+        sproc.wait()
+    finally:
+        done.set()
+        sampler.join()
+    return peak
