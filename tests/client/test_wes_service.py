@@ -6,6 +6,7 @@ The server gets a virtualenv of its own (it pins other versions of connexion), s
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -32,7 +33,19 @@ INTEROP = Path(
 
 
 def _wes_server() -> Path:
-    venv = INTEROP / "wesc"
+    """The reference server's command, installed first if it is not yet.
+
+    The folder outlives the test run and is shared by every test process (and by
+    ``scripts/interop.sh``), so the install is made under a lock: one test process installs,
+    the others wait for it and find the server installed.
+    """
+    INTEROP.mkdir(parents=True, exist_ok=True)
+    with (INTEROP / ".install.lock").open("wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install_wes_server(INTEROP / "wesc")
+
+
+def _install_wes_server(venv: Path) -> Path:
     server = venv / "bin" / "wes-server"
     if server.exists():
         return server
