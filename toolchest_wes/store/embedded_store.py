@@ -99,6 +99,10 @@ class EmbeddedStateStore:
         self._local = threading.local()
         self._generation = 0
         self._conns: dict[threading.Thread, sqlite3.Connection] = {}
+        # Connections inside a `_connection` block (with its depth: the block may nest), and
+        # those of them that close() found in use, which their own thread closes on leaving.
+        self._busy: dict[sqlite3.Connection, int] = {}
+        self._closing: set[sqlite3.Connection] = set()
         self._shared: sqlite3.Connection | None = None
         self._token_key = b""
         self._waits = StateWaits()
@@ -358,9 +362,11 @@ class EmbeddedStateStore:
             raise StoreUnavailableError(f"state database {self._path}: {exc}") from exc
 
     def close(self) -> None:
-        """Close every connection of this store, from all threads.
+        """Close every connection of this store, from all threads; later calls reopen them.
 
-        Call it when no other thread is using the store; later calls reopen connections.
+        A connection that another thread is using at that moment is closed by that thread
+        when its call ends: closing it under a statement that runs without the GIL would free
+        what the statement is still reading (a crash of the process, not an error).
         """
         self._check_fork()
         with self._lock:
@@ -370,7 +376,9 @@ class EmbeddedStateStore:
             if self._shared is not None:
                 conns.append(self._shared)
                 self._shared = None
-        for conn in conns:
+            idle = [conn for conn in conns if conn not in self._busy]
+            self._closing.update(conn for conn in conns if conn in self._busy)
+        for conn in idle:
             conn.close()
 
     # -- connections -------------------------------------------------------------------------
@@ -385,17 +393,25 @@ class EmbeddedStateStore:
                         self._shared = self._open()
                     yield self._shared
             else:
-                yield self._thread_connection()
+                conn = self._check_out()
+                try:
+                    yield conn
+                finally:
+                    self._check_in(conn)
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorcode", -1) & 0xFF in _UNAVAILABLE_CODES:
                 raise StoreUnavailableError(f"state database {self._path}: {exc}") from exc
             raise
 
-    def _thread_connection(self) -> sqlite3.Connection:
+    def _check_out(self) -> sqlite3.Connection:
+        """This thread's connection (opened if it has none since the last close()), marked
+        in use until ``_check_in``."""
         local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.generation == self._generation:
-            return conn
+        with self._lock:
+            conn: sqlite3.Connection | None = getattr(local, "conn", None)
+            if conn is not None and local.generation == self._generation:
+                self._busy[conn] = self._busy.get(conn, 0) + 1
+                return conn
         conn = self._open()
         with self._lock:
             # Threads come and go (a gthread pool recycles them); their connections would
@@ -405,7 +421,20 @@ class EmbeddedStateStore:
             self._conns[threading.current_thread()] = conn
             local.conn = conn
             local.generation = self._generation
+            self._busy[conn] = 1
         return conn
+
+    def _check_in(self, conn: sqlite3.Connection) -> None:
+        """End a use of ``conn``; close it if close() came meanwhile and this was the last."""
+        with self._lock:
+            depth = self._busy.pop(conn, 1) - 1
+            if depth:
+                self._busy[conn] = depth
+                return
+            if conn not in self._closing:
+                return
+            self._closing.discard(conn)
+        conn.close()
 
     def _open(self) -> sqlite3.Connection:
         # check_same_thread=False only so that close() can close other threads' connections;
@@ -434,7 +463,10 @@ class EmbeddedStateStore:
         self._lock = threading.RLock()
         self._local = threading.local()
         _INHERITED.extend(self._conns.values())
+        _INHERITED.extend(self._closing)
         self._conns = {}
+        self._busy = {}
+        self._closing = set()
         self._pid = os.getpid()
         # A :memory: store keeps its connection: the child owns a private copy of that memory.
 

@@ -6,6 +6,8 @@ import base64
 import json
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -451,3 +453,55 @@ def test_due_runs_are_a_walk_of_the_partial_index(store):
     details = " ".join(row[-1] for row in plan)
     assert "ix_runs_outputs_kept" in details
     assert "TEMP B-TREE" not in details
+
+
+# Threads change runs while another thread closes the store again and again, in a process of
+# its own: a connection closed under a running statement crashes the interpreter.
+_CLOSE_RACE = """
+import sys, threading, time
+from toolchest_wes.models import RunRequest, State
+from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.embedded_store import EmbeddedStateStore
+
+store = EmbeddedStateStore(sys.argv[1])
+request = RunRequest(workflow_url="wf.cwl", workflow_type="CWL", workflow_type_version="v1.2")
+for i in range(4):
+    store.create_run(RunRecord(run_id=f"r{i}", state=State.QUEUED, request=request, created_at=0))
+stop = time.monotonic() + 2
+errors = []
+
+def flip(run_id):
+    states = [State.QUEUED, State.INITIALIZING]
+    while time.monotonic() < stop:
+        try:
+            store.transition(run_id, states[1], allowed_from=frozenset({states[0]}))
+            store.get_state(run_id)
+        except Exception as error:
+            errors.append(repr(error))
+        states.reverse()
+
+threads = [threading.Thread(target=flip, args=(f"r{i}",)) for i in range(4)]
+for thread in threads:
+    thread.start()
+closes = 0
+while time.monotonic() < stop:
+    store.close()
+    closes += 1
+    time.sleep(0.001)
+for thread in threads:
+    thread.join()
+print(closes, errors)
+"""
+
+
+def test_close_while_other_threads_run_statements_waits_for_each_statement(db_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _CLOSE_RACE, str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    closes, errors = done.stdout.split(" ", 1)
+    assert int(closes) > 100
+    assert errors.strip() == "[]"
