@@ -130,7 +130,8 @@ class StateCache:
             client: redis.Redis | None = None
             try:
                 client = self._connect()
-                pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+                # Typed from redis-py 8.2 on, untyped before.
+                pubsub = client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
                 pubsub.subscribe(self._channel)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=_POLL_S)
