@@ -16,12 +16,19 @@ redis-server, the API and one Celery worker with ``--concurrency N``), submits N
 
 Every step has a deadline; the servers and anything left below them are killed at the end.
 
+``--kill-worker`` (embedded mode) then SIGKILLs the gunicorn worker that holds the run pool,
+as the kernel's out-of-memory killer would, before the cancels: the arbiter starts a new
+worker, which adopts every run whose engine still runs before it serves. It reports how long
+until the new worker answers, the runs no longer RUNNING then (goal: none), the tools still
+running, and the latency of status and ``GET /runs`` with the adopted runs; the cancels that
+follow then stop adopted runs.
+
 ``--lease-ttl S`` gives the servers a lease of S seconds instead of their default (30): with
 a lease shorter than the wait for the zygote's forks, a run whose lease were not renewed
 while it waited would be ended by the reconcile loop.
 
 Usage: python bench/bench_concurrent.py [--mode embedded,distributed] [--runs 1000]
-       [--sleep 120] [--lease-ttl 30]
+       [--sleep 120] [--lease-ttl 30] [--kill-worker]
 Needs redis-server on PATH for the distributed mode.
 """
 
@@ -173,6 +180,13 @@ def tools_running(roots: list[int]) -> int:
     return count
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _parent(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -217,6 +231,7 @@ class Servers:
         self.mode = mode
         self.runs = runs
         self.url = ""
+        self.orphans: list[int] = []
 
     def start(self) -> None:
         if self.mode == "distributed":
@@ -246,9 +261,23 @@ class Servers:
         wait_http(f"{self.url}/health", proc, "server")
 
     def roots(self) -> list[int]:
-        """The WES processes (not redis-server)."""
+        """The WES processes (not redis-server), and the zygotes a killed worker left."""
         procs = self.cluster.procs[1:] if self.mode == "distributed" else self.cluster.procs
-        return [p.pid for p in procs]
+        return [p.pid for p in procs] + self.orphans
+
+    def kill_worker(self) -> int:
+        """SIGKILL the embedded server's gunicorn worker; its pid.
+
+        Its zygote outlives it to keep its runs, re-parented away from the server, so it is
+        counted among the roots from now on.
+        """
+        arbiter = self.cluster.procs[0].pid
+        worker = _children(arbiter)[0]
+        self.orphans += [
+            pid for pid in _children(worker) if "toolchest_wes.engines.zygote" in _command(pid)
+        ]
+        os.kill(worker, signal.SIGKILL)
+        return worker
 
     def stop(self) -> None:
         leftover = below(self.roots())
@@ -279,6 +308,62 @@ def servers(mode: str, runs: int, lease_ttl: float | None) -> Iterator[Servers]:
             logs.mkdir(exist_ok=True)
             for log in Path(tmp).glob("*.log"):
                 shutil.copy(log, logs / f"{mode}-{log.name}")
+
+
+def sample_latency(client: httpx.Client, run_ids: list[str], seconds: float) -> None:
+    """Status of a random run, then the listing's first page, one request at a time."""
+    status_ms: list[float] = []
+    list_ms: list[float] = []
+    sample_end = time.monotonic() + seconds
+    while time.monotonic() < sample_end:
+        run_id = random.choice(run_ids)
+        t0 = time.perf_counter()
+        client.get(f"{API}/runs/{run_id}/status").raise_for_status()
+        t1 = time.perf_counter()
+        client.get(f"{API}/runs", params={"page_size": 10}).raise_for_status()
+        t2 = time.perf_counter()
+        status_ms.append((t1 - t0) * 1000)
+        list_ms.append((t2 - t1) * 1000)
+    print(f"status ms over {len(status_ms)}: {summary(status_ms)}")
+    print(f"GET /runs ms over {len(list_ms)}: {summary(list_ms)}", flush=True)
+
+
+def adopt_after_worker_kill(s: Servers, client: httpx.Client, run_ids: list[str]) -> set[int]:
+    """Kill the worker that holds the runs, time the new worker's first answer (it adopts
+    the runs before it serves), and count what did not survive. Returns the new worker and
+    its zygote, which the server has idle from now on."""
+    tools = tools_running(s.roots())
+    kill = time.monotonic()
+    worker = s.kill_worker()
+    print(f"killed the gunicorn worker {worker} with {len(run_ids)} runs active", flush=True)
+    deadline = kill + 600
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if client.get("/health", timeout=5).status_code == 200:
+                break
+        if time.monotonic() > deadline:
+            raise SystemExit("no new worker answered within 600 s")
+        time.sleep(0.2)
+    print(f"a new worker answered after {time.monotonic() - kill:.1f} s", flush=True)
+    current = states(client)
+    running = sum(1 for r in run_ids if current.get(r) == "RUNNING")
+    ended: dict[str, int] = {}
+    for run_id in run_ids:
+        state = current.get(run_id, "missing")
+        if state != "RUNNING":
+            ended[state] = ended.get(state, 0) + 1
+    print(
+        f"after the kill: {running} of {len(run_ids)} RUNNING, other states {ended or 'none'}; "
+        f"tools running {tools_running(s.roots())} (before the kill {tools})",
+        flush=True,
+    )
+    workers = set(_children(s.cluster.procs[0].pid))
+    return workers | {
+        pid
+        for new in workers
+        for pid in _children(new)
+        if "toolchest_wes.engines.zygote" in _command(pid)
+    }
 
 
 def bench_mode(mode: str, args: argparse.Namespace) -> None:
@@ -326,20 +411,10 @@ def bench_mode(mode: str, args: argparse.Namespace) -> None:
         )
         if mode == "distributed":
             print(f"redis used_memory {redis_used_memory(s.cluster.redis_port) / MB:.1f} MB")
-        status_ms: list[float] = []
-        list_ms: list[float] = []
-        sample_end = time.monotonic() + args.sample_seconds
-        while time.monotonic() < sample_end:
-            run_id = random.choice(run_ids)
-            t0 = time.perf_counter()
-            client.get(f"{API}/runs/{run_id}/status").raise_for_status()
-            t1 = time.perf_counter()
-            client.get(f"{API}/runs", params={"page_size": 10}).raise_for_status()
-            t2 = time.perf_counter()
-            status_ms.append((t1 - t0) * 1000)
-            list_ms.append((t2 - t1) * 1000)
-        print(f"status ms over {len(status_ms)}: {summary(status_ms)}")
-        print(f"GET /runs ms over {len(list_ms)}: {summary(list_ms)}", flush=True)
+        sample_latency(client, run_ids, args.sample_seconds)
+        if args.kill_worker and mode == "embedded":
+            idle_pids |= adopt_after_worker_kill(s, client, run_ids)
+            sample_latency(client, run_ids, args.sample_seconds)
         current = states(client)
         gone = [r for r in run_ids if current.get(r) != "RUNNING"]
         if gone:
@@ -393,6 +468,11 @@ def main() -> None:
     parser.add_argument("--start-timeout", type=float, default=600.0)
     parser.add_argument("--cancel-timeout", type=float, default=120.0)
     parser.add_argument("--lease-ttl", type=float, default=None)
+    parser.add_argument(
+        "--kill-worker",
+        action="store_true",
+        help="embedded: SIGKILL the worker holding the runs, then time their adoption",
+    )
     args = parser.parse_args()
     stop_on_signals()
     for mode in args.mode.split(","):
