@@ -55,7 +55,7 @@ import httpx
 from _common import API, ROOT, free_port, stop_on_signals
 from bench_distributed import Cluster, wait_http
 
-from toolchest_wes.engines.proctree import descendants, tree_memory_bytes
+from toolchest_wes.engines.proctree import children, descendants, tree_memory_bytes
 
 SLEEP_CWL = Path(__file__).resolve().parent / "sleep.cwl"
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
@@ -180,13 +180,6 @@ def tools_running(roots: list[int]) -> int:
     return count
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 def _parent(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -272,9 +265,9 @@ class Servers:
         counted among the roots from now on.
         """
         arbiter = self.cluster.procs[0].pid
-        worker = _children(arbiter)[0]
+        worker = children(arbiter)[0]
         self.orphans += [
-            pid for pid in _children(worker) if "toolchest_wes.engines.zygote" in _command(pid)
+            pid for pid in children(worker) if "toolchest_wes.engines.zygote" in _command(pid)
         ]
         os.kill(worker, signal.SIGKILL)
         return worker
@@ -357,11 +350,11 @@ def adopt_after_worker_kill(s: Servers, client: httpx.Client, run_ids: list[str]
         f"tools running {tools_running(s.roots())} (before the kill {tools})",
         flush=True,
     )
-    workers = set(_children(s.cluster.procs[0].pid))
+    workers = set(children(s.cluster.procs[0].pid))
     return workers | {
         pid
         for new in workers
-        for pid in _children(new)
+        for pid in children(new)
         if "toolchest_wes.engines.zygote" in _command(pid)
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["descendants", "stat_fields", "tree_memory_bytes"]
+__all__ = ["children", "descendants", "stat_fields", "tree_memory_bytes"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -35,7 +35,7 @@ def _resident(pid: int) -> int | None:
         return None
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """The processes that ``pid``'s threads started, from the kernel's own lists."""
     try:
         threads = os.listdir(f"/proc/{pid}/task")
@@ -71,7 +71,7 @@ def descendants(root: int) -> dict[int, int]:
         if resident is None:
             continue
         found[pid] = resident
-        stack.extend(_children(pid))
+        stack.extend(children(pid))
     return found
 
 
