@@ -180,6 +180,11 @@ def tools_running(roots: list[int]) -> int:
     return count
 
 
+def _zygotes_of(pid: int) -> list[int]:
+    """The engine zygotes among ``pid``'s children."""
+    return [child for child in children(pid) if "toolchest_wes.engines.zygote" in _command(child)]
+
+
 def _parent(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -266,9 +271,7 @@ class Servers:
         """
         arbiter = self.cluster.procs[0].pid
         worker = children(arbiter)[0]
-        self.orphans += [
-            pid for pid in children(worker) if "toolchest_wes.engines.zygote" in _command(pid)
-        ]
+        self.orphans += _zygotes_of(worker)
         os.kill(worker, signal.SIGKILL)
         return worker
 
@@ -351,12 +354,7 @@ def adopt_after_worker_kill(s: Servers, client: httpx.Client, run_ids: list[str]
         flush=True,
     )
     workers = set(children(s.cluster.procs[0].pid))
-    return workers | {
-        pid
-        for new in workers
-        for pid in children(new)
-        if "toolchest_wes.engines.zygote" in _command(pid)
-    }
+    return workers | {pid for new in workers for pid in _zygotes_of(new)}
 
 
 def bench_mode(mode: str, args: argparse.Namespace) -> None:
