@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -60,23 +59,17 @@ def sampling_process_monitor(original: _Monitor) -> _Monitor:
 
 
 def _peak_until_exit(sproc: subprocess.Popen[str]) -> int:
-    """Wait for ``sproc``, sampling its tree now and once a second in a thread of its own;
-    the largest resident sum seen (0 if none was)."""
+    """Wait for ``sproc``, sampling its tree now and then once a second until it exits; the
+    largest resident sum seen (0 if none was).
+
+    The samples are taken by the waiting thread itself, between waits that wake the moment
+    the tool exits: a sampling thread would count against the run's process limit, which a
+    tool may have used up, and the run would fail for want of a thread.
+    """
     peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while (used := resident_tree_bytes(sproc.pid)) is not None:
-            peak = max(peak, used)
-            if done.wait(_SAMPLE_S):
-                return
-
-    sampler = threading.Thread(target=sample, name="toolchest-wes-job-memory", daemon=True)
-    sampler.start()
-    try:
-        sproc.wait()
-    finally:
-        done.set()
-        sampler.join()
+    while (used := resident_tree_bytes(sproc.pid)) is not None:
+        peak = max(peak, used)
+        if wait_exit(sproc, _SAMPLE_S) is not None:
+            return peak
+    sproc.wait()
     return peak

@@ -55,13 +55,25 @@ def test_the_tree_of_this_process_includes_its_children() -> None:
     assert resident_tree_bytes(child.pid) is None
 
 
-def test_a_tool_that_ends_within_the_first_second_is_not_sampled(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a thread fails, as in a run that has used up its process limit."""
+
     def no_thread(*args: object, **kwargs: object) -> threading.Thread:
         raise AssertionError("a sampling thread was started")
 
     monkeypatch.setattr(threading, "Thread", no_thread)
+
+
+@pytest.mark.usefixtures("no_threads")
+def test_a_long_tool_is_sampled_without_a_thread(caplog: pytest.LogCaptureFixture) -> None:
+    test_the_tools_tree_is_sampled_and_its_peak_logged(caplog)
+
+
+@pytest.mark.usefixtures("no_threads")
+def test_a_tool_that_ends_within_the_first_second_is_not_sampled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     monitor = sampling_process_monitor(_never)
     sproc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"], text=True)
     with caplog.at_level(logging.DEBUG, logger="cwltool"):
