@@ -47,8 +47,8 @@ def sampling_process_monitor(original: _Monitor) -> _Monitor:
 
     def process_monitor(self: Any, sproc: subprocess.Popen[str]) -> None:
         # The first sample is due a second after the start, as cwltool's: a tool that has
-        # ended by then (most of a short run's tools) needs no sampling thread at all. Woken
-        # the moment the tool exits, unlike Popen.wait(timeout), which polls.
+        # ended by then (most of a short run's tools) is never sampled. Woken the moment the
+        # tool exits, unlike Popen.wait(timeout), which polls.
         peak = 0 if wait_exit(sproc, _SAMPLE_S) is not None else _peak_until_exit(sproc)
         if peak:
             _logger.info("[job %s] Max memory used: %iMiB", self.name, round(peak / (1 << 20)))
