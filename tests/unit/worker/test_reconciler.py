@@ -187,6 +187,18 @@ def _ended_run(store: RedisStateStore, settings: Settings, run_id: str) -> None:
     (settings.runs_dir / run_id / "outputs").mkdir(parents=True)
 
 
+def _wait_until_due(store: RedisStateStore, settings: Settings, run_id: str) -> None:
+    """Wait until the run's end lies further back than the retention window.
+
+    The window is a fraction of a millisecond, but the store's clock is only as fine as its
+    timestamps, so a sweep right after the run ended may not see it yet.
+    """
+    deadline = time.monotonic() + 10
+    while store.outputs_due(settings.retention_s or 0, limit=1) != [run_id]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_one_sweep_per_interval_across_reconcilers(setup) -> None:  # type: ignore[no-untyped-def]
     settings, store, _ = setup
     settings = settings.model_copy(
@@ -196,13 +208,11 @@ def test_one_sweep_per_interval_across_reconcilers(setup) -> None:  # type: igno
     second = _reconciler(settings, store)
     try:
         _ended_run(store, settings, "a")
-        deadline = time.monotonic() + 10
-        while store.outputs_due(settings.retention_s or 0, limit=1) != ["a"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_until_due(store, settings, "a")
 
         assert first.sweep_once() == ["a"]
         _ended_run(store, settings, "b")
+        _wait_until_due(store, settings, "b")
         assert second.sweep_once() is None  # the first holds the lock for the interval
         assert second.sweep_once(force=True) == ["b"]
         assert not (settings.runs_dir / "a" / "outputs").exists()
