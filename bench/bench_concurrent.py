@@ -17,9 +17,10 @@ redis-server, the API and one Celery worker with ``--concurrency N``), submits N
 Every step has a deadline; the servers and anything left below them are killed at the end.
 
 ``--kill-worker`` (embedded mode) then SIGKILLs the gunicorn worker that holds the run pool,
-as the kernel's out-of-memory killer would, before the cancels: the arbiter starts a new
-worker, which adopts every run whose engine still runs before it serves. It reports how long
-until the new worker answers, the runs no longer RUNNING then (goal: none), the tools still
+as the kernel's out-of-memory killer would, before the cancels: the server's other worker
+takes the pool over and adopts every run whose engine still runs, while the arbiter starts a
+new worker in place of the killed one. It reports how long until another worker holds the
+pool and the server answers, the runs no longer RUNNING then (goal: none), the tools still
 running, and the latency of status and ``GET /runs`` with the adopted runs; the cancels that
 follow then stop adopted runs.
 
@@ -263,14 +264,20 @@ class Servers:
         procs = self.cluster.procs[1:] if self.mode == "distributed" else self.cluster.procs
         return [p.pid for p in procs] + self.orphans
 
+    def pool_worker(self) -> int:
+        """The embedded server's gunicorn worker that executes the runs (the pid it wrote
+        into the pool lock), 0 while none holds it."""
+        text = (self.cluster.tmp / "embedded" / "pool.lock").read_text().strip()
+        pid = int(text) if text.isdigit() else 0
+        return pid if pid in children(self.cluster.procs[0].pid) else 0
+
     def kill_worker(self) -> int:
-        """SIGKILL the embedded server's gunicorn worker; its pid.
+        """SIGKILL the embedded server's gunicorn worker that executes the runs; its pid.
 
         Its zygote outlives it to keep its runs, re-parented away from the server, so it is
         counted among the roots from now on.
         """
-        arbiter = self.cluster.procs[0].pid
-        worker = children(arbiter)[0]
+        worker = self.pool_worker()
         self.orphans += _zygotes_of(worker)
         os.kill(worker, signal.SIGKILL)
         return worker
@@ -325,22 +332,30 @@ def sample_latency(client: httpx.Client, run_ids: list[str], seconds: float) -> 
 
 
 def adopt_after_worker_kill(s: Servers, client: httpx.Client, run_ids: list[str]) -> set[int]:
-    """Kill the worker that holds the runs, time the new worker's first answer (it adopts
-    the runs before it serves), and count what did not survive. Returns the new worker and
-    its zygote, which the server has idle from now on."""
+    """Kill the worker that holds the runs, time until another worker holds the pool and the
+    server answers (the pool's new holder adopts the runs as it takes it), and count what did
+    not survive. Returns the workers and zygotes the server has idle from now on."""
     tools = tools_running(s.roots())
     kill = time.monotonic()
     worker = s.kill_worker()
     print(f"killed the gunicorn worker {worker} with {len(run_ids)} runs active", flush=True)
     deadline = kill + 600
     while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if client.get("/health", timeout=5).status_code == 200:
-                break
+        if s.pool_worker() not in {0, worker}:
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get("/health", timeout=5).status_code == 200:
+                    break
         if time.monotonic() > deadline:
-            raise SystemExit("no new worker answered within 600 s")
-        time.sleep(0.2)
-    print(f"a new worker answered after {time.monotonic() - kill:.1f} s", flush=True)
+            raise SystemExit("no other worker took the run pool over within 600 s")
+        time.sleep(0.05)
+    print(
+        f"worker {s.pool_worker()} took the run pool over and answered after "
+        f"{time.monotonic() - kill:.1f} s",
+        flush=True,
+    )
+    # The arbiter's replacement for the killed worker, which is idle too.
+    while len(children(s.cluster.procs[0].pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     current = states(client)
     running = sum(1 for r in run_ids if current.get(r) == "RUNNING")
     ended: dict[str, int] = {}

@@ -129,7 +129,12 @@ class Settings(BaseSettings):
         description="Where run records live; default: Redis in distributed mode, else SQLite.",
     )
     broker_url: str | None = Field(default=None, description="Celery broker; default: redis_url.")
-    workers: int = Field(default=2, ge=1, description="API processes in distributed mode.")
+    workers: int = Field(
+        default=2,
+        ge=1,
+        description="API processes of the server; in embedded mode one of them also executes "
+        "the runs.",
+    )
     concurrency: int = Field(
         default_factory=lambda: max(2, os.cpu_count() or 2),
         ge=1,

@@ -1,6 +1,7 @@
 """The many-runs benchmark's worker kill, at a small scale: the embedded server's gunicorn
-worker is SIGKILLed while runs are active, the new worker adopts them all, and the cancels
-that follow stop the adopted runs and leave no process."""
+worker that executes the runs is SIGKILLed while runs are active, another worker takes the
+pool over and adopts them all, and the cancels that follow stop the adopted runs and leave
+no process."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_runs_survive_a_killed_worker_and_are_cancelled_after_their_adoption() -
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "a new worker answered after" in output, output
+    assert "took the run pool over and answered after" in output, output
     assert "after the kill: 3 of 3 RUNNING, other states none; tools running 3" in output, output
     assert "cancel -> CANCELED for 3 of 3 runs" in output, output
     assert "0 over 10 s" in output, output

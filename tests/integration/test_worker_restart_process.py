@@ -1,5 +1,6 @@
-"""A real `toolchest-wes serve` whose gunicorn worker dies while runs are active: the arbiter
-starts a new worker, which adopts the runs whose engines still run (embedded mode)."""
+"""A real `toolchest-wes serve` whose gunicorn worker that executes the runs dies while runs
+are active: another worker takes the run pool over and adopts the runs whose engines still
+run, while the arbiter starts a new worker in its place (embedded mode, two workers)."""
 
 from __future__ import annotations
 
@@ -62,24 +63,27 @@ def _children(pid: int) -> list[int]:
 
 
 def _worker(server: Server) -> int:
+    """The worker that executes the runs: the pid it wrote into the pool lock."""
     assert server.proc is not None
+    lock = server.data_dir / "pool.lock"
     deadline = time.monotonic() + _WAIT_S
-    while not (workers := _children(server.proc.pid)):
-        assert time.monotonic() < deadline, "gunicorn started no worker"
+    while True:
+        text = lock.read_text().strip() if lock.exists() else ""
+        if text.isdigit() and int(text) in _children(server.proc.pid):
+            return int(text)
+        assert time.monotonic() < deadline, "no worker took the run pool"
         time.sleep(0.05)
-    return workers[0]
 
 
 def _replace_worker(server: Server, sig: int) -> None:
-    """Signal the worker and wait until the arbiter's new worker answers (it has run the
-    restart recovery by then: the app is built before it serves)."""
+    """Signal the worker that executes the runs, and wait until another one has taken the
+    pool over and the server answers (the restart recovery has run by then)."""
     old = _worker(server)
     os.kill(old, sig)
     deadline = time.monotonic() + _WAIT_S
     while True:
-        assert time.monotonic() < deadline, "no new worker answered"
-        alive = [pid for pid in _children(server.proc.pid) if pid != old] if server.proc else []
-        if alive:
+        assert time.monotonic() < deadline, "no other worker took the run pool over"
+        if _worker(server) != old:
             try:
                 if httpx.get(f"{server.url}/health", timeout=5).status_code == 200:
                     return
@@ -199,8 +203,11 @@ def test_an_engine_that_died_while_no_worker_was_there_is_reported(
     assert server.proc is not None
     arbiter = server.proc.pid
     worker = _worker(server)
-    # A stopped arbiter starts no new worker: the engine dies between the two workers.
-    os.kill(arbiter, signal.SIGSTOP)
+    # A stopped arbiter starts no new worker, and a stopped worker takes no pool over: the
+    # engine dies between two workers that execute runs.
+    stopped = [arbiter, *(pid for pid in _children(arbiter) if pid != worker)]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
     try:
         os.kill(worker, signal.SIGKILL)
         if zygote_too:
@@ -215,7 +222,8 @@ def test_an_engine_that_died_while_no_worker_was_there_is_reported(
             assert time.monotonic() < deadline, "the worker or the engine did not die"
             time.sleep(0.05)
     finally:
-        os.kill(arbiter, signal.SIGCONT)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
 
     assert wait(server.url, run_id, TERMINAL, timeout=_WAIT_S) == "SYSTEM_ERROR"
     lines = run_log(server.url, run_id)["run_log"]["system_logs"]  # type: ignore[index]

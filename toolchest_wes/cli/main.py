@@ -303,7 +303,11 @@ def _settings(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
 @cli.command()
 @click.option("--host", help="Address to listen on.  [default: 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on.  [default: 8080]")
-@click.option("--workers", type=int, help="API processes (distributed mode only).  [default: 2]")
+@click.option(
+    "--workers",
+    type=int,
+    help="API processes; in embedded mode one of them also executes the runs.  [default: 2]",
+)
 @click.option("--max-concurrent-runs", type=int, help="Runs executed at once (embedded mode).")
 @click.option("--public-url", help="Base URL clients reach this server at, behind a proxy.")
 @click.option("--threads", type=int, help="Request threads per process.  [default: 16]")
@@ -392,8 +396,9 @@ def serve(**flags: Any) -> None:
     """Start the WES API server under gunicorn.
 
     Without --redis this is the embedded mode: run records in a SQLite file in the data
-    directory and runs executed by a pool inside the server. With --redis, runs go to Celery
-    workers started with `toolchest-wes worker`.
+    directory and runs executed by a pool inside the server (in one of its --workers
+    processes, which the others hand their runs to). With --redis, runs go to Celery workers
+    started with `toolchest-wes worker`.
 
     Every option can also be set as an environment variable: TOOLCHEST_WES_ and the option
     name in capitals, such as TOOLCHEST_WES_PORT=9000 (--redis is TOOLCHEST_WES_REDIS_URL).
@@ -416,7 +421,7 @@ def serve(**flags: Any) -> None:
         build_catalog(settings)
     except CatalogError as exc:
         raise click.ClickException(f"--catalog: {exc}") from None
-    mode = f"distributed, {settings.workers} processes" if settings.distributed else "embedded"
+    mode = f"{'distributed' if settings.distributed else 'embedded'}, {settings.workers} processes"
     click.echo(
         f"toolchest-wes {__version__} ({mode}, auth {settings.effective_auth}, "
         f"sandbox {sandbox}): "

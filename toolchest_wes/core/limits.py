@@ -2,8 +2,9 @@
 
 Both count per user; with authentication off every request belongs to one anonymous user,
 so the limits apply to the server as a whole. Where the counts live is an adapter choice:
-in this process for the embedded server (one API process), in Redis for distributed mode
-(``store/redis_limits.py``), so that every API process sees the same counts.
+in files under an ``flock`` for the embedded server (``core/file_limits.py``), in Redis for
+distributed mode (``store/redis_limits.py``), so that every API process sees the same counts;
+in this process's memory for a single app (tests, and the defaults of ``SubmitLimits``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "RateLimiter",
     "SubmitLimits",
     "UserLocks",
+    "take_token",
 ]
 
 #: The key the limits count under when authentication is off.
@@ -49,8 +51,21 @@ class UserLocks(Protocol):
         ...
 
 
+def take_token(
+    tokens: float, elapsed_s: float, rate_per_s: float, burst: int
+) -> tuple[float, float]:
+    """One step of a token bucket: refill ``tokens`` for ``elapsed_s``, then take one.
+
+    Returns the tokens left and the seconds until one is available (0: one was taken).
+    """
+    tokens = min(float(burst), tokens + elapsed_s * rate_per_s)
+    if tokens >= 1:
+        return tokens - 1, 0.0
+    return tokens, (1 - tokens) / rate_per_s
+
+
 class MemoryRateLimiter:
-    """Token buckets in this process: right when one process serves the API (embedded)."""
+    """Token buckets in this process: right when one process serves the API."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -62,12 +77,7 @@ class MemoryRateLimiter:
         with self._lock:
             now = self._clock()
             tokens, stamp = self._buckets.get(key, (float(burst), now))
-            tokens = min(float(burst), tokens + (now - stamp) * rate_per_s)
-            wait = 0.0
-            if tokens >= 1:
-                tokens -= 1
-            else:
-                wait = (1 - tokens) / rate_per_s
+            tokens, wait = take_token(tokens, now - stamp, rate_per_s, burst)
             self._buckets[key] = (tokens, now)
             if len(self._buckets) > 100_000:
                 self._forget_full(now, rate_per_s, burst)
@@ -82,7 +92,7 @@ class MemoryRateLimiter:
 
 
 class LocalUserLocks:
-    """Locks per key in this process (embedded mode has one API process)."""
+    """Locks per key in this process: right when one process serves the API."""
 
     def __init__(self) -> None:
         self._locks: dict[str, threading.Lock] = {}

@@ -18,6 +18,9 @@ _STOP = object()
 class LocalTaskRunner:
     """Runs ``execute(run_id)`` on a fixed pool of threads, first come first served.
 
+    A run id that the pool holds already (waiting, or executing) is not queued again: the
+    processes of a server may announce one run more than once (``runner.shared_pool``).
+
     Threads are enough because the engine itself is a separate process and cancel is
     cooperative (the executor watches the store). They are daemon threads on purpose: a
     server that stops must not wait for workflows to finish, and runs it leaves behind are
@@ -29,6 +32,7 @@ class LocalTaskRunner:
         self._workers = workers
         self._queue: queue.Queue[object] = queue.Queue()
         self._cancelled: set[str] = set()
+        self._held: set[str] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -46,10 +50,14 @@ class LocalTaskRunner:
                 self._threads.append(thread)
 
     def submit(self, run_id: str) -> None:
-        """Queue the run; starts the pool on first use."""
+        """Queue the run unless the pool holds it already; starts the pool on first use."""
         if self._closed:
             raise RuntimeError("runner is closed")
         self.start()
+        with self._lock:
+            if run_id in self._held:
+                return
+            self._held.add(run_id)
         self._queue.put(run_id)
 
     def queue_length(self) -> int:
@@ -89,11 +97,13 @@ class LocalTaskRunner:
             with self._lock:
                 skipped = run_id in self._cancelled
                 self._cancelled.discard(run_id)
-            if skipped:
-                continue
             try:
-                self._execute(run_id)
+                if not skipped:
+                    self._execute(run_id)
             except Exception:
                 # execute_run records its own failures in the store; anything reaching here
                 # is a bug, and the thread must survive it to serve the next runs.
                 logger.exception("unhandled error executing run_id=%s", run_id)
+            finally:
+                with self._lock:
+                    self._held.discard(run_id)

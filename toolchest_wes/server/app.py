@@ -91,6 +91,7 @@ def create_app(
     launcher: Launcher | None = None,
     validate_responses: bool = False,
     engine_keeper: int | None = None,
+    shared_pool: bool = False,
 ) -> connexion.FlaskApp:
     """The WES app, with its background jobs started.
 
@@ -111,6 +112,8 @@ def create_app(
         engine_keeper: Embedded mode: the pid of the gunicorn arbiter, while which the
             engines of this process outlive its death, for the next worker to adopt;
             ``None``: they die with this process.
+        shared_pool: Embedded mode: this app is one of several processes of one server
+            (gunicorn's workers), and only one of them executes runs at a time.
     """
     # First, so that a configuration that cannot work fails before anything starts.
     authenticator = build_authenticator(settings)
@@ -125,6 +128,7 @@ def create_app(
         engines=engines,
         launcher=launcher,
         engine_keeper=engine_keeper,
+        shared_pool=shared_pool,
     )
     try:
         service = _service(settings, parts, sandbox, catalog)

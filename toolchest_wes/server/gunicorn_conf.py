@@ -2,10 +2,10 @@
 
 Use: ``gunicorn -c python:toolchest_wes.server.gunicorn_conf toolchest_wes.server.wsgi:app``.
 
-The embedded mode runs one worker process: its run pool and engine processes live in that
-process, and the SQLite store with startup reconcile assumes a single owner of active runs.
-Distributed mode runs ``workers`` processes, which share nothing but Redis and the data
-directory. Concurrency within a process comes from threads (the ``gthread`` worker).
+Both modes run ``workers`` processes. In embedded mode they share the SQLite file, and one of
+them at a time also holds the run pool and its engine processes (``wiring.embedded``); in
+distributed mode they share nothing but Redis and the data directory. Concurrency within a
+process comes from threads (the ``gthread`` worker).
 
 The workers of one server add up their Prometheus metrics through files in one directory,
 ``PROMETHEUS_MULTIPROC_DIR`` (see ``toolchest_wes.server.metrics``), which the hooks below
@@ -31,7 +31,7 @@ def _bind(host: str, port: int) -> str:
 
 
 bind = [_bind(_settings.host, _settings.port)]
-workers = _settings.workers if _settings.distributed else 1
+workers = _settings.workers
 worker_class = "gthread"
 threads = _settings.threads
 # Uploads and zip downloads can be large and slow; the gthread worker keeps serving other

@@ -18,13 +18,8 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.errors import PayloadTooLargeError
-from toolchest_wes.core.limits import (
-    LocalUserLocks,
-    MemoryRateLimiter,
-    RateLimiter,
-    SubmitLimits,
-    UserLocks,
-)
+from toolchest_wes.core.file_limits import FileRateLimiter, FileUserLocks
+from toolchest_wes.core.limits import RateLimiter, SubmitLimits, UserLocks
 from toolchest_wes.core.urls import UrlPolicy
 from toolchest_wes.store.redis_limits import RedisRateLimiter, RedisUserLocks
 from toolchest_wes.store.redis_store import connect
@@ -142,7 +137,7 @@ def check_form_sizes(
 def build_submit_limits(settings: Settings) -> SubmitLimits:
     """The per-user submit limits, counted where every API process of the server sees them.
 
-    Embedded mode serves the API from one process, so counting in memory is exact there;
+    Embedded mode counts in files in the data folder, which all its API processes share;
     distributed mode counts in Redis.
     """
     rate_limiter: RateLimiter
@@ -152,7 +147,8 @@ def build_submit_limits(settings: Settings) -> SubmitLimits:
         rate_limiter = RedisRateLimiter(client, settings.redis_prefix)
         locks = RedisUserLocks(client, settings.redis_prefix)
     else:
-        rate_limiter, locks = MemoryRateLimiter(), LocalUserLocks()
+        folder = settings.data_dir / "limits"
+        rate_limiter, locks = FileRateLimiter(folder), FileUserLocks(folder)
     return SubmitLimits(
         max_active_runs=settings.effective_max_active_runs_per_user,
         rate_per_minute=settings.effective_submit_rate,

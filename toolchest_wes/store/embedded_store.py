@@ -105,7 +105,9 @@ class EmbeddedStateStore:
         self._closing: set[sqlite3.Connection] = set()
         self._shared: sqlite3.Connection | None = None
         self._token_key = b""
-        self._waits = StateWaits()
+        # Another process (an API worker of the same server) may commit the change a
+        # request waits for; SQLite's data_version tells this process of it.
+        self._waits = StateWaits(version=None if self._memory else self._data_version)
 
     def __repr__(self) -> str:
         return f"EmbeddedStateStore({self._path!r})"
@@ -167,7 +169,8 @@ class EmbeddedStateStore:
     def wait_for_state(
         self, run_id: str, done: Callable[[State | None], bool], timeout_s: float
     ) -> State | None:
-        """See ``StateStore.wait_for_state``: woken by the transitions of this object."""
+        """See ``StateStore.wait_for_state``: woken by the transitions of this object, and
+        within milliseconds by those other processes commit to the file."""
         return self._waits.wait(run_id, lambda: self.get_state(run_id), done, timeout_s)
 
     def list_runs(
@@ -369,6 +372,7 @@ class EmbeddedStateStore:
         what the statement is still reading (a crash of the process, not an error).
         """
         self._check_fork()
+        self._waits.stop_watching()
         with self._lock:
             self._generation += 1
             conns = list(self._conns.values())
@@ -380,6 +384,12 @@ class EmbeddedStateStore:
             self._closing.update(conn for conn in conns if conn in self._busy)
         for conn in idle:
             conn.close()
+
+    def _data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on this thread's connection: it changes whenever
+        another connection, of this process or another, has committed."""
+        with self._connection() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     # -- connections -------------------------------------------------------------------------
 

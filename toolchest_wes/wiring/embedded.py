@@ -11,14 +11,24 @@ its end on the pool like any other; the engine of a run that cannot be adopted i
 and the run ends as the recovery says. The retention sweep runs here on a loop of its own
 (``SweepLoop``); distributed mode sweeps from the reconcile loop instead, under a lock
 shared by all processes.
+
+A server under gunicorn runs several API processes, and only one of them holds the pool
+(``runner.shared_pool``): each process starts with a :class:`PoolElection`, which takes the
+pool lock if it is free, at once or later, and then builds the pool, runs the restart
+recovery and starts the pool's jobs in that process. The others hand the runs they accept to
+the holder. When the holder dies, another process takes the lock within a fraction of a
+second and adopts the runs its engines still run, as a restarted worker would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolchest_wes.config import Settings
@@ -33,17 +43,126 @@ from toolchest_wes.engines.engine_record import remove_record
 from toolchest_wes.models import State
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
+from toolchest_wes.runner.shared_pool import PoolLock, RelayListener, SharedRunner, relay_address
 from toolchest_wes.store.base import RunRecord, StateStore
+from toolchest_wes.wiring.jobs import Loop
 
 __all__ = [
     "EngineAdoption",
+    "PoolElection",
+    "RunPool",
     "engine_records",
     "local_runner",
+    "pool_lock",
     "restart_recovery",
     "retention_loop",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunPool:
+    """What executes an embedded server's runs: the pool, the pass over the runs an earlier
+    process left, and the jobs that only the process holding the pool runs."""
+
+    runner: LocalTaskRunner
+    recover: Callable[[], None]
+    loops: list[Loop] = field(default_factory=list)
+
+
+def pool_lock(settings: Settings) -> PoolLock:
+    """The lock that the process holding the pool holds, in the data folder."""
+    return PoolLock(settings.data_dir / "pool.lock")
+
+
+class PoolElection:
+    """Makes this API process the one that executes runs once it can take the pool lock.
+
+    ``start`` tries at once, so the first process of a server builds the pool before it
+    serves; until it has the lock, a thread tries again every ``retry_s``.
+
+    Args:
+        lock: From :func:`pool_lock`.
+        shared: This process's runner, which gets the pool.
+        build: Builds the pool, leaving in the stack what releases it.
+        queued: The ids of the runs the store holds as QUEUED (the relay's scan).
+        address: The relay's socket address; default from the lock's data folder.
+        retry_s: How often a process without the lock tries to take it.
+    """
+
+    def __init__(
+        self,
+        lock: PoolLock,
+        shared: SharedRunner,
+        build: Callable[[ExitStack], RunPool],
+        queued: Callable[[], list[str]],
+        *,
+        address: bytes | None = None,
+        retry_s: float = 0.2,
+    ) -> None:
+        self._lock = lock
+        self._shared = shared
+        self._build = build
+        self._queued = queued
+        self._address = address or relay_address(lock.path.parent)
+        self._retry_s = retry_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._resources = ExitStack()
+        self._guard = threading.Lock()
+
+    @property
+    def holds_pool(self) -> bool:
+        """Whether this process executes the runs."""
+        return self._shared.pool is not None
+
+    def start(self) -> None:
+        """Take the pool now if the lock is free, else keep trying on a thread."""
+        if self._take():
+            return
+        self._thread = threading.Thread(
+            target=self._wait, name="toolchest-wes-pool-election", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop trying; stop the pool's jobs and the pool, then release the lock."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._guard:
+            self._resources.close()
+
+    def _wait(self) -> None:
+        while not self._stop.wait(self._retry_s):
+            try:
+                if self._take():
+                    return
+            except Exception:
+                # A pool that failed to build leaves the lock; the next try builds it again.
+                logger.exception("this process could not take over the run pool")
+
+    def _take(self) -> bool:
+        with self._guard:
+            if self._stop.is_set() or not self._lock.try_acquire():
+                return False
+            with ExitStack() as resources:
+                resources.callback(self._lock.release)
+                pool = self._build(resources)
+                listener = RelayListener(self._address, pool.runner.submit, self._queued)
+                # Bound before the recovery, so a run accepted meanwhile waits in the socket.
+                listener.bind()
+                resources.callback(listener.stop)
+                self._shared.attach(pool.runner)
+                resources.callback(self._shared.attach, None)
+                pool.recover()
+                for job in [*pool.loops, listener]:
+                    job.start()
+                    resources.callback(job.stop)
+                self._resources = resources.pop_all()
+        logger.info("this process executes the runs pid=%s lock=%s", os.getpid(), self._lock.path)
+        return True
 
 
 def engine_records(settings: Settings) -> Path:

@@ -6,6 +6,10 @@ role        embedded (no ``redis_url``)        distributed (``redis_url``)
 ``API``     store (SQLite), engines, launcher, store (Redis, states cached), engines,
             executor, local pool runner;       Celery runner, worker monitor;
             restart recovery, retention loop   reconcile loop
+            (with ``shared_pool``: a shared
+            runner and the pool election,
+            which builds the rest once this
+            process holds the pool)
 ``WORKER``  (none: embedded has no workers)    store, engines, launcher, executor;
                                                reconcile loop, heartbeat
 ``COMMAND`` store                              store, Celery runner, reconciler (unstarted)
@@ -26,7 +30,7 @@ import enum
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import cast
 
 from toolchest_wes.config import Settings
 from toolchest_wes.core.executor import ExecutorDeps
@@ -35,14 +39,17 @@ from toolchest_wes.core.webhooks import EventingStore, Webhooks
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.engines.base import Launcher, WorkflowEngine
 from toolchest_wes.engines.registry import EngineRegistry
+from toolchest_wes.models import State
 from toolchest_wes.runner.base import TaskRunner
 from toolchest_wes.runner.local_runner import LocalTaskRunner
+from toolchest_wes.runner.shared_pool import PoolRelay, SharedRunner, relay_address
 from toolchest_wes.server.workers import WorkerMonitor
 from toolchest_wes.store import store_from_url
 from toolchest_wes.store.base import StateStore
 from toolchest_wes.wiring import distributed, embedded
 from toolchest_wes.wiring.distributed import WorkerIdentity
 from toolchest_wes.wiring.engines import build_executor_deps, build_launcher, build_registry
+from toolchest_wes.wiring.jobs import Loop
 from toolchest_wes.wiring.storage import build_run_files
 from toolchest_wes.wiring.webhooks import build_webhooks, delivery_loop
 from toolchest_wes.worker.reconciler import Reconciler
@@ -59,18 +66,6 @@ class Role(enum.Enum):
     WORKER = "worker"
     #: A one-shot maintenance command: no engines and no background jobs.
     COMMAND = "command"
-
-
-class Loop(Protocol):
-    """A background job: a thread started once and stopped at shutdown."""
-
-    def start(self) -> None:
-        """Start the job's thread."""
-        ...
-
-    def stop(self) -> None:
-        """Stop the thread and release what the job holds."""
-        ...
 
 
 @dataclass
@@ -144,6 +139,7 @@ def build_parts(
     launcher: Launcher | None = None,
     worker: WorkerIdentity | None = None,
     engine_keeper: int | None = None,
+    shared_pool: bool = False,
 ) -> Parts:
     """The parts of a process in ``role``, for the mode ``settings`` select; none started.
 
@@ -159,6 +155,8 @@ def build_parts(
         engine_keeper: Embedded API: the pid of the process (the gunicorn arbiter) while
             which the engines this process starts outlive its death, for the process that
             replaces it to adopt; ``None``: they die with it.
+        shared_pool: Embedded API: this is one of several API processes of one server, and
+            only the one that holds the pool lock executes runs (``wiring.embedded``).
 
     Raises:
         ValueError: A worker role without ``worker``, or in embedded mode.
@@ -187,7 +185,7 @@ def build_parts(
             webhooks=webhooks,
             files=build_run_files(settings, workspace),
         )
-        _webhook_loop(parts, resources)
+        _webhook_loop(parts, resources, shared_pool)
         if role is Role.COMMAND:
             _command(parts, resources)
         else:
@@ -199,16 +197,17 @@ def build_parts(
             elif settings.distributed:
                 _distributed_api(parts, resources, runner)
             else:
-                _embedded_api(parts, resources, runner, launcher, engine_keeper)
+                _embedded_api(parts, resources, runner, launcher, engine_keeper, shared_pool)
         # Built: from here on, close() releases what a failure above released at once.
         parts._resources = resources.pop_all()
     return parts
 
 
-def _webhook_loop(parts: Parts, resources: ExitStack) -> None:
+def _webhook_loop(parts: Parts, resources: ExitStack, shared_pool: bool) -> None:
     if parts.webhooks is None:
         return
-    if parts.role is Role.API:
+    # With a shared pool, the process that holds it sends them (``_embedded_api``).
+    if parts.role is Role.API and not (shared_pool and not parts.settings.distributed):
         # The loop closes the outbox when it stops.
         parts.loops.append(delivery_loop(parts.settings, parts.webhooks))
     else:
@@ -221,6 +220,7 @@ def _embedded_api(
     runner: TaskRunner | None,
     launcher: Launcher | None,
     engine_keeper: int | None,
+    shared_pool: bool,
 ) -> None:
     if runner is not None:
         parts.runner = runner
@@ -228,18 +228,55 @@ def _embedded_api(
         if isinstance(runner, LocalTaskRunner):
             parts.queue_length = runner.queue_length
         return
+    if not shared_pool:
+        pool = _run_pool(parts, resources, launcher, engine_keeper)
+        parts.runner = pool.runner
+        parts.queue_length = pool.runner.queue_length
+        parts.recover = pool.recover
+        parts.loops += pool.loops
+        return
+    store, settings = parts.store, parts.settings
+    shared = SharedRunner(
+        PoolRelay(relay_address(settings.data_dir)),
+        queued=lambda: store.count_by_state().get(State.QUEUED, 0),
+    )
+    parts.runner = shared
+    resources.callback(shared.close)
+    parts.queue_length = shared.queue_length
+
+    def build(pool_resources: ExitStack) -> embedded.RunPool:
+        pool = _run_pool(parts, pool_resources, launcher, engine_keeper)
+        if parts.webhooks is not None:
+            # One process sends the deliveries, in order per run; the loop closes the outbox.
+            pool.loops.append(delivery_loop(settings, parts.webhooks))
+        return pool
+
+    def queued() -> list[str]:
+        page = store.list_runs(page_size=_SCAN_PAGE, states=frozenset({State.QUEUED}))
+        return [run.run_id for run in page.runs]
+
+    parts.loops.append(embedded.PoolElection(embedded.pool_lock(settings), shared, build, queued))
+
+
+#: The most QUEUED runs one scan of the relay hands to the pool (the pool holds the rest).
+_SCAN_PAGE = 1000
+
+
+def _run_pool(
+    parts: Parts, resources: ExitStack, launcher: Launcher | None, engine_keeper: int | None
+) -> embedded.RunPool:
+    """The pool that executes runs in this process, with its recovery and retention sweep."""
     _executor(parts, resources, launcher, engine_keeper)
     assert parts.executor is not None
     parts.executor.engine_records = embedded.engine_records(parts.settings)
     adoption = embedded.EngineAdoption(parts.executor)
     local = embedded.local_runner(parts.settings, adoption)
-    parts.runner = local
     resources.callback(local.close)
-    parts.queue_length = local.queue_length
-    parts.recover = embedded.restart_recovery(parts.store, local, adoption)
+    pool = embedded.RunPool(local, embedded.restart_recovery(parts.store, local, adoption))
     sweeper = embedded.retention_loop(parts.settings, parts.store, parts.workspace, parts.files)
     if sweeper is not None:
-        parts.loops.append(sweeper)
+        pool.loops.append(sweeper)
+    return pool
 
 
 def _distributed_api(parts: Parts, resources: ExitStack, runner: TaskRunner | None) -> None:

@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store import store_from_url
+from toolchest_wes.store._state_waits import StateWaits
 from toolchest_wes.store.base import (
     InvalidPageTokenError,
     RunRecord,
@@ -505,3 +507,44 @@ def test_close_while_other_threads_run_statements_waits_for_each_statement(db_pa
     closes, errors = done.stdout.split(" ", 1)
     assert int(closes) > 100
     assert errors.strip() == "[]"
+
+
+def test_a_wait_is_woken_by_a_change_that_another_connection_commits(db_path):
+    """As when another API process of the server ends the run: its commit moves SQLite's
+    data_version, which the waiting store watches while a thread waits."""
+    waiting = EmbeddedStateStore(db_path)
+    other = EmbeddedStateStore(db_path)
+    # Only the watcher can end the wait before the timeout: the state is read again only
+    # once an hour.
+    waiting._waits = StateWaits(recheck_s=3600, version=waiting._data_version)
+    try:
+        other.create_run(_record("r", State.RUNNING))
+
+        def end() -> None:
+            while not waiting._waits._waiting:
+                time.sleep(0.001)
+            time.sleep(0.05)
+            other.transition("r", State.COMPLETE, allowed_from=frozenset({State.RUNNING}))
+
+        ender = threading.Thread(target=end)
+        ender.start()
+        state = waiting.wait_for_state("r", lambda s: s is State.COMPLETE, timeout_s=60)
+        ender.join()
+        assert state is State.COMPLETE
+    finally:
+        waiting.close()
+        other.close()
+
+
+def test_closing_the_store_ends_its_watcher(db_path):
+    store = EmbeddedStateStore(db_path)
+    store.create_run(_record("r", State.RUNNING))
+    assert store.wait_for_state("r", lambda s: s is State.COMPLETE, timeout_s=0.05) is (
+        State.RUNNING
+    )
+    watcher = store._waits._watcher
+    assert watcher is not None and watcher.is_alive()  # it lingers for the next wait
+    store.close()
+    watcher.join(5)
+    assert not watcher.is_alive()
+    assert not store._conns  # and it opened no connection after the close

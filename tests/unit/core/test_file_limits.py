@@ -1,0 +1,78 @@
+"""The submit limits of an embedded server, kept in files that all its API processes share
+(each ``File*`` object here stands for one process: it opens the files itself)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from toolchest_wes.core.file_limits import FileRateLimiter, FileUserLocks
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_processes_share_one_bucket_per_user(tmp_path: Path) -> None:
+    clock = Clock()
+    one, other = FileRateLimiter(tmp_path, clock), FileRateLimiter(tmp_path, clock)
+
+    assert [one.acquire("a", 1.0, 3), other.acquire("a", 1.0, 3), one.acquire("a", 1.0, 3)] == [
+        0,
+        0,
+        0,
+    ]
+    assert other.acquire("a", 1.0, 3) == pytest.approx(1.0)
+    assert other.acquire("b", 1.0, 3) == 0  # another user has a bucket of their own
+    clock.now += 0.5
+    assert one.acquire("a", 1.0, 3) == pytest.approx(0.5)
+    clock.now += 0.5
+    assert other.acquire("a", 1.0, 3) == 0
+    clock.now += 100
+    assert [one.acquire("a", 1.0, 3) for _ in range(4)][-1] > 0  # never above the burst
+
+
+def test_a_bucket_written_before_a_restart_of_the_machine_is_full(tmp_path: Path) -> None:
+    clock = Clock()
+    limiter = FileRateLimiter(tmp_path, clock)
+    assert limiter.acquire("a", 1.0, 1) == 0
+    assert limiter.acquire("a", 1.0, 1) > 0
+    clock.now = 5.0  # the monotonic clock began again
+    assert limiter.acquire("a", 1.0, 1) == 0
+
+
+def test_user_names_of_any_kind_get_files_of_their_own(tmp_path: Path) -> None:
+    limiter = FileRateLimiter(tmp_path, Clock())
+    for user in ["../../etc/passwd", "a/b", "é" * 300, ""]:
+        assert limiter.acquire(user, 1.0, 1) == 0
+    assert all(path.parent == tmp_path for path in tmp_path.iterdir())
+    assert len(list(tmp_path.iterdir())) == 4
+
+
+def test_a_users_lock_excludes_the_other_processes_until_released(tmp_path: Path) -> None:
+    one, other = FileUserLocks(tmp_path), FileUserLocks(tmp_path)
+    order: list[str] = []
+    held = threading.Event()
+
+    def second() -> None:
+        held.wait(10)
+        with other.hold("alice"):
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with one.hold("alice"):
+        held.set()
+        with other.hold("bob"):  # another user's lock is free meanwhile
+            order.append("bob")
+        time.sleep(0.1)
+        order.append("first")
+    thread.join(10)
+    assert order == ["bob", "first", "second"]
