@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,9 @@ import pytest
 
 from tests.conftest import API
 from tests.integration.conftest import serving
-from tests.processes import TERMINAL, Server
+from tests.processes import TERMINAL, Server, wait
+from toolchest_wes.models import State
+from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -103,3 +106,23 @@ def test_the_rate_limit_holds_across_the_workers(tmp_path: Path) -> None:
         responses = list(pool.map(lambda _: _post(srv.url, CWL / "shout.cwl", {}), range(12)))
         # One submission a minute after a burst of three: no token comes back meanwhile.
         assert Counter(r.status_code for r in responses) == Counter({200: 3, 429: 9})
+
+
+def test_a_stopping_server_starts_none_of_the_runs_still_waiting(tmp_path: Path) -> None:
+    """The workers stop together: the one that does not hold the pool must not take it over
+    from the one that stopped first, only to start the waiting runs and stop them again."""
+    env = {"TOOLCHEST_WES_SANDBOX": "none"}
+    with serving(tmp_path / "data", "--max-concurrent-runs", "1", env=env) as srv:
+        responses = [_post(srv.url, CWL / "sleep.cwl", {"seconds": 300}) for _ in range(4)]
+        runs = [str(response.json()["run_id"]) for response in responses]
+        wait(srv.url, runs[0], {"RUNNING"})
+        srv.kill(signal.SIGTERM)
+        log = srv.log_path.read_text()
+        holders = set(re.findall(r"\[(\d+)\] [\w.]+: this process executes the runs", log))
+
+    store = EmbeddedStateStore(tmp_path / "data" / "runs.sqlite")
+    try:
+        assert [store.get_state(run_id) for run_id in runs[1:]] == [State.QUEUED] * 3
+    finally:
+        store.close()
+    assert len(holders) == 1

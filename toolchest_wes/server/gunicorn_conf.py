@@ -104,18 +104,23 @@ def worker_abort(worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Answer the held status requests (``?wait=``) as soon as the worker is told to stop.
+    """Answer the held status requests (``?wait=``) as soon as the worker is told to stop,
+    and take no run pool over from then on.
 
     A graceful stop (SIGTERM) lets the requests in progress finish for up to
     ``graceful_timeout``; a status request may be holding its answer for up to 30 s, so the
-    worker releases them first, and they answer the state they see then.
+    worker releases them first, and they answer the state they see then. In embedded mode the
+    worker that holds the pool may stop first: the others must not take it over only to
+    start the waiting runs and stop them again.
     """
     import signal
 
     previous = signal.getsignal(signal.SIGTERM)
 
     def release_then_stop(signum: int, frame: Any) -> None:
-        _app_state().service.release_waits()
+        state = _app_state()
+        state.parts.retire()
+        state.service.release_waits()
         if callable(previous):
             previous(signum, frame)
 

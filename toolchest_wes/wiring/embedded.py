@@ -89,6 +89,8 @@ class PoolElection:
         queued: The ids of the runs the store holds as QUEUED (the relay's scan).
         address: The relay's socket address; default from the lock's data folder.
         retry_s: How often a process without the lock tries to take it.
+        keeper: The pid of this process's parent, the gunicorn arbiter: once it has gone,
+            this process is about to exit too, and takes no pool.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class PoolElection:
         *,
         address: bytes | None = None,
         retry_s: float = 0.2,
+        keeper: int | None = None,
     ) -> None:
         self._lock = lock
         self._shared = shared
@@ -107,6 +110,7 @@ class PoolElection:
         self._queued = queued
         self._address = address or relay_address(lock.path.parent)
         self._retry_s = retry_s
+        self._keeper = keeper
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._resources = ExitStack()
@@ -125,6 +129,12 @@ class PoolElection:
             target=self._wait, name="toolchest-wes-pool-election", daemon=True
         )
         self._thread.start()
+
+    def retire(self) -> None:
+        """Stop trying to take the pool: this process is stopping. A server that stops must
+        start none of the runs still waiting, and a worker that took the pool over while its
+        siblings stop would start them only to stop them again."""
+        self._stop.set()
 
     def stop(self) -> None:
         """Stop trying; stop the pool's jobs and the pool, then release the lock."""
@@ -145,7 +155,8 @@ class PoolElection:
 
     def _take(self) -> bool:
         with self._guard:
-            if self._stop.is_set() or not self._lock.try_acquire():
+            orphaned = self._keeper is not None and os.getppid() != self._keeper
+            if self._stop.is_set() or orphaned or not self._lock.try_acquire():
                 return False
             with ExitStack() as resources:
                 resources.callback(self._lock.release)

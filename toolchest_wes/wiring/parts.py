@@ -104,6 +104,8 @@ class Parts:
     webhooks: Webhooks | None = None
     #: Where run files are kept (``--storage``); ``None``: in the workspace, shared.
     files: RunFiles | None = None
+    #: Embedded API with a shared pool: what makes this process the one that executes runs.
+    election: embedded.PoolElection | None = None
     #: What close() undoes, newest first: stop loops, close runner, launcher and store.
     _resources: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _started: bool = field(default=False, init=False, repr=False)
@@ -121,6 +123,12 @@ class Parts:
         for loop in self.loops:
             loop.start()
             self._resources.callback(loop.stop)
+
+    def retire(self) -> None:
+        """The process is stopping: it takes on no run pool from now on (one it holds, it
+        keeps until :meth:`close`)."""
+        if self.election is not None:
+            self.election.retire()
 
     def close(self) -> None:
         """Stop the loops, then release the runner, an engine launcher that was built here and
@@ -255,7 +263,10 @@ def _embedded_api(
         page = store.list_runs(page_size=_SCAN_PAGE, states=frozenset({State.QUEUED}))
         return [run.run_id for run in page.runs]
 
-    parts.loops.append(embedded.PoolElection(embedded.pool_lock(settings), shared, build, queued))
+    parts.election = embedded.PoolElection(
+        embedded.pool_lock(settings), shared, build, queued, keeper=engine_keeper
+    )
+    parts.loops.append(parts.election)
 
 
 #: The most QUEUED runs one scan of the relay hands to the pool (the pool holds the rest).
