@@ -1,13 +1,12 @@
 """The submit limits of an embedded server, kept in files that all its API processes share
-(each ``File*`` object here stands for one process: it opens the files itself)."""
+(each ``File*`` object here stands for one process: it opens the files itself). The bucket's
+arithmetic is tested with the in-memory one's, in test_submit_limits.py."""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
-
-import pytest
 
 from toolchest_wes.core.file_limits import FileRateLimiter, FileUserLocks
 
@@ -18,25 +17,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_processes_share_one_bucket_per_user(tmp_path: Path) -> None:
-    clock = Clock()
-    one, other = FileRateLimiter(tmp_path, clock), FileRateLimiter(tmp_path, clock)
-
-    assert [one.acquire("a", 1.0, 3), other.acquire("a", 1.0, 3), one.acquire("a", 1.0, 3)] == [
-        0,
-        0,
-        0,
-    ]
-    assert other.acquire("a", 1.0, 3) == pytest.approx(1.0)
-    assert other.acquire("b", 1.0, 3) == 0  # another user has a bucket of their own
-    clock.now += 0.5
-    assert one.acquire("a", 1.0, 3) == pytest.approx(0.5)
-    clock.now += 0.5
-    assert other.acquire("a", 1.0, 3) == 0
-    clock.now += 100
-    assert [one.acquire("a", 1.0, 3) for _ in range(4)][-1] > 0  # never above the burst
 
 
 def test_a_bucket_written_before_a_restart_of_the_machine_is_full(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Submit limits: the in-process token bucket and locks, and the messages of SubmitLimits."""
+"""Submit limits: the token buckets (in memory, and in files shared by an embedded server's
+processes), the in-process locks, and the messages of SubmitLimits."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import pytest
 
 from toolchest_wes.core.errors import TooManyRequestsError
+from toolchest_wes.core.file_limits import FileRateLimiter
 from toolchest_wes.core.limits import LocalUserLocks, MemoryRateLimiter, SubmitLimits
 
 
@@ -18,19 +20,33 @@ class Clock:
         return self.now
 
 
-def test_token_bucket_allows_a_burst_then_the_rate():
+@pytest.fixture(params=["memory", "files"])
+def limiters(request, tmp_path):  # type: ignore[no-untyped-def]
+    """The bucket as two API processes see it: one object in memory (one process), or two
+    file limiters over one folder (each process opens the files itself)."""
     clock = Clock()
-    limiter = MemoryRateLimiter(clock)
+    if request.param == "memory":
+        limiter = MemoryRateLimiter(clock)
+        return clock, limiter, limiter
+    return clock, FileRateLimiter(tmp_path, clock), FileRateLimiter(tmp_path, clock)
 
-    assert [limiter.acquire("a", 1.0, 3) for _ in range(3)] == [0, 0, 0]
-    assert limiter.acquire("a", 1.0, 3) == pytest.approx(1.0)
-    assert limiter.acquire("b", 1.0, 3) == 0  # another key has its own bucket
+
+def test_token_bucket_allows_a_burst_then_the_rate(limiters):  # type: ignore[no-untyped-def]
+    clock, one, other = limiters
+
+    assert [one.acquire("a", 1.0, 3), other.acquire("a", 1.0, 3), one.acquire("a", 1.0, 3)] == [
+        0,
+        0,
+        0,
+    ]
+    assert other.acquire("a", 1.0, 3) == pytest.approx(1.0)
+    assert other.acquire("b", 1.0, 3) == 0  # another key has its own bucket
     clock.now += 0.5
-    assert limiter.acquire("a", 1.0, 3) == pytest.approx(0.5)
+    assert one.acquire("a", 1.0, 3) == pytest.approx(0.5)
     clock.now += 0.5
-    assert limiter.acquire("a", 1.0, 3) == 0
+    assert other.acquire("a", 1.0, 3) == 0
     clock.now += 100
-    assert [limiter.acquire("a", 1.0, 3) for _ in range(4)][-1] > 0  # never above the burst
+    assert [one.acquire("a", 1.0, 3) for _ in range(4)][-1] > 0  # never above the burst
 
 
 def test_check_rate_raises_with_retry_after():
