@@ -57,6 +57,7 @@ from _common import API, ROOT, free_port, stop_on_signals
 from bench_distributed import Cluster, wait_http
 
 from toolchest_wes.engines.proctree import children, descendants, tree_memory_bytes
+from toolchest_wes.runner.shared_pool import PoolLock
 
 SLEEP_CWL = Path(__file__).resolve().parent / "sleep.cwl"
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
@@ -267,8 +268,7 @@ class Servers:
     def pool_worker(self) -> int:
         """The embedded server's gunicorn worker that executes the runs (the pid it wrote
         into the pool lock), 0 while none holds it."""
-        text = (self.cluster.tmp / "embedded" / "pool.lock").read_text().strip()
-        pid = int(text) if text.isdigit() else 0
+        pid = PoolLock(self.cluster.tmp / "embedded" / "pool.lock").holder() or 0
         return pid if pid in children(self.cluster.procs[0].pid) else 0
 
     def kill_worker(self) -> int:

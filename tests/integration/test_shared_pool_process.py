@@ -18,6 +18,7 @@ from tests.conftest import API
 from tests.integration.conftest import serving
 from tests.processes import TERMINAL, Server, wait
 from toolchest_wes.models import State
+from toolchest_wes.runner.shared_pool import PoolLock
 from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -52,7 +53,9 @@ def _ended(url: str, run_id: str) -> str:
 
 
 def _pool_worker(server: Server) -> int:
-    return int((server.data_dir / "pool.lock").read_text())
+    pid = PoolLock(server.data_dir / "pool.lock").holder()
+    assert pid is not None
+    return pid
 
 
 def test_runs_that_either_worker_accepts_execute_in_the_one_that_holds_the_pool(

@@ -18,6 +18,7 @@ from tests.integration.conftest import serving
 from tests.integration.test_toil_process import toil_venv
 from tests.processes import TERMINAL, Server, run_log, sleeping, submit, wait
 from tests.snakemake_support import require_snakemake
+from toolchest_wes.runner.shared_pool import PoolLock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,12 +66,12 @@ def _children(pid: int) -> list[int]:
 def _worker(server: Server) -> int:
     """The worker that executes the runs: the pid it wrote into the pool lock."""
     assert server.proc is not None
-    lock = server.data_dir / "pool.lock"
+    lock = PoolLock(server.data_dir / "pool.lock")
     deadline = time.monotonic() + _WAIT_S
     while True:
-        text = lock.read_text().strip() if lock.exists() else ""
-        if text.isdigit() and int(text) in _children(server.proc.pid):
-            return int(text)
+        pid = lock.holder()
+        if pid is not None and pid in _children(server.proc.pid):
+            return pid
         assert time.monotonic() < deadline, "no worker took the run pool"
         time.sleep(0.05)
 

@@ -30,8 +30,13 @@ _BUCKET = struct.Struct("<dd")
 @contextmanager
 def _locked(folder: Path, name: str) -> Iterator[int]:
     """The open, ``flock``-ed file ``name`` in ``folder`` for the block."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    try:
+        fd = os.open(folder / name, flags, 0o600)
+    except FileNotFoundError:
+        # Made on the first submission, not at each.
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / name, flags, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd

@@ -3,16 +3,13 @@
 Both count per user; with authentication off every request belongs to one anonymous user,
 so the limits apply to the server as a whole. Where the counts live is an adapter choice:
 in files under an ``flock`` for the embedded server (``core/file_limits.py``), in Redis for
-distributed mode (``store/redis_limits.py``), so that every API process sees the same counts;
-in this process's memory for a single app (tests, and the defaults of ``SubmitLimits``).
+distributed mode (``store/redis_limits.py``), so that every API process sees the same counts.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,8 +18,6 @@ from toolchest_wes.core.errors import TooManyRequestsError
 
 __all__ = [
     "ANONYMOUS_KEY",
-    "LocalUserLocks",
-    "MemoryRateLimiter",
     "RateLimiter",
     "SubmitLimits",
     "UserLocks",
@@ -62,49 +57,6 @@ def take_token(
     if tokens >= 1:
         return tokens - 1, 0.0
     return tokens, (1 - tokens) / rate_per_s
-
-
-class MemoryRateLimiter:
-    """Token buckets in this process: right when one process serves the API."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
-        """Take one token for ``key``: 0 if taken, else the seconds until one is available."""
-        with self._lock:
-            now = self._clock()
-            tokens, stamp = self._buckets.get(key, (float(burst), now))
-            tokens, wait = take_token(tokens, now - stamp, rate_per_s, burst)
-            self._buckets[key] = (tokens, now)
-            if len(self._buckets) > 100_000:
-                self._forget_full(now, rate_per_s, burst)
-            return wait
-
-    def _forget_full(self, now: float, rate_per_s: float, burst: int) -> None:
-        # A bucket that has refilled is the same as no bucket, so it can go.
-        refill_s = burst / rate_per_s
-        for key, (_tokens, stamp) in list(self._buckets.items()):
-            if now - stamp >= refill_s:
-                del self._buckets[key]
-
-
-class LocalUserLocks:
-    """Locks per key in this process: right when one process serves the API."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        """Hold ``key``'s lock for the block."""
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            yield
 
 
 @dataclass

@@ -168,9 +168,10 @@ class PoolElection:
                 self._shared.attach(pool.runner)
                 resources.callback(self._shared.attach, None)
                 pool.recover()
-                for job in [*pool.loops, listener]:
+                for job in pool.loops:
                     job.start()
                     resources.callback(job.stop)
+                listener.start()
                 self._resources = resources.pop_all()
         logger.info("this process executes the runs pid=%s lock=%s", os.getpid(), self._lock.path)
         return True

@@ -171,6 +171,8 @@ def build_parts(
     """
     if role is Role.WORKER and (worker is None or not settings.distributed):
         raise ValueError("a worker needs distributed mode (--redis) and its identity")
+    # Distributed mode has no run pool to share: its workers execute the runs.
+    shared_pool = shared_pool and not settings.distributed
     with ExitStack() as resources:
         if store is None:
             # API processes keep run states in memory, refreshed by the store's change feed,
@@ -215,7 +217,7 @@ def _webhook_loop(parts: Parts, resources: ExitStack, shared_pool: bool) -> None
     if parts.webhooks is None:
         return
     # With a shared pool, the process that holds it sends them (``_embedded_api``).
-    if parts.role is Role.API and not (shared_pool and not parts.settings.distributed):
+    if parts.role is Role.API and not shared_pool:
         # The loop closes the outbox when it stops.
         parts.loops.append(delivery_loop(parts.settings, parts.webhooks))
     else:

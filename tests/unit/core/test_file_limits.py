@@ -1,14 +1,12 @@
 """The submit limits of an embedded server, kept in files that all its API processes share
 (each ``File*`` object here stands for one process: it opens the files itself). The bucket's
-arithmetic is tested with the in-memory one's, in test_submit_limits.py."""
+arithmetic and the locks are tested in test_submit_limits.py."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
-from toolchest_wes.core.file_limits import FileRateLimiter, FileUserLocks
+from toolchest_wes.core.file_limits import FileRateLimiter
 
 
 class Clock:
@@ -34,25 +32,3 @@ def test_user_names_of_any_kind_get_files_of_their_own(tmp_path: Path) -> None:
         assert limiter.acquire(user, 1.0, 1) == 0
     assert all(path.parent == tmp_path for path in tmp_path.iterdir())
     assert len(list(tmp_path.iterdir())) == 4
-
-
-def test_a_users_lock_excludes_the_other_processes_until_released(tmp_path: Path) -> None:
-    one, other = FileUserLocks(tmp_path), FileUserLocks(tmp_path)
-    order: list[str] = []
-    held = threading.Event()
-
-    def second() -> None:
-        held.wait(10)
-        with other.hold("alice"):
-            order.append("second")
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    with one.hold("alice"):
-        held.set()
-        with other.hold("bob"):  # another user's lock is free meanwhile
-            order.append("bob")
-        time.sleep(0.1)
-        order.append("first")
-    thread.join(10)
-    assert order == ["bob", "first", "second"]

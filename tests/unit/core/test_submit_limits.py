@@ -1,5 +1,6 @@
-"""Submit limits: the token buckets (in memory, and in files shared by an embedded server's
-processes), the in-process locks, and the messages of SubmitLimits."""
+"""Submit limits: the token bucket and the per-user locks in files, which an embedded server's
+processes share (each ``File*`` object here stands for one process: it opens the files
+itself), and the messages of SubmitLimits."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import threading
 import pytest
 
 from toolchest_wes.core.errors import TooManyRequestsError
-from toolchest_wes.core.file_limits import FileRateLimiter
-from toolchest_wes.core.limits import LocalUserLocks, MemoryRateLimiter, SubmitLimits
+from toolchest_wes.core.file_limits import FileRateLimiter, FileUserLocks
+from toolchest_wes.core.limits import SubmitLimits
 
 
 class Clock:
@@ -20,19 +21,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "files"])
-def limiters(request, tmp_path):  # type: ignore[no-untyped-def]
-    """The bucket as two API processes see it: one object in memory (one process), or two
-    file limiters over one folder (each process opens the files itself)."""
+def test_token_bucket_allows_a_burst_then_the_rate(tmp_path):  # type: ignore[no-untyped-def]
     clock = Clock()
-    if request.param == "memory":
-        limiter = MemoryRateLimiter(clock)
-        return clock, limiter, limiter
-    return clock, FileRateLimiter(tmp_path, clock), FileRateLimiter(tmp_path, clock)
-
-
-def test_token_bucket_allows_a_burst_then_the_rate(limiters):  # type: ignore[no-untyped-def]
-    clock, one, other = limiters
+    one, other = FileRateLimiter(tmp_path, clock), FileRateLimiter(tmp_path, clock)
 
     assert [one.acquire("a", 1.0, 3), other.acquire("a", 1.0, 3), one.acquire("a", 1.0, 3)] == [
         0,
@@ -49,8 +40,9 @@ def test_token_bucket_allows_a_burst_then_the_rate(limiters):  # type: ignore[no
     assert [one.acquire("a", 1.0, 3) for _ in range(4)][-1] > 0  # never above the burst
 
 
-def test_check_rate_raises_with_retry_after():
-    limits = SubmitLimits(rate_per_minute=6, burst=1, rate_limiter=MemoryRateLimiter(Clock()))
+def test_check_rate_raises_with_retry_after(tmp_path):  # type: ignore[no-untyped-def]
+    limiter = FileRateLimiter(tmp_path, Clock())
+    limits = SubmitLimits(rate_per_minute=6, burst=1, rate_limiter=limiter)
     limits.check_rate("alice")
     limits.check_rate(None)
 
@@ -61,8 +53,8 @@ def test_check_rate_raises_with_retry_after():
     assert "6 per minute per user (bursts of 1); retry in 10 s" in info.value.msg
 
 
-def test_no_rate_means_no_limit():
-    limits = SubmitLimits(rate_per_minute=0, rate_limiter=MemoryRateLimiter(Clock()))
+def test_no_rate_means_no_limit(tmp_path):  # type: ignore[no-untyped-def]
+    limits = SubmitLimits(rate_per_minute=0, rate_limiter=FileRateLimiter(tmp_path, Clock()))
     for _ in range(100):
         limits.check_rate("alice")
 
@@ -79,8 +71,8 @@ def test_check_active_names_the_count_and_the_limit():
     SubmitLimits(max_active_runs=0).check_active("alice", 10**6)
 
 
-def test_local_locks_serialise_one_key_only():
-    locks = LocalUserLocks()
+def test_locks_serialise_one_key_only_across_processes(tmp_path):  # type: ignore[no-untyped-def]
+    locks, other = FileUserLocks(tmp_path), FileUserLocks(tmp_path)
     inside = threading.Event()
     release = threading.Event()
 
@@ -92,10 +84,10 @@ def test_local_locks_serialise_one_key_only():
     thread = threading.Thread(target=hold)
     thread.start()
     inside.wait(10)
-    with locks.hold("b"):
+    with other.hold("b"):
         pass  # another key is free while "a" is held
     got = []
-    waiter = threading.Thread(target=lambda: got.append(locks.hold("a").__enter__()))
+    waiter = threading.Thread(target=lambda: got.append(other.hold("a").__enter__()))
     waiter.start()
     waiter.join(0.2)
     assert got == []
