@@ -203,13 +203,30 @@ def sleeping(seconds: int) -> bool:
     return False
 
 
-class Server:
-    """The embedded server, ``toolchest-wes serve``, on a free port; restartable."""
+#: API processes of a test's embedded server unless the test asks for another number: one.
+#: Each process imports the whole server under coverage, about two seconds of CPU, and only
+#: tests about several processes (the shared run pool, a worker's restart, the commands of the
+#: README) need the default of two.
+TEST_WORKERS = 1
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+
+class Server:
+    """The embedded server, ``toolchest-wes serve``, on a free port; restartable.
+
+    ``workers`` is its number of API processes; None leaves the server's own default.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        workers: int | None = TEST_WORKERS,
+    ) -> None:
         self.data_dir = data_dir
         self.args = args
         self.env = env or {}
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -218,6 +235,8 @@ class Server:
     def start(self) -> None:
         """Start the server and wait until /health answers."""
         env = {**clean_env(), **self.env}
+        if self.workers is not None:
+            env["TOOLCHEST_WES_WORKERS"] = str(self.workers)
         # Metrics files go under the test's folder: a SIGKILLed server cannot clean up.
         metrics = self.data_dir.parent / f"metrics-{self.port}"
         metrics.mkdir(parents=True, exist_ok=True)

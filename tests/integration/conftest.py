@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from tests.dists import ROOT, Dists, build_dists, copy_checkout, install_wheel, require_build_tool
-from tests.processes import Server
+from tests.processes import TEST_WORKERS, Server
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +43,16 @@ def home(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def serving(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`toolchest-wes serve` on ``data_dir`` with ``args`` and ``env``, started and answering,
-    then stopped with SIGTERM (as an operator stops it), even if a test killed it before."""
-    srv = Server(data_dir, *args, env=env)
+def serving(
+    data_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    workers: int | None = TEST_WORKERS,
+) -> Iterator[Server]:
+    """`toolchest-wes serve` on ``data_dir`` with ``args``, ``env`` and ``workers`` (see
+    ``Server``), started and answering, then stopped with SIGTERM (as an operator stops it),
+    even if a test killed it before."""
+    srv = Server(data_dir, *args, env=env, workers=workers)
     try:
         srv.start()
         yield srv
@@ -62,7 +68,16 @@ def server_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Server]:
+def server_workers() -> int | None:
+    """The ``workers`` of the ``server`` fixture; a module about several processes, or about
+    the server as the README starts it, overrides it (None: the server's default)."""
+    return TEST_WORKERS
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, server_env: dict[str, str], server_workers: int | None
+) -> Iterator[Server]:
     """A `toolchest-wes serve` of the test's own, on ``tmp_path / "data"``."""
-    with serving(tmp_path / "data", env=server_env) as srv:
+    with serving(tmp_path / "data", env=server_env, workers=server_workers) as srv:
         yield srv

@@ -18,6 +18,12 @@ from tests.processes import Server, sleeping, submit, wait
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture
+def server_workers() -> int | None:
+    """The server as the README starts it: its default number of processes."""
+    return None
+
+
 def test_serve_runs_hello_world_over_http(server: Server) -> None:
     run_id = submit(server.url, EXAMPLES / "hello" / "hello.cwl", {"message": "over http"})
     assert wait(server.url, run_id, {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"}) == "COMPLETE"

@@ -23,6 +23,12 @@ from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+
+@pytest.fixture
+def server_workers() -> int | None:
+    """The server's default processes: the tests are about what they share."""
+    return None
+
 CWL = Path(__file__).resolve().parents[1] / "cwl"
 _ACCEPTED = re.compile(r"\[(\d+)\] toolchest_wes\.core\.service: run accepted run_id=(\S+)")
 _STARTED = re.compile(r"\[(\d+)\] toolchest_wes\.core\.executor: run started run_id=(\S+)")
@@ -87,7 +93,7 @@ def test_a_users_active_run_limit_holds_across_the_workers(tmp_path: Path) -> No
         "TOOLCHEST_WES_MAX_ACTIVE_RUNS_PER_USER": "2",
         "TOOLCHEST_WES_SUBMIT_RATE": "0",
     }
-    with serving(tmp_path / "data", env=env) as srv, ThreadPoolExecutor(8) as pool:
+    with serving(tmp_path / "data", env=env, workers=None) as srv, ThreadPoolExecutor(8) as pool:
         responses = list(
             pool.map(lambda _: _post(srv.url, CWL / "sleep.cwl", {"seconds": 300}), range(12))
         )
@@ -105,7 +111,7 @@ def test_a_users_active_run_limit_holds_across_the_workers(tmp_path: Path) -> No
 
 def test_the_rate_limit_holds_across_the_workers(tmp_path: Path) -> None:
     env = {"TOOLCHEST_WES_SUBMIT_RATE": "1", "TOOLCHEST_WES_SUBMIT_BURST": "3"}
-    with serving(tmp_path / "data", env=env) as srv, ThreadPoolExecutor(8) as pool:
+    with serving(tmp_path / "data", env=env, workers=None) as srv, ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda _: _post(srv.url, CWL / "shout.cwl", {}), range(12)))
         # One submission a minute after a burst of three: no token comes back meanwhile.
         assert Counter(r.status_code for r in responses) == Counter({200: 3, 429: 9})
@@ -115,7 +121,7 @@ def test_a_stopping_server_starts_none_of_the_runs_still_waiting(tmp_path: Path)
     """The workers stop together: the one that does not hold the pool must not take it over
     from the one that stopped first, only to start the waiting runs and stop them again."""
     env = {"TOOLCHEST_WES_SANDBOX": "none"}
-    with serving(tmp_path / "data", "--max-concurrent-runs", "1", env=env) as srv:
+    with serving(tmp_path / "data", "--max-concurrent-runs", "1", env=env, workers=None) as srv:
         responses = [_post(srv.url, CWL / "sleep.cwl", {"seconds": 300}) for _ in range(4)]
         runs = [str(response.json()["run_id"]) for response in responses]
         wait(srv.url, runs[0], {"RUNNING"})

@@ -22,6 +22,12 @@ from toolchest_wes.runner.shared_pool import PoolLock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+
+@pytest.fixture
+def server_workers() -> int | None:
+    """The server's default processes: the pool's worker is killed while the other serves."""
+    return None
+
 #: Waits until the file its input names exists, then writes a line: the test decides when
 #: the run may end, so the worker surely dies while the run is active.
 GATED = """\
@@ -262,6 +268,7 @@ def _post(
 def test_a_toil_run_outlives_its_worker(tmp_path: Path, gated: Path) -> None:
     """toil_child, forked from the zygote like cwltool's runs, is adopted the same way."""
     venv = toil_venv()
+    # One API process: the worker the arbiter starts in place of the killed one adopts it.
     with serving(
         tmp_path / "data",
         *("--engine", "cwltool", "--engine", "toil", "--toil-venv", str(venv)),
@@ -285,7 +292,7 @@ def test_a_snakemake_run_that_cannot_be_adopted_is_stopped(tmp_path: Path) -> No
     """Snakemake is exec'd, not forked from the zygote: nothing records its exit status, so
     the new worker stops it rather than leave it running unwatched."""
     require_snakemake()
-    with serving(tmp_path / "data", env=_ENV) as srv:
+    with serving(tmp_path / "data", env=_ENV, workers=None) as srv:
         seconds = 700 + os.getpid() % 1000
         run_id = _post(srv.url, "SMK", "1.0", [SNAKEMAKE_SLEEP / "Snakefile"], {"seconds": seconds})
         wait(srv.url, run_id, {"RUNNING"})
