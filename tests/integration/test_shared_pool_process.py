@@ -29,6 +29,7 @@ def server_workers() -> int | None:
     """The server's default processes: the tests are about what they share."""
     return None
 
+
 CWL = Path(__file__).resolve().parents[1] / "cwl"
 _ACCEPTED = re.compile(r"\[(\d+)\] toolchest_wes\.core\.service: run accepted run_id=(\S+)")
 _STARTED = re.compile(r"\[(\d+)\] toolchest_wes\.core\.executor: run started run_id=(\S+)")

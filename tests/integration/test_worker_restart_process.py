@@ -28,6 +28,7 @@ def server_workers() -> int | None:
     """The server's default processes: the pool's worker is killed while the other serves."""
     return None
 
+
 #: Waits until the file its input names exists, then writes a line: the test decides when
 #: the run may end, so the worker surely dies while the run is active.
 GATED = """\
