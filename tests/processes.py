@@ -55,6 +55,17 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TOOLCHEST_WES_")}
 
 
+def bench_env() -> dict[str, str]:
+    """``clean_env`` without coverage's variables, for a benchmark script and what it starts.
+
+    A benchmark runs its servers as users run them: under coverage's tracing, every process
+    of theirs would run Python two to three times slower (the interpreter leaves its
+    specialised paths while a trace function is set), which made the benchmark tests some of
+    the longest of the suite. The code they reach is covered by tests of its own.
+    """
+    return {k: v for k, v in clean_env().items() if not k.startswith("COVERAGE_")}
+
+
 def bearer_token(data_dir: Path, user: str) -> dict[str, str]:
     """An ``Authorization`` header with a new API token of ``user``, from the real command."""
     command = [sys.executable, "-m", "toolchest_wes.cli.main", "token", "create", user]
@@ -99,11 +110,11 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def run_bench(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """Run ``bench/<script>`` with ``args`` in a clean environment; its output as text."""
+    """Run ``bench/<script>`` with ``args`` in ``bench_env()``; its output as text."""
     return subprocess.run(
         [sys.executable, script, *args],
         cwd=BENCH,
-        env=clean_env(),
+        env=bench_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

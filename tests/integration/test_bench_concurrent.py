@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.processes import BENCH, clean_env
+from tests.processes import BENCH, bench_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def test_runs_survive_a_killed_worker_and_are_cancelled_after_their_adoption() -
     done = subprocess.run(
         [sys.executable, *argv, "--sample-seconds", "1", "--kill-worker"],
         cwd=BENCH,
-        env=clean_env(),
+        env=bench_env(),
         capture_output=True,
         text=True,
         timeout=240,

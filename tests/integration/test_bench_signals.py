@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.processes import BENCH, clean_env
+from tests.processes import BENCH, bench_env
 from tests.redis_server import RedisServer
 from toolchest_wes.engines.proctree import descendants
 
@@ -37,7 +37,7 @@ def test_a_benchmark_stopped_by_a_signal_leaves_no_process(
     bench = subprocess.Popen(
         [sys.executable, *argv, "--sample-seconds", "120"],
         cwd=BENCH,
-        env=clean_env(),
+        env=bench_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
