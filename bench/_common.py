@@ -60,7 +60,30 @@ def _unwind(signum: int, frame: FrameType | None) -> None:
         signal.signal(sig, signal.SIG_IGN)
     # os.write, not print: the handler may interrupt a print of the main thread.
     os.write(2, f"\n{signal.Signals(signum).name}: stopping what the benchmark started\n".encode())
+    _interrupt(signum, frame)
+
+
+#: How soon a stop that arrived during a finalizer is tried again.
+_RETRY_S = 0.01
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Raise ``KeyboardInterrupt`` in the main thread, unless it is in a finalizer: an
+    exception raised in a ``__del__`` is printed and dropped, and the stop with it (a
+    benchmark then ran on until its end). There, try again once the finalizer has returned."""
+    if _in_finalizer(frame):
+        signal.signal(signal.SIGALRM, _interrupt)
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
+        return
     raise KeyboardInterrupt
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def spawn_session(
