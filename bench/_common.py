@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,6 +85,27 @@ def _in_finalizer(frame: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def hello_run_folder(prefix: str) -> tuple[Path, list[str]]:
+    """A new temporary folder laid out as the server lays out a hello-world run (``out``,
+    ``work``, ``tasks``, ``job.json``), and the arguments of ``cwltool_child.main`` that run
+    hello-world in it. The caller removes the folder."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    for name in ("out", "work", "tasks"):
+        (folder / name).mkdir()
+    (folder / "job.json").write_text(json.dumps({"message": "bench"}))
+    argv = ["--disable-color", "--no-container", "--outdir", str(folder / "out")]
+    argv += ["--tmpdir-prefix", f"{folder}/work/tmp", "--tmp-outdir-prefix"]
+    argv += [f"{folder}/work/out", str(HELLO), str(folder / "job.json")]
+    return folder, argv
+
+
+def silence_output() -> None:
+    """Point this process's standard output and error at /dev/null: a forked run's."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
 
 
 def spawn_session(

@@ -31,10 +31,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from _common import HELLO, ROOT, stop_on_signals
+from _common import HELLO, ROOT, hello_run_folder, silence_output, stop_on_signals
 
 
 def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
@@ -42,20 +41,12 @@ def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
     and with ``spare`` the CPU ms of the prefault that came first (left out of the others)."""
     from toolchest_wes.engines import cwltool_child
 
-    folder = Path(tempfile.mkdtemp(prefix="child-cpu-"))
+    folder, argv = hello_run_folder("child-cpu-")
     try:
-        for name in ("out", "work", "tasks"):
-            (folder / name).mkdir()
-        (folder / "job.json").write_text(json.dumps({"message": "bench"}))
-        argv = ["--disable-color", "--no-container", "--outdir", str(folder / "out")]
-        argv += ["--tmpdir-prefix", f"{folder}/work/tmp", "--tmp-outdir-prefix"]
-        argv += [f"{folder}/work/out", str(HELLO), str(folder / "job.json")]
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the run, as the zygote's child would be
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            os.dup2(null, 2)
+            silence_output()
             if spare:
                 cwltool_child.prefault(0)
             own = resource.getrusage(resource.RUSAGE_SELF)

@@ -34,11 +34,10 @@ import shutil
 import statistics
 import struct
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import HELLO, ROOT, stop_on_signals
+from _common import HELLO, ROOT, hello_run_folder, silence_output, stop_on_signals
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _PRESENT = 1 << 63
@@ -79,21 +78,13 @@ def run_hello(mappings: list[tuple[int, int, str]]) -> dict[str, Any]:
     """Fork one hello-world run; its CPU time, faults and copied pages."""
     from toolchest_wes.engines import cwltool_child
 
-    folder = Path(tempfile.mkdtemp(prefix="fork-pages-"))
+    folder, argv = hello_run_folder("fork-pages-")
     try:
-        for name in ("out", "work", "tasks"):
-            (folder / name).mkdir()
-        (folder / "job.json").write_text(json.dumps({"message": "bench"}))
-        argv = ["--disable-color", "--no-container", "--outdir", str(folder / "out")]
-        argv += ["--tmpdir-prefix", f"{folder}/work/tmp", "--tmp-outdir-prefix"]
-        argv += [f"{folder}/work/out", str(HELLO), str(folder / "job.json")]
         before = page_entries(mappings)
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the run, as the zygote's child would be
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            os.dup2(null, 2)
+            silence_output()
             os.environ[cwltool_child.TASK_DIR_ENV] = str(folder / "tasks")
             code = cwltool_child.main(argv)
             after = page_entries(mappings)
