@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -51,9 +52,15 @@ def stop_on_signals() -> None:
     that stop what the benchmark started (``stop_sessions``) run. Later signals are ignored:
     a second Ctrl-C would otherwise cut that cleanup short, and each stop is bounded anyway
     (SIGKILL after its grace period). Call it first thing in ``main``.
+
+    The handler runs wherever the main thread is. Where that is a finalizer (``__del__``) or
+    a weak reference's callback, Python prints the exception and drops it, and a benchmark
+    so stopped ran on to its end; such an interrupt is raised again once that code has
+    returned (``sys.unraisablehook`` sees it dropped).
     """
     for sig in STOP_SIGNALS:
         signal.signal(sig, _unwind)
+    sys.unraisablehook = functools.partial(_raise_dropped_interrupt, sys.unraisablehook)
 
 
 def _unwind(signum: int, frame: FrameType | None) -> None:
@@ -64,27 +71,23 @@ def _unwind(signum: int, frame: FrameType | None) -> None:
     _interrupt(signum, frame)
 
 
-#: How soon a stop that arrived during a finalizer is tried again.
-_RETRY_S = 0.01
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """Raise ``KeyboardInterrupt`` in the main thread, unless it is in a finalizer: an
-    exception raised in a ``__del__`` is printed and dropped, and the stop with it (a
-    benchmark then ran on until its end). There, try again once the finalizer has returned."""
-    if _in_finalizer(frame):
-        signal.signal(signal.SIGALRM, _interrupt)
-        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
-        return
     raise KeyboardInterrupt
 
 
-def _in_finalizer(frame: FrameType | None) -> bool:
-    while frame is not None:
-        if frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
+#: How soon an interrupt that a finalizer dropped is raised again.
+_RETRY_S = 0.01
+
+
+def _raise_dropped_interrupt(previous: Callable[[Any], object], unraisable: Any) -> None:
+    """``sys.unraisablehook``: a ``KeyboardInterrupt`` dropped where exceptions cannot
+    propagate is raised again shortly, from SIGALRM's handler; anything else goes on to
+    ``previous``."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        previous(unraisable)
+        return
+    signal.signal(signal.SIGALRM, _interrupt)
+    signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
 
 
 def hello_run_folder(prefix: str) -> tuple[Path, list[str]]:
