@@ -221,6 +221,14 @@ class Settings(BaseSettings):
             "runs while a CPU is idle, taking the fork's copy-on-write faults off a run's path."
         ),
     )
+    engine_reuse: bool = Field(
+        default=True,
+        description=(
+            "With warm_engine: an engine process whose run ended by itself with exit code 0 "
+            "and was not sandboxed takes the next run instead of exiting (about two thirds "
+            "less CPU for a short run); false: one process per run."
+        ),
+    )
     engine_nice: int = Field(
         default=10,
         ge=0,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from toolchest_wes.models import DefaultWorkflowEngineParameter
+if TYPE_CHECKING:
+    # Only an annotation here: the zygote imports this module, and every engine process it
+    # forks maps what the zygote imported (pydantic and the models add some 12 MB to each).
+    from toolchest_wes.models import DefaultWorkflowEngineParameter
 
 __all__ = [
     "EXIT_INTERNAL_ERROR",

@@ -70,7 +70,7 @@ from toolchest_wes.engines.cwltool_sandbox import (
 from toolchest_wes.engines.engine_jail import JailError, enter_jail, scrub_environment
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 
-__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "learn", "main", "prefault", "warm"]
+__all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "learn", "main", "prefault", "reset", "warm"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,9 @@ class _RunState:
     ignore_docker: bool = False
     docker_warned: set[str] = field(default_factory=set)
     sandbox: SandboxPolicy | None = None
+    #: The last run left nothing that ``reset`` cannot put back: it was not confined to a
+    #: sandbox, which is for good.
+    reusable: bool = False
 
 
 _state = _RunState()
@@ -614,6 +617,7 @@ def main(argv: list[str]) -> int:
         _bind_lifetime_to_parent()
     _install_patches()
     _remember_urlsplits()
+    _state.reusable = policy is None
     recorder = _TaskRecorder(Path(task_dir)) if task_dir else None
     _state.recorder = recorder
     _state.ignore_docker = ignore_docker
@@ -660,6 +664,10 @@ def prefault(nice: int) -> None:
 # The warm-up workflow's command line, parsed once by ``warm``; each walk takes a copy with its
 # own paths, so that a spare's prefault does not build cwltool's parser again.
 _warm_args: argparse.Namespace | None = None
+# What a run may change and ``reset`` puts back, as the zygote had it after ``warm``.
+_default_registries: list[str] | None = None
+_zygote_cpus: set[int] | None = None
+_zygote_tempdir: str | None = None
 
 
 def warm() -> None:
@@ -672,7 +680,11 @@ def warm() -> None:
 
     from toolchest_wes.compat import cwltool_internals
 
-    global _spare_parser, _warm_args
+    global _spare_parser, _warm_args, _default_registries, _zygote_cpus, _zygote_tempdir
+    import cwltool.resolver
+
+    _default_registries = list(cwltool.resolver.ga4gh_tool_registries)
+    _zygote_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     _remember_urlsplits()
     for version in _WARM_VERSIONS:
         cwltool.process.get_schema(version)
@@ -684,6 +696,7 @@ def warm() -> None:
     )
     _walk_warm_workflow(_WARM_WORKFLOW)
     _spare_parser = _make_parser()
+    _zygote_tempdir = tempfile.tempdir
     if isinstance(urllib.parse.urlsplit, _RememberingUrlsplit):
         urllib.parse.urlsplit.compact()
 
@@ -693,9 +706,6 @@ def _walk_warm_workflow(document: dict[str, Any]) -> None:
     what cwltool changed."""
     import cwltool.main
     import cwltool.resolver
-    import cwltool.utils
-
-    from toolchest_wes.compat import cwltool_internals
 
     if _warm_args is None:
         raise RuntimeError("warm() comes before any other walk of the warm-up workflow")
@@ -726,21 +736,83 @@ def _walk_warm_workflow(document: dict[str, Any]) -> None:
             )
         finally:
             sys.argv = saved_argv
-            # main() empties the registry list unless --enable-ga4gh-tool-registry is given;
-            # a child given that flag must find cwltool's default list.
-            cwltool.resolver.ga4gh_tool_registries[:] = registries
             for name in ("cwltool", "salad", "rdflib.term", "galaxy.tool_util.deps"):
                 logging.getLogger(name).removeHandler(handler)
-            cwltool.utils.processes_to_kill.clear()
-            # Job names come from this set; children must name their jobs from scratch.
-            cwltool_internals.forget_job_names()
-            # cwltool's memory monitor leaves cancelled timer threads; the zygote must be
-            # single-threaded again before it forks.
-            for thread in threading.enumerate():
-                if thread is not threading.main_thread():
-                    thread.join(timeout=2.0)
+            _put_back(registries, thread_wait_s=2.0)
     if code != 0:
         raise RuntimeError(f"the warm-up workflow exited with {code}")
+
+
+def _put_back(registries: list[str], thread_wait_s: float) -> None:
+    """Put back the module state of cwltool that a run changes, as a fresh process has it."""
+    import cwltool.resolver
+    import cwltool.utils
+
+    from toolchest_wes.compat import cwltool_internals
+
+    # main() empties the registry list unless --enable-ga4gh-tool-registry is given; a run
+    # given that flag must find cwltool's default list.
+    cwltool.resolver.ga4gh_tool_registries[:] = registries
+    cwltool.utils.processes_to_kill.clear()
+    # Job names come from this set; each run names its jobs from scratch.
+    cwltool_internals.forget_job_names()
+    # Timer threads (cwltool's memory monitor, the expression engine's timeout) end soon
+    # after they are cancelled; a process that forks must be single-threaded.
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread():
+            thread.join(timeout=thread_wait_s)
+
+
+def reset() -> bool:
+    """After a run that ended by itself, in the process that ran it: put back what the run
+    changed, so that the next run starts as one in a fresh child of the zygote would; whether
+    this process may take another run (the zygote's reuse).
+
+    Not after a run confined to a sandbox: its process cannot leave it. The run's expression
+    engine (a node process that cwl_utils keeps for the next expression) is stopped, and a
+    run that left any other process running is not followed by another.
+    """
+    if not _state.reusable or _default_registries is None:
+        return False
+    _stop_expression_engines()
+    _put_back(_default_registries, thread_wait_s=0.1)
+    if _zygote_cpus is not None and os.sched_getaffinity(0) != _zygote_cpus:
+        os.sched_setaffinity(0, _zygote_cpus)
+    tempfile.tempdir = _zygote_tempdir
+    return not _own_children()
+
+
+def _stop_expression_engines() -> None:
+    """Stop the node processes that evaluated the run's JavaScript expressions."""
+    from cwl_utils.sandboxjs import NodeJSEngine
+
+    procs = getattr(NodeJSEngine.localdata, "procs", None)
+    if not procs:
+        return
+    for proc in procs.values():
+        with contextlib.suppress(OSError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=5.0)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+    procs.clear()
+
+
+def _own_children() -> bool:
+    """Whether a process that this one started is still there (reaped or not)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return True  # cannot tell: take no risk
+    for task in tasks:
+        try:
+            if Path(f"/proc/self/task/{task}/children").read_text().strip():
+                return True
+        except OSError:
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ processes only through ``spawn_python``, ``kill_group`` and ``signal_group`` her
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -65,25 +66,33 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
-def kill_group(pgid: int, grace_s: float, wait: Callable[[float | None], int | None]) -> None:
+def kill_group(
+    pgid: int,
+    grace_s: float,
+    wait: Callable[[float | None], int | None],
+    send: Callable[[signal.Signals], object] | None = None,
+) -> None:
     """SIGTERM a process group, SIGKILL what is left after ``grace_s``, then reap the leader.
 
     ``wait`` is the leader's ``ProcessHandle.wait``. The grace period covers the whole group:
     tools that the leader started may still be writing their last output when it exits.
+    ``send`` delivers each signal instead of ``signal_group`` (a zygote's child: the zygote
+    knows whether the process still runs that run).
 
     The group id is the leader's pid. Once the leader is reaped the number could be reused,
     but only by a process that makes itself the leader of a group with that number while
     none of our processes is left in it, so signalling the group stays safe in practice.
     """
+    deliver = send if send is not None else functools.partial(signal_group, pgid)
     deadline = time.monotonic() + max(grace_s, 0.0)
-    signal_group(pgid, signal.SIGTERM)
+    deliver(signal.SIGTERM)
     try:
         if wait(max(grace_s, 0.0)) is not None:
             while _group_exists(pgid) and time.monotonic() < deadline:
                 time.sleep(_GROUP_POLL_S)
     except ProcessLostError:
         pass
-    signal_group(pgid, signal.SIGKILL)
+    deliver(signal.SIGKILL)
     with contextlib.suppress(ProcessLostError):
         wait(_REAP_TIMEOUT_S)
 

@@ -20,7 +20,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +51,17 @@ _CLOSE_TIMEOUT_S = 10.0
 
 
 class _WarmHandle:
-    """A process forked by the zygote; its exit arrives through the zygote's socket."""
+    """A run in a process forked by the zygote; its exit arrives through the zygote's socket.
 
-    def __init__(self, pid: int) -> None:
+    ``signal(pid, req, sig)`` delivers a signal to the run's process group through the zygote,
+    which drops it once the process has gone on to another run (reuse)."""
+
+    def __init__(
+        self, pid: int, req: int, signal_run: Callable[[int, int, signal.Signals], None]
+    ) -> None:
         self._pid = pid
+        self._req = req
+        self._signal_run = signal_run
         self._done = threading.Event()
         self._code: int | None = None
         self._lost = False
@@ -71,7 +78,10 @@ class _WarmHandle:
         return self._code
 
     def kill_tree(self, grace_s: float) -> None:
-        kill_group(self._pid, grace_s, self.wait)
+        kill_group(self._pid, grace_s, self.wait, send=self._signal)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        self._signal_run(self._pid, self._req, sig)
 
     def _finish(self, code: int) -> None:
         self._code = code
@@ -104,6 +114,7 @@ class _ZygoteClient:
         entries: Sequence[str],
         keeper: int | None = None,
         spare_nice: int | None = None,
+        reuse: bool = False,
     ) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -138,6 +149,8 @@ class _ZygoteClient:
             hello: dict[str, Any] = {"entries": list(entries), "keeper": keeper}
             if spare_nice is not None:
                 hello["spare_nice"] = spare_nice
+            if reuse:
+                hello["reuse"] = True
             self._send(hello)
         logger.info("zygote starting pid=%s entries=%s", self._proc.pid, list(entries))
 
@@ -196,6 +209,17 @@ class _ZygoteClient:
             if request.done.wait(remaining):
                 return True
 
+    def signal_run(self, pid: int, req: int, sig: signal.Signals) -> None:
+        """Signal the process group of the run that request ``req`` started in ``pid``."""
+        if not self.dead:
+            try:
+                self._send({"signal": int(sig), "pid": pid, "req": req})
+                return
+            except OSError:
+                pass
+        # No zygote to ask: its children went with it, and their groups may hold tools.
+        signal_group(pid, sig)
+
     def close(self) -> None:
         """Tell the zygote to kill its children and exit, and wait until it did."""
         self._closing = True
@@ -244,7 +268,9 @@ class _ZygoteClient:
                 if request is not None and "pid" in message:
                     # Registered here, not by the caller of spawn(): the exit report may
                     # follow before that thread wakes up.
-                    request.handle = _WarmHandle(int(message["pid"]))
+                    request.handle = _WarmHandle(
+                        int(message["pid"]), int(message["req"]), self.signal_run
+                    )
                     self._children[request.handle.pid] = request.handle
             if request is not None:
                 request.reply = message
@@ -311,6 +337,11 @@ class WarmLauncher:
     ``spare_nice``: keep spare children ready for the entry module that defines
     ``prefault(nice)``, prepared at that niceness (see ``toolchest_wes.engines.zygote``);
     None for none.
+
+    ``reuse``: a child of an entry module that defines ``reset()`` may take another run once
+    its own has ended by itself (see ``toolchest_wes.engines.zygote``). Each handle then
+    stands for one run rather than one process: its signals go through the zygote, which
+    drops those meant for a run that has ended.
     """
 
     def __init__(
@@ -321,8 +352,10 @@ class WarmLauncher:
         ready_timeout_s: float = 60.0,
         keeper: int | None = None,
         spare_nice: int | None = None,
+        reuse: bool = False,
     ) -> None:
         self._entries = frozenset(entries)
+        self._reuse = reuse
         self._keeper = keeper
         self._spare_nice = spare_nice
         self._owns_fallback = fallback is None
@@ -392,7 +425,9 @@ class WarmLauncher:
         if zygote is not None:
             zygote.close()
         try:
-            self._zygote = _ZygoteClient(sorted(self._entries), self._keeper, self._spare_nice)
+            self._zygote = _ZygoteClient(
+                sorted(self._entries), self._keeper, self._spare_nice, self._reuse
+            )
         except OSError as exc:
             logger.warning("cannot start the zygote error=%s", exc)
             self._zygote = None

@@ -4,9 +4,11 @@ Run as ``python -m toolchest_wes.engines.zygote FD``, where FD is one end of a U
 socket. Both sides send newline-delimited JSON objects:
 
 - parent -> zygote, first: ``{"entries": [module, ...], "keeper": pid or null,
-  "spare_nice": n}``. The zygote imports each module, calls its optional ``warm()`` and
-  answers ``{"ready": true, "entries": [imported, ...], "failed": {module: error},
-  "warnings": [...]}``. ``spare_nice`` (optional, an integer) asks for spare children, below.
+  "spare_nice": n, "reuse": bool}``. The zygote imports each module, calls its optional
+  ``warm()`` and answers ``{"ready": true, "entries": [imported, ...], "failed": {module:
+  error}, "warnings": [...]}``. ``spare_nice`` (optional, an integer) asks for spare
+  children, and ``reuse`` (optional) for children that take another run once theirs has
+  ended; both below.
 - parent -> zygote: ``{"req": n, "entry", "argv", "cwd", "stdout", "stderr", "env",
   "record"}``. The zygote forks a child that runs ``entry.main(argv[1:])`` in its own session
   (or hands the request to a spare child) and answers ``{"req": n, "pid": p}``, or
@@ -19,6 +21,9 @@ socket. Both sides send newline-delimited JSON objects:
   zygote sends the status then; the child is reaped quietly once it is gone. The kernel
   takes milliseconds to tear down a forked interpreter's memory, and the run has nothing
   left to do by then. A child killed by a signal is reported when it is reaped.
+- parent -> zygote: ``{"signal": n, "pid": p, "req": r}``: send signal ``n`` to the process
+  group of the child that request ``r`` started, unless that child has gone on to another
+  run (below); once the child is gone, to what is left of its group.
 - parent -> zygote, last: ``{"shutdown": true}`` before the parent closes the socket.
 
 SIGTERM, and end of file after ``shutdown``, make the zygote SIGKILL every child's process
@@ -52,6 +57,20 @@ than one, so that runs that follow each other closely find one ready: each spare
 runs' time to prepare. A spare that fails before it is ready turns spares off for the
 zygote's life. A spare never handed a request is killed and reaped quietly.
 
+Reuse. A child forked from the zygote spends about two thirds of a short run's CPU on being
+a fresh fork: the copy-on-write faults of the pages it writes, the fork and the teardown of
+its memory at exit. With ``reuse``, the children of an entry module that defines
+``reset() -> bool`` come back once their run has ended by itself with exit code 0: the child
+reports its exit as any child does, calls ``reset()`` (which puts back what the run changed
+in the process and answers whether the process can take another run) and, if it can, takes
+back its starting environment and says so over its socket; the zygote then keeps it as a
+ready spare of that entry, whose next request it takes as a prepared spare would. A child
+that cannot (a failed run, ``reset()`` False, a run that left threads, or after
+``_MAX_RUNS_PER_CHILD`` runs) exits as before. At most ``_max_idle`` children wait so; the
+zygote dismisses the others. A signal for a run goes through the zygote (``signal`` above),
+which knows which run each child holds, so a cancel that races with the end of its run
+never reaches the next run of the same process.
+
 Learning. An entry module may define ``learn(argv, cwd)``: the zygote calls it with each
 request's ``argv[1:]`` and ``cwd`` once it has answered the request, so that the module can
 load here what later runs of the same kind would load again (``cwltool_child`` parses the
@@ -62,6 +81,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib
 import json
 import os
@@ -89,6 +109,9 @@ _SHUTDOWN_POLL_S = 0.02
 # Spares kept at most. Two, so that runs that follow each other closely find one ready: each
 # spare then has two runs' time to prepare instead of one.
 _MAX_SPARES = 2
+# Runs one child takes at most before it exits rather than take another (reuse): a bound on
+# whatever a run leaves behind in the interpreter that ``reset()`` does not put back.
+_MAX_RUNS_PER_CHILD = 200
 # A child's exit report: its pid and exit code, in one write shorter than PIPE_BUF, so that
 # the reports of children ending at once never interleave.
 _EXIT_REPORT = struct.Struct("=ii")
@@ -104,6 +127,18 @@ def _main_then_exit(module: ModuleType, start: Callable[[], list[str]], report_f
     stderr and exits ``CHILD_CRASH_EXIT``. The code goes to ``report_fd`` first."""
     code = CHILD_CRASH_EXIT
     try:
+        code = _run_main(module, start)
+    finally:
+        _report_exit(report_fd, code)
+        os._exit(code)
+
+
+def _run_main(module: ModuleType, start: Callable[[], list[str]]) -> int:
+    """``start()`` for the command line, then the entry's ``main`` on it; its exit code, with
+    the standard streams flushed. A crash prints its traceback to the run's stderr and gives
+    ``CHILD_CRASH_EXIT``."""
+    code = CHILD_CRASH_EXIT
+    try:
         argv = start()
         code = _exit_code(module.main(argv[1:]))
     except SystemExit as exc:
@@ -112,12 +147,11 @@ def _main_then_exit(module: ModuleType, start: Callable[[], list[str]], report_f
         traceback.print_exc()
         code = CHILD_CRASH_EXIT
     finally:
-        try:
+        # Flushing fails only for a run that broke its streams; the code stands.
+        with contextlib.suppress(BaseException):
             sys.stdout.flush()
             sys.stderr.flush()
-        finally:
-            _report_exit(report_fd, code)
-            os._exit(code)
+    return code
 
 
 def _report_exit(fd: int, code: int) -> None:
@@ -125,6 +159,32 @@ def _report_exit(fd: int, code: int) -> None:
     # A full pipe (a zygote that stopped reading) fails at once: the reap reports instead.
     with contextlib.suppress(OSError):
         os.write(fd, _EXIT_REPORT.pack(os.getpid(), code & 0xFF))
+
+
+def _next_request(sock: socket.socket) -> tuple[dict[str, Any], int, int] | None:
+    """In a spare, or a child back for another run: say it is ready, and wait for the
+    request with its stdout and stderr; None once the zygote closes the socket."""
+    try:
+        sock.sendall(b"r")
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+    except OSError:
+        return None  # the zygote is gone
+    if not message or len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return json.loads(message), fds[0], fds[1]
+
+
+def _fit_for_another(module: ModuleType) -> bool:
+    """Whether the entry put back what its run changed (``reset()``) and no thread of the
+    run is left: a process that forks tools must stay single-threaded between runs."""
+    try:
+        fit = bool(module.reset())
+    except BaseException:
+        traceback.print_exc()
+        return False
+    return fit and threading.active_count() == 1
 
 
 def _exit_code(code: object) -> int:
@@ -148,6 +208,7 @@ class _ForkServer:
         buffered: bytes = b"",
         keeper: int | None = None,
         spare_nice: int | None = None,
+        reuse: bool = False,
     ) -> None:
         self._sock = sock
         self._modules = modules
@@ -159,6 +220,18 @@ class _ForkServer:
         # Oldest first, so that the one that had the longest to prepare goes first.
         self._spares: list[_Spare] = []
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        # The entries whose children may take another run (reuse), and how many such children
+        # may wait for one: enough for every CPU to find one, twice over.
+        self._reusable = (
+            {name for name, m in modules.items() if callable(getattr(m, "reset", None))}
+            if reuse
+            else set()
+        )
+        self._max_idle = max(_MAX_SPARES, 2 * self._cpus)
+        # Children running a run that may come back for another (reuse).
+        self._hosts: dict[int, _Spare] = {}
+        # The request each child took last, for signals meant for that run alone.
+        self._runs: dict[int, Any] = {}
         self._children: set[int] = set()
         # Where each child's engine record is, to record its exit when it is reaped.
         self._records: dict[int, Path] = {}
@@ -191,11 +264,15 @@ class _ForkServer:
         sock_fd = self._sock.fileno()
         while not stop:
             preparing = {spare.sock.fileno(): spare for spare in self._spares if not spare.ready}
+            hosts = {host.sock.fileno(): pid for pid, host in self._hosts.items()}
             readable, _, _ = select.select(
-                [sock_fd, self._wake_r, self._report_r, *preparing], [], []
+                [sock_fd, self._wake_r, self._report_r, *preparing, *hosts], [], []
             )
             if self._report_r in readable:
                 self._read_reports()
+            for fd, pid in hosts.items():
+                if fd in readable and self._hosts.get(pid) is not None:
+                    self._host_back(pid)
             if self._wake_r in readable:
                 signals = self._drain_wakeup()
                 self._reap()
@@ -218,8 +295,13 @@ class _ForkServer:
         """Keep the children of a parent that died until they end, the keeper exits or
         SIGTERM arrives; their exits go to their records, as nobody reads the socket."""
         self._reap()
+        self._dismiss_finished_hosts()
         while self._children:
-            readable, _, _ = select.select([self._wake_r, keeper_fd], [], [])
+            readable, _, _ = select.select([self._wake_r, keeper_fd, self._report_r], [], [])
+            if self._report_r in readable:
+                self._read_reports()
+                # Nothing will come for them: each exits once its socket is closed.
+                self._dismiss_finished_hosts()
             if self._wake_r in readable:
                 signals = self._drain_wakeup()
                 self._reap()
@@ -297,10 +379,13 @@ class _ForkServer:
             self._report(pid, status)
 
     def _report(self, pid: int, status: int) -> None:
+        self._runs.pop(pid, None)
+        self._dismiss(pid)
         for spare in self._spares:
             if spare.pid == pid:
-                # Died before any request reached it: nothing to report, and no more spares.
-                self._drop_spare(spare, failed=True, reaped=True)
+                # Died before any request reached it: nothing to report, and, for a spare
+                # that was preparing, no more spares.
+                self._drop_spare(spare, failed=not spare.reused, reaped=True)
                 return
         if pid in self._children:
             self._children.discard(pid)
@@ -324,6 +409,9 @@ class _ForkServer:
         if request.get("shutdown"):
             self._told_to_stop = True
             return
+        if "signal" in request:
+            self._signal_run(request)
+            return
         req = request.get("req")
         try:
             pid = self._fork(request)
@@ -333,6 +421,7 @@ class _ForkServer:
             self.send({"req": req, "error": f"{type(exc).__name__}: {exc}"})
         else:
             self._children.add(pid)
+            self._runs[pid] = req
             if request.get("record"):
                 record = Path(str(request["record"]))
                 try:
@@ -383,9 +472,8 @@ class _ForkServer:
 
     def _hand_to_spare(self, request: dict[str, Any], out_fd: int, err_fd: int) -> int | None:
         """The ready spare's pid once it has ``request``; None to fork the request instead."""
-        if request["entry"] != self._spare_entry:
-            return None
-        spare = next((spare for spare in self._spares if spare.ready), None)
+        entry = request["entry"]
+        spare = next((s for s in self._spares if s.ready and s.entry == entry), None)
         if spare is None:
             return None
         try:
@@ -396,7 +484,11 @@ class _ForkServer:
             self._drop_spare(spare, failed=False)
             return None
         self._spares.remove(spare)
-        spare.sock.close()
+        if spare.entry in self._reusable:
+            spare.ready = False
+            self._hosts[spare.pid] = spare
+        else:
+            spare.sock.close()
         return spare.pid
 
     def _keep_spares(self) -> None:
@@ -404,12 +496,13 @@ class _ForkServer:
         while (
             self._spare_entry is not None
             and self._spare_nice is not None
-            and len(self._spares) < _MAX_SPARES
+            and sum(spare.entry == self._spare_entry for spare in self._spares) < _MAX_SPARES
             and len(self._children) < self._cpus
         ):
             self._fork_spare(self._modules[self._spare_entry], self._spare_nice)
 
     def _fork_spare(self, module: ModuleType, nice: int) -> None:
+        assert self._spare_entry is not None
         # Packets, so that the request arrives whole in one recvmsg with its descriptors.
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()
@@ -425,7 +518,7 @@ class _ForkServer:
             ours.close()
             self._run_spare(module, theirs, nice)
         theirs.close()
-        self._spares.append(_Spare(pid, ours))
+        self._spares.append(_Spare(pid, ours, self._spare_entry))
 
     def _spare_ready(self, spare: _Spare) -> None:
         try:
@@ -436,6 +529,51 @@ class _ForkServer:
             spare.ready = True
         else:
             self._drop_spare(spare, failed=True)
+
+    def _signal_run(self, request: dict[str, Any]) -> None:
+        """Signal the process group of the run that request ``req`` started, unless its
+        process has taken another run since, or waits for one."""
+        try:
+            pid, sig = int(request["pid"]), int(request["signal"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if pid in self._runs and (self._runs[pid] != request.get("req") or pid in self._reported):
+            return  # that run has ended; the process lives on, for another
+        if any(spare.pid == pid for spare in self._spares):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+    def _host_back(self, pid: int) -> None:
+        """A reusable child said something after its run: ready for another, or gone."""
+        host = self._hosts[pid]
+        try:
+            data = host.sock.recv(1)
+        except OSError:
+            data = b""
+        # It wrote its exit report before it said so.
+        self._read_reports()
+        ready = sum(spare.ready for spare in self._spares)
+        if not data or pid not in self._reported or self._told_to_stop or ready >= self._max_idle:
+            self._dismiss(pid)
+            return
+        # From now on a spare like any other: no run of ours, nothing to report.
+        del self._hosts[pid]
+        self._children.discard(pid)
+        self._reported.discard(pid)
+        self._runs.pop(pid, None)
+        host.ready = host.reused = True
+        self._spares.append(host)
+
+    def _dismiss(self, pid: int) -> None:
+        """Tell a reusable child that no run will come: it exits, and is reaped quietly."""
+        host = self._hosts.pop(pid, None)
+        if host is not None:
+            host.sock.close()
+
+    def _dismiss_finished_hosts(self) -> None:
+        for pid in [pid for pid in self._hosts if pid in self._reported]:
+            self._dismiss(pid)
 
     def _drop_spares(self) -> None:
         """Kill and reap every spare, and make no more."""
@@ -458,21 +596,46 @@ class _ForkServer:
 
     def _run_spare(self, module: ModuleType, sock: socket.socket, nice: int) -> NoReturn:
         """The spare: prefault, say so, wait for a request and run it."""
+        reusable = self._spare_entry in self._reusable
 
         def start() -> list[str]:
             self._detach()
             module.prefault(nice)
-            try:
-                sock.sendall(b"r")
-                message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
-            except OSError:
-                os._exit(0)  # the zygote is gone
-            if not message or len(fds) != 2:
+            handed = _next_request(sock)
+            if handed is None:
                 os._exit(0)  # the zygote went away or gave up on this spare
-            sock.close()
-            return self._become(json.loads(message), fds[0], fds[1])
+            if not reusable:
+                sock.close()
+            return self._become(*handed)
 
+        if reusable:
+            self._run_requests(module, sock, start)
         _main_then_exit(module, start, self._report_w)
+
+    def _run_requests(
+        self, module: ModuleType, sock: socket.socket, start: Callable[[], list[str]]
+    ) -> NoReturn:
+        """In a child of a reusable entry: run ``start()``'s request, then, while the process
+        is fit for it, each request that the zygote hands over on ``sock``; exit after the
+        last. Each exit code goes to the zygote as soon as its run has ended."""
+        environment = dict(os.environ)
+        runs = 0
+        while True:
+            code = CHILD_CRASH_EXIT
+            try:
+                code = _run_main(module, start)
+            finally:
+                _report_exit(self._report_w, code)
+            runs += 1
+            if code != 0 or runs >= _MAX_RUNS_PER_CHILD or not _fit_for_another(module):
+                os._exit(code)
+            # What the process started with; the next request's environment goes on top.
+            os.environ.clear()
+            os.environ.update(environment)
+            handed = _next_request(sock)
+            if handed is None:
+                os._exit(0)  # dismissed, or the zygote is gone
+            start = functools.partial(self._become, *handed)
 
     def _fork_child(
         self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int
@@ -480,17 +643,31 @@ class _ForkServer:
         # Anything still buffered would otherwise be written twice, once by each process.
         sys.stdout.flush()
         sys.stderr.flush()
+        entry = str(request["entry"])
+        # The socket on which a reusable child says it can take another run, and gets it.
+        pair = (
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            if entry in self._reusable
+            else None
+        )
         sync_r, sync_w = os.pipe()
         try:
             pid = os.fork()
         except BaseException:
             os.close(sync_r)
             os.close(sync_w)
+            for end in pair or ():
+                end.close()
             raise
         if pid == 0:
             os.close(sync_r)
-            self._run_child(module, request, out_fd, err_fd, sync_w)
+            if pair is not None:
+                pair[0].close()
+            self._run_child(module, request, out_fd, err_fd, sync_w, pair and pair[1])
         os.close(sync_w)
+        if pair is not None:
+            pair[1].close()
+            self._hosts[pid] = _Spare(pid, pair[0], entry)
         # The child closes its end once it leads its own group. Waiting for that means a
         # kill_tree right after start() cannot miss the group.
         os.read(sync_r, 1)
@@ -498,13 +675,21 @@ class _ForkServer:
         return pid
 
     def _run_child(
-        self, module: ModuleType, request: dict[str, Any], out_fd: int, err_fd: int, sync_w: int
+        self,
+        module: ModuleType,
+        request: dict[str, Any],
+        out_fd: int,
+        err_fd: int,
+        sync_w: int,
+        sock: socket.socket | None,
     ) -> NoReturn:
         def start() -> list[str]:
             self._detach()
             os.close(sync_w)
             return self._become(request, out_fd, err_fd)
 
+        if sock is not None:
+            self._run_requests(module, sock, start)
         _main_then_exit(module, start, self._report_w)
 
     def _detach(self) -> None:
@@ -522,7 +707,7 @@ class _ForkServer:
         os.close(self._report_r)
         if self._keeper_fd is not None:
             os.close(self._keeper_fd)
-        for spare in self._spares:
+        for spare in (*self._spares, *self._hosts.values()):
             spare.sock.close()
         os.setsid()
 
@@ -567,12 +752,17 @@ class _ForkServer:
 
 
 class _Spare:
-    """A child forked ahead of a request (see the module docstring)."""
+    """A child forked ahead of a request, or one that came back for another (see the module
+    docstring), with our end of its socket."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, entry: str) -> None:
         self.pid = pid
         self.sock = sock
+        #: The entry module whose requests it takes.
+        self.entry = entry
         self.ready = False
+        #: It has run a request before: its death turns no spares off.
+        self.reused = False
 
 
 def _open_pidfd(pid: int | None) -> int | None:
@@ -645,6 +835,7 @@ def main(argv: list[str]) -> int:
         rest,
         None if keeper is None else int(keeper),
         spare_nice=None if spare_nice is None else int(spare_nice),
+        reuse=bool(first.get("reuse")),
     )
     server.send({"ready": True, "entries": sorted(modules), "failed": failed, "warnings": warnings})
     return server.serve()

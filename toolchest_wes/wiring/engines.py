@@ -130,6 +130,7 @@ def build_launcher(settings: Settings, keeper: int | None = None) -> Launcher:
         [CHILD_ENTRY, TOIL_CHILD],
         keeper=keeper,
         spare_nice=settings.engine_nice if settings.engine_spare else None,
+        reuse=settings.engine_reuse,
     )
     launcher.start_background()
     return launcher
