@@ -176,13 +176,29 @@ def _next_request(sock: socket.socket) -> tuple[dict[str, Any], int, int] | None
     return json.loads(message), fds[0], fds[1]
 
 
+def _learn_from(module: ModuleType, args: list[str]) -> None:
+    """Call the entry's ``learn`` on a run that this process has just run (argv, cwd)."""
+    learn = getattr(module, "learn", None)
+    if not callable(learn):
+        return
+    with contextlib.suppress(Exception):  # a cache that could not be filled is no error
+        learn(args, os.getcwd())
+
+
+def _release_streams() -> None:
+    """Point standard output and error at /dev/null, away from the run that has ended."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def _fit_for_another(module: ModuleType) -> bool:
     """Whether the entry put back what its run changed (``reset()``) and no thread of the
     run is left: a process that forks tools must stay single-threaded between runs."""
     try:
         fit = bool(module.reset())
     except BaseException:
-        traceback.print_exc()
         return False
     return fit and threading.active_count() == 1
 
@@ -627,8 +643,15 @@ class _ForkServer:
             finally:
                 _report_exit(self._report_w, code)
             runs += 1
-            if code != 0 or runs >= _MAX_RUNS_PER_CHILD or not _fit_for_another(module):
+            if code != 0 or runs >= _MAX_RUNS_PER_CHILD:
                 os._exit(code)
+            # The run's logs are complete: nothing written from here on belongs in them.
+            _release_streams()
+            if not _fit_for_another(module):
+                os._exit(code)
+            # What the zygote learns from the requests it answers after this process was
+            # forked, the process learns from its own.
+            _learn_from(module, sys.argv[1:])
             # What the process started with; the next request's environment goes on top.
             os.environ.clear()
             os.environ.update(environment)

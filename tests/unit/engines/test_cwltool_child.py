@@ -126,6 +126,15 @@ def spare_launcher(pythonpath) -> Iterator[WarmLauncher]:
     made.close()
 
 
+@pytest.fixture(scope="module")
+def reuse_launcher(pythonpath) -> Iterator[WarmLauncher]:
+    """A launcher whose engine processes take another run once theirs has ended."""
+    made = WarmLauncher([ENTRY], reuse=True)
+    made.start_background()
+    yield made
+    made.close()
+
+
 def children_of(pid: int) -> set[int]:
     """Live processes whose parent is ``pid``, from /proc."""
     found = set()
@@ -625,3 +634,85 @@ def test_a_document_is_parsed_the_second_time_it_comes(tmp_path, monkeypatch):
     assert len(cwltool_child._documents) == 1
     cwltool_child.learn(["--version"], str(tmp_path))  # no document
     assert len(cwltool_child._documents) == 1
+
+
+# Evaluates a JavaScript expression, which cwl_utils does in a node process it keeps.
+WITH_EXPRESSION = {
+    "cwlVersion": "v1.2",
+    "class": "CommandLineTool",
+    "requirements": {"InlineJavascriptRequirement": {}},
+    "baseCommand": "echo",
+    "arguments": ["$(inputs.message.toUpperCase())"],
+    "inputs": {"message": "string"},
+    "outputs": {"out": "stdout"},
+    "stdout": "out.txt",
+}
+
+
+def runs_in_one_process(launcher: WarmLauncher, runs: list[Run]) -> list[int]:
+    """Run each to its end, one after another; their pids. Once a process has reported its
+    run's end it takes a moment to come back for another, so runs wait a little between."""
+    pids = []
+    for each in runs:
+        handle = launcher.start(each.spec)
+        assert handle.wait(120) == 0, each.stderr
+        pids.append(handle.pid)
+        time.sleep(0.2)
+    return pids
+
+
+def test_a_reused_process_runs_each_run_as_a_fresh_one_would(reuse_launcher, tmp_path):
+    runs = [
+        Run(tmp_path / "1", ECHO_TO_FILE, {"message": "one"}),
+        Run(tmp_path / "2", TWO_STEPS, {"message": "two"}),
+        Run(tmp_path / "3", WITH_EXPRESSION, {"message": "three"}),
+        Run(tmp_path / "4", ECHO_TO_FILE, {"message": "four"}),
+    ]
+
+    pids = runs_in_one_process(reuse_launcher, runs)
+
+    assert len(set(pids)) < len(pids)
+    read = [Path(r.outputs()["out"]["path"]).read_text() for r in runs]
+    assert read == ["one\n", "two\n", "THREE\n", "four\n"]
+    # Job names and task numbers start afresh in every run.
+    assert runs[3].task_lines()[0]["name"] == runs[0].task_lines()[0]["name"] == "workflow.cwl"
+    assert {line["id"] for line in runs[3].task_lines()} == {"1"}
+    # The expression engine went with its run: a waiting process has no child.
+    assert wait_until(lambda: all(not children_of(pid) for pid in set(pids)))
+
+
+def test_a_process_whose_run_failed_takes_no_other(reuse_launcher, tmp_path):
+    failing = reuse_launcher.start(Run(tmp_path / "f", FAILING, {}).spec)
+    assert failing.wait(120) != 0
+
+    later = runs_in_one_process(
+        reuse_launcher, [Run(tmp_path / str(n), ECHO, {"message": "x"}) for n in range(3)]
+    )
+
+    assert failing.pid not in later
+
+
+def test_killing_a_run_that_ended_leaves_the_next_run_of_its_process_alone(
+    reuse_launcher, tmp_path
+):
+    for attempt in range(20):
+        ended = reuse_launcher.start(Run(tmp_path / f"e{attempt}", ECHO, {"message": "x"}).spec)
+        assert ended.wait(120) == 0
+        time.sleep(0.2)
+        sleeper = Run(tmp_path / f"s{attempt}", SLEEP, {})
+        handle = reuse_launcher.start(sleeper.spec)
+        if handle.pid == ended.pid:
+            break
+        handle.kill_tree(5.0)
+    else:
+        pytest.fail("no process took a second run")
+    assert wait_until(lambda: (sleeper.tasks / "tasks.jsonl").exists() and sleeper.task_lines())
+
+    # A cancel of the first run that comes after its end.
+    ended.kill_tree(0.5)
+
+    assert handle.wait(1.0) is None
+    assert group_members(handle.pid)
+    handle.kill_tree(5.0)
+    assert handle.wait(30) == -signal.SIGKILL
+    assert wait_until(lambda: not group_members(handle.pid))

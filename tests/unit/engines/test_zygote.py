@@ -100,6 +100,33 @@ ENTRIES = {
             print(LEARNED)
             return 0
     """,
+    # An entry whose children may take another run: each run prints the process, how many
+    # runs it has had, what of the environment it sees and its directory.
+    "reusable_demo": """
+        import os, time
+        RUNS = 0
+        FIT = True
+
+        def reset():
+            print("written after the run")
+            return FIT
+
+        def main(argv):
+            global RUNS, FIT
+            RUNS += 1
+            print(os.getpid(), RUNS, os.environ.get("SEEN", "-"), os.environ.get("LEFT", "-"))
+            os.environ["LEFT"] = "by-an-earlier-run"
+            action = argv[0] if argv else "ok"
+            if action == "unfit":
+                FIT = False
+            if action == "fail":
+                return 3
+            if action == "nap":
+                time.sleep(1)
+            if action == "sleep":
+                time.sleep(600)
+            return 0
+    """,
     # A supervisor that cleans up on SIGTERM, and has the zygote wait for it.
     "graceful_demo": """
         import signal, sys, time
@@ -154,8 +181,10 @@ class Zygote:
             if wanted(message):
                 return message  # type: ignore[no-any-return]
 
-    def hello(self, *entries: str, spare_nice: int | None = None) -> dict[str, Any]:
-        message: dict[str, Any] = {"entries": list(entries)}
+    def hello(
+        self, *entries: str, spare_nice: int | None = None, reuse: bool = False
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {"entries": list(entries), "reuse": reuse}
         if spare_nice is not None:
             message["spare_nice"] = spare_nice
         self.send(message)
@@ -550,3 +579,112 @@ def test_children_inherit_what_the_entry_learned_from_earlier_requests(zygote, f
     # Each child was forked before the zygote learned from its own request; a learn() that
     # raised costs the zygote nothing.
     assert printed == [[], [[["a", "b"], str(folder)]], [[["a", "b"], str(folder)]]]
+
+
+def run_reusable(zygote: Zygote, folder: Path, *args: str, **fields: Any) -> list[str]:
+    """Run reusable_demo to its end; what it printed: pid, runs, SEEN and LEFT."""
+    reply = zygote.fork(folder, "reusable_demo", *args, **fields)
+    zygote.exit_of(reply["pid"])
+    return (folder / "stdout").read_text().split()
+
+
+def test_a_child_whose_run_ended_takes_the_next_run_with_a_fresh_environment(
+    zygote, folder, tmp_path
+):
+    zygote.hello("reusable_demo", reuse=True)
+    first = run_reusable(zygote, folder, env={"SEEN": "a"})
+
+    # The child comes back once it has reported its exit; the next request may come first.
+    for n in range(100):
+        later = tmp_path / f"later{n}"
+        later.mkdir()
+        second = run_reusable(zygote, later, env={"SEEN": "b"})
+        if second[0] == first[0]:
+            break
+    else:
+        pytest.fail("the child never took another run")
+    # What the child wrote after its run went nowhere near the run's log.
+    assert (folder / "stdout").read_text().split() == first
+    assert first[1:] == ["1", "a", "-"]
+    # Neither the last run's request nor what the run set is in the next one's environment.
+    assert second[1:] == [second[1], "b", "-"] and int(second[1]) >= 2
+
+
+def test_without_reuse_every_run_has_a_process_of_its_own(zygote, folder):
+    zygote.hello("reusable_demo")
+
+    pids = {run_reusable(zygote, folder)[0] for _ in range(5)}
+
+    assert len(pids) == 5
+
+
+@pytest.mark.parametrize("action", ["fail", "unfit"])
+def test_a_child_whose_run_failed_or_that_is_unfit_takes_no_other(zygote, folder, action):
+    zygote.hello("reusable_demo", reuse=True)
+    reply = zygote.fork(folder, "reusable_demo", action)
+    pid = reply["pid"]
+    assert zygote.exit_of(pid) == (3 if action == "fail" else 0)
+
+    later = {run_reusable(zygote, folder)[0] for _ in range(5)}
+
+    assert str(pid) not in later
+    deadline = time.monotonic() + 10
+    while alive(pid) and pid in children_of(zygote.proc.pid):
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+
+
+def test_each_run_of_a_reused_child_gets_its_own_record(zygote, folder):
+    zygote.hello("reusable_demo", reuse=True)
+    records = [folder / "engines" / f"run{n}.json" for n in range(6)]
+
+    pids = [int(run_reusable(zygote, folder, record=str(r))[0]) for r in records]
+
+    assert len(set(pids)) < len(pids)
+    assert [json.loads(r.read_text())["pid"] for r in records] == pids
+    assert [read_exit(r) for r in records] == [0] * len(records)
+
+
+def test_a_signal_for_a_run_that_ended_does_not_reach_the_next_run_of_its_process(
+    zygote, folder
+):
+    zygote.hello("reusable_demo", reuse=True)
+    first = zygote.fork(folder, "reusable_demo")
+    assert zygote.exit_of(first["pid"]) == 0
+    for _ in range(100):
+        second = zygote.fork(folder, "reusable_demo", "sleep")
+        if second["pid"] == first["pid"]:
+            break
+        zygote.send({"signal": int(signal.SIGKILL), "pid": second["pid"], "req": second["req"]})
+        zygote.exit_of(second["pid"])
+    else:
+        pytest.fail("the child never took another run")
+    pid = first["pid"]
+    deadline = time.monotonic() + 10
+    while not (folder / "stdout").read_text():  # the second run has started
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    # What a cancel of the first run, late, sends.
+    zygote.send({"signal": int(signal.SIGKILL), "pid": pid, "req": first["req"]})
+    time.sleep(0.3)
+    assert alive(pid)
+
+    zygote.send({"signal": int(signal.SIGKILL), "pid": pid, "req": second["req"]})
+    assert zygote.exit_of(pid) == -signal.SIGKILL
+
+
+def test_a_lingering_zygote_records_a_reusable_childs_exit_and_lets_it_go(
+    zygote, folder, keeper
+):
+    zygote.send({"entries": ["reusable_demo"], "keeper": keeper.pid, "reuse": True})
+    zygote.receive()
+    record = folder / "run.json"
+    pid = zygote.fork(folder, "reusable_demo", "nap", record=str(record))["pid"]
+
+    zygote.sock.close()
+
+    # The run ends by itself after its nap; the child is not kept for another.
+    assert zygote.wait() == 0
+    assert read_exit(record) == 0
+    assert not alive(pid)
