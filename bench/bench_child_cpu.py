@@ -13,12 +13,17 @@ first runs ``cwltool_child.prefault`` as the zygote's spare does while idle, and
 are from the end of that to the exit, the part of the run that a request waits for (the
 prefault's own CPU time is printed apart). The baseline's children are plain forks.
 
+With ``--reuse``, this checkout's children are engine processes reused as the zygote reuses
+them: each runs hello-world once, calls ``cwltool_child.reset()``, and the figures are those
+of its second run and the ``reset()`` after it (the process's own usage and its tools'), the
+CPU that each later run of a reused process costs. There is no fork and no exit in them.
+
 With ``--learn``, this checkout's worker first calls ``cwltool_child.learn`` for hello-world,
 as the zygote does once it has answered a request, so that its children find the workflow
 document parsed; the baseline's do not.
 
 Usage: python bench/bench_child_cpu.py --baseline DIR [--runs 60] [--batch 10] [--spare]
-       [--learn]
+       [--reuse] [--learn]
 """
 
 from __future__ import annotations
@@ -34,6 +39,47 @@ import sys
 from pathlib import Path
 
 from _common import HELLO, ROOT, hello_run_folder, silence_output, stop_on_signals
+
+
+def _usage() -> tuple[float, int]:
+    """This process's CPU seconds with those of its waited-for children, and its faults."""
+    own, tools = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + tools.ru_utime + tools.ru_stime, own.ru_minflt
+
+
+def reused_cpu_ms() -> tuple[float, int, float]:
+    """Fork a process that runs hello-world, ``reset()``, and hello-world again; the CPU ms
+    and minor faults of the second run with its ``reset()``."""
+    from toolchest_wes.engines import cwltool_child
+
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        silence_output()
+        figures = []
+        for _ in range(2):
+            folder, argv = hello_run_folder("child-cpu-")
+            os.environ[cwltool_child.TASK_DIR_ENV] = str(folder / "tasks")
+            before = _usage()
+            code = cwltool_child.main(argv)
+            fit = cwltool_child.reset()
+            after = _usage()
+            shutil.rmtree(folder)
+            if code != 0 or not fit:
+                os._exit(1)
+            figures = [(after[0] - before[0]) * 1000, after[1] - before[1]]
+        os.write(report_w, json.dumps(figures).encode())
+        os._exit(0)
+    os.close(report_w)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(report_r) as report:
+        text = report.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("a reused run failed, or reset() refused another")
+    cpu, faults = json.loads(text)
+    return cpu, faults, 0.0
 
 
 def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
@@ -65,7 +111,7 @@ def child_cpu_ms(spare: bool = False) -> tuple[float, int, float]:
         shutil.rmtree(folder)
 
 
-def serve(spare: bool, learn: bool = False) -> None:
+def serve(spare: bool, learn: bool = False, reuse: bool = False) -> None:
     """Worker mode: warm up, then answer each line ``N`` with N runs' figures as JSON."""
     from toolchest_wes.engines import cwltool_child
 
@@ -75,15 +121,22 @@ def serve(spare: bool, learn: bool = False) -> None:
             cwltool_child.learn([str(HELLO), "job.json"], str(ROOT))
     print("ready", flush=True)
     for line in sys.stdin:
-        print(json.dumps([child_cpu_ms(spare) for _ in range(int(line))]), flush=True)
+        figures = [reused_cpu_ms() if reuse else child_cpu_ms(spare) for _ in range(int(line))]
+        print(json.dumps(figures), flush=True)
 
 
 class Worker:
     """An interpreter running ``serve`` with one checkout's code."""
 
-    def __init__(self, code: Path, spare: bool = False, learn: bool = False) -> None:
+    def __init__(
+        self, code: Path, spare: bool = False, learn: bool = False, reuse: bool = False
+    ) -> None:
         env = dict(os.environ, PYTHONPATH=str(code))
-        flags = [*(["--spare"] if spare else []), *(["--learn"] if learn else [])]
+        flags = [
+            *(["--spare"] if spare else []),
+            *(["--learn"] if learn else []),
+            *(["--reuse"] if reuse else []),
+        ]
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", *flags],
             cwd=Path(__file__).parent,
@@ -120,17 +173,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--spare", action="store_true", help="this checkout's runs as spares")
     parser.add_argument(
+        "--reuse", action="store_true", help="this checkout's runs in reused engine processes"
+    )
+    parser.add_argument(
         "--learn", action="store_true", help="this checkout's zygote parsed hello-world before"
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     stop_on_signals()
     if args.serve:
-        serve(args.spare, args.learn)
+        serve(args.spare, args.learn, args.reuse)
         return
     if args.baseline is None:
         parser.error("--baseline DIR is required")
-    this, base = Worker(ROOT, args.spare, args.learn), Worker(args.baseline)
+    this, base = Worker(ROOT, args.spare, args.learn, args.reuse), Worker(args.baseline)
     try:
         this.runs(3), base.runs(3)  # warm-up
         ours: list[tuple[float, int, float]] = []
@@ -144,8 +200,10 @@ def main() -> None:
     o, t = (statistics.median(cpu for cpu, _, _ in runs) for runs in (ours, theirs))
     of, tf = (statistics.median(faults for _, faults, _ in runs) for runs in (ours, theirs))
     start = "the end of a spare's prefault" if args.spare else "fork"
+    span = "a reused process's second run and reset()" if args.reuse else f"{start} to exit"
     print(
-        f"warm hello-world run, CPU from {start} to exit ({len(ours)} runs each, in turns): "
+        f"warm hello-world run, CPU of this: {span}; baseline: fork to exit "
+        f"({len(ours)} runs each, in turns): "
         f"this {o:.1f} ms, baseline {t:.1f} ms, ratio {o / t:.2f}; "
         f"minor page faults {of:.0f} vs {tf:.0f}"
     )
