@@ -645,9 +645,7 @@ def test_each_run_of_a_reused_child_gets_its_own_record(zygote, folder):
     assert [read_exit(r) for r in records] == [0] * len(records)
 
 
-def test_a_signal_for_a_run_that_ended_does_not_reach_the_next_run_of_its_process(
-    zygote, folder
-):
+def test_a_signal_for_a_run_that_ended_does_not_reach_the_next_run_of_its_process(zygote, folder):
     zygote.hello("reusable_demo", reuse=True)
     first = zygote.fork(folder, "reusable_demo")
     assert zygote.exit_of(first["pid"]) == 0
@@ -674,9 +672,7 @@ def test_a_signal_for_a_run_that_ended_does_not_reach_the_next_run_of_its_proces
     assert zygote.exit_of(pid) == -signal.SIGKILL
 
 
-def test_a_lingering_zygote_records_a_reusable_childs_exit_and_lets_it_go(
-    zygote, folder, keeper
-):
+def test_a_lingering_zygote_records_a_reusable_childs_exit_and_lets_it_go(zygote, folder, keeper):
     zygote.send({"entries": ["reusable_demo"], "keeper": keeper.pid, "reuse": True})
     zygote.receive()
     record = folder / "run.json"
