@@ -68,6 +68,7 @@ from toolchest_wes.engines.cwltool_sandbox import (
     sandboxed_job_popen,
 )
 from toolchest_wes.engines.engine_jail import JailError, enter_jail, scrub_environment
+from toolchest_wes.engines.proctree import children
 from toolchest_wes.engines.sandbox import SANDBOX_ENV, SandboxPolicy
 
 __all__ = ["IGNORE_DOCKER_ENV", "TASK_DIR_ENV", "learn", "main", "prefault", "reset", "warm"]
@@ -784,7 +785,8 @@ def reset() -> bool:
     if _zygote_cpus is not None and os.sched_getaffinity(0) != _zygote_cpus:
         os.sched_setaffinity(0, _zygote_cpus)
     tempfile.tempdir = _zygote_tempdir
-    return not _own_children()
+    # A process it started, ended or not, belongs to the run that started it.
+    return not children(os.getpid())
 
 
 def _stop_expression_engines() -> None:
@@ -803,21 +805,6 @@ def _stop_expression_engines() -> None:
                 if stream is not None:
                     stream.close()
     procs.clear()
-
-
-def _own_children() -> bool:
-    """Whether a process that this one started is still there (reaped or not)."""
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return True  # cannot tell: take no risk
-    for task in tasks:
-        try:
-            if Path(f"/proc/self/task/{task}/children").read_text().strip():
-                return True
-        except OSError:
-            return True
-    return False
 
 
 if __name__ == "__main__":

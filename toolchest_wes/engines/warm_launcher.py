@@ -53,8 +53,8 @@ _CLOSE_TIMEOUT_S = 10.0
 class _WarmHandle:
     """A run in a process forked by the zygote; its exit arrives through the zygote's socket.
 
-    ``signal(pid, req, sig)`` delivers a signal to the run's process group through the zygote,
-    which drops it once the process has gone on to another run (reuse)."""
+    ``signal_run(pid, req, sig)`` delivers a signal to the run's process group through the
+    zygote, which drops it once the process has gone on to another run (reuse)."""
 
     def __init__(
         self, pid: int, req: int, signal_run: Callable[[int, int, signal.Signals], None]
