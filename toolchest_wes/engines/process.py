@@ -27,6 +27,7 @@ from typing import BinaryIO
 from toolchest_wes.engines.base import LaunchSpec, ProcessHandle
 from toolchest_wes.engines.engine_record import write_record
 from toolchest_wes.engines.pidwait import wait_exit
+from toolchest_wes.engines.proctree import children, stat_fields
 
 __all__ = ["ProcessLostError", "SubprocessLauncher", "program_output"]
 
@@ -66,6 +67,22 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
+def _run_left_in_group(pgid: int) -> bool:
+    """Whether a process of the group's run is left once its leader has reported its exit.
+
+    A leader that has exited leaves its tools, if any, in the group. A leader that lives on is
+    an engine process that took its run's end and waits for another run (or has one): its
+    group stays while it lives, but what its run left would be among its children, which it
+    had none of when it offered itself again.
+    """
+    if not _group_exists(pgid):
+        return False
+    leader = stat_fields(pgid)
+    if leader is None or leader[0] in (b"Z", b"X"):
+        return True
+    return bool(children(pgid))
+
+
 def kill_group(
     pgid: int,
     grace_s: float,
@@ -88,7 +105,7 @@ def kill_group(
     deliver(signal.SIGTERM)
     try:
         if wait(max(grace_s, 0.0)) is not None:
-            while _group_exists(pgid) and time.monotonic() < deadline:
+            while _run_left_in_group(pgid) and time.monotonic() < deadline:
                 time.sleep(_GROUP_POLL_S)
     except ProcessLostError:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -716,3 +717,15 @@ def test_killing_a_run_that_ended_leaves_the_next_run_of_its_process_alone(
     handle.kill_tree(5.0)
     assert handle.wait(30) == -signal.SIGKILL
     assert wait_until(lambda: not group_members(handle.pid))
+
+
+def test_a_cancel_after_the_run_ended_does_not_wait_out_its_grace(reuse_launcher, tmp_path):
+    # The process lives on for another run, so its group does too; nothing of the run is left.
+    ended = reuse_launcher.start(Run(tmp_path / "e", ECHO, {"message": "x"}).spec)
+    assert ended.wait(120) == 0
+    cancel = threading.Thread(target=ended.kill_tree, args=(120.0,), daemon=True)
+
+    cancel.start()
+
+    cancel.join(60)
+    assert not cancel.is_alive()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchest_wes.engines import warm_launcher
+from toolchest_wes.engines import process, warm_launcher
 from toolchest_wes.engines.base import Launcher, LaunchSpec, ProcessHandle
 from toolchest_wes.engines.process import ProcessLostError, SubprocessLauncher
 from toolchest_wes.engines.warm_launcher import WarmLauncher
@@ -350,3 +352,46 @@ def test_close_leaves_no_zygote(tmp_path):
     assert handle.wait(0) == -signal.SIGKILL
     with pytest.raises(RuntimeError, match="closed"):
         launcher.start(make_spec(tmp_path, "exit", "0"))
+
+
+@pytest.fixture
+def leader() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that leads a group of its own and starts a child when it reads a line."""
+    proc = subprocess.Popen(
+        ["sh", "-c", "read line; sleep 600 & wait"],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    yield proc
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.stdin is not None
+    proc.stdin.close()
+
+
+def test_a_live_leader_without_children_leaves_nothing_of_its_run(leader):
+    # An engine process that took its run's end and waits for another.
+    assert process._group_exists(leader.pid)
+
+    assert not process._run_left_in_group(leader.pid)
+
+
+def test_a_live_leader_with_a_child_still_runs_something(leader):
+    assert leader.stdin is not None
+    leader.stdin.write(b"go\n")
+    leader.stdin.flush()
+    assert wait_until(lambda: len(group_members(leader.pid)) == 2)
+
+    assert process._run_left_in_group(leader.pid)
+
+
+def test_a_group_whose_leader_exited_is_left_while_it_has_members(leader):
+    assert leader.stdin is not None
+    leader.stdin.write(b"go\n")
+    leader.stdin.flush()
+    assert wait_until(lambda: len(group_members(leader.pid)) == 2)
+    os.kill(leader.pid, signal.SIGKILL)
+    leader.wait()
+
+    assert process._run_left_in_group(leader.pid)
