@@ -70,10 +70,10 @@ def _group_exists(pgid: int) -> bool:
 def _run_left_in_group(pgid: int) -> bool:
     """Whether a process of the group's run is left once its leader has reported its exit.
 
-    A leader that has exited leaves its tools, if any, in the group. A leader that lives on is
-    an engine process that took its run's end and waits for another run (or has one): its
-    group stays while it lives, but what its run left would be among its children, which it
-    had none of when it offered itself again.
+    A leader that has exited leaves its tools, if any, in the group. A leader that lives on
+    after its report is finishing its teardown, or is an engine process that waits for another
+    run (or has one), whose group stays while it lives: either way, what its run left would be
+    among its children, and a process offers itself for another run only with none.
     """
     if not _group_exists(pgid):
         return False
