@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 
-from toolchest_wes.core.retention import describe_period, outputs_expiry
+from toolchest_wes.core import retention
+from toolchest_wes.core.retention import describe_period, outputs_expiry, sweep_outputs
 from toolchest_wes.core.workspace import Workspace
 from toolchest_wes.models import RunRequest, State
 from toolchest_wes.store.base import RunRecord
+from toolchest_wes.store.bulk_load import load_embedded
+from toolchest_wes.store.embedded_store import EmbeddedStateStore
 
 DAY = 86400.0
 END = "2024-03-01T12:00:00Z"
@@ -17,7 +20,8 @@ END_S = 1709294400.0
 def _record(state: State = State.COMPLETE, **fields: object) -> RunRecord:
     request = RunRequest(workflow_type="CWL", workflow_type_version="v1.2", workflow_url="w")
     fields.setdefault("end_time", END)
-    return RunRecord(run_id="r", state=state, request=request, created_at=0, **fields)  # type: ignore[arg-type]
+    fields.setdefault("run_id", "r")
+    return RunRecord(state=state, request=request, created_at=0, **fields)  # type: ignore[arg-type]
 
 
 def test_expiry_is_the_end_plus_the_period() -> None:
@@ -98,3 +102,42 @@ def test_a_linked_run_directory_is_left_alone(tmp_path) -> None:
     assert (outside / "outputs").is_dir()
     assert workspace.remove_run_dir("r") == []
     assert outside.is_dir() and not (workspace.runs_dir / "r").exists()
+
+
+def test_the_sweep_offers_its_core_after_each_run(tmp_path, monkeypatch) -> None:
+    # The real store and workspace; only the yield is counted, since what it does for other
+    # processes' latency is a matter for bench/bench_history.py, not for a test.
+    count = 2 * retention._BATCH + 5
+    db = tmp_path / "runs.sqlite"
+    load_embedded(db, (_record(run_id=f"r{i:04d}") for i in range(count)))
+    workspace = Workspace(tmp_path / "runs")
+    for i in range(count):
+        workspace.stage(f"r{i:04d}", [], {})
+    yields: list[None] = []
+    monkeypatch.setattr(retention.os, "sched_yield", lambda: yields.append(None))
+    store = EmbeddedStateStore(db)
+    try:
+        swept = sweep_outputs(store, workspace, DAY)
+    finally:
+        store.close()
+
+    assert len(swept) == count
+    assert len(yields) == count
+    assert not any((workspace.runs_dir / f"r{i:04d}" / "outputs").exists() for i in range(count))
+
+
+def test_the_sweep_rests_after_each_full_batch(tmp_path, monkeypatch) -> None:
+    count = 2 * retention._BATCH + 5
+    db = tmp_path / "runs.sqlite"
+    load_embedded(db, (_record(run_id=f"r{i:04d}") for i in range(count)))
+    rests: list[float] = []
+    monkeypatch.setattr(retention.time, "sleep", rests.append)
+    store = EmbeddedStateStore(db)
+    try:
+        sweep_outputs(store, Workspace(tmp_path / "runs"), DAY)
+    finally:
+        store.close()
+
+    # Two full batches, each followed by a rest; the last, short batch ends the pass.
+    assert len(rests) == 2
+    assert all(rest > 0 for rest in rests)
