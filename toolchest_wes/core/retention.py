@@ -112,7 +112,9 @@ def sweep_outputs(
             # a woken request handler, and neither nice nor SCHED_IDLE changes that: a sweep
             # that never blocked raised every server's status p99 on the machine 4-fold
             # (bench/bench_history.py). Offering the core after each run bounds the wait to
-            # one run's work; the call returns at once when nothing else wants the core.
+            # one run's work; the call returns at once when nothing else wants the core. It
+            # also releases the GIL, so in a server's own process a request thread that waits
+            # for it runs next.
             os.sched_yield()
         if len(due) < _BATCH or not progress:
             break
