@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +323,22 @@ def test_a_task_log_that_is_gone_is_404(wes: Wes, tmp_path: Path) -> None:
             log.unlink()
 
     assert_error(wes.get(f"/runs/{run_id}/tasks/{task['id']}/stdout"), 404, "has no stdout")
+
+
+def test_a_running_tasks_log_not_written_yet_is_empty(wes: Wes, tmp_path: Path) -> None:
+    # A task is listed as it starts, before its log reaches the storage (S3: the first part
+    # is sent after storage_log_interval_s); until the run ends, its log reads as empty.
+    run_id = wes.submit(CWL / "sleep.cwl", {"seconds": 600})
+    deadline = time.monotonic() + 60
+    while not (tasks := wes.get(f"/runs/{run_id}/tasks").get_json()["task_logs"]):
+        assert time.monotonic() < deadline, "the task never showed up"
+        time.sleep(0.05)
+    for log in (tmp_path / "data" / "runs" / run_id).rglob("stdout"):
+        if log.parent.name == tasks[0]["id"]:
+            log.unlink()
+
+    response = wes.get(f"/runs/{run_id}/tasks/{tasks[0]['id']}/stdout")
+
+    assert response.status_code == 200 and response.get_data() == b""
+    wes.client.post(f"{API}/runs/{run_id}/cancel")
+    assert wes.wait(run_id) is State.CANCELED

@@ -415,17 +415,23 @@ class RunService:
     def task_log(
         self, run_id: str, task_id: str, stream: str, *, caller: Caller = ANONYMOUS
     ) -> Path | StoredFile:
-        """The stdout or stderr file of one task. Raises ``NotFoundError``."""
+        """The stdout or stderr file of one task (which may not exist yet while the run goes
+        on). Raises ``NotFoundError``, also for a finished run's task without that log."""
         task = self.get_task(run_id, task_id, caller=caller)
         path = self.workspace.run_dir(run_id).task_log(task["id"], stream)
+        target: Path | StoredFile = path
         if self.files is not None:
             rel = path.relative_to(self.workspace.run_dir(run_id).root).as_posix()
-            stored = StoredFile(f"{run_id}/{rel}", stream, log=True)
+            target = StoredFile(f"{run_id}/{rel}", stream, log=True)
             with self._storage("the task's log"):
-                if self.files.look_log(stored.key) is not None:
-                    return stored
+                if self.files.look_log(target.key) is not None:
+                    return target
         elif path.is_file():
             return path
+        # A task is listed as soon as it starts, before its log's first part reaches the
+        # storage: until the run ends its log is empty, as the run's own logs are.
+        if not self.get_run(run_id, caller=caller).state.is_terminal:
+            return target
         raise NotFoundError(f"task {task_id!r} of run {run_id!r} has no {stream}")
 
     def output_path(
