@@ -59,12 +59,6 @@ def fill(path: Path, count: int) -> Path:
     return path
 
 
-def copy_of(source: Path, target: Path) -> Path:
-    """A fresh copy of a data directory, so that each code tree sweeps the same history."""
-    shutil.copytree(source, target)
-    return target
-
-
 def measure(label: str, code: Path, small: Path, large: Path, args: argparse.Namespace) -> None:
     """Start both servers from ``code``, poll while the large one sweeps, and print p99s."""
     status = f"{API}/runs/{OLD_RUN}/status"
@@ -131,7 +125,8 @@ def main() -> None:
         small = fill(Path(tmp) / "small", args.small)
         large = fill(Path(tmp) / "large", args.runs)
         for i, (label, code) in enumerate(trees):
-            copies = [copy_of(d, Path(tmp) / f"{d.name}-{i}") for d in (small, large)]
+            # A fresh copy of both stores, so that each code tree sweeps the same history.
+            copies = [shutil.copytree(d, Path(tmp) / f"{d.name}-{i}") for d in (small, large)]
             measure(label, code, copies[0], copies[1], args)
             for copy in copies:
                 shutil.rmtree(copy)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 from toolchest_wes.core import retention
 from toolchest_wes.core.retention import describe_period, outputs_expiry, sweep_outputs
@@ -104,39 +107,42 @@ def test_a_linked_run_directory_is_left_alone(tmp_path) -> None:
     assert outside.is_dir() and not (workspace.runs_dir / "r").exists()
 
 
-def test_the_sweep_offers_its_core_after_each_run(tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def history(tmp_path) -> Iterator[tuple[EmbeddedStateStore, list[str]]]:
+    """A real SQLite store of two full sweep batches and a short one, all ended long ago."""
+    run_ids = [f"r{i:04d}" for i in range(2 * retention._BATCH + 5)]
+    db = tmp_path / "runs.sqlite"
+    load_embedded(db, (_record(run_id=run_id) for run_id in run_ids))
+    store = EmbeddedStateStore(db)
+    try:
+        yield store, run_ids
+    finally:
+        store.close()
+
+
+def test_the_sweep_offers_its_core_after_each_run(history, tmp_path, monkeypatch) -> None:
     # The real store and workspace; only the yield is counted, since what it does for other
     # processes' latency is a matter for bench/bench_history.py, not for a test.
-    count = 2 * retention._BATCH + 5
-    db = tmp_path / "runs.sqlite"
-    load_embedded(db, (_record(run_id=f"r{i:04d}") for i in range(count)))
+    store, run_ids = history
     workspace = Workspace(tmp_path / "runs")
-    for i in range(count):
-        workspace.stage(f"r{i:04d}", [], {})
+    for run_id in run_ids:
+        workspace.stage(run_id, [], {})
     yields: list[None] = []
     monkeypatch.setattr(retention.os, "sched_yield", lambda: yields.append(None))
-    store = EmbeddedStateStore(db)
-    try:
-        swept = sweep_outputs(store, workspace, DAY)
-    finally:
-        store.close()
 
-    assert len(swept) == count
-    assert len(yields) == count
-    assert not any((workspace.runs_dir / f"r{i:04d}" / "outputs").exists() for i in range(count))
+    swept = sweep_outputs(store, workspace, DAY)
+
+    assert len(swept) == len(run_ids)
+    assert len(yields) == len(run_ids)
+    assert not any((workspace.runs_dir / run_id / "outputs").exists() for run_id in run_ids)
 
 
-def test_the_sweep_rests_after_each_full_batch(tmp_path, monkeypatch) -> None:
-    count = 2 * retention._BATCH + 5
-    db = tmp_path / "runs.sqlite"
-    load_embedded(db, (_record(run_id=f"r{i:04d}") for i in range(count)))
+def test_the_sweep_rests_after_each_full_batch(history, tmp_path, monkeypatch) -> None:
+    store, _ = history
     rests: list[float] = []
     monkeypatch.setattr(retention.time, "sleep", rests.append)
-    store = EmbeddedStateStore(db)
-    try:
-        sweep_outputs(store, Workspace(tmp_path / "runs"), DAY)
-    finally:
-        store.close()
+
+    sweep_outputs(store, Workspace(tmp_path / "runs"), DAY)
 
     # Two full batches, each followed by a rest; the last, short batch ends the pass.
     assert len(rests) == 2
